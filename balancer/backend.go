@@ -1,0 +1,125 @@
+// Package balancer picks the backend for each request and tracks backend health.
+package balancer
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Backend is one upstream server and its live state. Its state fields are
+// atomics so that every request can read them without a lock. A Backend must
+// not be copied after first use.
+type Backend struct {
+	URL    string // as configured, e.g. http://127.0.0.1:9001
+	Addr   string // host:port to dial
+	Weight int    // weighted policy share; values below 1 count as 1
+	Backup bool   // used only while no regular backend is available
+	Index  int    // position in its Pool's Backends, for per-backend tables kept by callers
+
+	health *Health // nil: failures never take it out
+
+	inflight  atomic.Int64 // requests being served now
+	served    atomic.Uint64
+	fails     atomic.Int32 // consecutive passive failures
+	lastFail  atomic.Int64 // unix nanos of the last failure
+	downUntil atomic.Int64 // unix nanos; passive failures keep it out until then
+	checkDown atomic.Bool  // the active check failed last time
+	down      atomic.Bool  // the state last logged, so each change is logged once
+}
+
+// Health holds the passive health settings shared by a pool's backends. Its
+// zero value never takes a backend out.
+type Health struct {
+	MaxFails    int           // consecutive failures that take a backend out; 0 disables
+	FailTimeout time.Duration // how long it stays out, and the window failures must fall in
+	Logger      *slog.Logger  // state changes; nil means slog.Default()
+}
+
+func (h *Health) logger() *slog.Logger {
+	if h == nil || h.Logger == nil {
+		return slog.Default()
+	}
+	return h.Logger
+}
+
+// Available reports whether the backend may be given a request: neither its
+// active check nor recent passive failures have taken it out.
+func (b *Backend) Available() bool {
+	if b.checkDown.Load() {
+		return false
+	}
+	if du := b.downUntil.Load(); du != 0 && time.Now().UnixNano() < du {
+		return false
+	}
+	return true
+}
+
+// Inflight returns the number of requests the backend is serving now.
+func (b *Backend) Inflight() int64 { return b.inflight.Load() }
+
+// Fails returns the current count of consecutive failures.
+func (b *Backend) Fails() int { return int(b.fails.Load()) }
+
+// Served returns how many requests the backend has been given.
+func (b *Backend) Served() uint64 { return b.served.Load() }
+
+// Begin counts a request as started on the backend; End must follow.
+func (b *Backend) Begin() {
+	b.inflight.Add(1)
+	b.served.Add(1)
+}
+
+// End counts a request as finished.
+func (b *Backend) End() { b.inflight.Add(-1) }
+
+// Fail records a failed request (connection refused, timeout, invalid
+// response). MaxFails of them within FailTimeout take the backend out for
+// FailTimeout. As in nginx, a backend that comes back after its time out
+// goes out again on its first failure.
+func (b *Backend) Fail() {
+	h := b.health
+	now := time.Now().UnixNano()
+	if last := b.lastFail.Swap(now); h != nil && now-last > int64(h.FailTimeout) && !b.down.Load() {
+		b.fails.Store(0)
+	}
+	n := b.fails.Add(1)
+	if h == nil || h.MaxFails <= 0 || int(n) < h.MaxFails {
+		return
+	}
+	b.downUntil.Store(now + int64(h.FailTimeout))
+	if b.down.CompareAndSwap(false, true) {
+		h.logger().Warn("backend down", "backend", b.URL, "fails", n, "retry_in", h.FailTimeout)
+	}
+}
+
+// Succeed records a good response and clears passive failures.
+func (b *Backend) Succeed() {
+	if b.fails.Load() != 0 {
+		b.fails.Store(0)
+	}
+	if b.downUntil.Load() != 0 {
+		b.downUntil.Store(0)
+	}
+	if b.down.Load() && !b.checkDown.Load() && b.down.CompareAndSwap(true, false) {
+		b.health.logger().Info("backend up", "backend", b.URL)
+	}
+}
+
+// setChecked records the outcome of an active health check.
+func (b *Backend) setChecked(ok bool, err error) {
+	if ok {
+		if b.checkDown.CompareAndSwap(true, false) {
+			b.fails.Store(0)
+			b.downUntil.Store(0)
+			if b.down.CompareAndSwap(true, false) {
+				b.health.logger().Info("backend up", "backend", b.URL, "by", "health check")
+			}
+		}
+		return
+	}
+	b.checkDown.Store(true)
+	if b.down.CompareAndSwap(false, true) {
+		b.health.logger().Warn("backend down", "backend", b.URL, "by", "health check", "error", err)
+	}
+}

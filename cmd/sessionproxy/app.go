@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"sessionproxy/balancer"
+	"sessionproxy/config"
+	"sessionproxy/proxy"
+)
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// app is one running sessionproxy: the listener, the admin listener and the
+// proxy currently in service, which SIGHUP replaces.
+type app struct {
+	flags   runFlags
+	logger  *slog.Logger
+	cfg     *config.Config
+	current atomic.Pointer[generation]
+	server  *fasthttp.Server
+	admin   *http.Server
+}
+
+// generation is the proxy built from one configuration, with what must be
+// stopped when it is replaced.
+type generation struct {
+	proxy *proxy.Proxy
+	stop  func()
+}
+
+func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
+	a := &app{flags: f, logger: logger, cfg: c}
+	g, err := build(c, logger, nil)
+	if err != nil {
+		return nil, err
+	}
+	a.current.Store(g)
+	handler := func(ctx *fasthttp.RequestCtx) { a.current.Load().proxy.ServeHTTP(ctx) }
+	a.server = proxy.NewServer(handler, proxy.ServerOptions{
+		MaxBody:     int64(c.MaxBody),
+		ReadTimeout: c.Timeouts.ClientRead.Std(),
+		IdleTimeout: c.Timeouts.ClientIdle.Std(),
+	})
+	if c.Admin != "" {
+		a.admin = &http.Server{
+			Addr:              c.Admin,
+			Handler:           proxy.AdminHandler(func() *proxy.Proxy { return a.current.Load().proxy }),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+	}
+	return a, nil
+}
+
+// build makes a proxy from a configuration. prev, if not nil, is the
+// generation being replaced, whose parts may be kept.
+func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation, error) {
+	var backends []*balancer.Backend
+	for _, bc := range c.Backends {
+		b, err := proxy.NewBackend(bc.URL, bc.Weight, bc.Backup)
+		if err != nil {
+			return nil, err
+		}
+		backends = append(backends, b)
+	}
+	pool, err := balancer.NewPool(c.Balancer, backends, &balancer.Health{
+		MaxFails:    c.Health.MaxFails,
+		FailTimeout: c.Health.FailTimeout.Std(),
+		Logger:      logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p := &proxy.Proxy{
+		Pool:            pool,
+		Retries:         c.Retries,
+		ConnectTimeout:  c.Timeouts.Connect.Std(),
+		ResponseTimeout: c.Timeouts.Response.Std(),
+		Logger:          logger,
+	}
+	if prev != nil {
+		p.Metrics = prev.proxy.Metrics
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if c.Health.CheckPath != "" {
+		checker := &balancer.Checker{
+			Path:     c.Health.CheckPath,
+			Interval: c.Health.CheckInterval.Std(),
+			Timeout:  c.Timeouts.Connect.Std() + c.Timeouts.Response.Std()/10,
+		}
+		go checker.Run(ctx, pool)
+	}
+	return &generation{proxy: p, stop: cancel}, nil
+}
+
+// serve listens and serves until SIGTERM or SIGINT, then drains.
+func (a *app) serve() int {
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		a.logger.Error("cannot listen", "addr", a.cfg.Listen, "error", err)
+		return 1
+	}
+	var adminLn net.Listener
+	if a.admin != nil {
+		if adminLn, err = net.Listen("tcp", a.cfg.Admin); err != nil {
+			a.logger.Error("cannot listen for admin", "addr", a.cfg.Admin, "error", err)
+			return 1
+		}
+		go a.admin.Serve(adminLn)
+	}
+	a.logger.Info("sessionproxy listening", "addr", ln.Addr().String(), "backends", len(a.cfg.Backends),
+		"balancer", a.cfg.Balancer, "admin", a.cfg.Admin, "version", version)
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(ln) }()
+	for {
+		select {
+		case err := <-serveErr:
+			if err != nil {
+				a.logger.Error("serve failed", "error", err)
+				return 1
+			}
+			return 0
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				a.reload()
+				continue
+			}
+			return a.shutdown(sig, sigs)
+		}
+	}
+}
+
+// reload re-reads the config file; an invalid file keeps the old config.
+func (a *app) reload() {
+	if a.flags.config == "" {
+		a.logger.Warn("SIGHUP ignored: no -config file to re-read")
+		return
+	}
+	c, err := a.flags.load()
+	if err != nil {
+		var es config.Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				a.logger.Error("reload failed, keeping the old config", "file", a.flags.config, "line", e.Line, "error", e.Msg)
+			}
+		} else {
+			a.logger.Error("reload failed, keeping the old config", "error", err)
+		}
+		return
+	}
+	prev := a.current.Load()
+	g, err := build(c, a.logger, prev)
+	if err != nil {
+		a.logger.Error("reload failed, keeping the old config", "error", err)
+		return
+	}
+	a.current.Store(g)
+	prev.stop()
+	a.cfg = c
+	a.logger.Info("config reloaded", "file", a.flags.config, "backends", len(c.Backends))
+}
+
+// shutdown stops accepting, lets in-flight requests finish within
+// timeouts.shutdown, then exits 0. A second signal exits at once.
+func (a *app) shutdown(sig os.Signal, sigs <-chan os.Signal) int {
+	a.logger.Info("shutting down", "signal", sig.String(), "grace", a.cfg.Timeouts.Shutdown.Std())
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeouts.Shutdown.Std())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.server.ShutdownWithContext(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			a.logger.Warn("shutdown", "error", err)
+		}
+	case s := <-sigs:
+		a.logger.Warn("second signal, exiting now", "signal", s.String())
+		return 1
+	}
+	if a.admin != nil {
+		a.admin.Close()
+	}
+	g := a.current.Load()
+	g.stop()
+	a.logger.Info("stopped")
+	return 0
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "demo: not built yet")
+	return 1
+}

@@ -1,0 +1,330 @@
+// Package config reads and checks sessionproxy's YAML configuration.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file. Fields left out of the file keep
+// the values of DefaultConfig.
+type Config struct {
+	Listen    string    `yaml:"listen"`     // (default ":8080")
+	Admin     string    `yaml:"admin"`      // admin listener; empty turns it off (default off)
+	Balancer  string    `yaml:"balancer"`   // round_robin | weighted | least_conn (default round_robin)
+	Backends  []Backend `yaml:"backends"`   // at least one is needed to run
+	Health    Health    `yaml:"health"`     //
+	Timeouts  Timeouts  `yaml:"timeouts"`   //
+	Retries   int       `yaml:"retries"`    // extra tries on another backend (default 1)
+	MaxBody   Size      `yaml:"max_body"`   // larger request bodies get 413 (default 10MiB)
+	AccessLog string    `yaml:"access_log"` // text | json | combined | off (default text)
+	Session   Session   `yaml:"session"`    //
+
+	// lines maps a field path such as "backends[1].url" to its line in the
+	// file, so that checks made after decoding can still name a line.
+	lines map[string]int
+}
+
+// Backend is one upstream server.
+type Backend struct {
+	URL    string `yaml:"url"`    // http://host:port
+	Weight int    `yaml:"weight"` // used by the weighted balancer (default 1)
+	Backup bool   `yaml:"backup"` // used only while every other backend is down
+}
+
+// Health configures passive and active health checking.
+type Health struct {
+	MaxFails      int      `yaml:"max_fails"`      // consecutive failures that take a backend out; 0 disables (default 3)
+	FailTimeout   Duration `yaml:"fail_timeout"`   // how long it stays out (default 10s)
+	CheckPath     string   `yaml:"check_path"`     // active GET check path; empty = passive only
+	CheckInterval Duration `yaml:"check_interval"` // (default 2s)
+}
+
+// Timeouts bounds each phase of a request.
+type Timeouts struct {
+	Connect    Duration `yaml:"connect"`     // dialing a backend (default 2s)
+	Response   Duration `yaml:"response"`    // backend answer, else 504 (default 30s)
+	ClientRead Duration `yaml:"client_read"` // reading a client's request (default 30s)
+	ClientIdle Duration `yaml:"client_idle"` // idle client keep-alive (default 90s)
+	Shutdown   Duration `yaml:"shutdown"`    // graceful drain on SIGTERM (default 30s)
+}
+
+// Session configures the session store and its cookie.
+type Session struct {
+	Cookie         string     `yaml:"cookie"`           // (default SPSESSIONID)
+	CookieSecure   bool       `yaml:"cookie_secure"`    // (default false)
+	CookieSameSite string     `yaml:"cookie_same_site"` // lax | strict | none (default lax)
+	TTL            Duration   `yaml:"ttl"`              // sliding idle lifetime (default 30m)
+	Ignore         string     `yaml:"ignore"`           // regexp of paths that get no session (default none)
+	Create         string     `yaml:"create"`           // on_write | always (default on_write)
+	Write          string     `yaml:"write"`            // sync | async (default sync)
+	MaxSize        Size       `yaml:"max_size"`         // encoded size of one session (default 64KiB)
+	StoreDown      string     `yaml:"store_down"`       // reject | new (default reject)
+	LocalCache     LocalCache `yaml:"local_cache"`      //
+	Memcached      Memcached  `yaml:"memcached"`        //
+}
+
+// LocalCache configures the in-process hot tier.
+type LocalCache struct {
+	Size Size     `yaml:"size"` // 0 turns the tier off (default 64MiB)
+	TTL  Duration `yaml:"ttl"`  // 0 trusts local copies; >0 re-reads after this long (default 0)
+}
+
+// Memcached configures the shared session store.
+type Memcached struct {
+	Nodes         []string `yaml:"nodes"`          // "id:host:port" or "host:port"; none = local tier only
+	FailoverNodes []string `yaml:"failover_nodes"` // node IDs used only while regular nodes are missing
+	Replicas      int      `yaml:"replicas"`       // copies of each session, primary included (default 2)
+	KeyPrefix     string   `yaml:"key_prefix"`     // (default "sp:")
+	Timeout       Duration `yaml:"timeout"`        // per operation and dial (default 100ms)
+	MaxIdleConns  int      `yaml:"max_idle_conns"` // per node (default 64)
+}
+
+// Node is one parsed memcached node.
+type Node struct {
+	ID       string // the name used in failover_nodes and /status
+	Addr     string // host:port
+	Failover bool   // listed in failover_nodes
+}
+
+// DefaultConfig holds every default. Parse starts from a copy of it.
+var DefaultConfig = Config{
+	Listen:   ":8080",
+	Balancer: "round_robin",
+	Health: Health{
+		MaxFails:      3,
+		FailTimeout:   Duration(10 * time.Second),
+		CheckInterval: Duration(2 * time.Second),
+	},
+	Timeouts: Timeouts{
+		Connect:    Duration(2 * time.Second),
+		Response:   Duration(30 * time.Second),
+		ClientRead: Duration(30 * time.Second),
+		ClientIdle: Duration(90 * time.Second),
+		Shutdown:   Duration(30 * time.Second),
+	},
+	Retries:   1,
+	MaxBody:   10 << 20,
+	AccessLog: "text",
+	Session: Session{
+		Cookie:         "SPSESSIONID",
+		CookieSameSite: "lax",
+		TTL:            Duration(30 * time.Minute),
+		Create:         "on_write",
+		Write:          "sync",
+		MaxSize:        64 << 10,
+		StoreDown:      "reject",
+		LocalCache:     LocalCache{Size: 64 << 20},
+		Memcached: Memcached{
+			Replicas:     2,
+			KeyPrefix:    "sp:",
+			Timeout:      Duration(100 * time.Millisecond),
+			MaxIdleConns: 64,
+		},
+	},
+}
+
+// Default returns a copy of DefaultConfig.
+func Default() *Config {
+	c := DefaultConfig
+	c.Backends = nil
+	return &c
+}
+
+// Error is one problem in a configuration, at a line of the file when known
+// (Line is 0 for values that came from flags or defaults).
+type Error struct {
+	Line int
+	Msg  string
+	path string // field path, for errors found before a line was known
+}
+
+func (e Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
+	}
+	return e.Msg
+}
+
+// Errors is every problem found in one configuration, in file order.
+type Errors []Error
+
+func (es Errors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Format writes one "FILE:LINE: message" line per error, as nginx -t and
+// compilers do. Errors without a line get "FILE: message".
+func (es Errors) Format(filename string) string {
+	var b strings.Builder
+	for _, e := range es {
+		if e.Line > 0 {
+			fmt.Fprintf(&b, "%s:%d: %s\n", filename, e.Line, e.Msg)
+		} else {
+			fmt.Fprintf(&b, "%s: %s\n", filename, e.Msg)
+		}
+	}
+	return b.String()
+}
+
+// LoadFile reads, parses and validates a configuration file. Its errors are
+// Errors; a file that cannot be read is reported as a plain error.
+func LoadFile(filename string) (*Config, error) {
+	c, err := ParseFile(filename)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ParseFile reads and parses a configuration file without validating it,
+// so that flags can override it first.
+func ParseFile(filename string) (*Config, error) {
+	data, err := os.ReadFile(filename)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(data)
+}
+
+// Load parses and validates a configuration.
+func Load(data []byte) (*Config, error) {
+	c, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Parse decodes YAML over the defaults. Unknown keys and values of the wrong
+// type are Errors with their line numbers.
+func Parse(data []byte) (*Config, error) {
+	c := Default()
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlErrors(err)
+	}
+	if root.Kind == 0 { // empty file
+		c.lines = map[string]int{}
+		return c, nil
+	}
+	// Decoding the node again through a strict decoder: Node.Decode would not
+	// report unknown keys.
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlErrors(err)
+	}
+	c.lines = map[string]int{}
+	recordLines(&root, "", c.lines)
+	for i := range c.Backends {
+		if _, set := c.lines[fmt.Sprintf("backends[%d].weight", i)]; !set {
+			c.Backends[i].Weight = 1
+		}
+	}
+	return c, nil
+}
+
+// recordLines walks the document and remembers each field path's line.
+func recordLines(n *yaml.Node, path string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			recordLines(c, path, lines)
+		}
+	case yaml.MappingNode:
+		if path != "" {
+			lines[path] = n.Line
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			lines[p] = k.Line
+			recordLines(v, p, lines)
+			lines[p] = k.Line
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			lines[p] = c.Line
+			recordLines(c, p, lines)
+		}
+	}
+}
+
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+var unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+
+// yamlErrors turns yaml.v3's messages into Errors with line numbers.
+func yamlErrors(err error) error {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	var es Errors
+	for _, m := range msgs {
+		e := Error{Msg: strings.TrimPrefix(m, "yaml: ")}
+		if sm := yamlLineRE.FindStringSubmatch(m); sm != nil {
+			e.Line, _ = strconv.Atoi(sm[1])
+			e.Msg = sm[2]
+		}
+		if sm := unknownFieldRE.FindStringSubmatch(e.Msg); sm != nil {
+			e.Msg = fmt.Sprintf("unknown key %q", sm[1])
+		}
+		e.Msg = strings.ReplaceAll(e.Msg, "cannot unmarshal ", "wrong type: cannot read ")
+		es = append(es, e)
+	}
+	return es
+}
+
+// Line returns the line of a field path such as "session.ttl", or of its
+// nearest parent that is in the file, or 0.
+func (c *Config) Line(path string) int {
+	for path != "" {
+		if l, ok := c.lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+// Forget drops the file lines of a field path and everything below it; flags
+// that replace a value call it so their errors do not point into the file.
+func (c *Config) Forget(path string) {
+	for p := range c.lines {
+		if p == path || strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
+			delete(c.lines, p)
+		}
+	}
+}

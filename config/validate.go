@@ -1,0 +1,266 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxItemSize keeps a session under memcached's default 1 MiB item limit with
+// room for the key and the item header.
+const maxItemSize = 1<<20 - 4<<10
+
+// minLocalCache is freecache's own minimum; smaller sizes are raised to it.
+const minLocalCache = 512 << 10
+
+// Validate checks every value and returns Errors naming each problem and,
+// when the value came from the file, its line. It does not stop at the first.
+func (c *Config) Validate() error {
+	v := validator{c: c}
+	v.addr("listen", c.Listen, false)
+	v.addr("admin", c.Admin, true)
+	v.oneOf("balancer", c.Balancer, "round_robin", "weighted", "least_conn")
+	v.backends()
+	v.health()
+	t := c.Timeouts
+	v.positive("timeouts.connect", t.Connect)
+	v.positive("timeouts.response", t.Response)
+	v.positive("timeouts.client_read", t.ClientRead)
+	v.positive("timeouts.client_idle", t.ClientIdle)
+	v.positive("timeouts.shutdown", t.Shutdown)
+	if c.Retries < 0 || c.Retries > 10 {
+		v.errf("retries", "retries must be between 0 and 10, got %d", c.Retries)
+	}
+	if c.MaxBody <= 0 {
+		v.errf("max_body", "max_body must be above 0")
+	}
+	v.oneOf("access_log", c.AccessLog, "text", "json", "combined", "off")
+	v.session()
+	if len(v.errs) > 0 {
+		return v.errs
+	}
+	return nil
+}
+
+type validator struct {
+	c    *Config
+	errs Errors
+}
+
+func (v *validator) errf(path, format string, args ...any) {
+	v.errs = append(v.errs, Error{Line: v.c.Line(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) addr(path, s string, optional bool) {
+	if s == "" && optional {
+		return
+	}
+	if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+		v.errf(path, "%s: %q is not a host:port address", path, s)
+	}
+}
+
+func (v *validator) oneOf(path, s string, allowed ...string) {
+	for _, a := range allowed {
+		if s == a {
+			return
+		}
+	}
+	v.errf(path, "%s: unknown value %q (want %s)", path, s, strings.Join(allowed, " | "))
+}
+
+func (v *validator) positive(path string, d Duration) {
+	if d <= 0 {
+		v.errf(path, "%s must be above 0", path)
+	}
+}
+
+func (v *validator) backends() {
+	c := v.c
+	if len(c.Backends) == 0 {
+		v.errf("backends", "no backends: add a backends: list with at least one url, or pass -backend URL")
+		return
+	}
+	seen := map[string]bool{}
+	primaries := 0
+	for i, b := range c.Backends {
+		p := fmt.Sprintf("backends[%d]", i)
+		if _, err := ParseBackendURL(b.URL); err != nil {
+			v.errf(p+".url", "%s.url: %v", p, err)
+		}
+		if seen[b.URL] {
+			v.errf(p+".url", "%s.url: %q is listed twice", p, b.URL)
+		}
+		seen[b.URL] = true
+		if b.Weight < 1 {
+			v.errf(p+".weight", "%s.weight must be 1 or more, got %d", p, b.Weight)
+		}
+		if !b.Backup {
+			primaries++
+		}
+	}
+	if primaries == 0 {
+		v.errf("backends", "every backend is a backup: at least one must have backup: false")
+	}
+}
+
+// ParseBackendURL checks a backend URL: http or https, a host and port, and
+// no path, query or user info (the client's path is forwarded unchanged).
+func ParseBackendURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("invalid URL %q: %v", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("URL %q must start with http:// or https://", s)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, fmt.Errorf("URL %q has no host", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("URL %q has an invalid port", s)
+		}
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
+		return nil, fmt.Errorf("URL %q must be scheme://host:port only (no path, query or user)", s)
+	}
+	return u, nil
+}
+
+func (v *validator) health() {
+	h := v.c.Health
+	if h.MaxFails < 0 {
+		v.errf("health.max_fails", "health.max_fails must be 0 (off) or more, got %d", h.MaxFails)
+	}
+	v.positive("health.fail_timeout", h.FailTimeout)
+	if h.CheckPath != "" && !strings.HasPrefix(h.CheckPath, "/") {
+		v.errf("health.check_path", "health.check_path %q must start with /", h.CheckPath)
+	}
+	v.positive("health.check_interval", h.CheckInterval)
+}
+
+var cookieNameRE = regexp.MustCompile(`^[!#$%&'*+\-.^_` + "`" + `|~0-9A-Za-z]+$`)
+
+func (v *validator) session() {
+	s := v.c.Session
+	if !cookieNameRE.MatchString(s.Cookie) {
+		v.errf("session.cookie", "session.cookie %q is not a valid cookie name", s.Cookie)
+	}
+	v.oneOf("session.cookie_same_site", s.CookieSameSite, "lax", "strict", "none")
+	if s.CookieSameSite == "none" && !s.CookieSecure {
+		v.errf("session.cookie_same_site", "session.cookie_same_site: none needs cookie_secure: true (browsers drop such cookies otherwise)")
+	}
+	if s.TTL < Duration(time.Second) {
+		v.errf("session.ttl", "session.ttl must be at least 1s")
+	}
+	if s.Ignore != "" {
+		if _, err := regexp.Compile(s.Ignore); err != nil {
+			v.errf("session.ignore", "session.ignore: %v", err)
+		}
+	}
+	v.oneOf("session.create", s.Create, "on_write", "always")
+	v.oneOf("session.write", s.Write, "sync", "async")
+	if s.MaxSize < 64 || s.MaxSize > maxItemSize {
+		v.errf("session.max_size", "session.max_size must be between 64 and %d bytes (memcached's item limit), got %d", maxItemSize, s.MaxSize)
+	}
+	v.oneOf("session.store_down", s.StoreDown, "reject", "new")
+	if lc := s.LocalCache; lc.Size != 0 && lc.Size < minLocalCache {
+		v.errf("session.local_cache.size", "session.local_cache.size must be 0 (off) or at least 512KiB, got %d", lc.Size)
+	}
+	v.memcached()
+}
+
+func (v *validator) memcached() {
+	m := v.c.Session.Memcached
+	nodes, err := m.NodeList()
+	if es, ok := err.(Errors); ok {
+		for _, e := range es {
+			e.Line = v.c.Line(e.path)
+			v.errs = append(v.errs, e)
+		}
+	}
+	regular := 0
+	for _, n := range nodes {
+		if !n.Failover {
+			regular++
+		}
+	}
+	if len(nodes) > 0 && regular == 0 {
+		v.errf("session.memcached.failover_nodes", "session.memcached: every node is a failover node; at least one must be regular")
+	}
+	if m.Replicas < 1 {
+		v.errf("session.memcached.replicas", "session.memcached.replicas must be 1 or more, got %d", m.Replicas)
+	}
+	if len(m.KeyPrefix) > 64 || strings.IndexFunc(m.KeyPrefix, badKeyRune) >= 0 {
+		v.errf("session.memcached.key_prefix", "session.memcached.key_prefix %q: at most 64 printable characters without spaces", m.KeyPrefix)
+	}
+	v.positive("session.memcached.timeout", m.Timeout)
+	if m.MaxIdleConns < 1 {
+		v.errf("session.memcached.max_idle_conns", "session.memcached.max_idle_conns must be 1 or more")
+	}
+}
+
+func badKeyRune(r rune) bool { return r <= ' ' || r >= 0x7f }
+
+// NodeList parses Nodes and marks the failover ones. Its error is Errors.
+func (m Memcached) NodeList() ([]Node, error) {
+	var es Errors
+	var nodes []Node
+	ids := map[string]int{}
+	for i, s := range m.Nodes {
+		n, err := ParseNode(s)
+		if err != nil {
+			es = append(es, nodeErr(fmt.Sprintf("session.memcached.nodes[%d]", i), "%v", err))
+			continue
+		}
+		if _, dup := ids[n.ID]; dup {
+			es = append(es, nodeErr(fmt.Sprintf("session.memcached.nodes[%d]", i), "node %q is listed twice", n.ID))
+			continue
+		}
+		ids[n.ID] = len(nodes)
+		nodes = append(nodes, n)
+	}
+	for i, id := range m.FailoverNodes {
+		j, ok := ids[id]
+		if !ok {
+			es = append(es, nodeErr(fmt.Sprintf("session.memcached.failover_nodes[%d]", i), "%q is not the id of a node in session.memcached.nodes", id))
+			continue
+		}
+		nodes[j].Failover = true
+	}
+	if len(es) > 0 {
+		return nodes, es
+	}
+	return nodes, nil
+}
+
+func nodeErr(path, format string, args ...any) Error {
+	return Error{Msg: path + ": " + fmt.Sprintf(format, args...), path: path}
+}
+
+// ParseNode parses "id:host:port" or "host:port" (the ID is then the
+// address). IPv6 hosts go in brackets: "n1:[::1]:11211".
+func ParseNode(s string) (Node, error) {
+	id, addr := "", s
+	if !strings.HasPrefix(s, "[") {
+		if i := strings.IndexByte(s, ':'); i >= 0 && strings.Count(s, ":") == 2 || (i >= 0 && strings.Contains(s[i+1:], "[")) {
+			id, addr = s[:i], s[i+1:]
+		}
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return Node{}, fmt.Errorf("%q is not host:port or id:host:port", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return Node{}, fmt.Errorf("%q has an invalid port", s)
+	}
+	if id == "" {
+		id = addr
+	}
+	return Node{ID: id, Addr: addr}, nil
+}

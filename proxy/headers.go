@@ -1,0 +1,208 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"net"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+)
+
+// hopHeaders are removed in both directions (RFC 7230 section 6.1), as in
+// net/http/httputil. Connection itself is handled apart: fasthttp keeps its
+// close flag outside the header list.
+var hopHeaders = []string{
+	"Keep-Alive",
+	"Proxy-Connection",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+const sessionHeaderPrefix = "x-session-"
+
+// hasPrefixFold reports whether s starts with the lower-case ASCII prefix,
+// ignoring case.
+func hasPrefixFold(s []byte, lowerPrefix string) bool {
+	if len(s) < len(lowerPrefix) {
+		return false
+	}
+	for i := 0; i < len(lowerPrefix); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lowerPrefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// headerEditor is the per-request scratch space for header rewriting; it is
+// pooled with the request state so the hot path does not allocate.
+type headerEditor struct {
+	keys [][]byte // copies of header names to delete after iterating
+	buf  []byte
+}
+
+func (e *headerEditor) reset() {
+	e.keys = e.keys[:0]
+	e.buf = e.buf[:0]
+}
+
+// remember copies a header name for deletion once iteration is done;
+// fasthttp's header slices may not be changed while visiting them.
+func (e *headerEditor) remember(k []byte) {
+	start := len(e.buf)
+	e.buf = append(e.buf, k...)
+	e.keys = append(e.keys, e.buf[start:len(e.buf):len(e.buf)])
+}
+
+// connectionTokens calls del for every header named in a Connection header
+// value other than close and keep-alive (RFC 7230 section 6.1).
+func connectionTokens(v []byte, del func([]byte)) {
+	for len(v) > 0 {
+		i := 0
+		for i < len(v) && v[i] != ',' {
+			i++
+		}
+		tok := trimSpace(v[:i])
+		if len(tok) > 0 && !equalFold(tok, "close") && !equalFold(tok, "keep-alive") {
+			del(tok)
+		}
+		if i == len(v) {
+			break
+		}
+		v = v[i+1:]
+	}
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func equalFold(b []byte, lower string) bool {
+	return len(b) == len(lower) && hasPrefixFold(b, lower)
+}
+
+// cleanRequest removes hop-by-hop headers, those named in Connection, and
+// every X-Session-* header a client sent: a client never sets session data.
+func (e *headerEditor) cleanRequest(h *fasthttp.RequestHeader) {
+	e.reset()
+	if v := h.Peek(fasthttp.HeaderConnection); len(v) > 0 {
+		connectionTokens(v, e.remember)
+	}
+	for k := range h.All() {
+		if hasPrefixFold(k, sessionHeaderPrefix) {
+			e.remember(k)
+		}
+	}
+	for _, k := range e.keys {
+		h.DelBytes(k)
+	}
+	h.Del(fasthttp.HeaderConnection)
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+}
+
+// cleanResponse removes hop-by-hop headers and those named in Connection
+// from a backend's response. X-Session-* headers are left to the caller,
+// which reads them first.
+func (e *headerEditor) cleanResponse(h *fasthttp.ResponseHeader) {
+	e.reset()
+	if v := h.Peek(fasthttp.HeaderConnection); len(v) > 0 {
+		connectionTokens(v, e.remember)
+	}
+	for _, k := range e.keys {
+		h.DelBytes(k)
+	}
+	h.Del(fasthttp.HeaderConnection)
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+	h.ResetConnectionClose()
+}
+
+// stripSessionHeaders removes every X-Session-* header of a response.
+func (e *headerEditor) stripSessionHeaders(h *fasthttp.ResponseHeader) {
+	e.reset()
+	for k := range h.All() {
+		if hasPrefixFold(k, sessionHeaderPrefix) {
+			e.remember(k)
+		}
+	}
+	for _, k := range e.keys {
+		h.DelBytes(k)
+	}
+}
+
+// setForwarded sets X-Forwarded-For (appended), X-Real-IP,
+// X-Forwarded-Proto and X-Forwarded-Host, as nginx's usual
+// proxy_set_header lines do.
+func (e *headerEditor) setForwarded(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	e.buf = e.buf[:0]
+	if prior := h.Peek("X-Forwarded-For"); len(prior) > 0 {
+		e.buf = append(append(e.buf, prior...), ", "...)
+	}
+	ipStart := len(e.buf)
+	e.buf = appendIP(e.buf, ctx.RemoteAddr())
+	h.SetBytesV("X-Forwarded-For", e.buf)
+	h.SetBytesV("X-Real-IP", e.buf[ipStart:])
+	if ctx.IsTLS() {
+		h.Set("X-Forwarded-Proto", "https")
+	} else {
+		h.Set("X-Forwarded-Proto", "http")
+	}
+	h.SetBytesV("X-Forwarded-Host", h.Host())
+}
+
+func appendIP(dst []byte, a net.Addr) []byte {
+	var ip net.IP
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ip = a.IP
+	case *net.UDPAddr:
+		ip = a.IP
+	}
+	addr, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		// In-memory listeners (tests, benchmarks) have no IP.
+		return append(dst, "0.0.0.0"...)
+	}
+	return addr.Unmap().AppendTo(dst)
+}
+
+// Request IDs are 32 hex digits like nginx's $request_id: a random
+// per-process prefix and a counter, unique without a syscall per request.
+var (
+	requestIDPrefix [8]byte
+	requestIDSeq    atomic.Uint64
+)
+
+func init() {
+	if _, err := rand.Read(requestIDPrefix[:]); err != nil {
+		panic("proxy: crypto/rand: " + err.Error())
+	}
+}
+
+func appendRequestID(dst []byte) []byte {
+	var raw [16]byte
+	copy(raw[:8], requestIDPrefix[:])
+	binary.BigEndian.PutUint64(raw[8:], requestIDSeq.Add(1))
+	return hex.AppendEncode(dst, raw[:])
+}

@@ -1,0 +1,296 @@
+// Package proxy is sessionproxy's HTTP reverse proxy: it balances requests
+// across backends, retries the safe ones and carries sessions to backends in
+// X-Session-* headers.
+package proxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"sessionproxy/balancer"
+)
+
+// Proxy forwards requests to the backends of a Pool. Fields are settings;
+// set them before the first request and do not change them afterwards. A
+// zero field means the default given in its comment. Safe for concurrent
+// use by multiple goroutines.
+type Proxy struct {
+	// Pool holds the backends and the balancing policy. Required.
+	Pool *balancer.Pool
+
+	// Retries is how many other backends a request may be tried on after
+	// the first fails: any request whose connection could not be made, and
+	// idempotent requests that timed out or got no valid answer. POST and
+	// PATCH are never sent twice.
+	Retries int
+
+	// ConnectTimeout bounds dialing a backend (default 2s).
+	ConnectTimeout time.Duration
+
+	// ResponseTimeout bounds each try from sending the request to reading
+	// the whole response; past it the client gets 504 (default 30s).
+	ResponseTimeout time.Duration
+
+	// MaxConnsPerBackend caps open connections to one backend (default 2048).
+	MaxConnsPerBackend int
+
+	// Sessions, if not nil, loads each request's session before forwarding
+	// and applies the backend's session headers after.
+	Sessions *Sessions
+
+	// Logger receives errors and backend state changes (default slog.Default()).
+	Logger *slog.Logger
+
+	// Metrics counts requests (default: a new set, see NewMetrics).
+	Metrics *Metrics
+
+	// AccessLog, if not nil, is called once per request after the response
+	// is ready.
+	AccessLog func(*fasthttp.RequestCtx, *AccessInfo)
+
+	once    sync.Once
+	clients []*fasthttp.HostClient // by Backend.Index
+}
+
+// AccessInfo is what the proxy knows about a finished request beyond the
+// request and response themselves.
+type AccessInfo struct {
+	Start    time.Time
+	Duration time.Duration
+	Backend  *balancer.Backend // nil if none answered
+	Session  string            // session lookup result: local, memcached, miss, new, error, none
+}
+
+func (p *Proxy) logger() *slog.Logger {
+	if p.Logger == nil {
+		return slog.Default()
+	}
+	return p.Logger
+}
+
+func (p *Proxy) init() {
+	if p.Metrics == nil {
+		p.Metrics = NewMetrics()
+	}
+	connect := p.ConnectTimeout
+	if connect <= 0 {
+		connect = 2 * time.Second
+	}
+	maxConns := p.MaxConnsPerBackend
+	if maxConns <= 0 {
+		maxConns = 2048
+	}
+	p.clients = make([]*fasthttp.HostClient, len(p.Pool.Backends))
+	for i, b := range p.Pool.Backends {
+		p.clients[i] = newHostClient(b, connect, maxConns)
+		p.Metrics.gauge(fmt.Sprintf(`sessionproxy_backend_up{backend=%q}`, b.URL), func() float64 {
+			if b.Available() {
+				return 1
+			}
+			return 0
+		})
+	}
+}
+
+// NewBackend makes a balancer.Backend from a backend URL such as
+// http://127.0.0.1:9001.
+func NewBackend(rawURL string, weight int, backup bool) (*balancer.Backend, error) {
+	rawURL = strings.TrimSuffix(rawURL, "/")
+	u, err := parseBackendURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return &balancer.Backend{URL: rawURL, Addr: u, Weight: weight, Backup: backup}, nil
+}
+
+func parseBackendURL(s string) (string, error) {
+	var scheme, host string
+	switch {
+	case strings.HasPrefix(s, "http://"):
+		scheme, host = "http", s[len("http://"):]
+	case strings.HasPrefix(s, "https://"):
+		scheme, host = "https", s[len("https://"):]
+	default:
+		return "", fmt.Errorf("proxy: backend URL %q must start with http:// or https://", s)
+	}
+	if host == "" || strings.ContainsAny(host, "/?#@") {
+		return "", fmt.Errorf("proxy: backend URL %q must be scheme://host:port", s)
+	}
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		if scheme == "https" {
+			host += ":443"
+		} else {
+			host += ":80"
+		}
+	}
+	return host, nil
+}
+
+func newHostClient(b *balancer.Backend, connect time.Duration, maxConns int) *fasthttp.HostClient {
+	dialer := &fasthttp.TCPDialer{Concurrency: 0}
+	return &fasthttp.HostClient{
+		Addr:  b.Addr,
+		IsTLS: strings.HasPrefix(b.URL, "https://"),
+		TLSConfig: &tls.Config{
+			ServerName: hostOnly(b.Addr),
+		},
+		Dial: func(addr string) (net.Conn, error) {
+			return dialer.DialTimeout(addr, connect)
+		},
+		MaxConns:           maxConns,
+		MaxConnWaitTimeout: connect,
+		// Below the 5s keep-alive timeout of Node.js and other common
+		// servers, so that a pooled connection is rarely closed by the
+		// backend just as a request is written to it.
+		MaxIdleConnDuration: 4 * time.Second,
+		// The proxy retries on its own, across backends; fasthttp may only
+		// redo an idempotent request once on a fresh connection when a
+		// pooled one turned out to be closed (NOTES.md: its default of 5
+		// tries replays PUTs to a slow backend).
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr:                retryStaleConn,
+		NoDefaultUserAgentHeader:  true,
+		DisablePathNormalizing:    true,
+		ReadBufferSize:            16 << 10,
+		WriteBufferSize:           16 << 10,
+	}
+}
+
+func hostOnly(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
+}
+
+func retryStaleConn(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	if !idempotent(&req.Header) {
+		return false, false
+	}
+	_, f := classify(err)
+	return false, f == sent && (err == io.EOF || err == fasthttp.ErrConnectionClosed)
+}
+
+// requestState is what one request needs between receiving it and answering.
+// It is pooled, so the hot path does not allocate.
+type requestState struct {
+	hdr     headerEditor
+	session sessionState
+	idBuf   []byte
+}
+
+var statePool = sync.Pool{New: func() any { return new(requestState) }}
+
+// ServeHTTP proxies one request. It is a fasthttp.RequestHandler.
+func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
+	p.once.Do(p.init)
+	start := time.Now()
+	st := statePool.Get().(*requestState)
+	req, resp := &ctx.Request, &ctx.Response
+
+	// fasthttp sends a client's Connection: close on to the backend and
+	// would tear down the pool; remember it for the client side only.
+	clientClose := req.Header.ConnectionClose()
+	st.hdr.cleanRequest(&req.Header)
+	req.Header.ResetConnectionClose()
+	req.UseHostHeader = true // keep the client's Host (CONTRACT.md 5)
+	st.hdr.setForwarded(ctx)
+	requestID := req.Header.Peek("X-Request-Id")
+	if len(requestID) == 0 {
+		st.idBuf = appendRequestID(st.idBuf[:0])
+		req.Header.SetBytesV("X-Request-Id", st.idBuf)
+		requestID = st.idBuf
+	} else {
+		st.idBuf = append(st.idBuf[:0], requestID...)
+	}
+
+	info := AccessInfo{Start: start, Session: "none"}
+	var perr *Error
+	if p.Sessions != nil {
+		perr = p.Sessions.load(ctx, &st.session)
+		info.Session = st.session.lookup
+	}
+	if perr == nil {
+		info.Backend, perr = p.forward(ctx)
+	}
+	if perr == nil {
+		st.hdr.cleanResponse(&resp.Header)
+		if p.Sessions != nil {
+			perr = p.Sessions.apply(ctx, &st.session, &st.hdr)
+		} else {
+			st.hdr.stripSessionHeaders(&resp.Header)
+		}
+	}
+	if perr != nil {
+		if perr.Status >= 500 && perr != errNoBackend {
+			p.logger().Warn("proxy error", "status", perr.Status, "reason", perr.Reason,
+				"method", string(req.Header.Method()), "path", string(req.URI().Path()),
+				"request_id", string(st.idBuf))
+		}
+		writeError(ctx, perr)
+		if perr.Status == fasthttp.StatusServiceUnavailable {
+			resp.Header.Set("Retry-After", "5")
+		}
+	}
+	resp.Header.SetBytesV("X-Request-Id", st.idBuf)
+	if clientClose {
+		resp.SetConnectionClose()
+	}
+
+	info.Duration = time.Since(start)
+	m := p.Metrics
+	m.code(resp.StatusCode()).Inc()
+	m.duration.Update(info.Duration.Seconds())
+	if p.AccessLog != nil {
+		p.AccessLog(ctx, &info)
+	}
+	st.session.reset()
+	statePool.Put(st)
+}
+
+// forward sends the request to a backend, and on failure to others while
+// the request may safely be sent again. The backend's answer is left in
+// ctx.Response.
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx) (*balancer.Backend, *Error) {
+	timeout := p.ResponseTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	var triedBuf [4]*balancer.Backend
+	tried := triedBuf[:0]
+	var lastErr *Error
+	for try := 0; try <= p.Retries; try++ {
+		b := p.Pool.Pick(tried)
+		if b == nil {
+			break
+		}
+		b.Begin()
+		err := p.clients[b.Index].DoTimeout(&ctx.Request, &ctx.Response, timeout)
+		b.End()
+		if err == nil {
+			b.Succeed()
+			return b, nil
+		}
+		b.Fail()
+		perr, how := classify(err)
+		p.logger().Debug("backend try failed", "backend", b.URL, "error", err)
+		lastErr = perr
+		tried = append(tried, b)
+		if how != notSent && !idempotent(&ctx.Request.Header) {
+			break
+		}
+	}
+	if lastErr == nil {
+		return nil, errNoBackend
+	}
+	return nil, lastErr
+}

@@ -1,0 +1,68 @@
+package proxy
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// ServerOptions are the client-facing limits of NewServer.
+type ServerOptions struct {
+	Logger      *slog.Logger  // fasthttp's own connection errors, at debug level (default slog.Default())
+	MaxBody     int64         // larger request bodies get 413 (default 10 MiB)
+	ReadTimeout time.Duration // reading one request (default 30s)
+	IdleTimeout time.Duration // idle keep-alive connections (default 90s)
+}
+
+// NewServer returns a fasthttp server that runs h (normally Proxy.ServeHTTP) for every request, with
+// settings that keep responses as the backend wrote them.
+func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
+	if o.MaxBody <= 0 {
+		o.MaxBody = 10 << 20
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 30 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 90 * time.Second
+	}
+	return &fasthttp.Server{
+		Handler:            h,
+		ErrorHandler:       serveRequestError,
+		Name:               "",
+		MaxRequestBodySize: int(o.MaxBody),
+		// fasthttp's read buffer also caps the request header; nginx
+		// accepts 8 KiB lines and cookies grow, so allow 16 KiB.
+		ReadBufferSize:                16 << 10,
+		ReadTimeout:                   o.ReadTimeout,
+		IdleTimeout:                   o.IdleTimeout,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		DisablePreParseMultipartForm:  true,
+		DisableHeaderNamesNormalizing: false,
+		CloseOnShutdown:               true,
+		ReduceMemoryUsage:             false,
+		TCPKeepalive:                  true,
+		Logger:                        debugLogger{o.Logger},
+	}
+}
+
+// serveRequestError answers requests fasthttp could not read.
+func serveRequestError(ctx *fasthttp.RequestCtx, err error) {
+	writeError(ctx, requestError(err))
+}
+
+// debugLogger sends fasthttp's per-connection messages (a client sending
+// garbage, a body over the limit) to slog at debug level: they are the
+// client's problem and already answered with 400 or 413.
+type debugLogger struct{ l *slog.Logger }
+
+func (d debugLogger) Printf(format string, args ...any) {
+	l := d.l
+	if l == nil {
+		l = slog.Default()
+	}
+	l.Debug(fmt.Sprintf(format, args...), "source", "fasthttp")
+}
