@@ -1,0 +1,123 @@
+// Package memcachedtest starts real memcached processes for tests, on free
+// loopback ports, and stops, restarts, freezes and thaws them to test
+// failover.
+package memcachedtest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is one memcached process listening on 127.0.0.1.
+type Server struct {
+	Addr string
+	t    testing.TB
+	cmd  *exec.Cmd
+}
+
+// Start runs memcached on a free loopback port and stops it when the test
+// ends. A missing memcached binary fails the test: `make test` installs it,
+// and CI must never skip these tests silently.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("memcached"); err != nil {
+		t.Fatalf("memcached is not installed (run `make deps`, or apt-get install memcached): %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := &Server{Addr: addr, t: t}
+	s.start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	_, port, _ := net.SplitHostPort(s.Addr)
+	args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "64", "-t", "2", "-c", "1024"}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "root") // memcached refuses to run as root otherwise
+	}
+	for try := 0; try < 3; try++ {
+		cmd := exec.Command("memcached", args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			s.t.Fatalf("starting memcached: %v", err)
+		}
+		s.cmd = cmd
+		if s.waitReady(3 * time.Second) {
+			return
+		}
+		s.Stop()
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("memcached on %s did not start", s.Addr)
+}
+
+func (s *Server) waitReady(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", s.Addr, 100*time.Millisecond)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(time.Second))
+			fmt.Fprintf(c, "version\r\n")
+			buf := make([]byte, 64)
+			n, _ := c.Read(buf)
+			c.Close()
+			if n > 8 && string(buf[:8]) == "VERSION " {
+				return true
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// Stop kills the process (SIGKILL: a crash, not a clean exit).
+func (s *Server) Stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGCONT) // a frozen process must run to die
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart kills the process and starts a new, empty one on the same port.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.start()
+}
+
+// Freeze stops the process with SIGSTOP: connections are accepted by the
+// kernel but never answered, like a partitioned or hung node.
+func (s *Server) Freeze() { s.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen process with its data intact.
+func (s *Server) Thaw() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(sig)
+	}
+}
+
+// PID returns the process ID, for tests that signal it themselves.
+func (s *Server) PID() string {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return ""
+	}
+	return strconv.Itoa(s.cmd.Process.Pid)
+}

@@ -1,0 +1,583 @@
+package sessionstore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/coocood/freecache"
+	"golang.org/x/sync/singleflight"
+)
+
+// Options configure a Store. A zero field means the default in its comment.
+type Options struct {
+	Nodes        []Node        // memcached nodes; none keeps sessions in the local tier only
+	Replicas     int           // copies of each session on distinct nodes (default 2)
+	KeyPrefix    string        // memcached key prefix (default "sp:")
+	Timeout      time.Duration // per memcached operation and dial (default 100ms)
+	MaxIdleConns int           // idle connections kept per node (default 64)
+
+	TTL     time.Duration // sliding idle lifetime of a session (default 30m)
+	MaxSize int           // largest encoded session (default 64 KiB)
+
+	LocalSize int           // bytes of the freecache hot tier; 0 turns it off
+	LocalTTL  time.Duration // 0: trust local copies; >0: re-read from memcached after this
+
+	ProbeInterval time.Duration // how often a down node is pinged (default 1s)
+	Logger        *slog.Logger  // node state changes (default slog.Default())
+}
+
+// Source says where Load found a session.
+type Source int
+
+// Sources of a loaded session.
+const (
+	FromLocal Source = iota
+	FromMemcached
+)
+
+func (s Source) String() string {
+	if s == FromLocal {
+		return "local"
+	}
+	return "memcached"
+}
+
+// Store holds sessions: an in-process freecache tier in front of memcached
+// nodes, each session on Replicas of them chosen by rendezvous hashing.
+// Safe for concurrent use by multiple goroutines.
+type Store struct {
+	opts  Options
+	local *freecache.Cache // nil when off
+	nodes []*node
+
+	// stripes serialise the writes of one session within this process, so
+	// that concurrent requests merge their changes instead of racing on
+	// CAS; across processes, memcached's CAS does it.
+	stripes [256]sync.Mutex
+
+	flight singleflight.Group // merges concurrent memcached loads of one session
+
+	mu    sync.Mutex          // protects dirty
+	dirty map[string]struct{} // sessions changed while no node could take them
+
+	closed chan struct{}
+	wg     sync.WaitGroup
+}
+
+// New returns a Store. It fails if the options leave nowhere to keep
+// sessions (no nodes and no local tier) or name too many nodes.
+func New(o Options) (*Store, error) {
+	if o.Replicas <= 0 {
+		o.Replicas = 2
+	}
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = "sp:"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 100 * time.Millisecond
+	}
+	if o.MaxIdleConns <= 0 {
+		o.MaxIdleConns = 64
+	}
+	if o.TTL <= 0 {
+		o.TTL = 30 * time.Minute
+	}
+	if o.MaxSize <= 0 {
+		o.MaxSize = 64 << 10
+	}
+	if len(o.Nodes) == 0 && o.LocalSize <= 0 {
+		return nil, errors.New("sessionstore: no memcached nodes and no local tier: sessions would be kept nowhere")
+	}
+	if len(o.Nodes) > maxNodes {
+		return nil, fmt.Errorf("sessionstore: at most %d memcached nodes", maxNodes)
+	}
+	s := &Store{opts: o, dirty: map[string]struct{}{}, closed: make(chan struct{})}
+	if o.LocalSize > 0 {
+		s.local = freecache.NewCache(o.LocalSize)
+	}
+	for _, n := range o.Nodes {
+		s.nodes = append(s.nodes, newNode(n, o.Timeout, o.MaxIdleConns))
+	}
+	return s, nil
+}
+
+// Close stops background probes. The Store must not be used afterwards.
+func (s *Store) Close() {
+	close(s.closed)
+	s.wg.Wait()
+}
+
+// Embedded reports whether the store has no memcached nodes and keeps
+// sessions in this process only.
+func (s *Store) Embedded() bool { return len(s.nodes) == 0 }
+
+// Local returns the hot tier, or nil; for statistics.
+func (s *Store) Local() *freecache.Cache { return s.local }
+
+// NodeState is one memcached node's configuration and health.
+type NodeState struct {
+	Node
+	Up bool
+}
+
+// Nodes returns every node and whether it is up, in configuration order.
+func (s *Store) Nodes() []NodeState {
+	out := make([]NodeState, len(s.nodes))
+	for i, n := range s.nodes {
+		out[i] = NodeState{Node: n.Node, Up: n.up.Load()}
+	}
+	return out
+}
+
+func (s *Store) probeInterval() time.Duration {
+	if s.opts.ProbeInterval > 0 {
+		return s.opts.ProbeInterval
+	}
+	return time.Second
+}
+
+func (s *Store) key(id []byte) string { return s.opts.KeyPrefix + string(id) }
+
+// expiry is the memcached lifetime of a write: the TTL plus a quarter,
+// because an unchanged session is only rewritten once a quarter of the TTL
+// has passed since its last write (see NeedsRefresh).
+func (s *Store) expiry() int32 {
+	secs := int64((s.opts.TTL + s.opts.TTL/4 + time.Second - 1) / time.Second)
+	if secs > 30*24*3600 {
+		// memcached reads larger values as a unix time.
+		return int32(time.Now().Unix() + secs)
+	}
+	return int32(secs)
+}
+
+// localExpiry is the freecache lifetime of an entry written or read now.
+func (s *Store) localExpiry(sess *Session) int {
+	left := sess.Touched + int64((s.opts.TTL+s.opts.TTL/4)/time.Second) - time.Now().Unix()
+	if s.opts.LocalTTL > 0 {
+		left = min(left, int64((s.opts.LocalTTL+time.Second-1)/time.Second))
+	}
+	return int(max(left, 1))
+}
+
+// NeedsRefresh reports whether a session that is being used but not
+// changed should be written again to keep it alive: once a quarter of the
+// TTL has passed since its last write.
+func (s *Store) NeedsRefresh(sess *Session) bool {
+	return time.Now().Unix()-sess.Touched >= int64(s.opts.TTL/4/time.Second)
+}
+
+// setLocal caches an encoded session. An entry too large for freecache
+// (about LocalSize/1024) is simply not cached locally.
+func (s *Store) setLocal(id, enc []byte, sess *Session) {
+	if s.local == nil {
+		return
+	}
+	if err := s.local.Set(id, enc, s.localExpiry(sess)); err != nil {
+		s.local.Del(id)
+	}
+}
+
+// Load reads the session id into out: from the local tier, else from its
+// memcached replicas, taking the highest version and repairing replicas
+// that hold an older one or none. It returns ErrNotFound when no replica
+// has it (or it was invalidated) and ErrUnavailable when none could answer.
+func (s *Store) Load(id []byte, out *Session) (Source, error) {
+	out.ID = append(out.ID[:0], id...)
+	if s.local != nil {
+		err := s.local.GetFn(id, out.Decode)
+		if err == nil {
+			if out.Deleted {
+				return FromLocal, ErrNotFound
+			}
+			return FromLocal, nil
+		}
+	}
+	if len(s.nodes) == 0 {
+		return FromLocal, ErrNotFound
+	}
+	v, err, _ := s.flight.Do(string(id), func() (any, error) { return s.loadRemote(id) })
+	if err != nil {
+		return FromMemcached, err
+	}
+	if err := out.Decode(v.([]byte)); err != nil {
+		return FromMemcached, err
+	}
+	if out.Deleted {
+		return FromMemcached, ErrNotFound
+	}
+	return FromMemcached, nil
+}
+
+// replicaRead is what one replica answered.
+type replicaRead struct {
+	node    *node
+	item    *memcache.Item // nil: miss
+	version uint64
+	deleted bool
+}
+
+// readReplicas gets id from each node with gets (so CAS IDs are known).
+// Nodes that fail are marked down and left out of the result.
+func (s *Store) readReplicas(key string, nodes []*node, out []replicaRead) []replicaRead {
+	out = out[:0]
+	for _, n := range nodes {
+		it, err := n.client.Get(key)
+		if s.check(n, err) {
+			continue
+		}
+		r := replicaRead{node: n}
+		if err == nil {
+			v, del, perr := peekVersion(it.Value)
+			if perr == nil {
+				r.item, r.version, r.deleted = it, v, del
+			} else {
+				// A value we cannot read is treated as absent and
+				// overwritten by the next write.
+				s.logger().Warn("corrupt session value", "node", n.ID, "key", key)
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// newest returns the index of the read with the highest version, or -1.
+func newest(reads []replicaRead) int {
+	best := -1
+	for i, r := range reads {
+		if r.item != nil && (best < 0 || r.version > reads[best].version) {
+			best = i
+		}
+	}
+	return best
+}
+
+func (s *Store) loadRemote(id []byte) ([]byte, error) {
+	var p placement
+	nodes := s.replicas(id, &p)
+	if len(nodes) == 0 {
+		return nil, ErrUnavailable
+	}
+	key := s.key(id)
+	var buf [maxNodes]replicaRead
+	reads := s.readReplicas(key, nodes, buf[:])
+	if len(reads) == 0 {
+		return nil, ErrUnavailable
+	}
+	best := newest(reads)
+	if best < 0 {
+		return nil, ErrNotFound
+	}
+	val := reads[best].item.Value
+	for _, r := range reads {
+		if r.item == nil || r.version < reads[best].version {
+			s.writeIfNewer(r.node, key, val, reads[best].version)
+		}
+	}
+	var sess Session
+	if err := sess.Decode(val); err == nil {
+		s.setLocal(id, val, &sess)
+	}
+	return val, nil
+}
+
+// writeIfNewer stores val (at version) on n unless n already holds that
+// version or a newer one. It is how replicas are repaired and written
+// without ever replacing a newer copy with an older one.
+func (s *Store) writeIfNewer(n *node, key string, val []byte, version uint64) bool {
+	for try := 0; try < 4; try++ {
+		it, err := n.client.Get(key)
+		if s.check(n, err) {
+			return false
+		}
+		if err == nil {
+			if v, _, perr := peekVersion(it.Value); perr == nil && v >= version {
+				return true
+			}
+			it.Value, it.Expiration = val, s.expiry()
+			err = n.client.CompareAndSwap(it)
+		} else {
+			err = n.client.Add(&memcache.Item{Key: key, Value: val, Expiration: s.expiry()})
+		}
+		if err == nil {
+			return true
+		}
+		if s.check(n, err) {
+			return false
+		}
+		// Someone wrote in between: look again.
+	}
+	return false
+}
+
+// writeContext is the scratch space of one Update.
+type writeContext struct {
+	base, next Session
+	enc        []byte
+	reads      [maxNodes]replicaRead
+}
+
+var writePool = sync.Pool{New: func() any { return new(writeContext) }}
+
+// maxCASTries bounds the retries of a write that loses CAS races to other
+// proxy instances; writers within one process are serialised first.
+const maxCASTries = 8
+
+// Update applies u to the session id and writes it to every replica that is
+// up, and to the local tier. With create, a missing session is created
+// (Created is now); otherwise a missing one gives ErrNotFound. newID, needed
+// when u.Rotate, is the ID the session moves to. out receives the session
+// as written (its ID is newID after a rotation).
+//
+// Errors: ErrTooLarge (nothing written), ErrNotFound, ErrUnavailable (no
+// node took the write and there is no local tier to keep it in),
+// ErrConflict. When no node is up but the local tier is on, the change is
+// kept locally and written back once a node returns.
+func (s *Store) Update(id []byte, u *Update, create bool, newID []byte, out *Session) error {
+	if u.Invalidate {
+		return s.Delete(id)
+	}
+	mu := &s.stripes[hashBytes(fnvOffset, id)%uint64(len(s.stripes))]
+	mu.Lock()
+	defer mu.Unlock()
+	w := writePool.Get().(*writeContext)
+	defer writePool.Put(w)
+
+	key := s.key(id)
+	var p placement
+	nodes := s.replicas(id, &p)
+	for try := 0; try < maxCASTries; try++ {
+		reads := s.readReplicas(key, nodes, w.reads[:])
+		if err := s.base(id, reads, create, &w.base); err != nil {
+			return err
+		}
+		u.applyTo(&w.next, &w.base)
+		w.next.Version = w.base.Version + 1
+		w.next.Touched = time.Now().Unix()
+		w.enc = w.next.AppendEncode(w.enc[:0])
+		if len(w.enc) > s.opts.MaxSize {
+			return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(w.enc), s.opts.MaxSize)
+		}
+		if u.Rotate {
+			return s.rotate(id, newID, w, out)
+		}
+		written, conflict := s.writeReplicas(key, reads, w)
+		if conflict {
+			continue
+		}
+		return s.finishWrite(id, w, written, out)
+	}
+	return ErrConflict
+}
+
+// base fills b with the freshest copy of id: the newest replica, or the
+// local copy if that is newer (replicas restarted empty, or every node was
+// down when it was written), or a new session when create is set.
+func (s *Store) base(id []byte, reads []replicaRead, create bool, b *Session) error {
+	b.Reset()
+	b.ID = append(b.ID, id...)
+	found := false
+	if i := newest(reads); i >= 0 {
+		if err := b.Decode(reads[i].item.Value); err == nil {
+			found = true
+		}
+	}
+	if s.local != nil {
+		var l Session
+		if s.local.GetFn(id, l.Decode) == nil && (!found || l.Version > b.Version) {
+			b.CopyFrom(&l)
+			b.ID = append(b.ID[:0], id...)
+			found = true
+		}
+	}
+	if found && !b.Deleted {
+		return nil
+	}
+	if found && b.Deleted && !create {
+		return ErrNotFound
+	}
+	if !create {
+		if len(s.nodes) > 0 && len(reads) == 0 {
+			return ErrUnavailable
+		}
+		return ErrNotFound
+	}
+	version := b.Version // a recreated ID must still outrank its tombstone
+	b.Reset()
+	b.ID = append(b.ID, id...)
+	b.Created = time.Now().UnixMilli()
+	b.Version = version
+	return nil
+}
+
+// writeReplicas writes w.enc to each node read: CAS where it held a value,
+// add where it held none. A CAS conflict or failed add means another
+// process wrote in between; the caller starts over from a fresh read.
+func (s *Store) writeReplicas(key string, reads []replicaRead, w *writeContext) (written int, conflict bool) {
+	for i, r := range reads {
+		var err error
+		if r.item != nil {
+			r.item.Value, r.item.Expiration = w.enc, s.expiry()
+			err = r.node.client.CompareAndSwap(r.item)
+		} else {
+			err = r.node.client.Add(&memcache.Item{Key: key, Value: w.enc, Expiration: s.expiry()})
+		}
+		switch {
+		case err == nil:
+			written++
+		case s.check(r.node, err):
+		case i == 0:
+			return written, true
+		default:
+			// The primary took the write; only this replica moved on.
+			// Repair it unless it already holds something newer.
+			if s.writeIfNewer(r.node, key, w.enc, w.next.Version) {
+				written++
+			}
+		}
+	}
+	return written, false
+}
+
+// finishWrite updates the local tier and records a change that no node
+// took, to be written back later.
+func (s *Store) finishWrite(id []byte, w *writeContext, written int, out *Session) error {
+	if written == 0 && len(s.nodes) > 0 {
+		if s.local == nil {
+			return ErrUnavailable
+		}
+		s.markDirty(id)
+	}
+	s.setLocal(id, w.enc, &w.next)
+	if out != nil {
+		out.CopyFrom(&w.next)
+	}
+	return nil
+}
+
+// rotate writes the session under newID and leaves a tombstone at id.
+func (s *Store) rotate(id, newID []byte, w *writeContext, out *Session) error {
+	if !ValidID(newID) {
+		return fmt.Errorf("sessionstore: rotate needs a valid new ID")
+	}
+	w.next.ID = append(w.next.ID[:0], newID...)
+	w.next.Version = 1
+	w.enc = w.next.AppendEncode(w.enc[:0])
+	newKey := s.key(newID)
+	var p placement
+	nodes := s.replicas(newID, &p)
+	written := 0
+	for _, n := range nodes {
+		if s.writeIfNewer(n, newKey, w.enc, w.next.Version) {
+			written++
+		}
+	}
+	if err := s.finishWrite(newID, w, written, out); err != nil {
+		return err
+	}
+	return s.tombstone(id, w.base.Version+1)
+}
+
+// Delete invalidates the session id everywhere. It leaves a tombstone
+// rather than deleting, so that a replica that was down and still holds an
+// older copy cannot bring the session back.
+func (s *Store) Delete(id []byte) error {
+	mu := &s.stripes[hashBytes(fnvOffset, id)%uint64(len(s.stripes))]
+	mu.Lock()
+	defer mu.Unlock()
+	version := uint64(0)
+	var l Session
+	if s.local != nil && s.local.GetFn(id, l.Decode) == nil {
+		version = l.Version
+	}
+	var p placement
+	nodes := s.replicas(id, &p)
+	var buf [maxNodes]replicaRead
+	if i := newest(s.readReplicas(s.key(id), nodes, buf[:])); i >= 0 && buf[i].version > version {
+		version = buf[i].version
+	}
+	return s.tombstone(id, version+1)
+}
+
+func (s *Store) tombstone(id []byte, version uint64) error {
+	t := Session{Deleted: true, Version: version, Touched: time.Now().Unix()}
+	enc := t.AppendEncode(nil)
+	key := s.key(id)
+	var p placement
+	written := 0
+	for _, n := range s.replicas(id, &p) {
+		if s.writeIfNewer(n, key, enc, version) {
+			written++
+		}
+	}
+	if s.local != nil {
+		s.local.Set(id, enc, s.localExpiry(&t))
+	}
+	if written == 0 && len(s.nodes) > 0 {
+		if s.local == nil {
+			return ErrUnavailable
+		}
+		s.markDirty(id)
+	}
+	return nil
+}
+
+func (s *Store) markDirty(id []byte) {
+	s.mu.Lock()
+	s.dirty[string(id)] = struct{}{}
+	s.mu.Unlock()
+}
+
+// Dirty returns how many changes wait for a node to come back.
+func (s *Store) Dirty() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.dirty)
+}
+
+// writeBackDirty writes the local copies of sessions changed while no node
+// was up to their replicas. Sessions the local tier has evicted since are
+// lost; that is the price of keeping changes through a total outage.
+func (s *Store) writeBackDirty() {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.dirty))
+	for id := range s.dirty {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		bid := []byte(id)
+		val, err := s.local.Get(bid)
+		if err != nil {
+			s.mu.Lock()
+			delete(s.dirty, id)
+			s.mu.Unlock()
+			continue
+		}
+		version, _, err := peekVersion(val)
+		if err != nil {
+			continue
+		}
+		var p placement
+		written := 0
+		for _, n := range s.replicas(bid, &p) {
+			if s.writeIfNewer(n, s.key(bid), val, version) {
+				written++
+			}
+		}
+		if written > 0 {
+			s.mu.Lock()
+			delete(s.dirty, id)
+			s.mu.Unlock()
+		}
+	}
+	if n := s.Dirty(); n > 0 {
+		s.logger().Warn("sessions still waiting for a memcached node", "count", n)
+	} else if len(ids) > 0 {
+		s.logger().Info("wrote back sessions kept locally during the outage", "count", len(ids))
+	}
+}

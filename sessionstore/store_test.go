@@ -1,0 +1,452 @@
+package sessionstore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"sessionproxy/internal/memcachedtest"
+)
+
+// cluster is two real memcached nodes.
+type cluster struct {
+	n1, n2 *memcachedtest.Server
+}
+
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	return &cluster{memcachedtest.Start(t), memcachedtest.Start(t)}
+}
+
+func (c *cluster) nodes() []Node {
+	return []Node{{ID: "n1", Addr: c.n1.Addr}, {ID: "n2", Addr: c.n2.Addr}}
+}
+
+func newStore(t *testing.T, o Options) *Store {
+	t.Helper()
+	if o.ProbeInterval == 0 {
+		o.ProbeInterval = 20 * time.Millisecond
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 100 * time.Millisecond
+	}
+	s, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func set(t *testing.T, s *Store, id []byte, create bool, kv ...string) *Session {
+	t.Helper()
+	var u Update
+	for i := 0; i+1 < len(kv); i += 2 {
+		if err := u.Set([]byte(kv[i]), []byte(kv[i+1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out Session
+	if err := s.Update(id, &u, create, nil, &out); err != nil {
+		t.Fatalf("Update(%s): %v", kv, err)
+	}
+	return &out
+}
+
+func load(t *testing.T, s *Store, id []byte) (string, error) {
+	t.Helper()
+	var out Session
+	_, err := s.Load(id, &out)
+	if err != nil {
+		return "", err
+	}
+	return attrString(&out), nil
+}
+
+func mustLoad(t *testing.T, s *Store, id []byte, want string) {
+	t.Helper()
+	got, err := load(t, s, id)
+	if err != nil || got != want {
+		t.Fatalf("Load = %q, %v; want %q", got, err, want)
+	}
+}
+
+// rawVersion reads the version a node holds for id directly, or -1.
+func rawVersion(t *testing.T, addr, key string) int64 {
+	t.Helper()
+	it, err := memcache.New(addr).Get(key)
+	if errors.Is(err, memcache.ErrCacheMiss) {
+		return -1
+	}
+	if err != nil {
+		t.Fatalf("raw get from %s: %v", addr, err)
+	}
+	v, _, err := peekVersion(it.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(v)
+}
+
+func TestSharedAcrossStores(t *testing.T) {
+	c := startCluster(t)
+	a := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+	b := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+	id := AppendNewID(nil)
+	out := set(t, a, id, true, "user", "bob")
+	if out.Version != 1 || out.Created == 0 {
+		t.Fatalf("new session %+v", out)
+	}
+	var got Session
+	src, err := b.Load(id, &got)
+	if err != nil || src != FromMemcached || attrString(&got) != "user=bob" || got.Created != out.Created {
+		t.Fatalf("other store Load = %v %v %q", src, err, attrString(&got))
+	}
+	if src, _ := b.Load(id, &got); src != FromLocal {
+		t.Fatal("second Load did not hit the local tier")
+	}
+	// Both nodes hold a copy (replicas: 2).
+	for _, addr := range []string{c.n1.Addr, c.n2.Addr} {
+		if v := rawVersion(t, addr, "sp:"+string(id)); v != 1 {
+			t.Fatalf("node %s holds version %d, want 1", addr, v)
+		}
+	}
+}
+
+func TestUnknownIDNotFound(t *testing.T) {
+	c := startCluster(t)
+	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+	if _, err := load(t, s, AppendNewID(nil)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Load(unknown) = %v, want ErrNotFound", err)
+	}
+	var u Update
+	u.Set([]byte("a"), []byte("1"))
+	if err := s.Update(AppendNewID(nil), &u, false, nil, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Update(unknown, no create) = %v, want ErrNotFound", err)
+	}
+}
+
+func TestPrimaryKilledNoLoss(t *testing.T) {
+	c := startCluster(t)
+	s := newStore(t, Options{Nodes: c.nodes()}) // no local tier: every read goes to memcached
+	ids := make([][]byte, 20)
+	for i := range ids {
+		ids[i] = AppendNewID(nil)
+		set(t, s, ids[i], true, "n", fmt.Sprint(i))
+	}
+	c.n1.Stop()
+	for round := 0; round < 3; round++ {
+		for i, id := range ids {
+			want := fmt.Sprintf("n=%d", i)
+			if round > 0 {
+				want += fmt.Sprintf(",round=%d", round-1)
+			}
+			mustLoad(t, s, id, want)
+			set(t, s, id, false, "round", fmt.Sprint(round))
+		}
+	}
+	if s.Nodes()[0].Up {
+		t.Fatal("killed node n1 still marked up")
+	}
+	// Back, empty: reads take the newest copy and repair n1.
+	c.n1.Restart()
+	waitFor(t, "n1 back up", func() bool { return s.Nodes()[0].Up })
+	for i, id := range ids {
+		mustLoad(t, s, id, fmt.Sprintf("n=%d,round=2", i))
+		if v := rawVersion(t, c.n1.Addr, "sp:"+string(id)); v != 4 {
+			t.Fatalf("n1 not repaired: version %d, want 4", v)
+		}
+	}
+}
+
+func TestFrozenNodeNeverServesOldVersion(t *testing.T) {
+	c := startCluster(t)
+	s := newStore(t, Options{Nodes: c.nodes()})
+	id := AppendNewID(nil)
+	set(t, s, id, true, "v", "old")
+	c.n1.Freeze()
+	start := time.Now()
+	set(t, s, id, false, "v", "new") // n1 times out and is marked down
+	if s.Nodes()[0].Up {
+		t.Fatal("frozen node still marked up")
+	}
+	for i := 0; i < 20; i++ { // no further request waits on the frozen node
+		mustLoad(t, s, id, "v=new")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("requests kept waiting on the frozen node: %v", d)
+	}
+	c.n1.Thaw() // it still holds v=old at version 1
+	waitFor(t, "n1 back up", func() bool { return s.Nodes()[0].Up })
+	if v := rawVersion(t, c.n1.Addr, "sp:"+string(id)); v != 1 {
+		t.Fatalf("thawed n1 holds version %d, want the old 1", v)
+	}
+	for i := 0; i < 5; i++ {
+		mustLoad(t, s, id, "v=new")
+	}
+	// A write after the thaw builds on the new version, not n1's old one.
+	set(t, s, id, false, "w", "1")
+	mustLoad(t, s, id, "v=new,w=1")
+	// And a store that never saw the outage reads the new version too.
+	other := newStore(t, Options{Nodes: c.nodes()})
+	mustLoad(t, other, id, "v=new,w=1")
+}
+
+func TestAllNodesDown(t *testing.T) {
+	c := startCluster(t)
+	withLocal := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+	noLocal := newStore(t, Options{Nodes: c.nodes()})
+	kept := AppendNewID(nil)
+	set(t, withLocal, kept, true, "a", "1")
+	remote := AppendNewID(nil)
+	set(t, noLocal, remote, true, "b", "1")
+
+	c.n1.Stop()
+	c.n2.Stop()
+	if _, err := load(t, noLocal, remote); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Load with every node down = %v, want ErrUnavailable", err)
+	}
+	if _, err := load(t, withLocal, remote); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Load of a session not held locally = %v, want ErrUnavailable", err)
+	}
+	// Changes to a session the local tier holds are kept...
+	set(t, withLocal, kept, false, "a", "2")
+	mustLoad(t, withLocal, kept, "a=2")
+	if withLocal.Dirty() != 1 {
+		t.Fatalf("Dirty = %d, want 1", withLocal.Dirty())
+	}
+	var u Update
+	u.Set([]byte("x"), []byte("1"))
+	if err := noLocal.Update(remote, &u, false, nil, nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Update without local tier, nodes down = %v, want ErrUnavailable", err)
+	}
+	// ...and written back when a node returns.
+	c.n1.Restart()
+	c.n2.Restart()
+	waitFor(t, "written back", func() bool { return withLocal.Dirty() == 0 })
+	fresh := newStore(t, Options{Nodes: c.nodes()})
+	mustLoad(t, fresh, kept, "a=2")
+}
+
+func TestConcurrentDistinctAttributesAllKept(t *testing.T) {
+	c := startCluster(t)
+	a := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+	b := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20}) // a second proxy
+	id := AppendNewID(nil)
+	set(t, a, id, true, "start", "1")
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			var u Update
+			u.Set([]byte(fmt.Sprintf("k%02d", i)), []byte(fmt.Sprint(i)))
+			if err := s.Update(id, &u, false, nil, nil); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	fresh := newStore(t, Options{Nodes: c.nodes()})
+	var got Session
+	if _, err := fresh.Load(id, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Len() != 41 {
+		t.Fatalf("session has %d attributes after 40 concurrent sets, want 41: %s", got.Len(), attrString(&got))
+	}
+}
+
+func TestTooLargeNotApplied(t *testing.T) {
+	c := startCluster(t)
+	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, MaxSize: 1024})
+	id := AppendNewID(nil)
+	set(t, s, id, true, "a", "1")
+	var u Update
+	u.Set([]byte("b"), []byte("2"))
+	u.Set([]byte("big"), []byte(strings.Repeat("x", 2000)))
+	if err := s.Update(id, &u, false, nil, nil); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Update = %v, want ErrTooLarge", err)
+	}
+	mustLoad(t, s, id, "a=1")
+	mustLoad(t, newStore(t, Options{Nodes: c.nodes()}), id, "a=1")
+}
+
+func TestInvalidateLeavesTombstone(t *testing.T) {
+	c := startCluster(t)
+	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+	id := AppendNewID(nil)
+	set(t, s, id, true, "user", "bob")
+	c.n2.Freeze()
+	if err := s.Delete(id); err != nil { // n2 misses the delete
+		t.Fatal(err)
+	}
+	if _, err := load(t, s, id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Load after Delete = %v", err)
+	}
+	c.n2.Thaw()
+	waitFor(t, "n2 back", func() bool { return s.Nodes()[1].Up })
+	other := newStore(t, Options{Nodes: c.nodes()})
+	if _, err := load(t, other, id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("invalidated session came back from the node that missed the delete: %v", err)
+	}
+	// An update to an invalidated session does not revive it.
+	var u Update
+	u.Set([]byte("x"), []byte("1"))
+	if err := other.Update(id, &u, false, nil, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Update after invalidate = %v, want ErrNotFound", err)
+	}
+}
+
+func TestRotate(t *testing.T) {
+	c := startCluster(t)
+	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+	id := AppendNewID(nil)
+	first := set(t, s, id, true, "cart", "3")
+	newID := AppendNewID(nil)
+	var u Update
+	u.Rotate = true
+	u.Set([]byte("user"), []byte("alice"))
+	var out Session
+	if err := s.Update(id, &u, false, newID, &out); err != nil {
+		t.Fatal(err)
+	}
+	if string(out.ID) != string(newID) || out.Created != first.Created {
+		t.Fatalf("rotated session %q created %d", out.ID, out.Created)
+	}
+	mustLoad(t, s, newID, "cart=3,user=alice")
+	if _, err := load(t, s, id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("old ID after rotate: %v", err)
+	}
+	if _, err := load(t, newStore(t, Options{Nodes: c.nodes()}), id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("old ID after rotate, from memcached: %v", err)
+	}
+}
+
+func TestSlidingExpiry(t *testing.T) {
+	c := startCluster(t)
+	s := newStore(t, Options{Nodes: c.nodes(), TTL: 2 * time.Second})
+	used, idle := AppendNewID(nil), AppendNewID(nil)
+	set(t, s, used, true, "a", "1")
+	set(t, s, idle, true, "a", "1")
+	// Use one session every 500ms for 4s (twice the TTL), refreshing when due.
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		var sess Session
+		if _, err := s.Load(used, &sess); err != nil {
+			t.Fatalf("used session expired: %v", err)
+		}
+		if s.NeedsRefresh(&sess) {
+			var u Update
+			if err := s.Update(used, &u, false, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := load(t, s, idle); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("idle session still there after twice its TTL: %v", err)
+	}
+}
+
+func TestEmbeddedLocalOnly(t *testing.T) {
+	s := newStore(t, Options{LocalSize: 1 << 20})
+	if !s.Embedded() {
+		t.Fatal("not embedded")
+	}
+	id := AppendNewID(nil)
+	set(t, s, id, true, "a", "1")
+	set(t, s, id, false, "b", "2")
+	mustLoad(t, s, id, "a=1,b=2")
+	if s.Dirty() != 0 {
+		t.Fatal("embedded store counts dirty sessions")
+	}
+	if _, err := New(Options{}); err == nil {
+		t.Fatal("New with no nodes and no local tier succeeded")
+	}
+}
+
+func TestLocalTierTooSmallForEntry(t *testing.T) {
+	c := startCluster(t)
+	// freecache takes entries up to about 1/1024 of its size: 512 bytes here.
+	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 512 << 10})
+	id := AppendNewID(nil)
+	set(t, s, id, true, "big", strings.Repeat("x", 4000))
+	var got Session
+	src, err := s.Load(id, &got)
+	if err != nil || src != FromMemcached {
+		t.Fatalf("Load of an entry too big for the local tier = %v, %v", src, err)
+	}
+}
+
+func TestLocalTTLRereads(t *testing.T) {
+	c := startCluster(t)
+	a := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, LocalTTL: time.Second})
+	b := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, LocalTTL: time.Second})
+	id := AppendNewID(nil)
+	set(t, a, id, true, "v", "1")
+	mustLoad(t, b, id, "v=1")
+	set(t, a, id, false, "v", "2")
+	waitFor(t, "b re-reads after its local ttl", func() bool {
+		got, _ := load(t, b, id)
+		return got == "v=2"
+	})
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func BenchmarkLoadLocal(b *testing.B) {
+	s, _ := New(Options{LocalSize: 16 << 20})
+	id := AppendNewID(nil)
+	var u Update
+	u.Set([]byte("user"), []byte("bob"))
+	u.Set([]byte("visits"), []byte("12"))
+	s.Update(id, &u, true, nil, nil)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var sess Session
+		for pb.Next() {
+			if _, err := s.Load(id, &sess); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkUpdateMemcached(b *testing.B) {
+	n1, n2 := memcachedtest.Start(b), memcachedtest.Start(b)
+	s, _ := New(Options{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}, LocalSize: 16 << 20})
+	defer s.Close()
+	id := AppendNewID(nil)
+	var u Update
+	u.Set([]byte("visits"), []byte("12"))
+	s.Update(id, &u, true, nil, nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := s.Update(id, &u, false, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
