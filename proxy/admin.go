@@ -22,6 +22,7 @@ func AdminHandler(current func() *Proxy) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		p.Metrics.Set.WritePrometheus(w)
 		if p.Sessions != nil {
+			p.Sessions.once.Do(p.Sessions.init)
 			p.Sessions.metrics.WritePrometheus(w)
 		}
 		metrics.WriteProcessMetrics(w)

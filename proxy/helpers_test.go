@@ -33,8 +33,18 @@ type testBackend struct {
 
 func newTestBackend(t *testing.T, name string) *testBackend {
 	t.Helper()
+	return newTestBackendWith(t, name, nil)
+}
+
+// newTestBackendWith lets configure change the server before it starts.
+func newTestBackendWith(t *testing.T, name string, configure func(*http.Server)) *testBackend {
+	t.Helper()
 	b := &testBackend{name: name}
-	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
+	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(b.serve))
+	if configure != nil {
+		configure(b.srv.Config)
+	}
+	b.srv.Start()
 	t.Cleanup(b.srv.Close)
 	return b
 }

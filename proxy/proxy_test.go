@@ -99,13 +99,14 @@ func TestHopByHopHeadersRemoved(t *testing.T) {
 }
 
 func TestClientConnectionCloseKeepsBackendPool(t *testing.T) {
-	a := newTestBackend(t, "A")
 	var conns atomic.Int64
-	a.srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
+	a := newTestBackendWith(t, "A", func(s *http.Server) {
+		s.ConnState = func(c net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
 		}
-	}
+	})
 	p := &Proxy{Pool: newPool(t, "round_robin", nil, a.url())}
 	base := startProxy(t, p, ServerOptions{})
 	for i := 0; i < 5; i++ {

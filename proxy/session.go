@@ -1,35 +1,393 @@
 package proxy
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+
+	"sessionproxy/sessionstore"
 )
 
-// Sessions connects the proxy to the session store. (Filled in by the
-// sessions work; the proxy only calls load and apply.)
-type Sessions struct{ metrics *metrics.Set }
+// Sessions carries sessions between the store and the backends: it reads
+// the session cookie, hands the session to the backend in X-Session-*
+// request headers, and applies the backend's X-Session-* response headers.
+// Fields are settings; do not change them after the first request. Safe
+// for concurrent use by multiple goroutines.
+type Sessions struct {
+	// Store holds the sessions. Required.
+	Store *sessionstore.Store
 
-type sessionState struct {
-	lookup string
+	// Cookie is the session cookie's name (default SPSESSIONID).
+	Cookie string
+
+	// CookieSecure adds Secure to the cookie; it is also added on TLS
+	// connections.
+	CookieSecure bool
+
+	// SameSite is the cookie's SameSite value: Lax, Strict or None
+	// (default Lax).
+	SameSite string
+
+	// Ignore, if not nil, matches request paths that get no session at all
+	// (memcached-session-manager's requestUriIgnorePattern).
+	Ignore *regexp.Regexp
+
+	// CreateAlways stores and cookies every new session, even when the
+	// backend sets nothing; by default a session is created on its first
+	// write (create: on_write).
+	CreateAlways bool
+
+	// NewOnStoreDown starts a fresh session when a client's session cannot
+	// be loaded because the store is down; by default such a request gets
+	// 503 (store_down: reject), never a silent new session.
+	NewOnStoreDown bool
+
+	// Logger receives rejected updates and store errors (default slog.Default()).
+	Logger *slog.Logger
+
+	once     sync.Once
+	metrics  *metrics.Set
+	lookups  [numLookups]*metrics.Counter
+	rejected *metrics.Counter
+	attrs    []byte // "; Path=/; HttpOnly; SameSite=…"
 }
 
-func (s *sessionState) reset() { *s = sessionState{} }
+// Lookup results, as counted in sessionproxy_session_lookups_total.
+const (
+	lookupLocal = iota
+	lookupMemcached
+	lookupMiss
+	lookupError
+	numLookups
+)
 
-func (s *Sessions) load(ctx *fasthttp.RequestCtx, st *sessionState) *Error { return nil }
+var lookupNames = [numLookups]string{"local", "memcached", "miss", "error"}
 
-func (s *Sessions) apply(ctx *fasthttp.RequestCtx, st *sessionState, e *headerEditor) *Error {
-	e.stripSessionHeaders(&ctx.Response.Header)
+var errStoreDown = &Error{fasthttp.StatusServiceUnavailable, "session store unavailable"}
+
+func (s *Sessions) init() {
+	s.metrics = metrics.NewSet()
+	for i, name := range lookupNames {
+		s.lookups[i] = s.metrics.NewCounter(fmt.Sprintf(`sessionproxy_session_lookups_total{result=%q}`, name))
+	}
+	s.rejected = s.metrics.NewCounter("sessionproxy_session_updates_rejected_total")
+	for _, n := range s.Store.Nodes() {
+		id, store := n.ID, s.Store
+		s.metrics.NewGauge(fmt.Sprintf(`sessionproxy_memcached_up{node=%q}`, id), func() float64 {
+			for _, st := range store.Nodes() {
+				if st.ID == id && st.Up {
+					return 1
+				}
+			}
+			return 0
+		})
+	}
+	if local := s.Store.Local(); local != nil {
+		s.metrics.NewGauge("sessionproxy_local_cache_entries", func() float64 { return float64(local.EntryCount()) })
+		s.metrics.NewGauge("sessionproxy_local_cache_hit_rate", local.HitRate)
+	}
+	s.metrics.NewGauge("sessionproxy_sessions_pending_writeback", func() float64 { return float64(s.Store.Dirty()) })
+	sameSite := s.SameSite
+	if sameSite == "" {
+		sameSite = "Lax"
+	}
+	s.attrs = []byte("; Path=/; HttpOnly; SameSite=" + sameSite)
+	if s.Cookie == "" {
+		s.Cookie = "SPSESSIONID"
+	}
+}
+
+func (s *Sessions) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
+
+// sessionState is one request's session, kept between load and apply.
+type sessionState struct {
+	active   bool   // session handling applies to this request
+	lookup   string // for the access log
+	isNew    bool   // this request started the session
+	exists   bool   // loaded from the store
+	hadValid bool   // the client sent a well-formed session cookie
+	id       []byte
+	newID    []byte
+	sess     sessionstore.Session
+	update   sessionstore.Update
+	buf      []byte
+}
+
+func (st *sessionState) reset() {
+	st.active, st.isNew, st.exists, st.hadValid = false, false, false, false
+	st.lookup = "none"
+	st.id, st.newID, st.buf = st.id[:0], st.newID[:0], st.buf[:0]
+	st.sess.Reset()
+	st.update.Reset()
+}
+
+// load resolves the request's session and adds the X-Session-* request
+// headers (the client's own were removed before).
+func (s *Sessions) load(ctx *fasthttp.RequestCtx, st *sessionState) *Error {
+	s.once.Do(s.init)
+	st.reset()
+	if s.Ignore != nil && s.Ignore.Match(ctx.Path()) {
+		st.lookup = "ignored"
+		return nil
+	}
+	st.active = true
+	if c := ctx.Request.Header.Cookie(s.Cookie); len(c) > 0 && sessionstore.ValidID(c) {
+		st.hadValid = true
+		src, err := s.Store.Load(c, &st.sess)
+		switch {
+		case err == nil:
+			st.exists = true
+			st.id = append(st.id, c...)
+			st.lookup = src.String()
+			s.lookups[lookupLocal+int(src)].Inc()
+		case errors.Is(err, sessionstore.ErrNotFound):
+			st.lookup = "miss"
+			s.lookups[lookupMiss].Inc()
+		default:
+			st.lookup = "error"
+			s.lookups[lookupError].Inc()
+			if !s.NewOnStoreDown {
+				return errStoreDown
+			}
+		}
+	}
+	h := &ctx.Request.Header
+	if !st.exists {
+		// Unknown, forged or malformed IDs are never adopted.
+		st.isNew = true
+		st.id = sessionstore.AppendNewID(st.id[:0])
+		st.sess.Reset()
+		st.sess.Created = time.Now().UnixMilli()
+		h.Set("X-Session-New", "1")
+	}
+	h.SetBytesV("X-Session-Id", st.id)
+	st.buf = strconv.AppendInt(st.buf[:0], st.sess.Created, 10)
+	h.SetBytesV("X-Session-Created", st.buf)
+	for i := 0; i < st.sess.Len(); i++ {
+		name, value := st.sess.Attr(i)
+		st.buf = append(append(st.buf[:0], "X-Session-Attr-"...), name...)
+		h.AddBytesKV(st.buf, value)
+	}
 	return nil
 }
 
-func (s *Sessions) nodeStatus() []NodeStatus { return nil }
+// apply reads the backend's X-Session-* response headers, removes them all,
+// and applies them to the session. An update that cannot be applied is not
+// applied at all: the client gets 502 with the reason.
+func (s *Sessions) apply(ctx *fasthttp.RequestCtx, st *sessionState, e *headerEditor) *Error {
+	h := &ctx.Response.Header
+	if !st.active {
+		e.stripSessionHeaders(h)
+		return nil
+	}
+	u := &st.update
+	u.Reset()
+	e.reset()
+	var bad error
+	for k, v := range h.All() {
+		if !hasPrefixFold(k, sessionHeaderPrefix) {
+			continue
+		}
+		e.remember(k)
+		if bad == nil {
+			bad = parseInstruction(u, k[len(sessionHeaderPrefix):], v)
+		}
+	}
+	for _, k := range e.keys {
+		h.DelBytes(k)
+	}
+	if bad != nil {
+		return s.reject(ctx, bad)
+	}
+
+	if u.Invalidate {
+		return s.invalidate(ctx, st)
+	}
+	if st.isNew {
+		u.Rotate = false // a new session has a fresh ID already
+		u.Created = st.sess.Created
+	}
+	needed := !u.Empty() || (st.isNew && s.CreateAlways) || (st.exists && s.Store.NeedsRefresh(&st.sess))
+	if !needed {
+		return nil
+	}
+	if u.Rotate {
+		st.newID = sessionstore.AppendNewID(st.newID[:0])
+	}
+	err := s.Store.Update(st.id, u, st.isNew, st.newID, nil)
+	switch {
+	case err == nil:
+	case errors.Is(err, sessionstore.ErrTooLarge):
+		return s.reject(ctx, err)
+	case errors.Is(err, sessionstore.ErrNotFound):
+		// Invalidated or expired by another request meanwhile: there is
+		// no session left to change.
+		s.setCookie(ctx, nil, st)
+		return nil
+	default:
+		s.logger().Error("session write failed", "error", err, "session", string(st.id))
+		return errStoreDown
+	}
+	switch {
+	case u.Rotate:
+		s.setCookie(ctx, st.newID, st)
+	case st.isNew:
+		s.setCookie(ctx, st.id, st)
+	}
+	return nil
+}
+
+// parseInstruction records one X-Session-<rest>: <v> response header.
+// Headers it does not know (a backend echoing X-Session-Id) are dropped.
+func parseInstruction(u *sessionstore.Update, rest, v []byte) error {
+	switch {
+	case hasPrefixFold(rest, "set-"):
+		return u.Set(rest[len("set-"):], v)
+	case equalFold(rest, "unset"):
+		var err error
+		connectionTokens(v, func(name []byte) {
+			if err == nil {
+				err = u.Unset(name)
+			}
+		})
+		return err
+	case equalFold(rest, "invalidate"):
+		on, err := flag(rest, v)
+		u.Invalidate = u.Invalidate || on
+		return err
+	case equalFold(rest, "rotate"):
+		on, err := flag(rest, v)
+		u.Rotate = u.Rotate || on
+		return err
+	}
+	return nil
+}
+
+func flag(name, v []byte) (bool, error) {
+	v = trimSpace(v)
+	switch {
+	case equalFold(v, "1"), equalFold(v, "true"):
+		return true, nil
+	case len(v) == 0, equalFold(v, "0"), equalFold(v, "false"):
+		return false, nil
+	}
+	return false, fmt.Errorf("X-Session-%s must be 1, got %q", name, v)
+}
+
+func (s *Sessions) reject(ctx *fasthttp.RequestCtx, err error) *Error {
+	s.rejected.Inc()
+	reason := err.Error()
+	switch {
+	case errors.Is(err, sessionstore.ErrBadName):
+		reason = "bad attribute name" + reason[len(sessionstore.ErrBadName.Error()):]
+	case errors.Is(err, sessionstore.ErrTooLarge):
+		reason = "session over max_size" + reason[len(sessionstore.ErrTooLarge.Error()):]
+	}
+	s.logger().Error("backend sent an unusable session update", "reason", reason,
+		"path", string(ctx.Path()), "request_id", string(ctx.Request.Header.Peek("X-Request-Id")))
+	return &Error{fasthttp.StatusBadGateway, "invalid session update: " + reason}
+}
+
+func (s *Sessions) invalidate(ctx *fasthttp.RequestCtx, st *sessionState) *Error {
+	if st.exists {
+		if err := s.Store.Delete(st.id); err != nil {
+			s.logger().Error("session invalidate failed", "error", err, "session", string(st.id))
+			return errStoreDown
+		}
+	}
+	if st.exists || st.hadValid {
+		s.setCookie(ctx, nil, st)
+	}
+	return nil
+}
+
+// setCookie sets the session cookie to id, or expires it when id is nil.
+// The header is written by hand so that its attributes read exactly as
+// documented (fasthttp's Cookie writes them in its own spelling).
+func (s *Sessions) setCookie(ctx *fasthttp.RequestCtx, id []byte, st *sessionState) {
+	b := append(append(st.buf[:0], s.Cookie...), '=')
+	b = append(b, id...)
+	if id == nil {
+		b = append(b, "; Max-Age=0"...)
+	}
+	b = append(b, s.attrs...)
+	if s.CookieSecure || ctx.IsTLS() {
+		b = append(b, "; Secure"...)
+	}
+	st.buf = b
+	ctx.Response.Header.AddBytesKV(setCookieKey, b)
+}
+
+var setCookieKey = []byte(fasthttp.HeaderSetCookie)
+
+func (s *Sessions) nodeStatus() []NodeStatus {
+	out := []NodeStatus{}
+	for _, n := range s.Store.Nodes() {
+		out = append(out, NodeStatus{ID: n.ID, Addr: n.Addr, Up: n.Up, Failover: n.Failover})
+	}
+	return out
+}
+
+// SessionJSON is the document of GET /sessions/<id>.
+type SessionJSON struct {
+	ID         string            `json:"id"`
+	Created    int64             `json:"created"`
+	Version    uint64            `json:"version"`
+	Attributes map[string]string `json:"attributes"`
+}
 
 func (p *Proxy) serveSessionGet(w http.ResponseWriter, id string) {
-	writeText(w, http.StatusNotFound, "sessions are not enabled")
+	if p.Sessions == nil {
+		writeText(w, http.StatusNotFound, "sessions are not enabled")
+		return
+	}
+	if !sessionstore.ValidID([]byte(id)) {
+		writeText(w, http.StatusNotFound, "no such session")
+		return
+	}
+	var sess sessionstore.Session
+	_, err := p.Sessions.Store.Load([]byte(id), &sess)
+	switch {
+	case errors.Is(err, sessionstore.ErrNotFound):
+		writeText(w, http.StatusNotFound, "no such session")
+		return
+	case err != nil:
+		writeText(w, http.StatusServiceUnavailable, "session store unavailable")
+		return
+	}
+	doc := SessionJSON{ID: id, Created: sess.Created, Version: sess.Version, Attributes: map[string]string{}}
+	for i := 0; i < sess.Len(); i++ {
+		n, v := sess.Attr(i)
+		doc.Attributes[string(n)] = string(v)
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func (p *Proxy) serveSessionDelete(w http.ResponseWriter, id string) {
-	writeText(w, http.StatusNotFound, "sessions are not enabled")
+	if p.Sessions == nil {
+		writeText(w, http.StatusNotFound, "sessions are not enabled")
+		return
+	}
+	if !sessionstore.ValidID([]byte(id)) {
+		writeText(w, http.StatusNotFound, "no such session")
+		return
+	}
+	if err := p.Sessions.Store.Delete([]byte(id)); err != nil {
+		writeText(w, http.StatusServiceUnavailable, "session store unavailable")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -234,8 +234,9 @@ func (r *reader) bytes() []byte {
 // Update is what a backend asked for in one response. Its zero value
 // changes nothing. An Update may be reused after Reset.
 type Update struct {
-	Invalidate bool // delete the session
-	Rotate     bool // move the session to a new ID
+	Invalidate bool  // delete the session
+	Rotate     bool  // move the session to a new ID
+	Created    int64 // creation time (unix ms) of a session this update creates; 0 means now
 
 	sets   []span // name=value; a later entry for a name wins
 	unsets []span // names (value empty)

@@ -352,7 +352,7 @@ func (s *Store) Update(id []byte, u *Update, create bool, newID []byte, out *Ses
 	nodes := s.replicas(id, &p)
 	for try := 0; try < maxCASTries; try++ {
 		reads := s.readReplicas(key, nodes, w.reads[:])
-		if err := s.base(id, reads, create, &w.base); err != nil {
+		if err := s.base(id, reads, create, u.Created, &w.base); err != nil {
 			return err
 		}
 		u.applyTo(&w.next, &w.base)
@@ -377,7 +377,7 @@ func (s *Store) Update(id []byte, u *Update, create bool, newID []byte, out *Ses
 // base fills b with the freshest copy of id: the newest replica, or the
 // local copy if that is newer (replicas restarted empty, or every node was
 // down when it was written), or a new session when create is set.
-func (s *Store) base(id []byte, reads []replicaRead, create bool, b *Session) error {
+func (s *Store) base(id []byte, reads []replicaRead, create bool, created int64, b *Session) error {
 	b.Reset()
 	b.ID = append(b.ID, id...)
 	found := false
@@ -409,7 +409,10 @@ func (s *Store) base(id []byte, reads []replicaRead, create bool, b *Session) er
 	version := b.Version // a recreated ID must still outrank its tombstone
 	b.Reset()
 	b.ID = append(b.ID, id...)
-	b.Created = time.Now().UnixMilli()
+	b.Created = created
+	if created == 0 {
+		b.Created = time.Now().UnixMilli()
+	}
 	b.Version = version
 	return nil
 }

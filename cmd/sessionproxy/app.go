@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"regexp"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"sessionproxy/balancer"
 	"sessionproxy/config"
 	"sessionproxy/proxy"
+	"sessionproxy/sessionstore"
 )
 
 func newLogger(w io.Writer) *slog.Logger {
@@ -41,6 +43,8 @@ type app struct {
 type generation struct {
 	proxy *proxy.Proxy
 	stop  func()
+	store *sessionstore.Store
+	cfg   *config.Config
 }
 
 func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
@@ -95,6 +99,17 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 	if prev != nil {
 		p.Metrics = prev.proxy.Metrics
 	}
+	var store *sessionstore.Store
+	if prev != nil && prev.store != nil && sameStore(prev.cfg, c) {
+		store = prev.store // the local tier survives a reload
+	} else if store, err = newStore(c, logger); err != nil {
+		return nil, err
+	}
+	sessions, err := newSessions(c, store, logger)
+	if err != nil {
+		return nil, err
+	}
+	p.Sessions = sessions
 	ctx, cancel := context.WithCancel(context.Background())
 	if c.Health.CheckPath != "" {
 		checker := &balancer.Checker{
@@ -104,7 +119,68 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		}
 		go checker.Run(ctx, pool)
 	}
-	return &generation{proxy: p, stop: cancel}, nil
+	return &generation{proxy: p, stop: cancel, store: store, cfg: c}, nil
+}
+
+// newStore builds the session store of a configuration.
+func newStore(c *config.Config, logger *slog.Logger) (*sessionstore.Store, error) {
+	sc := c.Session
+	cfgNodes, err := sc.Memcached.NodeList()
+	if err != nil {
+		return nil, err
+	}
+	var nodes []sessionstore.Node
+	for _, n := range cfgNodes {
+		nodes = append(nodes, sessionstore.Node{ID: n.ID, Addr: n.Addr, Failover: n.Failover})
+	}
+	store, err := sessionstore.New(sessionstore.Options{
+		Nodes:        nodes,
+		Replicas:     sc.Memcached.Replicas,
+		KeyPrefix:    sc.Memcached.KeyPrefix,
+		Timeout:      sc.Memcached.Timeout.Std(),
+		MaxIdleConns: sc.Memcached.MaxIdleConns,
+		TTL:          sc.TTL.Std(),
+		MaxSize:      int(sc.MaxSize),
+		LocalSize:    int(sc.LocalCache.Size),
+		LocalTTL:     sc.LocalCache.TTL.Std(),
+		Logger:       logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if store.Embedded() {
+		logger.Warn("no memcached nodes: sessions are held in this process only and are lost when it stops",
+			"local_cache", int64(sc.LocalCache.Size))
+	}
+	return store, nil
+}
+
+// sameStore reports whether two configurations can share one store.
+func sameStore(a, b *config.Config) bool {
+	x, y := a.Session, b.Session
+	return x.TTL == y.TTL && x.MaxSize == y.MaxSize && x.LocalCache == y.LocalCache &&
+		fmt.Sprint(x.Memcached) == fmt.Sprint(y.Memcached)
+}
+
+func newSessions(c *config.Config, store *sessionstore.Store, logger *slog.Logger) (*proxy.Sessions, error) {
+	sc := c.Session
+	s := &proxy.Sessions{
+		Store:          store,
+		Cookie:         sc.Cookie,
+		CookieSecure:   sc.CookieSecure,
+		SameSite:       map[string]string{"lax": "Lax", "strict": "Strict", "none": "None"}[sc.CookieSameSite],
+		CreateAlways:   sc.Create == "always",
+		NewOnStoreDown: sc.StoreDown == "new",
+		Logger:         logger,
+	}
+	if sc.Ignore != "" {
+		re, err := regexp.Compile(sc.Ignore)
+		if err != nil {
+			return nil, fmt.Errorf("session.ignore: %w", err)
+		}
+		s.Ignore = re
+	}
+	return s, nil
 }
 
 // serve listens and serves until SIGTERM or SIGINT, then drains.
@@ -173,6 +249,11 @@ func (a *app) reload() {
 	}
 	a.current.Store(g)
 	prev.stop()
+	if prev.store != g.store {
+		// In-flight requests may still use the old store; give them the
+		// response timeout before its probes stop.
+		time.AfterFunc(c.Timeouts.Response.Std(), prev.store.Close)
+	}
 	a.cfg = c
 	a.logger.Info("config reloaded", "file", a.flags.config, "backends", len(c.Backends))
 }
@@ -199,6 +280,7 @@ func (a *app) shutdown(sig os.Signal, sigs <-chan os.Signal) int {
 	}
 	g := a.current.Load()
 	g.stop()
+	g.store.Close()
 	a.logger.Info("stopped")
 	return 0
 }
