@@ -12,12 +12,17 @@ test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 ./...
 
-# Tests start real memcached processes; Debian's package provides the binary.
+# Tests start real memcached processes and run the example backends with
+# python3 and node; Debian's packages provide whichever is missing.
+DEPS := memcached:memcached python3:python3 node:nodejs
+
 deps:
-	@command -v memcached >/dev/null 2>&1 || { \
-		echo "installing memcached from Debian's packages"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq memcached; }
-	@command -v memcached >/dev/null 2>&1 || { echo "memcached is still missing"; exit 1; }
+	@missing=""; for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing from Debian's packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || { echo "$${d%%:*} is still missing"; exit 1; }; done
 
 build:
 	$(GO) build -o bin/sessionproxy ./cmd/sessionproxy

@@ -36,6 +36,11 @@ type app struct {
 	current atomic.Pointer[generation]
 	server  *fasthttp.Server
 	admin   *http.Server
+
+	// signals delivers SIGTERM, SIGINT and SIGHUP; tests send to it.
+	signals chan os.Signal
+	// onListen, if set, is called with the listen address once serving.
+	onListen func(addr string)
 }
 
 // generation is the proxy built from one configuration, with what must be
@@ -48,7 +53,7 @@ type generation struct {
 }
 
 func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
-	a := &app{flags: f, logger: logger, cfg: c}
+	a := &app{flags: f, logger: logger, cfg: c, signals: make(chan os.Signal, 2)}
 	g, err := build(c, logger, nil)
 	if err != nil {
 		return nil, err
@@ -198,11 +203,19 @@ func (a *app) serve() int {
 		}
 		go a.admin.Serve(adminLn)
 	}
+	return a.serveOn(ln)
+}
+
+// serveOn serves on ln until SIGTERM or SIGINT, then drains.
+func (a *app) serveOn(ln net.Listener) int {
 	a.logger.Info("sessionproxy listening", "addr", ln.Addr().String(), "backends", len(a.cfg.Backends),
 		"balancer", a.cfg.Balancer, "admin", a.cfg.Admin, "version", version)
-
-	sigs := make(chan os.Signal, 2)
+	sigs := a.signals
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if a.onListen != nil {
+		a.onListen(ln.Addr().String())
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(ln) }()
 	for {
@@ -283,9 +296,4 @@ func (a *app) shutdown(sig os.Signal, sigs <-chan os.Signal) int {
 	g.store.Close()
 	a.logger.Info("stopped")
 	return 0
-}
-
-func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "demo: not built yet")
-	return 1
 }

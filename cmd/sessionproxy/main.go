@@ -20,6 +20,7 @@ const usage = `usage:
   sessionproxy run   [-config FILE] [-listen ADDR] [-backend URL]... [-memcached ADDR[,ADDR...]] [-admin ADDR]
   sessionproxy check -config FILE
   sessionproxy demo  [-listen ADDR] [-memcached ADDR[,ADDR...]]
+  sessionproxy import-nginx FILE    # print a config translated from an nginx.conf
   sessionproxy version
 `
 
@@ -39,6 +40,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "import-nginx":
+		return cmdImportNginx(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "sessionproxy %s\n", version)
 		return 0
