@@ -173,6 +173,9 @@ func (v *validator) session() {
 		v.errf("session.local_cache.size", "session.local_cache.size must be 0 (off) or at least 512KiB, got %d", lc.Size)
 	}
 	v.memcached()
+	if s.Write == "async" && (s.LocalCache.Size == 0 || s.LocalCache.TTL != 0) {
+		v.errf("session.write", "session.write: async needs the local tier as the authoritative copy (local_cache.size above 0 and local_cache.ttl: 0)")
+	}
 	if len(s.Memcached.Nodes) == 0 && s.LocalCache.Size == 0 {
 		v.errf("session.local_cache.size", "session.local_cache.size is 0 and there are no memcached nodes: sessions would be kept nowhere")
 	}

@@ -3,8 +3,6 @@ package proxy
 import (
 	"encoding/json"
 	"net/http"
-
-	"github.com/VictoriaMetrics/metrics"
 )
 
 // AdminHandler serves /healthz, /metrics, /status and /sessions/<id> for
@@ -17,15 +15,8 @@ func AdminHandler(current func() *Proxy) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		p := current()
-		p.once.Do(p.init)
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		p.Metrics.Set.WritePrometheus(w)
-		if p.Sessions != nil {
-			p.Sessions.once.Do(p.Sessions.init)
-			p.Sessions.metrics.WritePrometheus(w)
-		}
-		metrics.WriteProcessMetrics(w)
+		current().WritePrometheus(w)
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, current().Status())

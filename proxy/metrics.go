@@ -2,27 +2,38 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
 )
 
-// Metrics holds the proxy's Prometheus metrics. Counters per status code are
+// Metrics holds the proxy's Prometheus counters. One Metrics lives as long
+// as the process and is shared by the proxies that reloads build, so that
+// counters do not restart at zero; gauges that describe one configuration's
+// backends and nodes live with that Proxy. Counters per status code are
 // created on first use and then found by index, so counting a request does
 // not format a name.
 type Metrics struct {
 	Set      *metrics.Set
 	codes    [600]atomic.Pointer[metrics.Counter]
 	duration *metrics.PrometheusHistogram
+	lookups  [numLookups]*metrics.Counter
+	rejected *metrics.Counter
 }
 
-// NewMetrics registers the proxy's metrics in a new set.
+// NewMetrics registers the proxy's counters in a new set.
 func NewMetrics() *Metrics {
 	s := metrics.NewSet()
-	return &Metrics{
+	m := &Metrics{
 		Set:      s,
 		duration: s.NewPrometheusHistogram("sessionproxy_request_duration_seconds"),
+		rejected: s.NewCounter("sessionproxy_session_updates_rejected_total"),
 	}
+	for i, name := range lookupNames {
+		m.lookups[i] = s.NewCounter(fmt.Sprintf(`sessionproxy_session_lookups_total{result=%q}`, name))
+	}
+	return m
 }
 
 func (m *Metrics) code(status int) *metrics.Counter {
@@ -37,7 +48,11 @@ func (m *Metrics) code(status int) *metrics.Counter {
 	return c
 }
 
-// gauge registers a gauge computed at scrape time, once per name.
-func (m *Metrics) gauge(name string, f func() float64) {
-	m.Set.GetOrCreateGauge(name, f)
+// WritePrometheus writes p's metrics: the shared counters, p's gauges and
+// the process's own (memory, CPU, file descriptors).
+func (p *Proxy) WritePrometheus(w io.Writer) {
+	p.once.Do(p.init)
+	p.Metrics.Set.WritePrometheus(w)
+	p.gauges.WritePrometheus(w)
+	metrics.WriteProcessMetrics(w)
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"sessionproxy/balancer"
@@ -58,6 +59,7 @@ type Proxy struct {
 
 	once    sync.Once
 	clients []*fasthttp.HostClient // by Backend.Index
+	gauges  *metrics.Set           // this configuration's backends and nodes
 }
 
 // AccessInfo is what the proxy knows about a finished request beyond the
@@ -88,15 +90,22 @@ func (p *Proxy) init() {
 	if maxConns <= 0 {
 		maxConns = 2048
 	}
+	p.gauges = metrics.NewSet()
 	p.clients = make([]*fasthttp.HostClient, len(p.Pool.Backends))
 	for i, b := range p.Pool.Backends {
 		p.clients[i] = newHostClient(b, connect, maxConns)
-		p.Metrics.gauge(fmt.Sprintf(`sessionproxy_backend_up{backend=%q}`, b.URL), func() float64 {
+		p.gauges.NewGauge(fmt.Sprintf(`sessionproxy_backend_up{backend=%q}`, b.URL), func() float64 {
 			if b.Available() {
 				return 1
 			}
 			return 0
 		})
+		p.gauges.NewGauge(fmt.Sprintf(`sessionproxy_backend_active{backend=%q}`, b.URL), func() float64 {
+			return float64(b.Inflight())
+		})
+	}
+	if p.Sessions != nil {
+		p.Sessions.once.Do(func() { p.Sessions.init(p.Metrics, p.gauges) })
 	}
 }
 

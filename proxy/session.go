@@ -53,11 +53,9 @@ type Sessions struct {
 	// Logger receives rejected updates and store errors (default slog.Default()).
 	Logger *slog.Logger
 
-	once     sync.Once
-	metrics  *metrics.Set
-	lookups  [numLookups]*metrics.Counter
-	rejected *metrics.Counter
-	attrs    []byte // "; Path=/; HttpOnly; SameSite=…"
+	once    sync.Once // init, run by the Proxy
+	metrics *Metrics
+	attrs   []byte // "; Path=/; HttpOnly; SameSite=…"
 }
 
 // Lookup results, as counted in sessionproxy_session_lookups_total.
@@ -73,15 +71,11 @@ var lookupNames = [numLookups]string{"local", "memcached", "miss", "error"}
 
 var errStoreDown = &Error{fasthttp.StatusServiceUnavailable, "session store unavailable"}
 
-func (s *Sessions) init() {
-	s.metrics = metrics.NewSet()
-	for i, name := range lookupNames {
-		s.lookups[i] = s.metrics.NewCounter(fmt.Sprintf(`sessionproxy_session_lookups_total{result=%q}`, name))
-	}
-	s.rejected = s.metrics.NewCounter("sessionproxy_session_updates_rejected_total")
+func (s *Sessions) init(m *Metrics, gauges *metrics.Set) {
+	s.metrics = m
 	for _, n := range s.Store.Nodes() {
 		id, store := n.ID, s.Store
-		s.metrics.NewGauge(fmt.Sprintf(`sessionproxy_memcached_up{node=%q}`, id), func() float64 {
+		gauges.NewGauge(fmt.Sprintf(`sessionproxy_memcached_up{node=%q}`, id), func() float64 {
 			for _, st := range store.Nodes() {
 				if st.ID == id && st.Up {
 					return 1
@@ -91,10 +85,11 @@ func (s *Sessions) init() {
 		})
 	}
 	if local := s.Store.Local(); local != nil {
-		s.metrics.NewGauge("sessionproxy_local_cache_entries", func() float64 { return float64(local.EntryCount()) })
-		s.metrics.NewGauge("sessionproxy_local_cache_hit_rate", local.HitRate)
+		gauges.NewGauge("sessionproxy_local_cache_entries", func() float64 { return float64(local.EntryCount()) })
+		gauges.NewGauge("sessionproxy_local_cache_hit_rate", local.HitRate)
 	}
-	s.metrics.NewGauge("sessionproxy_sessions_pending_writeback", func() float64 { return float64(s.Store.Dirty()) })
+	gauges.NewGauge("sessionproxy_sessions_pending_writeback", func() float64 { return float64(s.Store.Dirty()) })
+	gauges.NewGauge("sessionproxy_session_async_pending", func() float64 { return float64(s.Store.Pending()) })
 	sameSite := s.SameSite
 	if sameSite == "" {
 		sameSite = "Lax"
@@ -137,7 +132,6 @@ func (st *sessionState) reset() {
 // load resolves the request's session and adds the X-Session-* request
 // headers (the client's own were removed before).
 func (s *Sessions) load(ctx *fasthttp.RequestCtx, st *sessionState) *Error {
-	s.once.Do(s.init)
 	st.reset()
 	if s.Ignore != nil && s.Ignore.Match(ctx.Path()) {
 		st.lookup = "ignored"
@@ -152,13 +146,13 @@ func (s *Sessions) load(ctx *fasthttp.RequestCtx, st *sessionState) *Error {
 			st.exists = true
 			st.id = append(st.id, c...)
 			st.lookup = src.String()
-			s.lookups[lookupLocal+int(src)].Inc()
+			s.metrics.lookups[lookupLocal+int(src)].Inc()
 		case errors.Is(err, sessionstore.ErrNotFound):
 			st.lookup = "miss"
-			s.lookups[lookupMiss].Inc()
+			s.metrics.lookups[lookupMiss].Inc()
 		default:
 			st.lookup = "error"
-			s.lookups[lookupError].Inc()
+			s.metrics.lookups[lookupError].Inc()
 			if !s.NewOnStoreDown {
 				return errStoreDown
 			}
@@ -288,7 +282,7 @@ func flag(name, v []byte) (bool, error) {
 }
 
 func (s *Sessions) reject(ctx *fasthttp.RequestCtx, err error) *Error {
-	s.rejected.Inc()
+	s.metrics.rejected.Inc()
 	reason := err.Error()
 	switch {
 	case errors.Is(err, sessionstore.ErrBadName):

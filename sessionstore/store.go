@@ -23,8 +23,18 @@ type Options struct {
 	TTL     time.Duration // sliding idle lifetime of a session (default 30m)
 	MaxSize int           // largest encoded session (default 64 KiB)
 
-	LocalSize int           // bytes of the freecache hot tier; 0 turns it off
-	LocalTTL  time.Duration // 0: trust local copies; >0: re-read from memcached after this
+	LocalSize  int              // bytes of the freecache hot tier; 0 turns it off
+	LocalCache *freecache.Cache // if not nil, the hot tier to use instead of a new one (a reload keeps its predecessor's)
+	LocalTTL   time.Duration    // 0: trust local copies; >0: re-read from memcached after this
+
+	// Async writes to memcached in the background: the local tier holds
+	// the new version at once (read-your-writes through this proxy) and a
+	// queue of AsyncQueue sessions (default 4096) feeds the writers; when
+	// it is full the write is done inline, never dropped. It needs the
+	// local tier as the authoritative copy, so it is ignored when
+	// LocalSize is 0 or LocalTTL is set.
+	Async      bool
+	AsyncQueue int
 
 	ProbeInterval time.Duration // how often a down node is pinged (default 1s)
 	Logger        *slog.Logger  // node state changes (default slog.Default())
@@ -64,6 +74,8 @@ type Store struct {
 	mu    sync.Mutex          // protects dirty
 	dirty map[string]struct{} // sessions changed while no node could take them
 
+	async *asyncState // nil unless Options.Async
+
 	closed chan struct{}
 	wg     sync.WaitGroup
 }
@@ -89,23 +101,30 @@ func New(o Options) (*Store, error) {
 	if o.MaxSize <= 0 {
 		o.MaxSize = 64 << 10
 	}
-	if len(o.Nodes) == 0 && o.LocalSize <= 0 {
+	if len(o.Nodes) == 0 && o.LocalSize <= 0 && o.LocalCache == nil {
 		return nil, errors.New("sessionstore: no memcached nodes and no local tier: sessions would be kept nowhere")
 	}
 	if len(o.Nodes) > maxNodes {
 		return nil, fmt.Errorf("sessionstore: at most %d memcached nodes", maxNodes)
 	}
 	s := &Store{opts: o, dirty: map[string]struct{}{}, closed: make(chan struct{})}
-	if o.LocalSize > 0 {
+	switch {
+	case o.LocalCache != nil:
+		s.local = o.LocalCache
+	case o.LocalSize > 0:
 		s.local = freecache.NewCache(o.LocalSize)
 	}
 	for _, n := range o.Nodes {
 		s.nodes = append(s.nodes, newNode(n, o.Timeout, o.MaxIdleConns))
 	}
+	if o.Async && s.local != nil && o.LocalTTL == 0 && len(s.nodes) > 0 {
+		s.startAsync()
+	}
 	return s, nil
 }
 
-// Close stops background probes. The Store must not be used afterwards.
+// Close stops background probes and writers; call Flush first to write
+// what is queued. The Store must not be used afterwards.
 func (s *Store) Close() {
 	close(s.closed)
 	s.wg.Wait()
@@ -314,6 +333,14 @@ func (s *Store) writeIfNewer(n *node, key string, val []byte, version uint64) bo
 	return false
 }
 
+func (s *Store) stripe(id []byte) *sync.Mutex {
+	return &s.stripes[hashBytes(fnvOffset, id)%uint64(len(s.stripes))]
+}
+
+func tooLarge(size, limit int) error {
+	return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, size, limit)
+}
+
 // writeContext is the scratch space of one Update.
 type writeContext struct {
 	base, next Session
@@ -341,7 +368,12 @@ func (s *Store) Update(id []byte, u *Update, create bool, newID []byte, out *Ses
 	if u.Invalidate {
 		return s.Delete(id)
 	}
-	mu := &s.stripes[hashBytes(fnvOffset, id)%uint64(len(s.stripes))]
+	if s.async != nil && !u.Rotate {
+		if done, err := s.updateAsync(id, u, create, out); done {
+			return err
+		}
+	}
+	mu := s.stripe(id)
 	mu.Lock()
 	defer mu.Unlock()
 	w := writePool.Get().(*writeContext)
@@ -360,7 +392,7 @@ func (s *Store) Update(id []byte, u *Update, create bool, newID []byte, out *Ses
 		w.next.Touched = time.Now().Unix()
 		w.enc = w.next.AppendEncode(w.enc[:0])
 		if len(w.enc) > s.opts.MaxSize {
-			return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(w.enc), s.opts.MaxSize)
+			return tooLarge(len(w.enc), s.opts.MaxSize)
 		}
 		if u.Rotate {
 			return s.rotate(id, newID, w, out)
@@ -489,7 +521,7 @@ func (s *Store) rotate(id, newID []byte, w *writeContext, out *Session) error {
 // rather than deleting, so that a replica that was down and still holds an
 // older copy cannot bring the session back.
 func (s *Store) Delete(id []byte) error {
-	mu := &s.stripes[hashBytes(fnvOffset, id)%uint64(len(s.stripes))]
+	mu := s.stripe(id)
 	mu.Lock()
 	defer mu.Unlock()
 	version := uint64(0)

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coocood/freecache"
 	"github.com/valyala/fasthttp"
 
 	"sessionproxy/balancer"
@@ -46,10 +47,26 @@ type app struct {
 // generation is the proxy built from one configuration, with what must be
 // stopped when it is replaced.
 type generation struct {
-	proxy *proxy.Proxy
-	stop  func()
-	store *sessionstore.Store
-	cfg   *config.Config
+	proxy     *proxy.Proxy
+	stop      func()
+	store     *sessionstore.Store
+	accessLog *proxy.AccessLog
+	cfg       *config.Config
+}
+
+// retire releases what g does not share with next, once the requests that
+// started on g have had time to finish.
+func (g *generation) retire(next *generation, grace time.Duration) {
+	g.stop()
+	time.AfterFunc(grace, func() {
+		if g.store != next.store {
+			g.store.Flush(context.Background())
+			g.store.Close()
+		}
+		if g.accessLog != next.accessLog {
+			g.accessLog.Close()
+		}
+	})
 }
 
 func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
@@ -105,10 +122,23 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		p.Metrics = prev.proxy.Metrics
 	}
 	var store *sessionstore.Store
-	if prev != nil && prev.store != nil && sameStore(prev.cfg, c) {
-		store = prev.store // the local tier survives a reload
-	} else if store, err = newStore(c, logger); err != nil {
+	var keepLocal *freecache.Cache
+	if prev != nil && prev.cfg.Session.LocalCache.Size == c.Session.LocalCache.Size {
+		keepLocal = prev.store.Local() // the hot tier survives a reload of the same size
+	}
+	if prev != nil && sameStore(prev.cfg, c) {
+		store = prev.store
+	} else if store, err = newStore(c, keepLocal, logger); err != nil {
 		return nil, err
+	}
+	var accessLog *proxy.AccessLog
+	if prev != nil && prev.cfg.AccessLog == c.AccessLog {
+		accessLog = prev.accessLog
+	} else if accessLog, err = proxy.NewAccessLog(c.AccessLog, os.Stderr); err != nil {
+		return nil, err
+	}
+	if accessLog != nil {
+		p.AccessLog = accessLog.Log
 	}
 	sessions, err := newSessions(c, store, logger)
 	if err != nil {
@@ -124,11 +154,11 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		}
 		go checker.Run(ctx, pool)
 	}
-	return &generation{proxy: p, stop: cancel, store: store, cfg: c}, nil
+	return &generation{proxy: p, stop: cancel, store: store, accessLog: accessLog, cfg: c}, nil
 }
 
 // newStore builds the session store of a configuration.
-func newStore(c *config.Config, logger *slog.Logger) (*sessionstore.Store, error) {
+func newStore(c *config.Config, local *freecache.Cache, logger *slog.Logger) (*sessionstore.Store, error) {
 	sc := c.Session
 	cfgNodes, err := sc.Memcached.NodeList()
 	if err != nil {
@@ -148,6 +178,8 @@ func newStore(c *config.Config, logger *slog.Logger) (*sessionstore.Store, error
 		MaxSize:      int(sc.MaxSize),
 		LocalSize:    int(sc.LocalCache.Size),
 		LocalTTL:     sc.LocalCache.TTL.Std(),
+		LocalCache:   local,
+		Async:        sc.Write == "async",
 		Logger:       logger,
 	})
 	if err != nil {
@@ -163,7 +195,7 @@ func newStore(c *config.Config, logger *slog.Logger) (*sessionstore.Store, error
 // sameStore reports whether two configurations can share one store.
 func sameStore(a, b *config.Config) bool {
 	x, y := a.Session, b.Session
-	return x.TTL == y.TTL && x.MaxSize == y.MaxSize && x.LocalCache == y.LocalCache &&
+	return x.TTL == y.TTL && x.MaxSize == y.MaxSize && x.LocalCache == y.LocalCache && x.Write == y.Write &&
 		fmt.Sprint(x.Memcached) == fmt.Sprint(y.Memcached)
 }
 
@@ -261,12 +293,8 @@ func (a *app) reload() {
 		return
 	}
 	a.current.Store(g)
-	prev.stop()
-	if prev.store != g.store {
-		// In-flight requests may still use the old store; give them the
-		// response timeout before its probes stop.
-		time.AfterFunc(c.Timeouts.Response.Std(), prev.store.Close)
-	}
+	// Requests already running finish on the old settings.
+	prev.retire(g, a.cfg.Timeouts.Response.Std()+time.Second)
 	a.cfg = c
 	a.logger.Info("config reloaded", "file", a.flags.config, "backends", len(c.Backends))
 }
@@ -288,12 +316,22 @@ func (a *app) shutdown(sig os.Signal, sigs <-chan os.Signal) int {
 		a.logger.Warn("second signal, exiting now", "signal", s.String())
 		return 1
 	}
+	g := a.current.Load()
+	if n := g.store.Pending(); n > 0 {
+		a.logger.Info("writing back pending session changes", "sessions", n)
+	}
+	if err := g.store.Flush(ctx); err != nil {
+		a.logger.Error("pending session writes not finished within timeouts.shutdown", "left", g.store.Pending())
+	}
+	if n := g.store.Dirty(); n > 0 {
+		a.logger.Error("sessions changed while every memcached node was down are lost", "sessions", n)
+	}
 	if a.admin != nil {
 		a.admin.Close()
 	}
-	g := a.current.Load()
 	g.stop()
 	g.store.Close()
+	g.accessLog.Close()
 	a.logger.Info("stopped")
 	return 0
 }

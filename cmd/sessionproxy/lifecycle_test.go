@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/sessionstore"
+)
+
+var binary string // built once by TestMain
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sessionproxy-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "sessionproxy")
+	if out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building sessionproxy: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is the sessionproxy binary running with a config file.
+type process struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	config string
+	addr   string
+	mu     sync.Mutex
+	log    strings.Builder
+	exited chan int
+}
+
+func (p *process) stderr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startProcess writes config (with {{listen}} replaced) and runs the binary.
+func startProcess(t *testing.T, config string) *process {
+	t.Helper()
+	p := &process{t: t, addr: freeAddr(t), exited: make(chan int, 1)}
+	p.config = filepath.Join(t.TempDir(), "sp.yaml")
+	p.write(config)
+	p.cmd = exec.Command(binary, "run", "-config", p.config)
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	errPipe, _ := p.cmd.StderrPipe()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(errPipe)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.log.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+	}()
+	go func() {
+		p.cmd.Wait()
+		p.exited <- p.cmd.ProcessState.ExitCode()
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("sessionproxy stderr:\n%s", p.stderr())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", p.addr); err == nil {
+			c.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessionproxy did not start:\n%s", p.stderr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *process) write(config string) {
+	config = strings.ReplaceAll(config, "{{listen}}", p.addr)
+	if err := os.WriteFile(p.config, []byte(config), 0o600); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *process) signal(sig syscall.Signal) { p.cmd.Process.Signal(sig) }
+
+func (p *process) wait(d time.Duration) int {
+	select {
+	case code := <-p.exited:
+		return code
+	case <-time.After(d):
+		p.t.Fatalf("sessionproxy did not exit within %v", d)
+		return -1
+	}
+}
+
+// namedBackend answers with its name.
+func namedBackend(t *testing.T, name string, delay time.Duration) (*httptest.Server, *atomic.Int64) {
+	var hits atomic.Int64
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if d := r.URL.Query().Get("sleep"); d != "" {
+			dur, _ := time.ParseDuration(d)
+			time.Sleep(dur)
+		}
+		time.Sleep(delay)
+		if v := r.URL.Query().Get("set"); v != "" {
+			w.Header().Set("X-Session-Set-V", v)
+		}
+		io.WriteString(w, name)
+	}))
+	t.Cleanup(s.Close)
+	return s, &hits
+}
+
+const baseConfig = `listen: "{{listen}}"
+access_log: off
+backends:
+%s`
+
+func backendsYAML(urls ...string) string {
+	var b strings.Builder
+	for _, u := range urls {
+		fmt.Fprintf(&b, "  - url: %q\n", u)
+	}
+	return b.String()
+}
+
+func TestReloadUnderLoad(t *testing.T) {
+	a, _ := namedBackend(t, "A", 0)
+	b, _ := namedBackend(t, "B", 0)
+	c, cHits := namedBackend(t, "C", 0)
+	p := startProcess(t, fmt.Sprintf(baseConfig, backendsYAML(a.URL, b.URL)))
+
+	var failures, total atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 5 * time.Second} // keep-alive connections across the reload
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get("http://" + p.addr + "/")
+				total.Add(1)
+				if err != nil || resp.StatusCode != 200 {
+					failures.Add(1)
+				}
+				if resp != nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	p.write(fmt.Sprintf(baseConfig, backendsYAML(a.URL, b.URL, c.URL)))
+	p.signal(syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for cHits.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if cHits.Load() == 0 {
+		t.Fatal("the backend added by the reload got no traffic")
+	}
+	if failures.Load() != 0 {
+		t.Fatalf("%d of %d requests failed across the reload", failures.Load(), total.Load())
+	}
+	if !strings.Contains(p.stderr(), "config reloaded") {
+		t.Fatal("reload not logged")
+	}
+}
+
+func TestInvalidReloadKeepsServing(t *testing.T) {
+	a, _ := namedBackend(t, "A", 0)
+	p := startProcess(t, fmt.Sprintf(baseConfig, backendsYAML(a.URL)))
+	p.write("listen: \"{{listen}}\"\nbackends:\n  - url: ftp://nope\nretries: lots\n")
+	p.signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	for i := 0; i < 5; i++ {
+		resp, err := http.Get("http://" + p.addr + "/")
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("request after an invalid reload: %v", err)
+		}
+		resp.Body.Close()
+	}
+	log := p.stderr()
+	if !strings.Contains(log, "reload failed, keeping the old config") || !strings.Contains(log, "line=4") {
+		t.Fatalf("invalid reload not logged with its line:\n%s", log)
+	}
+}
+
+func TestSIGTERMFinishesInFlight(t *testing.T) {
+	slow, _ := namedBackend(t, "slow", 0)
+	p := startProcess(t, fmt.Sprintf(baseConfig, backendsYAML(slow.URL)))
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := http.Get("http://" + p.addr + "/?sleep=800ms")
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- result{status: resp.StatusCode, body: string(b)}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	p.signal(syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond)
+	if c, err := net.DialTimeout("tcp", p.addr, 200*time.Millisecond); err == nil {
+		c.Close()
+		t.Error("still accepting connections after SIGTERM")
+	}
+	r := <-done
+	if r.err != nil || r.status != 200 || r.body != "slow" {
+		t.Fatalf("in-flight request across SIGTERM: %+v", r)
+	}
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+}
+
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	slow, _ := namedBackend(t, "slow", 0)
+	p := startProcess(t, fmt.Sprintf(baseConfig, backendsYAML(slow.URL)))
+	go http.Get("http://" + p.addr + "/?sleep=5s")
+	time.Sleep(200 * time.Millisecond)
+	p.signal(syscall.SIGTERM)
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	p.signal(syscall.SIGINT)
+	p.wait(3 * time.Second)
+	if time.Since(start) > 2*time.Second {
+		t.Fatal("second signal did not exit at once")
+	}
+}
+
+func TestAsyncWriteThenSIGTERMIsStored(t *testing.T) {
+	n1 := memcachedtest.Start(t)
+	app, _ := namedBackend(t, "A", 0)
+	p := startProcess(t, fmt.Sprintf(baseConfig, backendsYAML(app.URL))+fmt.Sprintf(`session:
+  write: async
+  memcached:
+    nodes: ["n1:%s"]
+    timeout: 500ms
+`, n1.Addr))
+	resp, err := http.Get("http://" + p.addr + "/?set=hello")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("request: %v", err)
+	}
+	resp.Body.Close()
+	p.signal(syscall.SIGTERM) // at once: the write may still be queued
+	var id string
+	for _, c := range resp.Cookies() {
+		if c.Name == "SPSESSIONID" {
+			id = c.Value
+		}
+	}
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	it, err := memcache.New(n1.Addr).Get("sp:" + id)
+	if err != nil {
+		t.Fatalf("async write not in memcached after SIGTERM: %v", err)
+	}
+	var s sessionstore.Session
+	if err := s.Decode(it.Value); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Get("v"); string(v) != "hello" {
+		t.Fatalf("stored v=%q, want hello", v)
+	}
+}
+
+func TestAccessLogFormats(t *testing.T) {
+	app, _ := namedBackend(t, "A", 0)
+	for _, format := range []string{"text", "json", "combined"} {
+		t.Run(format, func(t *testing.T) {
+			p := startProcess(t, strings.Replace(fmt.Sprintf(baseConfig, backendsYAML(app.URL)), "access_log: off", "access_log: "+format, 1))
+			req, _ := http.NewRequest(http.MethodGet, "http://"+p.addr+"/page?q=1", nil)
+			req.Header.Set("X-Request-Id", "rid-42")
+			req.Header.Set("User-Agent", "test-agent")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			p.signal(syscall.SIGTERM)
+			p.wait(10 * time.Second)
+			log := p.stderr()
+			want := map[string][]string{
+				"text":     {"msg=access", "method=GET", "path=/page", "status=200", "request_id=rid-42", "backend=" + app.URL, "session=", "duration="},
+				"json":     {`"msg":"access"`, `"status":200`, `"request_id":"rid-42"`, `"path":"/page"`},
+				"combined": {`127.0.0.1 - - [`, `] "GET /page?q=1 HTTP/1.1" 200 1 "-" "test-agent"`},
+			}[format]
+			for _, w := range want {
+				if !strings.Contains(log, w) {
+					t.Errorf("%s access log lacks %q:\n%s", format, w, log)
+				}
+			}
+		})
+	}
+}

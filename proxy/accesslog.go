@@ -1,0 +1,172 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// AccessLog writes one line per request: through log/slog as text or JSON,
+// or in nginx's combined format for tools that already read nginx logs.
+// Lines go to a buffer flushed every second (and by Close), so that
+// logging does not put a write system call on every request. Safe for
+// concurrent use by multiple goroutines.
+type AccessLog struct {
+	combined bool
+	logger   *slog.Logger
+	out      *bufferedWriter
+}
+
+// NewAccessLog returns an access log in format text, json or combined
+// writing to w, or nil for off.
+func NewAccessLog(format string, w io.Writer) (*AccessLog, error) {
+	if format == "off" || format == "" {
+		return nil, nil
+	}
+	bw := newBufferedWriter(w)
+	l := &AccessLog{out: bw}
+	switch format {
+	case "text":
+		l.logger = slog.New(slog.NewTextHandler(bw, nil))
+	case "json":
+		l.logger = slog.New(slog.NewJSONHandler(bw, nil))
+	case "combined":
+		l.combined = true
+	default:
+		bw.Close()
+		return nil, fmt.Errorf("proxy: unknown access log format %q", format)
+	}
+	return l, nil
+}
+
+// Log records one finished request. Proxy.AccessLog is set to it.
+func (l *AccessLog) Log(ctx *fasthttp.RequestCtx, info *AccessInfo) {
+	if l.combined {
+		l.logCombined(ctx, info)
+		return
+	}
+	backend := ""
+	if info.Backend != nil {
+		backend = info.Backend.URL
+	}
+	l.logger.LogAttrs(context.Background(), slog.LevelInfo, "access",
+		slog.String("client", ctx.RemoteIP().String()),
+		slog.String("method", string(ctx.Method())),
+		slog.String("path", string(ctx.Path())),
+		slog.Int("status", ctx.Response.StatusCode()),
+		slog.Int("bytes", len(ctx.Response.Body())),
+		slog.Duration("duration", info.Duration),
+		slog.String("backend", backend),
+		slog.String("request_id", string(ctx.Request.Header.Peek("X-Request-Id"))),
+		slog.String("session", info.Session),
+	)
+}
+
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// logCombined writes nginx's combined format:
+// $remote_addr - $remote_user [$time_local] "$request" $status
+// $body_bytes_sent "$http_referer" "$http_user_agent"
+func (l *AccessLog) logCombined(ctx *fasthttp.RequestCtx, info *AccessInfo) {
+	bp := linePool.Get().(*[]byte)
+	b := appendIP((*bp)[:0], ctx.RemoteAddr())
+	b = append(b, " - - ["...)
+	b = info.Start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = append(b, `] "`...)
+	b = appendEscaped(b, ctx.Method())
+	b = append(b, ' ')
+	b = appendEscaped(b, ctx.RequestURI())
+	b = append(b, ' ')
+	b = appendEscaped(b, ctx.Request.Header.Protocol())
+	b = append(b, `" `...)
+	b = strconv.AppendInt(b, int64(ctx.Response.StatusCode()), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(ctx.Response.Body())), 10)
+	b = append(b, ` "`...)
+	b = appendOrDash(b, ctx.Request.Header.Referer())
+	b = append(b, `" "`...)
+	b = appendOrDash(b, ctx.Request.Header.UserAgent())
+	b = append(b, "\"\n"...)
+	l.out.Write(b)
+	*bp = b
+	linePool.Put(bp)
+}
+
+func appendOrDash(b, v []byte) []byte {
+	if len(v) == 0 {
+		return append(b, '-')
+	}
+	return appendEscaped(b, v)
+}
+
+// appendEscaped escapes as nginx does: quotes, backslashes and bytes
+// outside printable ASCII become \xHH.
+func appendEscaped(b, v []byte) []byte {
+	const hex = "0123456789ABCDEF"
+	for _, c := range v {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			b = append(b, '\\', 'x', hex[c>>4], hex[c&15])
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// Close flushes what is buffered and stops the flusher.
+func (l *AccessLog) Close() {
+	if l != nil {
+		l.out.Close()
+	}
+}
+
+// bufferedWriter is a bufio.Writer behind a mutex, flushed every second.
+type bufferedWriter struct {
+	mu   sync.Mutex // protects w
+	w    *bufio.Writer
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newBufferedWriter(w io.Writer) *bufferedWriter {
+	b := &bufferedWriter{w: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
+	go b.flusher()
+	return b
+}
+
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.w.Write(p)
+}
+
+func (b *bufferedWriter) flusher() {
+	defer close(b.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			b.mu.Lock()
+			b.w.Flush()
+			b.mu.Unlock()
+		case <-b.stop:
+			return
+		}
+	}
+}
+
+func (b *bufferedWriter) Close() {
+	close(b.stop)
+	<-b.done
+	b.mu.Lock()
+	b.w.Flush()
+	b.mu.Unlock()
+}

@@ -1,0 +1,75 @@
+package sessionstore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestAsyncReadYourWrites(t *testing.T) {
+	c := startCluster(t)
+	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, Async: true})
+	if s.async == nil {
+		t.Fatal("async not enabled")
+	}
+	id := AppendNewID(nil)
+	set(t, s, id, true, "a", "1")
+	set(t, s, id, false, "b", "2")
+	mustLoad(t, s, id, "a=1,b=2") // at once, from the local tier
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mustLoad(t, newStore(t, Options{Nodes: c.nodes()}), id, "a=1,b=2")
+	if written, _ := s.AsyncStats(); written == 0 {
+		t.Fatal("no write went through the queue")
+	}
+}
+
+func TestAsyncQueueFullWritesInline(t *testing.T) {
+	c := startCluster(t)
+	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 4 << 20, Async: true, AsyncQueue: 1})
+	ids := make([][]byte, 300)
+	var wg sync.WaitGroup
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < len(ids); i += 6 {
+				id := AppendNewID(nil)
+				ids[i] = id
+				var u Update
+				u.Set([]byte("n"), []byte(fmt.Sprint(i)))
+				if err := s.Update(id, &u, true, nil, nil); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, inline := s.AsyncStats(); inline == 0 {
+		t.Fatal("a queue of 1 never overflowed into an inline write")
+	}
+	fresh := newStore(t, Options{Nodes: c.nodes()})
+	for i, id := range ids {
+		mustLoad(t, fresh, id, fmt.Sprintf("n=%d", i))
+	}
+}
+
+func TestAsyncNewerNeverOverwrittenByOlder(t *testing.T) {
+	c := startCluster(t)
+	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, Async: true})
+	id := AppendNewID(nil)
+	set(t, s, id, true, "v", "0")
+	for i := 1; i <= 50; i++ {
+		set(t, s, id, false, "v", fmt.Sprint(i))
+	}
+	s.Flush(context.Background())
+	mustLoad(t, newStore(t, Options{Nodes: c.nodes()}), id, "v=50")
+}
