@@ -195,6 +195,8 @@ type requestState struct {
 	hdr     headerEditor
 	session sessionState
 	idBuf   []byte
+	info    AccessInfo
+	tried   [4]*balancer.Backend // backends a retried request failed on
 }
 
 var statePool = sync.Pool{New: func() any { return new(requestState) }}
@@ -222,14 +224,17 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		st.idBuf = append(st.idBuf[:0], requestID...)
 	}
 
-	info := AccessInfo{Start: start, Session: "none"}
+	// info and tried live in the pooled state: the access-log hook and
+	// the balancer's interface call would move them to the heap.
+	info := &st.info
+	*info = AccessInfo{Start: start, Session: "none"}
 	var perr *Error
 	if p.Sessions != nil {
 		perr = p.Sessions.load(ctx, &st.session)
 		info.Session = st.session.lookup
 	}
 	if perr == nil {
-		info.Backend, perr = p.forward(ctx)
+		info.Backend, perr = p.forward(ctx, st.tried[:0])
 	}
 	if perr == nil {
 		st.hdr.cleanResponse(&resp.Header)
@@ -260,7 +265,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	m.code(resp.StatusCode()).Inc()
 	m.duration.Update(info.Duration.Seconds())
 	if p.AccessLog != nil {
-		p.AccessLog(ctx, &info)
+		p.AccessLog(ctx, info)
 	}
 	st.session.reset()
 	statePool.Put(st)
@@ -269,13 +274,11 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 // forward sends the request to a backend, and on failure to others while
 // the request may safely be sent again. The backend's answer is left in
 // ctx.Response.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx) (*balancer.Backend, *Error) {
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (*balancer.Backend, *Error) {
 	timeout := p.ResponseTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	var triedBuf [4]*balancer.Backend
-	tried := triedBuf[:0]
 	var lastErr *Error
 	for try := 0; try <= p.Retries; try++ {
 		b := p.Pool.Pick(tried)

@@ -343,9 +343,9 @@ func tooLarge(size, limit int) error {
 
 // writeContext is the scratch space of one Update.
 type writeContext struct {
-	base, next Session
-	enc        []byte
-	reads      [maxNodes]replicaRead
+	base, next, local Session
+	enc               []byte
+	reads             [maxNodes]replicaRead
 }
 
 var writePool = sync.Pool{New: func() any { return new(writeContext) }}
@@ -379,12 +379,15 @@ func (s *Store) Update(id []byte, u *Update, create bool, newID []byte, out *Ses
 	w := writePool.Get().(*writeContext)
 	defer writePool.Put(w)
 
-	key := s.key(id)
+	var key string
 	var p placement
 	nodes := s.replicas(id, &p)
+	if len(nodes) > 0 {
+		key = s.key(id)
+	}
 	for try := 0; try < maxCASTries; try++ {
 		reads := s.readReplicas(key, nodes, w.reads[:])
-		if err := s.base(id, reads, create, u.Created, &w.base); err != nil {
+		if err := s.base(id, reads, create, u.Created, w); err != nil {
 			return err
 		}
 		u.applyTo(&w.next, &w.base)
@@ -406,10 +409,11 @@ func (s *Store) Update(id []byte, u *Update, create bool, newID []byte, out *Ses
 	return ErrConflict
 }
 
-// base fills b with the freshest copy of id: the newest replica, or the
-// local copy if that is newer (replicas restarted empty, or every node was
-// down when it was written), or a new session when create is set.
-func (s *Store) base(id []byte, reads []replicaRead, create bool, created int64, b *Session) error {
+// base fills w.base with the freshest copy of id: the newest replica, or
+// the local copy if that is newer (replicas restarted empty, or every node
+// was down when it was written), or a new session when create is set.
+func (s *Store) base(id []byte, reads []replicaRead, create bool, created int64, w *writeContext) error {
+	b := &w.base
 	b.Reset()
 	b.ID = append(b.ID, id...)
 	found := false
@@ -419,9 +423,9 @@ func (s *Store) base(id []byte, reads []replicaRead, create bool, created int64,
 		}
 	}
 	if s.local != nil {
-		var l Session
+		l := &w.local
 		if s.local.GetFn(id, l.Decode) == nil && (!found || l.Version > b.Version) {
-			b.CopyFrom(&l)
+			b.CopyFrom(l)
 			b.ID = append(b.ID[:0], id...)
 			found = true
 		}

@@ -1,0 +1,146 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+
+	"sessionproxy/balancer"
+	"sessionproxy/sessionstore"
+)
+
+// benchBackend is a fasthttp backend on an in-memory listener. On /write
+// it sets an attribute; on /read it sets one only for a new session, so
+// later requests of that session only read.
+func benchBackend(b *testing.B) *fasthttputil.InmemoryListener {
+	ln := fasthttputil.NewInmemoryListener()
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Path()) {
+		case "/write":
+			ctx.Response.Header.Set("X-Session-Set-Counter", "1")
+		case "/read":
+			if len(ctx.Request.Header.Peek("X-Session-New")) > 0 {
+				ctx.Response.Header.Set("X-Session-Set-User", "bob")
+			}
+		}
+		ctx.SetBodyString("hello")
+	}}
+	go srv.Serve(ln)
+	b.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// benchProxy runs a proxy in front of the in-memory backend, itself on an
+// in-memory listener, and returns a client for it.
+func benchProxy(b *testing.B, sessions *Sessions) *fasthttp.HostClient {
+	backendLn := benchBackend(b)
+	be, _ := NewBackend("http://backend:80", 1, false)
+	pool, _ := balancer.NewPool("round_robin", []*balancer.Backend{be}, nil)
+	p := &Proxy{Pool: pool, Sessions: sessions}
+	p.once.Do(p.init)
+	p.clients[0].Dial = func(string) (net.Conn, error) { return backendLn.Dial() }
+	proxyLn := fasthttputil.NewInmemoryListener()
+	srv := NewServer(p.ServeHTTP, ServerOptions{})
+	go srv.Serve(proxyLn)
+	b.Cleanup(func() { proxyLn.Close() })
+	return &fasthttp.HostClient{Addr: "proxy", Dial: func(string) (net.Conn, error) { return proxyLn.Dial() }, MaxConns: 1024}
+}
+
+func embeddedSessions(b *testing.B) *Sessions {
+	store, err := sessionstore.New(sessionstore.Options{LocalSize: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(store.Close)
+	return &Sessions{Store: store}
+}
+
+// runBench sends requests for path from parallel clients; with a session,
+// each goroutine first gets its own cookie.
+func runBench(b *testing.B, c *fasthttp.HostClient, path string, withSession bool) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI("http://proxy" + path)
+		if withSession {
+			if err := c.Do(req, resp); err != nil {
+				b.Error(err)
+				return
+			}
+			var ck fasthttp.Cookie
+			ck.ParseBytes(resp.Header.PeekCookie("SPSESSIONID"))
+			req.Header.SetCookieBytesKV([]byte("SPSESSIONID"), ck.Value())
+		}
+		for pb.Next() {
+			if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+				b.Errorf("%v %d %s", err, resp.StatusCode(), resp.Body())
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkProxyPlain is the proxied request with no session work.
+func BenchmarkProxyPlain(b *testing.B) {
+	runBench(b, benchProxy(b, nil), "/plain", false)
+}
+
+// BenchmarkProxySessionRead loads an existing session from the local tier
+// and hands it to the backend, which changes nothing.
+func BenchmarkProxySessionRead(b *testing.B) {
+	runBench(b, benchProxy(b, embeddedSessions(b)), "/read", true)
+}
+
+// BenchmarkProxySessionWrite applies a backend's change on every request
+// (embedded store: the memcached round trips are measured by
+// sessionstore's BenchmarkUpdateMemcached and by bench/).
+func BenchmarkProxySessionWrite(b *testing.B) {
+	runBench(b, benchProxy(b, embeddedSessions(b)), "/write", true)
+}
+
+// BenchmarkSessionLoadApply is the session work alone, without HTTP
+// transport: load from the local tier, set the request headers, read the
+// backend's response headers, apply them.
+func BenchmarkSessionLoadApply(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		write bool
+	}{{"read", false}, {"write", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := embeddedSessions(b)
+			p := &Proxy{Pool: &balancer.Pool{}, Sessions: s}
+			p.once.Do(p.init)
+			id := sessionstore.AppendNewID(nil)
+			var u sessionstore.Update
+			u.Set([]byte("user"), []byte("bob"))
+			u.Set([]byte("cart"), []byte("3"))
+			s.Store.Update(id, &u, true, nil, nil)
+			var ctx fasthttp.RequestCtx
+			var st requestState
+			cookie := fmt.Sprintf("SPSESSIONID=%s", id)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				ctx.Request.Reset()
+				ctx.Response.Reset()
+				ctx.Request.Header.Set("Cookie", cookie)
+				ctx.Request.SetRequestURI("/x")
+				if err := s.load(&ctx, &st.session); err != nil || st.session.isNew {
+					b.Fatal(err, st.session.isNew)
+				}
+				if tc.write {
+					ctx.Response.Header.Set("X-Session-Set-Counter", "2")
+				}
+				if err := s.apply(&ctx, &st.session, &st.hdr); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
