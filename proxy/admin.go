@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 )
 
 // AdminHandler serves /healthz, /metrics, /status and /sessions/<id> for
@@ -18,6 +19,10 @@ func AdminHandler(current func() *Proxy) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		current().WritePrometheus(w)
 	})
+	// Profiles, for finding where a slow proxy spends its time.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, current().Status())
 	})

@@ -237,9 +237,30 @@ func TestAllNodesDown(t *testing.T) {
 }
 
 func TestConcurrentDistinctAttributesAllKept(t *testing.T) {
-	c := startCluster(t)
-	a := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
-	b := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20}) // a second proxy
+	t.Run("one proxy", func(t *testing.T) {
+		c := startCluster(t)
+		s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+		concurrentSets(t, c, s, s)
+	})
+	t.Run("two proxies", func(t *testing.T) {
+		// Several proxies sharing nodes re-read after local_cache.ttl,
+		// and merge their writes with CAS.
+		c := startCluster(t)
+		a := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, LocalTTL: time.Second})
+		b := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, LocalTTL: time.Second})
+		concurrentSets(t, c, a, b)
+	})
+	t.Run("no local tier", func(t *testing.T) {
+		c := startCluster(t)
+		a := newStore(t, Options{Nodes: c.nodes()})
+		b := newStore(t, Options{Nodes: c.nodes()})
+		concurrentSets(t, c, a, b)
+	})
+}
+
+// concurrentSets sets 40 distinct attributes at once, alternating between
+// stores a and b, and checks that all were kept.
+func concurrentSets(t *testing.T, c *cluster, a, b *Store) {
 	id := AppendNewID(nil)
 	set(t, a, id, true, "start", "1")
 	var wg sync.WaitGroup

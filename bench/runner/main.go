@@ -1,0 +1,384 @@
+// Command runner measures sessionproxy against nginx with wrk on this
+// machine, everything on loopback: two fast backends, two memcached nodes,
+// sessionproxy and nginx, in interleaved rounds. It writes a table and a
+// chart to bench/results. See bench/README.md.
+//
+//	go run ./bench/runner [-rounds 3] [-duration 8s] [-connections 64] [-threads 2]
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var (
+	rounds      = flag.Int("rounds", 3, "interleaved rounds (at least 3)")
+	duration    = flag.Duration("duration", 8*time.Second, "wrk duration of each run")
+	connections = flag.Int("connections", 64, "wrk connections")
+	threads     = flag.Int("threads", 2, "wrk threads")
+	outDir      = flag.String("out", "bench/results", "where the table and chart go")
+)
+
+// scenario is one measured workload.
+type scenario struct {
+	Name   string
+	Path   string
+	Target string // which sessionproxy instance: hot (local tier on) or cold (off)
+}
+
+var scenarios = []scenario{
+	{"1 plain proxy", "/plain", "hot"},
+	{"2 session read (local hit)", "/read", "hot"},
+	{"3 session write (sync, 2 replicas)", "/write", "hot"},
+	{"4 cold read (no local tier)", "/read", "cold"},
+}
+
+// result is what the Lua script's done() prints.
+type result struct {
+	Requests int64   `json:"requests"`
+	RPS      float64 `json:"rps"`
+	P50      int64   `json:"p50_us"`
+	P90      int64   `json:"p90_us"`
+	P99      int64   `json:"p99_us"`
+	Errors   int64   `json:"errors"`
+}
+
+type env struct {
+	dir     string
+	procs   []*exec.Cmd
+	backend []string // host:port
+	nginx   string
+	sp      map[string]string
+}
+
+func main() {
+	flag.Parse()
+	log.SetFlags(0)
+	if *rounds < 3 {
+		log.Fatal("runner: -rounds must be at least 3")
+	}
+	ensureTools()
+	e := &env{sp: map[string]string{}}
+	defer e.stop()
+	e.start()
+
+	log.Printf("warming up")
+	for _, t := range []string{e.nginx, e.sp["hot"], e.sp["cold"]} {
+		for _, s := range scenarios {
+			e.wrk(t, s.Path, 2*time.Second)
+		}
+	}
+	runs := map[string][]result{}
+	add := func(key string, r result) { runs[key] = append(runs[key], r) }
+	for r := 1; r <= *rounds; r++ {
+		log.Printf("round %d of %d", r, *rounds)
+		add("direct", e.wrk(e.backend[0], "/plain", *duration))
+		for _, s := range scenarios {
+			add("nginx|"+s.Name, e.wrk(e.nginx, s.Path, *duration))
+			add("sessionproxy|"+s.Name, e.wrk(e.sp[s.Target], s.Path, *duration))
+		}
+	}
+	t := buildTable(runs)
+	md := t.markdown()
+	fmt.Print(md)
+	writeResults(t, md)
+}
+
+func ensureTools() {
+	var missing []string
+	for bin, pkg := range map[string]string{"nginx": "nginx", "wrk": "wrk", "memcached": "memcached"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if _, err := os.Stat("/usr/sbin/" + bin); err != nil {
+				missing = append(missing, pkg)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	log.Printf("installing from Debian's packages: %s", strings.Join(missing, " "))
+	run("apt-get", "update", "-qq")
+	run("apt-get", append([]string{"install", "-y", "-qq"}, missing...)...)
+}
+
+func run(name string, args ...string) {
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	if err := cmd.Run(); err != nil {
+		log.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
+	}
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func (e *env) spawn(name string, args ...string) {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	logf, _ := os.Create(filepath.Join(e.dir, filepath.Base(name)+".log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		log.Fatalf("starting %s: %v", name, err)
+	}
+	e.procs = append(e.procs, cmd)
+}
+
+func waitListening(addr string) {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	log.Fatalf("nothing listens on %s", addr)
+}
+
+func (e *env) start() {
+	var err error
+	if e.dir, err = os.MkdirTemp("", "sessionproxy-bench"); err != nil {
+		log.Fatal(err)
+	}
+	sp, be := filepath.Join(e.dir, "sessionproxy"), filepath.Join(e.dir, "backend")
+	run("go", "build", "-o", sp, "./cmd/sessionproxy")
+	run("go", "build", "-o", be, "./bench/backend")
+
+	for i := 0; i < 2; i++ {
+		addr := freeAddr()
+		e.spawn(be, "-listen", addr)
+		e.backend = append(e.backend, addr)
+	}
+	var nodes []string
+	for i := 1; i <= 2; i++ {
+		addr := freeAddr()
+		_, port, _ := net.SplitHostPort(addr)
+		args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "256", "-t", "2"}
+		if os.Geteuid() == 0 {
+			args = append(args, "-u", "root")
+		}
+		e.spawn("memcached", args...)
+		nodes = append(nodes, fmt.Sprintf("n%d:%s", i, addr))
+	}
+	for _, target := range []string{"hot", "cold"} {
+		addr := freeAddr()
+		local := "64MiB"
+		if target == "cold" {
+			local = "0"
+		}
+		conf := filepath.Join(e.dir, target+".yaml")
+		os.WriteFile(conf, []byte(fmt.Sprintf(`listen: %q
+access_log: off
+backends:
+  - url: "http://%s"
+  - url: "http://%s"
+session:
+  ignore: '^/plain'
+  local_cache:
+    size: %s
+  memcached:
+    nodes: ["%s", "%s"]
+    replicas: 2
+    max_idle_conns: 256
+`, addr, e.backend[0], e.backend[1], local, nodes[0], nodes[1])), 0o600)
+		e.spawn(sp, "run", "-config", conf)
+		e.sp[target] = addr
+	}
+	e.nginx = freeAddr()
+	nginxConf := filepath.Join(e.dir, "nginx.conf")
+	os.WriteFile(nginxConf, []byte(fmt.Sprintf(`# The usual production settings, as fair as we can make them.
+worker_processes auto;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    upstream app {
+        server %[2]s;
+        server %[3]s;
+        keepalive 128;
+    }
+    server {
+        listen %[4]s;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }
+    }
+}
+`, e.dir, e.backend[0], e.backend[1], e.nginx)), 0o600)
+	nginxBin, err := exec.LookPath("nginx")
+	if err != nil {
+		nginxBin = "/usr/sbin/nginx"
+	}
+	e.spawn(nginxBin, "-c", nginxConf, "-p", e.dir, "-g", "daemon off;")
+	for _, a := range append(append([]string{}, e.backend...), e.nginx, e.sp["hot"], e.sp["cold"]) {
+		waitListening(a)
+	}
+	for _, n := range nodes {
+		waitListening(n[strings.IndexByte(n, ':')+1:])
+	}
+}
+
+func (e *env) stop() {
+	for _, p := range e.procs {
+		syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+		p.Wait()
+	}
+	if e.dir != "" {
+		os.RemoveAll(e.dir)
+	}
+}
+
+// wrk runs one measurement and returns its result.
+func (e *env) wrk(addr, path string, d time.Duration) result {
+	slots := *connections / *threads
+	out, err := exec.Command("wrk", fmt.Sprintf("-t%d", *threads), fmt.Sprintf("-c%d", *connections),
+		fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency", "-s", "bench/session.lua",
+		"http://"+addr+path, "--", fmt.Sprint(slots)).CombinedOutput()
+	if err != nil {
+		log.Fatalf("wrk: %v\n%s", err, out)
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "{") {
+			var r result
+			if err := json.Unmarshal([]byte(line), &r); err == nil {
+				return r
+			}
+		}
+	}
+	log.Fatalf("wrk printed no result:\n%s", out)
+	return result{}
+}
+
+// row is one line of the results table: medians over the rounds.
+type row struct {
+	Target, Scenario string
+	RPS              float64
+	P50, P99         float64 // ms
+	Errors           int64
+	Ratio            float64 // RPS / nginx plain RPS
+}
+
+type table struct {
+	Rows                     []row
+	Date, Commit, Machine, Config string
+}
+
+func median(xs []float64) float64 {
+	sort.Float64s(xs)
+	return xs[len(xs)/2]
+}
+
+func summarize(target, name string, rs []result) row {
+	var rps, p50, p99 []float64
+	var errs int64
+	for _, r := range rs {
+		rps = append(rps, r.RPS)
+		p50 = append(p50, float64(r.P50)/1000)
+		p99 = append(p99, float64(r.P99)/1000)
+		errs += r.Errors
+	}
+	return row{Target: target, Scenario: name, RPS: median(rps), P50: median(p50), P99: median(p99), Errors: errs}
+}
+
+func buildTable(runs map[string][]result) table {
+	t := table{
+		Date:    time.Now().UTC().Format(time.RFC3339),
+		Commit:  gitCommit(),
+		Machine: machine(),
+		Config:  fmt.Sprintf("wrk -t%d -c%d -d%s, %d interleaved rounds, medians", *threads, *connections, *duration, *rounds),
+	}
+	t.Rows = append(t.Rows, summarize("direct", "backend (physical limit)", runs["direct"]))
+	for _, s := range scenarios {
+		t.Rows = append(t.Rows, summarize("nginx", s.Name, runs["nginx|"+s.Name]))
+		t.Rows = append(t.Rows, summarize("sessionproxy", s.Name, runs["sessionproxy|"+s.Name]))
+	}
+	base := t.Rows[1].RPS // nginx, plain proxy
+	for i := range t.Rows {
+		t.Rows[i].Ratio = t.Rows[i].RPS / base
+	}
+	return t
+}
+
+func (t table) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured %s on %s, commit %s; %s.\n", t.Date, t.Machine, t.Commit, t.Config)
+	b.WriteString("Ratio is req/s over nginx's plain proxy in the same run.\n\n")
+	b.WriteString("| target | scenario | req/s | p50 ms | p99 ms | errors | ratio |\n|---|---|---:|---:|---:|---:|---:|\n")
+	for _, r := range t.Rows {
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %.2f | %d | %.2f |\n", r.Target, r.Scenario, r.RPS, r.P50, r.P99, r.Errors, r.Ratio)
+	}
+	return b.String()
+}
+
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	commit := strings.TrimSpace(string(out))
+	if out, _ := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); len(out) > 0 {
+		commit += "+changes"
+	}
+	return commit
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				model = strings.TrimSpace(line[strings.IndexByte(line, ':')+1:])
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores (%s), %s", runtime.NumCPU(), model, runtime.Version())
+}
+
+func writeResults(t table, md string) {
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	stamp := time.Now().UTC().Format("20060102-150405")
+	for _, name := range []string{stamp + ".md", "latest.md"} {
+		os.WriteFile(filepath.Join(*outDir, name), []byte(md), 0o644)
+	}
+	js, _ := json.MarshalIndent(t, "", "  ")
+	os.WriteFile(filepath.Join(*outDir, "latest.json"), js, 0o644)
+	if err := drawChart(t, filepath.Join(*outDir, "latest.svg")); err != nil {
+		log.Printf("chart: %v", err)
+	}
+	log.Printf("wrote %s", filepath.Join(*outDir, "latest.md"))
+}
