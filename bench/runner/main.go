@@ -291,7 +291,7 @@ type row struct {
 }
 
 type table struct {
-	Rows                     []row
+	Rows                          []row
 	Date, Commit, Machine, Config string
 }
 
