@@ -57,5 +57,15 @@ func drawChart(t table, file string) error {
 	}
 	p.NominalX(names...)
 	p.Y.Min = 0
+	p.Y.Max = 1.25 * max(direct, maxOf(nginx), maxOf(sp)) // room for the legend
+	p.Legend.Left = true
 	return p.Save(9*vg.Inch, 5*vg.Inch, file)
+}
+
+func maxOf(vs plotter.Values) float64 {
+	m := 0.0
+	for _, v := range vs {
+		m = max(m, v)
+	}
+	return m
 }

@@ -29,6 +29,7 @@ var (
 	connections = flag.Int("connections", 64, "wrk connections")
 	threads     = flag.Int("threads", 2, "wrk threads")
 	outDir      = flag.String("out", "bench/results", "where the table and chart go")
+	redraw      = flag.Bool("redraw", false, "only redraw the charts from the latest.json in -out")
 )
 
 // scenario is one measured workload.
@@ -66,6 +67,18 @@ type env struct {
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	if *redraw {
+		var t table
+		data, err := os.ReadFile(filepath.Join(*outDir, "latest.json"))
+		if err == nil {
+			err = json.Unmarshal(data, &t)
+		}
+		if err != nil {
+			log.Fatalf("runner: %v", err)
+		}
+		drawCharts(t)
+		return
+	}
 	if *rounds < 3 {
 		log.Fatal("runner: -rounds must be at least 3")
 	}
@@ -377,8 +390,14 @@ func writeResults(t table, md string) {
 	}
 	js, _ := json.MarshalIndent(t, "", "  ")
 	os.WriteFile(filepath.Join(*outDir, "latest.json"), js, 0o644)
-	if err := drawChart(t, filepath.Join(*outDir, "latest.svg")); err != nil {
-		log.Printf("chart: %v", err)
-	}
+	drawCharts(t)
 	log.Printf("wrote %s", filepath.Join(*outDir, "latest.md"))
+}
+
+func drawCharts(t table) {
+	for _, name := range []string{"latest.svg", "latest.png"} {
+		if err := drawChart(t, filepath.Join(*outDir, name)); err != nil {
+			log.Printf("chart: %v", err)
+		}
+	}
 }
