@@ -343,13 +343,22 @@ type SessionJSON struct {
 	Attributes map[string]string `json:"attributes"`
 }
 
-func (p *Proxy) serveSessionGet(w http.ResponseWriter, id string) {
-	if p.Sessions == nil {
+// adminSession answers 404 and returns false unless sessions are on and id
+// is well formed.
+func (p *Proxy) adminSession(w http.ResponseWriter, id string) bool {
+	switch {
+	case p.Sessions == nil:
 		writeText(w, http.StatusNotFound, "sessions are not enabled")
-		return
-	}
-	if !sessionstore.ValidID([]byte(id)) {
+	case !sessionstore.ValidID([]byte(id)):
 		writeText(w, http.StatusNotFound, "no such session")
+	default:
+		return true
+	}
+	return false
+}
+
+func (p *Proxy) serveSessionGet(w http.ResponseWriter, id string) {
+	if !p.adminSession(w, id) {
 		return
 	}
 	var sess sessionstore.Session
@@ -371,12 +380,7 @@ func (p *Proxy) serveSessionGet(w http.ResponseWriter, id string) {
 }
 
 func (p *Proxy) serveSessionDelete(w http.ResponseWriter, id string) {
-	if p.Sessions == nil {
-		writeText(w, http.StatusNotFound, "sessions are not enabled")
-		return
-	}
-	if !sessionstore.ValidID([]byte(id)) {
-		writeText(w, http.StatusNotFound, "no such session")
+	if !p.adminSession(w, id) {
 		return
 	}
 	if err := p.Sessions.Store.Delete([]byte(id)); err != nil {

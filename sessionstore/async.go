@@ -138,15 +138,7 @@ func (s *Store) flushOne(id []byte) {
 	if err != nil {
 		return
 	}
-	key := s.key(id)
-	var p placement
-	written := 0
-	for _, n := range s.replicas(id, &p) {
-		if s.writeIfNewer(n, key, val, version) {
-			written++
-		}
-	}
-	if written == 0 && len(s.nodes) > 0 {
+	if s.writeAll(id, val, version) == 0 && len(s.nodes) > 0 {
 		s.markDirty(id)
 	}
 	s.async.written.Add(1)

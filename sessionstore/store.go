@@ -341,6 +341,20 @@ func tooLarge(size, limit int) error {
 	return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, size, limit)
 }
 
+// writeAll stores val (at version) on every replica of id that is up and
+// does not hold a newer version, and returns how many hold it now.
+func (s *Store) writeAll(id []byte, val []byte, version uint64) int {
+	key := s.key(id)
+	var p placement
+	written := 0
+	for _, n := range s.replicas(id, &p) {
+		if s.writeIfNewer(n, key, val, version) {
+			written++
+		}
+	}
+	return written
+}
+
 // writeContext is the scratch space of one Update.
 type writeContext struct {
 	base, next, local Session
@@ -552,15 +566,7 @@ func (s *Store) rotate(id, newID []byte, w *writeContext, out *Session) error {
 	w.next.ID = append(w.next.ID[:0], newID...)
 	w.next.Version = 1
 	w.enc = w.next.AppendEncode(w.enc[:0])
-	newKey := s.key(newID)
-	var p placement
-	nodes := s.replicas(newID, &p)
-	written := 0
-	for _, n := range nodes {
-		if s.writeIfNewer(n, newKey, w.enc, w.next.Version) {
-			written++
-		}
-	}
+	written := s.writeAll(newID, w.enc, w.next.Version)
 	if err := s.finishWrite(newID, w, written, out); err != nil {
 		return err
 	}
@@ -591,14 +597,7 @@ func (s *Store) Delete(id []byte) error {
 func (s *Store) tombstone(id []byte, version uint64) error {
 	t := Session{Deleted: true, Version: version, Touched: time.Now().Unix()}
 	enc := t.AppendEncode(nil)
-	key := s.key(id)
-	var p placement
-	written := 0
-	for _, n := range s.replicas(id, &p) {
-		if s.writeIfNewer(n, key, enc, version) {
-			written++
-		}
-	}
+	written := s.writeAll(id, enc, version)
 	if s.local != nil {
 		s.local.Set(id, enc, s.localExpiry(&t))
 	}
@@ -647,14 +646,7 @@ func (s *Store) writeBackDirty() {
 		if err != nil {
 			continue
 		}
-		var p placement
-		written := 0
-		for _, n := range s.replicas(bid, &p) {
-			if s.writeIfNewer(n, s.key(bid), val, version) {
-				written++
-			}
-		}
-		if written > 0 {
+		if s.writeAll(bid, val, version) > 0 {
 			s.mu.Lock()
 			delete(s.dirty, id)
 			s.mu.Unlock()
