@@ -65,6 +65,7 @@ func startProxy(t *testing.T, backends ...string) string {
 	store, err := sessionstore.New(sessionstore.Options{
 		Nodes:     []sessionstore.Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr, Failover: true}},
 		LocalSize: 1 << 20,
+		Timeout:   300 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

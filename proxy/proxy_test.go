@@ -175,7 +175,7 @@ func TestKilledBackendNoErrors(t *testing.T) {
 	// fail_timeout has passed.
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("cannot reuse port %s: %v", addr, err)
+		t.Fatalf("cannot listen again on the killed backend's port %s: %v", addr, err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(a.serve)}
 	go srv.Serve(ln)

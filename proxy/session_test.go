@@ -106,6 +106,9 @@ func startSessionEnv(t *testing.T, o envOptions) *sessionEnv {
 		so.Nodes = append(so.Nodes, sessionstore.Node{ID: fmt.Sprintf("n%d", i+1), Addr: n.Addr})
 	}
 	so.LocalSize = o.local
+	if so.Timeout == 0 {
+		so.Timeout = 300 * time.Millisecond // see sessionstore's newStore
+	}
 	if so.ProbeInterval == 0 {
 		so.ProbeInterval = 20 * time.Millisecond
 	}

@@ -33,7 +33,9 @@ func newStore(t *testing.T, o Options) *Store {
 		o.ProbeInterval = 20 * time.Millisecond
 	}
 	if o.Timeout == 0 {
-		o.Timeout = 100 * time.Millisecond
+		// Long enough that a loaded CI machine under -race does not mark a
+		// healthy node down; short enough that frozen-node tests are quick.
+		o.Timeout = 300 * time.Millisecond
 	}
 	s, err := New(o)
 	if err != nil {
