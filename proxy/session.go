@@ -90,6 +90,8 @@ func (s *Sessions) init(m *Metrics, gauges *metrics.Set) {
 	}
 	gauges.NewGauge("sessionproxy_sessions_pending_writeback", func() float64 { return float64(s.Store.Dirty()) })
 	gauges.NewGauge("sessionproxy_session_async_pending", func() float64 { return float64(s.Store.Pending()) })
+	gauges.NewGauge("sessionproxy_session_async_written", func() float64 { w, _ := s.Store.AsyncStats(); return float64(w) })
+	gauges.NewGauge("sessionproxy_session_async_inline", func() float64 { _, i := s.Store.AsyncStats(); return float64(i) })
 	sameSite := s.SameSite
 	if sameSite == "" {
 		sameSite = "Lax"

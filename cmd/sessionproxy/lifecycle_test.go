@@ -46,6 +46,7 @@ type process struct {
 	cmd    *exec.Cmd
 	config string
 	addr   string
+	admin  string
 	mu     sync.Mutex
 	log    strings.Builder
 	exited chan int
@@ -70,7 +71,7 @@ func freeAddr(t *testing.T) string {
 // startProcess writes config (with {{listen}} replaced) and runs the binary.
 func startProcess(t *testing.T, config string) *process {
 	t.Helper()
-	p := &process{t: t, addr: freeAddr(t), exited: make(chan int, 1)}
+	p := &process{t: t, addr: freeAddr(t), admin: freeAddr(t), exited: make(chan int, 1)}
 	p.config = filepath.Join(t.TempDir(), "sp.yaml")
 	p.write(config)
 	p.cmd = exec.Command(binary, "run", "-config", p.config)
@@ -112,6 +113,7 @@ func startProcess(t *testing.T, config string) *process {
 
 func (p *process) write(config string) {
 	config = strings.ReplaceAll(config, "{{listen}}", p.addr)
+	config = strings.ReplaceAll(config, "{{admin}}", p.admin)
 	if err := os.WriteFile(p.config, []byte(config), 0o600); err != nil {
 		p.t.Fatal(err)
 	}
@@ -286,7 +288,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 func TestAsyncWriteThenSIGTERMIsStored(t *testing.T) {
 	n1 := memcachedtest.Start(t)
 	app, _ := namedBackend(t, "A", 0)
-	p := startProcess(t, fmt.Sprintf(baseConfig, backendsYAML(app.URL))+fmt.Sprintf(`session:
+	p := startProcess(t, "admin: \"{{admin}}\"\n"+fmt.Sprintf(baseConfig, backendsYAML(app.URL))+fmt.Sprintf(`session:
   write: async
   memcached:
     nodes: ["n1:%s"]
@@ -297,6 +299,15 @@ func TestAsyncWriteThenSIGTERMIsStored(t *testing.T) {
 		t.Fatalf("request: %v", err)
 	}
 	resp.Body.Close()
+	metrics, err := http.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	if !strings.Contains(string(m), "sessionproxy_session_async_pending ") {
+		t.Fatalf("no async metric in /metrics")
+	}
 	p.signal(syscall.SIGTERM) // at once: the write may still be queued
 	var id string
 	for _, c := range resp.Cookies() {
