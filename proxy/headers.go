@@ -11,19 +11,42 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// hopHeaders are removed in both directions (RFC 7230 section 6.1), as in
-// net/http/httputil. Connection itself is handled apart: fasthttp keeps its
-// close flag outside the header list.
-var hopHeaders = []string{
-	"Keep-Alive",
-	"Proxy-Connection",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
+// Hop-by-hop headers (RFC 7230 section 6.1), as in net/http/httputil, are
+// removed in both directions. Connection, Trailer and Transfer-Encoding are
+// handled apart: fasthttp keeps them outside its header list.
+
+// isHopHeader reports whether k names a hop-by-hop header that fasthttp keeps
+// in its header list. One pass over the headers with this check replaces a
+// Del per name, each of which would scan every header.
+func isHopHeader(k []byte) bool {
+	switch len(k) {
+	case 2:
+		return equalFold(k, "te")
+	case 7:
+		return equalFold(k, "upgrade")
+	case 10:
+		return equalFold(k, "keep-alive")
+	case 16:
+		return equalFold(k, "proxy-connection")
+	case 18:
+		return equalFold(k, "proxy-authenticate")
+	case 19:
+		return equalFold(k, "proxy-authorization")
+	}
+	return false
 }
+
+// Header names as fasthttp normalises them, set with SetCanonical so that
+// they are not normalised again on every request.
+var (
+	hdrXForwardedFor   = []byte("X-Forwarded-For")
+	hdrXRealIP         = []byte("X-Real-Ip")
+	hdrXForwardedProto = []byte("X-Forwarded-Proto")
+	hdrXForwardedHost  = []byte("X-Forwarded-Host")
+	hdrXRequestID      = []byte("X-Request-Id")
+	valueHTTP          = []byte("http")
+	valueHTTPS         = []byte("https")
+)
 
 const sessionHeaderPrefix = "x-session-"
 
@@ -102,21 +125,22 @@ func equalFold(b []byte, lower string) bool {
 // every X-Session-* header a client sent: a client never sets session data.
 func (e *headerEditor) cleanRequest(h *fasthttp.RequestHeader) {
 	e.reset()
-	if v := h.Peek(fasthttp.HeaderConnection); len(v) > 0 {
-		connectionTokens(v, e.remember)
+	conn := h.Peek(fasthttp.HeaderConnection)
+	if len(conn) > 0 {
+		connectionTokens(conn, e.remember)
 	}
 	for k := range h.All() {
-		if hasPrefixFold(k, sessionHeaderPrefix) {
+		if isHopHeader(k) || hasPrefixFold(k, sessionHeaderPrefix) {
 			e.remember(k)
 		}
 	}
 	for _, k := range e.keys {
 		h.DelBytes(k)
 	}
-	h.Del(fasthttp.HeaderConnection)
-	for _, k := range hopHeaders {
-		h.Del(k)
+	if len(conn) > 0 {
+		h.Del(fasthttp.HeaderConnection)
 	}
+	h.Del(fasthttp.HeaderTrailer)
 }
 
 // cleanResponse removes hop-by-hop headers and those named in Connection
@@ -124,16 +148,22 @@ func (e *headerEditor) cleanRequest(h *fasthttp.RequestHeader) {
 // which reads them first.
 func (e *headerEditor) cleanResponse(h *fasthttp.ResponseHeader) {
 	e.reset()
-	if v := h.Peek(fasthttp.HeaderConnection); len(v) > 0 {
-		connectionTokens(v, e.remember)
+	conn := h.Peek(fasthttp.HeaderConnection)
+	if len(conn) > 0 {
+		connectionTokens(conn, e.remember)
+	}
+	for k := range h.All() {
+		if isHopHeader(k) {
+			e.remember(k)
+		}
 	}
 	for _, k := range e.keys {
 		h.DelBytes(k)
 	}
-	h.Del(fasthttp.HeaderConnection)
-	for _, k := range hopHeaders {
-		h.Del(k)
+	if len(conn) > 0 {
+		h.Del(fasthttp.HeaderConnection)
 	}
+	h.Del(fasthttp.HeaderTrailer)
 	h.ResetConnectionClose()
 }
 
@@ -161,14 +191,14 @@ func (e *headerEditor) setForwarded(ctx *fasthttp.RequestCtx) {
 	}
 	ipStart := len(e.buf)
 	e.buf = appendIP(e.buf, ctx.RemoteAddr())
-	h.SetBytesV("X-Forwarded-For", e.buf)
-	h.SetBytesV("X-Real-IP", e.buf[ipStart:])
+	h.SetCanonical(hdrXForwardedFor, e.buf)
+	h.SetCanonical(hdrXRealIP, e.buf[ipStart:])
 	if ctx.IsTLS() {
-		h.Set("X-Forwarded-Proto", "https")
+		h.SetCanonical(hdrXForwardedProto, valueHTTPS)
 	} else {
-		h.Set("X-Forwarded-Proto", "http")
+		h.SetCanonical(hdrXForwardedProto, valueHTTP)
 	}
-	h.SetBytesV("X-Forwarded-Host", h.Host())
+	h.SetCanonical(hdrXForwardedHost, h.Host())
 }
 
 func appendIP(dst []byte, a net.Addr) []byte {

@@ -218,7 +218,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	requestID := req.Header.Peek("X-Request-Id")
 	if len(requestID) == 0 {
 		st.idBuf = appendRequestID(st.idBuf[:0])
-		req.Header.SetBytesV("X-Request-Id", st.idBuf)
+		req.Header.SetCanonical(hdrXRequestID, st.idBuf)
 		requestID = st.idBuf
 	} else {
 		st.idBuf = append(st.idBuf[:0], requestID...)
@@ -255,7 +255,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			resp.Header.Set("Retry-After", "5")
 		}
 	}
-	resp.Header.SetBytesV("X-Request-Id", st.idBuf)
+	resp.Header.SetCanonical(hdrXRequestID, st.idBuf)
 	if clientClose {
 		resp.SetConnectionClose()
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -349,5 +350,31 @@ func TestConcurrentRequests(t *testing.T) {
 	}
 	if a.hits.Load() == 0 || b.hits.Load() == 0 {
 		t.Fatalf("least_conn used only one backend: A %d, B %d", a.hits.Load(), b.hits.Load())
+	}
+}
+
+func TestChunkedResponse(t *testing.T) {
+	a := newTestBackend(t, "A")
+	a.setHandler(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < 3; i++ {
+			w.Write([]byte(strings.Repeat("x", 10)))
+			w.(http.Flusher).Flush() // forces Transfer-Encoding: chunked
+		}
+	})
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, a.url())}
+	base := startProxy(t, p, ServerOptions{})
+	// Read the bytes themselves: http.ReadResponse hides Transfer-Encoding.
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	raw, _ := io.ReadAll(c)
+	got := string(raw)
+	if !strings.HasSuffix(got, "\r\n\r\n"+strings.Repeat("x", 30)) || strings.Contains(strings.ToLower(got), "transfer-encoding") ||
+		!strings.Contains(got, "Content-Length: 30\r\n") {
+		t.Fatalf("chunked response not re-framed with Content-Length:\n%q", got)
 	}
 }
