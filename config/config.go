@@ -167,15 +167,12 @@ func (es Errors) Error() string {
 }
 
 // Format writes one "FILE:LINE: message" line per error, as nginx -t and
-// compilers do. Errors without a line get "FILE: message".
+// compilers do. An error about something missing from the file, which has
+// no line of its own, is reported at line 1.
 func (es Errors) Format(filename string) string {
 	var b strings.Builder
 	for _, e := range es {
-		if e.Line > 0 {
-			fmt.Fprintf(&b, "%s:%d: %s\n", filename, e.Line, e.Msg)
-		} else {
-			fmt.Fprintf(&b, "%s: %s\n", filename, e.Msg)
-		}
+		fmt.Fprintf(&b, "%s:%d: %s\n", filename, max(e.Line, 1), e.Msg)
 	}
 	return b.String()
 }

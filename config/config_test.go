@@ -171,8 +171,8 @@ func TestErrorsHaveLines(t *testing.T) {
 }
 
 func TestErrorsFormat(t *testing.T) {
-	es := Errors{{Line: 3, Msg: "bad"}, {Msg: "no line"}}
-	want := "f.yaml:3: bad\nf.yaml: no line\n"
+	es := Errors{{Line: 3, Msg: "bad"}, {Msg: "missing"}}
+	want := "f.yaml:3: bad\nf.yaml:1: missing\n"
 	if got := es.Format("f.yaml"); got != want {
 		t.Fatalf("Format = %q, want %q", got, want)
 	}

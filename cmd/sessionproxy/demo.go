@@ -144,7 +144,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	c := demoConfig(*listen, *memcached, urls)
 	if err := c.Validate(); err != nil {
-		reportConfigError(stderr, "", err)
+		reportConfigError(stderr, "", err, true)
 		return 1
 	}
 	a, err := newApp(c, runFlags{}, newLogger(stderr))

@@ -107,17 +107,22 @@ func (f *runFlags) load() (*config.Config, error) {
 	return c, c.Validate()
 }
 
-// reportConfigError prints config errors as FILE:LINE: message.
-func reportConfigError(stderr io.Writer, filename string, err error) {
+// reportConfigError prints config errors as FILE:LINE: message. Under run,
+// errors in values that came from flags (or from no file at all) name no
+// file line.
+func reportConfigError(stderr io.Writer, filename string, err error, fromFlags bool) {
 	var es config.Errors
-	if errors.As(err, &es) {
-		if filename == "" {
-			filename = "sessionproxy"
-		}
-		fmt.Fprint(stderr, es.Format(filename))
+	if !errors.As(err, &es) {
+		fmt.Fprintf(stderr, "sessionproxy: %v\n", err)
 		return
 	}
-	fmt.Fprintf(stderr, "sessionproxy: %v\n", err)
+	for _, e := range es {
+		if filename == "" || (fromFlags && e.Line == 0) {
+			fmt.Fprintf(stderr, "sessionproxy: %s\n", e.Msg)
+			continue
+		}
+		fmt.Fprint(stderr, config.Errors{e}.Format(filename))
+	}
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
@@ -132,7 +137,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if _, err := config.LoadFile(*file); err != nil {
-		reportConfigError(stderr, *file, err)
+		reportConfigError(stderr, *file, err, false)
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: configuration is valid\n", *file)
@@ -153,7 +158,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	c, err := f.load()
 	if err != nil {
-		reportConfigError(stderr, f.config, err)
+		reportConfigError(stderr, f.config, err, true)
 		return 1
 	}
 	logger := newLogger(stderr)

@@ -48,6 +48,14 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+func TestCheckMissingBackendsHasALine(t *testing.T) {
+	file := writeFile(t, "listen: ':8080'\n")
+	code, _, errOut := run("check", "-config", file)
+	if code != 1 || !strings.HasPrefix(errOut, file+":1: no backends") {
+		t.Fatalf("check without backends: %d %q, want FILE:1: no backends...", code, errOut)
+	}
+}
+
 func TestRunWithoutBackends(t *testing.T) {
 	code, _, errOut := run("run", "-listen", "127.0.0.1:0")
 	if code != 1 || !strings.Contains(errOut, "-backend URL") || !strings.Contains(errOut, "backends:") {
