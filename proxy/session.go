@@ -218,6 +218,12 @@ func (s *Sessions) apply(ctx *fasthttp.RequestCtx, st *sessionState, e *headerEd
 	}
 	needed := !u.Empty() || (st.isNew && s.CreateAlways) || (st.exists && s.Store.NeedsRefresh(&st.sess))
 	if !needed {
+		if st.lookup == "miss" {
+			// The client's cookie names a session that no longer exists
+			// and none replaces it: expire it, or every later request
+			// would look it up again.
+			s.setCookie(ctx, nil, st)
+		}
 		return nil
 	}
 	if u.Rotate {

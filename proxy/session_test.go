@@ -302,6 +302,22 @@ func TestForgedAndMalformedCookies(t *testing.T) {
 	}
 }
 
+func TestUnknownCookieExpired(t *testing.T) {
+	e := startSessionEnv(t, envOptions{memcached: 1})
+	u := newUser(t)
+	stale := sessionstore.AppendNewID(nil) // e.g. a session that expired
+	r := u.get(e.base+"/", "Cookie", "SPSESSIONID="+string(stale))
+	want := "SPSESSIONID=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
+	if len(r.setCookie) != 1 || r.setCookie[0] != want {
+		t.Fatalf("unknown session cookie: Set-Cookie %v, want it expired", r.setCookie)
+	}
+	// When the backend stores something, the new session's cookie replaces it instead.
+	r = u.get(e.base+"/?set=a:1", "Cookie", "SPSESSIONID="+string(stale))
+	if len(r.setCookie) != 1 || !strings.HasPrefix(r.setCookie[0], "SPSESSIONID="+r.view.ID+";") {
+		t.Fatalf("new session over an unknown cookie: Set-Cookie %v", r.setCookie)
+	}
+}
+
 func TestRotate(t *testing.T) {
 	e := startSessionEnv(t, envOptions{memcached: 2, local: 1 << 20})
 	u := newUser(t)
