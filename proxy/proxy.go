@@ -215,13 +215,12 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	req.Header.ResetConnectionClose()
 	req.UseHostHeader = true // keep the client's Host (CONTRACT.md 5)
 	st.hdr.setForwarded(ctx)
-	requestID := req.Header.Peek("X-Request-Id")
-	if len(requestID) == 0 {
+	// The id is copied: a Peek'd slice would move as headers change.
+	if requestID := req.Header.Peek("X-Request-Id"); len(requestID) > 0 {
+		st.idBuf = append(st.idBuf[:0], requestID...)
+	} else {
 		st.idBuf = appendRequestID(st.idBuf[:0])
 		req.Header.SetCanonical(hdrXRequestID, st.idBuf)
-		requestID = st.idBuf
-	} else {
-		st.idBuf = append(st.idBuf[:0], requestID...)
 	}
 
 	// info and tried live in the pooled state: the access-log hook and
