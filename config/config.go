@@ -148,6 +148,7 @@ type Error struct {
 	path string // field path, for errors found before a line was known
 }
 
+// Error returns "line N: message", or the message alone when the line is unknown.
 func (e Error) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
@@ -158,6 +159,7 @@ func (e Error) Error() string {
 // Errors is every problem found in one configuration, in file order.
 type Errors []Error
 
+// Error returns one error per line.
 func (es Errors) Error() string {
 	parts := make([]string, len(es))
 	for i, e := range es {

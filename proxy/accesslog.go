@@ -141,6 +141,7 @@ func newBufferedWriter(w io.Writer) *bufferedWriter {
 	return b
 }
 
+// Write buffers p; the flusher or Close writes it out.
 func (b *bufferedWriter) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -163,6 +164,7 @@ func (b *bufferedWriter) flusher() {
 	}
 }
 
+// Close stops the flusher and writes out what is buffered.
 func (b *bufferedWriter) Close() {
 	close(b.stop)
 	<-b.done

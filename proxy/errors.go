@@ -15,6 +15,7 @@ type Error struct {
 	Reason string
 }
 
+// Error returns the reason, the body the client gets.
 func (e *Error) Error() string { return e.Reason }
 
 // The proxy's own errors (CONTRACT.md section 5).

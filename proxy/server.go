@@ -59,6 +59,7 @@ func serveRequestError(ctx *fasthttp.RequestCtx, err error) {
 // client's problem and already answered with 400 or 413.
 type debugLogger struct{ l *slog.Logger }
 
+// Printf logs one fasthttp message at debug level.
 func (d debugLogger) Printf(format string, args ...any) {
 	l := d.l
 	if l == nil {

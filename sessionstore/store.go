@@ -49,6 +49,7 @@ const (
 	FromMemcached
 )
 
+// String returns "local" or "memcached", the names used in metrics and logs.
 func (s Source) String() string {
 	if s == FromLocal {
 		return "local"
