@@ -71,6 +71,7 @@ func (p demoPage) CreatedTime() string {
 
 var demoTemplate = template.Must(template.New("demo").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>sessionproxy demo: backend {{.Backend}}</title>
+<link rel="icon" href="data:,">`+ /* no /favicon.ico request: it would take B's turn in the rotation */ `
 <style>
 body { font-family: system-ui, sans-serif; margin: 0; background: {{.Color}}; color: #fff; }
 main { max-width: 40em; margin: 3em auto; padding: 2em; background: rgba(0,0,0,.25); border-radius: 1em; }

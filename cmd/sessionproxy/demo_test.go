@@ -121,6 +121,9 @@ func TestDemoHTML(t *testing.T) {
 	if !strings.Contains(b, "<dd>2</dd>") || !strings.Contains(a, "(new)") || strings.Contains(b, "(new)") {
 		t.Fatalf("second page does not show 2 visits of the same session:\n%s", b)
 	}
+	if !strings.Contains(a, `<link rel="icon" href="data:,">`) {
+		t.Fatal("the page lets the browser request /favicon.ico, which would take a turn in the rotation")
+	}
 	if strings.Contains(a, "#2e7d32") == strings.Contains(b, "#2e7d32") {
 		t.Fatal("A and B pages are not visibly different")
 	}
