@@ -69,9 +69,12 @@ func (p demoPage) CreatedTime() string {
 	return time.UnixMilli(p.Created).UTC().Format("2006-01-02 15:04:05.000 UTC")
 }
 
+// demoTemplate is the demo page. Its empty data: icon keeps browsers from
+// requesting /favicon.ico, which would take every other turn in the
+// rotation and pin reloads to one backend.
 var demoTemplate = template.Must(template.New("demo").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>sessionproxy demo: backend {{.Backend}}</title>
-<link rel="icon" href="data:,">`+ /* no /favicon.ico request: it would take B's turn in the rotation */ `
+<link rel="icon" href="data:,">
 <style>
 body { font-family: system-ui, sans-serif; margin: 0; background: {{.Color}}; color: #fff; }
 main { max-width: 40em; margin: 3em auto; padding: 2em; background: rgba(0,0,0,.25); border-radius: 1em; }
