@@ -134,11 +134,11 @@ func (s *Store) flushOne(id []byte) {
 	if err != nil {
 		return // evicted or expired: nothing left to write
 	}
-	version, _, err := peekVersion(val)
-	if err != nil {
+	var sess Session
+	if sess.Decode(val) != nil {
 		return
 	}
-	if s.writeAll(id, val, version) == 0 && len(s.nodes) > 0 {
+	if s.writeAll(id, val, sess.Version, sess.Touched) == 0 && len(s.nodes) > 0 {
 		s.markDirty(id)
 	}
 	s.async.written.Add(1)

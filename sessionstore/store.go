@@ -162,14 +162,22 @@ func (s *Store) probeInterval() time.Duration {
 
 func (s *Store) key(id []byte) string { return s.opts.KeyPrefix + string(id) }
 
-// expiry is the memcached lifetime of a write: the TTL plus a quarter,
-// because an unchanged session is only rewritten once a quarter of the TTL
-// has passed since its last write (see NeedsRefresh).
+// expiry is the memcached lifetime of a write made now: the TTL plus a
+// quarter, because an unchanged session is only rewritten once a quarter of
+// the TTL has passed since its last write (see NeedsRefresh).
 func (s *Store) expiry() int32 {
-	secs := int64((s.opts.TTL + s.opts.TTL/4 + time.Second - 1) / time.Second)
+	return s.expiryAfter(time.Now().Unix())
+}
+
+// expiryAfter is the memcached lifetime left to a copy last written at
+// touched (unix seconds): a repaired replica expires with its source.
+func (s *Store) expiryAfter(touched int64) int32 {
+	now := time.Now().Unix()
+	secs := touched + int64((s.opts.TTL+s.opts.TTL/4+time.Second-1)/time.Second) - now
+	secs = max(secs, 1)
 	if secs > 30*24*3600 {
 		// memcached reads larger values as a unix time.
-		return int32(time.Now().Unix() + secs)
+		return int32(now + secs)
 	}
 	return int32(secs)
 }
@@ -293,22 +301,23 @@ func (s *Store) loadRemote(id []byte) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	val := reads[best].item.Value
+	var sess Session
+	if err := sess.Decode(val); err != nil {
+		return nil, err
+	}
 	for _, r := range reads {
 		if r.item == nil || r.version < reads[best].version {
-			s.writeIfNewer(r.node, key, val, reads[best].version)
+			s.writeIfNewer(r.node, key, val, reads[best].version, s.expiryAfter(sess.Touched))
 		}
 	}
-	var sess Session
-	if err := sess.Decode(val); err == nil {
-		s.setLocal(id, val, &sess)
-	}
+	s.setLocal(id, val, &sess)
 	return val, nil
 }
 
 // writeIfNewer stores val (at version) on n unless n already holds that
 // version or a newer one. It is how replicas are repaired and written
 // without ever replacing a newer copy with an older one.
-func (s *Store) writeIfNewer(n *node, key string, val []byte, version uint64) bool {
+func (s *Store) writeIfNewer(n *node, key string, val []byte, version uint64, exp int32) bool {
 	for try := 0; try < 4; try++ {
 		it, err := n.client.Get(key)
 		if s.check(n, err) {
@@ -318,10 +327,10 @@ func (s *Store) writeIfNewer(n *node, key string, val []byte, version uint64) bo
 			if v, _, perr := peekVersion(it.Value); perr == nil && v >= version {
 				return true
 			}
-			it.Value, it.Expiration = val, s.expiry()
+			it.Value, it.Expiration = val, exp
 			err = n.client.CompareAndSwap(it)
 		} else {
-			err = n.client.Add(&memcache.Item{Key: key, Value: val, Expiration: s.expiry()})
+			err = n.client.Add(&memcache.Item{Key: key, Value: val, Expiration: exp})
 		}
 		if err == nil {
 			return true
@@ -342,14 +351,16 @@ func tooLarge(size, limit int) error {
 	return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, size, limit)
 }
 
-// writeAll stores val (at version) on every replica of id that is up and
-// does not hold a newer version, and returns how many hold it now.
-func (s *Store) writeAll(id []byte, val []byte, version uint64) int {
+// writeAll stores val (at version, last written at touched) on every
+// replica of id that is up and does not hold a newer version, and returns
+// how many hold it now.
+func (s *Store) writeAll(id []byte, val []byte, version uint64, touched int64) int {
 	key := s.key(id)
+	exp := s.expiryAfter(touched)
 	var p placement
 	written := 0
 	for _, n := range s.replicas(id, &p) {
-		if s.writeIfNewer(n, key, val, version) {
+		if s.writeIfNewer(n, key, val, version, exp) {
 			written++
 		}
 	}
@@ -535,7 +546,7 @@ func (s *Store) writeReplicas(key string, reads []replicaRead, w *writeContext) 
 		default:
 			// The primary took the write; only this replica moved on.
 			// Repair it unless it already holds something newer.
-			if s.writeIfNewer(r.node, key, w.enc, w.next.Version) {
+			if s.writeIfNewer(r.node, key, w.enc, w.next.Version, s.expiryAfter(w.next.Touched)) {
 				written++
 			}
 		}
@@ -567,7 +578,7 @@ func (s *Store) rotate(id, newID []byte, w *writeContext, out *Session) error {
 	w.next.ID = append(w.next.ID[:0], newID...)
 	w.next.Version = 1
 	w.enc = w.next.AppendEncode(w.enc[:0])
-	written := s.writeAll(newID, w.enc, w.next.Version)
+	written := s.writeAll(newID, w.enc, w.next.Version, w.next.Touched)
 	if err := s.finishWrite(newID, w, written, out); err != nil {
 		return err
 	}
@@ -598,7 +609,7 @@ func (s *Store) Delete(id []byte) error {
 func (s *Store) tombstone(id []byte, version uint64) error {
 	t := Session{Deleted: true, Version: version, Touched: time.Now().Unix()}
 	enc := t.AppendEncode(nil)
-	written := s.writeAll(id, enc, version)
+	written := s.writeAll(id, enc, version, t.Touched)
 	if s.local != nil {
 		s.local.Set(id, enc, s.localExpiry(&t))
 	}
@@ -643,11 +654,11 @@ func (s *Store) writeBackDirty() {
 			s.mu.Unlock()
 			continue
 		}
-		version, _, err := peekVersion(val)
-		if err != nil {
+		var sess Session
+		if sess.Decode(val) != nil {
 			continue
 		}
-		if s.writeAll(bid, val, version) > 0 {
+		if s.writeAll(bid, val, sess.Version, sess.Touched) > 0 {
 			s.mu.Lock()
 			delete(s.dirty, id)
 			s.mu.Unlock()
