@@ -36,13 +36,14 @@ var (
 type scenario struct {
 	Name   string
 	Path   string
-	Target string // which sessionproxy instance: hot (local tier on) or cold (off)
+	Target string // which sessionproxy instance: hot (local tier on), async (write: async) or cold (no local tier)
 }
 
 var scenarios = []scenario{
 	{"1 plain proxy", "/plain", "hot"},
 	{"2 session read (local hit)", "/read", "hot"},
 	{"3 session write (sync, 2 replicas)", "/write", "hot"},
+	{"3b session write (async)", "/write", "async"},
 	{"4 cold read (no local tier)", "/read", "cold"},
 }
 
@@ -88,7 +89,7 @@ func main() {
 	e.start()
 
 	log.Printf("warming up")
-	for _, t := range []string{e.nginx, e.sp["hot"], e.sp["cold"]} {
+	for _, t := range []string{e.nginx, e.sp["hot"], e.sp["async"], e.sp["cold"]} {
 		for _, s := range scenarios {
 			e.wrk(t, s.Path, 2*time.Second)
 		}
@@ -192,11 +193,14 @@ func (e *env) start() {
 		e.spawn("memcached", args...)
 		nodes = append(nodes, fmt.Sprintf("n%d:%s", i, addr))
 	}
-	for _, target := range []string{"hot", "cold"} {
+	for _, target := range []string{"hot", "async", "cold"} {
 		addr := freeAddr()
-		local := "64MiB"
-		if target == "cold" {
+		local, write := "64MiB", "sync"
+		switch target {
+		case "cold":
 			local = "0"
+		case "async":
+			write = "async"
 		}
 		conf := filepath.Join(e.dir, target+".yaml")
 		os.WriteFile(conf, []byte(fmt.Sprintf(`listen: %q
@@ -206,13 +210,14 @@ backends:
   - url: "http://%s"
 session:
   ignore: '^/plain'
+  write: %s
   local_cache:
     size: %s
   memcached:
     nodes: ["%s", "%s"]
     replicas: 2
     max_idle_conns: 256
-`, addr, e.backend[0], e.backend[1], local, nodes[0], nodes[1])), 0o600)
+`, addr, e.backend[0], e.backend[1], write, local, nodes[0], nodes[1])), 0o600)
 		e.spawn(sp, "run", "-config", conf)
 		e.sp[target] = addr
 	}
@@ -254,7 +259,7 @@ http {
 		nginxBin = "/usr/sbin/nginx"
 	}
 	e.spawn(nginxBin, "-c", nginxConf, "-p", e.dir, "-g", "daemon off;")
-	for _, a := range append(append([]string{}, e.backend...), e.nginx, e.sp["hot"], e.sp["cold"]) {
+	for _, a := range append(append([]string{}, e.backend...), e.nginx, e.sp["hot"], e.sp["async"], e.sp["cold"]) {
 		waitListening(a)
 	}
 	for _, n := range nodes {
