@@ -2,6 +2,7 @@ package sessionstore
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -17,7 +18,11 @@ import (
 
 // asyncState is the queue of sessions waiting to be written.
 type asyncState struct {
-	queue   chan string
+	queue chan string
+
+	mu     sync.Mutex          // protects queued
+	queued map[string]struct{} // IDs in queue; a session is queued once however often it changes
+
 	pending atomic.Int64 // queued or being written
 	inline  atomic.Int64 // writes done inline because the queue was full
 	written atomic.Int64
@@ -33,7 +38,7 @@ func (s *Store) startAsync() {
 	if n <= 0 {
 		n = defaultAsyncQueue
 	}
-	s.async = &asyncState{queue: make(chan string, n)}
+	s.async = &asyncState{queue: make(chan string, n), queued: map[string]struct{}{}}
 	for i := 0; i < defaultAsyncWorkers; i++ {
 		s.wg.Add(1)
 		go s.asyncWorker()
@@ -45,12 +50,40 @@ func (s *Store) asyncWorker() {
 	for {
 		select {
 		case id := <-s.async.queue:
-			s.flushOne([]byte(id))
-			s.async.pending.Add(-1)
+			s.flushQueued(id)
 		case <-s.closed:
 			return
 		}
 	}
+}
+
+// enqueue queues id for writing unless it is queued already: the writer
+// takes the local copy as it is then, with every change made meanwhile.
+// It reports false when the queue is full.
+func (a *asyncState) enqueue(id []byte) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.queued[string(id)]; ok {
+		return true
+	}
+	select {
+	case a.queue <- string(id):
+		a.queued[string(id)] = struct{}{}
+		a.pending.Add(1)
+		return true
+	default:
+		return false
+	}
+}
+
+// flushQueued writes a session taken off the queue. It is unmarked first,
+// so that a change made while it is written queues it again.
+func (s *Store) flushQueued(id string) {
+	s.async.mu.Lock()
+	delete(s.async.queued, id)
+	s.async.mu.Unlock()
+	s.flushOne([]byte(id))
+	s.async.pending.Add(-1)
 }
 
 // Pending returns how many sessions wait to be written to memcached.
@@ -113,19 +146,17 @@ func (s *Store) updateAsync(id []byte, u *Update, create bool, out *Session) (bo
 	}
 	mu.Unlock()
 
-	s.async.pending.Add(1)
-	select {
-	case s.async.queue <- string(id):
-	default:
+	if !s.async.enqueue(id) {
 		// Full: write now rather than drop the change.
 		s.async.inline.Add(1)
 		s.flushOne(id)
-		s.async.pending.Add(-1)
 	}
 	return true, nil
 }
 
-// flushOne writes the local copy of id to its replicas.
+// flushOne writes the local copy of id to its replicas. Async needs the
+// local tier to be authoritative, so, as in updateTrusted, a plain set
+// does; the stripe lock keeps two writes of one session in version order.
 func (s *Store) flushOne(id []byte) {
 	mu := s.stripe(id)
 	mu.Lock()
@@ -138,7 +169,7 @@ func (s *Store) flushOne(id []byte) {
 	if sess.Decode(val) != nil {
 		return
 	}
-	if s.writeAll(id, val, sess.Version, sess.Touched) == 0 && len(s.nodes) > 0 {
+	if s.setAll(id, val, sess.Touched) == 0 && len(s.nodes) > 0 {
 		s.markDirty(id)
 	}
 	s.async.written.Add(1)
@@ -154,8 +185,7 @@ func (s *Store) Flush(ctx context.Context) error {
 		// Help the workers: the process is stopping anyway.
 		select {
 		case id := <-s.async.queue:
-			s.flushOne([]byte(id))
-			s.async.pending.Add(-1)
+			s.flushQueued(id)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(5 * time.Millisecond):

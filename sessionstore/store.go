@@ -467,18 +467,26 @@ func (s *Store) updateTrusted(id []byte, u *Update, create bool, w *writeContext
 	if len(w.enc) > s.opts.MaxSize {
 		return true, tooLarge(len(w.enc), s.opts.MaxSize)
 	}
+	return true, s.finishWrite(id, w, s.setAll(id, w.enc, w.next.Touched), out)
+}
+
+// setAll sets val on every replica of id that is up, without looking at
+// what they hold: only for an authoritative local copy (updateTrusted and
+// async writes). It returns how many took it.
+func (s *Store) setAll(id, val []byte, touched int64) int {
 	key := s.key(id)
+	exp := s.expiryAfter(touched)
 	var p placement
 	written := 0
 	for _, n := range s.replicas(id, &p) {
-		err := n.client.Set(&memcache.Item{Key: key, Value: w.enc, Expiration: s.expiry()})
+		err := n.client.Set(&memcache.Item{Key: key, Value: val, Expiration: exp})
 		if err == nil {
 			written++
 		} else {
 			s.check(n, err)
 		}
 	}
-	return true, s.finishWrite(id, w, written, out)
+	return written
 }
 
 // base fills w.base with the freshest copy of id: the newest replica, or
