@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -24,7 +25,8 @@ func drawChart(t table, file string) error {
 			direct = r.RPS
 		case "nginx":
 			nginx = append(nginx, r.RPS)
-			names = append(names, r.Scenario)
+			name, _, _ := strings.Cut(r.Scenario, " (") // the table has the details
+			names = append(names, name)
 		case "sessionproxy":
 			sp = append(sp, r.RPS)
 		}
@@ -59,7 +61,7 @@ func drawChart(t table, file string) error {
 	p.Y.Min = 0
 	p.Y.Max = 1.25 * max(direct, maxOf(nginx), maxOf(sp)) // room for the legend
 	p.Legend.Left = true
-	return p.Save(9*vg.Inch, 5*vg.Inch, file)
+	return p.Save(11*vg.Inch, 5*vg.Inch, file)
 }
 
 func maxOf(vs plotter.Values) float64 {
