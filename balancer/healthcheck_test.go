@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"sessionproxy/internal/testutil"
 )
 
 func TestCheckerTakesOutAndBringsBack(t *testing.T) {
@@ -38,11 +40,5 @@ func TestCheckerTakesOutAndBringsBack(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 3*time.Second, what, cond)
 }

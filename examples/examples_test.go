@@ -17,19 +17,12 @@ import (
 
 	"sessionproxy/balancer"
 	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/internal/testutil"
 	"sessionproxy/proxy"
 	"sessionproxy/sessionstore"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testutil.FreeAddr(t) }
 
 // start runs an example backend and waits for it to listen. A missing
 // interpreter fails the test: `make test` installs them.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sessionproxy/balancer"
+	"sessionproxy/internal/testutil"
 )
 
 // testBackend is a real HTTP server on a loopback port that names itself in
@@ -179,24 +180,9 @@ func rawRequest(t *testing.T, baseURL, raw string) string {
 }
 
 // freePort returns a loopback address nothing listens on.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+func freePort(t *testing.T) string { return testutil.FreeAddr(t) }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 5*time.Second, what, cond)
 }

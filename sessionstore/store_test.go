@@ -11,6 +11,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/internal/testutil"
 )
 
 // cluster is two real memcached nodes.
@@ -433,13 +434,7 @@ func TestLocalTTLRereads(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, what, cond)
 }
 
 func BenchmarkLoadLocal(b *testing.B) {

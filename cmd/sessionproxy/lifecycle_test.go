@@ -20,6 +20,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/internal/testutil"
 	"sessionproxy/sessionstore"
 )
 
@@ -58,15 +59,7 @@ func (p *process) stderr() string {
 	return p.log.String()
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testutil.FreeAddr(t) }
 
 // startProcess writes config (with {{listen}} replaced) and runs the binary.
 func startProcess(t *testing.T, config string) *process {
