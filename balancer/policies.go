@@ -140,9 +140,6 @@ type Pool struct {
 	backup   Balancer // nil when there are no backups
 }
 
-// Policies lists the names NewPool accepts.
-var Policies = []string{"round_robin", "weighted", "least_conn"}
-
 // NewPool builds a pool with the named policy: round_robin, weighted or
 // least_conn. Every backend shares h for its passive health settings.
 func NewPool(policy string, backends []*Backend, h *Health) (*Pool, error) {

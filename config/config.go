@@ -18,16 +18,24 @@ import (
 // Config is the whole configuration file. Fields left out of the file keep
 // the values of DefaultConfig.
 type Config struct {
-	Listen    string    `yaml:"listen"`     // (default ":8080")
-	Admin     string    `yaml:"admin"`      // admin listener; empty turns it off (default off)
-	Balancer  string    `yaml:"balancer"`   // round_robin | weighted | least_conn (default round_robin)
-	Backends  []Backend `yaml:"backends"`   // at least one is needed to run
-	Health    Health    `yaml:"health"`     //
-	Timeouts  Timeouts  `yaml:"timeouts"`   //
-	Retries   int       `yaml:"retries"`    // extra tries on another backend (default 1)
-	MaxBody   Size      `yaml:"max_body"`   // larger request bodies get 413 (default 10MiB)
-	AccessLog string    `yaml:"access_log"` // text | json | combined | off (default text)
-	Session   Session   `yaml:"session"`    //
+	Listen string `yaml:"listen"` // (default ":8080")
+	Admin  string `yaml:"admin"`  // admin listener; empty turns it off (default off)
+	// AdminToken, when set, is required as "Authorization: Bearer <token>"
+	// on every admin path but /healthz; an admin address off loopback
+	// needs one.
+	AdminToken string `yaml:"admin_token"`
+	// UnderscoresInHeaders passes request headers with "_" in their names
+	// (nginx's underscores_in_headers); X-Session-* spelt with "_" is
+	// dropped either way (default false: dropped).
+	UnderscoresInHeaders bool      `yaml:"underscores_in_headers"`
+	Balancer             string    `yaml:"balancer"`   // round_robin | weighted | least_conn (default round_robin)
+	Backends             []Backend `yaml:"backends"`   // at least one is needed to run
+	Health               Health    `yaml:"health"`     //
+	Timeouts             Timeouts  `yaml:"timeouts"`   //
+	Retries              int       `yaml:"retries"`    // extra tries on another backend (default 1)
+	MaxBody              Size      `yaml:"max_body"`   // larger request bodies get 413 (default 10MiB)
+	AccessLog            string    `yaml:"access_log"` // text | json | combined | off (default text)
+	Session              Session   `yaml:"session"`    //
 
 	// lines maps a field path such as "backends[1].url" to its line in the
 	// file, so that checks made after decoding can still name a line.
@@ -87,6 +95,7 @@ type Memcached struct {
 	KeyPrefix     string   `yaml:"key_prefix"`     // (default "sp:")
 	Timeout       Duration `yaml:"timeout"`        // per operation and dial (default 100ms)
 	MaxIdleConns  int      `yaml:"max_idle_conns"` // per node (default 64)
+	ProbeInterval Duration `yaml:"probe_interval"` // how often a down node is probed (default 1s)
 }
 
 // Node is one parsed memcached node.
@@ -125,10 +134,11 @@ var DefaultConfig = Config{
 		StoreDown:      "reject",
 		LocalCache:     LocalCache{Size: 64 << 20},
 		Memcached: Memcached{
-			Replicas:     2,
-			KeyPrefix:    "sp:",
-			Timeout:      Duration(100 * time.Millisecond),
-			MaxIdleConns: 64,
+			Replicas:      2,
+			KeyPrefix:     "sp:",
+			Timeout:       Duration(100 * time.Millisecond),
+			MaxIdleConns:  64,
+			ProbeInterval: Duration(time.Second),
 		},
 	},
 }

@@ -23,6 +23,9 @@ func (c *Config) Validate() error {
 	v := validator{c: c}
 	v.addr("listen", c.Listen, false)
 	v.addr("admin", c.Admin, true)
+	if c.Admin != "" && c.AdminToken == "" && !LoopbackAddr(c.Admin) {
+		v.errf("admin", "admin: %q is not on loopback: set admin_token (clients then send Authorization: Bearer <token>)", c.Admin)
+	}
 	v.oneOf("balancer", c.Balancer, "round_robin", "weighted", "least_conn")
 	v.backends()
 	v.health()
@@ -209,6 +212,22 @@ func (v *validator) memcached() {
 	if m.MaxIdleConns < 1 {
 		v.errf("session.memcached.max_idle_conns", "session.memcached.max_idle_conns must be 1 or more")
 	}
+	v.positive("session.memcached.probe_interval", m.ProbeInterval)
+}
+
+// LoopbackAddr reports whether the host of a host:port address is on
+// loopback: 127.0.0.0/8, ::1 or localhost. An empty host (":9090") or
+// 0.0.0.0 listens on every interface, so it is not.
+func LoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func badKeyRune(r rune) bool { return r <= ' ' || r >= 0x7f }

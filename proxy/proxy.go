@@ -266,8 +266,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	if p.AccessLog != nil {
 		p.AccessLog(ctx, info)
 	}
-	st.session.reset()
-	statePool.Put(st)
+	statePool.Put(st) // Sessions.load resets the session state it uses
 }
 
 // forward sends the request to a backend, and on failure to others while

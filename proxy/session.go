@@ -189,8 +189,7 @@ func (s *Sessions) apply(ctx *fasthttp.RequestCtx, st *sessionState, e *headerEd
 		e.stripSessionHeaders(h)
 		return nil
 	}
-	u := &st.update
-	u.Reset()
+	u := &st.update // reset by load
 	e.reset()
 	var bad error
 	for k, v := range h.All() {

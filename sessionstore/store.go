@@ -245,7 +245,6 @@ type replicaRead struct {
 	node    *node
 	item    *memcache.Item // nil: miss
 	version uint64
-	deleted bool
 }
 
 // readReplicas gets id from each node with gets (so CAS IDs are known).
@@ -259,9 +258,9 @@ func (s *Store) readReplicas(key string, nodes []*node, out []replicaRead) []rep
 		}
 		r := replicaRead{node: n}
 		if err == nil {
-			v, del, perr := peekVersion(it.Value)
+			v, _, perr := peekVersion(it.Value)
 			if perr == nil {
-				r.item, r.version, r.deleted = it, v, del
+				r.item, r.version = it, v
 			} else {
 				// A value we cannot read is treated as absent and
 				// overwritten by the next write.

@@ -169,18 +169,19 @@ func newStore(c *config.Config, local *freecache.Cache, logger *slog.Logger) (*s
 		nodes = append(nodes, sessionstore.Node{ID: n.ID, Addr: n.Addr, Failover: n.Failover})
 	}
 	store, err := sessionstore.New(sessionstore.Options{
-		Nodes:        nodes,
-		Replicas:     sc.Memcached.Replicas,
-		KeyPrefix:    sc.Memcached.KeyPrefix,
-		Timeout:      sc.Memcached.Timeout.Std(),
-		MaxIdleConns: sc.Memcached.MaxIdleConns,
-		TTL:          sc.TTL.Std(),
-		MaxSize:      int(sc.MaxSize),
-		LocalSize:    int(sc.LocalCache.Size),
-		LocalTTL:     sc.LocalCache.TTL.Std(),
-		LocalCache:   local,
-		Async:        sc.Write == "async",
-		Logger:       logger,
+		Nodes:         nodes,
+		Replicas:      sc.Memcached.Replicas,
+		KeyPrefix:     sc.Memcached.KeyPrefix,
+		Timeout:       sc.Memcached.Timeout.Std(),
+		MaxIdleConns:  sc.Memcached.MaxIdleConns,
+		TTL:           sc.TTL.Std(),
+		MaxSize:       int(sc.MaxSize),
+		LocalSize:     int(sc.LocalCache.Size),
+		LocalTTL:      sc.LocalCache.TTL.Std(),
+		LocalCache:    local,
+		Async:         sc.Write == "async",
+		ProbeInterval: sc.Memcached.ProbeInterval.Std(),
+		Logger:        logger,
 	})
 	if err != nil {
 		return nil, err
@@ -222,6 +223,9 @@ func newSessions(c *config.Config, store *sessionstore.Store, logger *slog.Logge
 
 // serve listens and serves until SIGTERM or SIGINT, then drains.
 func (a *app) serve() int {
+	// Handle signals before the port opens: an unhandled SIGHUP (a reload
+	// sent as soon as the proxy answers) would otherwise kill the process.
+	signal.Notify(a.signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		a.logger.Error("cannot listen", "addr", a.cfg.Listen, "error", err)
