@@ -55,8 +55,15 @@ type BackendStatus struct {
 type NodeStatus struct {
 	ID       string `json:"id"`
 	Addr     string `json:"addr"`
-	Up       bool   `json:"up"`
+	Up       bool   `json:"up"` // serving reads: State is "up"
 	Failover bool   `json:"failover"`
+	// State is "up", "down" or "catching_up" (CONTRACT.md section 8).
+	State           string `json:"state"`
+	HandoffPending  int    `json:"handoff_pending"`
+	HandoffReplayed int64  `json:"handoff_replayed"`
+	Copied          int64  `json:"copied"`          // sessions copied back by full copies
+	Catchups        int64  `json:"catchups"`        // completed catch-ups
+	LastCatchupMs   int64  `json:"last_catchup_ms"` // how long the last one took
 }
 
 // Status reports the live state of every backend and memcached node.

@@ -73,15 +73,28 @@ var errStoreDown = &Error{fasthttp.StatusServiceUnavailable, "session store unav
 
 func (s *Sessions) init(m *Metrics, gauges *metrics.Set) {
 	s.metrics = m
-	for _, n := range s.Store.Nodes() {
-		id, store := n.ID, s.Store
-		gauges.NewGauge(fmt.Sprintf(`sessionproxy_memcached_up{node=%q}`, id), func() float64 {
-			for _, st := range store.Nodes() {
-				if st.ID == id && st.Up {
-					return 1
-				}
+	for i, n := range s.Store.Nodes() {
+		node := func() sessionstore.NodeState { return s.Store.Nodes()[i] }
+		gauges.NewGauge(fmt.Sprintf(`sessionproxy_memcached_up{node=%q}`, n.ID), func() float64 {
+			if node().Up {
+				return 1
 			}
 			return 0
+		})
+		gauges.NewGauge(fmt.Sprintf(`sessionproxy_handoff_pending{node=%q}`, n.ID), func() float64 {
+			return float64(node().HandoffPending)
+		})
+		gauges.NewGauge(fmt.Sprintf(`sessionproxy_handoff_replayed_total{node=%q}`, n.ID), func() float64 {
+			return float64(node().HandoffReplayed)
+		})
+		gauges.NewGauge(fmt.Sprintf(`sessionproxy_memcached_copied_total{node=%q}`, n.ID), func() float64 {
+			return float64(node().Copied)
+		})
+		gauges.NewGauge(fmt.Sprintf(`sessionproxy_memcached_catchups_total{node=%q}`, n.ID), func() float64 {
+			return float64(node().Catchups)
+		})
+		gauges.NewGauge(fmt.Sprintf(`sessionproxy_memcached_last_catchup_seconds{node=%q}`, n.ID), func() float64 {
+			return node().LastCatchup.Seconds()
 		})
 	}
 	if local := s.Store.Local(); local != nil {
@@ -135,6 +148,9 @@ func (st *sessionState) reset() {
 // headers (the client's own were removed before).
 func (s *Sessions) load(ctx *fasthttp.RequestCtx, st *sessionState) *Error {
 	st.reset()
+	// A response that comes back after a rotation its request did not
+	// know of follows the session to its new ID (sessionstore.Update).
+	st.update.Begun = time.Now().UnixMilli()
 	if s.Ignore != nil && s.Ignore.Match(ctx.Path()) {
 		st.lookup = "ignored"
 		return nil
@@ -304,7 +320,7 @@ func (s *Sessions) reject(ctx *fasthttp.RequestCtx, err error) *Error {
 
 func (s *Sessions) invalidate(ctx *fasthttp.RequestCtx, st *sessionState) *Error {
 	if st.exists {
-		if err := s.Store.Delete(st.id); err != nil {
+		if err := s.Store.Update(st.id, &st.update, false, nil, nil); err != nil && !errors.Is(err, sessionstore.ErrNotFound) {
 			s.logger().Error("session invalidate failed", "error", err, "session", string(st.id))
 			return errStoreDown
 		}
@@ -337,7 +353,9 @@ var setCookieKey = []byte(fasthttp.HeaderSetCookie)
 func (s *Sessions) nodeStatus() []NodeStatus {
 	out := []NodeStatus{}
 	for _, n := range s.Store.Nodes() {
-		out = append(out, NodeStatus{ID: n.ID, Addr: n.Addr, Up: n.Up, Failover: n.Failover})
+		out = append(out, NodeStatus{ID: n.ID, Addr: n.Addr, Up: n.Up, Failover: n.Failover,
+			State: n.State.String(), HandoffPending: n.HandoffPending, HandoffReplayed: n.HandoffReplayed,
+			Copied: n.Copied, Catchups: n.Catchups, LastCatchupMs: n.LastCatchup.Milliseconds()})
 	}
 	return out
 }

@@ -1,8 +1,12 @@
 package sessionstore
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,6 +21,31 @@ type Node struct {
 	Failover bool   // holds sessions only while regular nodes are missing
 }
 
+// State is a memcached node's place in the failover round trip.
+type State int32
+
+// The states of a node. A node that fails goes down; once it answers again
+// it is catching up: it takes writes while the store copies back what it
+// missed (hinted handoff) and what it lost, and only then is it up and
+// read from. A node that was never read while catching up can never serve
+// a version older than one its replicas have.
+const (
+	StateUp State = iota
+	StateDown
+	StateCatchingUp
+)
+
+// String returns "up", "down" or "catching_up", as /status shows them.
+func (st State) String() string {
+	switch st {
+	case StateDown:
+		return "down"
+	case StateCatchingUp:
+		return "catching_up"
+	}
+	return "up"
+}
+
 // node is a memcached server and its health. gomemcache has no notion of
 // a dead server, so each node has its own client and the store skips nodes
 // marked down until a background probe finds them answering again.
@@ -25,18 +54,28 @@ type node struct {
 	client *memcache.Client
 	seed   uint64 // rendezvous hash of the node ID
 
-	up      atomic.Bool
-	probing atomic.Bool
+	state   atomic.Int32 // a State
+	handoff handoff
+
+	catchups      atomic.Int64 // completed catch-ups
+	lastCatchupMs atomic.Int64 // how long the last one took
+	copied        atomic.Int64 // sessions copied back from other replicas
 }
 
 func newNode(n Node, timeout time.Duration, maxIdle int) *node {
 	c := memcache.New(n.Addr)
 	c.Timeout = timeout
 	c.MaxIdleConns = maxIdle
-	nd := &node{Node: n, client: c, seed: hashString(fnvOffset, n.ID)}
-	nd.up.Store(true)
-	return nd
+	return &node{Node: n, client: c, seed: hashString(fnvOffset, n.ID)}
 }
+
+func (n *node) load() State { return State(n.state.Load()) }
+
+// readable reports whether reads may use the node: only once it is whole.
+func (n *node) readable() bool { return n.load() == StateUp }
+
+// writable reports whether writes go to the node: up, or catching up.
+func (n *node) writable() bool { return n.load() != StateDown }
 
 // nodeFailed reports whether err says the node itself is unusable, as
 // opposed to an answer about the key (gomemcache's resumableError).
@@ -59,40 +98,135 @@ func (s *Store) check(n *node, err error) bool {
 	if !nodeFailed(err) {
 		return false
 	}
-	if n.up.CompareAndSwap(true, false) {
-		s.logger().Warn("memcached node down", "node", n.ID, "addr", n.Addr, "error", err)
-		s.startProbe(n)
-	}
+	s.markDown(n, err)
 	return true
 }
 
-// startProbe pings a down node until it answers, then brings it back and
-// writes back what was kept locally while no node could take it.
-func (s *Store) startProbe(n *node) {
-	if !n.probing.CompareAndSwap(false, true) {
-		return
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer n.probing.Store(false)
-		t := time.NewTicker(s.probeInterval())
-		defer t.Stop()
-		for {
-			select {
-			case <-s.closed:
-				return
-			case <-t.C:
-			}
-			if err := n.client.Ping(); err != nil {
-				continue
-			}
-			n.up.Store(true)
-			s.logger().Info("memcached node up", "node", n.ID, "addr", n.Addr)
-			s.writeBackDirty()
+// markDown takes n out of service, from up or from catching up. The idle
+// connections its client pools died with the node (or will be refused by
+// a restarted one): they are dropped now, or every operation after the
+// node returns would take one and fail again.
+func (s *Store) markDown(n *node, err error) {
+	for {
+		old := n.state.Load()
+		if State(old) == StateDown {
 			return
 		}
-	}()
+		if n.state.CompareAndSwap(old, int32(StateDown)) {
+			break
+		}
+	}
+	n.client.Close()
+	s.logger().Warn("memcached node down", "node", n.ID, "addr", n.Addr, "error", err)
+}
+
+// monitor watches one node for as long as the store is open. Every probe
+// interval it asks the node for its stats on a connection of its own,
+// never one from the pool, so that a node that answers again leaves down
+// within one interval whatever the pool held. A node that answers after
+// being down, or that restarted while it looked up (its start time moved),
+// catches up before it serves reads again.
+func (s *Store) monitor(n *node) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.probeInterval())
+	defer t.Stop()
+	var started int64 // the node's start time (unix s) when last seen; 0: never seen
+	if st, err := probe(n.Addr, s.opts.Timeout); err == nil {
+		started = st.started
+	}
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-t.C:
+		}
+		st, err := probe(n.Addr, s.opts.Timeout)
+		if err != nil {
+			continue // traffic, not the probe, takes a node down
+		}
+		seen := started != 0
+		moved := seen && absDiff(st.started, started) > 2
+		started = st.started
+		restarted := moved
+		switch n.load() {
+		case StateDown:
+			// Never seen before it went down: whether it lost anything
+			// is unknown, so it is treated as if it had.
+			restarted = moved || !seen
+			n.client.Close() // anything pooled before the probe is suspect
+			if !n.state.CompareAndSwap(int32(StateDown), int32(StateCatchingUp)) {
+				continue
+			}
+		case StateUp:
+			if !restarted {
+				continue
+			}
+			if !n.state.CompareAndSwap(int32(StateUp), int32(StateCatchingUp)) {
+				continue
+			}
+			n.client.Close()
+			s.logger().Warn("memcached node restarted while up: catching up", "node", n.ID, "addr", n.Addr)
+		default:
+			continue
+		}
+		s.logger().Info("memcached node answers: catching up", "node", n.ID, "addr", n.Addr,
+			"handoff_pending", n.handoff.len(), "restarted", restarted)
+		s.catchUp(n, restarted || st.items == 0)
+	}
+}
+
+func absDiff(a, b int64) int64 {
+	if a > b {
+		return a - b
+	}
+	return b - a
+}
+
+// nodeStats is what a probe learns of a node.
+type nodeStats struct {
+	started int64 // unix seconds: the node's time less its uptime
+	items   int64 // curr_items
+}
+
+// probe asks addr for its stats on a fresh connection.
+func probe(addr string, timeout time.Duration) (nodeStats, error) {
+	var st nodeStats
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return st, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(max(timeout, 100*time.Millisecond)))
+	if _, err := c.Write([]byte("stats\r\n")); err != nil {
+		return st, err
+	}
+	r := bufio.NewReader(c)
+	var now, uptime int64
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return st, err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "END" {
+			break
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] != "STAT" {
+			return st, fmt.Errorf("memcached probe: unexpected answer %q", line)
+		}
+		v, _ := strconv.ParseInt(f[2], 10, 64)
+		switch f[1] {
+		case "time":
+			now = v
+		case "uptime":
+			uptime = v
+		case "curr_items":
+			st.items = v
+		}
+	}
+	st.started = now - uptime
+	return st, nil
 }
 
 func (s *Store) logger() *slog.Logger {
@@ -137,11 +271,16 @@ func fmix64(k uint64) uint64 {
 // maxNodes bounds the per-call placement arrays kept on the stack.
 const maxNodes = 32
 
-// placement is the nodes of one key in preference order: regular nodes by
-// score, then failover nodes by score.
+// placement is the nodes of one key in preference order (regular nodes by
+// score, then failover nodes by score), and from them the replicas that
+// may be read and those that take writes.
 type placement struct {
-	nodes [maxNodes]*node
+	all   [maxNodes]*node
 	n     int
+	read  [maxNodes]*node
+	nRead int
+	write [maxNodes]*node
+	nWrit int
 }
 
 func (s *Store) place(id []byte, p *placement) {
@@ -151,12 +290,24 @@ func (s *Store) place(id []byte, p *placement) {
 		score := fmix64(hashBytes(nd.seed, id))
 		// Insertion sort: regular before failover, then by score.
 		i := p.n
-		for i > 0 && less(nd, score, p.nodes[i-1], scores[i-1]) {
-			p.nodes[i], scores[i] = p.nodes[i-1], scores[i-1]
+		for i > 0 && less(nd, score, p.all[i-1], scores[i-1]) {
+			p.all[i], scores[i] = p.all[i-1], scores[i-1]
 			i--
 		}
-		p.nodes[i], scores[i] = nd, score
+		p.all[i], scores[i] = nd, score
 		p.n++
+	}
+	p.nRead, p.nWrit = 0, 0
+	for i := 0; i < p.n; i++ {
+		nd := p.all[i]
+		if nd.readable() && p.nRead < s.opts.Replicas {
+			p.read[p.nRead] = nd
+			p.nRead++
+		}
+		if nd.writable() && p.nWrit < s.opts.Replicas {
+			p.write[p.nWrit] = nd
+			p.nWrit++
+		}
 	}
 }
 
@@ -168,16 +319,36 @@ func less(a *node, as uint64, b *node, bs uint64) bool {
 }
 
 // replicas returns the first Replicas nodes of the placement that are up:
-// the nodes a key is written to and read from. Failover nodes come in only
-// when fewer regular nodes than that are up.
+// the nodes a key is read from. Failover nodes come in only when fewer
+// regular nodes than that are up.
 func (s *Store) replicas(id []byte, p *placement) []*node {
 	s.place(id, p)
-	up := 0
-	for i := 0; i < p.n && up < s.opts.Replicas; i++ {
-		if p.nodes[i].up.Load() {
-			p.nodes[up] = p.nodes[i]
-			up++
+	return p.read[:p.nRead]
+}
+
+// catchingUp returns the nodes of a placement that take writes but are not
+// read yet (they are catching up), to be written after the readable ones.
+func (p *placement) catchingUp(dst []*node) []*node {
+	for _, n := range p.write[:p.nWrit] {
+		if !n.readable() {
+			dst = append(dst, n)
 		}
 	}
-	return p.nodes[:up]
+	return dst
+}
+
+// owners returns the nodes that should hold a key whatever their health:
+// the first Replicas of the placement.
+func (p *placement) owners(replicas int) []*node {
+	return p.all[:min(p.n, replicas)]
+}
+
+// holds reports whether n is one of the first replicas nodes of p.
+func (p *placement) holds(n *node, replicas int) bool {
+	for _, o := range p.owners(replicas) {
+		if o == n {
+			return true
+		}
+	}
+	return false
 }

@@ -76,6 +76,12 @@ type Session struct {
 	Touched int64  // unix seconds of the last write, which set the memcached expiry
 	Deleted bool   // a tombstone left by invalidate, so that no stale copy can come back
 
+	// MovedTo and MovedAt, on a tombstone left by a rotation, are the new
+	// ID and the rotation's time (unix ms): a request that began before
+	// then still holds the old cookie, and its changes follow the session.
+	MovedTo []byte
+	MovedAt int64
+
 	attrs []span // sorted by name, into buf
 	buf   []byte
 }
@@ -106,7 +112,7 @@ func (s *Session) find(name []byte) (int, bool) {
 
 // Reset empties s, keeping its buffers.
 func (s *Session) Reset() {
-	*s = Session{ID: s.ID[:0], attrs: s.attrs[:0], buf: s.buf[:0]}
+	*s = Session{ID: s.ID[:0], MovedTo: s.MovedTo[:0], attrs: s.attrs[:0], buf: s.buf[:0]}
 }
 
 // CopyFrom makes s a deep copy of o.
@@ -114,6 +120,7 @@ func (s *Session) CopyFrom(o *Session) {
 	s.Reset()
 	s.ID = append(s.ID, o.ID...)
 	s.Created, s.Version, s.Touched, s.Deleted = o.Created, o.Version, o.Touched, o.Deleted
+	s.MovedTo, s.MovedAt = append(s.MovedTo, o.MovedTo...), o.MovedAt
 	s.buf = append(s.buf, o.buf...)
 	s.attrs = append(s.attrs, o.attrs...)
 }
@@ -121,15 +128,19 @@ func (s *Session) CopyFrom(o *Session) {
 // The stored format, version 1:
 //
 //	byte     format (1)
-//	byte     flags (bit 0: deleted)
+//	byte     flags (bit 0: deleted, bit 1: moved)
 //	uvarint  version
 //	varint   created, unix ms
 //	varint   touched, unix s
+//	if moved: uvarint length, new ID, varint moved at (unix ms)
 //	uvarint  attribute count
 //	then per attribute: uvarint name length, name, uvarint value length, value
 const formatV1 = 1
 
-const flagDeleted = 1
+const (
+	flagDeleted = 1
+	flagMoved   = 2
+)
 
 // AppendEncode appends the stored form of s to dst.
 func (s *Session) AppendEncode(dst []byte) []byte {
@@ -137,10 +148,18 @@ func (s *Session) AppendEncode(dst []byte) []byte {
 	if s.Deleted {
 		flags |= flagDeleted
 	}
+	if len(s.MovedTo) > 0 {
+		flags |= flagMoved
+	}
 	dst = append(dst, formatV1, flags)
 	dst = binary.AppendUvarint(dst, s.Version)
 	dst = binary.AppendVarint(dst, s.Created)
 	dst = binary.AppendVarint(dst, s.Touched)
+	if len(s.MovedTo) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(s.MovedTo)))
+		dst = append(dst, s.MovedTo...)
+		dst = binary.AppendVarint(dst, s.MovedAt)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(s.attrs)))
 	for _, sp := range s.attrs {
 		dst = binary.AppendUvarint(dst, uint64(sp.nameLen))
@@ -165,6 +184,16 @@ func (s *Session) Decode(data []byte) error {
 	s.Version = r.uvarint()
 	s.Created = r.varint()
 	s.Touched = r.varint()
+	if data[1]&flagMoved != 0 {
+		to := r.bytes()
+		s.MovedAt = r.varint()
+		if r.err || len(to) == 0 {
+			s.Reset()
+			s.ID = id
+			return ErrCorrupt
+		}
+		s.MovedTo = append(s.MovedTo, to...)
+	}
 	n := r.uvarint()
 	if r.err || n > uint64(len(r.b)) {
 		return ErrCorrupt
@@ -237,6 +266,11 @@ type Update struct {
 	Invalidate bool  // delete the session
 	Rotate     bool  // move the session to a new ID
 	Created    int64 // creation time (unix ms) of a session this update creates; 0 means now
+	// Begun is when the request that made this update began (unix ms).
+	// If the session was rotated after that, the update follows it to its
+	// new ID: the request was sent with the old cookie before the client
+	// could know better. 0 never follows a rotation.
+	Begun int64
 
 	sets   []span // name=value; a later entry for a name wins
 	unsets []span // names (value empty)

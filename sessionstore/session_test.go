@@ -175,7 +175,7 @@ func TestPlacementFailoverOnlyWhenRegularMissing(t *testing.T) {
 			t.Fatalf("failover node used while n1 is up")
 		}
 	}
-	s.nodes[0].up.Store(false)
+	s.nodes[0].state.Store(int32(StateDown))
 	var p placement
 	if r := s.replicas(AppendNewID(nil), &p); len(r) != 1 || r[0].ID != "n2" {
 		t.Fatalf("failover node not used with n1 down: %v", r)

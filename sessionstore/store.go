@@ -116,7 +116,10 @@ func New(o Options) (*Store, error) {
 		s.local = freecache.NewCache(o.LocalSize)
 	}
 	for _, n := range o.Nodes {
-		s.nodes = append(s.nodes, newNode(n, o.Timeout, o.MaxIdleConns))
+		nd := newNode(n, o.Timeout, o.MaxIdleConns)
+		s.nodes = append(s.nodes, nd)
+		s.wg.Add(1)
+		go s.monitor(nd)
 	}
 	if o.Async && s.local != nil && o.LocalTTL == 0 && len(s.nodes) > 0 {
 		s.startAsync()
@@ -138,17 +141,32 @@ func (s *Store) Embedded() bool { return len(s.nodes) == 0 }
 // Local returns the hot tier, or nil; for statistics.
 func (s *Store) Local() *freecache.Cache { return s.local }
 
-// NodeState is one memcached node's configuration and health.
+// NodeState is one memcached node's configuration, health and catch-up
+// counters.
 type NodeState struct {
 	Node
-	Up bool
+	State           State
+	Up              bool          // State is StateUp: the node serves reads
+	HandoffPending  int           // missed writes waiting for the node's return
+	HandoffReplayed int64         // missed writes replayed to it since start
+	Copied          int64         // sessions copied back by full copies
+	Catchups        int64         // completed catch-ups
+	LastCatchup     time.Duration // how long the last catch-up took
 }
 
-// Nodes returns every node and whether it is up, in configuration order.
+// Nodes returns every node and its state, in configuration order.
 func (s *Store) Nodes() []NodeState {
 	out := make([]NodeState, len(s.nodes))
 	for i, n := range s.nodes {
-		out[i] = NodeState{Node: n.Node, Up: n.up.Load()}
+		st := n.load()
+		out[i] = NodeState{
+			Node: n.Node, State: st, Up: st == StateUp,
+			HandoffPending:  n.handoff.len(),
+			HandoffReplayed: n.handoff.replayed.Load(),
+			Copied:          n.copied.Load(),
+			Catchups:        n.catchups.Load(),
+			LastCatchup:     time.Duration(n.lastCatchupMs.Load()) * time.Millisecond,
+		}
 	}
 	return out
 }
@@ -357,12 +375,14 @@ func (s *Store) writeAll(id []byte, val []byte, version uint64, touched int64) i
 	key := s.key(id)
 	exp := s.expiryAfter(touched)
 	var p placement
+	s.place(id, &p)
 	written := 0
-	for _, n := range s.replicas(id, &p) {
+	for _, n := range p.write[:p.nWrit] {
 		if s.writeIfNewer(n, key, val, version, exp) {
 			written++
 		}
 	}
+	s.hint(id, &p)
 	return written
 }
 
@@ -390,9 +410,45 @@ const maxCASTries = 8
 // ErrConflict. When no node is up but the local tier is on, the change is
 // kept locally and written back once a node returns.
 func (s *Store) Update(id []byte, u *Update, create bool, newID []byte, out *Session) error {
-	if u.Invalidate {
-		return s.Delete(id)
+	for hop := 0; ; hop++ {
+		var err error
+		if u.Invalidate {
+			err = s.delete(id, u.Begun)
+		} else {
+			err = s.update(id, u, create, newID, out)
+		}
+		var m *movedError
+		if !errors.As(err, &m) {
+			return err
+		}
+		if hop == maxMoves {
+			return ErrNotFound
+		}
+		// The request began before a rotation: its changes belong to the
+		// session under its new ID.
+		id, create = m.to, false
 	}
+}
+
+// maxMoves bounds how many rotations one update follows.
+const maxMoves = 3
+
+// movedError says that the session was rotated after the update's request
+// began, and to which ID.
+type movedError struct{ to []byte }
+
+func (e *movedError) Error() string { return "sessionstore: session moved to a new ID" }
+
+// follows reports whether an update or delete of a request that began at
+// begun (unix ms) follows the rotation recorded in the tombstone t.
+func follows(t *Session, begun int64) error {
+	if !t.Deleted || len(t.MovedTo) == 0 || begun == 0 || begun >= t.MovedAt {
+		return nil
+	}
+	return &movedError{to: append([]byte(nil), t.MovedTo...)}
+}
+
+func (s *Store) update(id []byte, u *Update, create bool, newID []byte, out *Session) error {
 	if s.async != nil && !u.Rotate {
 		if done, err := s.updateAsync(id, u, create, out); done {
 			return err
@@ -412,12 +468,12 @@ func (s *Store) Update(id []byte, u *Update, create bool, newID []byte, out *Ses
 	var key string
 	var p placement
 	nodes := s.replicas(id, &p)
-	if len(nodes) > 0 {
+	if len(nodes) > 0 || p.nWrit > 0 {
 		key = s.key(id)
 	}
 	for try := 0; try < maxCASTries; try++ {
 		reads := s.readReplicas(key, nodes, w.reads[:])
-		if err := s.base(id, reads, create, u.Created, w); err != nil {
+		if err := s.base(id, reads, create, u, w); err != nil {
 			return err
 		}
 		u.applyTo(&w.next, &w.base)
@@ -434,6 +490,13 @@ func (s *Store) Update(id []byte, u *Update, create bool, newID []byte, out *Ses
 		if conflict {
 			continue
 		}
+		// Nodes catching up take the write too, but were not read: they
+		// get it only if they hold nothing newer.
+		var buf [maxNodes]*node
+		for _, n := range p.catchingUp(buf[:0]) {
+			s.writeIfNewer(n, key, w.enc, w.next.Version, s.expiryAfter(w.next.Touched))
+		}
+		s.hint(id, &p)
 		return s.finishWrite(id, w, written, out)
 	}
 	return ErrConflict
@@ -457,7 +520,7 @@ func (s *Store) updateTrusted(id []byte, u *Update, create bool, w *writeContext
 	b.Reset()
 	b.ID = append(b.ID, id...)
 	if s.local.GetFn(id, b.Decode) != nil || b.Deleted {
-		return false, nil // not held locally: read the replicas
+		return false, nil // not held locally, or rotated away: read the replicas
 	}
 	u.applyTo(&w.next, b)
 	w.next.Version = b.Version + 1
@@ -476,8 +539,9 @@ func (s *Store) setAll(id, val []byte, touched int64) int {
 	key := s.key(id)
 	exp := s.expiryAfter(touched)
 	var p placement
+	s.place(id, &p)
 	written := 0
-	for _, n := range s.replicas(id, &p) {
+	for _, n := range p.write[:p.nWrit] {
 		err := n.client.Set(&memcache.Item{Key: key, Value: val, Expiration: exp})
 		if err == nil {
 			written++
@@ -485,13 +549,14 @@ func (s *Store) setAll(id, val []byte, touched int64) int {
 			s.check(n, err)
 		}
 	}
+	s.hint(id, &p)
 	return written
 }
 
 // base fills w.base with the freshest copy of id: the newest replica, or
 // the local copy if that is newer (replicas restarted empty, or every node
 // was down when it was written), or a new session when create is set.
-func (s *Store) base(id []byte, reads []replicaRead, create bool, created int64, w *writeContext) error {
+func (s *Store) base(id []byte, reads []replicaRead, create bool, u *Update, w *writeContext) error {
 	b := &w.base
 	b.Reset()
 	b.ID = append(b.ID, id...)
@@ -513,6 +578,9 @@ func (s *Store) base(id []byte, reads []replicaRead, create bool, created int64,
 		return nil
 	}
 	if found && b.Deleted && !create {
+		if err := follows(b, u.Begun); err != nil {
+			return err
+		}
 		return ErrNotFound
 	}
 	if !create {
@@ -524,8 +592,8 @@ func (s *Store) base(id []byte, reads []replicaRead, create bool, created int64,
 	version := b.Version // a recreated ID must still outrank its tombstone
 	b.Reset()
 	b.ID = append(b.ID, id...)
-	b.Created = created
-	if created == 0 {
+	b.Created = u.Created
+	if b.Created == 0 {
 		b.Created = time.Now().UnixMilli()
 	}
 	b.Version = version
@@ -589,32 +657,51 @@ func (s *Store) rotate(id, newID []byte, w *writeContext, out *Session) error {
 	if err := s.finishWrite(newID, w, written, out); err != nil {
 		return err
 	}
-	return s.tombstone(id, w.base.Version+1)
+	return s.tombstone(id, w.base.Version+1, newID)
 }
 
 // Delete invalidates the session id everywhere. It leaves a tombstone
 // rather than deleting, so that a replica that was down and still holds an
-// older copy cannot bring the session back.
+// older copy cannot bring the session back. Deleting a session that is
+// gone already changes nothing (a rotation's tombstone keeps its new ID).
 func (s *Store) Delete(id []byte) error {
+	return s.delete(id, 0)
+}
+
+// delete is Delete for a request that began at begun (unix ms): if the
+// session was rotated after that, it returns a movedError to follow.
+func (s *Store) delete(id []byte, begun int64) error {
 	mu := s.stripe(id)
 	mu.Lock()
 	defer mu.Unlock()
-	version := uint64(0)
-	var l Session
+	var cur, l Session
+	found := false
 	if s.local != nil && s.local.GetFn(id, l.Decode) == nil {
-		version = l.Version
+		cur.CopyFrom(&l)
+		found = true
 	}
 	var p placement
 	nodes := s.replicas(id, &p)
 	var buf [maxNodes]replicaRead
-	if i := newest(s.readReplicas(s.key(id), nodes, buf[:])); i >= 0 && buf[i].version > version {
-		version = buf[i].version
+	if i := newest(s.readReplicas(s.key(id), nodes, buf[:])); i >= 0 && (!found || buf[i].version > cur.Version) {
+		if l.Decode(buf[i].item.Value) == nil {
+			cur.CopyFrom(&l)
+			found = true
+		}
 	}
-	return s.tombstone(id, version+1)
+	if found && cur.Deleted {
+		return follows(&cur, begun)
+	}
+	return s.tombstone(id, cur.Version+1, nil)
 }
 
-func (s *Store) tombstone(id []byte, version uint64) error {
+// tombstone writes a tombstone at version over id; movedTo, if not nil,
+// is the ID a rotation moved the session to.
+func (s *Store) tombstone(id []byte, version uint64, movedTo []byte) error {
 	t := Session{Deleted: true, Version: version, Touched: time.Now().Unix()}
+	if movedTo != nil {
+		t.MovedTo, t.MovedAt = movedTo, time.Now().UnixMilli()
+	}
 	enc := t.AppendEncode(nil)
 	written := s.writeAll(id, enc, version, t.Touched)
 	if s.local != nil {

@@ -1,0 +1,289 @@
+package sessionstore
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Hinted handoff: a write or tombstone that one of a session's nodes
+// missed because it was down is remembered here, by session ID, and
+// replayed to the node when it answers again, before it serves reads.
+// The replay copies the newest version the other replicas (or the local
+// tier) hold, never the change itself, so a hint is small and replaying
+// it twice or late does no harm: writeIfNewer never puts an older version
+// over a newer one.
+
+// maxHints bounds the IDs remembered per node. Past it the node is marked
+// for a full copy when it returns, which finds every session it should hold
+// on the other nodes, so nothing is lost, only more work done.
+const maxHints = 1 << 17
+
+// handoff is one node's missed writes.
+type handoff struct {
+	mu       sync.Mutex
+	ids      map[string]struct{}
+	overflow bool // more missed than maxHints: copy everything back
+
+	replayed atomic.Int64 // hints replayed to the node, for metrics
+}
+
+func (h *handoff) add(id []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ids == nil {
+		h.ids = map[string]struct{}{}
+	}
+	if len(h.ids) >= maxHints {
+		h.overflow = true
+		return
+	}
+	h.ids[string(id)] = struct{}{}
+}
+
+func (h *handoff) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.ids)
+}
+
+// take empties the handoff and returns what it held.
+func (h *handoff) take() (ids []string, overflow bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id := range h.ids {
+		ids = append(ids, id)
+	}
+	clear(h.ids)
+	overflow, h.overflow = h.overflow, false
+	return ids, overflow
+}
+
+// putBack returns hints a catch-up could not replay.
+func (h *handoff) putBack(ids []string, overflow bool) {
+	for _, id := range ids {
+		h.add([]byte(id))
+	}
+	if overflow {
+		h.mu.Lock()
+		h.overflow = true
+		h.mu.Unlock()
+	}
+}
+
+// hint records id for every node that should hold it but is down and so
+// missed the write just made. It costs two atomic loads when all are up.
+func (s *Store) hint(id []byte, p *placement) {
+	for _, n := range p.owners(s.opts.Replicas) {
+		if !n.writable() {
+			n.handoff.add(id)
+		}
+	}
+}
+
+// copyBatch is how many sessions a full copy moves per round trip, and
+// copyPause the rest between batches, so that a catch-up of a million
+// sessions does not starve the requests being served meanwhile.
+var (
+	copyBatch = 100
+	copyPause = 2 * time.Millisecond
+)
+
+// catchUp makes a node that answers again whole: it replays the hints it
+// missed and, when it lost its data (restarted) or the hints overflowed,
+// copies back every session it should hold from the other nodes. Only then
+// is it up. If the node fails meanwhile it is down again and the hints not
+// yet replayed wait for its next return.
+func (s *Store) catchUp(n *node, full bool) {
+	start := time.Now()
+	ids, overflow := n.handoff.take()
+	full = full || overflow
+	for i, id := range ids {
+		if n.load() != StateCatchingUp {
+			n.handoff.putBack(ids[i:], full)
+			return
+		}
+		if s.copyOne(n, []byte(id)) {
+			n.handoff.replayed.Add(1)
+		}
+	}
+	if full {
+		if err := s.copyAll(n); err != nil {
+			s.logger().Warn("memcached catch-up: full copy failed", "node", n.ID, "error", err)
+			n.handoff.putBack(nil, true)
+			return
+		}
+	}
+	// Writes that chose their nodes just before the node came back may
+	// have left hints after the first take: replay those too.
+	late, _ := n.handoff.take()
+	for _, id := range late {
+		if s.copyOne(n, []byte(id)) {
+			n.handoff.replayed.Add(1)
+		}
+	}
+	if !n.state.CompareAndSwap(int32(StateCatchingUp), int32(StateUp)) {
+		n.handoff.putBack(late, full)
+		return
+	}
+	took := time.Since(start)
+	n.lastCatchupMs.Store(took.Milliseconds())
+	n.catchups.Add(1)
+	s.logger().Info("memcached node up", "node", n.ID, "addr", n.Addr, "catch_up", took.String(),
+		"replayed", len(ids)+len(late), "full_copy", full)
+	s.writeBackDirty()
+}
+
+// copyOne writes to n the newest version of id that its readable replicas
+// or the local tier hold, unless n holds that version or a newer one. It
+// reports whether n now holds it.
+func (s *Store) copyOne(n *node, id []byte) bool {
+	var p placement
+	key := s.key(id)
+	var buf [maxNodes]replicaRead
+	reads := s.readReplicas(key, s.replicas(id, &p), buf[:])
+	var val []byte
+	var version uint64
+	if i := newest(reads); i >= 0 {
+		val, version = reads[i].item.Value, reads[i].version
+	}
+	if s.local != nil {
+		if l, err := s.local.Get(id); err == nil {
+			if v, _, err := peekVersion(l); err == nil && (val == nil || v > version) {
+				val, version = l, v
+			}
+		}
+	}
+	if val == nil {
+		return false // held nowhere: expired or never written
+	}
+	var sess Session
+	if sess.Decode(val) != nil {
+		return false
+	}
+	return s.writeIfNewer(n, key, val, version, s.expiryAfter(sess.Touched))
+}
+
+// copyAll copies to n every session it should hold that the other
+// readable nodes have: memcached lists its keys with lru_crawler metadump.
+func (s *Store) copyAll(n *node) error {
+	for _, src := range s.nodes {
+		if src == n || !src.readable() {
+			continue
+		}
+		keys, err := s.listKeys(src)
+		if err != nil {
+			return fmt.Errorf("listing keys of %s: %w", src.ID, err)
+		}
+		var batch []string
+		for _, key := range keys {
+			var p placement
+			s.place([]byte(key[len(s.opts.KeyPrefix):]), &p)
+			if !p.holds(n, s.opts.Replicas) {
+				continue
+			}
+			batch = append(batch, key)
+			if len(batch) == copyBatch {
+				if err := s.copyBatch(src, n, batch); err != nil {
+					return err
+				}
+				batch = batch[:0]
+				time.Sleep(copyPause)
+			}
+		}
+		if err := s.copyBatch(src, n, batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyBatch copies keys from src to dst in two round trips for the reads
+// (one multi-get on each side) and one write per session dst lacks or
+// holds an older version of.
+func (s *Store) copyBatch(src, dst *node, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if dst.load() != StateCatchingUp {
+		return fmt.Errorf("node %s left catching up", dst.ID)
+	}
+	have, err := src.client.GetMulti(keys)
+	if err != nil {
+		s.check(src, err)
+		return err
+	}
+	held, err := dst.client.GetMulti(keys)
+	if err != nil {
+		s.check(dst, err)
+		return err
+	}
+	for _, key := range keys {
+		it := have[key]
+		if it == nil {
+			continue // gone since the listing
+		}
+		v, _, err := peekVersion(it.Value)
+		if err != nil {
+			continue
+		}
+		if old := held[key]; old != nil {
+			if ov, _, err := peekVersion(old.Value); err == nil && ov >= v {
+				continue
+			}
+		}
+		var sess Session
+		if sess.Decode(it.Value) != nil {
+			continue
+		}
+		if s.writeIfNewer(dst, key, it.Value, v, s.expiryAfter(sess.Touched)) {
+			dst.copied.Add(1)
+		} else if !dst.writable() {
+			return fmt.Errorf("node %s failed", dst.ID)
+		}
+	}
+	return nil
+}
+
+// listKeys returns the session keys a node holds, from lru_crawler
+// metadump on a connection of its own (it streams every key, so it must
+// not hold a pooled connection for that long).
+func (s *Store) listKeys(n *node) ([]string, error) {
+	c, err := net.DialTimeout("tcp", n.Addr, max(s.opts.Timeout, time.Second))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
+	if _, err := c.Write([]byte("lru_crawler metadump all\r\n")); err != nil {
+		return nil, err
+	}
+	var keys []string
+	r := bufio.NewReaderSize(c, 64<<10)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case line == "END":
+			return keys, nil
+		case strings.HasPrefix(line, "ERROR"), strings.HasPrefix(line, "BUSY"), strings.HasPrefix(line, "CLIENT_ERROR"):
+			return nil, fmt.Errorf("lru_crawler metadump: %s", line)
+		case !strings.HasPrefix(line, "key="):
+			continue
+		}
+		enc, _, _ := strings.Cut(line[len("key="):], " ")
+		key, err := url.QueryUnescape(enc)
+		if err != nil || !strings.HasPrefix(key, s.opts.KeyPrefix) || !ValidID([]byte(key[len(s.opts.KeyPrefix):])) {
+			continue
+		}
+		keys = append(keys, key)
+	}
+}
