@@ -114,8 +114,8 @@ func (s *Store) catchUp(n *node, full bool) {
 	}
 	if full {
 		if err := s.copyAll(n); err != nil {
-			s.logger().Warn("memcached catch-up: full copy failed", "node", n.ID, "error", err)
-			n.handoff.putBack(nil, true)
+			// Still catching up: the monitor tries again next interval.
+			s.logger().Warn("memcached catch-up: full copy failed, trying again", "node", n.ID, "error", err)
 			return
 		}
 	}
@@ -263,6 +263,8 @@ func (s *Store) listKeys(n *node) ([]string, error) {
 	if _, err := c.Write([]byte("lru_crawler metadump all\r\n")); err != nil {
 		return nil, err
 	}
+	// One metadump runs per server at a time: another proxy's catch-up
+	// answers BUSY, and the monitor tries again at its next probe.
 	var keys []string
 	r := bufio.NewReaderSize(c, 64<<10)
 	for {

@@ -133,6 +133,10 @@ func (s *Store) monitor(n *node) {
 	var started int64 // the node's start time (unix s) when last seen; 0: never seen
 	if st, err := probe(n.Addr, s.opts.Timeout); err == nil {
 		started = st.started
+	} else {
+		// Away when this process started: what it holds is unknown until
+		// it returns and catches up in full.
+		s.markDown(n, err)
 	}
 	for {
 		select {
@@ -166,8 +170,10 @@ func (s *Store) monitor(n *node) {
 			}
 			n.client.Close()
 			s.logger().Warn("memcached node restarted while up: catching up", "node", n.ID, "addr", n.Addr)
-		default:
-			continue
+		case StateCatchingUp:
+			// The last catch-up could not finish (a source was busy or
+			// failed): start again, copying everything.
+			restarted = true
 		}
 		s.logger().Info("memcached node answers: catching up", "node", n.ID, "addr", n.Addr,
 			"handoff_pending", n.handoff.len(), "restarted", restarted)

@@ -134,8 +134,7 @@ func TestPlacementIsConsistent(t *testing.T) {
 		for i := 0; i < n; i++ {
 			nodes = append(nodes, Node{ID: fmt.Sprintf("n%d", i), Addr: fmt.Sprintf("127.0.0.1:%d", 1+i)})
 		}
-		s, _ := New(Options{Nodes: nodes, Replicas: 2})
-		return s
+		return placementOnly(t, Options{Nodes: nodes, Replicas: 2})
 	}
 	s4, s5 := mk(4), mk(5)
 	const keys = 10000
@@ -167,7 +166,7 @@ func TestPlacementIsConsistent(t *testing.T) {
 }
 
 func TestPlacementFailoverOnlyWhenRegularMissing(t *testing.T) {
-	s, _ := New(Options{Replicas: 1, Nodes: []Node{
+	s := placementOnly(t, Options{Replicas: 1, Nodes: []Node{
 		{ID: "n1", Addr: "127.0.0.1:1"}, {ID: "n2", Addr: "127.0.0.1:2", Failover: true}}})
 	for i := 0; i < 100; i++ {
 		var p placement
@@ -203,4 +202,19 @@ func BenchmarkApplyEncode(b *testing.B) {
 		buf = out.AppendEncode(buf[:0])
 	}
 	_ = bytes.MinRead
+}
+
+// placementOnly is a store over nodes that do not exist, for placement
+// alone: its monitors are stopped and every node is taken as up.
+func placementOnly(t *testing.T, o Options) *Store {
+	t.Helper()
+	s, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, n := range s.nodes {
+		n.state.Store(int32(StateUp))
+	}
+	return s
 }

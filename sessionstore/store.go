@@ -417,8 +417,8 @@ func (s *Store) Update(id []byte, u *Update, create bool, newID []byte, out *Ses
 		} else {
 			err = s.update(id, u, create, newID, out)
 		}
-		var m *movedError
-		if !errors.As(err, &m) {
+		m, moved := err.(*movedError) // never wrapped; errors.As would allocate here
+		if !moved {
 			return err
 		}
 		if hop == maxMoves {
