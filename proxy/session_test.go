@@ -162,23 +162,32 @@ type appResult struct {
 
 func (u *user) get(url string, hdr ...string) appResult {
 	u.t.Helper()
+	r, err := u.try(url, hdr...)
+	if err != nil {
+		u.t.Fatalf("GET %s: %v", url, err)
+	}
+	return r
+}
+
+// try is get for goroutines other than the test's: it returns its error.
+func (u *user) try(url string, hdr ...string) (appResult, error) {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
 	resp, err := u.c.Do(req)
 	if err != nil {
-		u.t.Fatalf("GET %s: %v", url, err)
+		return appResult{}, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	r := appResult{status: resp.StatusCode, body: string(b), header: resp.Header, setCookie: resp.Header.Values("Set-Cookie")}
 	if resp.StatusCode == 200 {
 		if err := json.Unmarshal(b, &r.view); err != nil {
-			u.t.Fatalf("GET %s: body %q: %v", url, b, err)
+			return r, fmt.Errorf("body %q: %v", b, err)
 		}
 	}
-	return r
+	return r, nil
 }
 
 func (u *user) cookie(base string) string {

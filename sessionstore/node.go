@@ -130,9 +130,9 @@ func (s *Store) monitor(n *node) {
 	defer s.wg.Done()
 	t := time.NewTicker(s.probeInterval())
 	defer t.Stop()
-	var started int64 // the node's start time (unix s) when last seen; 0: never seen
+	var last nodeStats // when last seen; zero: never seen
 	if st, err := probe(n.Addr, s.opts.Timeout); err == nil {
-		started = st.started
+		last = st
 	} else {
 		// Away when this process started: what it holds is unknown until
 		// it returns and catches up in full.
@@ -148,9 +148,11 @@ func (s *Store) monitor(n *node) {
 		if err != nil {
 			continue // traffic, not the probe, takes a node down
 		}
-		seen := started != 0
-		moved := seen && absDiff(st.started, started) > 2
-		started = st.started
+		seen := last.pid != 0
+		// Another process, or one that started later (uptime has whole
+		// seconds, hence the slack): whatever it held is gone.
+		moved := seen && (st.pid != last.pid || absDiff(st.started, last.started) > 2)
+		last = st
 		restarted := moved
 		switch n.load() {
 		case StateDown:
@@ -190,6 +192,7 @@ func absDiff(a, b int64) int64 {
 
 // nodeStats is what a probe learns of a node.
 type nodeStats struct {
+	pid     int64
 	started int64 // unix seconds: the node's time less its uptime
 	items   int64 // curr_items
 }
@@ -229,6 +232,8 @@ func probe(addr string, timeout time.Duration) (nodeStats, error) {
 			uptime = v
 		case "curr_items":
 			st.items = v
+		case "pid":
+			st.pid = v
 		}
 	}
 	st.started = now - uptime
