@@ -164,3 +164,31 @@ func TestFailoverRoundTripUnderLoad(t *testing.T) {
 		mustLoad(t, restarted, id, "born=away")
 	}
 }
+
+// Replicas that drifted apart while no proxy ran (a tombstone one of them
+// missed) are made whole by the next proxy's start-up reconciliation, so
+// that losing the node that had the tombstone cannot revive the session.
+func TestStartupReconcilesDriftedReplicas(t *testing.T) {
+	c := startCluster(t)
+	first := newStore(t, Options{Nodes: c.nodes()})
+	id := AppendNewID(nil)
+	set(t, first, id, true, "user", "alice")
+	first.Close()
+	// A logout that only n1 saw.
+	onlyN1 := newStore(t, Options{Nodes: c.nodes()[:1], Replicas: 1})
+	if err := onlyN1.Delete(id); err != nil {
+		t.Fatal(err)
+	}
+	onlyN1.Close()
+	key := "sp:" + string(id)
+	if v := rawVersion(t, c.n2.Addr, key); v != 1 {
+		t.Fatalf("n2 holds version %d, want the live session (1)", v)
+	}
+	next := newStore(t, Options{Nodes: c.nodes()})
+	waitFor(t, "tombstone copied to n2", func() bool { return rawVersion(t, c.n2.Addr, key) == 2 })
+	c.n1.Stop()
+	c.n1.Restart()
+	if got, err := load(t, next, id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("logged-out session came back: %q %v", got, err)
+	}
+}

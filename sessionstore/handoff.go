@@ -170,7 +170,10 @@ func (s *Store) copyOne(n *node, id []byte) bool {
 }
 
 // copyAll copies to n every session it should hold that the other
-// readable nodes have: memcached lists its keys with lru_crawler metadump.
+// readable nodes have in a newer version or n lacks: memcached lists its
+// keys with lru_crawler metadump. A catch-up runs it, and so does every
+// proxy at start, so that replicas that drifted apart while no proxy ran
+// (a tombstone one missed) are made whole again.
 func (s *Store) copyAll(n *node) error {
 	for _, src := range s.nodes {
 		if src == n || !src.readable() {
@@ -210,8 +213,8 @@ func (s *Store) copyBatch(src, dst *node, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	if dst.load() != StateCatchingUp {
-		return fmt.Errorf("node %s left catching up", dst.ID)
+	if !dst.writable() {
+		return fmt.Errorf("node %s is down", dst.ID)
 	}
 	have, err := src.client.GetMulti(keys)
 	if err != nil {

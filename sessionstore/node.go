@@ -133,6 +133,12 @@ func (s *Store) monitor(n *node) {
 	var last nodeStats // when last seen; zero: never seen
 	if st, err := probe(n.Addr, s.opts.Timeout); err == nil {
 		last = st
+		// What the node missed while no proxy ran is unknown: bring it
+		// the newer versions the others hold, in the background (it
+		// serves reads meanwhile, where the newest replica wins anyway).
+		if err := s.copyAll(n); err != nil {
+			s.logger().Warn("memcached node: start-up reconciliation incomplete", "node", n.ID, "error", err)
+		}
 	} else {
 		// Away when this process started: what it holds is unknown until
 		// it returns and catches up in full.

@@ -77,8 +77,9 @@ type Store struct {
 
 	async *asyncState // nil unless Options.Async
 
-	closed chan struct{}
-	wg     sync.WaitGroup
+	closed    chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 // New returns a Store. It fails if the options leave nowhere to keep
@@ -116,10 +117,11 @@ func New(o Options) (*Store, error) {
 		s.local = freecache.NewCache(o.LocalSize)
 	}
 	for _, n := range o.Nodes {
-		nd := newNode(n, o.Timeout, o.MaxIdleConns)
-		s.nodes = append(s.nodes, nd)
+		s.nodes = append(s.nodes, newNode(n, o.Timeout, o.MaxIdleConns))
+	}
+	for _, n := range s.nodes {
 		s.wg.Add(1)
-		go s.monitor(nd)
+		go s.monitor(n)
 	}
 	if o.Async && s.local != nil && o.LocalTTL == 0 && len(s.nodes) > 0 {
 		s.startAsync()
@@ -128,9 +130,10 @@ func New(o Options) (*Store, error) {
 }
 
 // Close stops background probes and writers; call Flush first to write
-// what is queued. The Store must not be used afterwards.
+// what is queued. The Store must not be used afterwards; closing it again
+// does nothing.
 func (s *Store) Close() {
-	close(s.closed)
+	s.closeOnce.Do(func() { close(s.closed) })
 	s.wg.Wait()
 }
 
