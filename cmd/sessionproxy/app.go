@@ -116,7 +116,10 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		Retries:         c.Retries,
 		ConnectTimeout:  c.Timeouts.Connect.Std(),
 		ResponseTimeout: c.Timeouts.Response.Std(),
-		Logger:          logger,
+		// A backend may set a whole session in one response (CONTRACT.md
+		// section 8): room for max_size plus the other headers.
+		MaxResponseHeader: int(c.Session.MaxSize) + 16<<10,
+		Logger:            logger,
 	}
 	if prev != nil {
 		p.Metrics = prev.proxy.Metrics
