@@ -64,3 +64,26 @@ func TestBackendSetsLargeSession(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxResponseHeaderIsTheLimit: the field, not a constant, bounds what
+// the proxy reads of a backend's response header.
+func TestMaxResponseHeaderIsTheLimit(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Big", strings.Repeat("h", 12<<10))
+	}))
+	t.Cleanup(app.Close)
+	for _, c := range []struct {
+		max  int
+		want int
+	}{
+		{0, 200},        // the default, 80 KiB
+		{16 << 10, 200}, // room enough
+		{8 << 10, 502},  // too small for a 12 KiB header
+		{DefaultMaxResponseHeader, 200},
+	} {
+		p := &Proxy{Pool: newPool(t, "round_robin", nil, app.URL), MaxResponseHeader: c.max}
+		if r := get(t, startProxy(t, p, ServerOptions{})+"/"); r.status != c.want {
+			t.Errorf("MaxResponseHeader %d, a 12 KiB response header: %d %q, want %d", c.max, r.status, r.body, c.want)
+		}
+	}
+}
