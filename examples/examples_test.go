@@ -3,14 +3,18 @@
 package examples_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -85,10 +89,11 @@ func startProxy(t *testing.T, backends ...string) string {
 }
 
 type reply struct {
-	Backend string `json:"backend"`
-	Session string `json:"session"`
-	User    string `json:"user"`
-	Counter int    `json:"counter"`
+	Backend string            `json:"backend"`
+	Session string            `json:"session"`
+	User    string            `json:"user"`
+	Counter int               `json:"counter"`
+	Attrs   map[string]string `json:"attrs"`
 }
 
 func TestExamplesBehindProxy(t *testing.T) {
@@ -150,6 +155,75 @@ func TestExamplesBehindProxy(t *testing.T) {
 				t.Fatalf("after logout: %+v, want a fresh session", r)
 			}
 			fmt.Fprintf(os.Stderr, "%s example: counter climbed across %v\n", ex.lang, seen)
+
+			t.Run("one attribute of max_size", func(t *testing.T) {
+				// The encoded session is a few dozen bytes over the value:
+				// just under the default max_size of 64 KiB.
+				checkLargeSession(t, base, map[string]string{"big": strings.Repeat("x", 64<<10-256)})
+			})
+			t.Run("120 attributes", func(t *testing.T) {
+				// More header lines than Python's http.server takes by
+				// default (100), and 60 KiB in all.
+				attrs := map[string]string{}
+				for i := range 120 {
+					attrs[fmt.Sprintf("a%03d", i)] = strings.Repeat(string(rune('a'+i%26)), 500)
+				}
+				checkLargeSession(t, base, attrs)
+			})
 		})
 	}
+}
+
+// checkLargeSession has a new user set attrs through POST /attrs, reads
+// them back through both instances, and logs out. A backend that cannot
+// take the session's headers answers 431 (Node, Python), and a proxy that
+// cannot take the backend's answers 502.
+func checkLargeSession(t *testing.T, base string, attrs map[string]string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	call := func(method, path string, body []byte) reply {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var r reply
+		if resp.StatusCode != 200 || json.Unmarshal(b, &r) != nil {
+			t.Fatalf("%s %s: %d %.200q", method, path, resp.StatusCode, b)
+		}
+		return r
+	}
+	body, _ := json.Marshal(attrs)
+	set := call("POST", "/attrs", body)
+	seen := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		r := call("GET", "/attrs", nil)
+		if r.Session != set.Session || !maps.Equal(r.Attrs, attrs) {
+			t.Fatalf("read back %d on %s: session %q (set under %q), %d attributes of %d bytes, want %d of %d",
+				i+1, r.Backend, r.Session, set.Session, len(r.Attrs), size(r.Attrs), len(attrs), size(attrs))
+		}
+		seen[r.Backend] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("read back on %v, want both instances", seen)
+	}
+	if r := call("GET", "/", nil); r.Counter != 1 {
+		t.Fatalf("counter beside the large session: %+v", r.Counter)
+	}
+	call("GET", "/logout", nil)
+	if r := call("GET", "/attrs", nil); len(r.Attrs) != 0 || r.Session == set.Session {
+		t.Fatalf("after logout: session %q with %d attributes, want a fresh empty one", r.Session, len(r.Attrs))
+	}
+}
+
+func size(attrs map[string]string) (n int) {
+	for k, v := range attrs {
+		n += len(k) + len(v)
+	}
+	return n
 }

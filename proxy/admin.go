@@ -1,14 +1,18 @@
 package proxy
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 )
 
 // AdminHandler serves /healthz, /metrics, /status and /sessions/<id> for
 // the proxy p. current lets the handler follow config reloads: it is called
-// per request and returns the proxy in service.
+// per request and returns the proxy in service. It checks no credentials:
+// wrap it in RequireToken unless it listens on loopback only.
 func AdminHandler(current func() *Proxy) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +37,46 @@ func AdminHandler(current func() *Proxy) http.Handler {
 		current().serveSessionDelete(w, r.PathValue("id"))
 	})
 	return mux
+}
+
+// RequireToken wraps an admin handler so that every path but /healthz
+// answers 401 unless the request carries "Authorization: Bearer <token>"
+// (CONTRACT.md section 8); /healthz stays open for load balancers and
+// service managers. token is called per request, so that a config reload
+// can change it; while it returns "" every request passes, as on an admin
+// listener on loopback, the one place the config allows no token.
+func RequireToken(token func() string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := token()
+		if want == "" || r.URL.Path == "/healthz" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		auth := r.Header.Get("Authorization")
+		if bearerMatches(auth, want) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		challenge := `Bearer realm="sessionproxy admin"`
+		if auth != "" {
+			challenge += `, error="invalid_token"` // RFC 6750 section 3.1
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+		writeText(w, http.StatusUnauthorized, "unauthorized")
+	})
+}
+
+// bearerMatches reports whether an Authorization value is the Bearer
+// scheme (any case, RFC 9110 section 11.1) with the token want.
+func bearerMatches(auth, want string) bool {
+	scheme, cred, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	// ConstantTimeCompare returns at once when the lengths differ, which
+	// would tell the token's length: compare digests of equal length.
+	got, exp := sha256.Sum256([]byte(strings.TrimSpace(cred))), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(got[:], exp[:]) == 1
 }
 
 // Status is the JSON document of GET /status.

@@ -43,6 +43,15 @@ type Proxy struct {
 	// MaxConnsPerBackend caps open connections to one backend (default 2048).
 	MaxConnsPerBackend int
 
+	// MaxResponseHeader caps a backend's response header, status line
+	// included; a larger one is an invalid response (502). A backend may
+	// set a whole session in one response, so it must be at least the
+	// store's max_size plus room for the other headers: CONTRACT.md
+	// section 8 asks for max_size + 16 KiB (default 80 KiB, for the
+	// default max_size of 64 KiB). Each request in flight to a backend
+	// holds a read buffer of this size.
+	MaxResponseHeader int
+
 	// Sessions, if not nil, loads each request's session before forwarding
 	// and applies the backend's session headers after.
 	Sessions *Sessions
@@ -90,10 +99,14 @@ func (p *Proxy) init() {
 	if maxConns <= 0 {
 		maxConns = 2048
 	}
+	maxHeader := p.MaxResponseHeader
+	if maxHeader <= 0 {
+		maxHeader = DefaultMaxResponseHeader
+	}
 	p.gauges = metrics.NewSet()
 	p.clients = make([]*fasthttp.HostClient, len(p.Pool.Backends))
 	for i, b := range p.Pool.Backends {
-		p.clients[i] = newHostClient(b, connect, maxConns)
+		p.clients[i] = newHostClient(b, connect, maxConns, maxHeader)
 		p.gauges.NewGauge(fmt.Sprintf(`sessionproxy_backend_up{backend=%q}`, b.URL), func() float64 {
 			if b.Available() {
 				return 1
@@ -143,7 +156,11 @@ func parseBackendURL(s string) (string, error) {
 	return host, nil
 }
 
-func newHostClient(b *balancer.Backend, connect time.Duration, maxConns int) *fasthttp.HostClient {
+// DefaultMaxResponseHeader is Proxy.MaxResponseHeader's default: the
+// default session max_size (64 KiB) plus 16 KiB for the other headers.
+const DefaultMaxResponseHeader = 64<<10 + 16<<10
+
+func newHostClient(b *balancer.Backend, connect time.Duration, maxConns, maxHeader int) *fasthttp.HostClient {
 	dialer := &fasthttp.TCPDialer{Concurrency: 0}
 	return &fasthttp.HostClient{
 		Addr:  b.Addr,
@@ -168,8 +185,10 @@ func newHostClient(b *balancer.Backend, connect time.Duration, maxConns int) *fa
 		RetryIfErr:                retryStaleConn,
 		NoDefaultUserAgentHeader:  true,
 		DisablePathNormalizing:    true,
-		ReadBufferSize:            16 << 10,
-		WriteBufferSize:           16 << 10,
+		// fasthttp's read buffer is also the cap on a response header:
+		// it must hold a backend setting a session of max_size.
+		ReadBufferSize:  maxHeader,
+		WriteBufferSize: 16 << 10,
 	}
 }
 

@@ -83,9 +83,11 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 		IdleTimeout: c.Timeouts.ClientIdle.Std(),
 	})
 	if c.Admin != "" {
+		// The token follows reloads, like the proxy the handler reports on.
+		h := proxy.AdminHandler(func() *proxy.Proxy { return a.current.Load().proxy })
 		a.admin = &http.Server{
 			Addr:              c.Admin,
-			Handler:           proxy.AdminHandler(func() *proxy.Proxy { return a.current.Load().proxy }),
+			Handler:           proxy.RequireToken(func() string { return a.current.Load().cfg.AdminToken }, h),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 	}
@@ -116,7 +118,10 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		Retries:         c.Retries,
 		ConnectTimeout:  c.Timeouts.Connect.Std(),
 		ResponseTimeout: c.Timeouts.Response.Std(),
-		Logger:          logger,
+		// A backend may set a whole session in one response (CONTRACT.md
+		// section 8): room for max_size plus the other headers.
+		MaxResponseHeader: int(c.Session.MaxSize) + 16<<10,
+		Logger:            logger,
 	}
 	if prev != nil {
 		p.Metrics = prev.proxy.Metrics
@@ -288,6 +293,14 @@ func (a *app) reload() {
 		} else {
 			a.logger.Error("reload failed, keeping the old config", "error", err)
 		}
+		return
+	}
+	// admin: needs a restart, so the new file's check of admin_token
+	// against its own admin address says nothing about the listener that
+	// is open: never let a reload drop the token of one off loopback.
+	if a.admin != nil && c.AdminToken == "" && !config.LoopbackAddr(a.admin.Addr) {
+		a.logger.Error("reload failed, keeping the old config", "file", a.flags.config,
+			"error", fmt.Sprintf("the admin listener on %q is not on loopback: admin_token is required", a.admin.Addr))
 		return
 	}
 	prev := a.current.Load()
