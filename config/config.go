@@ -98,12 +98,6 @@ type Memcached struct {
 	ProbeInterval Duration `yaml:"probe_interval"` // how often a down node is probed (default 1s)
 }
 
-// Node is one parsed memcached node.
-type Node struct {
-	ID       string // the name used in failover_nodes and /status
-	Addr     string // host:port
-	Failover bool   // listed in failover_nodes
-}
 
 // DefaultConfig holds every default. Parse starts from a copy of it.
 var DefaultConfig = Config{

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"sessionproxy/sessionstore"
 )
 
 // maxItemSize keeps a session under memcached's default 1 MiB item limit with
@@ -176,10 +179,13 @@ func (v *validator) session() {
 		v.errf("session.local_cache.size", "session.local_cache.size must be 0 (off) or at least 512KiB, got %d", lc.Size)
 	}
 	v.memcached()
-	if s.Write == "async" && (s.LocalCache.Size == 0 || s.LocalCache.TTL != 0) {
-		v.errf("session.write", "session.write: async needs the local tier as the authoritative copy (local_cache.size above 0 and local_cache.ttl: 0)")
-	}
-	if len(s.Memcached.Nodes) == 0 && s.LocalCache.Size == 0 {
+	// The store owns which of its settings go together.
+	o := sessionstore.Options{Async: s.Write == "async", LocalSize: int(s.LocalCache.Size), LocalTTL: s.LocalCache.TTL.Std()}
+	o.Memcached.Nodes = make([]sessionstore.Node, len(s.Memcached.Nodes))
+	switch err := o.Check(); {
+	case errors.Is(err, sessionstore.ErrAsyncNeedsLocal):
+		v.errf("session.write", "session.write: %v", err)
+	case errors.Is(err, sessionstore.ErrNowhere):
 		v.errf("session.local_cache.size", "session.local_cache.size is 0 and there are no memcached nodes: sessions would be kept nowhere")
 	}
 }
@@ -233,9 +239,9 @@ func LoopbackAddr(addr string) bool {
 func badKeyRune(r rune) bool { return r <= ' ' || r >= 0x7f }
 
 // NodeList parses Nodes and marks the failover ones. Its error is Errors.
-func (m Memcached) NodeList() ([]Node, error) {
+func (m Memcached) NodeList() ([]sessionstore.Node, error) {
 	var es Errors
-	var nodes []Node
+	var nodes []sessionstore.Node
 	ids := map[string]int{}
 	for i, s := range m.Nodes {
 		n, err := ParseNode(s)
@@ -270,7 +276,7 @@ func nodeErr(path, format string, args ...any) Error {
 
 // ParseNode parses "id:host:port" or "host:port" (the ID is then the
 // address). IPv6 hosts go in brackets: "n1:[::1]:11211".
-func ParseNode(s string) (Node, error) {
+func ParseNode(s string) (sessionstore.Node, error) {
 	id, addr := "", s
 	if !strings.HasPrefix(s, "[") {
 		if i := strings.IndexByte(s, ':'); i >= 0 && strings.Count(s, ":") == 2 || (i >= 0 && strings.Contains(s[i+1:], "[")) {
@@ -279,13 +285,13 @@ func ParseNode(s string) (Node, error) {
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host == "" || port == "" {
-		return Node{}, fmt.Errorf("%q is not host:port or id:host:port", s)
+		return sessionstore.Node{}, fmt.Errorf("%q is not host:port or id:host:port", s)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return Node{}, fmt.Errorf("%q has an invalid port", s)
+		return sessionstore.Node{}, fmt.Errorf("%q has an invalid port", s)
 	}
 	if id == "" {
 		id = addr
 	}
-	return Node{ID: id, Addr: addr}, nil
+	return sessionstore.Node{ID: id, Addr: addr}, nil
 }

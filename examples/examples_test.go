@@ -59,11 +59,7 @@ func start(t *testing.T, name string, argv ...string) string {
 func startProxy(t *testing.T, backends ...string) string {
 	t.Helper()
 	n1, n2 := memcachedtest.Start(t), memcachedtest.Start(t)
-	store, err := sessionstore.New(sessionstore.Options{
-		Nodes:     []sessionstore.Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr, Failover: true}},
-		LocalSize: 1 << 20,
-		Timeout:   300 * time.Millisecond,
-	})
+	store, err := sessionstore.New(sessionstore.Options{Memcached: sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr, Failover: true}}, Timeout: 300 * time.Millisecond}, LocalSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,11 +116,14 @@ func BenchmarkSessionLoadApply(b *testing.B) {
 			s := embeddedSessions(b)
 			p := &Proxy{Pool: &balancer.Pool{}, Sessions: s}
 			p.once.Do(p.init)
-			id := sessionstore.AppendNewID(nil)
-			var u sessionstore.Update
-			u.Set([]byte("user"), []byte("bob"))
-			u.Set([]byte("cart"), []byte("3"))
-			s.Store.Update(id, &u, true, nil, nil)
+			var r sessionstore.Request
+			s.Store.Open(&r, nil)
+			r.Change.Set([]byte("user"), []byte("bob"))
+			r.Change.Set([]byte("cart"), []byte("3"))
+			_, id, err := s.Store.Commit(&r)
+			if err != nil {
+				b.Fatal(err)
+			}
 			var ctx fasthttp.RequestCtx
 			var st requestState
 			cookie := fmt.Sprintf("SPSESSIONID=%s", id)
@@ -131,8 +134,8 @@ func BenchmarkSessionLoadApply(b *testing.B) {
 				ctx.Response.Reset()
 				ctx.Request.Header.Set("Cookie", cookie)
 				ctx.Request.SetRequestURI("/x")
-				if err := s.load(&ctx, &st.session); err != nil || st.session.isNew {
-					b.Fatal(err, st.session.isNew)
+				if err := s.load(&ctx, &st.session); err != nil || st.session.req.New {
+					b.Fatal(err, st.session.req.New)
 				}
 				if tc.write {
 					ctx.Response.Header.Set("X-Session-Set-Counter", "2")

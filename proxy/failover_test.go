@@ -84,7 +84,7 @@ func TestFaultsUnderSteadyTraffic(t *testing.T) {
 	for i, dead := range e.nodes {
 		dead.Stop()
 		other := e.nodes[1-i]
-		fresh, err := sessionstore.New(sessionstore.Options{Nodes: []sessionstore.Node{{ID: "only", Addr: other.Addr}}, Replicas: 1})
+		fresh, err := sessionstore.New(sessionstore.Options{Memcached: sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "only", Addr: other.Addr}}, Replicas: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}

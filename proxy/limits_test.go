@@ -34,10 +34,7 @@ func TestBackendSetsLargeSession(t *testing.T) {
 	t.Cleanup(app.Close)
 
 	n := memcachedtest.Start(t)
-	store, err := sessionstore.New(sessionstore.Options{
-		Nodes:   []sessionstore.Node{{ID: "n1", Addr: n.Addr}},
-		Timeout: 300 * time.Millisecond,
-	})
+	store, err := sessionstore.New(sessionstore.Options{Memcached: sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "n1", Addr: n.Addr}}, Timeout: 300 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

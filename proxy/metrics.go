@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"sessionproxy/sessionstore"
 )
 
 // Metrics holds the proxy's Prometheus counters. One Metrics lives as long
@@ -18,7 +20,7 @@ type Metrics struct {
 	Set      *metrics.Set
 	codes    [600]atomic.Pointer[metrics.Counter]
 	duration *metrics.PrometheusHistogram
-	lookups  [numLookups]*metrics.Counter
+	lookups  [sessionstore.NumLookups]*metrics.Counter // by Lookup; none is not counted
 	rejected *metrics.Counter
 }
 
@@ -30,8 +32,8 @@ func NewMetrics() *Metrics {
 		duration: s.NewPrometheusHistogram("sessionproxy_request_duration_seconds"),
 		rejected: s.NewCounter("sessionproxy_session_updates_rejected_total"),
 	}
-	for i, name := range lookupNames {
-		m.lookups[i] = s.NewCounter(fmt.Sprintf(`sessionproxy_session_lookups_total{result=%q}`, name))
+	for l := sessionstore.LookupNone + 1; l < sessionstore.NumLookups; l++ {
+		m.lookups[l] = s.NewCounter(fmt.Sprintf(`sessionproxy_session_lookups_total{result=%q}`, l))
 	}
 	return m
 }

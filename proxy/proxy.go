@@ -249,7 +249,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	var perr *Error
 	if p.Sessions != nil {
 		perr = p.Sessions.load(ctx, &st.session)
-		info.Session = st.session.lookup
+		info.Session = st.session.lookup()
 	}
 	if perr == nil {
 		info.Backend, perr = p.forward(ctx, st.tried[:0])

@@ -17,10 +17,7 @@ import (
 // session under the new ID.
 func TestSlowRequestRacingRotation(t *testing.T) {
 	n1, n2 := memcachedtest.Start(t), memcachedtest.Start(t)
-	store, err := sessionstore.New(sessionstore.Options{
-		Nodes:     []sessionstore.Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}},
-		LocalSize: 1 << 20, Timeout: 300 * time.Millisecond,
-	})
+	store, err := sessionstore.New(sessionstore.Options{Memcached: sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}, Timeout: 300 * time.Millisecond}, LocalSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
@@ -40,16 +39,6 @@ type Sessions struct {
 	// (memcached-session-manager's requestUriIgnorePattern).
 	Ignore *regexp.Regexp
 
-	// CreateAlways stores and cookies every new session, even when the
-	// backend sets nothing; by default a session is created on its first
-	// write (create: on_write).
-	CreateAlways bool
-
-	// NewOnStoreDown starts a fresh session when a client's session cannot
-	// be loaded because the store is down; by default such a request gets
-	// 503 (store_down: reject), never a silent new session.
-	NewOnStoreDown bool
-
 	// Logger receives rejected updates and store errors (default slog.Default()).
 	Logger *slog.Logger
 
@@ -57,17 +46,6 @@ type Sessions struct {
 	metrics *Metrics
 	attrs   []byte // "; Path=/; HttpOnly; SameSite=…"
 }
-
-// Lookup results, as counted in sessionproxy_session_lookups_total.
-const (
-	lookupLocal = iota
-	lookupMemcached
-	lookupMiss
-	lookupError
-	numLookups
-)
-
-var lookupNames = [numLookups]string{"local", "memcached", "miss", "error"}
 
 var errStoreDown = &Error{fasthttp.StatusServiceUnavailable, "session store unavailable"}
 
@@ -97,10 +75,8 @@ func (s *Sessions) init(m *Metrics, gauges *metrics.Set) {
 			return node().LastCatchup.Seconds()
 		})
 	}
-	if local := s.Store.Local(); local != nil {
-		gauges.NewGauge("sessionproxy_local_cache_entries", func() float64 { return float64(local.EntryCount()) })
-		gauges.NewGauge("sessionproxy_local_cache_hit_rate", local.HitRate)
-	}
+	gauges.NewGauge("sessionproxy_local_cache_entries", func() float64 { n, _ := s.Store.LocalStats(); return float64(n) })
+	gauges.NewGauge("sessionproxy_local_cache_hit_rate", func() float64 { _, r := s.Store.LocalStats(); return r })
 	gauges.NewGauge("sessionproxy_sessions_pending_writeback", func() float64 { return float64(s.Store.Dirty()) })
 	gauges.NewGauge("sessionproxy_session_async_pending", func() float64 { return float64(s.Store.Pending()) })
 	gauges.NewGauge("sessionproxy_session_async_written", func() float64 { w, _ := s.Store.AsyncStats(); return float64(w) })
@@ -124,72 +100,43 @@ func (s *Sessions) logger() *slog.Logger {
 
 // sessionState is one request's session, kept between load and apply.
 type sessionState struct {
-	active   bool   // session handling applies to this request
-	lookup   string // for the access log
-	isNew    bool   // this request started the session
-	exists   bool   // loaded from the store
-	hadValid bool   // the client sent a well-formed session cookie
-	id       []byte
-	newID    []byte
-	sess     sessionstore.Session
-	update   sessionstore.Update
-	buf      []byte
+	active bool // session handling applies to this request
+	req    sessionstore.Request
+	buf    []byte
 }
 
-func (st *sessionState) reset() {
-	st.active, st.isNew, st.exists, st.hadValid = false, false, false, false
-	st.lookup = "none"
-	st.id, st.newID, st.buf = st.id[:0], st.newID[:0], st.buf[:0]
-	st.sess.Reset()
-	st.update.Reset()
+// lookup is the access log's word for the request's session lookup.
+func (st *sessionState) lookup() string {
+	if !st.active {
+		return "ignored"
+	}
+	return st.req.Lookup.String()
 }
 
 // load resolves the request's session and adds the X-Session-* request
 // headers (the client's own were removed before).
 func (s *Sessions) load(ctx *fasthttp.RequestCtx, st *sessionState) *Error {
-	st.reset()
-	// A response that comes back after a rotation its request did not
-	// know of follows the session to its new ID (sessionstore.Update).
-	st.update.Begun = time.Now().UnixMilli()
-	if s.Ignore != nil && s.Ignore.Match(ctx.Path()) {
-		st.lookup = "ignored"
+	st.active = s.Ignore == nil || !s.Ignore.Match(ctx.Path())
+	if !st.active {
 		return nil
 	}
-	st.active = true
-	if c := ctx.Request.Header.Cookie(s.Cookie); len(c) > 0 && sessionstore.ValidID(c) {
-		st.hadValid = true
-		src, err := s.Store.Load(c, &st.sess)
-		switch {
-		case err == nil:
-			st.exists = true
-			st.id = append(st.id, c...)
-			st.lookup = src.String()
-			s.metrics.lookups[lookupLocal+int(src)].Inc()
-		case errors.Is(err, sessionstore.ErrNotFound):
-			st.lookup = "miss"
-			s.metrics.lookups[lookupMiss].Inc()
-		default:
-			st.lookup = "error"
-			s.metrics.lookups[lookupError].Inc()
-			if !s.NewOnStoreDown {
-				return errStoreDown
-			}
-		}
+	r := &st.req
+	err := s.Store.Open(r, ctx.Request.Header.Cookie(s.Cookie))
+	if r.Lookup != sessionstore.LookupNone {
+		s.metrics.lookups[r.Lookup].Inc()
+	}
+	if err != nil {
+		return errStoreDown
 	}
 	h := &ctx.Request.Header
-	if !st.exists {
-		// Unknown, forged or malformed IDs are never adopted.
-		st.isNew = true
-		st.id = sessionstore.AppendNewID(st.id[:0])
-		st.sess.Reset()
-		st.sess.Created = time.Now().UnixMilli()
+	if r.New {
 		h.Set("X-Session-New", "1")
 	}
-	h.SetBytesV("X-Session-Id", st.id)
-	st.buf = strconv.AppendInt(st.buf[:0], st.sess.Created, 10)
+	h.SetBytesV("X-Session-Id", r.Session.ID)
+	st.buf = strconv.AppendInt(st.buf[:0], r.Session.Created, 10)
 	h.SetBytesV("X-Session-Created", st.buf)
-	for i := 0; i < st.sess.Len(); i++ {
-		name, value := st.sess.Attr(i)
+	for i := 0; i < r.Session.Len(); i++ {
+		name, value := r.Session.Attr(i)
 		st.buf = append(append(st.buf[:0], "X-Session-Attr-"...), name...)
 		h.AddBytesKV(st.buf, value)
 	}
@@ -197,15 +144,15 @@ func (s *Sessions) load(ctx *fasthttp.RequestCtx, st *sessionState) *Error {
 }
 
 // apply reads the backend's X-Session-* response headers, removes them all,
-// and applies them to the session. An update that cannot be applied is not
-// applied at all: the client gets 502 with the reason.
+// and commits them to the session. An update that cannot be applied is not
+// applied at all: the client gets 502.
 func (s *Sessions) apply(ctx *fasthttp.RequestCtx, st *sessionState, e *headerEditor) *Error {
 	h := &ctx.Response.Header
 	if !st.active {
 		e.stripSessionHeaders(h)
 		return nil
 	}
-	u := &st.update // reset by load
+	u := &st.req.Change
 	e.reset()
 	var bad error
 	for k, v := range h.All() {
@@ -223,46 +170,19 @@ func (s *Sessions) apply(ctx *fasthttp.RequestCtx, st *sessionState, e *headerEd
 	if bad != nil {
 		return s.reject(ctx, bad)
 	}
-
-	if u.Invalidate {
-		return s.invalidate(ctx, st)
-	}
-	if st.isNew {
-		u.Rotate = false // a new session has a fresh ID already
-		u.Created = st.sess.Created
-	}
-	needed := !u.Empty() || (st.isNew && s.CreateAlways) || (st.exists && s.Store.NeedsRefresh(&st.sess))
-	if !needed {
-		if st.lookup == "miss" {
-			// The client's cookie names a session that no longer exists
-			// and none replaces it: expire it, or every later request
-			// would look it up again.
-			s.setCookie(ctx, nil, st)
-		}
-		return nil
-	}
-	if u.Rotate {
-		st.newID = sessionstore.AppendNewID(st.newID[:0])
-	}
-	err := s.Store.Update(st.id, u, st.isNew, st.newID, nil)
+	action, id, err := s.Store.Commit(&st.req)
 	switch {
-	case err == nil:
 	case errors.Is(err, sessionstore.ErrTooLarge):
 		return s.reject(ctx, err)
-	case errors.Is(err, sessionstore.ErrNotFound):
-		// Invalidated or expired by another request meanwhile: there is
-		// no session left to change.
-		s.setCookie(ctx, nil, st)
-		return nil
-	default:
-		s.logger().Error("session write failed", "error", err, "session", string(st.id))
+	case err != nil:
+		s.logger().Error("session write failed", "error", err, "session", string(st.req.Session.ID))
 		return errStoreDown
 	}
-	switch {
-	case u.Rotate:
-		s.setCookie(ctx, st.newID, st)
-	case st.isNew:
-		s.setCookie(ctx, st.id, st)
+	switch action {
+	case sessionstore.CookieSet:
+		s.setCookie(ctx, id, st)
+	case sessionstore.CookieExpire:
+		s.setCookie(ctx, nil, st)
 	}
 	return nil
 }
@@ -316,19 +236,6 @@ func (s *Sessions) reject(ctx *fasthttp.RequestCtx, err error) *Error {
 	s.logger().Error("backend sent an unusable session update", "reason", reason,
 		"path", string(ctx.Path()), "request_id", string(ctx.Request.Header.Peek("X-Request-Id")))
 	return &Error{fasthttp.StatusBadGateway, "invalid session update: " + reason}
-}
-
-func (s *Sessions) invalidate(ctx *fasthttp.RequestCtx, st *sessionState) *Error {
-	if st.exists {
-		if err := s.Store.Update(st.id, &st.update, false, nil, nil); err != nil && !errors.Is(err, sessionstore.ErrNotFound) {
-			s.logger().Error("session invalidate failed", "error", err, "session", string(st.id))
-			return errStoreDown
-		}
-	}
-	if st.exists || st.hadValid {
-		s.setCookie(ctx, nil, st)
-	}
-	return nil
 }
 
 // setCookie sets the session cookie to id, or expires it when id is nil.

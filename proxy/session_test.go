@@ -103,14 +103,14 @@ func startSessionEnv(t *testing.T, o envOptions) *sessionEnv {
 	for i := 0; i < o.memcached; i++ {
 		n := memcachedtest.Start(t)
 		e.nodes = append(e.nodes, n)
-		so.Nodes = append(so.Nodes, sessionstore.Node{ID: fmt.Sprintf("n%d", i+1), Addr: n.Addr})
+		so.Memcached.Nodes = append(so.Memcached.Nodes, sessionstore.Node{ID: fmt.Sprintf("n%d", i+1), Addr: n.Addr})
 	}
 	so.LocalSize = o.local
-	if so.Timeout == 0 {
-		so.Timeout = 300 * time.Millisecond // see sessionstore's newStore
+	if so.Memcached.Timeout == 0 {
+		so.Memcached.Timeout = 300 * time.Millisecond // see sessionstore's newStore
 	}
-	if so.ProbeInterval == 0 {
-		so.ProbeInterval = 20 * time.Millisecond
+	if so.Memcached.ProbeInterval == 0 {
+		so.Memcached.ProbeInterval = 20 * time.Millisecond
 	}
 	store, err := sessionstore.New(so)
 	if err != nil {
@@ -244,7 +244,7 @@ func TestCreateOnWriteAndAlways(t *testing.T) {
 	if r2.view.ID == r.view.ID {
 		t.Fatal("an unstored session ID was reused")
 	}
-	always := startSessionEnv(t, envOptions{local: 1 << 20, sessions: &Sessions{CreateAlways: true}})
+	always := startSessionEnv(t, envOptions{local: 1 << 20, store: sessionstore.Options{CreateAlways: true}})
 	r = u.get(always.base + "/")
 	if len(r.setCookie) != 1 {
 		t.Fatalf("create: always did not set a cookie: %+v", r)
@@ -506,7 +506,7 @@ func TestFrozenNodeThenResumed(t *testing.T) {
 func TestStoreDown(t *testing.T) {
 	for _, mode := range []string{"reject", "new"} {
 		t.Run(mode, func(t *testing.T) {
-			e := startSessionEnv(t, envOptions{memcached: 2, sessions: &Sessions{NewOnStoreDown: mode == "new"}})
+			e := startSessionEnv(t, envOptions{memcached: 2, store: sessionstore.Options{NewOnUnavailable: mode == "new"}})
 			u := newUser(t)
 			u.get(e.base + "/?set=user:bob")
 			id := u.cookie(e.base)

@@ -2,6 +2,7 @@ package sessionstore
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,15 +29,12 @@ type asyncState struct {
 	written atomic.Int64
 }
 
-const (
-	defaultAsyncQueue   = 4096
-	defaultAsyncWorkers = 4
-)
+const defaultAsyncWorkers = 4
 
 func (s *Store) startAsync() {
 	n := s.opts.AsyncQueue
 	if n <= 0 {
-		n = defaultAsyncQueue
+		n = DefaultAsyncQueue
 	}
 	s.async = &asyncState{queue: make(chan string, n), queued: map[string]struct{}{}}
 	for i := 0; i < defaultAsyncWorkers; i++ {
@@ -76,15 +74,6 @@ func (a *asyncState) enqueue(id []byte) bool {
 	}
 }
 
-// flushQueued writes a session taken off the queue. It is unmarked first,
-// so that a change made while it is written queues it again.
-func (s *Store) flushQueued(id string) {
-	s.async.mu.Lock()
-	delete(s.async.queued, id)
-	s.async.mu.Unlock()
-	s.flushOne([]byte(id))
-	s.async.pending.Add(-1)
-}
 
 // Pending returns how many sessions wait to be written to memcached.
 func (s *Store) Pending() int {
@@ -103,73 +92,57 @@ func (s *Store) AsyncStats() (written, inline int64) {
 	return s.async.written.Load(), s.async.inline.Load()
 }
 
-// updateAsync applies u to the local copy and queues the write. It reports
-// false when the session is not in the local tier, so the caller writes
-// synchronously instead.
-func (s *Store) updateAsync(id []byte, u *Update, create bool, out *Session) (bool, error) {
-	mu := s.stripe(id)
-	mu.Lock()
-	w := writePool.Get().(*writeContext)
-	defer writePool.Put(w)
-	w.base.Reset()
-	w.base.ID = append(w.base.ID, id...)
-	err := s.local.GetFn(id, w.base.Decode)
-	switch {
-	case err == nil && !w.base.Deleted:
-	case create && (err != nil || w.base.Deleted):
-		version := w.base.Version
-		w.base.Reset()
-		w.base.ID = append(w.base.ID, id...)
-		w.base.Created, w.base.Version = u.Created, version
-		if w.base.Created == 0 {
-			w.base.Created = time.Now().UnixMilli()
-		}
-	default:
-		mu.Unlock()
-		return false, nil
-	}
-	u.applyTo(&w.next, &w.base)
-	w.next.Version = w.base.Version + 1
-	w.next.Touched = time.Now().Unix()
-	w.enc = w.next.AppendEncode(w.enc[:0])
-	if len(w.enc) > s.opts.MaxSize {
-		mu.Unlock()
-		return true, tooLarge(len(w.enc), s.opts.MaxSize)
-	}
-	if err := s.local.Set(id, w.enc, s.localExpiry(&w.next)); err != nil {
-		// Too large for the local tier: it cannot be the authority.
-		mu.Unlock()
-		return false, nil
-	}
-	if out != nil {
-		out.CopyFrom(&w.next)
-	}
-	mu.Unlock()
+// asyncMode applies a change to the hot tier's copy and queues the write.
+// A session the hot tier does not hold is written synchronously instead.
+type asyncMode struct{}
 
-	if !s.async.enqueue(id) {
+func (asyncMode) write(s *Store, w *writeContext) error {
+	if !s.fromLocal(w) {
+		if !w.create {
+			return casMode{}.write(s, w)
+		}
+		w.base.recreate(w.id, w.u.Created)
+	}
+	if err := s.build(w); err != nil {
+		return err
+	}
+	if err := s.local.Set(w.id, w.enc, s.localExpiry(&w.next)); err != nil {
+		// Too large for the hot tier: it cannot be the authority.
+		return casMode{}.write(s, w)
+	}
+	if w.out != nil {
+		w.out.CopyFrom(&w.next)
+	}
+	if !s.async.enqueue(w.id) {
 		// Full: write now rather than drop the change.
 		s.async.inline.Add(1)
-		s.flushOne(id)
+		s.flushLocked(w.id)
 	}
-	return true, nil
+	return nil
 }
 
-// flushOne writes the local copy of id to its replicas. Async needs the
-// local tier to be authoritative, so, as in updateTrusted, a plain set
-// does; the stripe lock keeps two writes of one session in version order.
-func (s *Store) flushOne(id []byte) {
-	mu := s.stripe(id)
+// flushQueued writes a session taken off the queue. It is unmarked first,
+// so that a change made while it is written queues it again.
+func (s *Store) flushQueued(id string) {
+	s.async.mu.Lock()
+	delete(s.async.queued, id)
+	s.async.mu.Unlock()
+	mu := s.stripe([]byte(id))
 	mu.Lock()
-	defer mu.Unlock()
+	s.flushLocked([]byte(id))
+	mu.Unlock()
+	s.async.pending.Add(-1)
+}
+
+// flushLocked writes the hot tier's copy of id to the shared store, with
+// the session's stripe held so that two writes go out in version order.
+// The hot tier is authoritative, so a plain Put does.
+func (s *Store) flushLocked(id []byte) {
 	val, err := s.local.Get(id)
 	if err != nil {
 		return // evicted or expired: nothing left to write
 	}
-	var sess Session
-	if sess.Decode(val) != nil {
-		return
-	}
-	if s.setAll(id, val, sess.Touched) == 0 && len(s.nodes) > 0 {
+	if errors.Is(s.shared.Put(id, val), ErrUnavailable) {
 		s.markDirty(id)
 	}
 	s.async.written.Add(1)

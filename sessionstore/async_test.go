@@ -10,7 +10,7 @@ import (
 
 func TestAsyncReadYourWrites(t *testing.T) {
 	c := startCluster(t)
-	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, Async: true})
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20, Async: true})
 	if s.async == nil {
 		t.Fatal("async not enabled")
 	}
@@ -21,7 +21,7 @@ func TestAsyncReadYourWrites(t *testing.T) {
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	mustLoad(t, newStore(t, Options{Nodes: c.nodes()}), id, "a=1,b=2")
+	mustLoad(t, newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}}), id, "a=1,b=2")
 	if written, _ := s.AsyncStats(); written == 0 {
 		t.Fatal("no write went through the queue")
 	}
@@ -29,7 +29,7 @@ func TestAsyncReadYourWrites(t *testing.T) {
 
 func TestAsyncQueueFullWritesInline(t *testing.T) {
 	c := startCluster(t)
-	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 4 << 20, Async: true, AsyncQueue: 1})
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 4 << 20, Async: true, AsyncQueue: 1})
 	ids := make([][]byte, 300)
 	var wg sync.WaitGroup
 	for g := 0; g < 6; g++ {
@@ -41,7 +41,7 @@ func TestAsyncQueueFullWritesInline(t *testing.T) {
 				ids[i] = id
 				var u Update
 				u.Set([]byte("n"), []byte(fmt.Sprint(i)))
-				if err := s.Update(id, &u, true, nil, nil); err != nil {
+				if err := s.change(id, &u, true, nil, nil); err != nil {
 					t.Error(err)
 				}
 			}
@@ -56,7 +56,7 @@ func TestAsyncQueueFullWritesInline(t *testing.T) {
 	if _, inline := s.AsyncStats(); inline == 0 {
 		t.Fatal("a queue of 1 never overflowed into an inline write")
 	}
-	fresh := newStore(t, Options{Nodes: c.nodes()})
+	fresh := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}})
 	for i, id := range ids {
 		mustLoad(t, fresh, id, fmt.Sprintf("n=%d", i))
 	}
@@ -64,12 +64,12 @@ func TestAsyncQueueFullWritesInline(t *testing.T) {
 
 func TestAsyncNewerNeverOverwrittenByOlder(t *testing.T) {
 	c := startCluster(t)
-	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, Async: true})
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20, Async: true})
 	id := AppendNewID(nil)
 	set(t, s, id, true, "v", "0")
 	for i := 1; i <= 50; i++ {
 		set(t, s, id, false, "v", fmt.Sprint(i))
 	}
 	s.Flush(context.Background())
-	mustLoad(t, newStore(t, Options{Nodes: c.nodes()}), id, "v=50")
+	mustLoad(t, newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}}), id, "v=50")
 }

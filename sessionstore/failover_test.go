@@ -14,7 +14,7 @@ import (
 // cannot bring the logged-out session back, even across a proxy restart.
 func TestInvalidationSurvivesNodeRestarts(t *testing.T) {
 	c := startCluster(t)
-	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20})
 	id := AppendNewID(nil)
 	set(t, s, id, true, "user", "alice")
 	c.n2.Freeze()
@@ -31,7 +31,7 @@ func TestInvalidationSurvivesNodeRestarts(t *testing.T) {
 	}
 	c.n1.Stop()
 	c.n1.Restart() // empty
-	restarted := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+	restarted := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20})
 	if got, err := load(t, restarted, id); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("invalidated session came back: %q, %v", got, err)
 	}
@@ -43,7 +43,7 @@ func TestRotationRaceFollowsNewID(t *testing.T) {
 	c := startCluster(t)
 	for _, local := range []int{0, 1 << 20} {
 		t.Run(fmt.Sprintf("local=%d", local), func(t *testing.T) {
-			s := newStore(t, Options{Nodes: c.nodes(), LocalSize: local})
+			s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: local})
 			old := AppendNewID(nil)
 			set(t, s, old, true, "cart", "1")
 			slowBegan := time.Now().UnixMilli() - 1 // a slow request started with the old cookie
@@ -52,7 +52,7 @@ func TestRotationRaceFollowsNewID(t *testing.T) {
 			rot.Rotate = true
 			rot.Set([]byte("user"), []byte("bob"))
 			newID := AppendNewID(nil)
-			if err := s.Update(old, &rot, false, newID, nil); err != nil {
+			if err := s.change(old, &rot, false, newID, nil); err != nil {
 				t.Fatal(err)
 			}
 			// The slow request answers now and adds to the cart.
@@ -60,7 +60,7 @@ func TestRotationRaceFollowsNewID(t *testing.T) {
 			slow.Begun = slowBegan
 			slow.Set([]byte("cart"), []byte("2"))
 			var out Session
-			if err := s.Update(old, &slow, false, nil, &out); err != nil {
+			if err := s.change(old, &slow, false, nil, &out); err != nil {
 				t.Fatalf("update racing the rotation: %v", err)
 			}
 			if string(out.ID) != string(newID) {
@@ -74,13 +74,13 @@ func TestRotationRaceFollowsNewID(t *testing.T) {
 			var late Update
 			late.Begun = time.Now().UnixMilli() + 1
 			late.Set([]byte("evil"), []byte("1"))
-			if err := s.Update(old, &late, false, nil, nil); !errors.Is(err, ErrNotFound) {
+			if err := s.change(old, &late, false, nil, nil); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("late update of the old ID = %v, want ErrNotFound", err)
 			}
 			// A logout that began before the rotation logs out the new ID.
 			var logout Update
 			logout.Begun, logout.Invalidate = slowBegan, true
-			if err := s.Update(old, &logout, false, nil, nil); err != nil {
+			if err := s.change(old, &logout, false, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := load(t, s, newID); !errors.Is(err, ErrNotFound) {
@@ -98,7 +98,7 @@ func TestRotationRaceFollowsNewID(t *testing.T) {
 func TestFailoverRoundTripUnderLoad(t *testing.T) {
 	c := startCluster(t)
 	const probe = 200 * time.Millisecond
-	s := newStore(t, Options{Nodes: c.nodes(), ProbeInterval: probe, MaxIdleConns: 64})
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes(), ProbeInterval: probe, MaxIdleConns: 64}})
 	const sessions = 400
 	ids := make([][]byte, sessions)
 	for i := range ids {
@@ -120,7 +120,7 @@ func TestFailoverRoundTripUnderLoad(t *testing.T) {
 				for i := w; i < sessions/2 && !stop.Load(); i += 8 {
 					var u Update
 					u.Set([]byte("n"), []byte(fmt.Sprint(counts[i]+1)))
-					if err := s.Update(ids[i], &u, false, nil, nil); err != nil {
+					if err := s.change(ids[i], &u, false, nil, nil); err != nil {
 						errs.Add(1)
 						continue
 					}
@@ -156,7 +156,7 @@ func TestFailoverRoundTripUnderLoad(t *testing.T) {
 		t.Errorf("n1's catch-up did not copy back the untouched sessions: %+v", st)
 	}
 	c.n2.Stop()
-	restarted := newStore(t, Options{Nodes: c.nodes()})
+	restarted := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}})
 	for i, id := range ids {
 		mustLoad(t, restarted, id, fmt.Sprintf("n=%d", counts[i]))
 	}
@@ -170,12 +170,12 @@ func TestFailoverRoundTripUnderLoad(t *testing.T) {
 // that losing the node that had the tombstone cannot revive the session.
 func TestStartupReconcilesDriftedReplicas(t *testing.T) {
 	c := startCluster(t)
-	first := newStore(t, Options{Nodes: c.nodes()})
+	first := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}})
 	id := AppendNewID(nil)
 	set(t, first, id, true, "user", "alice")
 	first.Close()
 	// A logout that only n1 saw.
-	onlyN1 := newStore(t, Options{Nodes: c.nodes()[:1], Replicas: 1})
+	onlyN1 := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()[:1], Replicas: 1}})
 	if err := onlyN1.Delete(id); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestStartupReconcilesDriftedReplicas(t *testing.T) {
 	if v := rawVersion(t, c.n2.Addr, key); v != 1 {
 		t.Fatalf("n2 holds version %d, want the live session (1)", v)
 	}
-	next := newStore(t, Options{Nodes: c.nodes()})
+	next := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}})
 	waitFor(t, "tombstone copied to n2", func() bool { return rawVersion(t, c.n2.Addr, key) == 2 })
 	c.n1.Stop()
 	c.n1.Restart()

@@ -78,8 +78,8 @@ func (h *handoff) putBack(ids []string, overflow bool) {
 
 // hint records id for every node that should hold it but is down and so
 // missed the write just made. It costs two atomic loads when all are up.
-func (s *Store) hint(id []byte, p *placement) {
-	for _, n := range p.owners(s.opts.Replicas) {
+func (m *Memcached) hint(id []byte, p *placement) {
+	for _, n := range p.owners(m.opts.Replicas) {
 		if !n.writable() {
 			n.handoff.add(id)
 		}
@@ -99,7 +99,7 @@ var (
 // copies back every session it should hold from the other nodes. Only then
 // is it up. If the node fails meanwhile it is down again and the hints not
 // yet replayed wait for its next return.
-func (s *Store) catchUp(n *node, full bool) {
+func (m *Memcached) catchUp(n *node, full bool) {
 	start := time.Now()
 	ids, overflow := n.handoff.take()
 	full = full || overflow
@@ -108,14 +108,14 @@ func (s *Store) catchUp(n *node, full bool) {
 			n.handoff.putBack(ids[i:], full)
 			return
 		}
-		if s.copyOne(n, []byte(id)) {
+		if m.copyOne(n, []byte(id)) {
 			n.handoff.replayed.Add(1)
 		}
 	}
 	if full {
-		if err := s.copyAll(n); err != nil {
+		if err := m.copyAll(n); err != nil {
 			// Still catching up: the monitor tries again next interval.
-			s.logger().Warn("memcached catch-up: full copy failed, trying again", "node", n.ID, "error", err)
+			m.logger().Warn("memcached catch-up: full copy failed, trying again", "node", n.ID, "error", err)
 			return
 		}
 	}
@@ -123,7 +123,7 @@ func (s *Store) catchUp(n *node, full bool) {
 	// have left hints after the first take: replay those too.
 	late, _ := n.handoff.take()
 	for _, id := range late {
-		if s.copyOne(n, []byte(id)) {
+		if m.copyOne(n, []byte(id)) {
 			n.handoff.replayed.Add(1)
 		}
 	}
@@ -134,39 +134,24 @@ func (s *Store) catchUp(n *node, full bool) {
 	took := time.Since(start)
 	n.lastCatchupMs.Store(took.Milliseconds())
 	n.catchups.Add(1)
-	s.logger().Info("memcached node up", "node", n.ID, "addr", n.Addr, "catch_up", took.String(),
+	m.logger().Info("memcached node up", "node", n.ID, "addr", n.Addr, "catch_up", took.String(),
 		"replayed", len(ids)+len(late), "full_copy", full)
-	s.writeBackDirty()
 }
 
 // copyOne writes to n the newest version of id that its readable replicas
-// or the local tier hold, unless n holds that version or a newer one. It
-// reports whether n now holds it.
-func (s *Store) copyOne(n *node, id []byte) bool {
+// hold, unless n holds that version or a newer one. It reports whether n
+// holds it now. (What only a proxy's hot tier held while every node was
+// down is written back by that proxy's Store.)
+func (m *Memcached) copyOne(n *node, id []byte) bool {
 	var p placement
-	key := s.key(id)
+	key := m.key(id)
 	var buf [maxNodes]replicaRead
-	reads := s.readReplicas(key, s.replicas(id, &p), buf[:])
-	var val []byte
-	var version uint64
-	if i := newest(reads); i >= 0 {
-		val, version = reads[i].item.Value, reads[i].version
-	}
-	if s.local != nil {
-		if l, err := s.local.Get(id); err == nil {
-			if v, _, err := peekVersion(l); err == nil && (val == nil || v > version) {
-				val, version = l, v
-			}
-		}
-	}
-	if val == nil {
+	reads := m.readReplicas(key, m.replicas(id, &p), buf[:])
+	i := newest(reads)
+	if i < 0 {
 		return false // held nowhere: expired or never written
 	}
-	var sess Session
-	if sess.Decode(val) != nil {
-		return false
-	}
-	return s.writeIfNewer(n, key, val, version, s.expiryAfter(sess.Touched))
+	return m.writeIfNewer(n, key, reads[i].item.Value)
 }
 
 // copyAll copies to n every session it should hold that the other
@@ -174,32 +159,32 @@ func (s *Store) copyOne(n *node, id []byte) bool {
 // keys with lru_crawler metadump. A catch-up runs it, and so does every
 // proxy at start, so that replicas that drifted apart while no proxy ran
 // (a tombstone one missed) are made whole again.
-func (s *Store) copyAll(n *node) error {
-	for _, src := range s.nodes {
+func (m *Memcached) copyAll(n *node) error {
+	for _, src := range m.nodes {
 		if src == n || !src.readable() {
 			continue
 		}
-		keys, err := s.listKeys(src)
+		keys, err := m.listKeys(src)
 		if err != nil {
 			return fmt.Errorf("listing keys of %s: %w", src.ID, err)
 		}
 		var batch []string
 		for _, key := range keys {
 			var p placement
-			s.place([]byte(key[len(s.opts.KeyPrefix):]), &p)
-			if !p.holds(n, s.opts.Replicas) {
+			m.place([]byte(key[len(m.opts.KeyPrefix):]), &p)
+			if !p.holds(n, m.opts.Replicas) {
 				continue
 			}
 			batch = append(batch, key)
 			if len(batch) == copyBatch {
-				if err := s.copyBatch(src, n, batch); err != nil {
+				if err := m.copyBatch(src, n, batch); err != nil {
 					return err
 				}
 				batch = batch[:0]
 				time.Sleep(copyPause)
 			}
 		}
-		if err := s.copyBatch(src, n, batch); err != nil {
+		if err := m.copyBatch(src, n, batch); err != nil {
 			return err
 		}
 	}
@@ -209,7 +194,7 @@ func (s *Store) copyAll(n *node) error {
 // copyBatch copies keys from src to dst in two round trips for the reads
 // (one multi-get on each side) and one write per session dst lacks or
 // holds an older version of.
-func (s *Store) copyBatch(src, dst *node, keys []string) error {
+func (m *Memcached) copyBatch(src, dst *node, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -218,12 +203,12 @@ func (s *Store) copyBatch(src, dst *node, keys []string) error {
 	}
 	have, err := src.client.GetMulti(keys)
 	if err != nil {
-		s.check(src, err)
+		m.check(src, err)
 		return err
 	}
 	held, err := dst.client.GetMulti(keys)
 	if err != nil {
-		s.check(dst, err)
+		m.check(dst, err)
 		return err
 	}
 	for _, key := range keys {
@@ -231,20 +216,16 @@ func (s *Store) copyBatch(src, dst *node, keys []string) error {
 		if it == nil {
 			continue // gone since the listing
 		}
-		v, _, err := peekVersion(it.Value)
+		mt, err := peek(it.Value)
 		if err != nil {
 			continue
 		}
 		if old := held[key]; old != nil {
-			if ov, _, err := peekVersion(old.Value); err == nil && ov >= v {
+			if om, err := peek(old.Value); err == nil && om.version >= mt.version {
 				continue
 			}
 		}
-		var sess Session
-		if sess.Decode(it.Value) != nil {
-			continue
-		}
-		if s.writeIfNewer(dst, key, it.Value, v, s.expiryAfter(sess.Touched)) {
+		if m.writeIfNewer(dst, key, it.Value) {
 			dst.copied.Add(1)
 		} else if !dst.writable() {
 			return fmt.Errorf("node %s failed", dst.ID)
@@ -256,8 +237,8 @@ func (s *Store) copyBatch(src, dst *node, keys []string) error {
 // listKeys returns the session keys a node holds, from lru_crawler
 // metadump on a connection of its own (it streams every key, so it must
 // not hold a pooled connection for that long).
-func (s *Store) listKeys(n *node) ([]string, error) {
-	c, err := net.DialTimeout("tcp", n.Addr, max(s.opts.Timeout, time.Second))
+func (m *Memcached) listKeys(n *node) ([]string, error) {
+	c, err := net.DialTimeout("tcp", n.Addr, max(m.opts.Timeout, time.Second))
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +267,7 @@ func (s *Store) listKeys(n *node) ([]string, error) {
 		}
 		enc, _, _ := strings.Cut(line[len("key="):], " ")
 		key, err := url.QueryUnescape(enc)
-		if err != nil || !strings.HasPrefix(key, s.opts.KeyPrefix) || !ValidID([]byte(key[len(s.opts.KeyPrefix):])) {
+		if err != nil || !strings.HasPrefix(key, m.opts.KeyPrefix) || !ValidID([]byte(key[len(m.opts.KeyPrefix):])) {
 			continue
 		}
 		keys = append(keys, key)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -94,11 +93,11 @@ func nodeFailed(err error) bool {
 
 // check marks the node down if err says it failed, and reports whether it
 // did.
-func (s *Store) check(n *node, err error) bool {
+func (m *Memcached) check(n *node, err error) bool {
 	if !nodeFailed(err) {
 		return false
 	}
-	s.markDown(n, err)
+	m.markDown(n, err)
 	return true
 }
 
@@ -106,7 +105,7 @@ func (s *Store) check(n *node, err error) bool {
 // connections its client pools died with the node (or will be refused by
 // a restarted one): they are dropped now, or every operation after the
 // node returns would take one and fail again.
-func (s *Store) markDown(n *node, err error) {
+func (m *Memcached) markDown(n *node, err error) {
 	for {
 		old := n.state.Load()
 		if State(old) == StateDown {
@@ -117,7 +116,7 @@ func (s *Store) markDown(n *node, err error) {
 		}
 	}
 	n.client.Close()
-	s.logger().Warn("memcached node down", "node", n.ID, "addr", n.Addr, "error", err)
+	m.logger().Warn("memcached node down", "node", n.ID, "addr", n.Addr, "error", err)
 }
 
 // monitor watches one node for as long as the store is open. Every probe
@@ -126,31 +125,31 @@ func (s *Store) markDown(n *node, err error) {
 // within one interval whatever the pool held. A node that answers after
 // being down, or that restarted while it looked up (its start time moved),
 // catches up before it serves reads again.
-func (s *Store) monitor(n *node) {
-	defer s.wg.Done()
-	t := time.NewTicker(s.probeInterval())
+func (m *Memcached) monitor(n *node) {
+	defer m.wg.Done()
+	t := time.NewTicker(m.opts.ProbeInterval)
 	defer t.Stop()
 	var last nodeStats // when last seen; zero: never seen
-	if st, err := probe(n.Addr, s.opts.Timeout); err == nil {
+	if st, err := probe(n.Addr, m.opts.Timeout); err == nil {
 		last = st
 		// What the node missed while no proxy ran is unknown: bring it
 		// the newer versions the others hold, in the background (it
 		// serves reads meanwhile, where the newest replica wins anyway).
-		if err := s.copyAll(n); err != nil {
-			s.logger().Warn("memcached node: start-up reconciliation incomplete", "node", n.ID, "error", err)
+		if err := m.copyAll(n); err != nil {
+			m.logger().Warn("memcached node: start-up reconciliation incomplete", "node", n.ID, "error", err)
 		}
 	} else {
 		// Away when this process started: what it holds is unknown until
 		// it returns and catches up in full.
-		s.markDown(n, err)
+		m.markDown(n, err)
 	}
 	for {
 		select {
-		case <-s.closed:
+		case <-m.closed:
 			return
 		case <-t.C:
 		}
-		st, err := probe(n.Addr, s.opts.Timeout)
+		st, err := probe(n.Addr, m.opts.Timeout)
 		if err != nil {
 			continue // traffic, not the probe, takes a node down
 		}
@@ -177,15 +176,15 @@ func (s *Store) monitor(n *node) {
 				continue
 			}
 			n.client.Close()
-			s.logger().Warn("memcached node restarted while up: catching up", "node", n.ID, "addr", n.Addr)
+			m.logger().Warn("memcached node restarted while up: catching up", "node", n.ID, "addr", n.Addr)
 		case StateCatchingUp:
 			// The last catch-up could not finish (a source was busy or
 			// failed): start again, copying everything.
 			restarted = true
 		}
-		s.logger().Info("memcached node answers: catching up", "node", n.ID, "addr", n.Addr,
+		m.logger().Info("memcached node answers: catching up", "node", n.ID, "addr", n.Addr,
 			"handoff_pending", n.handoff.len(), "restarted", restarted)
-		s.catchUp(n, restarted || st.items == 0)
+		m.catchUp(n, restarted || st.items == 0)
 	}
 }
 
@@ -246,13 +245,6 @@ func probe(addr string, timeout time.Duration) (nodeStats, error) {
 	return st, nil
 }
 
-func (s *Store) logger() *slog.Logger {
-	if s.opts.Logger == nil {
-		return slog.Default()
-	}
-	return s.opts.Logger
-}
-
 // Rendezvous (highest random weight) hashing: each node scores each key and
 // a key's nodes are the highest scores. Adding a node moves only the keys
 // it now wins, about 1/N of them. The hash is FNV-1a with a murmur3
@@ -300,10 +292,10 @@ type placement struct {
 	nWrit int
 }
 
-func (s *Store) place(id []byte, p *placement) {
+func (m *Memcached) place(id []byte, p *placement) {
 	var scores [maxNodes]uint64
 	p.n = 0
-	for _, nd := range s.nodes {
+	for _, nd := range m.nodes {
 		score := fmix64(hashBytes(nd.seed, id))
 		// Insertion sort: regular before failover, then by score.
 		i := p.n
@@ -317,11 +309,11 @@ func (s *Store) place(id []byte, p *placement) {
 	p.nRead, p.nWrit = 0, 0
 	for i := 0; i < p.n; i++ {
 		nd := p.all[i]
-		if nd.readable() && p.nRead < s.opts.Replicas {
+		if nd.readable() && p.nRead < m.opts.Replicas {
 			p.read[p.nRead] = nd
 			p.nRead++
 		}
-		if nd.writable() && p.nWrit < s.opts.Replicas {
+		if nd.writable() && p.nWrit < m.opts.Replicas {
 			p.write[p.nWrit] = nd
 			p.nWrit++
 		}
@@ -338,8 +330,8 @@ func less(a *node, as uint64, b *node, bs uint64) bool {
 // replicas returns the first Replicas nodes of the placement that are up:
 // the nodes a key is read from. Failover nodes come in only when fewer
 // regular nodes than that are up.
-func (s *Store) replicas(id []byte, p *placement) []*node {
-	s.place(id, p)
+func (m *Memcached) replicas(id []byte, p *placement) []*node {
+	m.place(id, p)
 	return p.read[:p.nRead]
 }
 

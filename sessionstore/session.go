@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Errors returned by the Store. Callers test them with errors.Is.
@@ -73,7 +74,12 @@ type Session struct {
 	ID      []byte
 	Created int64  // unix milliseconds
 	Version uint64 // bumped by every write
-	Touched int64  // unix seconds of the last write, which set the memcached expiry
+	Touched int64  // unix seconds of the last write
+	// Expires is when every stored copy may be dropped (unix seconds): the
+	// sliding ttl after the last write, plus a quarter (see Store.expires).
+	// A shared store sets its own expiry from it, also when it copies a
+	// session between nodes.
+	Expires int64
 	Deleted bool   // a tombstone left by invalidate, so that no stale copy can come back
 
 	// MovedTo and MovedAt, on a tombstone left by a rotation, are the new
@@ -120,6 +126,7 @@ func (s *Session) CopyFrom(o *Session) {
 	s.Reset()
 	s.ID = append(s.ID, o.ID...)
 	s.Created, s.Version, s.Touched, s.Deleted = o.Created, o.Version, o.Touched, o.Deleted
+	s.Expires = o.Expires
 	s.MovedTo, s.MovedAt = append(s.MovedTo, o.MovedTo...), o.MovedAt
 	s.buf = append(s.buf, o.buf...)
 	s.attrs = append(s.attrs, o.attrs...)
@@ -128,10 +135,11 @@ func (s *Session) CopyFrom(o *Session) {
 // The stored format, version 1:
 //
 //	byte     format (1)
-//	byte     flags (bit 0: deleted, bit 1: moved)
+//	byte     flags (bit 0: deleted, bit 1: moved, bit 2: expires)
 //	uvarint  version
 //	varint   created, unix ms
 //	varint   touched, unix s
+//	if expires: varint expires, unix s
 //	if moved: uvarint length, new ID, varint moved at (unix ms)
 //	uvarint  attribute count
 //	then per attribute: uvarint name length, name, uvarint value length, value
@@ -140,6 +148,7 @@ const formatV1 = 1
 const (
 	flagDeleted = 1
 	flagMoved   = 2
+	flagExpires = 4
 )
 
 // AppendEncode appends the stored form of s to dst.
@@ -151,10 +160,16 @@ func (s *Session) AppendEncode(dst []byte) []byte {
 	if len(s.MovedTo) > 0 {
 		flags |= flagMoved
 	}
+	if s.Expires != 0 {
+		flags |= flagExpires
+	}
 	dst = append(dst, formatV1, flags)
 	dst = binary.AppendUvarint(dst, s.Version)
 	dst = binary.AppendVarint(dst, s.Created)
 	dst = binary.AppendVarint(dst, s.Touched)
+	if s.Expires != 0 {
+		dst = binary.AppendVarint(dst, s.Expires)
+	}
 	if len(s.MovedTo) > 0 {
 		dst = binary.AppendUvarint(dst, uint64(len(s.MovedTo)))
 		dst = append(dst, s.MovedTo...)
@@ -184,6 +199,9 @@ func (s *Session) Decode(data []byte) error {
 	s.Version = r.uvarint()
 	s.Created = r.varint()
 	s.Touched = r.varint()
+	if data[1]&flagExpires != 0 {
+		s.Expires = r.varint()
+	}
 	if data[1]&flagMoved != 0 {
 		to := r.bytes()
 		s.MovedAt = r.varint()
@@ -211,17 +229,42 @@ func (s *Session) Decode(data []byte) error {
 	return nil
 }
 
-// peekVersion returns the version and deleted flag of a stored value without
-// decoding the rest.
-func peekVersion(data []byte) (uint64, bool, error) {
+// meta is what a shared store needs of a stored value: which copy is
+// newer, and when it may be dropped.
+type meta struct {
+	version uint64
+	deleted bool
+	expires int64 // unix seconds; 0 in values written before it was kept
+}
+
+// peek returns the meta of a stored value without decoding the rest.
+func peek(data []byte) (meta, error) {
 	if len(data) < 2 || data[0] != formatV1 {
-		return 0, false, ErrCorrupt
+		return meta{}, ErrCorrupt
 	}
-	v, n := binary.Uvarint(data[2:])
-	if n <= 0 {
-		return 0, false, ErrCorrupt
+	r := reader{b: data[2:]}
+	m := meta{version: r.uvarint(), deleted: data[1]&flagDeleted != 0}
+	r.varint() // created
+	touched := r.varint()
+	if data[1]&flagExpires != 0 {
+		m.expires = r.varint()
+	} else {
+		m.expires = touched + legacyLifetime
 	}
-	return v, data[1]&flagDeleted != 0, nil
+	if r.err {
+		return meta{}, ErrCorrupt
+	}
+	return m, nil
+}
+
+// legacyLifetime is how long a value written without Expires is kept past
+// its last write: the default ttl plus a quarter.
+const legacyLifetime = int64(DefaultTTL/time.Second) * 5 / 4
+
+// peekVersion returns the version and deleted flag of a stored value.
+func peekVersion(data []byte) (uint64, bool, error) {
+	m, err := peek(data)
+	return m.version, m.deleted, err
 }
 
 type reader struct {

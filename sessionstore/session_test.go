@@ -129,12 +129,12 @@ func TestIDs(t *testing.T) {
 }
 
 func TestPlacementIsConsistent(t *testing.T) {
-	mk := func(n int) *Store {
+	mk := func(n int) *Memcached {
 		var nodes []Node
 		for i := 0; i < n; i++ {
 			nodes = append(nodes, Node{ID: fmt.Sprintf("n%d", i), Addr: fmt.Sprintf("127.0.0.1:%d", 1+i)})
 		}
-		return placementOnly(t, Options{Nodes: nodes, Replicas: 2})
+		return placementOnly(t, MemcachedOptions{Nodes: nodes, Replicas: 2})
 	}
 	s4, s5 := mk(4), mk(5)
 	const keys = 10000
@@ -166,7 +166,7 @@ func TestPlacementIsConsistent(t *testing.T) {
 }
 
 func TestPlacementFailoverOnlyWhenRegularMissing(t *testing.T) {
-	s := placementOnly(t, Options{Replicas: 1, Nodes: []Node{
+	s := placementOnly(t, MemcachedOptions{Replicas: 1, Nodes: []Node{
 		{ID: "n1", Addr: "127.0.0.1:1"}, {ID: "n2", Addr: "127.0.0.1:2", Failover: true}}})
 	for i := 0; i < 100; i++ {
 		var p placement
@@ -206,9 +206,9 @@ func BenchmarkApplyEncode(b *testing.B) {
 
 // placementOnly is a store over nodes that do not exist, for placement
 // alone: its monitors are stopped and every node is taken as up.
-func placementOnly(t *testing.T, o Options) *Store {
+func placementOnly(t *testing.T, o MemcachedOptions) *Memcached {
 	t.Helper()
-	s, err := New(o)
+	s, err := NewMemcached(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,13 +30,13 @@ func (c *cluster) nodes() []Node {
 
 func newStore(t *testing.T, o Options) *Store {
 	t.Helper()
-	if o.ProbeInterval == 0 {
-		o.ProbeInterval = 20 * time.Millisecond
+	if o.Memcached.ProbeInterval == 0 {
+		o.Memcached.ProbeInterval = 20 * time.Millisecond
 	}
-	if o.Timeout == 0 {
+	if o.Memcached.Timeout == 0 {
 		// Long enough that a loaded CI machine under -race does not mark a
 		// healthy node down; short enough that frozen-node tests are quick.
-		o.Timeout = 300 * time.Millisecond
+		o.Memcached.Timeout = 300 * time.Millisecond
 	}
 	s, err := New(o)
 	if err != nil {
@@ -55,7 +55,7 @@ func set(t *testing.T, s *Store, id []byte, create bool, kv ...string) *Session 
 		}
 	}
 	var out Session
-	if err := s.Update(id, &u, create, nil, &out); err != nil {
+	if err := s.change(id, &u, create, nil, &out); err != nil {
 		t.Fatalf("Update(%s): %v", kv, err)
 	}
 	return &out
@@ -98,8 +98,8 @@ func rawVersion(t *testing.T, addr, key string) int64 {
 
 func TestSharedAcrossStores(t *testing.T) {
 	c := startCluster(t)
-	a := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
-	b := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+	a := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20})
+	b := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20})
 	id := AppendNewID(nil)
 	out := set(t, a, id, true, "user", "bob")
 	if out.Version != 1 || out.Created == 0 {
@@ -107,7 +107,7 @@ func TestSharedAcrossStores(t *testing.T) {
 	}
 	var got Session
 	src, err := b.Load(id, &got)
-	if err != nil || src != FromMemcached || attrString(&got) != "user=bob" || got.Created != out.Created {
+	if err != nil || src != FromShared || attrString(&got) != "user=bob" || got.Created != out.Created {
 		t.Fatalf("other store Load = %v %v %q", src, err, attrString(&got))
 	}
 	if src, _ := b.Load(id, &got); src != FromLocal {
@@ -123,20 +123,20 @@ func TestSharedAcrossStores(t *testing.T) {
 
 func TestUnknownIDNotFound(t *testing.T) {
 	c := startCluster(t)
-	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20})
 	if _, err := load(t, s, AppendNewID(nil)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Load(unknown) = %v, want ErrNotFound", err)
 	}
 	var u Update
 	u.Set([]byte("a"), []byte("1"))
-	if err := s.Update(AppendNewID(nil), &u, false, nil, nil); !errors.Is(err, ErrNotFound) {
+	if err := s.change(AppendNewID(nil), &u, false, nil, nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Update(unknown, no create) = %v, want ErrNotFound", err)
 	}
 }
 
 func TestPrimaryKilledNoLoss(t *testing.T) {
 	c := startCluster(t)
-	s := newStore(t, Options{Nodes: c.nodes()}) // no local tier: every read goes to memcached
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}}) // no local tier: every read goes to memcached
 	ids := make([][]byte, 20)
 	for i := range ids {
 		ids[i] = AppendNewID(nil)
@@ -169,7 +169,7 @@ func TestPrimaryKilledNoLoss(t *testing.T) {
 
 func TestFrozenNodeNeverServesOldVersion(t *testing.T) {
 	c := startCluster(t)
-	s := newStore(t, Options{Nodes: c.nodes()})
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}})
 	id := AppendNewID(nil)
 	set(t, s, id, true, "v", "old")
 	c.n1.Freeze()
@@ -202,14 +202,14 @@ func TestFrozenNodeNeverServesOldVersion(t *testing.T) {
 	set(t, s, id, false, "w", "1")
 	mustLoad(t, s, id, "v=new,w=1")
 	// And a store that never saw the outage reads the new version too.
-	other := newStore(t, Options{Nodes: c.nodes()})
+	other := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}})
 	mustLoad(t, other, id, "v=new,w=1")
 }
 
 func TestAllNodesDown(t *testing.T) {
 	c := startCluster(t)
-	withLocal := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
-	noLocal := newStore(t, Options{Nodes: c.nodes()})
+	withLocal := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20})
+	noLocal := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}})
 	kept := AppendNewID(nil)
 	set(t, withLocal, kept, true, "a", "1")
 	remote := AppendNewID(nil)
@@ -231,35 +231,35 @@ func TestAllNodesDown(t *testing.T) {
 	}
 	var u Update
 	u.Set([]byte("x"), []byte("1"))
-	if err := noLocal.Update(remote, &u, false, nil, nil); !errors.Is(err, ErrUnavailable) {
+	if err := noLocal.change(remote, &u, false, nil, nil); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Update without local tier, nodes down = %v, want ErrUnavailable", err)
 	}
 	// ...and written back when a node returns.
 	c.n1.Restart()
 	c.n2.Restart()
 	waitFor(t, "written back", func() bool { return withLocal.Dirty() == 0 })
-	fresh := newStore(t, Options{Nodes: c.nodes()})
+	fresh := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}})
 	mustLoad(t, fresh, kept, "a=2")
 }
 
 func TestConcurrentDistinctAttributesAllKept(t *testing.T) {
 	t.Run("one proxy", func(t *testing.T) {
 		c := startCluster(t)
-		s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+		s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20})
 		concurrentSets(t, c, s, s)
 	})
 	t.Run("two proxies", func(t *testing.T) {
 		// Several proxies sharing nodes re-read after local_cache.ttl,
 		// and merge their writes with CAS.
 		c := startCluster(t)
-		a := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, LocalTTL: time.Second})
-		b := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, LocalTTL: time.Second})
+		a := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20, LocalTTL: time.Second})
+		b := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20, LocalTTL: time.Second})
 		concurrentSets(t, c, a, b)
 	})
 	t.Run("no local tier", func(t *testing.T) {
 		c := startCluster(t)
-		a := newStore(t, Options{Nodes: c.nodes()})
-		b := newStore(t, Options{Nodes: c.nodes()})
+		a := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}})
+		b := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}})
 		concurrentSets(t, c, a, b)
 	})
 }
@@ -281,7 +281,7 @@ func concurrentSets(t *testing.T, c *cluster, a, b *Store) {
 			}
 			var u Update
 			u.Set([]byte(fmt.Sprintf("k%02d", i)), []byte(fmt.Sprint(i)))
-			if err := s.Update(id, &u, false, nil, nil); err != nil {
+			if err := s.change(id, &u, false, nil, nil); err != nil {
 				errs <- err
 			}
 		}()
@@ -291,7 +291,7 @@ func concurrentSets(t *testing.T, c *cluster, a, b *Store) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	fresh := newStore(t, Options{Nodes: c.nodes()})
+	fresh := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}})
 	var got Session
 	if _, err := fresh.Load(id, &got); err != nil {
 		t.Fatal(err)
@@ -303,22 +303,22 @@ func concurrentSets(t *testing.T, c *cluster, a, b *Store) {
 
 func TestTooLargeNotApplied(t *testing.T) {
 	c := startCluster(t)
-	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, MaxSize: 1024})
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20, MaxSize: 1024})
 	id := AppendNewID(nil)
 	set(t, s, id, true, "a", "1")
 	var u Update
 	u.Set([]byte("b"), []byte("2"))
 	u.Set([]byte("big"), []byte(strings.Repeat("x", 2000)))
-	if err := s.Update(id, &u, false, nil, nil); !errors.Is(err, ErrTooLarge) {
+	if err := s.change(id, &u, false, nil, nil); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Update = %v, want ErrTooLarge", err)
 	}
 	mustLoad(t, s, id, "a=1")
-	mustLoad(t, newStore(t, Options{Nodes: c.nodes()}), id, "a=1")
+	mustLoad(t, newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}}), id, "a=1")
 }
 
 func TestInvalidateLeavesTombstone(t *testing.T) {
 	c := startCluster(t)
-	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20})
 	id := AppendNewID(nil)
 	set(t, s, id, true, "user", "bob")
 	c.n2.Freeze()
@@ -330,21 +330,21 @@ func TestInvalidateLeavesTombstone(t *testing.T) {
 	}
 	c.n2.Thaw()
 	waitFor(t, "n2 back", func() bool { return s.Nodes()[1].Up })
-	other := newStore(t, Options{Nodes: c.nodes()})
+	other := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}})
 	if _, err := load(t, other, id); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("invalidated session came back from the node that missed the delete: %v", err)
 	}
 	// An update to an invalidated session does not revive it.
 	var u Update
 	u.Set([]byte("x"), []byte("1"))
-	if err := other.Update(id, &u, false, nil, nil); !errors.Is(err, ErrNotFound) {
+	if err := other.change(id, &u, false, nil, nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Update after invalidate = %v, want ErrNotFound", err)
 	}
 }
 
 func TestRotate(t *testing.T) {
 	c := startCluster(t)
-	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20})
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20})
 	id := AppendNewID(nil)
 	first := set(t, s, id, true, "cart", "3")
 	newID := AppendNewID(nil)
@@ -352,7 +352,7 @@ func TestRotate(t *testing.T) {
 	u.Rotate = true
 	u.Set([]byte("user"), []byte("alice"))
 	var out Session
-	if err := s.Update(id, &u, false, newID, &out); err != nil {
+	if err := s.change(id, &u, false, newID, &out); err != nil {
 		t.Fatal(err)
 	}
 	if string(out.ID) != string(newID) || out.Created != first.Created {
@@ -362,14 +362,14 @@ func TestRotate(t *testing.T) {
 	if _, err := load(t, s, id); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("old ID after rotate: %v", err)
 	}
-	if _, err := load(t, newStore(t, Options{Nodes: c.nodes()}), id); !errors.Is(err, ErrNotFound) {
+	if _, err := load(t, newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}}), id); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("old ID after rotate, from memcached: %v", err)
 	}
 }
 
 func TestSlidingExpiry(t *testing.T) {
 	c := startCluster(t)
-	s := newStore(t, Options{Nodes: c.nodes(), TTL: 2 * time.Second})
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, TTL: 2 * time.Second})
 	used, idle := AppendNewID(nil), AppendNewID(nil)
 	set(t, s, used, true, "a", "1")
 	set(t, s, idle, true, "a", "1")
@@ -379,9 +379,9 @@ func TestSlidingExpiry(t *testing.T) {
 		if _, err := s.Load(used, &sess); err != nil {
 			t.Fatalf("used session expired: %v", err)
 		}
-		if s.NeedsRefresh(&sess) {
+		if s.needsRefresh(&sess) {
 			var u Update
-			if err := s.Update(used, &u, false, nil, nil); err != nil {
+			if err := s.change(used, &u, false, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -411,20 +411,20 @@ func TestEmbeddedLocalOnly(t *testing.T) {
 func TestLocalTierTooSmallForEntry(t *testing.T) {
 	c := startCluster(t)
 	// freecache takes entries up to about 1/1024 of its size: 512 bytes here.
-	s := newStore(t, Options{Nodes: c.nodes(), LocalSize: 512 << 10})
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 512 << 10})
 	id := AppendNewID(nil)
 	set(t, s, id, true, "big", strings.Repeat("x", 4000))
 	var got Session
 	src, err := s.Load(id, &got)
-	if err != nil || src != FromMemcached {
+	if err != nil || src != FromShared {
 		t.Fatalf("Load of an entry too big for the local tier = %v, %v", src, err)
 	}
 }
 
 func TestLocalTTLRereads(t *testing.T) {
 	c := startCluster(t)
-	a := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, LocalTTL: time.Second})
-	b := newStore(t, Options{Nodes: c.nodes(), LocalSize: 1 << 20, LocalTTL: time.Second})
+	a := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20, LocalTTL: time.Second})
+	b := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20, LocalTTL: time.Second})
 	id := AppendNewID(nil)
 	set(t, a, id, true, "v", "1")
 	mustLoad(t, b, id, "v=1")
@@ -446,7 +446,7 @@ func BenchmarkLoadLocal(b *testing.B) {
 	var u Update
 	u.Set([]byte("user"), []byte("bob"))
 	u.Set([]byte("visits"), []byte("12"))
-	s.Update(id, &u, true, nil, nil)
+	s.change(id, &u, true, nil, nil)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		var sess Session
@@ -460,16 +460,16 @@ func BenchmarkLoadLocal(b *testing.B) {
 
 func BenchmarkUpdateMemcached(b *testing.B) {
 	n1, n2 := memcachedtest.Start(b), memcachedtest.Start(b)
-	s, _ := New(Options{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}, LocalSize: 16 << 20})
+	s, _ := New(Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}}, LocalSize: 16 << 20})
 	defer s.Close()
 	id := AppendNewID(nil)
 	var u Update
 	u.Set([]byte("visits"), []byte("12"))
-	s.Update(id, &u, true, nil, nil)
+	s.change(id, &u, true, nil, nil)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := s.Update(id, &u, false, nil, nil); err != nil {
+		if err := s.change(id, &u, false, nil, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

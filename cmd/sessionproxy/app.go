@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coocood/freecache"
 	"github.com/valyala/fasthttp"
 
 	"sessionproxy/balancer"
@@ -127,14 +126,16 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		p.Metrics = prev.proxy.Metrics
 	}
 	var store *sessionstore.Store
-	var keepLocal *freecache.Cache
-	if prev != nil && prev.cfg.Session.LocalCache.Size == c.Session.LocalCache.Size {
-		keepLocal = prev.store.Local() // the hot tier survives a reload of the same size
-	}
 	if prev != nil && sameStore(prev.cfg, c) {
 		store = prev.store
-	} else if store, err = newStore(c, keepLocal, logger); err != nil {
-		return nil, err
+	} else {
+		var previous *sessionstore.Store // the hot tier survives a reload of the same size
+		if prev != nil {
+			previous = prev.store
+		}
+		if store, err = newStore(c, previous, logger); err != nil {
+			return nil, err
+		}
 	}
 	var accessLog *proxy.AccessLog
 	if prev != nil && prev.cfg.AccessLog == c.AccessLog {
@@ -162,31 +163,32 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 	return &generation{proxy: p, stop: cancel, store: store, accessLog: accessLog, cfg: c}, nil
 }
 
-// newStore builds the session store of a configuration.
-func newStore(c *config.Config, local *freecache.Cache, logger *slog.Logger) (*sessionstore.Store, error) {
+// newStore builds the session store of a configuration; previous, if not
+// nil, is the store it replaces.
+func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logger) (*sessionstore.Store, error) {
 	sc := c.Session
-	cfgNodes, err := sc.Memcached.NodeList()
+	nodes, err := sc.Memcached.NodeList()
 	if err != nil {
 		return nil, err
 	}
-	var nodes []sessionstore.Node
-	for _, n := range cfgNodes {
-		nodes = append(nodes, sessionstore.Node{ID: n.ID, Addr: n.Addr, Failover: n.Failover})
-	}
 	store, err := sessionstore.New(sessionstore.Options{
-		Nodes:         nodes,
-		Replicas:      sc.Memcached.Replicas,
-		KeyPrefix:     sc.Memcached.KeyPrefix,
-		Timeout:       sc.Memcached.Timeout.Std(),
-		MaxIdleConns:  sc.Memcached.MaxIdleConns,
-		TTL:           sc.TTL.Std(),
-		MaxSize:       int(sc.MaxSize),
-		LocalSize:     int(sc.LocalCache.Size),
-		LocalTTL:      sc.LocalCache.TTL.Std(),
-		LocalCache:    local,
-		Async:         sc.Write == "async",
-		ProbeInterval: sc.Memcached.ProbeInterval.Std(),
-		Logger:        logger,
+		Memcached: sessionstore.MemcachedOptions{
+			Nodes:         nodes,
+			Replicas:      sc.Memcached.Replicas,
+			KeyPrefix:     sc.Memcached.KeyPrefix,
+			Timeout:       sc.Memcached.Timeout.Std(),
+			MaxIdleConns:  sc.Memcached.MaxIdleConns,
+			ProbeInterval: sc.Memcached.ProbeInterval.Std(),
+		},
+		TTL:              sc.TTL.Std(),
+		MaxSize:          int(sc.MaxSize),
+		LocalSize:        int(sc.LocalCache.Size),
+		LocalTTL:         sc.LocalCache.TTL.Std(),
+		Async:            sc.Write == "async",
+		CreateAlways:     sc.Create == "always",
+		NewOnUnavailable: sc.StoreDown == "new",
+		Previous:         previous,
+		Logger:           logger,
 	})
 	if err != nil {
 		return nil, err
@@ -208,13 +210,11 @@ func sameStore(a, b *config.Config) bool {
 func newSessions(c *config.Config, store *sessionstore.Store, logger *slog.Logger) (*proxy.Sessions, error) {
 	sc := c.Session
 	s := &proxy.Sessions{
-		Store:          store,
-		Cookie:         sc.Cookie,
-		CookieSecure:   sc.CookieSecure,
-		SameSite:       map[string]string{"lax": "Lax", "strict": "Strict", "none": "None"}[sc.CookieSameSite],
-		CreateAlways:   sc.Create == "always",
-		NewOnStoreDown: sc.StoreDown == "new",
-		Logger:         logger,
+		Store:        store,
+		Cookie:       sc.Cookie,
+		CookieSecure: sc.CookieSecure,
+		SameSite:     map[string]string{"lax": "Lax", "strict": "Strict", "none": "None"}[sc.CookieSameSite],
+		Logger:       logger,
 	}
 	if sc.Ignore != "" {
 		re, err := regexp.Compile(sc.Ignore)

@@ -1,0 +1,158 @@
+package sessionstore
+
+import (
+	"errors"
+	"time"
+)
+
+// The session lifecycle: a request's session is opened from its cookie,
+// the backend's answer becomes a change, and Commit creates, changes,
+// rotates, invalidates or refreshes the session and says what becomes of
+// the cookie. The caller (the proxy) only turns headers into a change and
+// a result into headers and cookies.
+
+// Lookup is what Open found for a request's session cookie.
+type Lookup uint8
+
+// Lookups, as counted in sessionproxy_session_lookups_total.
+const (
+	LookupNone   Lookup = iota // no cookie, or not a well-formed ID (never looked up)
+	LookupLocal                // found in the hot tier
+	LookupShared               // found in the shared store
+	LookupMiss                 // a well-formed ID the store does not know
+	LookupError                // the store could not answer
+	NumLookups
+)
+
+var lookupNames = [NumLookups]string{"none", "local", "memcached", "miss", "error"}
+
+// String returns the name used in metrics and logs: none, local, memcached,
+// miss or error.
+func (l Lookup) String() string {
+	if l < NumLookups {
+		return lookupNames[l]
+	}
+	return "unknown"
+}
+
+// Request is one request's session from Open to Commit. Its zero value is
+// ready for Open, which resets it, so that a pooled Request is reused
+// without allocating.
+type Request struct {
+	// Session is the session the backend sees: as loaded, or a new one
+	// (a fresh ID, Created now) that is stored only if Commit says so.
+	Session Session
+	// Change is what the backend asked for; the caller fills it between
+	// Open and Commit.
+	Change Update
+	Lookup Lookup
+	New    bool // this request started the session
+
+	hadCookie bool // the client sent a well-formed session ID
+	newID     []byte
+}
+
+func (r *Request) reset() {
+	r.Session.Reset()
+	r.Change.Reset()
+	r.Lookup, r.New, r.hadCookie = LookupNone, false, false
+	r.newID = r.newID[:0]
+}
+
+// Open resolves a request's session cookie (its value, or nil) into
+// r.Session. A cookie that is not a well-formed ID is ignored without a
+// lookup, and an ID the store does not know is never adopted: the request
+// gets a fresh one. It returns ErrUnavailable when the session cannot be
+// loaded because the store is down, unless Options.NewOnUnavailable.
+func (s *Store) Open(r *Request, cookie []byte) error {
+	r.reset()
+	// A change that comes back after a rotation its request did not know
+	// of follows the session to its new ID.
+	r.Change.Begun = time.Now().UnixMilli()
+	if len(cookie) > 0 && ValidID(cookie) {
+		r.hadCookie = true
+		src, err := s.Load(cookie, &r.Session)
+		switch {
+		case err == nil:
+			r.Lookup = LookupLocal
+			if src == FromShared {
+				r.Lookup = LookupShared
+			}
+			return nil
+		case errors.Is(err, ErrNotFound):
+			r.Lookup = LookupMiss
+		default:
+			r.Lookup = LookupError
+			if !s.opts.NewOnUnavailable {
+				return ErrUnavailable
+			}
+		}
+	}
+	r.New = true
+	r.Session.Reset()
+	r.Session.ID = AppendNewID(r.Session.ID[:0])
+	r.Session.Created = time.Now().UnixMilli()
+	return nil
+}
+
+// CookieAction is what Commit asks the caller to do with the session
+// cookie.
+type CookieAction uint8
+
+// Cookie actions.
+const (
+	CookieKeep   CookieAction = iota // leave it as it is
+	CookieSet                        // set it to the ID Commit returns (a new or rotated session)
+	CookieExpire                     // expire it: the session is gone, or never existed
+)
+
+// Commit applies r.Change to the session: it creates a new session on its
+// first write (or at once with Options.CreateAlways), changes, rotates
+// (making the new ID) or invalidates it, or rewrites an unchanged one that
+// is due a refresh of its sliding expiry. It returns what to do with the
+// cookie and, for CookieSet, the ID to set it to (valid until r is
+// reused). Errors: ErrTooLarge (nothing applied: the backend's fault) and
+// ErrUnavailable or ErrConflict (the store could not take it).
+func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
+	u := &r.Change
+	id := r.Session.ID
+	if u.Invalidate {
+		if !r.New {
+			if err := s.change(id, u, false, nil, nil); err != nil && !errors.Is(err, ErrNotFound) {
+				return CookieKeep, nil, err
+			}
+		}
+		if !r.New || r.hadCookie {
+			return CookieExpire, nil, nil
+		}
+		return CookieKeep, nil, nil
+	}
+	if r.New {
+		u.Rotate = false // a new session has a fresh ID already
+		u.Created = r.Session.Created
+	}
+	if u.Empty() && !(r.New && s.opts.CreateAlways) && (r.New || !s.needsRefresh(&r.Session)) {
+		if r.Lookup == LookupMiss {
+			// The cookie names a session that no longer exists and none
+			// replaces it: expire it, or every later request would look
+			// it up again.
+			return CookieExpire, nil, nil
+		}
+		return CookieKeep, nil, nil
+	}
+	if u.Rotate {
+		r.newID = AppendNewID(r.newID[:0])
+	}
+	switch err := s.change(id, u, r.New, r.newID, nil); {
+	case errors.Is(err, ErrNotFound):
+		// Invalidated or expired by another request meanwhile.
+		return CookieExpire, nil, nil
+	case err != nil:
+		return CookieKeep, nil, err
+	case u.Rotate:
+		return CookieSet, r.newID, nil
+	case r.New:
+		return CookieSet, id, nil
+	}
+	return CookieKeep, nil, nil
+}

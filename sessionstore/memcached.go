@@ -1,0 +1,355 @@
+package sessionstore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+)
+
+// MemcachedOptions configure a Memcached store. A zero field means the
+// default in its comment.
+type MemcachedOptions struct {
+	Nodes         []Node        // the memcached servers
+	Replicas      int           // copies of each session on distinct nodes (default 2)
+	KeyPrefix     string        // key prefix (default "sp:")
+	Timeout       time.Duration // per operation and dial (default 100ms)
+	MaxIdleConns  int           // idle connections kept per node (default 64)
+	ProbeInterval time.Duration // how often each node is probed (default 1s)
+	Logger        *slog.Logger  // node state changes (default slog.Default())
+}
+
+// Memcached keeps sessions on memcached nodes, each session on Replicas of
+// them chosen by rendezvous hashing. A node that fails is skipped; the
+// writes it misses are handed off to it when it answers again, and it
+// serves reads only once it has caught up (node.go, handoff.go). Every
+// read takes the newest of the copies the replicas hold, so a node that
+// returns stale never causes an older version to be served.
+type Memcached struct {
+	opts  MemcachedOptions
+	nodes []*node
+
+	closed    chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+var _ Shared = (*Memcached)(nil)
+
+// Defaults of MemcachedOptions.
+const (
+	DefaultReplicas      = 2
+	DefaultKeyPrefix     = "sp:"
+	DefaultTimeout       = 100 * time.Millisecond
+	DefaultMaxIdleConns  = 64
+	DefaultProbeInterval = time.Second
+)
+
+// NewMemcached returns a store over o.Nodes and starts watching them.
+func NewMemcached(o MemcachedOptions) (*Memcached, error) {
+	if len(o.Nodes) == 0 {
+		return nil, errors.New("sessionstore: no memcached nodes")
+	}
+	if len(o.Nodes) > maxNodes {
+		return nil, fmt.Errorf("sessionstore: at most %d memcached nodes", maxNodes)
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = DefaultReplicas
+	}
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = DefaultKeyPrefix
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxIdleConns <= 0 {
+		o.MaxIdleConns = DefaultMaxIdleConns
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = DefaultProbeInterval
+	}
+	m := &Memcached{opts: o, closed: make(chan struct{})}
+	for _, n := range o.Nodes {
+		m.nodes = append(m.nodes, newNode(n, o.Timeout, o.MaxIdleConns))
+	}
+	for _, n := range m.nodes {
+		m.wg.Add(1)
+		go m.monitor(n)
+	}
+	return m, nil
+}
+
+// Close stops the node monitors. Closing again does nothing.
+func (m *Memcached) Close() {
+	m.closeOnce.Do(func() { close(m.closed) })
+	m.wg.Wait()
+}
+
+func (m *Memcached) logger() *slog.Logger {
+	if m.opts.Logger == nil {
+		return slog.Default()
+	}
+	return m.opts.Logger
+}
+
+// Kind returns "memcached", the name lookups from this store go by in
+// metrics and logs.
+func (m *Memcached) Kind() string { return "memcached" }
+
+// Status reports every node's state, in configuration order.
+func (m *Memcached) Status() []NodeState {
+	out := make([]NodeState, len(m.nodes))
+	for i, n := range m.nodes {
+		st := n.load()
+		out[i] = NodeState{
+			Node: n.Node, State: st, Up: st == StateUp,
+			HandoffPending:  n.handoff.len(),
+			HandoffReplayed: n.handoff.replayed.Load(),
+			Copied:          n.copied.Load(),
+			Catchups:        n.catchups.Load(),
+			LastCatchup:     time.Duration(n.lastCatchupMs.Load()) * time.Millisecond,
+		}
+	}
+	return out
+}
+
+func (m *Memcached) key(id []byte) string { return m.opts.KeyPrefix + string(id) }
+
+// exptime is memcached's expiry for a value that may be dropped at
+// expires (unix seconds).
+func exptime(expires int64) int32 {
+	now := time.Now().Unix()
+	secs := max(expires-now, 1)
+	if secs > 30*24*3600 {
+		return int32(now + secs) // memcached reads larger values as a unix time
+	}
+	return int32(secs)
+}
+
+// replicaRead is what one replica answered.
+type replicaRead struct {
+	node    *node
+	item    *memcache.Item // nil: miss
+	version uint64
+}
+
+// readReplicas gets key from each node with gets (so CAS IDs are known).
+// Nodes that fail, or were marked down meanwhile, are left out.
+func (m *Memcached) readReplicas(key string, nodes []*node, out []replicaRead) []replicaRead {
+	out = out[:0]
+	for _, n := range nodes {
+		if !n.readable() {
+			continue
+		}
+		it, err := n.client.Get(key)
+		if m.check(n, err) {
+			continue
+		}
+		r := replicaRead{node: n}
+		if err == nil {
+			if mt, perr := peek(it.Value); perr == nil {
+				r.item, r.version = it, mt.version
+			} else {
+				// A value we cannot read is treated as absent and
+				// overwritten by the next write.
+				m.logger().Warn("corrupt session value", "node", n.ID, "key", key)
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// newest returns the index of the read with the highest version, or -1.
+func newest(reads []replicaRead) int {
+	best := -1
+	for i, r := range reads {
+		if r.item != nil && (best < 0 || r.version > reads[best].version) {
+			best = i
+		}
+	}
+	return best
+}
+
+// Get returns the newest copy of id that its replicas hold, and repairs
+// the replicas that hold an older one or none.
+func (m *Memcached) Get(id []byte) ([]byte, error) {
+	var p placement
+	nodes := m.replicas(id, &p)
+	if len(nodes) == 0 {
+		return nil, ErrUnavailable
+	}
+	key := m.key(id)
+	var buf [maxNodes]replicaRead
+	reads := m.readReplicas(key, nodes, buf[:])
+	if len(reads) == 0 {
+		return nil, ErrUnavailable
+	}
+	best := newest(reads)
+	if best < 0 {
+		return nil, ErrNotFound
+	}
+	val := reads[best].item.Value
+	for _, r := range reads {
+		if r.item == nil || r.version < reads[best].version {
+			m.writeIfNewer(r.node, key, val)
+		}
+	}
+	return val, nil
+}
+
+// writeIfNewer stores val on n unless n already holds its version or a
+// newer one. It is how replicas are repaired and written without ever
+// replacing a newer copy with an older one. It reports whether n holds
+// val's version (or a newer one) now.
+func (m *Memcached) writeIfNewer(n *node, key string, val []byte) bool {
+	mt, err := peek(val)
+	if err != nil {
+		return false
+	}
+	exp := exptime(mt.expires)
+	for try := 0; try < 4; try++ {
+		it, err := n.client.Get(key)
+		if m.check(n, err) {
+			return false
+		}
+		if err == nil {
+			if held, perr := peek(it.Value); perr == nil && held.version >= mt.version {
+				return true
+			}
+			it.Value, it.Expiration = val, exp
+			err = n.client.CompareAndSwap(it)
+		} else {
+			err = n.client.Add(&memcache.Item{Key: key, Value: val, Expiration: exp})
+		}
+		if err == nil {
+			return true
+		}
+		if m.check(n, err) {
+			return false
+		}
+		// Someone wrote in between: look again.
+	}
+	return false
+}
+
+// PutIfNewer stores val on every replica of id that takes writes and does
+// not hold a newer version.
+func (m *Memcached) PutIfNewer(id, val []byte) error {
+	key := m.key(id)
+	return m.eachWritable(id, func(n *node) bool { return m.writeIfNewer(n, key, val) })
+}
+
+// Put sets val on every replica of id that takes writes, whatever they
+// hold: only for a caller whose copy is the authoritative one.
+func (m *Memcached) Put(id, val []byte) error {
+	mt, err := peek(val)
+	if err != nil {
+		return err
+	}
+	it := memcache.Item{Key: m.key(id), Value: val, Expiration: exptime(mt.expires)}
+	return m.eachWritable(id, func(n *node) bool {
+		err := n.client.Set(&it)
+		m.check(n, err)
+		return err == nil
+	})
+}
+
+// eachWritable calls write for each replica of id that takes writes,
+// records a hint for each that should have and is down, and returns
+// ErrUnavailable if none took it.
+func (m *Memcached) eachWritable(id []byte, write func(*node) bool) error {
+	var p placement
+	m.place(id, &p)
+	written := 0
+	for _, n := range p.write[:p.nWrit] {
+		if write(n) {
+			written++
+		}
+	}
+	m.hint(id, &p)
+	if written == 0 {
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// maxCASTries bounds the retries of a write that loses CAS races to other
+// proxy instances; writers within one process are serialised first.
+const maxCASTries = 8
+
+// Merge reads id from its readable replicas, has mg build the new value
+// on the newest copy, and writes it back with CAS; when another process
+// wrote in between, it starts over. Replicas catching up get the value
+// too, unless they hold a newer one.
+func (m *Memcached) Merge(id []byte, mg Merger) error {
+	var p placement
+	nodes := m.replicas(id, &p)
+	if len(nodes) == 0 {
+		return ErrUnavailable
+	}
+	key := m.key(id)
+	var buf [maxNodes]replicaRead
+	for try := 0; try < maxCASTries; try++ {
+		reads := m.readReplicas(key, nodes, buf[:])
+		if len(reads) == 0 {
+			return ErrUnavailable
+		}
+		var cur []byte
+		if i := newest(reads); i >= 0 {
+			cur = reads[i].item.Value
+		}
+		val, err := mg.Merge(cur)
+		if err != nil {
+			return err
+		}
+		written, conflict := m.writeReplicas(key, reads, val)
+		if conflict {
+			continue
+		}
+		var late [maxNodes]*node
+		for _, n := range p.catchingUp(late[:0]) {
+			m.writeIfNewer(n, key, val)
+		}
+		m.hint(id, &p)
+		if written == 0 {
+			return ErrUnavailable
+		}
+		return nil
+	}
+	return ErrConflict
+}
+
+// writeReplicas writes val to each node read: CAS where it held a value,
+// add where it held none. A CAS conflict or failed add on the first means
+// another process wrote in between, and the caller starts over.
+func (m *Memcached) writeReplicas(key string, reads []replicaRead, val []byte) (written int, conflict bool) {
+	mt, _ := peek(val)
+	exp := exptime(mt.expires)
+	for i, r := range reads {
+		var err error
+		if r.item != nil {
+			r.item.Value, r.item.Expiration = val, exp
+			err = r.node.client.CompareAndSwap(r.item)
+		} else {
+			err = r.node.client.Add(&memcache.Item{Key: key, Value: val, Expiration: exp})
+		}
+		switch {
+		case err == nil:
+			written++
+		case m.check(r.node, err):
+		case i == 0:
+			return written, true
+		default:
+			// The first replica took the write; only this one moved on.
+			// Repair it unless it already holds something newer.
+			if m.writeIfNewer(r.node, key, val) {
+				written++
+			}
+		}
+	}
+	return written, false
+}

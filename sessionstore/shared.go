@@ -1,0 +1,72 @@
+package sessionstore
+
+import "time"
+
+// Shared is where sessions live beyond this process, under the Store's
+// hot tier: memcached nodes (Memcached), or another kind of store. The
+// Store keeps the codec, the hot tier and the session lifecycle in front
+// of it, written once for every kind.
+//
+// Values are encoded sessions. A Shared store orders copies by the version
+// their encoding carries and never replaces a copy with an older one
+// except through Put; it expires each copy when the encoding says (the
+// Expires field). Implementations are safe for concurrent use.
+type Shared interface {
+	// Get returns the newest copy of id: ErrNotFound when none is held,
+	// ErrUnavailable when no replica could answer.
+	Get(id []byte) ([]byte, error)
+	// Merge stores the value mg builds on the newest copy of id, and has
+	// it build again when another writer got in between. It returns mg's
+	// own error unchanged, and ErrUnavailable when no replica took the
+	// write.
+	Merge(id []byte, mg Merger) error
+	// Put stores val over whatever is held. Only for a caller whose copy
+	// is authoritative (it is the one writer of the session).
+	Put(id, val []byte) error
+	// PutIfNewer stores val unless a copy at its version or a newer one is
+	// held, and returns ErrUnavailable when no replica took it.
+	PutIfNewer(id, val []byte) error
+	// Status reports each node or server behind the store.
+	Status() []NodeState
+	// Kind names the store in metrics and logs ("memcached").
+	Kind() string
+	// Close stops background work.
+	Close()
+}
+
+// Merger builds the value a Merge stores.
+type Merger interface {
+	// Merge returns the value to store, given cur, the newest copy held
+	// (nil if none).
+	Merge(cur []byte) ([]byte, error)
+}
+
+// NodeState is one node's configuration, health and catch-up counters.
+type NodeState struct {
+	Node
+	State           State
+	Up              bool          // State is StateUp: the node serves reads
+	HandoffPending  int           // missed writes waiting for the node's return
+	HandoffReplayed int64         // missed writes replayed to it since start
+	Copied          int64         // sessions copied back by full copies
+	Catchups        int64         // completed catch-ups
+	LastCatchup     time.Duration // how long the last catch-up took
+}
+
+// embedded is the Shared store of a Store with no nodes: the hot tier is
+// the whole store, so there is never anything beyond it to read, and a
+// write has nowhere else to go.
+type embedded struct{}
+
+func (embedded) Get([]byte) ([]byte, error) { return nil, ErrNotFound }
+
+func (embedded) Merge(_ []byte, mg Merger) error {
+	_, err := mg.Merge(nil)
+	return err
+}
+
+func (embedded) Put(_, _ []byte) error        { return nil }
+func (embedded) PutIfNewer(_, _ []byte) error { return nil }
+func (embedded) Status() []NodeState          { return nil }
+func (embedded) Kind() string                 { return "local" }
+func (embedded) Close()                       {}
