@@ -98,7 +98,6 @@ type Memcached struct {
 	ProbeInterval Duration `yaml:"probe_interval"` // how often a down node is probed (default 1s)
 }
 
-
 // DefaultConfig holds every default. Parse starts from a copy of it.
 var DefaultConfig = Config{
 	Listen:   ":8080",

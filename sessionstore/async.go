@@ -74,7 +74,6 @@ func (a *asyncState) enqueue(id []byte) bool {
 	}
 }
 
-
 // Pending returns how many sessions wait to be written to memcached.
 func (s *Store) Pending() int {
 	if s.async == nil {

@@ -80,7 +80,7 @@ type Session struct {
 	// A shared store sets its own expiry from it, also when it copies a
 	// session between nodes.
 	Expires int64
-	Deleted bool   // a tombstone left by invalidate, so that no stale copy can come back
+	Deleted bool // a tombstone left by invalidate, so that no stale copy can come back
 
 	// MovedTo and MovedAt, on a tombstone left by a rotation, are the new
 	// ID and the rotation's time (unix ms): a request that began before
