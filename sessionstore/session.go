@@ -216,9 +216,16 @@ func (s *Session) Decode(data []byte) error {
 	if r.err || n > uint64(len(r.b)) {
 		return ErrCorrupt
 	}
+	var prev []byte
 	for i := uint64(0); i < n; i++ {
 		name := r.bytes()
 		value := r.bytes()
+		// Only what Update can make: a forged or damaged value in the
+		// shared store must not reach a backend as a malformed header.
+		if !r.err && (!ValidName(name) || (i > 0 && bytes.Compare(name, prev) <= 0)) {
+			r.err = true
+		}
+		prev = name
 		if r.err {
 			s.Reset()
 			s.ID = id
