@@ -7,8 +7,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test deps build bench fmt
 
+# staticcheck is pinned so that a new release cannot fail a build that passed.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 test: deps
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 ./...
 
@@ -24,8 +28,9 @@ deps:
 	fi
 	@for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || { echo "$${d%%:*} is still missing"; exit 1; }; done
 
+# -buildvcs stamps the commit, which `sessionproxy version` prints.
 build:
-	$(GO) build -o bin/sessionproxy ./cmd/sessionproxy
+	$(GO) build -buildvcs=auto -o bin/sessionproxy ./cmd/sessionproxy
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

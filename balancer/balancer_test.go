@@ -229,3 +229,14 @@ func BenchmarkRoundRobinPick(b *testing.B) {
 		}
 	})
 }
+
+func TestPoliciesAllBuild(t *testing.T) {
+	if len(Policies) != len(policies) {
+		t.Fatalf("Policies lists %d names, policies has %d", len(Policies), len(policies))
+	}
+	for _, name := range Policies {
+		if _, err := NewPool(name, []*Backend{{URL: "http://127.0.0.1:1"}}, nil); err != nil {
+			t.Errorf("NewPool(%q): %v", name, err)
+		}
+	}
+}

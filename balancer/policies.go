@@ -140,15 +140,24 @@ type Pool struct {
 	backup   Balancer // nil when there are no backups
 }
 
-// NewPool builds a pool with the named policy: round_robin, weighted or
-// least_conn. Every backend shares h for its passive health settings.
+// policies are the balancing policies by the name the configuration
+// uses; Policies lists the names.
+var policies = map[string]func([]*Backend) Balancer{
+	"round_robin": func(bs []*Backend) Balancer { return NewRoundRobin(bs) },
+	"weighted":    func(bs []*Backend) Balancer { return NewWeighted(bs) },
+	"least_conn":  func(bs []*Backend) Balancer { return NewLeastConn(bs) },
+}
+
+// Policies lists the names NewPool accepts, the first being the default.
+var Policies = []string{"round_robin", "weighted", "least_conn"}
+
+// NewPool builds a pool with the named policy (see Policies; empty is
+// round_robin). Every backend shares h for its passive health settings.
 func NewPool(policy string, backends []*Backend, h *Health) (*Pool, error) {
-	newPolicy := map[string]func([]*Backend) Balancer{
-		"round_robin": func(bs []*Backend) Balancer { return NewRoundRobin(bs) },
-		"":            func(bs []*Backend) Balancer { return NewRoundRobin(bs) },
-		"weighted":    func(bs []*Backend) Balancer { return NewWeighted(bs) },
-		"least_conn":  func(bs []*Backend) Balancer { return NewLeastConn(bs) },
-	}[policy]
+	if policy == "" {
+		policy = Policies[0]
+	}
+	newPolicy := policies[policy]
 	if newPolicy == nil {
 		return nil, fmt.Errorf("balancer: unknown policy %q", policy)
 	}

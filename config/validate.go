@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"sessionproxy/balancer"
 	"sessionproxy/sessionstore"
 )
 
@@ -29,7 +30,7 @@ func (c *Config) Validate() error {
 	if c.Admin != "" && c.AdminToken == "" && !LoopbackAddr(c.Admin) {
 		v.errf("admin", "admin: %q is not on loopback: set admin_token (clients then send Authorization: Bearer <token>)", c.Admin)
 	}
-	v.oneOf("balancer", c.Balancer, "round_robin", "weighted", "least_conn")
+	v.oneOf("balancer", c.Balancer, balancer.Policies...)
 	v.backends()
 	v.health()
 	t := c.Timeouts

@@ -250,7 +250,7 @@ func (a *app) serve() int {
 // serveOn serves on ln until SIGTERM or SIGINT, then drains.
 func (a *app) serveOn(ln net.Listener) int {
 	a.logger.Info("sessionproxy listening", "addr", ln.Addr().String(), "backends", len(a.cfg.Backends),
-		"balancer", a.cfg.Balancer, "admin", a.cfg.Admin, "version", version)
+		"balancer", a.cfg.Balancer, "admin", a.cfg.Admin, "version", buildVersion())
 	sigs := a.signals
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)

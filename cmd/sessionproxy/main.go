@@ -13,9 +13,6 @@ import (
 	"sessionproxy/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
-
 const usage = `usage:
   sessionproxy run   [-config FILE] [-listen ADDR] [-backend URL]... [-memcached ADDR[,ADDR...]] [-admin ADDR]
   sessionproxy check -config FILE
@@ -43,7 +40,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	case "import-nginx":
 		return cmdImportNginx(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintf(stdout, "sessionproxy %s\n", version)
+		fmt.Fprintf(stdout, "sessionproxy %s\n", buildVersion())
 		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
