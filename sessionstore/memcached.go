@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -279,7 +280,15 @@ func (m *Memcached) eachWritable(id []byte, write func(*node) bool) error {
 
 // maxCASTries bounds the retries of a write that loses CAS races to other
 // proxy instances; writers within one process are serialised first.
-const maxCASTries = 8
+const maxCASTries = 16
+
+// backoff waits a random while, growing with the tries, before a write
+// that lost a race tries again: proxies that collided on one session would
+// otherwise collide again in lockstep.
+func backoff(try int) {
+	limit := time.Duration(100<<min(try, 6)) * time.Microsecond // up to 6.4ms
+	time.Sleep(rand.N(limit))
+}
 
 // Merge reads id from its readable replicas, has mg build the new value
 // on the newest copy, and writes it back with CAS; when another process
@@ -308,6 +317,7 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 		}
 		written, conflict := m.writeReplicas(key, reads, val)
 		if conflict {
+			backoff(try)
 			continue
 		}
 		var late [maxNodes]*node
