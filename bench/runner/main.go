@@ -4,6 +4,13 @@
 // chart to bench/results. See bench/README.md.
 //
 //	go run ./bench/runner [-rounds 3] [-duration 8s] [-connections 64] [-threads 2]
+//
+// With -fault it runs the fault scenario instead (fault.go): its own
+// clients write their sessions second by second while memcached nodes and
+// a backend are killed, frozen and restarted, and it charts req/s, p99 and
+// errors over time.
+//
+//	go run ./bench/runner -fault [-fault-clients 64] [-fault-duration 40s]
 package main
 
 import (
@@ -70,6 +77,9 @@ type env struct {
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	if *faultMode {
+		os.Exit(runFault())
+	}
 	if *redraw {
 		var t table
 		data, err := os.ReadFile(filepath.Join(*outDir, "latest.json"))
