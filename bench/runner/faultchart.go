@@ -53,7 +53,7 @@ func drawFaultChart(rep faultReport, file string) error {
 	xmax := float64(len(rep.Runs[0].Seconds))
 	panels := []*plot.Plot{
 		faultPanel("req/s", xmax, false),
-		faultPanel("p99 ms (log)", xmax, false),
+		faultPanel("latency ms (log)", xmax, false),
 		faultPanel("errors/s", xmax, true),
 	}
 	if err := decorate(rep, panels); err != nil {
@@ -135,10 +135,10 @@ func decorate(rep faultReport, panels []*plot.Plot) error {
 					pmin = min(pmin, v)
 				}
 			}
-			if n := len(xys); n > 0 {
-				xys = append(xys, plotter.XY{X: xys[n-1].X + 1, Y: xys[n-1].Y})
-			}
-			series[ri][pi] = xys
+			series[ri][pi] = closeSteps(xys)
+		}
+		for _, s := range r.Seconds {
+			ymax[1] = max(ymax[1], s.Max)
 		}
 	}
 	// p99 on a log axis: a frozen node's 100 ms stands beside the usual
@@ -165,9 +165,17 @@ func decorate(rep faultReport, panels []*plot.Plot) error {
 			l.Color = targetColors[ri%len(targetColors)]
 			l.Width = vg.Points(1.5)
 			p.Add(l)
-			if pi == 0 {
+			switch {
+			case pi == 0:
 				p.Legend.Add(r.Target, l)
+			case pi == 1 && len(rep.Runs) > 1:
+				p.Legend.Add(r.Target+" p99", l)
+			case pi == 1:
+				p.Legend.Add("p99", l)
 			}
+		}
+		if err := addMax(panels[1], r, ri, len(rep.Runs) > 1); err != nil {
+			return err
 		}
 		if r.Summary.Stale > 0 {
 			if err := addStale(panels[2], r, &ymax[2]); err != nil {
@@ -190,7 +198,7 @@ func decorate(rep faultReport, panels []*plot.Plot) error {
 	}
 	panels[0].Legend.Top = true
 	panels[0].Legend.Left = true
-	panels[0].Legend.XOffs = vg.Points(6)
+	panels[0].Legend.XOffs, panels[0].Legend.YOffs = vg.Points(6), -vg.Points(6)
 	panels[0].Legend.TextStyle.Font.Size = vg.Points(10)
 	panels[2].Y.Min, panels[2].Y.Max = 0, max(1, 1.15*ymax[2])
 
@@ -211,6 +219,44 @@ func decorate(rep faultReport, panels []*plot.Plot) error {
 	return nil
 }
 
+// addMax draws each second's slowest request in the latency panel, thin
+// and dotted under the p99: a stall that every client meets once (a frozen
+// node's timeout) is too few requests to move a p99.
+func addMax(p *plot.Plot, r faultRun, ri int, named bool) error {
+	xys := make(plotter.XYs, 0, len(r.Seconds)+1)
+	for _, s := range r.Seconds {
+		xys = append(xys, plotter.XY{X: float64(s.T), Y: max(s.Max, p.Y.Min)})
+	}
+	l, err := plotter.NewLine(closeSteps(xys))
+	if err != nil {
+		return err
+	}
+	l.StepStyle = plotter.PostStep
+	l.Color = targetColors[ri%len(targetColors)]
+	l.Width = vg.Points(0.8)
+	l.Dashes = []vg.Length{vg.Points(1), vg.Points(2)}
+	name := "max"
+	if named {
+		name = r.Target + " max"
+	}
+	p.Legend.Add(name, l)
+	// Bottom left: the log axis starts a decade below the lowest p99.
+	p.Legend.Top, p.Legend.Left = false, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(6), vg.Points(4)
+	p.Legend.TextStyle.Font.Size = vg.Points(10)
+	p.Add(l)
+	return nil
+}
+
+// closeSteps repeats the last point one second later, so that a step
+// line draws the last second too.
+func closeSteps(xys plotter.XYs) plotter.XYs {
+	if n := len(xys); n > 0 {
+		xys = append(xys, plotter.XY{X: xys[n-1].X + 1, Y: xys[n-1].Y})
+	}
+	return xys
+}
+
 // addStale draws the answers that showed a lost write, in the errors
 // panel, only when there were any.
 func addStale(p *plot.Plot, r faultRun, ymax *float64) error {
@@ -219,8 +265,7 @@ func addStale(p *plot.Plot, r faultRun, ymax *float64) error {
 		xys = append(xys, plotter.XY{X: float64(s.T), Y: float64(s.Stale)})
 		*ymax = max(*ymax, float64(s.Stale))
 	}
-	xys = append(xys, plotter.XY{X: float64(len(r.Seconds)), Y: xys[len(xys)-1].Y})
-	l, err := plotter.NewLine(xys)
+	l, err := plotter.NewLine(closeSteps(xys))
 	if err != nil {
 		return err
 	}
@@ -303,7 +348,7 @@ func drawTitle(dc draw.Canvas, rep faultReport) {
 	sty := textStyle(color.Black, 12)
 	sty.XAlign, sty.YAlign = draw.XCenter, draw.YTop
 	mid := (dc.Min.X + dc.Max.X) / 2
-	title := fmt.Sprintf("%s under faults: req/s, p99 and errors per second (%s, %s)",
+	title := fmt.Sprintf("%s under faults: req/s, p99 latency and errors per second (%s, %s)",
 		strings.Join(names, " vs "), rep.Commit, strings.TrimSuffix(rep.Date, "Z"))
 	dc.FillText(sty, vg.Point{X: mid, Y: dc.Max.Y - 4}, title)
 	sub := textStyle(color.Gray{Y: 0x40}, 9)

@@ -51,8 +51,9 @@ type faultSummary struct {
 	Faults []faultImpact `json:"faults"`
 }
 
-// faultImpact is what one step of the timeline cost, from its second to
-// the next step's.
+// faultImpact is what one step of the timeline cost, in its window: its
+// own second and the next ones, up to faultWindow seconds and not past the
+// next step's second.
 type faultImpact struct {
 	Step      string  `json:"step"`
 	At        float64 `json:"at"`
@@ -66,11 +67,18 @@ type faultImpact struct {
 	RecoveredAfter float64 `json:"recovered_after_s"`
 	Errors         int64   `json:"errors"`
 	MaxP99         float64 `json:"max_p99_ms"`
+	Max            float64 `json:"max_ms"`
 }
 
 // recoveryBand is how close to the pre-fault median req/s must be to count
 // as recovered (the issue's "within 10%").
 const recoveryBand = 0.9
+
+// faultWindow bounds the seconds a step's dip is looked for in: on this
+// shared machine a second 20% down with no fault at all happens (see the
+// pre-fault seconds), and blaming it on a fault ten seconds earlier would
+// overstate the fault.
+const faultWindow = 3
 
 func summarizeFault(r faultRun, steps []step) faultSummary {
 	var s faultSummary
@@ -106,9 +114,9 @@ func summarizeFault(r faultRun, steps []step) faultSummary {
 	for i, st := range steps {
 		at := actualTime(r.Events, st)
 		from := int(at)
-		to := len(secs)
+		to := from + faultWindow
 		if i+1 < len(steps) {
-			to = max(from+1, int(actualTime(r.Events, steps[i+1])))
+			to = min(to, max(from+1, int(actualTime(r.Events, steps[i+1]))))
 		}
 		from, to = min(from, len(secs)), min(to, len(secs))
 		fi := faultImpact{Step: st.name, At: at, LowestRPS: math.Inf(1), RecoveredAfter: -1}
@@ -119,6 +127,7 @@ func summarizeFault(r faultRun, steps []step) faultSummary {
 			}
 			fi.Errors += b.Errors
 			fi.MaxP99 = max(fi.MaxP99, b.P99)
+			fi.Max = max(fi.Max, b.Max)
 		}
 		if math.IsInf(fi.LowestRPS, 1) {
 			fi.LowestRPS = 0
@@ -186,12 +195,12 @@ func (r faultRun) markdown(b *strings.Builder) {
 	fmt.Fprintf(b, "\n%d requests, %d errors. Pre-fault median %.0f req/s, p99 %.2f ms (seconds 0 to %d). ",
 		s.Requests, s.Errors, s.PreFaultMedian, s.PreFaultP99, s.PreFaultSeconds-1)
 	fmt.Fprintf(b, "Deepest dip: %.0f req/s at t=%d s, %.0f%% of the pre-fault median.\n\n", s.DeepestRPS, s.DeepestAt, s.DeepestPct)
-	b.WriteString("| step | at s | lowest req/s | % of median | back within 10% after | errors | max p99 ms |\n|---|---:|---:|---:|---|---:|---:|\n")
+	b.WriteString("| step | at s | lowest req/s | % of median | back within 10% after | errors | max p99 ms | max ms |\n|---|---:|---:|---:|---|---:|---:|---:|\n")
 	for _, f := range s.Faults {
-		fmt.Fprintf(b, "| %s | %.2f | %.0f (t=%d) | %.0f%% | %s | %d | %.1f |\n",
-			f.Step, f.At, f.LowestRPS, f.LowestAt, f.LowestPct, recovery(f.RecoveredAfter), f.Errors, f.MaxP99)
+		fmt.Fprintf(b, "| %s | %.2f | %.0f (t=%d) | %.0f%% | %s | %d | %.1f | %.1f |\n",
+			f.Step, f.At, f.LowestRPS, f.LowestAt, f.LowestPct, recovery(f.RecoveredAfter), f.Errors, f.MaxP99, f.Max)
 	}
-	b.WriteString("\nThe window of a step runs from its second to the next step's; recovery is counted from the step to the first of two seconds in a row within 10% of the pre-fault median, at one-second resolution.\n")
+	fmt.Fprintf(b, "\nA step's window is its own second and the next ones, %d at most and not past the next step; recovery is counted from the step to the first of two seconds in a row within 10%% of the pre-fault median, at one-second resolution.\n", faultWindow)
 	if len(r.Catchups) > 0 {
 		b.WriteString("\nCatch-ups, from /status: ")
 		for i, cu := range r.Catchups {
@@ -215,7 +224,7 @@ func (r faultRun) markdown(b *strings.Builder) {
 	for _, e := range r.Events {
 		fmt.Fprintf(b, "| %.2f | %s | %s | %s |\n", e.T, e.Name, e.Source, e.Note)
 	}
-	b.WriteString("\n### Per second\n\n| t | req/s | p50 ms | p99 ms | errors | stale | what happened |\n|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("\n### Per second\n\n| t | req/s | p50 ms | p99 ms | max ms | errors | stale | what happened |\n|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, sec := range r.Seconds {
 		var notes []string
 		for _, e := range r.Events {
@@ -226,7 +235,7 @@ func (r faultRun) markdown(b *strings.Builder) {
 		for _, k := range sortedKeys(sec.Kinds) {
 			notes = append(notes, fmt.Sprintf("%d× %s", sec.Kinds[k], k))
 		}
-		fmt.Fprintf(b, "| %d | %d | %.2f | %.2f | %d | %d | %s |\n", sec.T, sec.Requests, sec.P50, sec.P99, sec.Errors, sec.Stale, strings.Join(notes, "; "))
+		fmt.Fprintf(b, "| %d | %d | %.2f | %.2f | %.1f | %d | %d | %s |\n", sec.T, sec.Requests, sec.P50, sec.P99, sec.Max, sec.Errors, sec.Stale, strings.Join(notes, "; "))
 	}
 }
 

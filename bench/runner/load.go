@@ -97,6 +97,18 @@ func (s *second) percentile(q float64) float64 {
 	return float64(histUpper(histSize-1)) / 1000
 }
 
+// max returns the slowest latency of the second in ms (its bucket's upper
+// end): a stall that hits every client once, such as a frozen memcached's
+// timeout, is under 1% of a second's requests and so invisible in p99.
+func (s *second) max() float64 {
+	for i := len(s.hist) - 1; i >= 0; i-- {
+		if s.hist[i].Load() > 0 {
+			return float64(histUpper(i)) / 1000
+		}
+	}
+	return 0
+}
+
 // secondStats is one row of the per-second table.
 type secondStats struct {
 	T        int              `json:"t"` // start of the second, from the start of recording
@@ -105,6 +117,7 @@ type secondStats struct {
 	Stale    int64            `json:"stale"`
 	P50      float64          `json:"p50_ms"`
 	P99      float64          `json:"p99_ms"`
+	Max      float64          `json:"max_ms"`
 	Kinds    map[string]int64 `json:"kinds,omitempty"`
 }
 
@@ -322,7 +335,7 @@ func (l *load) stats() []secondStats {
 		s := &l.seconds[i]
 		out[i] = secondStats{
 			T: i, Requests: s.requests.Load(), Errors: s.errors.Load(), Stale: s.stale.Load(),
-			P50: s.percentile(0.50), P99: s.percentile(0.99), Kinds: s.kinds,
+			P50: s.percentile(0.50), P99: s.percentile(0.99), Max: s.max(), Kinds: s.kinds,
 		}
 	}
 	return out

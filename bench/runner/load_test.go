@@ -31,6 +31,9 @@ func TestHistogram(t *testing.T) {
 	if p := s.percentile(0.99); p < 99 || p > 99*1.035 {
 		t.Errorf("p99 of 1..100 ms = %.2f ms", p)
 	}
+	if m := s.max(); m < 100 || m > 100*1.035 {
+		t.Errorf("max of 1..100 ms = %.2f ms", m)
+	}
 }
 
 var checkTests = []struct {
