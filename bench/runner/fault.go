@@ -75,6 +75,20 @@ func (f *faultEnv) event(at time.Time, name, source string, chart bool, note str
 	f.events = append(f.events, event{T: at.Sub(f.t0).Seconds(), Name: name, Source: source, Chart: chart, Note: note})
 }
 
+// provoked reports whether the runner killed or froze node in the two
+// seconds before at.
+func (f *faultEnv) provoked(node string, at time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := at.Sub(f.t0).Seconds()
+	for _, e := range f.events {
+		if e.Source == "action" && (e.Name == "kill "+node || e.Name == "freeze "+node) && t-e.T <= 2 {
+			return true
+		}
+	}
+	return false
+}
+
 func (f *faultEnv) startNode(n *mcNode) error {
 	_, port, _ := net.SplitHostPort(n.Addr)
 	args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "256", "-t", "2"}
@@ -403,6 +417,14 @@ func (p *poller) changes(prev, st *targetStatus, at time.Time) {
 			}
 			p.f.event(at, n.ID+" up", "observed", true,
 				fmt.Sprintf("catch-up %d ms; handoff_replayed %d, copied %d in total", n.LastCatchupMs, n.HandoffReplayed, n.Copied))
+		case "down":
+			if p.f.provoked(n.ID, at) {
+				p.f.event(at, n.ID+" down", "observed", false, note)
+			} else {
+				// Nothing the runner did explains it: that is a finding,
+				// so it goes on the chart.
+				p.f.event(at, n.ID+" down (no fault)", "observed", true, note+"; no fault injected on "+n.ID+" in the 2 s before")
+			}
 		default:
 			p.f.event(at, n.ID+" "+n.State, "observed", false, note)
 		}

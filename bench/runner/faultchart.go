@@ -29,7 +29,7 @@ var (
 	}
 	actionColor   = color.RGBA{R: 0xc6, G: 0x28, B: 0x28, A: 255}
 	observedColor = color.RGBA{R: 0x2e, G: 0x7d, B: 0x32, A: 255}
-	staleColor    = color.RGBA{R: 0xef, G: 0x6c, B: 0x00, A: 255}
+	staleColor    = color.RGBA{R: 0xef, G: 0x6c, B: 0x00, A: 255} // also a node down that no fault explains
 )
 
 // Layout, in points: the band above the panels holds the event labels,
@@ -278,8 +278,11 @@ func addStale(p *plot.Plot, r faultRun, ymax *float64) error {
 }
 
 func eventColor(e event) color.Color {
-	if e.Source == "action" {
+	switch {
+	case e.Source == "action":
 		return actionColor
+	case strings.Contains(e.Name, "(no fault)"):
+		return staleColor
 	}
 	return observedColor
 }
@@ -354,7 +357,7 @@ func drawTitle(dc draw.Canvas, rep faultReport) {
 	sub := textStyle(color.Gray{Y: 0x40}, 9)
 	sub.XAlign, sub.YAlign = draw.XCenter, draw.YTop
 	dc.FillText(sub, vg.Point{X: mid, Y: dc.Max.Y - 20},
-		"red: what the runner did; green: node states read from the proxy's /status every 100 ms")
+		"red: what the runner did; green: node states read from the proxy's /status every 100 ms; orange: a node down with no fault injected")
 }
 
 // drawEventLabels writes each charted event's name above the top panel,
