@@ -30,7 +30,7 @@ type faultRun struct {
 	StatusErrors int           `json:"status_errors"` // failed reads of /status
 	FinalStatus  *targetStatus `json:"final_status,omitempty"`
 	Clients      []clientState `json:"clients"`
-	ProxyLog     string        `json:"-"` // written to fault-latest-proxy.log
+	ProxyLog     string        `json:"proxy_log"` // node and backend state changes, in the proxies' words
 }
 
 // faultSummary holds the numbers the issue asks for: how deep the dip,
@@ -237,7 +237,22 @@ func (r faultRun) markdown(b *strings.Builder) {
 		}
 		fmt.Fprintf(b, "| %d | %d | %.2f | %.2f | %.1f | %d | %d | %s |\n", sec.T, sec.Requests, sec.P50, sec.P99, sec.Max, sec.Errors, sec.Stale, strings.Join(notes, "; "))
 	}
+	if r.ProxyLog != "" {
+		lines := strings.SplitAfter(strings.TrimSuffix(r.ProxyLog, "\n"), "\n")
+		b.WriteString("\n### Proxy log\n\nThe proxies' own lines (access log off), evidence for the events above:\n\n```\n")
+		if len(lines) > maxLogLines {
+			b.WriteString(strings.Join(lines[:maxLogLines], ""))
+			fmt.Fprintf(b, "\n… %d more lines in fault-latest.json\n", len(lines)-maxLogLines)
+		} else {
+			b.WriteString(strings.Join(lines, "") + "\n")
+		}
+		b.WriteString("```\n")
+	}
 }
+
+// maxLogLines bounds the proxy log quoted in the markdown; the JSON has it
+// all.
+const maxLogLines = 60
 
 func recovery(after float64) string {
 	switch {
@@ -267,15 +282,10 @@ func writeFaultResults(rep faultReport, md string) error {
 	if err != nil {
 		return err
 	}
-	var logs strings.Builder
-	for _, r := range rep.Runs {
-		fmt.Fprintf(&logs, "# %s\n%s", r.Target, r.ProxyLog)
-	}
 	files := map[string][]byte{
 		"fault-" + stamp + ".md": []byte(md),
 		"fault-latest.md":        []byte(md),
 		"fault-latest.json":      js,
-		"fault-latest-proxy.log": []byte(logs.String()),
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(*outDir, name), data, 0o644); err != nil {
