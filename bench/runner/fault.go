@@ -213,7 +213,7 @@ func runFault() int {
 	ensureTools()
 	rep := faultReport{
 		Date: time.Now().UTC().Format(time.RFC3339), Commit: gitCommit(), Machine: machine(),
-		Config: faultConfig(),
+		Config: faultConfig(), LoadBefore: loadAvg(),
 	}
 	for _, t := range targets {
 		run, err := faultRunOne(t)
@@ -223,6 +223,7 @@ func runFault() int {
 		}
 		rep.Runs = append(rep.Runs, run)
 	}
+	rep.LoadAfter = loadAvg()
 	md := rep.markdown()
 	fmt.Print(md)
 	if err := writeFaultResults(rep, md); err != nil {
@@ -238,6 +239,20 @@ func runFault() int {
 		}
 	}
 	return status
+}
+
+// loadAvg is the machine's 1, 5 and 15 minute load averages: the
+// machine is shared, and a run's numbers mean little without them.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func faultConfig() string {

@@ -16,6 +16,7 @@ import (
 // table, events and summary of fault-latest.md.
 type faultReport struct {
 	Date, Commit, Machine, Config string
+	LoadBefore, LoadAfter         string     // load averages: the machine is shared
 	Runs                          []faultRun // one per target, drawn on the same chart
 }
 
@@ -167,7 +168,8 @@ func pct(v, of float64) float64 {
 
 func (rep faultReport) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Fault scenario\n\nMeasured %s on %s, commit %s; %s.\n", rep.Date, rep.Machine, rep.Commit, rep.Config)
+	fmt.Fprintf(&b, "# Fault scenario\n\nMeasured %s on %s, commit %s; %s. Load average %s before, %s after.\n",
+		rep.Date, rep.Machine, rep.Commit, rep.Config, rep.LoadBefore, rep.LoadAfter)
 	for _, r := range rep.Runs {
 		r.markdown(&b)
 	}
