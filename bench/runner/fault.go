@@ -65,14 +65,13 @@ type event struct {
 	T      float64 `json:"t"` // seconds from the start of recording
 	Name   string  `json:"name"`
 	Source string  `json:"source"` // action, observed or inferred
-	Chart  bool    `json:"chart"`  // drawn on the chart
 	Note   string  `json:"note,omitempty"`
 }
 
-func (f *faultEnv) event(at time.Time, name, source string, chart bool, note string) {
+func (f *faultEnv) event(at time.Time, name, source, note string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.events = append(f.events, event{T: at.Sub(f.t0).Seconds(), Name: name, Source: source, Chart: chart, Note: note})
+	f.events = append(f.events, event{T: at.Sub(f.t0).Seconds(), Name: name, Source: source, Note: note})
 }
 
 // provoked reports whether the runner killed or froze node in the two
@@ -185,7 +184,7 @@ func (f *faultEnv) runTimeline(steps []step, stop <-chan struct{}) {
 			note = "failed: " + err.Error()
 			log.Printf("fault: %s: %v", s.name, err)
 		}
-		f.event(at, s.name, "action", true, note)
+		f.event(at, s.name, "action", note)
 		log.Printf("fault: %5.2fs %s", at.Sub(f.t0).Seconds(), s.name)
 	}
 }
@@ -419,7 +418,7 @@ func (p *poller) changes(prev, st *targetStatus, at time.Time) {
 		note := fmt.Sprintf("was %s; handoff_pending %d", was.State, n.HandoffPending)
 		switch n.State {
 		case "catching_up":
-			p.f.event(at, n.ID+" catching_up", "observed", true, note)
+			p.f.event(at, n.ID+" catching_up", "observed", note)
 		case "up":
 			c := catchup{Node: n.ID, CatchingUpSeen: was.State == "catching_up", UpAt: at.Sub(p.f.t0).Seconds(),
 				Ms: n.LastCatchupMs, Replayed: n.HandoffReplayed, Copied: n.Copied}
@@ -427,21 +426,20 @@ func (p *poller) changes(prev, st *targetStatus, at time.Time) {
 			if !c.CatchingUpSeen {
 				// The catch-up began and ended between two polls: its
 				// start is known from its length.
-				p.f.event(at.Add(-time.Duration(n.LastCatchupMs)*time.Millisecond), n.ID+" catching_up", "inferred", true,
+				p.f.event(at.Add(-time.Duration(n.LastCatchupMs)*time.Millisecond), n.ID+" catching_up", "inferred",
 					fmt.Sprintf("not seen by the %s poll: up at the next one, last_catchup_ms %d", *faultPoll, n.LastCatchupMs))
 			}
-			p.f.event(at, n.ID+" up", "observed", true,
+			p.f.event(at, n.ID+" up", "observed",
 				fmt.Sprintf("catch-up %d ms; handoff_replayed %d, copied %d in total", n.LastCatchupMs, n.HandoffReplayed, n.Copied))
 		case "down":
 			if p.f.provoked(n.ID, at) {
-				p.f.event(at, n.ID+" down", "observed", false, note)
+				p.f.event(at, n.ID+" down", "observed", note)
 			} else {
-				// Nothing the runner did explains it: that is a finding,
-				// so it goes on the chart.
-				p.f.event(at, n.ID+" down (no fault)", "observed", true, note+"; no fault injected on "+n.ID+" in the 2 s before")
+				// Nothing the runner did explains it: a finding of its own.
+				p.f.event(at, n.ID+" down (no fault)", "observed", note+"; no fault injected on "+n.ID+" in the 2 s before")
 			}
 		default:
-			p.f.event(at, n.ID+" "+n.State, "observed", false, note)
+			p.f.event(at, n.ID+" "+n.State, "observed", note)
 		}
 	}
 	for i, b := range st.Backends {
@@ -452,7 +450,7 @@ func (p *poller) changes(prev, st *targetStatus, at time.Time) {
 		if b.Up {
 			state = "back"
 		}
-		p.f.event(at, fmt.Sprintf("backend %d %s", i+1, state), "observed", false, b.URL)
+		p.f.event(at, fmt.Sprintf("backend %d %s", i+1, state), "observed", b.URL)
 	}
 }
 
@@ -497,7 +495,7 @@ func (f *faultEnv) finalCheck(t faultTarget, p *poller, clients []clientState, r
 	if err != nil {
 		note = "n1 was not running: " + err.Error()
 	}
-	f.event(at, "kill n1 (final check)", "action", false, note)
+	f.event(at, "kill n1 (final check)", "action", note)
 
 	for _, c := range clients {
 		if c.Cookie != "" {

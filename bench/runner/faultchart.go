@@ -38,8 +38,9 @@ const (
 	chartW      = 11 * vg.Inch
 	chartH      = 10 * vg.Inch
 	titleBand   = 36
-	labelBand   = 130
+	labelBand   = 150
 	labelSize   = 9
+	labelChars  = 44 // longer merged labels are cut: the events table has them all
 	labelMargin = 3
 )
 
@@ -203,10 +204,7 @@ func decorate(rep faultReport, panels []*plot.Plot) error {
 	panels[2].Y.Min, panels[2].Y.Max = 0, max(1, 1.15*ymax[2])
 
 	for _, p := range panels {
-		for _, e := range rep.Runs[0].Events {
-			if !e.Chart || e.T < 0 || e.T > p.X.Max {
-				continue
-			}
+		for _, e := range charted(rep.Runs[0].Events, p.X.Max) {
 			l, err := vline(e.T, p.Y.Min, p.Y.Max)
 			if err != nil {
 				return err
@@ -275,6 +273,35 @@ func addStale(p *plot.Plot, r faultRun, ymax *float64) error {
 	p.Legend.Add(r.Target+": answers that had lost a write", l)
 	p.Legend.Top = true
 	return nil
+}
+
+// charted picks the events drawn: every step of the timeline, each node's
+// state changes after a fault (catching_up, up), and a node down that no
+// fault explains. The down a fault caused is within 0.1 s of the fault's
+// own line, and the return of a node from a down no fault explains is
+// left to the events table: on a loaded machine such flapping would
+// otherwise bury the faults' own events.
+func charted(events []event, xmax float64) []event {
+	var out []event
+	spurious := map[string]bool{} // node: its last down is unexplained
+	for _, e := range events {
+		node, state, _ := strings.Cut(e.Name, " ")
+		draw := false
+		switch {
+		case e.Source == "action":
+			draw = true
+		case state == "down (no fault)":
+			spurious[node], draw = true, true
+		case state == "down":
+			spurious[node] = false
+		case state == "catching_up" || state == "up":
+			draw = !spurious[node]
+		}
+		if draw && e.T >= 0 && e.T < xmax { // the final check's kill comes after the load
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func eventColor(e event) color.Color {
@@ -357,7 +384,7 @@ func drawTitle(dc draw.Canvas, rep faultReport) {
 	sub := textStyle(color.Gray{Y: 0x40}, 9)
 	sub.XAlign, sub.YAlign = draw.XCenter, draw.YTop
 	dc.FillText(sub, vg.Point{X: mid, Y: dc.Max.Y - 20},
-		"red: what the runner did; green: node states read from the proxy's /status every 100 ms; orange: a node down with no fault injected")
+		"red: what the runner did; green: node states read from the proxy's /status every 100 ms; orange: a node down with no fault injected (its return is in the events table)")
 }
 
 // drawEventLabels writes each charted event's name above the top panel,
@@ -371,10 +398,7 @@ func drawEventLabels(dc, top draw.Canvas, p *plot.Plot, events []event, xmax flo
 		col   color.Color
 	}
 	var groups []group
-	for _, e := range events {
-		if !e.Chart || e.T < 0 || e.T > xmax {
-			continue
-		}
+	for _, e := range charted(events, xmax) {
 		x := top.X(p.X.Norm(e.T))
 		if n := len(groups); n > 0 && x-groups[n-1].x < labelSize+2 {
 			// "n2 catching_up" after "thaw n2" or "n2 up" after "n2
@@ -395,6 +419,10 @@ func drawEventLabels(dc, top draw.Canvas, p *plot.Plot, events []event, xmax flo
 		sty := textStyle(g.col, labelSize)
 		sty.Rotation = math.Pi / 2
 		sty.XAlign, sty.YAlign = draw.XLeft, draw.YCenter
-		dc.FillText(sty, vg.Point{X: g.x, Y: top.Max.Y + labelMargin}, strings.Join(g.names, ", "))
+		label := strings.Join(g.names, ", ")
+		if r := []rune(label); len(r) > labelChars {
+			label = string(r[:labelChars-1]) + "…"
+		}
+		dc.FillText(sty, vg.Point{X: g.x, Y: top.Max.Y + labelMargin}, label)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -72,5 +73,28 @@ func TestClientCheck(t *testing.T) {
 				t.Errorf("check = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestCharted(t *testing.T) {
+	events := []event{
+		{T: 5, Name: "kill n1", Source: "action"},
+		{T: 5.01, Name: "n1 down", Source: "observed"},
+		{T: 7.3, Name: "n2 down (no fault)", Source: "observed"},
+		{T: 8.0, Name: "n2 catching_up", Source: "observed"},
+		{T: 8.1, Name: "n2 up", Source: "observed"},
+		{T: 10, Name: "n1 restarted", Source: "action"},
+		{T: 10.9, Name: "n1 catching_up", Source: "inferred"},
+		{T: 11, Name: "n1 up", Source: "observed"},
+		{T: 30.01, Name: "backend 1 out", Source: "observed"},
+		{T: 40, Name: "kill n1 (final check)", Source: "action"},
+	}
+	var got []string
+	for _, e := range charted(events, 40) {
+		got = append(got, e.Name)
+	}
+	want := []string{"kill n1", "n2 down (no fault)", "n1 restarted", "n1 catching_up", "n1 up"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("charted = %q, want %q", got, want)
 	}
 }
