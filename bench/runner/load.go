@@ -298,19 +298,19 @@ func parseValue(v []byte) (id int, seq uint64, ok bool) {
 func setCookie(resp *fasthttp.Response, name string) ([]byte, bool) {
 	var out []byte
 	found := false
-	resp.Header.VisitAllCookie(func(key, value []byte) {
+	for key, value := range resp.Header.Cookies() {
 		if string(key) != name {
-			return
+			continue
 		}
 		found = true
 		nv, attrs, _ := bytes.Cut(value, []byte(";"))
 		_, v, _ := bytes.Cut(nv, []byte("="))
 		if len(v) == 0 || bytes.Contains(attrs, []byte("Max-Age=0")) {
 			out = nil
-			return
+			continue
 		}
-		out = append([]byte(nil), bytes.TrimSpace(nv)...)
-	})
+		out = append(out[:0:0], bytes.TrimSpace(nv)...) // value is only valid in the loop
+	}
 	return out, found
 }
 
