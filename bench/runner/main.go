@@ -4,6 +4,13 @@
 // chart to bench/results. See bench/README.md.
 //
 //	go run ./bench/runner [-rounds 3] [-duration 8s] [-connections 64] [-threads 2]
+//
+// With -fault it runs the fault scenario instead (fault.go): its own
+// clients write their sessions second by second while memcached nodes and
+// a backend are killed, frozen and restarted, and it charts req/s, p99 and
+// errors over time.
+//
+//	go run ./bench/runner -fault [-fault-clients 64] [-fault-duration 40s]
 package main
 
 import (
@@ -19,6 +26,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -59,6 +67,7 @@ type result struct {
 
 type env struct {
 	dir     string
+	mu      sync.Mutex // protects procs: the fault runner's signal handler may stop while a step spawns
 	procs   []*exec.Cmd
 	backend []string // host:port
 	nginx   string
@@ -68,6 +77,9 @@ type env struct {
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	if *faultMode {
+		os.Exit(runFault())
+	}
 	if *redraw {
 		var t table
 		data, err := os.ReadFile(filepath.Join(*outDir, "latest.json"))
@@ -146,26 +158,49 @@ func freeAddr() string {
 }
 
 func (e *env) spawn(name string, args ...string) {
+	if _, err := e.spawnLog(filepath.Base(name), name, args...); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// spawnLog starts a process that stop kills, logging to logName.log in
+// e.dir. The process gets SIGKILL if the runner dies (Pdeathsig), so that
+// even a runner killed with -9 leaves nothing listening.
+func (e *env) spawnLog(logName, name string, args ...string) (*exec.Cmd, error) {
 	cmd := exec.Command(name, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	logf, _ := os.Create(filepath.Join(e.dir, filepath.Base(name)+".log"))
+	logf, err := os.OpenFile(filepath.Join(e.dir, logName+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close() // the child has its own descriptor
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		log.Fatalf("starting %s: %v", name, err)
+		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
+	e.mu.Lock()
 	e.procs = append(e.procs, cmd)
+	e.mu.Unlock()
+	return cmd, nil
 }
 
 func waitListening(addr string) {
-	deadline := time.Now().Add(15 * time.Second)
+	if err := listening(addr, 15*time.Second); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// listening waits up to d for something to accept connections on addr.
+func listening(addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return
+			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	log.Fatalf("nothing listens on %s", addr)
+	return fmt.Errorf("nothing listens on %s", addr)
 }
 
 func (e *env) start() {
@@ -268,10 +303,16 @@ http {
 }
 
 func (e *env) stop() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, p := range e.procs {
+		if p.ProcessState != nil {
+			continue // killed and reaped by a fault step: its pid may be someone else's now
+		}
 		syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
 		p.Wait()
 	}
+	e.procs = nil
 	if e.dir != "" {
 		os.RemoveAll(e.dir)
 	}
