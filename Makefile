@@ -1,11 +1,13 @@
 # make test  - install what the tests need (memcached, from Debian), then vet and run every test
 # make build - build bin/sessionproxy
-# make bench - Go benchmarks; see bench/README.md for the wrk comparison with nginx
+# make bench - Go benchmarks beside the code
+# make bench-wrk   - wrk against nginx on this machine (bench/, a module of its own); ARGS="-rounds 5" to pass flags
+# make bench-fault - the failover scenario over time, with a chart
 
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test deps build bench fmt
+.PHONY: test deps build bench bench-wrk bench-fault fmt
 
 # staticcheck is pinned so that a new release cannot fail a build that passed.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -15,6 +17,7 @@ test: deps
 	$(GO) run $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 ./...
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # Tests start real memcached processes and run the example backends with
 # python3 and node; Debian's packages provide whichever is missing.
@@ -34,6 +37,12 @@ build:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-wrk:
+	cd bench && $(GO) run ./runner $(ARGS)
+
+bench-fault:
+	cd bench && $(GO) run ./runner -fault $(ARGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

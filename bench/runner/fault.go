@@ -288,7 +288,7 @@ func faultRunOne(t faultTarget) (faultRun, error) {
 
 	f.proxyBin, f.backendBin = filepath.Join(f.dir, "sessionproxy"), filepath.Join(f.dir, "backend")
 	for bin, pkg := range map[string]string{f.proxyBin: "./cmd/sessionproxy", f.backendBin: "./bench/backend"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		if out, err := goBuild(bin, pkg); err != nil {
 			return run, fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
 	}

@@ -3,14 +3,14 @@
 // sessionproxy and nginx, in interleaved rounds. It writes a table and a
 // chart to bench/results. See bench/README.md.
 //
-//	go run ./bench/runner [-rounds 3] [-duration 8s] [-connections 64] [-threads 2]
+//	make bench-wrk ARGS="[-rounds 3] [-duration 8s] [-connections 64] [-threads 2]"
 //
 // With -fault it runs the fault scenario instead (fault.go): its own
 // clients write their sessions second by second while memcached nodes and
 // a backend are killed, frozen and restarted, and it charts req/s, p99 and
 // errors over time.
 //
-//	go run ./bench/runner -fault [-fault-clients 64] [-fault-duration 40s]
+//	make bench-fault ARGS="[-fault-clients 64] [-fault-duration 40s]"
 package main
 
 import (
@@ -77,6 +77,7 @@ type env struct {
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	chdirRoot()
 	if *faultMode {
 		os.Exit(runFault())
 	}
@@ -148,6 +149,38 @@ func run(name string, args ...string) {
 	}
 }
 
+// goBuild builds pkg, a path from the repository root, into bin. bench/
+// is a module of its own, so its packages are built from inside it.
+func goBuild(bin, pkg string) ([]byte, error) {
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	if rest, ok := strings.CutPrefix(pkg, "./bench/"); ok {
+		cmd.Dir, cmd.Args[len(cmd.Args)-1] = "bench", "./"+rest
+	}
+	return cmd.CombinedOutput()
+}
+
+// chdirRoot moves to the repository root (the directory whose go.mod is
+// the product's), so that the runner works from the root or from bench/.
+func chdirRoot() {
+	dir, err := os.Getwd()
+	if err != nil {
+		log.Fatal(err)
+	}
+	for {
+		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.HasPrefix(string(data), "module sessionproxy\n") {
+			if err := os.Chdir(dir); err != nil {
+				log.Fatal(err)
+			}
+			return
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			log.Fatal("runner: run it inside the sessionproxy repository (make bench-wrk)")
+		}
+		dir = parent
+	}
+}
+
 func freeAddr() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -209,8 +242,11 @@ func (e *env) start() {
 		log.Fatal(err)
 	}
 	sp, be := filepath.Join(e.dir, "sessionproxy"), filepath.Join(e.dir, "backend")
-	run("go", "build", "-o", sp, "./cmd/sessionproxy")
-	run("go", "build", "-o", be, "./bench/backend")
+	for bin, pkg := range map[string]string{sp: "./cmd/sessionproxy", be: "./bench/backend"} {
+		if out, err := goBuild(bin, pkg); err != nil {
+			log.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
 
 	for i := 0; i < 2; i++ {
 		addr := freeAddr()
