@@ -1,4 +1,5 @@
-# make test  - install what the tests need (memcached, from Debian), then vet and run every test
+# make test  - install what the tests need (memcached, from Debian), then vet and run every test, then fuzz
+# make fuzz  - run each fuzz target for FUZZTIME (default 3s), one at a time
 # make build - build bin/sessionproxy
 # make bench - Go benchmarks beside the code
 # make bench-wrk   - wrk against nginx on this machine (bench/, a module of its own); ARGS="-rounds 5" to pass flags
@@ -7,7 +8,7 @@
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test deps build bench bench-wrk bench-fault fmt
+.PHONY: test deps build bench bench-wrk bench-fault fmt fuzz
 
 # staticcheck is pinned so that a new release cannot fail a build that passed.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -18,6 +19,22 @@ test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 ./...
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# Every func FuzzXxx in a test file, found anew each run with grep so that
+# targets added later in any package are included. go test fuzzes one target of one
+# package at a time. Minimizing a large new input may take the default 60s,
+# all of a short run: 50 tries are enough here, and a failure still keeps
+# its input under testdata/fuzz.
+FUZZTIME ?= 3s
+
+fuzz:
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "fuzz $$t in $$(dirname $$f) for $(FUZZTIME)"; \
+			(cd $$(dirname $$f) && $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x .) || exit 1; \
+		done; \
+	done
 
 # Tests start real memcached processes and run the example backends with
 # python3 and node; Debian's packages provide whichever is missing.

@@ -40,8 +40,8 @@ func AdminHandler(current func() *Proxy) http.Handler {
 }
 
 // RequireToken wraps an admin handler so that every path but /healthz
-// answers 401 unless the request carries "Authorization: Bearer <token>"
-// (CONTRACT.md section 8); /healthz stays open for load balancers and
+// answers 401 unless the request carries "Authorization: Bearer <token>";
+// /healthz stays open for load balancers and
 // service managers. token is called per request, so that a config reload
 // can change it; while it returns "" every request passes, as on an admin
 // listener on loopback, the one place the config allows no token.
@@ -101,7 +101,7 @@ type NodeStatus struct {
 	Addr     string `json:"addr"`
 	Up       bool   `json:"up"` // serving reads: State is "up"
 	Failover bool   `json:"failover"`
-	// State is "up", "down" or "catching_up" (CONTRACT.md section 8).
+	// State is "up", "down" or "catching_up".
 	State           string `json:"state"`
 	HandoffPending  int    `json:"handoff_pending"`
 	HandoffReplayed int64  `json:"handoff_replayed"`

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestAdminToken checks CONTRACT.md section 8 over raw HTTP: with a token
+// TestAdminToken checks the admin token rule over raw HTTP: with a token
 // set, every admin path but /healthz answers 401 without it.
 func TestAdminToken(t *testing.T) {
 	a := newTestBackend(t, "A")

@@ -12,36 +12,50 @@ import (
 	"sessionproxy/sessionstore"
 )
 
-// benchBackend is a fasthttp backend on an in-memory listener. On /write
-// it sets an attribute; on /read it sets one only for a new session, so
-// later requests of that session only read.
-func benchBackend(b *testing.B) *fasthttputil.InmemoryListener {
-	ln := fasthttputil.NewInmemoryListener()
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		switch string(ctx.Path()) {
-		case "/write":
-			ctx.Response.Header.Set("X-Session-Set-Counter", "1")
-		case "/read":
-			if len(ctx.Request.Header.Peek("X-Session-New")) > 0 {
-				ctx.Response.Header.Set("X-Session-Set-User", "bob")
-			}
+// benchHandler is the benchmarks' backend. On /write it sets an
+// attribute; on /read it sets one only for a new session, so later
+// requests of that session only read.
+func benchHandler(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/write":
+		ctx.Response.Header.Set("X-Session-Set-Counter", "1")
+	case "/read":
+		if len(ctx.Request.Header.Peek("X-Session-New")) > 0 {
+			ctx.Response.Header.Set("X-Session-Set-User", "bob")
 		}
-		ctx.SetBodyString("hello")
-	}}
-	go srv.Serve(ln)
-	b.Cleanup(func() { ln.Close() })
-	return ln
+	}
+	ctx.SetBodyString("hello")
 }
 
-// benchProxy runs a proxy in front of the in-memory backend, itself on an
-// in-memory listener, and returns a client for it.
-func benchProxy(b *testing.B, sessions *Sessions) *fasthttp.HostClient {
-	backendLn := benchBackend(b)
-	be, _ := NewBackend("http://backend:80", 1, false)
+// serveBench serves benchHandler on ln until the benchmark ends.
+func serveBench(b *testing.B, ln net.Listener) {
+	srv := &fasthttp.Server{Handler: benchHandler}
+	go srv.Serve(ln)
+	b.Cleanup(func() { ln.Close() })
+}
+
+// benchProxy runs a proxy in front of a backend, itself on an in-memory
+// listener, and returns a client for it. With tcp the backend listens on
+// loopback and the proxy dials it as in production, through the idle
+// check of backendconn.go; otherwise it is in memory too.
+func benchProxy(b *testing.B, sessions *Sessions, tcp bool) *fasthttp.HostClient {
+	backendURL := "http://backend:80"
+	var backendLn net.Listener = fasthttputil.NewInmemoryListener()
+	if tcp {
+		var err error
+		if backendLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			b.Fatal(err)
+		}
+		backendURL = "http://" + backendLn.Addr().String()
+	}
+	serveBench(b, backendLn)
+	be, _ := NewBackend(backendURL, 1, false)
 	pool, _ := balancer.NewPool("round_robin", []*balancer.Backend{be}, nil)
 	p := &Proxy{Pool: pool, Sessions: sessions}
 	p.once.Do(p.init)
-	p.clients[0].Dial = func(string) (net.Conn, error) { return backendLn.Dial() }
+	if mem, ok := backendLn.(*fasthttputil.InmemoryListener); ok {
+		p.clients[0].Dial = func(string) (net.Conn, error) { return mem.Dial() }
+	}
 	proxyLn := fasthttputil.NewInmemoryListener()
 	srv := NewServer(p.ServeHTTP, ServerOptions{})
 	go srv.Serve(proxyLn)
@@ -88,20 +102,54 @@ func runBench(b *testing.B, c *fasthttp.HostClient, path string, withSession boo
 
 // BenchmarkProxyPlain is the proxied request with no session work.
 func BenchmarkProxyPlain(b *testing.B) {
-	runBench(b, benchProxy(b, nil), "/plain", false)
+	runBench(b, benchProxy(b, nil, false), "/plain", false)
+}
+
+// BenchmarkProxyPlainTCP is BenchmarkProxyPlain with the backend on a
+// loopback TCP port, so that every request on a pooled connection pays
+// for the idle check (one MSG_PEEK recvfrom).
+func BenchmarkProxyPlainTCP(b *testing.B) {
+	runBench(b, benchProxy(b, nil, true), "/plain", false)
+}
+
+// BenchmarkIdleCheck is the idle check alone on a loopback connection with
+// nothing to read: the cost added to each request on a reused connection.
+func BenchmarkIdleCheck(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	peer, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer peer.Close()
+	ic := newIdleCheckConn(c).(*idleCheckConn)
+	b.ReportAllocs()
+	for b.Loop() {
+		if ic.stale() {
+			b.Fatal("an idle connection with nothing to read looks stale")
+		}
+	}
 }
 
 // BenchmarkProxySessionRead loads an existing session from the local tier
 // and hands it to the backend, which changes nothing.
 func BenchmarkProxySessionRead(b *testing.B) {
-	runBench(b, benchProxy(b, embeddedSessions(b)), "/read", true)
+	runBench(b, benchProxy(b, embeddedSessions(b), false), "/read", true)
 }
 
 // BenchmarkProxySessionWrite applies a backend's change on every request
 // (embedded store: the memcached round trips are measured by
 // sessionstore's BenchmarkUpdateMemcached and by bench/).
 func BenchmarkProxySessionWrite(b *testing.B) {
-	runBench(b, benchProxy(b, embeddedSessions(b)), "/write", true)
+	runBench(b, benchProxy(b, embeddedSessions(b), false), "/write", true)
 }
 
 // BenchmarkSessionLoadApply is the session work alone, without HTTP

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"errors"
+	"io"
 	"net"
 	"syscall"
 
@@ -18,7 +20,7 @@ type Error struct {
 // Error returns the reason, the body the client gets.
 func (e *Error) Error() string { return e.Reason }
 
-// The proxy's own errors (CONTRACT.md section 5).
+// The proxy's own errors.
 var (
 	errNoBackend   = &Error{fasthttp.StatusBadGateway, "no backend available"}
 	errUnreachable = &Error{fasthttp.StatusBadGateway, "backend unreachable"}
@@ -29,27 +31,75 @@ var (
 	errHeaderBig   = &Error{fasthttp.StatusBadRequest, "malformed request: header too large"}
 	errMalformed   = &Error{fasthttp.StatusBadRequest, "malformed request"}
 	errReadTimeout = &Error{fasthttp.StatusRequestTimeout, "request read timeout"}
+	errBadUpdate   = &Error{fasthttp.StatusBadGateway, "invalid session update from backend"}
 )
 
-// failure is how one try on a backend went wrong.
+// errNoHost answers a request fasthttp would refuse to send on: HTTP/1.0
+// allows leaving out Host, a backend request may not.
+var errNoHost = &Error{fasthttp.StatusBadRequest, "malformed request: no Host header"}
+
+// errStaleConn fails the first write of a request on a pooled backend
+// connection that the backend wrote to, or closed, while it was idle.
+// Nothing of the request was sent, so any request may be tried again.
+var errStaleConn = errors.New("proxy: backend wrote to or closed an idle connection")
+
+// errHostRequired is fasthttp's own, unexported, error for a request it will
+// not write because it has no Host. It is caught once here so that classify
+// recognises it by identity rather than by its text.
+var errHostRequired = func() error {
+	var req fasthttp.Request
+	req.SetRequestURI("/")
+	return req.Write(bufio.NewWriter(io.Discard))
+}()
+
+// failure is how one try on a backend went wrong: whether the request may
+// have reached the backend, and whose fault it was.
 type failure int
 
 const (
-	notSent  failure = iota // never reached the backend: safe to try another with any method
-	sent                    // may have reached it: only idempotent requests go elsewhere
-	timedOut                // sent, no answer in time
+	connectFailed failure = iota // no connection: safe to try another backend with any method
+	sent                         // may have reached it, then the connection broke or the answer was not HTTP
+	timedOut                     // sent, no answer in time
+	localLimit                   // never left the proxy: its own connection limit or configuration
+	staleConn                    // pooled connections the backend wrote to or closed while idle; nothing sent
+	unforwardable                // the request itself cannot be written; no backend would do better
 )
 
+// backendsFault reports whether the failure counts against the backend's
+// health. Only what the backend did counts: a
+// request the proxy cannot write, or its own connection limit, must not let
+// any client take a healthy backend out of rotation.
+func (f failure) backendsFault() bool {
+	return f == connectFailed || f == sent || f == timedOut
+}
+
+// reached reports whether the request may have reached the backend; only
+// idempotent requests are then sent again.
+func (f failure) reached() bool { return f == sent || f == timedOut }
+
 // classify turns an error from HostClient.Do into the client's answer and
-// whether the request may have reached the backend. Like caddy's
-// statusError: 502 by default, 504 when the backend took too long.
+// how the try failed. Like caddy's statusError: 502 by default, 504 when
+// the backend took too long. HostClient acquires a connection, writes the
+// request, then reads the answer (fasthttp's transport.RoundTrip): errors
+// of the first step are dial errors or its own pool's, errors of writing
+// are the connection's (net.OpError) or the request's own (no Host), and
+// everything after is the backend's answer. Request bodies are read whole
+// before forwarding, so no client read error can surface while writing; a
+// streamed body would need its read errors wrapped so they do not count as
+// the backend's.
 func classify(err error) (*Error, failure) {
 	switch {
-	case errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, fasthttp.ErrNoFreeConns),
-		errors.Is(err, fasthttp.ErrConnPoolStrategyNotImpl):
-		return errUnreachable, notSent
-	case isDialError(err):
-		return errUnreachable, notSent
+	case errors.Is(err, errHostRequired):
+		return errNoHost, unforwardable
+	case errors.Is(err, errStaleConn):
+		// Servers close idle keep-alive connections as a matter of
+		// course; HostClient has tried fresh ones already.
+		return errClosed, staleConn
+	case errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, fasthttp.ErrConnPoolStrategyNotImpl),
+		errors.Is(err, fasthttp.ErrHostClientRedirectToDifferentScheme):
+		return errUnreachable, localLimit
+	case errors.Is(err, fasthttp.ErrDialTimeout), isDialError(err):
+		return errUnreachable, connectFailed
 	case errors.Is(err, fasthttp.ErrTimeout):
 		return errTimeout, timedOut
 	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, syscall.ECONNRESET),

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -72,6 +73,7 @@ func hasPrefixFold(s []byte, lowerPrefix string) bool {
 // pooled with the request state so the hot path does not allocate.
 type headerEditor struct {
 	keys [][]byte // copies of header names to delete after iterating
+	vals [][]byte // copies of header values to put back (dropTrailers)
 	buf  []byte
 }
 
@@ -83,9 +85,15 @@ func (e *headerEditor) reset() {
 // remember copies a header name for deletion once iteration is done;
 // fasthttp's header slices may not be changed while visiting them.
 func (e *headerEditor) remember(k []byte) {
+	e.keys = append(e.keys, e.copy(k))
+}
+
+// copy returns a copy of b in e.buf. Earlier copies stay valid when buf
+// grows: they keep the array they were made in.
+func (e *headerEditor) copy(b []byte) []byte {
 	start := len(e.buf)
-	e.buf = append(e.buf, k...)
-	e.keys = append(e.keys, e.buf[start:len(e.buf):len(e.buf)])
+	e.buf = append(e.buf, b...)
+	return e.buf[start:len(e.buf):len(e.buf)]
 }
 
 // connectionTokens calls del for every header named in a Connection header
@@ -121,26 +129,104 @@ func equalFold(b []byte, lower string) bool {
 	return len(b) == len(lower) && hasPrefixFold(b, lower)
 }
 
-// cleanRequest removes hop-by-hop headers, those named in Connection, and
-// every X-Session-* header a client sent: a client never sets session data.
-func (e *headerEditor) cleanRequest(h *fasthttp.RequestHeader) {
+// cleanRequest removes hop-by-hop headers, those named in Connection, the
+// trailer section of a chunked body, every X-Session-* header a client sent
+// (a client never sets session data) and, unless underscores is set, every
+// header whose name has a "_".
+func (e *headerEditor) cleanRequest(h *fasthttp.RequestHeader, underscores bool) {
+	e.dropTrailers(h)
 	e.reset()
-	conn := h.Peek(fasthttp.HeaderConnection)
-	if len(conn) > 0 {
-		connectionTokens(conn, e.remember)
-	}
-	for k := range h.All() {
-		if isHopHeader(k) || hasPrefixFold(k, sessionHeaderPrefix) {
+	conn := false
+	for k, v := range h.All() {
+		switch {
+		case equalFold(k, "connection"):
+			// Every Connection field, not only the first that Peek
+			// returns: each may name headers.
+			connectionTokens(v, e.remember)
+			conn = true
+		case dropRequestHeader(k, underscores):
 			e.remember(k)
 		}
 	}
 	for _, k := range e.keys {
 		h.DelBytes(k)
 	}
-	if len(conn) > 0 {
+	if conn {
 		h.Del(fasthttp.HeaderConnection)
 	}
+}
+
+// dropRequestHeader reports whether a client's header named k must not
+// reach a backend.
+func dropRequestHeader(k []byte, underscores bool) bool {
+	if isHopHeader(k) || isSessionHeaderName(k) {
+		return true
+	}
+	// nginx's underscores_in_headers off: WSGI, CGI and PHP read "_" and
+	// "-" as one, so X_Forwarded_For would pass for X-Forwarded-For.
+	return !underscores && bytes.IndexByte(k, '_') >= 0
+}
+
+// isSessionHeaderName reports whether a request header name starts with
+// x-session- in any case, with "_" read as "-": a backend behind WSGI, CGI
+// or PHP sees X_Session_Attr_Role as X-Session-Attr-Role.
+func isSessionHeaderName(k []byte) bool {
+	if len(k) < len(sessionHeaderPrefix) {
+		return false
+	}
+	for i := 0; i < len(sessionHeaderPrefix); i++ {
+		c := k[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		if c != sessionHeaderPrefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// dropTrailers removes the trailer section of a chunked request body and
+// the Trailer field that announced it: no trailer reaches a backend, as a
+// trailer or as a header. fasthttp keeps trailers
+// apart from the header list, where All does not show them, and deleting
+// Trailer moves them into that list. So every trailer name is deleted while
+// it is still announced, which removes header fields of the same name too,
+// and those header fields, the client's real headers, are put back once
+// Trailer is gone. Requests without trailers cost one length check.
+func (e *headerEditor) dropTrailers(h *fasthttp.RequestHeader) {
+	names := h.PeekTrailerKeys()
+	if len(names) == 0 {
+		return
+	}
+	e.reset()
+	for _, k := range names {
+		e.remember(k)
+	}
+	numNames := len(e.keys)
+	e.vals = e.vals[:0]
+	for k, v := range h.All() {
+		if equalFold(k, "trailer") {
+			continue
+		}
+		for _, name := range e.keys[:numNames] {
+			if bytes.EqualFold(k, name) {
+				e.remember(k)
+				e.vals = append(e.vals, e.copy(v))
+				break
+			}
+		}
+	}
+	for _, k := range e.keys[:numNames] {
+		h.DelBytes(k)
+	}
 	h.Del(fasthttp.HeaderTrailer)
+	for i, k := range e.keys[numNames:] {
+		h.AddBytesKV(k, e.vals[i])
+	}
 }
 
 // cleanResponse removes hop-by-hop headers and those named in Connection
@@ -151,19 +237,20 @@ func (e *headerEditor) cleanRequest(h *fasthttp.RequestHeader) {
 // path, which allocates nothing today.
 func (e *headerEditor) cleanResponse(h *fasthttp.ResponseHeader) {
 	e.reset()
-	conn := h.Peek(fasthttp.HeaderConnection)
-	if len(conn) > 0 {
-		connectionTokens(conn, e.remember)
-	}
-	for k := range h.All() {
-		if isHopHeader(k) {
+	conn := false
+	for k, v := range h.All() {
+		switch {
+		case equalFold(k, "connection"):
+			connectionTokens(v, e.remember)
+			conn = true
+		case isHopHeader(k):
 			e.remember(k)
 		}
 	}
 	for _, k := range e.keys {
 		h.DelBytes(k)
 	}
-	if len(conn) > 0 {
+	if conn {
 		h.Del(fasthttp.HeaderConnection)
 	}
 	h.Del(fasthttp.HeaderTrailer)

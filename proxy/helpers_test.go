@@ -105,7 +105,7 @@ func startProxy(t *testing.T, p *Proxy, o ServerOptions) string {
 		t.Fatal(err)
 	}
 	srv := NewServer(p.ServeHTTP, o)
-	go srv.Serve(ln)
+	go srv.Serve(NewLingerListener(ln))
 	t.Cleanup(func() { srv.Shutdown() })
 	return "http://" + ln.Addr().String()
 }

@@ -13,7 +13,7 @@ import (
 	"sessionproxy/sessionstore"
 )
 
-// TestBackendSetsLargeSession checks CONTRACT.md section 8: a backend may
+// TestBackendSetsLargeSession checks that a backend may
 // set a session of up to max_size in one response. A 60 KiB attribute is
 // far over fasthttp's default 4 KiB read buffer (and the 16 KiB the proxy
 // used to have), which made it an invalid response: a 502 charged to the

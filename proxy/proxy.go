@@ -4,7 +4,9 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,11 +48,17 @@ type Proxy struct {
 	// MaxResponseHeader caps a backend's response header, status line
 	// included; a larger one is an invalid response (502). A backend may
 	// set a whole session in one response, so it must be at least the
-	// store's max_size plus room for the other headers: CONTRACT.md
-	// section 8 asks for max_size + 16 KiB (default 80 KiB, for the
-	// default max_size of 64 KiB). Each request in flight to a backend
+	// store's max_size plus room for the other headers: max_size +
+	// 16 KiB (default 80 KiB, for the default max_size of 64 KiB). Each request in flight to a backend
 	// holds a read buffer of this size.
 	MaxResponseHeader int
+
+	// UnderscoresInHeaders passes request headers whose names contain "_"
+	// (nginx's underscores_in_headers). By default they are dropped:
+	// WSGI, CGI and PHP backends read "_" and "-" alike, so X_Real_IP
+	// would pass for X-Real-IP. A name that starts with X-Session- once
+	// "_" is read as "-" is dropped either way.
+	UnderscoresInHeaders bool
 
 	// Sessions, if not nil, loads each request's session before forwarding
 	// and applies the backend's session headers after.
@@ -162,14 +170,11 @@ const DefaultMaxResponseHeader = 64<<10 + 16<<10
 
 func newHostClient(b *balancer.Backend, connect time.Duration, maxConns, maxHeader int) *fasthttp.HostClient {
 	dialer := &fasthttp.TCPDialer{Concurrency: 0}
-	return &fasthttp.HostClient{
+	hc := &fasthttp.HostClient{
 		Addr:  b.Addr,
 		IsTLS: strings.HasPrefix(b.URL, "https://"),
 		TLSConfig: &tls.Config{
 			ServerName: hostOnly(b.Addr),
-		},
-		Dial: func(addr string) (net.Conn, error) {
-			return dialer.DialTimeout(addr, connect)
 		},
 		MaxConns:           maxConns,
 		MaxConnWaitTimeout: connect,
@@ -177,11 +182,14 @@ func newHostClient(b *balancer.Backend, connect time.Duration, maxConns, maxHead
 		// servers, so that a pooled connection is rarely closed by the
 		// backend just as a request is written to it.
 		MaxIdleConnDuration: 4 * time.Second,
-		// The proxy retries on its own, across backends; fasthttp may only
-		// redo an idempotent request once on a fresh connection when a
-		// pooled one turned out to be closed (NOTES.md: its default of 5
+		// The proxy retries on its own, across backends. fasthttp may
+		// redo a request on a fresh connection when a pooled one turned
+		// out stale (retryStaleConn): any request whose first write found
+		// the connection written to or closed by the backend, since
+		// nothing was sent, and an idempotent one once when the
+		// connection closed under it (fasthttp's default of 5
 		// tries replays PUTs to a slow backend).
-		MaxIdemponentCallAttempts: 2,
+		MaxIdemponentCallAttempts: 4,
 		RetryIfErr:                retryStaleConn,
 		NoDefaultUserAgentHeader:  true,
 		DisablePathNormalizing:    true,
@@ -190,6 +198,37 @@ func newHostClient(b *balancer.Backend, connect time.Duration, maxConns, maxHead
 		ReadBufferSize:  maxHeader,
 		WriteBufferSize: 16 << 10,
 	}
+	hc.Dial = func(addr string) (net.Conn, error) {
+		c, err := dialer.DialTimeout(addr, connect)
+		if err != nil {
+			return nil, err
+		}
+		c = newIdleCheckConn(c)
+		if !hc.IsTLS {
+			return c, nil
+		}
+		return clientHandshake(c, hc.TLSConfig, connect)
+	}
+	return hc
+}
+
+// clientHandshake completes the TLS handshake before HostClient sees the
+// connection (it takes one with a Handshake method for TLS already). Left
+// to the first request's write, the handshake's last write, which follows
+// its reads, would be peeked by the idle check as the start of a second
+// request, and session tickets a TLS 1.3 server sends behind its Finished
+// would fail it.
+func clientHandshake(c net.Conn, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
+	tc := tls.Client(c, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		// A connection never made: classify counts it as a dial error.
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: c.RemoteAddr(), Err: err}
+	}
+	handshakeDone(c)
+	return tc, nil
 }
 
 func hostOnly(addr string) string {
@@ -200,12 +239,23 @@ func hostOnly(addr string) string {
 	return h
 }
 
+// retryStaleConn is HostClient's RetryIfErr: see MaxIdemponentCallAttempts
+// in newHostClient.
 func retryStaleConn(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
-	if !idempotent(&req.Header) {
+	if errors.Is(err, errStaleConn) {
+		return false, true
+	}
+	if attempts > 1 || !idempotent(&req.Header) {
 		return false, false
 	}
-	_, f := classify(err)
-	return false, f == sent && (err == io.EOF || err == fasthttp.ErrConnectionClosed)
+	return false, err == io.EOF || err == fasthttp.ErrConnectionClosed
+}
+
+// forwardable reports whether fasthttp can write req to a backend as it is.
+// HTTP/1.0 allows a request without Host, which HostClient refuses to send;
+// an absolute URI names the host instead.
+func forwardable(req *fasthttp.Request) bool {
+	return len(req.Header.Host()) > 0 || len(req.URI().Host()) > 0
 }
 
 // requestState is what one request needs between receiving it and answering.
@@ -230,9 +280,9 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	// fasthttp sends a client's Connection: close on to the backend and
 	// would tear down the pool; remember it for the client side only.
 	clientClose := req.Header.ConnectionClose()
-	st.hdr.cleanRequest(&req.Header)
+	st.hdr.cleanRequest(&req.Header, p.UnderscoresInHeaders)
 	req.Header.ResetConnectionClose()
-	req.UseHostHeader = true // keep the client's Host (CONTRACT.md 5)
+	req.UseHostHeader = true // keep the client's Host
 	st.hdr.setForwarded(ctx)
 	// The id is copied: a Peek'd slice would move as headers change.
 	if requestID := req.Header.Peek("X-Request-Id"); len(requestID) > 0 {
@@ -247,7 +297,12 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	info := &st.info
 	*info = AccessInfo{Start: start, Session: "none"}
 	var perr *Error
-	if p.Sessions != nil {
+	switch {
+	case !forwardable(req):
+		// Refused here, before a backend is picked: fasthttp would not
+		// write it, and no backend should be charged for that.
+		perr = errNoHost
+	case p.Sessions != nil:
 		perr = p.Sessions.load(ctx, &st.session)
 		info.Session = st.session.lookup()
 	}
@@ -309,12 +364,14 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (*b
 			b.Succeed()
 			return b, nil
 		}
-		b.Fail()
 		perr, how := classify(err)
+		if how.backendsFault() {
+			b.Fail()
+		}
 		p.logger().Debug("backend try failed", "backend", b.URL, "error", err)
 		lastErr = perr
 		tried = append(tried, b)
-		if how != notSent && !idempotent(&ctx.Request.Header) {
+		if how == unforwardable || how.reached() && !idempotent(&ctx.Request.Header) {
 			break
 		}
 	}

@@ -213,7 +213,7 @@ func TestRetryIdempotentOnTimeoutButNeverPOST(t *testing.T) {
 		t.Fatalf("POST reached slow %d times and fast %d times, want once and never", s, f)
 	}
 	// PUT is idempotent, but fasthttp's own retries must not send it again
-	// to the same slow backend (NOTES.md).
+	// to the same slow backend.
 	get(t, base+"/")
 	slowBefore = slow.hits.Load()
 	do(t, http.MethodPut, base+"/doc", "v=2")

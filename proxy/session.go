@@ -235,7 +235,9 @@ func (s *Sessions) reject(ctx *fasthttp.RequestCtx, err error) *Error {
 	}
 	s.logger().Error("backend sent an unusable session update", "reason", reason,
 		"path", string(ctx.Path()), "request_id", string(ctx.Request.Header.Peek("X-Request-Id")))
-	return &Error{fasthttp.StatusBadGateway, "invalid session update: " + reason}
+	// The details name the backend's headers and sizes: the log's, not
+	// the client's.
+	return errBadUpdate
 }
 
 // setCookie sets the session cookie to id, or expires it when id is nil.

@@ -152,7 +152,7 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// nameRE is the contract's attribute name (CONTRACT.md section 3), written
+// nameRE is the contract's attribute name, written
 // independently of ValidName.
 var nameRE = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 

@@ -117,10 +117,11 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		Retries:         c.Retries,
 		ConnectTimeout:  c.Timeouts.Connect.Std(),
 		ResponseTimeout: c.Timeouts.Response.Std(),
-		// A backend may set a whole session in one response (CONTRACT.md
-		// section 8): room for max_size plus the other headers.
-		MaxResponseHeader: int(c.Session.MaxSize) + 16<<10,
-		Logger:            logger,
+		// A backend may set a whole session in one response: room for
+		// max_size plus the other headers.
+		MaxResponseHeader:    int(c.Session.MaxSize) + 16<<10,
+		UnderscoresInHeaders: c.UnderscoresInHeaders,
+		Logger:               logger,
 	}
 	if prev != nil {
 		p.Metrics = prev.proxy.Metrics
@@ -258,7 +259,9 @@ func (a *app) serveOn(ln net.Listener) int {
 		a.onListen(ln.Addr().String())
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- a.server.Serve(ln) }()
+	// Lingering close: a client still sending a body the proxy refused
+	// reads the 413 instead of a reset.
+	go func() { serveErr <- a.server.Serve(proxy.NewLingerListener(ln)) }()
 	for {
 		select {
 		case err := <-serveErr:

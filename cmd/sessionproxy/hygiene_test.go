@@ -16,7 +16,7 @@ import (
 )
 
 // TestResponseHeaderRoomFollowsMaxSize: the proxy accepts a backend's
-// response header of max_size plus 16 KiB (CONTRACT.md section 8), so a
+// response header of max_size plus 16 KiB, so a
 // larger max_size also raises it.
 func TestResponseHeaderRoomFollowsMaxSize(t *testing.T) {
 	for _, maxSize := range []config.Size{64 << 10, 256 << 10} {
@@ -36,8 +36,8 @@ func TestResponseHeaderRoomFollowsMaxSize(t *testing.T) {
 	}
 }
 
-// TestCheckAdminToken: an admin listener off loopback needs admin_token
-// (CONTRACT.md section 8), and check names the admin line.
+// TestCheckAdminToken: an admin listener off loopback needs admin_token,
+// and check names the admin line.
 func TestCheckAdminToken(t *testing.T) {
 	for _, c := range []struct {
 		admin, token string

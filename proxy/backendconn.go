@@ -1,0 +1,94 @@
+//go:build unix
+
+package proxy
+
+import (
+	"net"
+	"syscall"
+)
+
+// idleCheckConn is a backend connection that carries no further request
+// once the backend has written to it, or closed it, while it sat idle in
+// the pool. HostClient has no such check: bytes a
+// buggy backend writes between two requests would be read as the answer to
+// the next request on the connection, another client's.
+//
+// A write that follows a read starts a new request on a connection that
+// has carried one before; only then is the socket peeked, without
+// blocking. fasthttp uses a connection from one goroutine at a time and
+// hands it over through its pool's lock, so the fields need no lock of
+// their own.
+type idleCheckConn struct {
+	*net.TCPConn // keeps SetKeepAlive, CloseWrite and the rest
+	raw          syscall.RawConn
+	peekFn       func(fd uintptr) // c.peek, bound once: a method value made per check would allocate
+	answered     bool             // read since the last write: the next write starts a new request
+	peekErr      error
+	peekBuf      [1]byte
+}
+
+// newIdleCheckConn wraps a TCP connection to a backend; other kinds of
+// connection are returned as they are.
+func newIdleCheckConn(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	ic := &idleCheckConn{TCPConn: tc, raw: raw}
+	ic.peekFn = ic.peek
+	return ic
+}
+
+// handshakeDone tells the idle check of c that the reads so far were a TLS
+// handshake, not the answer to a request.
+func handshakeDone(c net.Conn) {
+	if ic, ok := c.(*idleCheckConn); ok {
+		ic.answered = false
+	}
+}
+
+// Read reads the backend's answer.
+func (c *idleCheckConn) Read(b []byte) (int, error) {
+	c.answered = true
+	return c.TCPConn.Read(b)
+}
+
+// Write writes a request, and refuses to start one with errStaleConn on a
+// connection the backend wrote to or closed while it was idle; nothing is
+// written then, and HostClient closes the connection.
+func (c *idleCheckConn) Write(b []byte) (int, error) {
+	if c.answered {
+		c.answered = false
+		if c.stale() {
+			return 0, errStaleConn
+		}
+	}
+	return c.TCPConn.Write(b)
+}
+
+// stale reports whether the socket holds unread bytes, end of file or an
+// error: anything but "nothing to read yet".
+func (c *idleCheckConn) stale() bool {
+	// Control, not RawConn.Read: Read gives up without calling peek once
+	// the read deadline HostClient set for the previous answer has passed,
+	// and Go's own Read with a deadline in the past makes no syscall.
+	if err := c.raw.Control(c.peekFn); err != nil {
+		return true
+	}
+	return c.peekErr != syscall.EAGAIN
+}
+
+// peek looks at the first unread byte without taking it off the socket:
+// peekErr is nil for data or end of file, EAGAIN for nothing to read yet.
+func (c *idleCheckConn) peek(fd uintptr) {
+	for {
+		_, _, c.peekErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if c.peekErr != syscall.EINTR {
+			return
+		}
+	}
+}
