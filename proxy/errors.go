@@ -38,6 +38,9 @@ var (
 // allows leaving out Host, a backend request may not.
 var errNoHost = &Error{fasthttp.StatusBadRequest, "malformed request: no Host header"}
 
+// errConnect answers CONNECT: the proxy makes no tunnels.
+var errConnect = &Error{fasthttp.StatusBadRequest, "malformed request: CONNECT is not proxied"}
+
 // errStaleConn fails the first write of a request on a pooled backend
 // connection that the backend wrote to, or closed, while it was idle.
 // Nothing of the request was sent, so any request may be tried again.

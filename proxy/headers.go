@@ -131,8 +131,9 @@ func equalFold(b []byte, lower string) bool {
 
 // cleanRequest removes hop-by-hop headers, those named in Connection, the
 // trailer section of a chunked body, every X-Session-* header a client sent
-// (a client never sets session data) and, unless underscores is set, every
-// header whose name has a "_".
+// (a client never sets session data) and every header whose name is not
+// plain (plainName: letters, digits, "-", and "_" only if underscores is
+// set).
 func (e *headerEditor) cleanRequest(h *fasthttp.RequestHeader, underscores bool) {
 	e.dropTrailers(h)
 	e.reset()
@@ -162,9 +163,28 @@ func dropRequestHeader(k []byte, underscores bool) bool {
 	if isHopHeader(k) || isSessionHeaderName(k) {
 		return true
 	}
-	// nginx's underscores_in_headers off: WSGI, CGI and PHP read "_" and
-	// "-" as one, so X_Forwarded_For would pass for X-Forwarded-For.
-	return !underscores && bytes.IndexByte(k, '_') >= 0
+	return !plainName(k, underscores)
+}
+
+// plainName reports whether a request header name is made of letters,
+// digits and "-" only, and "_" when underscores is set, as nginx's
+// ignore_invalid_headers requires. fasthttp accepts more (a space inside a
+// name, say), and backends disagree about such names: Python's http.server
+// stops reading headers at "X Foo: 1", so the backend would lose every
+// header after it, the proxy's X-Forwarded-For and X-Session-* included;
+// Node refuses the request. Underscores are dropped by default
+// (underscores_in_headers off): WSGI, CGI and PHP read "_" and "-" as one,
+// so X_Forwarded_For would pass for X-Forwarded-For.
+func plainName(k []byte, underscores bool) bool {
+	for _, c := range k {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-':
+		case c == '_' && underscores:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // isSessionHeaderName reports whether a request header name starts with

@@ -65,8 +65,17 @@ func sessionLike(lower string) bool {
 
 // mustGoRequest is the model of cleanRequest: what no backend may see.
 func (m headerModel) mustGoRequest(lower string, underscores bool) bool {
-	return isHopName(lower) || m.connNamed[lower] || sessionLike(lower) ||
-		!underscores && strings.Contains(lower, "_")
+	return isHopName(lower) || m.connNamed[lower] || sessionLike(lower) || !plainModel(lower, underscores)
+}
+
+// plainModel is the model of plainName: letters, digits, "-", and "_" only
+// with underscores.
+func plainModel(lower string, underscores bool) bool {
+	allowed := "abcdefghijklmnopqrstuvwxyz0123456789-"
+	if underscores {
+		allowed += "_"
+	}
+	return !strings.ContainsFunc(lower, func(r rune) bool { return !strings.ContainsRune(allowed, r) })
 }
 
 // mustGoResponse is the model of cleanResponse plus stripSessionHeaders.
@@ -101,6 +110,9 @@ func checkSurvivors(t *testing.T, before headerModel, after headerModel, mustGo 
 }
 
 var requestSeeds = []string{
+	// Names that are no tokens: Python's http.server stops reading
+	// headers at the first, dropping the proxy's own after it.
+	"GET / HTTP/1.1\r\nHost: a\r\nX Foo: 1\r\nX.Session.Attr.Role: admin\r\nX-Plain: p\r\n\r\n",
 	// A chunked body whose trailer section forges session data.
 	"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: X-Session-Attr-Role\r\n\r\n" +
 		"5\r\nhello\r\n0\r\nX-Session-Attr-Role: admin\r\n\r\n",

@@ -258,6 +258,20 @@ func forwardable(req *fasthttp.Request) bool {
 	return len(req.Header.Host()) > 0 || len(req.URI().Host()) > 0
 }
 
+// refusal returns the proxy's answer to a request it does not send on,
+// or nil. CONNECT asks for a tunnel, which a reverse proxy does not make:
+// sent on, it reaches a backend that may close the connection (Node does),
+// and three such requests would take a healthy backend out of rotation.
+func refusal(req *fasthttp.Request) *Error {
+	switch {
+	case req.Header.IsConnect():
+		return errConnect
+	case !forwardable(req):
+		return errNoHost
+	}
+	return nil
+}
+
 // requestState is what one request needs between receiving it and answering.
 // It is pooled, so the hot path does not allocate.
 type requestState struct {
@@ -283,6 +297,9 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	st.hdr.cleanRequest(&req.Header, p.UnderscoresInHeaders)
 	req.Header.ResetConnectionClose()
 	req.UseHostHeader = true // keep the client's Host
+	// fasthttp would add Content-Type: application/octet-stream to a
+	// body that came without one; the backend gets what the client sent.
+	req.Header.SetNoDefaultContentType(true)
 	st.hdr.setForwarded(ctx)
 	// The id is copied: a Peek'd slice would move as headers change.
 	if requestID := req.Header.Peek("X-Request-Id"); len(requestID) > 0 {
@@ -296,12 +313,11 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	// the balancer's interface call would move them to the heap.
 	info := &st.info
 	*info = AccessInfo{Start: start, Session: "none"}
-	var perr *Error
+	// A request refused here, before a backend is picked, is one fasthttp
+	// would not write or no backend should see; none is charged for it.
+	perr := refusal(req)
 	switch {
-	case !forwardable(req):
-		// Refused here, before a backend is picked: fasthttp would not
-		// write it, and no backend should be charged for that.
-		perr = errNoHost
+	case perr != nil:
 	case p.Sessions != nil:
 		perr = p.Sessions.load(ctx, &st.session)
 		info.Session = st.session.lookup()
@@ -357,8 +373,18 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (*b
 		if b == nil {
 			break
 		}
+		hc := p.clients[b.Index]
+		// HostClient refuses a request whose URI scheme is not its own:
+		// the URI's scheme is the client's side (http on a plain listener,
+		// or whatever an absolute-form request named), the backend's is
+		// the backend URL's.
+		if hc.IsTLS {
+			ctx.Request.URI().SetSchemeBytes(valueHTTPS)
+		} else {
+			ctx.Request.URI().SetSchemeBytes(valueHTTP)
+		}
 		b.Begin()
-		err := p.clients[b.Index].DoTimeout(&ctx.Request, &ctx.Response, timeout)
+		err := hc.DoTimeout(&ctx.Request, &ctx.Response, timeout)
 		b.End()
 		if err == nil {
 			b.Succeed()

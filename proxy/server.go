@@ -28,11 +28,22 @@ func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 90 * time.Second
 	}
+	maxBody := int(o.MaxBody)
 	return &fasthttp.Server{
-		Handler:            h,
-		ErrorHandler:       serveRequestError,
+		Handler:      h,
+		ErrorHandler: serveRequestError,
+		// A client that asks before sending a body over the limit gets
+		// its 413 at once, not a 100 Continue that invites it to send
+		// what will be thrown away.
+		ExpectHandler: func(ctx *fasthttp.RequestCtx) int {
+			if ctx.Request.Header.ContentLength() > maxBody {
+				writeError(ctx, errBodyTooBig)
+				return fasthttp.StatusRequestEntityTooLarge
+			}
+			return fasthttp.StatusContinue
+		},
 		Name:               "",
-		MaxRequestBodySize: int(o.MaxBody),
+		MaxRequestBodySize: maxBody,
 		// fasthttp's read buffer also caps the request header; nginx
 		// accepts 8 KiB lines and cookies grow, so allow 16 KiB.
 		ReadBufferSize:                16 << 10,
