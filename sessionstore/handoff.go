@@ -76,11 +76,18 @@ func (h *handoff) putBack(ids []string, overflow bool) {
 	}
 }
 
-// hint records id for every node that should hold it but is down and so
-// missed the write just made. It costs two atomic loads when all are up.
+// hint records id for every node that should hold it and missed the write
+// just made: one that is down now (it failed during the write), and one
+// that was down when the write chose its nodes but answers again since. The
+// monitor may have taken that one's hints and even marked it up meanwhile,
+// so it is brought the newest copy at once; a hint is left only if that
+// fails. It costs a few atomic loads when all are up.
 func (m *Memcached) hint(id []byte, p *placement) {
 	for _, n := range p.owners(m.opts.Replicas) {
-		if !n.writable() {
+		switch {
+		case !n.writable():
+			n.handoff.add(id)
+		case !p.writes(n) && !m.copyOne(n, id):
 			n.handoff.add(id)
 		}
 	}

@@ -346,6 +346,16 @@ func (p *placement) catchingUp(dst []*node) []*node {
 	return dst
 }
 
+// writes reports whether n is one of the nodes the placement writes to.
+func (p *placement) writes(n *node) bool {
+	for _, w := range p.write[:p.nWrit] {
+		if w == n {
+			return true
+		}
+	}
+	return false
+}
+
 // owners returns the nodes that should hold a key whatever their health:
 // the first Replicas of the placement.
 func (p *placement) owners(replicas int) []*node {

@@ -1,0 +1,58 @@
+package sessionstore
+
+import (
+	"testing"
+	"time"
+)
+
+// A write that chose its nodes while n1 was down, and finished after the
+// monitor found n1 answering again (catching up), must not be lost to n1:
+// once n1 is up and n2 is gone, n1 serves that write, not an older version.
+func TestWriteRacingTheReturnIsHandedOff(t *testing.T) {
+	c := startCluster(t)
+	// The monitor sleeps through the test: the test plays its part.
+	m, err := NewMemcached(MemcachedOptions{Nodes: c.nodes(), ProbeInterval: time.Hour, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	n1, n2 := m.nodes[0], m.nodes[1]
+	id := AppendNewID(nil)
+	encode := func(version uint64, v string) []byte {
+		s := Session{ID: id, Version: version, Touched: time.Now().Unix()}
+		s.Expires = s.Touched + 3600
+		var u Update
+		u.Set([]byte("v"), []byte(v))
+		var next Session
+		u.applyTo(&next, &s)
+		next.Version, next.Touched, next.Expires = s.Version, s.Touched, s.Expires
+		return next.AppendEncode(nil)
+	}
+	if err := m.PutIfNewer(id, encode(1, "old")); err != nil {
+		t.Fatal(err)
+	}
+
+	n1.state.Store(int32(StateDown)) // as after a failed operation
+	key := m.key(id)
+	err = m.eachWritable(id, func(n *node) bool {
+		// The write is on its way to n2 when n1 answers a probe again.
+		n1.state.Store(int32(StateCatchingUp))
+		return m.writeIfNewer(n, key, encode(2, "new"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.catchUp(n1, false) // what the monitor does next: replay the hints
+	if n1.load() != StateUp {
+		t.Fatalf("n1 is %v after its catch-up", n1.load())
+	}
+	n2.state.Store(int32(StateDown)) // n2 is lost
+	val, err := m.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, err := peek(val)
+	if err != nil || mt.version != 2 {
+		t.Fatalf("after n2's loss, n1 serves version %d (%v), want 2: the write it missed", mt.version, err)
+	}
+}
