@@ -98,7 +98,13 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation, error) {
 	var backends []*balancer.Backend
 	for _, bc := range c.Backends {
-		b, err := proxy.NewBackend(bc.URL, bc.Weight, bc.Backup)
+		// config owns what a backend URL may be: check accepted it, so
+		// run must too (HTTP://host:port, host:port/ or a bare "?").
+		u, err := config.ParseBackendURL(bc.URL)
+		if err != nil {
+			return nil, err
+		}
+		b, err := proxy.NewBackend(u.Scheme+"://"+u.Host, bc.Weight, bc.Backup)
 		if err != nil {
 			return nil, err
 		}
