@@ -137,21 +137,17 @@ type replicaRead struct {
 	version uint64
 }
 
-// readReplicas gets key from each node, all nodes at once. Nodes that
-// fail, or were marked down meanwhile, are left out; the others keep the
-// order of nodes.
+// readReplicas gets key from each node with gets (so CAS IDs are known).
+// Nodes that fail, or were marked down meanwhile, are left out.
 func (m *Memcached) readReplicas(key string, nodes []*node, out []replicaRead) []replicaRead {
-	var got [maxNodes]struct {
-		ok bool
-		r  replicaRead
-	}
-	eachNode(nodes, func(i int, n *node) {
+	out = out[:0]
+	for _, n := range nodes {
 		if !n.readable() {
-			return
+			continue
 		}
 		it, err := n.client.Get(key)
 		if m.check(n, err) {
-			return
+			continue
 		}
 		r := replicaRead{node: n}
 		if err == nil {
@@ -163,13 +159,7 @@ func (m *Memcached) readReplicas(key string, nodes []*node, out []replicaRead) [
 				m.logger().Warn("corrupt session value", "node", n.ID, "key", key)
 			}
 		}
-		got[i].ok, got[i].r = true, r
-	})
-	out = out[:0]
-	for i := range nodes {
-		if got[i].ok {
-			out = append(out, got[i].r)
-		}
+		out = append(out, r)
 	}
 	return out
 }
@@ -269,17 +259,15 @@ func (m *Memcached) Put(id, val []byte) error {
 	})
 }
 
-// eachWritable calls write for each replica of id that takes writes, all
-// at once, records a hint for each that should have and is down, and
-// returns ErrUnavailable if none took it.
+// eachWritable calls write for each replica of id that takes writes,
+// records a hint for each that should have and is down, and returns
+// ErrUnavailable if none took it.
 func (m *Memcached) eachWritable(id []byte, write func(*node) bool) error {
 	var p placement
 	m.place(id, &p)
-	var ok [maxNodes]bool
-	eachNode(p.write[:p.nWrit], func(i int, n *node) { ok[i] = write(n) })
 	written := 0
-	for _, w := range ok[:p.nWrit] {
-		if w {
+	for _, n := range p.write[:p.nWrit] {
+		if write(n) {
 			written++
 		}
 	}
