@@ -9,12 +9,21 @@
 //	           later requests of that session only read it
 //	/peek      sets nothing and answers with the value of "last"
 //	other      plain answer
+//
+// On /read and /write, ?pad=N also sets an attribute of N bytes when the
+// session is new, so that the benchmarks can choose the session's size.
+//
+// With -classic it keeps the sessions itself in memcached instead of
+// reading them from the proxy's headers (classic.go): the "classic stack"
+// of the benchmarks.
 package main
 
 import (
+	"bytes"
 	"flag"
 	"log"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
@@ -22,33 +31,80 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:9101", "listen address")
+	classic := flag.Bool("classic", false, "keep sessions in memcached, as a backend behind a plain proxy does (classic.go)")
+	nodes := flag.String("memcached", "", "with -classic: the memcached nodes, host:port,host:port")
 	flag.Parse()
-	body := []byte(`{"ok":true,"message":"hello from the benchmark backend"}` + "\n")
-	var n atomic.Uint64
+	handler := proxied()
+	if *classic {
+		c, err := newClassic(strings.Split(*nodes, ","))
+		if err != nil {
+			log.Fatal(err)
+		}
+		handler = c.handle
+	}
 	srv := &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) {
-			ctx.SetContentType("application/json")
-			ctx.SetBody(body)
-			switch string(ctx.Path()) {
-			case "/write":
-				if v := ctx.QueryArgs().Peek("v"); len(v) > 0 {
-					ctx.Response.Header.SetBytesV("X-Session-Set-Last", v)
-					ctx.SetContentType("text/plain")
-					ctx.SetBody(ctx.Request.Header.Peek("X-Session-Attr-Last"))
-					return
-				}
-				var buf [20]byte
-				ctx.Response.Header.SetBytesV("X-Session-Set-Counter", strconv.AppendUint(buf[:0], n.Add(1), 10))
-			case "/read":
-				if len(ctx.Request.Header.Peek("X-Session-New")) > 0 {
-					ctx.Response.Header.Set("X-Session-Set-User", "bench")
-				}
-			case "/peek":
-				ctx.SetContentType("text/plain")
-				ctx.SetBody(ctx.Request.Header.Peek("X-Session-Attr-Last"))
-			}
-		},
+		Handler:               handler,
 		NoDefaultServerHeader: true,
+		// A 32 KiB session comes in request headers.
+		ReadBufferSize: 128 << 10,
 	}
 	log.Fatal(srv.ListenAndServe(*listen))
+}
+
+var body = []byte(`{"ok":true,"message":"hello from the benchmark backend"}` + "\n")
+
+// pad returns the ?pad=N filler, or nil.
+func pad(ctx *fasthttp.RequestCtx) []byte {
+	n, err := strconv.Atoi(string(ctx.QueryArgs().Peek("pad")))
+	if err != nil || n <= 0 {
+		return nil
+	}
+	return padBytes(n)
+}
+
+// padBytes is n bytes of filler, cached for the sizes asked.
+func padBytes(n int) []byte {
+	if p := padCache.Load(); p != nil && len(*p) == n {
+		return *p
+	}
+	p := bytes.Repeat([]byte{'x'}, n)
+	padCache.Store(&p)
+	return p
+}
+
+var padCache atomic.Pointer[[]byte]
+
+// proxied is the handler behind sessionproxy: the session comes in
+// X-Session-* request headers and changes go back in response headers.
+func proxied() fasthttp.RequestHandler {
+	var n atomic.Uint64
+	return func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		ctx.SetBody(body)
+		isNew := len(ctx.Request.Header.Peek("X-Session-New")) > 0
+		switch string(ctx.Path()) {
+		case "/write":
+			if v := ctx.QueryArgs().Peek("v"); len(v) > 0 {
+				ctx.Response.Header.SetBytesV("X-Session-Set-Last", v)
+				ctx.SetContentType("text/plain")
+				ctx.SetBody(ctx.Request.Header.Peek("X-Session-Attr-Last"))
+				return
+			}
+			var buf [20]byte
+			ctx.Response.Header.SetBytesV("X-Session-Set-Counter", strconv.AppendUint(buf[:0], n.Add(1), 10))
+			if p := pad(ctx); p != nil && isNew {
+				ctx.Response.Header.SetBytesV("X-Session-Set-Pad", p)
+			}
+		case "/read":
+			if isNew {
+				ctx.Response.Header.Set("X-Session-Set-User", "bench")
+				if p := pad(ctx); p != nil {
+					ctx.Response.Header.SetBytesV("X-Session-Set-Pad", p)
+				}
+			}
+		case "/peek":
+			ctx.SetContentType("text/plain")
+			ctx.SetBody(ctx.Request.Header.Peek("X-Session-Attr-Last"))
+		}
+	}
 }

@@ -25,7 +25,7 @@ import (
 
 var (
 	faultMode     = flag.Bool("fault", false, "run the fault scenario instead of the wrk comparison (with -redraw: redraw its chart)")
-	faultTargets  = flag.String("fault-targets", "sessionproxy", "systems under the fault scenario, comma-separated (only sessionproxy so far)")
+	faultTargets  = flag.String("fault-targets", "sessionproxy", "systems under the fault scenario, comma-separated: sessionproxy, classic")
 	faultClients  = flag.Int("fault-clients", 64, "concurrent clients, each with its own connection and session")
 	faultDuration = flag.Duration("fault-duration", 40*time.Second, "recorded length of the fault run")
 	faultWarmup   = flag.Duration("fault-warmup", 2*time.Second, "load before recording starts: sessions created, connections open")
@@ -420,6 +420,12 @@ func (p *poller) changes(prev, st *targetStatus, at time.Time) {
 		case "catching_up":
 			p.f.event(at, n.ID+" catching_up", "observed", note)
 		case "up":
+			if n.Catchups == 0 && n.HandoffReplayed == 0 {
+				// A target that copies nothing back (the classic stack):
+				// the node just answers again.
+				p.f.event(at, n.ID+" up", "observed", "answers again; the target copies nothing back to it")
+				continue
+			}
 			c := catchup{Node: n.ID, CatchingUpSeen: was.State == "catching_up", UpAt: at.Sub(p.f.t0).Seconds(),
 				Ms: n.LastCatchupMs, Replayed: n.HandoffReplayed, Copied: n.Copied}
 			p.catchups = append(p.catchups, c)

@@ -16,11 +16,10 @@ import (
 // "last" and returning the value it held before, and GET /peek by
 // returning it (bench/backend does this for sessionproxy).
 //
-// sessionproxy is the only target so far. The classic stack (nginx in
-// front of two Tomcats with memcached-session-manager) is meant to be the
-// second: a Tomcat webapp with the same two paths, cookie JSESSIONID, no
-// Status (memcached-session-manager has no such endpoint), and the same
-// load, timeline and chart (every run is drawn on the same panels).
+// The targets are sessionproxy and the classic stack (faultclassic.go:
+// nginx in front of backends that keep their sessions in memcached
+// themselves, as memcached-session-manager does); every run is drawn on
+// the same panels.
 type faultTarget interface {
 	// Name labels the target's run in the results.
 	Name() string
@@ -63,6 +62,7 @@ type nodeStatus struct {
 
 var faultTargetsByName = map[string]func() faultTarget{
 	"sessionproxy": func() faultTarget { return &sessionproxyTarget{} },
+	"classic":      func() faultTarget { return &classicTarget{} },
 }
 
 // sessionproxyTarget is sessionproxy as the failover scenario runs

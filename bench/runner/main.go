@@ -72,6 +72,7 @@ type env struct {
 	backend []string // host:port
 	nginx   string
 	sp      map[string]string
+	anchors anchors // HAProxy, the classic stack, -baseline (anchors.go)
 }
 
 func main() {
@@ -107,6 +108,7 @@ func main() {
 			e.wrk(t, s.Path, 2*time.Second)
 		}
 	}
+	e.warmAnchors()
 	runs := map[string][]result{}
 	add := func(key string, r result) { runs[key] = append(runs[key], r) }
 	for r := 1; r <= *rounds; r++ {
@@ -116,8 +118,10 @@ func main() {
 			add("nginx|"+s.Name, e.wrk(e.nginx, s.Path, *duration))
 			add("sessionproxy|"+s.Name, e.wrk(e.sp[s.Target], s.Path, *duration))
 		}
+		e.anchorRound(add)
 	}
 	t := buildTable(runs)
+	t.RSS = e.rss()
 	md := t.markdown()
 	fmt.Print(md)
 	writeResults(t, md)
@@ -274,57 +278,13 @@ func (e *env) start() {
 			write = "async"
 		}
 		conf := filepath.Join(e.dir, target+".yaml")
-		os.WriteFile(conf, []byte(fmt.Sprintf(`listen: %q
-access_log: off
-backends:
-  - url: "http://%s"
-  - url: "http://%s"
-session:
-  ignore: '^/plain'
-  write: %s
-  local_cache:
-    size: %s
-  memcached:
-    nodes: ["%s", "%s"]
-    replicas: 2
-    max_idle_conns: 256
-`, addr, e.backend[0], e.backend[1], write, local, nodes[0], nodes[1])), 0o600)
+		os.WriteFile(conf, []byte(spConfig(addr, write, local, e.backend, nodes)), 0o600)
 		e.spawn(sp, "run", "-config", conf)
 		e.sp[target] = addr
 	}
 	e.nginx = freeAddr()
 	nginxConf := filepath.Join(e.dir, "nginx.conf")
-	os.WriteFile(nginxConf, []byte(fmt.Sprintf(`# The usual production settings, as fair as we can make them.
-worker_processes auto;
-pid %[1]s/nginx.pid;
-error_log %[1]s/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    upstream app {
-        server %[2]s;
-        server %[3]s;
-        keepalive 128;
-    }
-    server {
-        listen %[4]s;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-Proto $scheme;
-        }
-    }
-}
-`, e.dir, e.backend[0], e.backend[1], e.nginx)), 0o600)
+	os.WriteFile(nginxConf, []byte(nginxConfig(e.dir, e.nginx, e.backend)), 0o600)
 	nginxBin, err := exec.LookPath("nginx")
 	if err != nil {
 		nginxBin = "/usr/sbin/nginx"
@@ -336,6 +296,7 @@ http {
 	for _, n := range nodes {
 		waitListening(n[strings.IndexByte(n, ':')+1:])
 	}
+	e.startAnchors(nodes)
 }
 
 func (e *env) stop() {
@@ -356,10 +317,9 @@ func (e *env) stop() {
 
 // wrk runs one measurement and returns its result.
 func (e *env) wrk(addr, path string, d time.Duration) result {
-	slots := *connections / *threads
 	out, err := exec.Command("wrk", fmt.Sprintf("-t%d", *threads), fmt.Sprintf("-c%d", *connections),
 		fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency", "-s", "bench/session.lua",
-		"http://"+addr+path, "--", fmt.Sprint(slots)).CombinedOutput()
+		"http://"+addr+sized(path), "--", fmt.Sprint(slotsPerThread())).CombinedOutput()
 	if err != nil {
 		log.Fatalf("wrk: %v\n%s", err, out)
 	}
@@ -387,6 +347,8 @@ type row struct {
 
 type table struct {
 	Rows                          []row
+	Targets                       []targetRow // the speed issue's targets, with the ratios reached (anchors.go)
+	RSS                           []rssRow    // resident memory after the run (anchors.go)
 	Date, Commit, Machine, Config string
 }
 
@@ -419,10 +381,12 @@ func buildTable(runs map[string][]result) table {
 		t.Rows = append(t.Rows, summarize("nginx", s.Name, runs["nginx|"+s.Name]))
 		t.Rows = append(t.Rows, summarize("sessionproxy", s.Name, runs["sessionproxy|"+s.Name]))
 	}
+	t.Rows = append(t.Rows, anchorRows(runs)...)
 	base := t.Rows[1].RPS // nginx, plain proxy
 	for i := range t.Rows {
 		t.Rows[i].Ratio = t.Rows[i].RPS / base
 	}
+	t.Targets = targetRows(t.Rows)
 	return t
 }
 
@@ -434,6 +398,7 @@ func (t table) markdown() string {
 	for _, r := range t.Rows {
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %.2f | %d | %.2f |\n", r.Target, r.Scenario, r.RPS, r.P50, r.P99, r.Errors, r.Ratio)
 	}
+	t.anchorMarkdown(&b)
 	return b.String()
 }
 

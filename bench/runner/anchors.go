@@ -1,0 +1,414 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The anchors of the comparison, beside nginx: HAProxy as a second plain
+// proxy, "the classic stack" (nginx in front of two backends that keep
+// their sessions in memcached themselves, bench/backend -classic), and,
+// with -baseline, sessionproxy built from another commit, for A/B runs of
+// a change in the same run.
+
+var (
+	baseline    = flag.String("baseline", "", "also measure sessionproxy built from this git revision (A/B of a change in one run)")
+	sessionSize = flag.Int("session-size", 0, "bytes of filler in each new session (the backends' ?pad=); 0: a few bytes")
+	liveSess    = flag.Int("sessions", 0, "live sessions (cookie slots over all wrk threads); 0: one per connection")
+)
+
+// slotsPerThread is the cookie slots each wrk thread cycles through.
+func slotsPerThread() int {
+	n := *liveSess
+	if n <= 0 {
+		n = *connections
+	}
+	return max(1, n / *threads)
+}
+
+// sized adds the session size to a session path.
+func sized(path string) string {
+	if *sessionSize <= 0 || path == "/plain" {
+		return path
+	}
+	return path + "?pad=" + strconv.Itoa(*sessionSize)
+}
+
+// spConfig is a sessionproxy instance of the comparison: write is sync or
+// async, local the hot tier's size ("0": none).
+func spConfig(addr, write, local string, backends, nodes []string) string {
+	return fmt.Sprintf(`listen: %q
+access_log: off
+backends:
+  - url: "http://%s"
+  - url: "http://%s"
+session:
+  ignore: '^/plain'
+  write: %s
+  local_cache:
+    size: %s
+  memcached:
+    nodes: ["%s", "%s"]
+    replicas: 2
+    max_idle_conns: 256
+`, addr, backends[0], backends[1], write, local, nodes[0], nodes[1])
+}
+
+// nginxConfig is nginx as it would be run in production, as fair as we
+// can make it, proxying backends; dir holds its pid, log and temp files.
+func nginxConfig(dir, listen string, backends []string) string {
+	return fmt.Sprintf(`# The usual production settings, as fair as we can make them.
+worker_processes auto;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    upstream app {
+        server %[2]s;
+        server %[3]s;
+        keepalive 128;
+    }
+    server {
+        listen %[4]s;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }
+    }
+}
+`, dir, backends[0], backends[1], listen)
+}
+
+// haproxyConfig is HAProxy with round robin and idle server connections
+// shared between clients (http-reuse always), one thread per core.
+func haproxyConfig(listen string, backends []string) string {
+	return fmt.Sprintf(`global
+    maxconn 9000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    option forwardfor
+    http-reuse always
+frontend web
+    bind %s
+    default_backend app
+backend app
+    balance roundrobin
+    server b1 %s
+    server b2 %s
+`, listen, backends[0], backends[1])
+}
+
+// anchors holds the addresses of the anchors' front ends.
+type anchors struct {
+	haproxy string
+	classic string            // nginx in front of the classic backends
+	base    map[string]string // -baseline: "hot" and "cold" instances
+	pids    map[string]*exec.Cmd
+}
+
+func (e *env) startAnchors(nodes []string) {
+	a := &e.anchors
+	a.pids = map[string]*exec.Cmd{}
+	for _, p := range e.procs {
+		for _, t := range []string{"hot", "async", "cold"} {
+			if strings.HasSuffix(p.Args[len(p.Args)-1], "/"+t+".yaml") {
+				a.pids["sessionproxy "+t] = p
+			}
+		}
+		if strings.HasSuffix(p.Path, "nginx") {
+			a.pids["nginx"] = p
+		}
+	}
+	wait := []string{}
+
+	a.haproxy = freeAddr()
+	hconf := filepath.Join(e.dir, "haproxy.cfg")
+	os.WriteFile(hconf, []byte(haproxyConfig(a.haproxy, e.backend)), 0o600)
+	hbin, err := exec.LookPath("haproxy")
+	if err != nil {
+		hbin = "/usr/sbin/haproxy"
+	}
+	cmd, err := e.spawnLog("haproxy", hbin, "-db", "-f", hconf)
+	if err != nil {
+		log.Fatal(err)
+	}
+	a.pids["haproxy"] = cmd
+	wait = append(wait, a.haproxy)
+
+	var mc []string
+	for _, n := range nodes {
+		mc = append(mc, n[strings.IndexByte(n, ':')+1:])
+	}
+	var cbe []string
+	for i := 1; i <= 2; i++ {
+		addr := freeAddr()
+		if _, err := e.spawnLog(fmt.Sprintf("classic-backend%d", i), filepath.Join(e.dir, "backend"),
+			"-listen", addr, "-classic", "-memcached", strings.Join(mc, ",")); err != nil {
+			log.Fatal(err)
+		}
+		cbe = append(cbe, addr)
+	}
+	a.classic = freeAddr()
+	cdir := filepath.Join(e.dir, "classic")
+	os.MkdirAll(cdir, 0o755)
+	cconf := filepath.Join(cdir, "nginx.conf")
+	os.WriteFile(cconf, []byte(nginxConfig(cdir, a.classic, cbe)), 0o600)
+	nbin, err := exec.LookPath("nginx")
+	if err != nil {
+		nbin = "/usr/sbin/nginx"
+	}
+	if _, err := e.spawnLog("nginx-classic", nbin, "-c", cconf, "-p", cdir, "-g", "daemon off;"); err != nil {
+		log.Fatal(err)
+	}
+	wait = append(wait, append(cbe, a.classic)...)
+
+	if *baseline != "" {
+		bin := buildAt(e.dir, *baseline)
+		a.base = map[string]string{}
+		for _, t := range []string{"hot", "cold"} {
+			addr := freeAddr()
+			local := "64MiB"
+			if t == "cold" {
+				local = "0"
+			}
+			conf := filepath.Join(e.dir, "base-"+t+".yaml")
+			os.WriteFile(conf, []byte(spConfig(addr, "sync", local, e.backend, nodes)), 0o600)
+			cmd, err := e.spawnLog("sessionproxy-base-"+t, bin, "run", "-config", conf)
+			if err != nil {
+				log.Fatal(err)
+			}
+			a.base[t] = addr
+			a.pids["sessionproxy@"+*baseline+" "+t] = cmd
+			wait = append(wait, addr)
+		}
+	}
+	for _, addr := range wait {
+		waitListening(addr)
+	}
+}
+
+// buildAt builds cmd/sessionproxy as it was at rev, from git archive into
+// dir, and returns the binary.
+func buildAt(dir, rev string) string {
+	src := filepath.Join(dir, "baseline-src")
+	os.MkdirAll(src, 0o755)
+	arch := exec.Command("sh", "-c", fmt.Sprintf("git archive %q | tar -x -C %q", rev, src))
+	if out, err := arch.CombinedOutput(); err != nil {
+		log.Fatalf("git archive %s: %v\n%s", rev, err, out)
+	}
+	bin := filepath.Join(dir, "sessionproxy-base")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/sessionproxy")
+	cmd.Dir = src
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log.Fatalf("go build at %s: %v\n%s", rev, err, out)
+	}
+	return bin
+}
+
+// anchorRuns is what each round measures on the anchors: key, address, path.
+func (e *env) anchorRuns() [][3]string {
+	a := e.anchors
+	runs := [][3]string{
+		{"haproxy|1 plain proxy", a.haproxy, "/plain"},
+		{"classic|2 session read", a.classic, "/read"},
+		{"classic|3 session write (sync, 2 copies)", a.classic, "/write"},
+	}
+	if a.base != nil {
+		for _, s := range scenarios {
+			if addr, ok := a.base[s.Target]; ok {
+				runs = append(runs, [3]string{"sessionproxy@" + *baseline + "|" + s.Name, addr, s.Path})
+			}
+		}
+	}
+	return runs
+}
+
+func (e *env) warmAnchors() {
+	for _, r := range e.anchorRuns() {
+		e.wrk(r[1], r[2], 2*time.Second)
+	}
+}
+
+func (e *env) anchorRound(add func(string, result)) {
+	for _, r := range e.anchorRuns() {
+		add(r[0], e.wrk(r[1], r[2], *duration))
+	}
+}
+
+// anchorRows are the anchors' rows of the table, in anchorRuns' order.
+func anchorRows(runs map[string][]result) []row {
+	var rows []row
+	for _, k := range anchorKeys(runs) {
+		target, name, _ := strings.Cut(k, "|")
+		rows = append(rows, summarize(target, name, runs[k]))
+	}
+	return rows
+}
+
+func anchorKeys(runs map[string][]result) []string {
+	var keys []string
+	for _, k := range []string{"haproxy|1 plain proxy", "classic|2 session read", "classic|3 session write (sync, 2 copies)"} {
+		if _, ok := runs[k]; ok {
+			keys = append(keys, k)
+		}
+	}
+	for _, s := range scenarios {
+		k := "sessionproxy@" + *baseline + "|" + s.Name
+		if _, ok := runs[k]; ok && *baseline != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// targetRow is one target of the speed issue with the ratio reached.
+type targetRow struct {
+	Scenario, Against string
+	Reached, Target   float64
+	AtMost            bool // the target is an upper bound (p99)
+	Met               bool
+}
+
+func find(rows []row, target, scenarioPrefix string) *row {
+	for i, r := range rows {
+		if r.Target == target && strings.HasPrefix(r.Scenario, scenarioPrefix) {
+			return &rows[i]
+		}
+	}
+	return nil
+}
+
+// targetRows compares sessionproxy's medians with the anchors'.
+func targetRows(rows []row) []targetRow {
+	var out []targetRow
+	rps := func(scenario, againstName string, sp, against *row, target float64) {
+		if sp == nil || against == nil || against.RPS == 0 {
+			return
+		}
+		r := sp.RPS / against.RPS
+		out = append(out, targetRow{Scenario: scenario, Against: againstName, Reached: r, Target: target, Met: r >= target})
+	}
+	ngx := find(rows, "nginx", "1 ")
+	cr, cw := find(rows, "classic", "2 "), find(rows, "classic", "3 ")
+	sp := func(prefix string) *row { return find(rows, "sessionproxy", prefix) }
+	rps("plain proxy", "nginx plain", sp("1 "), ngx, 1.2)
+	rps("plain proxy", "HAProxy plain", sp("1 "), find(rows, "haproxy", "1 "), 0)
+	rps("session read, hot tier", "nginx plain", sp("2 "), ngx, 1.2)
+	rps("session read, hot tier", "classic read", sp("2 "), cr, 3)
+	rps("session write, sync, 2 replicas", "nginx plain", sp("3 "), ngx, 0.8)
+	rps("session write, sync, 2 replicas", "classic write", sp("3 "), cw, 2.5)
+	rps("cold read", "nginx plain", sp("4 "), ngx, 0.8)
+	rps("cold read", "classic read", sp("4 "), cr, 1.5)
+	for _, s := range scenarios {
+		p, n := sp(s.Name[:2]), find(rows, "nginx", s.Name[:2])
+		if p == nil || n == nil || n.P99 == 0 {
+			continue
+		}
+		r := p.P99 / n.P99
+		out = append(out, targetRow{Scenario: "p99, " + s.Name, Against: "nginx's p99", Reached: r, Target: 1, AtMost: true, Met: r <= 1})
+	}
+	return out
+}
+
+// rssRow is one process tree's resident memory after the run.
+type rssRow struct {
+	Target string
+	KiB    int64
+}
+
+// rss reads the resident memory of each proxy, workers included.
+func (e *env) rss() []rssRow {
+	var out []rssRow
+	for _, name := range []string{"sessionproxy hot", "sessionproxy async", "sessionproxy cold", "nginx", "haproxy"} {
+		if c, ok := e.anchors.pids[name]; ok && c.Process != nil {
+			out = append(out, rssRow{name, treeRSS(c.Process.Pid)})
+		}
+	}
+	return out
+}
+
+// treeRSS is VmRSS of pid and its children, in KiB.
+func treeRSS(pid int) int64 {
+	total := vmRSS(pid)
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		child, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+2:])
+		f := strings.Fields(rest)
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			total += treeRSS(child)
+		}
+	}
+	return total
+}
+
+func vmRSS(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func (t table) anchorMarkdown(b *strings.Builder) {
+	if len(t.Targets) > 0 {
+		b.WriteString("\nTargets of the speed issue (medians of this run; classic = nginx in front of backends keeping sessions in memcached themselves):\n\n")
+		b.WriteString("| scenario | against | reached | target | met |\n|---|---|---:|---:|---|\n")
+		for _, r := range t.Targets {
+			target, met := "(reference)", ""
+			if r.Target > 0 {
+				op := "≥"
+				if r.AtMost {
+					op = "≤"
+				}
+				target, met = fmt.Sprintf("%s %.1f", op, r.Target), "no"
+				if r.Met {
+					met = "yes"
+				}
+			}
+			fmt.Fprintf(b, "| %s | %s | %.2f× | %s | %s |\n", r.Scenario, r.Against, r.Reached, target, met)
+		}
+	}
+	if len(t.RSS) > 0 {
+		b.WriteString("\nResident memory after the run (process and its workers):\n\n| process | RSS MiB |\n|---|---:|\n")
+		for _, r := range t.RSS {
+			fmt.Fprintf(b, "| %s | %.1f |\n", r.Target, float64(r.KiB)/1024)
+		}
+	}
+}
