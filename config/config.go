@@ -79,6 +79,7 @@ type Session struct {
 	StoreDown      string     `yaml:"store_down"`       // reject | new (default reject)
 	LocalCache     LocalCache `yaml:"local_cache"`      //
 	Memcached      Memcached  `yaml:"memcached"`        //
+	Redis          Redis      `yaml:"redis"`            // instead of memcached (config/redis.go)
 }
 
 // LocalCache configures the in-process hot tier.
@@ -133,6 +134,7 @@ var DefaultConfig = Config{
 			MaxIdleConns:  64,
 			ProbeInterval: Duration(time.Second),
 		},
+		Redis: DefaultRedis,
 	},
 }
 

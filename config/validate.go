@@ -180,9 +180,11 @@ func (v *validator) session() {
 		v.errf("session.local_cache.size", "session.local_cache.size must be 0 (off) or at least 512KiB, got %d", lc.Size)
 	}
 	v.memcached()
+	v.redis()
 	// The store owns which of its settings go together.
 	o := sessionstore.Options{Async: s.Write == "async", LocalSize: int(s.LocalCache.Size), LocalTTL: s.LocalCache.TTL.Std()}
 	o.Memcached.Nodes = make([]sessionstore.Node, len(s.Memcached.Nodes))
+	o.Redis.Addrs = s.Redis.Addrs
 	switch err := o.Check(); {
 	case errors.Is(err, sessionstore.ErrAsyncNeedsLocal):
 		v.errf("session.write", "session.write: %v", err)

@@ -83,6 +83,8 @@ func bearerMatches(auth, want string) bool {
 type Status struct {
 	Backends  []BackendStatus `json:"backends"`
 	Memcached []NodeStatus    `json:"memcached"`
+	// Redis lists the Redis servers when they are the store.
+	Redis []RedisStatus `json:"redis,omitempty"`
 }
 
 // BackendStatus describes one backend in /status.
@@ -121,6 +123,7 @@ func (p *Proxy) Status() Status {
 	}
 	if p.Sessions != nil {
 		s.Memcached = p.Sessions.nodeStatus()
+		s.Redis = p.Sessions.redisStatus()
 	}
 	return s
 }

@@ -51,7 +51,10 @@ var errStoreDown = &Error{fasthttp.StatusServiceUnavailable, "session store unav
 
 func (s *Sessions) init(m *Metrics, gauges *metrics.Set) {
 	s.metrics = m
-	for i, n := range s.Store.Nodes() {
+	if s.Store.Kind() == "redis" {
+		s.redisGauges(gauges)
+	}
+	for i, n := range s.memcachedNodes() {
 		node := func() sessionstore.NodeState { return s.Store.Nodes()[i] }
 		gauges.NewGauge(fmt.Sprintf(`sessionproxy_memcached_up{node=%q}`, n.ID), func() float64 {
 			if node().Up {
@@ -261,7 +264,7 @@ var setCookieKey = []byte(fasthttp.HeaderSetCookie)
 
 func (s *Sessions) nodeStatus() []NodeStatus {
 	out := []NodeStatus{}
-	for _, n := range s.Store.Nodes() {
+	for _, n := range s.memcachedNodes() {
 		out = append(out, NodeStatus{ID: n.ID, Addr: n.Addr, Up: n.Up, Failover: n.Failover,
 			State: n.State.String(), HandoffPending: n.HandoffPending, HandoffReplayed: n.HandoffReplayed,
 			Copied: n.Copied, Catchups: n.Catchups, LastCatchupMs: n.LastCatchup.Milliseconds()})

@@ -17,6 +17,9 @@ type Options struct {
 	// this process. With no nodes and no Shared, the hot tier is the
 	// whole store (sessions live in this process only).
 	Memcached MemcachedOptions
+	// Redis, when it names addresses, keeps sessions on Redis or a Redis
+	// Cluster instead; it excludes Memcached.
+	Redis RedisOptions
 	// Shared, if not nil, is the store to keep sessions in instead of
 	// Memcached. The Store closes it.
 	Shared Shared
@@ -67,12 +70,27 @@ var ErrAsyncNeedsLocal = errors.New("async writes need the hot tier as the autho
 // tier.
 var ErrNowhere = errors.New("no shared store and no hot tier: sessions would be kept nowhere")
 
+// ErrTwoStores is Check's answer to both memcached nodes and Redis
+// addresses.
+var ErrTwoStores = errors.New("memcached nodes and redis addresses exclude each other: choose one shared store")
+
+// ErrAsyncClientCache is Check's answer to asynchronous writes with Redis
+// client-side caching: the server's invalidation of a queued session's
+// older copy would evict the only copy of its change before it is written.
+var ErrAsyncClientCache = errors.New("async writes need the hot tier as the authoritative copy, which redis client_cache (several proxies writing) rules out")
+
 // Check reports options that cannot work together.
 func (o *Options) Check() error {
 	if o.Async && (o.LocalSize <= 0 || o.LocalTTL != 0) {
 		return ErrAsyncNeedsLocal
 	}
-	if len(o.Memcached.Nodes) == 0 && o.Shared == nil && o.LocalSize <= 0 {
+	if len(o.Memcached.Nodes) > 0 && len(o.Redis.Addrs) > 0 {
+		return ErrTwoStores
+	}
+	if o.Async && len(o.Redis.Addrs) > 0 && o.Redis.ClientCache {
+		return ErrAsyncClientCache
+	}
+	if len(o.Memcached.Nodes) == 0 && len(o.Redis.Addrs) == 0 && o.Shared == nil && o.LocalSize <= 0 {
 		return ErrNowhere
 	}
 	return nil
@@ -107,6 +125,8 @@ type Store struct {
 	dirty map[string]struct{} // sessions changed while the shared store could take nothing
 
 	async *asyncState // nil unless Options.Async
+
+	coherent *coherence // nil unless the shared store reports changes (coherent.go)
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -143,14 +163,24 @@ func New(o Options) (*Store, error) {
 			return nil, err
 		}
 		s.shared = m
+	case len(o.Redis.Addrs) > 0:
+		if o.Redis.Logger == nil {
+			o.Redis.Logger = o.Logger
+		}
+		r, err := NewRedis(o.Redis)
+		if err != nil {
+			return nil, err
+		}
+		s.shared = r
 	default:
 		s.shared = embedded{}
 	}
+	coherent := s.watch()
 	switch {
 	case o.Async:
 		s.startAsync()
 		s.mode = asyncMode{}
-	case s.local != nil && o.LocalTTL == 0:
+	case s.local != nil && o.LocalTTL == 0 && !coherent:
 		s.mode = trustedMode{}
 	default:
 		s.mode = casMode{}
@@ -174,6 +204,9 @@ func (s *Store) Close() {
 // Embedded reports whether the store has no shared store and keeps
 // sessions in this process only.
 func (s *Store) Embedded() bool { _, ok := s.shared.(embedded); return ok }
+
+// Kind names the shared store: "memcached", "redis" or "local".
+func (s *Store) Kind() string { return s.shared.Kind() }
 
 // Nodes returns every node of the shared store and its state, in
 // configuration order.
@@ -248,6 +281,7 @@ func (s *Store) Load(id []byte, out *Session) (Source, error) {
 		}
 	}
 	v, err, _ := s.flight.Do(string(id), func() (any, error) {
+		gen := s.coherent.gen(id)
 		val, err := s.shared.Get(id)
 		if err != nil {
 			return nil, err
@@ -256,7 +290,7 @@ func (s *Store) Load(id []byte, out *Session) (Source, error) {
 		if err := sess.Decode(val); err != nil {
 			return nil, err
 		}
-		s.setLocal(id, val, &sess)
+		s.fillLocal(id, val, &sess, gen)
 		return val, nil
 	})
 	if err != nil {

@@ -19,6 +19,7 @@ type writeContext struct {
 
 	base, next, local Session
 	enc               []byte
+	gen               uint64 // the hot tier's invalidation count before the write (coherent.go)
 }
 
 var writePool = sync.Pool{New: func() any { return new(writeContext) }}
@@ -139,8 +140,10 @@ func (s *Store) changeOnce(id []byte, u *Update, create bool, newID []byte, out 
 		writePool.Put(w)
 	}()
 	if u.Rotate {
+		w.gen = s.coherent.gen(newID)
 		return s.rotate(w, newID)
 	}
+	w.gen = s.coherent.gen(id)
 	return s.mode.write(s, w)
 }
 
@@ -224,7 +227,9 @@ func (s *Store) build(w *writeContext) error {
 // finish puts a written session in the hot tier and hands it to the
 // caller.
 func (s *Store) finish(w *writeContext) {
-	s.setLocal(w.next.ID, w.enc, &w.next)
+	if s.local != nil {
+		s.fillLocal(w.next.ID, w.enc, &w.next, w.gen)
+	}
 	if w.out != nil {
 		w.out.CopyFrom(&w.next)
 	}

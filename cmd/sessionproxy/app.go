@@ -187,6 +187,7 @@ func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logge
 			MaxIdleConns:  sc.Memcached.MaxIdleConns,
 			ProbeInterval: sc.Memcached.ProbeInterval.Std(),
 		},
+		Redis:            redisOptions(sc.Redis),
 		TTL:              sc.TTL.Std(),
 		MaxSize:          int(sc.MaxSize),
 		LocalSize:        int(sc.LocalCache.Size),
@@ -211,7 +212,7 @@ func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logge
 func sameStore(a, b *config.Config) bool {
 	x, y := a.Session, b.Session
 	return x.TTL == y.TTL && x.MaxSize == y.MaxSize && x.LocalCache == y.LocalCache && x.Write == y.Write &&
-		fmt.Sprint(x.Memcached) == fmt.Sprint(y.Memcached)
+		fmt.Sprint(x.Memcached) == fmt.Sprint(y.Memcached) && fmt.Sprint(x.Redis) == fmt.Sprint(y.Redis)
 }
 
 func newSessions(c *config.Config, store *sessionstore.Store, logger *slog.Logger) (*proxy.Sessions, error) {

@@ -1,0 +1,20 @@
+package main
+
+import (
+	"sessionproxy/config"
+	"sessionproxy/sessionstore"
+)
+
+// redisOptions turns session.redis into the store's options; no addresses
+// leave Redis unused.
+func redisOptions(r config.Redis) sessionstore.RedisOptions {
+	return sessionstore.RedisOptions{
+		Addrs:        r.Addrs,
+		Username:     r.Username,
+		Password:     r.Password,
+		KeyPrefix:    r.KeyPrefix,
+		Timeout:      r.Timeout.Std(),
+		WaitReplicas: r.WaitReplicas,
+		ClientCache:  r.ClientCache,
+	}
+}

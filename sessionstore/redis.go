@@ -1,0 +1,496 @@
+package sessionstore
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// RedisOptions configure a Redis store. A zero field means the default in
+// its comment.
+type RedisOptions struct {
+	// Addrs is one standalone server, or seed nodes of a Redis Cluster
+	// (the client asks them for the slot map and finds the rest).
+	Addrs     []string
+	Username  string        // ACL user (default none: the "default" user)
+	Password  string        // AUTH password (default none)
+	KeyPrefix string        // key prefix (default "sp:")
+	Timeout   time.Duration // per command and dial (default 100ms)
+	// WaitReplicas is how many replicas must acknowledge each write
+	// (WAIT) before it counts; a write fewer replicas took within Timeout
+	// is reported as ErrUnavailable. 0 (the default) waits for none.
+	WaitReplicas int
+	// ClientCache turns on server-assisted client-side caching: the
+	// servers tell this process about every change of a session key, and
+	// the Store evicts it from its hot tier (see Invalidator).
+	ClientCache bool
+	// ProbeInterval paces the PINGs behind Status (default 1s).
+	ProbeInterval time.Duration
+	Logger        *slog.Logger // server state changes (default slog.Default())
+}
+
+// Redis keeps each session as one string key on a standalone Redis server
+// or a Redis Cluster, written with small Lua scripts that compare the
+// version the value carries, so that a writer never replaces a newer copy
+// and concurrent writers of one session (in this process or others) retry
+// on the newest copy instead of losing a change. Replication and failover
+// are the deployment's own: the store talks to the masters and leaves
+// replicas to Redis. Safe for concurrent use by multiple goroutines.
+type Redis struct {
+	opts RedisOptions
+
+	client atomic.Pointer[rueidis.Client] // nil until the first connection succeeds
+
+	// onInval is the Store's hook for keys another writer changed; nil
+	// until Watch. A nil id means every key (a connection was lost).
+	onInval atomic.Pointer[func(id []byte)]
+
+	mu      sync.Mutex           // protects servers
+	servers map[string]*redisSrv // every server seen, by address
+
+	closed    chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// redisSrv is one Redis server's last probe.
+type redisSrv struct {
+	addr  string
+	up    bool
+	known bool // probed at least once: changes from here on are logged
+}
+
+var (
+	_ Shared      = (*Redis)(nil)
+	_ Invalidator = (*Redis)(nil)
+)
+
+// NewRedis returns a store over o.Addrs. It does not wait for a server:
+// until one answers, reads and writes fail with ErrUnavailable and a
+// background loop keeps trying, as memcached nodes that are down at start
+// are probed until they return.
+func NewRedis(o RedisOptions) (*Redis, error) {
+	if len(o.Addrs) == 0 {
+		return nil, errors.New("sessionstore: no redis addresses")
+	}
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = DefaultKeyPrefix
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = DefaultProbeInterval
+	}
+	r := &Redis{opts: o, servers: map[string]*redisSrv{}, closed: make(chan struct{})}
+	for _, a := range o.Addrs {
+		r.servers[a] = &redisSrv{addr: a}
+	}
+	if err := r.connect(); err != nil {
+		r.logger().Warn("redis is not answering; sessions cannot be loaded until it does", "addrs", o.Addrs, "err", err)
+	}
+	r.wg.Add(1)
+	go r.monitor()
+	return r, nil
+}
+
+func (r *Redis) logger() *slog.Logger {
+	if r.opts.Logger == nil {
+		return slog.Default()
+	}
+	return r.opts.Logger
+}
+
+// connect builds the client, once.
+func (r *Redis) connect() error {
+	if r.client.Load() != nil {
+		return nil
+	}
+	o := rueidis.ClientOption{
+		InitAddress:      r.opts.Addrs,
+		Username:         r.opts.Username,
+		Password:         r.opts.Password,
+		Dialer:           net.Dialer{Timeout: r.opts.Timeout, KeepAlive: time.Second},
+		ConnWriteTimeout: max(r.opts.Timeout, time.Second),
+		DisableCache:     !r.opts.ClientCache,
+		// The hot tier is the cache; rueidis' own would hold a second
+		// copy. Broadcast tracking over the key prefix makes the servers
+		// report every change of a session key, read through this
+		// process or not, so nothing needs to be opted in per read.
+		CacheSizeEachConn: 1 << 16,
+		ClientName:        "sessionproxy",
+	}
+	if r.opts.ClientCache {
+		o.ClientTrackingOptions = []string{"BCAST", "PREFIX", r.opts.KeyPrefix}
+		o.OnInvalidations = r.invalidated
+	}
+	c, err := rueidis.NewClient(o)
+	if err != nil {
+		return err
+	}
+	if !r.client.CompareAndSwap(nil, &c) {
+		c.Close()
+	}
+	return nil
+}
+
+// invalidated receives the servers' invalidation pushes: the keys changed,
+// or nil when a connection closed (its tracking, and what it would have
+// reported, are gone).
+func (r *Redis) invalidated(keys []rueidis.RedisMessage) {
+	fn := r.onInval.Load()
+	if fn == nil {
+		return
+	}
+	if keys == nil {
+		(*fn)(nil)
+		return
+	}
+	p := len(r.opts.KeyPrefix)
+	for _, k := range keys {
+		s, err := k.ToString()
+		if err != nil || len(s) <= p {
+			continue
+		}
+		(*fn)([]byte(s[p:]))
+	}
+}
+
+// Watch has fn called with the ID of every session whose key changes on
+// the servers, by any writer, and with nil when changes may have gone
+// unreported. It reports whether it will: only with ClientCache.
+func (r *Redis) Watch(fn func(id []byte)) bool {
+	if !r.opts.ClientCache {
+		return false
+	}
+	r.onInval.Store(&fn)
+	return true
+}
+
+// Kind returns "redis".
+func (r *Redis) Kind() string { return "redis" }
+
+// Close stops the monitor and closes the connections.
+func (r *Redis) Close() {
+	r.closeOnce.Do(func() {
+		close(r.closed)
+		if c := r.client.Load(); c != nil {
+			(*c).Close()
+		}
+	})
+	r.wg.Wait()
+}
+
+// Status reports every server seen (the configured addresses and, on a
+// Cluster, each node the slot map named since), sorted by address. A
+// server that went away stays listed as down.
+func (r *Redis) Status() []NodeState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]NodeState, 0, len(r.servers))
+	for _, s := range r.servers {
+		st := StateDown
+		if s.up {
+			st = StateUp
+		}
+		out = append(out, NodeState{Node: Node{ID: s.addr, Addr: s.addr}, State: st, Up: s.up})
+	}
+	slices.SortFunc(out, func(a, b NodeState) int {
+		switch {
+		case a.Addr < b.Addr:
+			return -1
+		case a.Addr > b.Addr:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// monitor connects if the first attempt failed and PINGs every server the
+// client knows, for Status.
+func (r *Redis) monitor() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.opts.ProbeInterval)
+	defer t.Stop()
+	for {
+		r.probe()
+		select {
+		case <-r.closed:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Redis) probe() {
+	if err := r.connect(); err != nil {
+		r.setUp(r.opts.Addrs, nil)
+		return
+	}
+	c := *r.client.Load()
+	nodes := c.Nodes()
+	addrs := make([]string, 0, len(nodes))
+	var up []string
+	for addr, n := range nodes {
+		addrs = append(addrs, addr)
+		ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout*5)
+		err := n.Do(ctx, n.B().Ping().Build()).Error()
+		cancel()
+		if err == nil {
+			up = append(up, addr)
+		}
+	}
+	r.setUp(addrs, up)
+}
+
+// setUp records which of addrs answered (up) and logs the changes.
+func (r *Redis) setUp(addrs, up []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range addrs {
+		s := r.servers[a]
+		if s == nil {
+			s = &redisSrv{addr: a}
+			r.servers[a] = s
+		}
+		now := slices.Contains(up, a)
+		if now != s.up && (s.known || !now) {
+			r.logger().Info("redis server state", "addr", a, "up", now)
+		}
+		s.up, s.known = now, true
+	}
+	// A server the client no longer names (a dead master replaced by its
+	// replica) is down.
+	for a, s := range r.servers {
+		if s.up && !slices.Contains(addrs, a) {
+			s.up = false
+			r.logger().Info("redis server state", "addr", a, "up", false)
+		}
+	}
+}
+
+func (r *Redis) key(id []byte) string { return r.opts.KeyPrefix + string(id) }
+
+func (r *Redis) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), r.opts.Timeout)
+}
+
+// cli returns the client, or ErrUnavailable before the first connection.
+func (r *Redis) cli() (rueidis.Client, error) {
+	if c := r.client.Load(); c != nil {
+		return *c, nil
+	}
+	return nil, ErrUnavailable
+}
+
+// unavailable turns a client error into ErrUnavailable, keeping the cause
+// for the log.
+func unavailable(err error) error {
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// Get returns the session's value from its master.
+func (r *Redis) Get(id []byte) ([]byte, error) {
+	c, err := r.cli()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := r.ctx()
+	defer cancel()
+	v, err := c.Do(ctx, c.B().Get().Key(r.key(id)).Build()).AsBytes()
+	switch {
+	case rueidis.IsRedisNil(err):
+		return nil, ErrNotFound
+	case err != nil:
+		return nil, unavailable(err)
+	}
+	return v, nil
+}
+
+// versionLua reads the version of a stored session (its uvarint after the
+// format and flags bytes) and writes only when the caller's condition on
+// it holds. A value it cannot read counts as absent (-1), as the Memcached
+// store overwrites a corrupt value. Lua numbers are doubles: versions are
+// exact up to 2^53, far beyond what a session reaches.
+const versionLua = `
+local function ver(v)
+  if not v or #v < 3 or string.byte(v, 1) ~= 1 then return -1 end
+  local x, m = 0, 1
+  for i = 3, math.min(#v, 12) do
+    local b = string.byte(v, i)
+    x = x + (b % 128) * m
+    if b < 128 then return x end
+    m = m * 128
+  end
+  return -1
+end
+local held = ver(redis.call('GET', KEYS[1]))
+`
+
+// casScript sets KEYS[1] to ARGV[2] (expiring at unix second ARGV[3]) if
+// the version held is ARGV[1] (-1: none held); 0 means another writer got
+// in between.
+var casScript = newLua(versionLua + `
+if held ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EXAT', ARGV[3])
+return 1
+`)
+
+// newerScript sets KEYS[1] to ARGV[2] unless the version held is ARGV[1]
+// or newer; it answers 1 either way, since the key then holds that
+// version or a newer one.
+var newerScript = newLua(versionLua + `
+if held >= tonumber(ARGV[1]) then return 1 end
+redis.call('SET', KEYS[1], ARGV[2], 'EXAT', ARGV[3])
+return 1
+`)
+
+// lua is a script and its SHA1, sent by EVALSHA first.
+type lua struct{ src, sha string }
+
+func newLua(src string) *lua {
+	sum := sha1.Sum([]byte(src))
+	return &lua{src: src, sha: hex.EncodeToString(sum[:])}
+}
+
+// exat is the EXAT of a value that may be dropped at expires (unix
+// seconds), never in the past.
+func exat(expires int64) string {
+	return strconv.FormatInt(max(expires, time.Now().Unix()+1), 10)
+}
+
+// script runs s on key with args and, when WaitReplicas is set, WAIT in
+// the same pipeline to the key's master, so that it waits for this write.
+// It returns the script's integer answer. EVALSHA fails with NOSCRIPT on a
+// server that has not seen the script yet (a restart, a promoted
+// replica): then the script itself is sent.
+func (r *Redis) script(s *lua, key string, args ...string) (int64, error) {
+	c, err := r.cli()
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := r.ctx()
+	defer cancel()
+	for _, bySha := range [2]bool{true, false} {
+		var cmd rueidis.Completed
+		if bySha {
+			cmd = c.B().Evalsha().Sha1(s.sha).Numkeys(1).Key(key).Arg(args...).Build()
+		} else {
+			cmd = c.B().Eval().Script(s.src).Numkeys(1).Key(key).Arg(args...).Build()
+		}
+		cmds := rueidis.Commands{cmd}
+		if r.opts.WaitReplicas > 0 {
+			ms := strconv.FormatInt(r.opts.Timeout.Milliseconds(), 10)
+			cmds = append(cmds, c.B().Arbitrary("WAIT").Args(strconv.Itoa(r.opts.WaitReplicas), ms).Build().SetSlot(key))
+		}
+		res := c.DoMulti(ctx, cmds...)
+		n, err := res[0].AsInt64()
+		if re, ok := rueidis.IsRedisErr(err); ok && bySha && re.IsNoScript() {
+			continue
+		}
+		if err != nil {
+			return 0, unavailable(err)
+		}
+		if len(res) > 1 {
+			acked, err := res[1].AsInt64()
+			if err != nil {
+				return 0, unavailable(err)
+			}
+			if acked < int64(r.opts.WaitReplicas) {
+				return 0, fmt.Errorf("%w: %d of %d replicas acknowledged the write", ErrUnavailable, acked, r.opts.WaitReplicas)
+			}
+		}
+		return n, nil
+	}
+	return 0, ErrUnavailable
+}
+
+// Merge reads the session, has mg build the new value on it, and writes it
+// only if the version held is still the one read; when another writer got
+// in between it builds again on the newer copy. So concurrent requests
+// through several proxies that change different attributes keep every
+// change.
+func (r *Redis) Merge(id []byte, mg Merger) error {
+	key := r.key(id)
+	for try := 0; try < maxCASTries; try++ {
+		cur, err := r.Get(id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			cur = nil
+		case err != nil:
+			return err
+		}
+		held := int64(-1)
+		if cur != nil {
+			if mt, err := peek(cur); err == nil {
+				held = int64(mt.version)
+			}
+		}
+		val, err := mg.Merge(cur)
+		if err != nil {
+			return err
+		}
+		mt, err := peek(val)
+		if err != nil {
+			return err
+		}
+		ok, err := r.script(casScript, key, strconv.FormatInt(held, 10), string(val), exat(mt.expires))
+		if err != nil {
+			return err
+		}
+		if ok == 1 {
+			return nil
+		}
+		backoff(try)
+	}
+	return ErrConflict
+}
+
+// Put sets val whatever is held: only for a caller whose copy is the
+// authoritative one.
+func (r *Redis) Put(id, val []byte) error {
+	mt, err := peek(val)
+	if err != nil {
+		return err
+	}
+	c, err := r.cli()
+	if err != nil {
+		return err
+	}
+	if r.opts.WaitReplicas > 0 {
+		// The same conditional write with WAIT behind it: a Put of the
+		// one writer always carries a newer version than what is held.
+		_, err := r.script(newerScript, r.key(id), strconv.FormatUint(mt.version, 10), string(val), exat(mt.expires))
+		return err
+	}
+	ctx, cancel := r.ctx()
+	defer cancel()
+	cmd := c.B().Set().Key(r.key(id)).Value(rueidis.BinaryString(val)).ExatTimestamp(max(mt.expires, time.Now().Unix()+1)).Build()
+	if err := c.Do(ctx, cmd).Error(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// PutIfNewer stores val unless the session's version or a newer one is
+// held.
+func (r *Redis) PutIfNewer(id, val []byte) error {
+	mt, err := peek(val)
+	if err != nil {
+		return err
+	}
+	_, err = r.script(newerScript, r.key(id), strconv.FormatUint(mt.version, 10), string(val), exat(mt.expires))
+	return err
+}
