@@ -37,6 +37,16 @@ type Config struct {
 	AccessLog            string    `yaml:"access_log"` // text | json | combined | off (default text)
 	Session              Session   `yaml:"session"`    //
 
+	Upstreams     map[string]Upstream `yaml:"upstreams"`      // named pools besides the top-level backends ("default")
+	Routes        []Route             `yaml:"routes"`         // tried in order; no match goes to "default"
+	ErrorPages    map[int]string      `yaml:"error_pages"`    // status -> HTML file for the proxy's own errors
+	RealIPFrom    []string            `yaml:"real_ip_from"`   // peers whose X-Forwarded-For is trusted
+	ProxyProtocol bool                `yaml:"proxy_protocol"` // PROXY protocol v1/v2 header required on every connection
+	ListenTLS     string              `yaml:"listen_tls"`     // HTTPS listener (default off)
+	TLS           TLS                 `yaml:"tls"`            //
+	// RedirectToHTTPS answers the plain listener with 308 to listen_tls.
+	RedirectToHTTPS bool `yaml:"redirect_to_https"`
+
 	// lines maps a field path such as "backends[1].url" to its line in the
 	// file, so that checks made after decoding can still name a line.
 	lines map[string]int
@@ -116,6 +126,7 @@ var DefaultConfig = Config{
 		Shutdown:   Duration(30 * time.Second),
 	},
 	Retries:   1,
+	TLS:       TLS{MinVersion: "1.2"},
 	MaxBody:   10 << 20,
 	AccessLog: "text",
 	Session: Session{
@@ -246,6 +257,7 @@ func Parse(data []byte) (*Config, error) {
 			c.Backends[i].Weight = 1
 		}
 	}
+	c.fillUpstreams()
 	return c, nil
 }
 

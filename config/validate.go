@@ -47,6 +47,8 @@ func (c *Config) Validate() error {
 	}
 	v.oneOf("access_log", c.AccessLog, "text", "json", "combined", "off")
 	v.session()
+	v.frontDoor()
+	v.tls()
 	if len(v.errs) > 0 {
 		return v.errs
 	}
@@ -89,13 +91,21 @@ func (v *validator) positive(path string, d Duration) {
 func (v *validator) backends() {
 	c := v.c
 	if len(c.Backends) == 0 {
+		if c.catchAll() {
+			return // every request has a route: the default pool is never used
+		}
 		v.errf("backends", "no backends: add a backends: list with at least one url, or pass -backend URL")
 		return
 	}
+	v.backendList("backends", c.Backends)
+}
+
+// backendList checks the backends of one pool; path is its field path.
+func (v *validator) backendList(path string, list []Backend) {
 	seen := map[string]bool{}
 	primaries := 0
-	for i, b := range c.Backends {
-		p := fmt.Sprintf("backends[%d]", i)
+	for i, b := range list {
+		p := fmt.Sprintf("%s[%d]", path, i)
 		if _, err := ParseBackendURL(b.URL); err != nil {
 			v.errf(p+".url", "%s.url: %v", p, err)
 		}
@@ -110,8 +120,8 @@ func (v *validator) backends() {
 			primaries++
 		}
 	}
-	if primaries == 0 {
-		v.errf("backends", "every backend is a backup: at least one must have backup: false")
+	if len(list) > 0 && primaries == 0 {
+		v.errf(path, "%s: every backend is a backup: at least one must have backup: false", path)
 	}
 }
 
@@ -139,17 +149,21 @@ func ParseBackendURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
-func (v *validator) health() {
-	h := v.c.Health
+func (v *validator) health() { v.healthOf("health", v.c.Health) }
+
+// healthOf checks one pool's health settings; path is their field path.
+func (v *validator) healthOf(path string, h Health) {
 	if h.MaxFails < 0 {
-		v.errf("health.max_fails", "health.max_fails must be 0 (off) or more, got %d", h.MaxFails)
+		v.errf(path+".max_fails", "%s.max_fails must be 0 (off) or more, got %d", path, h.MaxFails)
 	}
-	v.positive("health.fail_timeout", h.FailTimeout)
+	v.positive(path+".fail_timeout", h.FailTimeout)
 	if h.CheckPath != "" && !strings.HasPrefix(h.CheckPath, "/") {
-		v.errf("health.check_path", "health.check_path %q must start with /", h.CheckPath)
+		v.errf(path+".check_path", "%s.check_path %q must start with /", path, h.CheckPath)
 	}
-	v.positive("health.check_interval", h.CheckInterval)
+	v.positive(path+".check_interval", h.CheckInterval)
 }
+
+func balancerPolicies() []string { return balancer.Policies }
 
 var cookieNameRE = regexp.MustCompile(`^[!#$%&'*+\-.^_` + "`" + `|~0-9A-Za-z]+$`)
 

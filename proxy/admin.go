@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/pprof"
 	"strings"
@@ -14,6 +15,25 @@ import (
 // per request and returns the proxy in service. It checks no credentials:
 // wrap it in RequireToken unless it listens on loopback only.
 func AdminHandler(current func() *Proxy) http.Handler {
+	return adminHandler(func() adminTarget { return current() })
+}
+
+// RouterAdminHandler is AdminHandler for a Router: /status and /metrics
+// cover every upstream.
+func RouterAdminHandler(current func() *Router) http.Handler {
+	return adminHandler(func() adminTarget { return current() })
+}
+
+// adminTarget is what the admin paths report on: one Proxy or a Router of
+// several.
+type adminTarget interface {
+	WritePrometheus(w io.Writer)
+	Status() Status
+	serveSessionGet(w http.ResponseWriter, id string)
+	serveSessionDelete(w http.ResponseWriter, id string)
+}
+
+func adminHandler(current func() adminTarget) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -89,12 +109,13 @@ type Status struct {
 
 // BackendStatus describes one backend in /status.
 type BackendStatus struct {
-	URL    string `json:"url"`
-	Up     bool   `json:"up"`
-	Active int64  `json:"active"`
-	Fails  int    `json:"fails"`
-	Backup bool   `json:"backup"`
-	Served uint64 `json:"served"`
+	Upstream string `json:"upstream"`
+	URL      string `json:"url"`
+	Up       bool   `json:"up"`
+	Active   int64  `json:"active"`
+	Fails    int    `json:"fails"`
+	Backup   bool   `json:"backup"`
+	Served   uint64 `json:"served"`
 }
 
 // NodeStatus describes one memcached node in /status.
@@ -117,7 +138,7 @@ func (p *Proxy) Status() Status {
 	s := Status{Backends: []BackendStatus{}, Memcached: []NodeStatus{}}
 	for _, b := range p.Pool.Backends {
 		s.Backends = append(s.Backends, BackendStatus{
-			URL: b.URL, Up: b.Available(), Active: b.Inflight(), Fails: b.Fails(),
+			Upstream: p.upstream(), URL: b.URL, Up: b.Available(), Active: b.Inflight(), Fails: b.Fails(),
 			Backup: b.Backup, Served: b.Served(),
 		})
 	}

@@ -33,7 +33,7 @@ func TestAdminEndpoints(t *testing.T) {
 	m := get(t, admin.URL+"/metrics").body
 	for _, want := range []string{
 		`sessionproxy_requests_total{code="200"} 2`,
-		`sessionproxy_backend_up{backend="` + a.url() + `"} 1`,
+		`sessionproxy_backend_up{upstream="default",backend="` + a.url() + `"} 1`,
 		`sessionproxy_request_duration_seconds_bucket{le="`,
 		`sessionproxy_request_duration_seconds_count 2`,
 	} {

@@ -74,6 +74,18 @@ type Proxy struct {
 	// is ready.
 	AccessLog func(*fasthttp.RequestCtx, *AccessInfo)
 
+	// Upstream names the pool in /status and in the upstream label of
+	// backend metrics (default "default").
+	Upstream string
+
+	// ClientsFrom, if not nil, is a Proxy of the same Pool whose backend
+	// connections and gauges p shares: a route without session work is a
+	// second Proxy over the upstream's clients.
+	ClientsFrom *Proxy
+
+	// ErrorPages, if not nil, gives the proxy's own errors HTML bodies.
+	ErrorPages *ErrorPages
+
 	once    sync.Once
 	clients []*fasthttp.HostClient // by Backend.Index
 	gauges  *metrics.Set           // this configuration's backends and nodes
@@ -99,6 +111,10 @@ func (p *Proxy) init() {
 	if p.Metrics == nil {
 		p.Metrics = NewMetrics()
 	}
+	if p.ClientsFrom != nil {
+		p.shareClients()
+		return
+	}
 	connect := p.ConnectTimeout
 	if connect <= 0 {
 		connect = 2 * time.Second
@@ -115,13 +131,13 @@ func (p *Proxy) init() {
 	p.clients = make([]*fasthttp.HostClient, len(p.Pool.Backends))
 	for i, b := range p.Pool.Backends {
 		p.clients[i] = newHostClient(b, connect, maxConns, maxHeader)
-		p.gauges.NewGauge(fmt.Sprintf(`sessionproxy_backend_up{backend=%q}`, b.URL), func() float64 {
+		p.gauges.NewGauge(fmt.Sprintf(`sessionproxy_backend_up{upstream=%q,backend=%q}`, p.upstream(), b.URL), func() float64 {
 			if b.Available() {
 				return 1
 			}
 			return 0
 		})
-		p.gauges.NewGauge(fmt.Sprintf(`sessionproxy_backend_active{backend=%q}`, b.URL), func() float64 {
+		p.gauges.NewGauge(fmt.Sprintf(`sessionproxy_backend_active{upstream=%q,backend=%q}`, p.upstream(), b.URL), func() float64 {
 			return float64(b.Inflight())
 		})
 	}
@@ -339,7 +355,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 				"method", string(req.Header.Method()), "path", string(req.URI().Path()),
 				"request_id", string(st.idBuf))
 		}
-		writeError(ctx, perr)
+		p.ErrorPages.write(ctx, perr)
 		if perr.Status == fasthttp.StatusServiceUnavailable {
 			resp.Header.Set("Retry-After", "5")
 		}

@@ -14,6 +14,9 @@ type ServerOptions struct {
 	MaxBody     int64         // larger request bodies get 413 (default 10 MiB)
 	ReadTimeout time.Duration // reading one request (default 30s)
 	IdleTimeout time.Duration // idle keep-alive connections (default 90s)
+	// ErrorPages, if not nil, is called per error fasthttp itself answers
+	// (malformed request, body too large) for the pages in service.
+	ErrorPages func() *ErrorPages
 }
 
 // NewServer returns a fasthttp server that runs h (normally Proxy.ServeHTTP) for every request, with
@@ -31,7 +34,7 @@ func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
 	maxBody := int(o.MaxBody)
 	return &fasthttp.Server{
 		Handler:      h,
-		ErrorHandler: serveRequestError,
+		ErrorHandler: o.serveRequestError,
 		// A client that asks before sending a body over the limit gets
 		// its 413 at once, not a 100 Continue that invites it to send
 		// what will be thrown away.
@@ -61,8 +64,12 @@ func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
 }
 
 // serveRequestError answers requests fasthttp could not read.
-func serveRequestError(ctx *fasthttp.RequestCtx, err error) {
-	writeError(ctx, requestError(err))
+func (o ServerOptions) serveRequestError(ctx *fasthttp.RequestCtx, err error) {
+	var ep *ErrorPages
+	if o.ErrorPages != nil {
+		ep = o.ErrorPages()
+	}
+	ep.write(ctx, requestError(err))
 }
 
 // debugLogger sends fasthttp's per-connection messages (a client sending

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +18,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"sessionproxy/balancer"
+	"sessionproxy/certs"
 	"sessionproxy/config"
 	"sessionproxy/proxy"
 	"sessionproxy/sessionstore"
@@ -36,6 +37,10 @@ type app struct {
 	current atomic.Pointer[generation]
 	server  *fasthttp.Server
 	admin   *http.Server
+	// certs are the TLS listener's certificates, replaced on reload.
+	certs certs.Store
+	// tlsLn, if not nil, is the open listen_tls listener.
+	tlsLn net.Listener
 
 	// signals delivers SIGTERM, SIGINT and SIGHUP; tests send to it.
 	signals chan os.Signal
@@ -46,7 +51,8 @@ type app struct {
 // generation is the proxy built from one configuration, with what must be
 // stopped when it is replaced.
 type generation struct {
-	proxy     *proxy.Proxy
+	proxy     *proxy.Proxy // the default upstream
+	router    *proxy.Router
 	stop      func()
 	store     *sessionstore.Store
 	accessLog *proxy.AccessLog
@@ -75,15 +81,23 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.current.Store(g)
-	handler := func(ctx *fasthttp.RequestCtx) { a.current.Load().proxy.ServeHTTP(ctx) }
+	if c.ListenTLS != "" {
+		set, err := loadCertificates(c)
+		if err != nil {
+			return nil, err
+		}
+		a.certs.Swap(set)
+	}
+	handler := func(ctx *fasthttp.RequestCtx) { a.current.Load().router.ServeHTTP(ctx) }
 	a.server = proxy.NewServer(handler, proxy.ServerOptions{
 		MaxBody:     int64(c.MaxBody),
 		ReadTimeout: c.Timeouts.ClientRead.Std(),
 		IdleTimeout: c.Timeouts.ClientIdle.Std(),
+		ErrorPages:  func() *proxy.ErrorPages { return a.current.Load().proxy.ErrorPages },
 	})
 	if c.Admin != "" {
 		// The token follows reloads, like the proxy the handler reports on.
-		h := proxy.AdminHandler(func() *proxy.Proxy { return a.current.Load().proxy })
+		h := proxy.RouterAdminHandler(func() *proxy.Router { return a.current.Load().router })
 		a.admin = &http.Server{
 			Addr:              c.Admin,
 			Handler:           proxy.RequireToken(func() string { return a.current.Load().cfg.AdminToken }, h),
@@ -96,30 +110,10 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 // build makes a proxy from a configuration. prev, if not nil, is the
 // generation being replaced, whose parts may be kept.
 func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation, error) {
-	var backends []*balancer.Backend
-	for _, bc := range c.Backends {
-		// config owns what a backend URL may be: check accepted it, so
-		// run must too (HTTP://host:port, host:port/ or a bare "?").
-		u, err := config.ParseBackendURL(bc.URL)
-		if err != nil {
-			return nil, err
-		}
-		b, err := proxy.NewBackend(u.Scheme+"://"+u.Host, bc.Weight, bc.Backup)
-		if err != nil {
-			return nil, err
-		}
-		backends = append(backends, b)
-	}
-	pool, err := balancer.NewPool(c.Balancer, backends, &balancer.Health{
-		MaxFails:    c.Health.MaxFails,
-		FailTimeout: c.Health.FailTimeout.Std(),
-		Logger:      logger,
-	})
-	if err != nil {
-		return nil, err
-	}
+	var err error
+	// p carries what every upstream's Proxy shares; buildRouter gives
+	// each its pool.
 	p := &proxy.Proxy{
-		Pool:            pool,
 		Retries:         c.Retries,
 		ConnectTimeout:  c.Timeouts.Connect.Std(),
 		ResponseTimeout: c.Timeouts.Response.Std(),
@@ -131,6 +125,8 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 	}
 	if prev != nil {
 		p.Metrics = prev.proxy.Metrics
+	} else {
+		p.Metrics = proxy.NewMetrics()
 	}
 	var store *sessionstore.Store
 	if prev != nil && sameStore(prev.cfg, c) {
@@ -159,15 +155,13 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 	}
 	p.Sessions = sessions
 	ctx, cancel := context.WithCancel(context.Background())
-	if c.Health.CheckPath != "" {
-		checker := &balancer.Checker{
-			Path:     c.Health.CheckPath,
-			Interval: c.Health.CheckInterval.Std(),
-			Timeout:  c.Timeouts.Connect.Std() + c.Timeouts.Response.Std()/10,
-		}
-		go checker.Run(ctx, pool)
+	rt, err := buildRouter(ctx, c, p, logger)
+	if err != nil {
+		cancel()
+		return nil, err
 	}
-	return &generation{proxy: p, stop: cancel, store: store, accessLog: accessLog, cfg: c}, nil
+	def := rt.Default.(*proxy.Proxy)
+	return &generation{proxy: def, router: rt, stop: cancel, store: store, accessLog: accessLog, cfg: c}, nil
 }
 
 // newStore builds the session store of a configuration; previous, if not
@@ -252,6 +246,12 @@ func (a *app) serve() int {
 		}
 		go a.admin.Serve(adminLn)
 	}
+	if a.cfg.ListenTLS != "" {
+		if a.tlsLn, err = net.Listen("tcp", a.cfg.ListenTLS); err != nil {
+			a.logger.Error("cannot listen for TLS", "addr", a.cfg.ListenTLS, "error", err)
+			return 1
+		}
+	}
 	return a.serveOn(ln)
 }
 
@@ -268,7 +268,13 @@ func (a *app) serveOn(ln net.Listener) int {
 	serveErr := make(chan error, 1)
 	// Lingering close: a client still sending a body the proxy refused
 	// reads the 413 instead of a reset.
-	go func() { serveErr <- a.server.Serve(proxy.NewLingerListener(ln)) }()
+	go func() { serveErr <- a.server.Serve(a.wrap(ln)) }()
+	if a.tlsLn != nil {
+		tlsLn := tls.NewListener(a.wrap(a.tlsLn), a.certs.TLSConfig())
+		go func() { serveErr <- a.server.Serve(tlsLn) }()
+		a.logger.Info("sessionproxy listening for TLS", "addr", a.tlsLn.Addr().String(),
+			"certificates", len(a.cfg.TLS.Certificates))
+	}
 	for {
 		select {
 		case err := <-serveErr:
@@ -318,6 +324,15 @@ func (a *app) reload() {
 	if err != nil {
 		a.logger.Error("reload failed, keeping the old config", "error", err)
 		return
+	}
+	if a.tlsLn != nil {
+		// A certificate that fails here, after check passed, keeps the
+		// old set: handshakes must not start failing on a reload.
+		if set, err := loadCertificates(c); err != nil {
+			a.logger.Error("certificates not reloaded, keeping the old ones", "error", err)
+		} else {
+			a.certs.Swap(set)
+		}
 	}
 	a.current.Store(g)
 	// Requests already running finish on the old settings.

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"sessionproxy/balancer"
+	"sessionproxy/certs"
+	"sessionproxy/config"
+	"sessionproxy/proxy"
+	"sessionproxy/proxyproto"
+)
+
+// buildRouter makes one Proxy per upstream ("default" first) from the
+// template proxy base, which carries the settings they share, and the
+// route table over them. Active health checks run until ctx is done.
+func buildRouter(ctx context.Context, c *config.Config, base *proxy.Proxy, logger *slog.Logger) (*proxy.Router, error) {
+	pages, err := proxy.LoadErrorPages(c.ErrorPages)
+	if err != nil {
+		return nil, err
+	}
+	rt := &proxy.Router{Recorder: &proxy.Recorder{Metrics: base.Metrics, AccessLog: base.AccessLog}}
+	upstreams := map[string]*proxy.Proxy{}
+	for _, name := range c.UpstreamNames() {
+		u := c.UpstreamConfig(name)
+		p, err := newUpstream(ctx, c, name, u, base, logger)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", name, err)
+		}
+		p.ErrorPages = pages
+		upstreams[name] = p
+		rt.Upstreams = append(rt.Upstreams, p)
+	}
+	rt.Default = upstreams[config.DefaultUpstream]
+	sessionFree := map[string]*proxy.Proxy{}
+	for i, r := range c.Routes {
+		route := proxy.Route{
+			Host:          r.Match.Host,
+			Path:          r.Match.Path,
+			Rewrite:       r.RewritePrefix != "",
+			RewritePrefix: r.RewritePrefix,
+		}
+		switch {
+		case r.Static != "":
+			s, err := proxy.NewStatic(r.Static, rt.Recorder)
+			if err != nil {
+				return nil, fmt.Errorf("routes[%d].static: %w", i, err)
+			}
+			route.Handler = s
+		case r.Sessions() || base.Sessions == nil:
+			route.Handler = upstreams[r.Upstream]
+		default:
+			p := sessionFree[r.Upstream]
+			if p == nil {
+				p = withoutSessions(upstreams[r.Upstream])
+				sessionFree[r.Upstream] = p
+			}
+			route.Handler = p
+		}
+		rt.Routes = append(rt.Routes, route)
+	}
+	if len(c.RealIPFrom) > 0 {
+		rt.RealIP = &proxy.RealIP{}
+		for _, s := range c.RealIPFrom {
+			p, err := config.ParsePrefix(s)
+			if err != nil {
+				return nil, err
+			}
+			rt.RealIP.Trusted = append(rt.RealIP.Trusted, p)
+		}
+	}
+	if c.RedirectToHTTPS {
+		_, port, err := net.SplitHostPort(c.ListenTLS)
+		if err != nil {
+			return nil, fmt.Errorf("listen_tls: %w", err)
+		}
+		rt.RedirectHTTPSPort = port
+	}
+	return rt, nil
+}
+
+// newUpstream makes the pool and Proxy of one upstream.
+func newUpstream(ctx context.Context, c *config.Config, name string, u config.Upstream, base *proxy.Proxy, logger *slog.Logger) (*proxy.Proxy, error) {
+	var backends []*balancer.Backend
+	for _, bc := range u.Backends {
+		// config owns what a backend URL may be: check accepted it, so
+		// run must too (HTTP://host:port, host:port/ or a bare "?").
+		bu, err := config.ParseBackendURL(bc.URL)
+		if err != nil {
+			return nil, err
+		}
+		b, err := proxy.NewBackend(bu.Scheme+"://"+bu.Host, bc.Weight, bc.Backup)
+		if err != nil {
+			return nil, err
+		}
+		backends = append(backends, b)
+	}
+	pool, err := balancer.NewPool(u.Balancer, backends, &balancer.Health{
+		MaxFails:    u.Health.MaxFails,
+		FailTimeout: u.Health.FailTimeout.Std(),
+		Logger:      logger.With("upstream", name),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if u.Health.CheckPath != "" && len(backends) > 0 {
+		checker := &balancer.Checker{
+			Path:     u.Health.CheckPath,
+			Interval: u.Health.CheckInterval.Std(),
+			Timeout:  c.Timeouts.Connect.Std() + c.Timeouts.Response.Std()/10,
+		}
+		go checker.Run(ctx, pool)
+	}
+	return &proxy.Proxy{
+		Pool:                 pool,
+		Upstream:             name,
+		Retries:              base.Retries,
+		ConnectTimeout:       base.ConnectTimeout,
+		ResponseTimeout:      base.ResponseTimeout,
+		MaxResponseHeader:    base.MaxResponseHeader,
+		UnderscoresInHeaders: base.UnderscoresInHeaders,
+		Logger:               base.Logger,
+		Metrics:              base.Metrics,
+		AccessLog:            base.AccessLog,
+		Sessions:             base.Sessions,
+	}, nil
+}
+
+// withoutSessions returns a Proxy that forwards through p's backend
+// connections with no session work: a route with session: false.
+func withoutSessions(p *proxy.Proxy) *proxy.Proxy {
+	return &proxy.Proxy{
+		Pool:                 p.Pool,
+		Upstream:             p.Upstream,
+		ClientsFrom:          p,
+		Retries:              p.Retries,
+		ConnectTimeout:       p.ConnectTimeout,
+		ResponseTimeout:      p.ResponseTimeout,
+		MaxResponseHeader:    p.MaxResponseHeader,
+		UnderscoresInHeaders: p.UnderscoresInHeaders,
+		Logger:               p.Logger,
+		Metrics:              p.Metrics,
+		AccessLog:            p.AccessLog,
+		ErrorPages:           p.ErrorPages,
+	}
+}
+
+// loadCertificates reads every certificate of the configuration into a set.
+func loadCertificates(c *config.Config) (*certs.Set, error) {
+	var pairs []tls.Certificate
+	for i, cc := range c.TLS.Certificates {
+		pair, err := config.LoadCertificate(cc)
+		if err != nil {
+			return nil, fmt.Errorf("tls.certificates[%d]: %w", i, err)
+		}
+		pairs = append(pairs, pair)
+	}
+	return certs.NewSet(pairs, config.TLSVersion(c.TLS.MinVersion))
+}
+
+// wrap gives a listener lingering close and, with proxy_protocol, the
+// PROXY header's client address. TLS, if any, goes on top: the PROXY
+// header comes before the handshake.
+func (a *app) wrap(ln net.Listener) net.Listener {
+	var l net.Listener = proxy.NewLingerListener(ln)
+	if a.cfg.ProxyProtocol {
+		l = &proxyproto.Listener{Listener: l}
+	}
+	return l
+}

@@ -1,0 +1,282 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+)
+
+// Handler serves the requests of one route. *Proxy (an upstream) and
+// *Static (files below a directory) are the two kinds.
+type Handler interface {
+	ServeHTTP(ctx *fasthttp.RequestCtx)
+}
+
+var (
+	_ Handler = (*Proxy)(nil)
+	_ Handler = (*Static)(nil)
+	_ Handler = (*Router)(nil)
+)
+
+// Route sends the requests it matches to Handler. An empty Host or Path
+// matches anything.
+type Route struct {
+	// Host is a lower-case host name matched exactly, or "*.example.com"
+	// for the subdomains of example.com (not example.com itself). The
+	// request's Host is compared without its port and in any case.
+	Host string
+
+	// Path is a prefix of the normalised path ("..", "//" and %-escapes
+	// resolved), compared byte for byte.
+	Path string
+
+	// Rewrite replaces the matched Path with RewritePrefix before the
+	// request is handed on, as nginx's proxy_pass with a URI does.
+	Rewrite       bool
+	RewritePrefix string
+
+	Handler Handler
+}
+
+// matches reports whether r matches a request for host (its Host header,
+// port included) and path (normalised). It does not allocate.
+func (r *Route) matches(host, path []byte) bool {
+	if len(path) < len(r.Path) || string(path[:len(r.Path)]) != r.Path {
+		return false
+	}
+	return r.Host == "" || hostMatches(r.Host, stripPort(host))
+}
+
+// stripPort returns the host of a Host header value without its port;
+// "[::1]:8080" gives "[::1]".
+func stripPort(h []byte) []byte {
+	for i := len(h) - 1; i >= 0; i-- {
+		switch h[i] {
+		case ':':
+			return h[:i]
+		case ']':
+			return h
+		}
+	}
+	return h
+}
+
+// hostMatches compares a lower-case pattern with a host in any case.
+func hostMatches(pattern string, host []byte) bool {
+	if len(pattern) > 2 && pattern[0] == '*' && pattern[1] == '.' {
+		suffix := pattern[1:] // ".example.com": subdomains only
+		return len(host) > len(suffix) && equalFold(host[len(host)-len(suffix):], suffix)
+	}
+	return equalFold(host, pattern)
+}
+
+// Router sends each request to the Handler of the first Route that matches
+// it, or to Default. Before matching it settles the client's address
+// (RealIP) and answers the plain listener with a redirect to HTTPS when
+// asked to. Fields are settings: set them before the first request. Safe
+// for concurrent use by multiple goroutines.
+type Router struct {
+	Routes  []Route
+	Default Handler // requests no route matches: the "default" upstream
+
+	// RealIP, if not nil, decides the client address from trusted peers'
+	// X-Forwarded-For.
+	RealIP *RealIP
+
+	// RedirectHTTPSPort, if not empty, makes every request that did not
+	// come over TLS a 308 to the same URL on https with this port ("443"
+	// is left out of the URL).
+	RedirectHTTPSPort string
+
+	// Upstreams lists the proxies of every upstream, "default" first, for
+	// /status and /metrics.
+	Upstreams []*Proxy
+
+	// Recorder counts and logs the redirects; nil: not counted.
+	Recorder *Recorder
+}
+
+// scratch is a per-request buffer for building paths and URLs.
+type scratch struct{ b []byte }
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{b: make([]byte, 0, 256)} }}
+
+// ServeHTTP routes one request. It is a fasthttp.RequestHandler.
+func (rt *Router) ServeHTTP(ctx *fasthttp.RequestCtx) {
+	if rt.RealIP != nil {
+		rt.RealIP.apply(ctx)
+	}
+	if rt.RedirectHTTPSPort != "" && !ctx.IsTLS() {
+		rt.redirect(ctx)
+		return
+	}
+	path := ctx.Path()
+	host := ctx.Request.Header.Host()
+	for i := range rt.Routes {
+		r := &rt.Routes[i]
+		if r.matches(host, path) {
+			if r.Rewrite {
+				rewritePath(ctx, path, r)
+			}
+			r.Handler.ServeHTTP(ctx)
+			return
+		}
+	}
+	rt.Default.ServeHTTP(ctx)
+}
+
+// rewritePath replaces the matched prefix of the normalised path. The
+// result is what the backend gets, so it is %-escaped again: the
+// normalised path is decoded.
+func rewritePath(ctx *fasthttp.RequestCtx, path []byte, r *Route) {
+	s := scratchPool.Get().(*scratch)
+	b := append(s.b[:0], r.RewritePrefix...)
+	rest := path[len(r.Path):]
+	if len(b) > 0 && b[len(b)-1] == '/' && len(rest) > 0 && rest[0] == '/' {
+		rest = rest[1:]
+	}
+	b = appendEscapedPath(b, rest)
+	ctx.Request.URI().SetPathBytes(b)
+	s.b = b
+	scratchPool.Put(s)
+}
+
+// appendEscapedPath appends p with every byte that may not appear in a
+// path segment (RFC 3986 pchar, plus "/") %-escaped.
+func appendEscapedPath(dst, p []byte) []byte {
+	const hex = "0123456789ABCDEF"
+	for _, c := range p {
+		if pathByteOK(c) {
+			dst = append(dst, c)
+			continue
+		}
+		dst = append(dst, '%', hex[c>>4], hex[c&15])
+	}
+	return dst
+}
+
+func pathByteOK(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '@', '/':
+		return true
+	}
+	return false
+}
+
+// redirect answers 308 to https://<host without port>[:port]<request URI>.
+func (rt *Router) redirect(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	s := scratchPool.Get().(*scratch)
+	b := append(s.b[:0], "https://"...)
+	b = append(b, stripPort(ctx.Request.Header.Host())...)
+	if rt.RedirectHTTPSPort != "443" {
+		b = append(append(b, ':'), rt.RedirectHTTPSPort...)
+	}
+	b = append(b, ctx.Request.Header.RequestURI()...)
+	resp := &ctx.Response
+	resp.Reset()
+	resp.SetStatusCode(fasthttp.StatusPermanentRedirect)
+	resp.Header.SetCanonical(hdrLocation, b)
+	s.b = b
+	scratchPool.Put(s)
+	rt.Recorder.finish(ctx, start)
+}
+
+var hdrLocation = []byte("Location")
+
+// Status reports every upstream's backends, each with its upstream's name,
+// and the memcached nodes.
+func (rt *Router) Status() Status {
+	var s Status
+	for i, p := range rt.Upstreams {
+		ps := p.Status()
+		if i == 0 {
+			s = ps
+			continue
+		}
+		s.Backends = append(s.Backends, ps.Backends...)
+	}
+	return s
+}
+
+// Recorder counts and logs the requests that no Proxy answers: static
+// files and redirects. A nil Recorder records nothing.
+type Recorder struct {
+	Metrics   *Metrics                                // required
+	AccessLog func(*fasthttp.RequestCtx, *AccessInfo) // nil: not logged
+}
+
+var infoPool = sync.Pool{New: func() any { return new(AccessInfo) }}
+
+// finish gives the response its X-Request-Id, counts it and logs it.
+func (r *Recorder) finish(ctx *fasthttp.RequestCtx, start time.Time) {
+	s := scratchPool.Get().(*scratch)
+	if id := ctx.Request.Header.Peek("X-Request-Id"); len(id) > 0 {
+		s.b = append(s.b[:0], id...)
+	} else {
+		s.b = appendRequestID(s.b[:0])
+		ctx.Request.Header.SetCanonical(hdrXRequestID, s.b) // for the access log
+	}
+	ctx.Response.Header.SetCanonical(hdrXRequestID, s.b)
+	if r != nil {
+		d := time.Since(start)
+		r.Metrics.code(ctx.Response.StatusCode()).Inc()
+		r.Metrics.duration.Update(d.Seconds())
+		if r.AccessLog != nil {
+			info := infoPool.Get().(*AccessInfo)
+			*info = AccessInfo{Start: start, Duration: d, Session: "none"}
+			r.AccessLog(ctx, info)
+			infoPool.Put(info)
+		}
+	}
+	scratchPool.Put(s)
+}
+
+// WritePrometheus writes the shared counters, every upstream's gauges and
+// the process's own metrics.
+func (rt *Router) WritePrometheus(w io.Writer) {
+	for i, p := range rt.Upstreams {
+		p.once.Do(p.init)
+		if i == 0 {
+			p.Metrics.Set.WritePrometheus(w)
+		}
+		p.gauges.WritePrometheus(w)
+	}
+	metrics.WriteProcessMetrics(w)
+}
+
+// Sessions live in one store shared by every upstream: the first
+// upstream's answers for all.
+func (rt *Router) serveSessionGet(w http.ResponseWriter, id string) {
+	rt.Upstreams[0].serveSessionGet(w, id)
+}
+
+func (rt *Router) serveSessionDelete(w http.ResponseWriter, id string) {
+	rt.Upstreams[0].serveSessionDelete(w, id)
+}
+
+func (p *Proxy) upstream() string {
+	if p.Upstream == "" {
+		return "default"
+	}
+	return p.Upstream
+}
+
+// shareClients makes p send through the backend connections of
+// p.ClientsFrom, whose gauges already describe them.
+func (p *Proxy) shareClients() {
+	src := p.ClientsFrom
+	src.once.Do(src.init)
+	p.clients, p.gauges = src.clients, src.gauges
+	if p.Sessions != nil {
+		p.Sessions.once.Do(func() { p.Sessions.init(p.Metrics, p.gauges) })
+	}
+}
