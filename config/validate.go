@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -106,7 +105,7 @@ func (v *validator) backendList(path string, list []Backend) {
 	primaries := 0
 	for i, b := range list {
 		p := fmt.Sprintf("%s[%d]", path, i)
-		if _, err := ParseBackendURL(b.URL); err != nil {
+		if _, err := balancer.ParseBackendURL(b.URL); err != nil {
 			v.errf(p+".url", "%s.url: %v", p, err)
 		}
 		if seen[b.URL] {
@@ -123,30 +122,6 @@ func (v *validator) backendList(path string, list []Backend) {
 	if len(list) > 0 && primaries == 0 {
 		v.errf(path, "%s: every backend is a backup: at least one must have backup: false", path)
 	}
-}
-
-// ParseBackendURL checks a backend URL: http or https, a host and port, and
-// no path, query or user info (the client's path is forwarded unchanged).
-func ParseBackendURL(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, fmt.Errorf("invalid URL %q: %v", s, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("URL %q must start with http:// or https://", s)
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return nil, fmt.Errorf("URL %q has no host", s)
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("URL %q has an invalid port", s)
-		}
-	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
-		return nil, fmt.Errorf("URL %q must be scheme://host:port only (no path, query or user)", s)
-	}
-	return u, nil
 }
 
 func (v *validator) health() { v.healthOf("health", v.c.Health) }

@@ -147,37 +147,23 @@ func (p *Proxy) init() {
 }
 
 // NewBackend makes a balancer.Backend from a backend URL such as
-// http://127.0.0.1:9001.
+// http://127.0.0.1:9001, checked by balancer.ParseBackendURL. Its URL is
+// normalised to scheme://host[:port] and its address gets the scheme's
+// default port when the URL names none.
 func NewBackend(rawURL string, weight int, backup bool) (*balancer.Backend, error) {
-	rawURL = strings.TrimSuffix(rawURL, "/")
-	u, err := parseBackendURL(rawURL)
+	u, err := balancer.ParseBackendURL(rawURL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("proxy: backend %w", err)
 	}
-	return &balancer.Backend{URL: rawURL, Addr: u, Weight: weight, Backup: backup}, nil
-}
-
-func parseBackendURL(s string) (string, error) {
-	var scheme, host string
-	switch {
-	case strings.HasPrefix(s, "http://"):
-		scheme, host = "http", s[len("http://"):]
-	case strings.HasPrefix(s, "https://"):
-		scheme, host = "https", s[len("https://"):]
-	default:
-		return "", fmt.Errorf("proxy: backend URL %q must start with http:// or https://", s)
-	}
-	if host == "" || strings.ContainsAny(host, "/?#@") {
-		return "", fmt.Errorf("proxy: backend URL %q must be scheme://host:port", s)
-	}
-	if _, _, err := net.SplitHostPort(host); err != nil {
-		if scheme == "https" {
-			host += ":443"
+	addr := u.Host
+	if u.Port() == "" {
+		if u.Scheme == "https" {
+			addr += ":443"
 		} else {
-			host += ":80"
+			addr += ":80"
 		}
 	}
-	return host, nil
+	return &balancer.Backend{URL: u.Scheme + "://" + u.Host, Addr: addr, Weight: weight, Backup: backup}, nil
 }
 
 // DefaultMaxResponseHeader is Proxy.MaxResponseHeader's default: the

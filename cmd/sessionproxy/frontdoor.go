@@ -86,13 +86,7 @@ func buildRouter(ctx context.Context, c *config.Config, base *proxy.Proxy, logge
 func newUpstream(ctx context.Context, c *config.Config, name string, u config.Upstream, base *proxy.Proxy, logger *slog.Logger) (*proxy.Proxy, error) {
 	var backends []*balancer.Backend
 	for _, bc := range u.Backends {
-		// config owns what a backend URL may be: check accepted it, so
-		// run must too (HTTP://host:port, host:port/ or a bare "?").
-		bu, err := config.ParseBackendURL(bc.URL)
-		if err != nil {
-			return nil, err
-		}
-		b, err := proxy.NewBackend(bu.Scheme+"://"+bu.Host, bc.Weight, bc.Backup)
+		b, err := proxy.NewBackend(bc.URL, bc.Weight, bc.Backup)
 		if err != nil {
 			return nil, err
 		}
