@@ -171,8 +171,9 @@ func serveFile(ctx *fasthttp.RequestCtx, name string, fi os.FileInfo) *Error {
 	if r := h.Peek("Range"); len(r) > 0 && ifRangeHolds(h, etag, mtime) {
 		var ok bool
 		if start, length, ok = parseRange(r, size); !ok {
+			writeError(ctx, errRange)
 			resp.Header.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
-			return errRange
+			return nil
 		}
 		if length != size {
 			resp.SetStatusCode(fasthttp.StatusPartialContent)
