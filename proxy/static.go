@@ -81,7 +81,7 @@ func (s *Static) serve(ctx *fasthttp.RequestCtx) *Error {
 	// A NUL, even percent-encoded and then resolved away by ".." (as in
 	// /static/%00/../app.css), is never part of a real file name: such a
 	// request is refused, as nginx does, rather than guessed at.
-	if bytes.IndexByte(ctx.Request.Header.RequestURI(), 0) >= 0 || bytes.Contains(ctx.Request.Header.RequestURI(), []byte("%00")) ||
+	if bytes.Contains(ctx.Request.Header.RequestURI(), []byte("%00")) ||
 		bytes.IndexByte(path, 0) >= 0 || bytes.Contains(path, []byte("/../")) || bytes.HasSuffix(path, []byte("/..")) {
 		return errForbidden
 	}
@@ -175,8 +175,6 @@ func serveFile(ctx *fasthttp.RequestCtx, name string, fi os.FileInfo) *Error {
 	if r := h.Peek("Range"); len(r) > 0 && ifRangeHolds(h, etag, mtime) {
 		var ok bool
 		if start, length, ok = parseRange(r, size); !ok {
-			// Written here, not returned: writeError resets the
-			// headers, and a 416 must say the file's size.
 			writeError(ctx, errRange)
 			resp.Header.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
 			return nil

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func TestStaticServesFiles(t *testing.T) {
 		{"/static/docs2", "403", "", ""},
 	} {
 		r := get(t, s.url+tc.path)
-		if got := r.status; http.StatusText(got) == "" || itoa(got) != tc.status {
+		if got := r.status; strconv.Itoa(got) != tc.status {
 			t.Errorf("%s: status %d, want %s", tc.path, got, tc.status)
 			continue
 		}
@@ -99,10 +100,6 @@ func TestStaticServesFiles(t *testing.T) {
 			t.Errorf("%s: session work or backend hit on a static route", tc.path)
 		}
 	}
-}
-
-func itoa(n int) string {
-	return strings.TrimSpace(strings.Repeat(" ", 0) + http.StatusText(0) + string(rune('0'+n/100)) + string(rune('0'+n/10%10)) + string(rune('0'+n%10)))
 }
 
 func TestStaticDirectoryRedirectAndMethods(t *testing.T) {
@@ -141,8 +138,8 @@ func TestStaticTraversal(t *testing.T) {
 		"/static/..\\..\\secret\\passwd",
 		"/static/leak.txt",
 		"/static/outdir/passwd",
-		"/static/%00/../app.css",
 		"/static/app.css%00.html",
+		"/static/%00/../app.css",
 	} {
 		raw := rawRequest(t, s.url, "GET "+target+" HTTP/1.1\r\nHost: a\r\n\r\n")
 		if strings.Contains(raw, "root:x") {
