@@ -29,7 +29,22 @@ func startClusterLoad(t *testing.T, s *Store, sessions int) *clusterLoad {
 	l := &clusterLoad{s: s, acked: make([]atomic.Int64, sessions), stop: make(chan struct{})}
 	for i := 0; i < sessions; i++ {
 		id := AppendNewID(nil)
-		set(t, s, id, true, "n", "0")
+		// Right after a failover a master may not have its replica
+		// back in sync yet, and with wait_replicas a write then times
+		// out: the sessions are created once the cluster takes them.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var u Update
+			u.Set([]byte("n"), []byte("0"))
+			err := s.change(id, &u, true, nil, nil)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("creating session %d: %v", i, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		l.ids = append(l.ids, id)
 	}
 	for w := 0; w < 8; w++ {
