@@ -1,0 +1,176 @@
+package sessionstore
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"sessionproxy/internal/redistest"
+)
+
+// clusterLoad changes sessions in a loop from several goroutines and
+// remembers, per session, the last value a write was acknowledged with.
+type clusterLoad struct {
+	s     *Store
+	ids   [][]byte
+	acked []atomic.Int64
+	ok    atomic.Int64 // acknowledged writes
+	fail  atomic.Int64 // writes that failed (store unavailable)
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func startClusterLoad(t *testing.T, s *Store, sessions int) *clusterLoad {
+	t.Helper()
+	l := &clusterLoad{s: s, acked: make([]atomic.Int64, sessions), stop: make(chan struct{})}
+	for i := 0; i < sessions; i++ {
+		id := AppendNewID(nil)
+		set(t, s, id, true, "n", "0")
+		l.ids = append(l.ids, id)
+	}
+	for w := 0; w < 8; w++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for n := int64(1); ; n++ {
+				for i := w; i < sessions; i += 8 {
+					select {
+					case <-l.stop:
+						return
+					default:
+					}
+					var u Update
+					u.Set([]byte("n"), strconv.AppendInt(nil, n, 10))
+					if err := s.change(l.ids[i], &u, false, nil, nil); err != nil {
+						l.fail.Add(1)
+						continue
+					}
+					l.acked[i].Store(n)
+					l.ok.Add(1)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *clusterLoad) halt() { close(l.stop); l.wg.Wait() }
+
+// lost reads every session back and counts the ones gone and the ones
+// older than their last acknowledged write.
+func (l *clusterLoad) lost(t *testing.T, s *Store) (gone, older int) {
+	t.Helper()
+	for i, id := range l.ids {
+		var sess Session
+		if _, err := s.Load(id, &sess); errors.Is(err, ErrNotFound) {
+			gone++
+			continue
+		} else if err != nil {
+			t.Fatalf("session %d unreadable after the failover: %v", i, err)
+		}
+		v, _ := sess.Get("n")
+		if n, _ := strconv.ParseInt(string(v), 10, 64); n < l.acked[i].Load() {
+			older++
+		}
+	}
+	return gone, older
+}
+
+// TestRedisClusterFailover runs three masters with a replica each, kills a
+// master with SIGKILL under write load and checks that the store keeps
+// serving: the other masters' sessions throughout, the dead master's once
+// its replica is promoted. Replication is asynchronous, so writes
+// acknowledged in the last moments before the kill may be lost; the test
+// counts them. With wait_replicas: 1 no acknowledged write is lost.
+func TestRedisClusterFailover(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	o := Options{Redis: RedisOptions{Addrs: c.Addrs()[:3], ClientCache: true}}
+
+	phase := func(t *testing.T, wait int, victim *redistest.Server) (gone, older int) {
+		o := o
+		o.Redis.WaitReplicas = wait
+		s := newRedisStore(t, o)
+		l := startClusterLoad(t, s, 300)
+		time.Sleep(300 * time.Millisecond)
+		okBefore := l.ok.Load()
+		victim.Stop() // SIGKILL: no chance to replicate what it holds
+		killed := time.Now()
+		// Serving goes on for the other masters while the cluster notices.
+		time.Sleep(500 * time.Millisecond)
+		if during := l.ok.Load() - okBefore; during == 0 {
+			t.Fatal("no write succeeded while one master of three was dead")
+		}
+		c.WaitFailedOver(victim, 20*time.Second)
+		if wait > 0 {
+			// The promoted replica has no replica of its own to
+			// acknowledge WAIT until the dead master returns as one.
+			rejoin(t, c, victim)
+		}
+		// Promoted: after the client has the new slot map every session
+		// takes writes again.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			f, ok := l.fail.Load(), l.ok.Load()
+			time.Sleep(300 * time.Millisecond)
+			if l.fail.Load() == f && l.ok.Load() > ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("writes still failing %v after the kill", time.Since(killed))
+			}
+		}
+		l.halt()
+		gone, older = l.lost(t, newRedisStore(t, Options{Redis: o.Redis}))
+		t.Logf("wait_replicas %d: failover took %v; %d writes acknowledged, %d refused; after it %d of 300 sessions gone, %d older than their last acknowledged write",
+			wait, time.Since(killed).Round(100*time.Millisecond), l.ok.Load(), l.fail.Load(), gone, older)
+		return gone, older
+	}
+
+	var first *redistest.Server
+	t.Run("wait_replicas 0", func(t *testing.T) {
+		first = c.Servers[0] // a master as created
+		if first.Role() != "master" {
+			t.Fatalf("%s is not a master", first)
+		}
+		if gone, _ := phase(t, 0, first); gone != 0 {
+			// Sessions are created before the load and replicated long
+			// before the kill: only late updates may be lost.
+			t.Fatalf("%d sessions lost entirely", gone)
+		}
+	})
+	// The killed master comes back as a replica of its promoted one, so
+	// every master has a replica again for WAIT.
+	rejoin(t, c, first)
+	t.Run("wait_replicas 1", func(t *testing.T) {
+		victim := c.Servers[1]
+		if victim.Role() != "master" {
+			t.Fatalf("%s is not a master", victim)
+		}
+		if gone, older := phase(t, 1, victim); gone != 0 || older != 0 {
+			t.Fatalf("with wait_replicas 1, %d sessions gone and %d older than acknowledged", gone, older)
+		}
+	})
+}
+
+// rejoin restarts a killed master, which comes back as a replica of the
+// one promoted in its place, and waits until it is in sync.
+func rejoin(t *testing.T, c *redistest.Cluster, s *redistest.Server) {
+	t.Helper()
+	s.Restart()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _ := s.CLI("INFO", "replication")
+		if strings.Contains(out, "role:slave") && strings.Contains(out, "master_link_status:up") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not rejoin as a replica: %s", s, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.WaitOK(20 * time.Second)
+}
