@@ -36,9 +36,10 @@ fuzz:
 		done; \
 	done
 
-# Tests start real memcached processes and run the example backends with
+# Tests start real memcached and redis-server processes (redis-cli builds
+# the test Cluster) and run the example backends with
 # python3 and node; Debian's packages provide whichever is missing.
-DEPS := memcached:memcached python3:python3 node:nodejs
+DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools python3:python3 node:nodejs
 
 deps:
 	@missing=""; for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
