@@ -260,6 +260,47 @@ func (c *Cluster) WaitOK(d time.Duration) {
 	}
 }
 
+// WaitFailedOver waits until the other nodes have marked the killed
+// server failed and the cluster is ok again: its replica serves its slots.
+// (Right after a kill the cluster still reports ok, until the node
+// timeout passes.)
+func (c *Cluster) WaitFailedOver(dead *Server, d time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if c.markedFailed(dead) {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s not marked failed after %v", dead, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.WaitOK(time.Until(deadline) + time.Second)
+}
+
+func (c *Cluster) markedFailed(dead *Server) bool {
+	for _, s := range c.Servers {
+		if !s.Running() || s == dead {
+			continue
+		}
+		out, err := s.CLI("CLUSTER", "NODES")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) < 3 || strings.SplitN(f[1], "@", 2)[0] != dead.Addr {
+				continue
+			}
+			// "fail" (agreed), not only "fail?" (suspected), and no
+			// longer serving slots: its replica was promoted.
+			return strings.Contains(f[2], "fail") && !strings.Contains(f[2], "fail?") && len(f) <= 8
+		}
+	}
+	return false
+}
+
 // Role returns "master" or "slave" as the server itself reports it.
 func (s *Server) Role() string {
 	s.t.Helper()
