@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sessionproxy/internal/testutil"
 )
 
 // Options configure a server. The zero value is a plain standalone server
@@ -49,21 +51,11 @@ func Start(t testing.TB, o Options) *Server {
 	t.Helper()
 	need(t, "redis-server")
 	need(t, "redis-cli")
-	s := &Server{Addr: freeAddr(t), Dir: t.TempDir(), opts: o, t: t}
+	s := &Server{Addr: testutil.FreeAddr(t), Dir: t.TempDir(), opts: o, t: t}
 	_, s.Port, _ = net.SplitHostPort(s.Addr)
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func (s *Server) args() []string {
