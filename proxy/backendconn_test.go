@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -118,7 +119,7 @@ func TestTLSBackendIdleCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := newHostClient(b, time.Second, 10, DefaultMaxResponseHeader)
+	hc := newHostClient(b, transportSettings{backend: b, responseTimeout: 2 * time.Second, readIdle: 2 * time.Second, logger: slog.Default()}, time.Second, 10, DefaultMaxResponseHeader)
 	hc.TLSConfig.RootCAs = roots
 	for i, path := range []string{"/one", "/two", "/three"} {
 		var req fasthttp.Request

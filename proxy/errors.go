@@ -32,6 +32,8 @@ var (
 	errMalformed   = &Error{fasthttp.StatusBadRequest, "malformed request"}
 	errReadTimeout = &Error{fasthttp.StatusRequestTimeout, "request read timeout"}
 	errBadUpdate   = &Error{fasthttp.StatusBadGateway, "invalid session update from backend"}
+	errBodyBroken  = &Error{fasthttp.StatusBadRequest, "malformed request: body ended early"}
+	errSpool       = &Error{fasthttp.StatusInternalServerError, "request body could not be buffered"}
 )
 
 // errNoHost answers a request fasthttp would refuse to send on: HTTP/1.0
@@ -66,6 +68,7 @@ const (
 	localLimit                   // never left the proxy: its own connection limit or configuration
 	staleConn                    // pooled connections the backend wrote to or closed while idle; nothing sent
 	unforwardable                // the request itself cannot be written; no backend would do better
+	clientFailed                 // the client's body broke off, stalled or went over max_body while streaming
 )
 
 // backendsFault reports whether the failure counts against the backend's
@@ -86,12 +89,13 @@ func (f failure) reached() bool { return f == sent || f == timedOut }
 // request, then reads the answer (fasthttp's transport.RoundTrip): errors
 // of the first step are dial errors or its own pool's, errors of writing
 // are the connection's (net.OpError) or the request's own (no Host), and
-// everything after is the backend's answer. Request bodies are read whole
-// before forwarding, so no client read error can surface while writing; a
-// streamed body would need its read errors wrapped so they do not count as
-// the backend's.
+// everything after is the backend's answer. A request body streamed from
+// the client fails writing with a clientBodyError, which is the client's.
 func classify(err error) (*Error, failure) {
+	var cbe *clientBodyError
 	switch {
+	case errors.As(err, &cbe):
+		return cbe.answer(), clientFailed
 	case errors.Is(err, errHostRequired):
 		return errNoHost, unforwardable
 	case errors.Is(err, errStaleConn):

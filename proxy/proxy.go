@@ -39,8 +39,17 @@ type Proxy struct {
 	ConnectTimeout time.Duration
 
 	// ResponseTimeout bounds each try from sending the request to reading
-	// the whole response; past it the client gets 504 (default 30s).
+	// the response's headers; past it the client gets 504 (default 30s).
+	// The body is bounded by ReadIdle instead, so a long download or an
+	// event stream is never cut while it flows.
 	ResponseTimeout time.Duration
+
+	// ReadIdle bounds the silence between two reads of a response body,
+	// and between two writes of a streamed body to the backend (nginx's
+	// proxy_read_timeout and proxy_send_timeout); past it the client's
+	// connection is closed and the backend is charged a failure (default
+	// 60s).
+	ReadIdle time.Duration
 
 	// MaxConnsPerBackend caps open connections to one backend (default 2048).
 	MaxConnsPerBackend int
@@ -127,10 +136,19 @@ func (p *Proxy) init() {
 	if maxHeader <= 0 {
 		maxHeader = DefaultMaxResponseHeader
 	}
+	response := p.ResponseTimeout
+	if response <= 0 {
+		response = 30 * time.Second
+	}
+	readIdle := p.ReadIdle
+	if readIdle <= 0 {
+		readIdle = 60 * time.Second
+	}
 	p.gauges = metrics.NewSet()
 	p.clients = make([]*fasthttp.HostClient, len(p.Pool.Backends))
 	for i, b := range p.Pool.Backends {
-		p.clients[i] = newHostClient(b, connect, maxConns, maxHeader)
+		t := transportSettings{backend: b, responseTimeout: response, readIdle: readIdle, logger: p.logger()}
+		p.clients[i] = newHostClient(b, t, connect, maxConns, maxHeader)
 		p.gauges.NewGauge(fmt.Sprintf(`sessionproxy_backend_up{upstream=%q,backend=%q}`, p.upstream(), b.URL), func() float64 {
 			if b.Available() {
 				return 1
@@ -170,7 +188,7 @@ func NewBackend(rawURL string, weight int, backup bool) (*balancer.Backend, erro
 // default session max_size (64 KiB) plus 16 KiB for the other headers.
 const DefaultMaxResponseHeader = 64<<10 + 16<<10
 
-func newHostClient(b *balancer.Backend, connect time.Duration, maxConns, maxHeader int) *fasthttp.HostClient {
+func newHostClient(b *balancer.Backend, t transportSettings, connect time.Duration, maxConns, maxHeader int) *fasthttp.HostClient {
 	dialer := &fasthttp.TCPDialer{Concurrency: 0}
 	hc := &fasthttp.HostClient{
 		Addr:  b.Addr,
@@ -200,6 +218,7 @@ func newHostClient(b *balancer.Backend, connect time.Duration, maxConns, maxHead
 		ReadBufferSize:  maxHeader,
 		WriteBufferSize: 16 << 10,
 	}
+	hc.Transport = newTransport(hc.AcquireConn, hc.CloseConn, hc.ReleaseConn, t)
 	hc.Dial = func(addr string) (net.Conn, error) {
 		c, err := dialer.DialTimeout(addr, connect)
 		if err != nil {
@@ -342,6 +361,10 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 				"request_id", string(st.idBuf))
 		}
 		p.ErrorPages.write(ctx, perr)
+		if perr == errBodyTooBig || perr == errBodyBroken || perr == errReadTimeout {
+			// The rest of the client's body may still be on the way.
+			resp.SetConnectionClose()
+		}
 		if perr.Status == fasthttp.StatusServiceUnavailable {
 			resp.Header.Set("Retry-After", "5")
 		}
@@ -365,11 +388,9 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 // the request may safely be sent again. The backend's answer is left in
 // ctx.Response.
 func (p *Proxy) forward(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (*balancer.Backend, *Error) {
-	timeout := p.ResponseTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
 	var lastErr *Error
+	// fasthttp takes the stream off the request once it has sent it.
+	streamed := ctx.Request.IsBodyStream()
 	for try := 0; try <= p.Retries; try++ {
 		b := p.Pool.Pick(tried)
 		if b == nil {
@@ -386,8 +407,13 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (*b
 			ctx.Request.URI().SetSchemeBytes(valueHTTP)
 		}
 		b.Begin()
-		err := hc.DoTimeout(&ctx.Request, &ctx.Response, timeout)
-		b.End()
+		err := hc.Do(&ctx.Request, &ctx.Response)
+		if body, ok := ctx.Response.BodyStream().(relayedBody); ok {
+			// The backend is busy until its body is relayed.
+			body.relayTo(ctx)
+		} else {
+			b.End()
+		}
 		if err == nil {
 			b.Succeed()
 			return b, nil
@@ -399,7 +425,11 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (*b
 		p.logger().Debug("backend try failed", "backend", b.URL, "error", err)
 		lastErr = perr
 		tried = append(tried, b)
-		if how == unforwardable || how.reached() && !idempotent(&ctx.Request.Header) {
+		if how == unforwardable || how == clientFailed || how.reached() && !idempotent(&ctx.Request.Header) {
+			break
+		}
+		if streamed && how != connectFailed && how != localLimit && how != staleConn {
+			// What the client sent of its body is gone.
 			break
 		}
 	}

@@ -17,6 +17,13 @@ type ServerOptions struct {
 	// ErrorPages, if not nil, is called per error fasthttp itself answers
 	// (malformed request, body too large) for the pages in service.
 	ErrorPages func() *ErrorPages
+	// RequestBuffering reads each request body whole before the handler
+	// runs (nginx's proxy_request_buffering on), at most MaxBufferedBody
+	// of it in memory and the rest in a temporary file in TempDir
+	// (default os.TempDir()). Off, bodies stream to the backend as they
+	// arrive.
+	RequestBuffering bool
+	TempDir          string
 }
 
 // NewServer returns a fasthttp server that runs h (normally Proxy.ServeHTTP) for every request, with
@@ -31,10 +38,21 @@ func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 90 * time.Second
 	}
-	maxBody := int(o.MaxBody)
+	maxBody := int(o.MaxBody) // for ExpectHandler
+	bodies := &requestBodies{maxBody: o.MaxBody, idle: o.ReadTimeout, buffering: o.RequestBuffering,
+		tempDir: o.TempDir, pages: o.ErrorPages}
 	return &fasthttp.Server{
-		Handler:      h,
-		ErrorHandler: o.serveRequestError,
+		Handler: bodies.wrap(h),
+		// Bodies reach the handler as streams, whatever their size: the
+		// server would otherwise allocate a declared Content-Length up
+		// front. requestBodies enforces MaxBody.
+		StreamRequestBody: true,
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			if bodies.tooLarge(ctx) {
+				err = fasthttp.ErrBodyTooLarge
+			}
+			o.serveRequestError(ctx, err)
+		},
 		// A client that asks before sending a body over the limit gets
 		// its 413 at once, not a 100 Continue that invites it to send
 		// what will be thrown away.
@@ -45,8 +63,11 @@ func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
 			}
 			return fasthttp.StatusContinue
 		},
-		Name:               "",
-		MaxRequestBodySize: maxBody,
+		Name: "",
+		// With StreamRequestBody this is what the server reads of a body
+		// before the handler runs: the least it can, one byte.
+		MaxRequestBodySize: 1,
+		HeaderReceived:     bodies.headerReceived,
 		// fasthttp's read buffer also caps the request header; nginx
 		// accepts 8 KiB lines and cookies grow, so allow 16 KiB.
 		ReadBufferSize:                16 << 10,
