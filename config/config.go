@@ -74,6 +74,7 @@ type Timeouts struct {
 	ClientRead Duration `yaml:"client_read"` // reading a client's request (default 30s)
 	ClientIdle Duration `yaml:"client_idle"` // idle client keep-alive (default 90s)
 	Shutdown   Duration `yaml:"shutdown"`    // graceful drain on SIGTERM (default 30s)
+	TunnelIdle Duration `yaml:"tunnel_idle"` // WebSocket tunnel without traffic either way (default 1h)
 }
 
 // Session configures the session store and its cookie.
@@ -124,6 +125,7 @@ var DefaultConfig = Config{
 		ClientRead: Duration(30 * time.Second),
 		ClientIdle: Duration(90 * time.Second),
 		Shutdown:   Duration(30 * time.Second),
+		TunnelIdle: Duration(time.Hour),
 	},
 	Retries:   1,
 	TLS:       TLS{MinVersion: "1.2"},

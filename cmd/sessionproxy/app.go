@@ -117,6 +117,7 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		Retries:         c.Retries,
 		ConnectTimeout:  c.Timeouts.Connect.Std(),
 		ResponseTimeout: c.Timeouts.Response.Std(),
+		TunnelIdle:      c.Timeouts.TunnelIdle.Std(),
 		// A backend may set a whole session in one response: room for
 		// max_size plus the other headers.
 		MaxResponseHeader:    int(c.Session.MaxSize) + 16<<10,
@@ -348,7 +349,11 @@ func (a *app) shutdown(sig os.Signal, sigs <-chan os.Signal) int {
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeouts.Shutdown.Std())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- a.server.ShutdownWithContext(ctx) }()
+	go func() {
+		err := a.server.ShutdownWithContext(ctx)
+		a.closeTunnels(ctx)
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
