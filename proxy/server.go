@@ -57,12 +57,13 @@ func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: false,
 		CloseOnShutdown:               true,
+		ReduceMemoryUsage:             false,
+		TCPKeepalive:                  true,
+		Logger:                        debugLogger{o.Logger},
+
 		// A WebSocket tunnel closes its connections itself; fasthttp's
 		// request state and read buffer are freed as soon as it starts.
 		KeepHijackedConns: true,
-		ReduceMemoryUsage: false,
-		TCPKeepalive:      true,
-		Logger:            debugLogger{o.Logger},
 	}
 }
 
