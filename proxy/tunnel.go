@@ -31,7 +31,14 @@ import (
 // path pays, and allocates nothing.
 func isUpgrade(h *fasthttp.RequestHeader) bool {
 	return h.IsGet() && h.ConnectionUpgrade() && equalFold(trimSpace(h.Peek(fasthttp.HeaderUpgrade)), "websocket") &&
-		h.IsHTTP11() && h.ContentLength() == 0
+		h.IsHTTP11() && noBody(h)
+}
+
+// noBody reports whether a request declares no body: no Content-Length
+// (which fasthttp reports as -2) or 0, and not chunked (-1).
+func noBody(h *fasthttp.RequestHeader) bool {
+	cl := h.ContentLength()
+	return cl == 0 || cl == -2
 }
 
 var (
@@ -280,7 +287,7 @@ func releaseHeadReader(br *bufio.Reader) {
 
 func headError(err error) *Error {
 	switch {
-	case isTimeout(err):
+	case isTimeout(err), errors.Is(err, fasthttp.ErrTimeout):
 		return errTimeout
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, fasthttp.ErrConnectionClosed):
