@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -559,5 +560,31 @@ func TestTunnelsShutdown(t *testing.T) {
 	var empty Tunnels
 	if err := empty.Shutdown(context.Background()); err != nil || empty.Active() != 0 {
 		t.Fatalf("zero Tunnels: %v", err)
+	}
+}
+
+// TestTunnelHTTPSBackend: an https backend gets its handshake over TLS,
+// checked against the same roots as its HostClient.
+func TestTunnelHTTPSBackend(t *testing.T) {
+	ws := &wsBackend{name: "TLS", ended: make(chan struct{}, 10)}
+	ws.srv = httptest.NewTLSServer(http.HandlerFunc(ws.serve))
+	t.Cleanup(ws.srv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(ws.srv.Certificate())
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url())}
+	p.once.Do(p.init)
+	p.clients[0].TLSConfig.RootCAs = roots
+	base := startTunnelProxy(t, p)
+	c, _, greeting := dialWS(t, nil, base, nil)
+	if greeting != "TLS: hello " {
+		t.Fatalf("greeting %q", greeting)
+	}
+	echo(t, c, "over TLS")
+
+	// Without the roots the certificate is refused: a dial error, 502.
+	q := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url())}
+	resp, _, _ := rawExchange(t, startTunnelProxy(t, q), upgradeRequest+"\r\n", false)
+	if resp.StatusCode != http.StatusBadGateway || q.Pool.Backends[0].Fails() == 0 {
+		t.Fatalf("untrusted certificate: status %d, fails %d; want 502 and a failure", resp.StatusCode, q.Pool.Backends[0].Fails())
 	}
 }

@@ -261,3 +261,32 @@ func TestIdleTunnelMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadKeepsTunnels: SIGHUP builds a new proxy; tunnels opened before
+// it keep running and count with those opened after.
+func TestReloadKeepsTunnels(t *testing.T) {
+	backend := echoWS(t)
+	p := startProcess(t, fmt.Sprintf(tunnelConfig, "2s", backend.URL))
+	before := openTunnel(t, p.addr)
+	if err := tunnelEcho(before, "one"); err != nil {
+		t.Fatal(err)
+	}
+	p.write(fmt.Sprintf(tunnelConfig, "3s", backend.URL))
+	p.signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.stderr(), "config reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload:\n%s", p.stderr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	after := openTunnel(t, p.addr)
+	for _, c := range []*websocket.Conn{before, after} {
+		if err := tunnelEcho(c, "two"); err != nil {
+			t.Fatalf("after the reload: %v", err)
+		}
+	}
+	if got := tunnelGauge(t, p); got != "2" {
+		t.Fatalf("sessionproxy_tunnels_active = %s after a reload, want 2", got)
+	}
+}
