@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"sessionproxy/internal/testutil"
 )
 
 // echoWS is a WebSocket backend that echoes every message.
@@ -288,5 +292,40 @@ func TestReloadKeepsTunnels(t *testing.T) {
 	}
 	if got := tunnelGauge(t, p); got != "2" {
 		t.Fatalf("sessionproxy_tunnels_active = %s after a reload, want 2", got)
+	}
+}
+
+// TestTunnelOverTLSListener: wss:// through listen_tls, with a frame the
+// client sends in the same TLS records as its handshake.
+func TestTunnelOverTLSListener(t *testing.T) {
+	backend := echoWS(t)
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir, "a", "a.test")
+	tlsAddr := freeAddr(t)
+	startProcess(t, "listen: '{{listen}}'\naccess_log: off\nlisten_tls: '"+tlsAddr+"'\n"+
+		"tls:\n  certificates:\n    - {cert: '"+cert+"', key: '"+key+"'}\nbackends:\n  - url: '"+backend.URL+"'\n")
+	var c *tls.Conn
+	testutil.WaitFor(t, 10*time.Second, "the TLS listener", func() bool {
+		var err error
+		c, err = tls.Dial("tcp", tlsAddr, &tls.Config{InsecureSkipVerify: true})
+		return err == nil
+	})
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// A masked text frame "hi" right behind the handshake, in one write.
+	frame := []byte{0x81, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2}
+	hs := "GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	if _, err := c.Write(append([]byte(hs), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("wss handshake: %v %+v", err, resp)
+	}
+	echoed := make([]byte, 4)
+	if _, err := io.ReadFull(br, echoed); err != nil || string(echoed) != "\x81\x02hi" {
+		t.Fatalf("echo %q (%v), want the unmasked frame", echoed, err)
 	}
 }
