@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/valyala/fasthttp"
 )
 
 // wsBackend is a real WebSocket server on a loopback port: it greets each
@@ -587,4 +588,41 @@ func TestTunnelHTTPSBackend(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway || q.Pool.Backends[0].Fails() == 0 {
 		t.Fatalf("untrusted certificate: status %d, fails %d; want 502 and a failure", resp.StatusCode, q.Pool.Backends[0].Fails())
 	}
+}
+
+// BenchmarkIsUpgrade is what the plain path pays for WebSocket support:
+// one check of an ordinary GET's headers.
+func BenchmarkIsUpgrade(b *testing.B) {
+	var req fasthttp.Request
+	raw := "GET /index.html HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: bench\r\nAccept: */*\r\n" +
+		"Accept-Encoding: gzip\r\nCookie: SPSESSIONID=abc\r\nConnection: keep-alive\r\n\r\n"
+	if err := req.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if isUpgrade(&req.Header) {
+			b.Fatal("an ordinary GET taken for an upgrade")
+		}
+	}
+}
+
+// TestTunnelBadSessionUpdate: a 101 whose session update cannot be applied
+// becomes a 502 and no tunnel; the backend's socket is closed.
+func TestTunnelBadSessionUpdate(t *testing.T) {
+	e := startSessionEnv(t, envOptions{memcached: 1, backends: 1})
+	ws := newWSBackend(t, "W")
+	ws.set = http.Header{"X-Session-Set-" + strings.Repeat("n", 65): {"x"}} // names are 1..64 characters
+	e.proxy.Pool = newPool(t, "round_robin", nil, ws.url())
+	resp, body, _ := rawExchange(t, e.base, upgradeRequest+"\r\n", false)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "invalid session update") {
+		t.Fatalf("got %d %q, want 502 invalid session update", resp.StatusCode, body)
+	}
+	select {
+	case <-ws.ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the backend's side of the refused tunnel stayed open")
+	}
+	waitTunnels(t, e.proxy, "0")
+	waitFor(t, "backend active back to 0", func() bool { return e.proxy.Pool.Backends[0].Inflight() == 0 })
 }
