@@ -28,14 +28,17 @@ type Config struct {
 	// (nginx's underscores_in_headers); X-Session-* spelt with "_" is
 	// dropped either way (default false: dropped).
 	UnderscoresInHeaders bool      `yaml:"underscores_in_headers"`
-	Balancer             string    `yaml:"balancer"`   // round_robin | weighted | least_conn (default round_robin)
-	Backends             []Backend `yaml:"backends"`   // at least one is needed to run
-	Health               Health    `yaml:"health"`     //
-	Timeouts             Timeouts  `yaml:"timeouts"`   //
-	Retries              int       `yaml:"retries"`    // extra tries on another backend (default 1)
-	MaxBody              Size      `yaml:"max_body"`   // larger request bodies get 413 (default 10MiB)
-	AccessLog            string    `yaml:"access_log"` // text | json | combined | off (default text)
-	Session              Session   `yaml:"session"`    //
+	Balancer             string    `yaml:"balancer"` // round_robin | weighted | least_conn (default round_robin)
+	Backends             []Backend `yaml:"backends"` // at least one is needed to run
+	Health               Health    `yaml:"health"`   //
+	Timeouts             Timeouts  `yaml:"timeouts"` //
+	Retries              int       `yaml:"retries"`  // extra tries on another backend (default 1)
+	MaxBody              Size      `yaml:"max_body"` // larger request bodies get 413 (default 10MiB)
+	// RequestBuffering reads each request body whole (memory, then a
+	// temporary file) before picking a backend (default false: stream).
+	RequestBuffering bool    `yaml:"request_buffering"`
+	AccessLog        string  `yaml:"access_log"` // text | json | combined | off (default text)
+	Session          Session `yaml:"session"`    //
 
 	Upstreams     map[string]Upstream `yaml:"upstreams"`      // named pools besides the top-level backends ("default")
 	Routes        []Route             `yaml:"routes"`         // tried in order; no match goes to "default"
@@ -74,6 +77,8 @@ type Timeouts struct {
 	ClientRead Duration `yaml:"client_read"` // reading a client's request (default 30s)
 	ClientIdle Duration `yaml:"client_idle"` // idle client keep-alive (default 90s)
 	Shutdown   Duration `yaml:"shutdown"`    // graceful drain on SIGTERM (default 30s)
+	TunnelIdle Duration `yaml:"tunnel_idle"` // WebSocket tunnel without traffic either way (default 1h)
+	ReadIdle   Duration `yaml:"read_idle"`   // silence between reads of a response body (default 60s)
 }
 
 // Session configures the session store and its cookie.
@@ -124,6 +129,8 @@ var DefaultConfig = Config{
 		ClientRead: Duration(30 * time.Second),
 		ClientIdle: Duration(90 * time.Second),
 		Shutdown:   Duration(30 * time.Second),
+		TunnelIdle: Duration(time.Hour),
+		ReadIdle:   Duration(time.Minute),
 	},
 	Retries:   1,
 	TLS:       TLS{MinVersion: "1.2"},

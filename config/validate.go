@@ -38,6 +38,8 @@ func (c *Config) Validate() error {
 	v.positive("timeouts.client_read", t.ClientRead)
 	v.positive("timeouts.client_idle", t.ClientIdle)
 	v.positive("timeouts.shutdown", t.Shutdown)
+	v.positive("timeouts.tunnel_idle", t.TunnelIdle)
+	v.positive("timeouts.read_idle", t.ReadIdle)
 	if c.Retries < 0 || c.Retries > 10 {
 		v.errf("retries", "retries must be between 0 and 10, got %d", c.Retries)
 	}

@@ -167,7 +167,7 @@ type clientBody struct {
 	limit int64
 	read  int64
 
-	hdr  headerEditor // scratch for dropping trailers
+	hdr headerEditor // scratch for dropping trailers
 
 	buf  []byte // a small body, or the first part of a spooled one
 	file *os.File

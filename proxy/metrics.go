@@ -22,6 +22,7 @@ type Metrics struct {
 	duration *metrics.PrometheusHistogram
 	lookups  [sessionstore.NumLookups]*metrics.Counter // by Lookup; none is not counted
 	rejected *metrics.Counter
+	tunnels  Tunnels // open WebSocket tunnels, which outlive reloads like the counters
 }
 
 // NewMetrics registers the proxy's counters in a new set.
@@ -32,11 +33,16 @@ func NewMetrics() *Metrics {
 		duration: s.NewPrometheusHistogram("sessionproxy_request_duration_seconds"),
 		rejected: s.NewCounter("sessionproxy_session_updates_rejected_total"),
 	}
+	s.NewGauge("sessionproxy_tunnels_active", func() float64 { return float64(m.tunnels.Active()) })
 	for l := sessionstore.LookupNone + 1; l < sessionstore.NumLookups; l++ {
 		m.lookups[l] = s.NewCounter(fmt.Sprintf(`sessionproxy_session_lookups_total{result=%q}`, l))
 	}
 	return m
 }
+
+// Tunnels returns the registry of open WebSocket tunnels of every Proxy
+// that shares m; a shutdown closes them through it.
+func (m *Metrics) Tunnels() *Tunnels { return &m.tunnels }
 
 func (m *Metrics) code(status int) *metrics.Counter {
 	if status < 100 || status >= len(m.codes) {

@@ -51,6 +51,10 @@ type Proxy struct {
 	// 60s).
 	ReadIdle time.Duration
 
+	// TunnelIdle closes a WebSocket tunnel that carried no byte in either
+	// direction for this long (default 1h).
+	TunnelIdle time.Duration
+
 	// MaxConnsPerBackend caps open connections to one backend (default 2048).
 	MaxConnsPerBackend int
 
@@ -308,6 +312,10 @@ var statePool = sync.Pool{New: func() any { return new(requestState) }}
 // ServeHTTP proxies one request. It is a fasthttp.RequestHandler.
 func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	p.once.Do(p.init)
+	if isUpgrade(&ctx.Request.Header) {
+		p.serveUpgrade(ctx) // tunnel.go
+		return
+	}
 	start := time.Now()
 	st := statePool.Get().(*requestState)
 	req, resp := &ctx.Request, &ctx.Response

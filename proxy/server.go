@@ -81,6 +81,10 @@ func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
 		ReduceMemoryUsage:             false,
 		TCPKeepalive:                  true,
 		Logger:                        debugLogger{o.Logger},
+
+		// A WebSocket tunnel closes its connections itself; fasthttp's
+		// request state and read buffer are freed as soon as it starts.
+		KeepHijackedConns: true,
 	}
 }
 

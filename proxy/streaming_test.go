@@ -137,7 +137,7 @@ func TestBackendDiesMidBody(t *testing.T) {
 	pool := newPool(t, "round_robin", nil, url)
 	p := &Proxy{Pool: pool}
 	base := startProxy(t, p, ServerOptions{})
-	raw := rawExchange(t, base, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	raw := rawUntilClose(t, base, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	if !strings.HasPrefix(raw, "HTTP/1.1 200 OK\r\n") || strings.Contains(raw, "502") {
 		t.Fatalf("response to a body cut short: %.200q", raw)
 	}
@@ -147,9 +147,9 @@ func TestBackendDiesMidBody(t *testing.T) {
 	waitFor(t, "the backend charged", func() bool { return pool.Backends[0].Fails() == 1 })
 }
 
-// rawExchange writes raw to the proxy and reads until it closes the
+// rawUntilClose writes raw to the proxy and reads until it closes the
 // connection (or 5s pass).
-func rawExchange(t *testing.T, base, raw string) string {
+func rawUntilClose(t *testing.T, base, raw string) string {
 	t.Helper()
 	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	if err != nil {
@@ -399,7 +399,7 @@ func TestDeclaredBodyOverMaxBody(t *testing.T) {
 	app := httptest.NewServer(uploadApp(&hits))
 	t.Cleanup(app.Close)
 	base := startProxy(t, &Proxy{Pool: newPool(t, "round_robin", nil, app.URL)}, ServerOptions{MaxBody: 100 << 10})
-	raw := rawExchange(t, base, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n"+strings.Repeat("a", 1000))
+	raw := rawUntilClose(t, base, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n"+strings.Repeat("a", 1000))
 	if !strings.HasPrefix(raw, "HTTP/1.1 413 ") || hits.Load() != 0 {
 		t.Fatalf("declared body over max_body: %.100q, backend hits %d", raw, hits.Load())
 	}

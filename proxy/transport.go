@@ -120,7 +120,7 @@ func (t *transport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 	closeConn := req.Header.ConnectionClose() || resp.Header.ConnectionClose()
 	cl := resp.Header.ContentLength()
 	switch {
-	case req.Header.IsHead() || noBody(resp.Header.StatusCode()):
+	case req.Header.IsHead() || statusHasNoBody(resp.Header.StatusCode()):
 		resp.SkipBody = true
 	case cl >= 0 && cl <= MaxBufferedBody && !eventStream(&resp.Header):
 		if br.Buffered() < cl {
@@ -211,9 +211,9 @@ func readResponseHeader(br *bufio.Reader, h *fasthttp.ResponseHeader) error {
 
 var errBadInterim = errors.New("proxy: too many informational responses from backend")
 
-// noBody reports whether a response with this status has no body
+// statusHasNoBody reports whether a response with this status has no body
 // whatever its headers say.
-func noBody(code int) bool {
+func statusHasNoBody(code int) bool {
 	return code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified || code < 200
 }
 

@@ -90,10 +90,11 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 	}
 	handler := func(ctx *fasthttp.RequestCtx) { a.current.Load().router.ServeHTTP(ctx) }
 	a.server = proxy.NewServer(handler, proxy.ServerOptions{
-		MaxBody:     int64(c.MaxBody),
-		ReadTimeout: c.Timeouts.ClientRead.Std(),
-		IdleTimeout: c.Timeouts.ClientIdle.Std(),
-		ErrorPages:  func() *proxy.ErrorPages { return a.current.Load().proxy.ErrorPages },
+		MaxBody:          int64(c.MaxBody),
+		ReadTimeout:      c.Timeouts.ClientRead.Std(),
+		IdleTimeout:      c.Timeouts.ClientIdle.Std(),
+		RequestBuffering: c.RequestBuffering,
+		ErrorPages:       func() *proxy.ErrorPages { return a.current.Load().proxy.ErrorPages },
 	})
 	if c.Admin != "" {
 		// The token follows reloads, like the proxy the handler reports on.
@@ -117,6 +118,8 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		Retries:         c.Retries,
 		ConnectTimeout:  c.Timeouts.Connect.Std(),
 		ResponseTimeout: c.Timeouts.Response.Std(),
+		TunnelIdle:      c.Timeouts.TunnelIdle.Std(),
+		ReadIdle:        c.Timeouts.ReadIdle.Std(),
 		// A backend may set a whole session in one response: room for
 		// max_size plus the other headers.
 		MaxResponseHeader:    int(c.Session.MaxSize) + 16<<10,
@@ -348,7 +351,11 @@ func (a *app) shutdown(sig os.Signal, sigs <-chan os.Signal) int {
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeouts.Shutdown.Std())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- a.server.ShutdownWithContext(ctx) }()
+	go func() {
+		err := a.server.ShutdownWithContext(ctx)
+		a.closeTunnels(ctx)
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {

@@ -64,10 +64,16 @@ func freeAddr(t *testing.T) string { return testutil.FreeAddr(t) }
 // startProcess writes config (with {{listen}} replaced) and runs the binary.
 func startProcess(t *testing.T, config string) *process {
 	t.Helper()
+	return startBinary(t, binary, config)
+}
+
+// startBinary is startProcess with another build of sessionproxy.
+func startBinary(t *testing.T, bin, config string) *process {
+	t.Helper()
 	p := &process{t: t, addr: freeAddr(t), admin: freeAddr(t), exited: make(chan int, 1)}
 	p.config = filepath.Join(t.TempDir(), "sp.yaml")
 	p.write(config)
-	p.cmd = exec.Command(binary, "run", "-config", p.config)
+	p.cmd = exec.Command(bin, "run", "-config", p.config)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	errPipe, _ := p.cmd.StderrPipe()
 	if err := p.cmd.Start(); err != nil {

@@ -7,6 +7,7 @@
 //	GET /logout      invalidates the session
 //	GET /attrs       shows every session attribute
 //	POST /attrs      sets the attributes of a JSON object {"name": "value", ...}
+//	GET /chat        a WebSocket that greets the session's user and echoes (chat.go)
 package main
 
 import (
@@ -52,6 +53,7 @@ func handler(name string) http.Handler {
 		w.Header().Set("X-Session-Invalidate", "1")
 		reply(w, name, r, 0)
 	})
+	mux.HandleFunc("GET /chat", chat(name))
 	mux.HandleFunc("GET /attrs", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, name, r, 0)
 	})
