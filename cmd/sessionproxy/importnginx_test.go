@@ -110,6 +110,7 @@ func TestImportNginxSiteServesTraffic(t *testing.T) {
 	for name, body := range map[string]string{
 		"www/static/app.css":  "body{}",
 		"images/logo.png":     "PNG",
+		"images/sub/x.png":    "X",
 		"errors/50x.html":     "<h1>we are sorry</h1>",
 		"assets/index.html":   "assets home",
 		"assets/js/app.js":    "js",
@@ -269,6 +270,11 @@ http {
 	}
 	if _, _, body := get("https://api.example.com:" + tlsPort + "/v1/x"); !strings.Contains(body, "session=true") {
 		t.Errorf("api route: %q", body)
+	}
+
+	// a directory below an alias redirects to the path the client asked for
+	if code, h, _ := get(shop + "/img/sub?v=2"); code != 301 || h.Get("Location") != "/img/sub/?v=2" {
+		t.Errorf("alias directory without its slash: %d Location %q", code, h.Get("Location"))
 	}
 
 	// error_page for the proxy's own 502, to a browser
