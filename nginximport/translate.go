@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -41,10 +42,31 @@ var ErrNothing = errors.New("nginximport: no server with proxy_pass or root: not
 func Translate(source string, ds []*Directive) (*Result, error) {
 	t := &translator{pools: map[string]*pool{}, blocks: map[string]*Directive{}}
 	t.top(ds)
-	if err := t.build(); err != nil {
-		return &Result{Notes: t.notes}, err
+	err := t.build()
+	var yaml string
+	if err == nil {
+		yaml = t.yaml(source)
 	}
-	return &Result{YAML: t.yaml(source), Notes: t.notes}, nil
+	return &Result{YAML: yaml, Notes: t.sortedNotes()}, err
+}
+
+// sortedNotes puts the notes in file order: files as they were first
+// named, lines within each.
+func (t *translator) sortedNotes() []Note {
+	rank := map[string]int{}
+	for _, n := range t.notes {
+		if _, ok := rank[n.File]; !ok {
+			rank[n.File] = len(rank)
+		}
+	}
+	sort.SliceStable(t.notes, func(i, j int) bool {
+		a, b := t.notes[i], t.notes[j]
+		if rank[a.File] != rank[b.File] {
+			return rank[a.File] < rank[b.File]
+		}
+		return a.Line < b.Line
+	})
+	return t.notes
 }
 
 // settings are what an http or server block passes on to the blocks
