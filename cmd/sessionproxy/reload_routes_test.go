@@ -118,7 +118,9 @@ routes:
 	if total.Load() < 8 {
 		t.Fatalf("only %d session requests ran", total.Load())
 	}
-	var status struct{ Backends []struct{ Upstream, URL string } }
+	var status struct {
+		Backends []struct{ Upstream, URL string }
+	}
 	if err := json.Unmarshal([]byte(mustGet(t, http.DefaultClient, "http://"+p.admin+"/status")), &status); err != nil {
 		t.Fatal(err)
 	}
