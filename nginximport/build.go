@@ -662,4 +662,16 @@ func (t *translator) redirects(included []*server) {
 			t.note(s.redirect, "%s: translated as redirect_to_https: true (308 to listen_tls for every request on the plain listener)", show(s.redirect))
 		}
 	}
+	if !t.redirectTLS {
+		return
+	}
+	for _, s := range included {
+		onTLS := false
+		for _, l := range s.listens {
+			onTLS = onTLS || l.ssl && normalAddr(l.addr) == t.tls
+		}
+		if s.serves() && !onTLS {
+			t.note(s.d, "server: listens on plain HTTP only, but redirect_to_https sends every plain request to HTTPS, where its routes answer")
+		}
+	}
 }

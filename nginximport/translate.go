@@ -248,7 +248,7 @@ func (t *translator) setting(d *Directive, s *settings) bool {
 func (t *translator) server(d *Directive, inherited settings) {
 	s := &server{d: d, set: inherited}
 	s.set.errorPages = nil
-	ownPages := false
+	ownPages, sslOn := false, false
 	var locations []*Directive // read after the server's own settings, which they inherit
 	for _, sd := range d.Block {
 		if !t.validUTF8(sd) {
@@ -263,9 +263,7 @@ func (t *translator) server(d *Directive, inherited settings) {
 			locations = append(locations, sd)
 		case "ssl":
 			if arg(sd, 0) == "on" {
-				for i := range s.listens {
-					s.listens[i].ssl = true
-				}
+				sslOn = true
 				t.note(sd, "ssl on: translated as \"listen ... ssl\" of this server's listen directives")
 			}
 		case "return":
@@ -293,6 +291,9 @@ func (t *translator) server(d *Directive, inherited settings) {
 	}
 	if len(s.listens) == 0 {
 		s.listens = []listen{{addr: ":80", d: d}} // nginx's default
+	}
+	for i := range s.listens {
+		s.listens[i].ssl = s.listens[i].ssl || sslOn
 	}
 	t.servers = append(t.servers, s)
 }

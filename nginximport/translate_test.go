@@ -368,6 +368,20 @@ var translateTests = []struct {
 		},
 	},
 	{
+		name: "ssl on after listen, and a plain server beside the redirect",
+		conf: `http {
+  server { listen 80; return 301 https://$host$request_uri; }
+  server { listen 443; server_name a.example; ssl_certificate /c.pem; ssl_certificate_key /c.key; ssl on; location / { proxy_pass http://127.0.0.1:9001; } }
+  server { listen 80; server_name b.example; location / { proxy_pass http://127.0.0.1:9002; } }
+}`,
+		notes: []string{"nginx.conf:4: server: listens on plain HTTP only, but redirect_to_https"},
+		check: func(t *testing.T, c *config.Config) {
+			if c.ListenTLS != ":443" || !c.RedirectToHTTPS || len(c.TLS.Certificates) != 1 {
+				t.Errorf("listen_tls %q redirect %v certificates %v", c.ListenTLS, c.RedirectToHTTPS, c.TLS.Certificates)
+			}
+		},
+	},
+	{
 		name:   "a server without location / is noted",
 		conf:   `http { server { server_name a.example; location /x/ { proxy_pass http://127.0.0.1:9001; } } server { server_name b.example; location / { proxy_pass http://127.0.0.1:9002; } } }`,
 		routes: []string{"b.example/ -> upstream default", "/x/ -> upstream 127.0.0.1-9001"},
