@@ -528,7 +528,7 @@ func (t *translator) sslProtocols(d *Directive) {
 
 // nginxDuration parses nginx's time syntax: 30, 30s, 500ms, 1m, 1h, 1d, 1m30s.
 func nginxDuration(s string) (time.Duration, error) {
-	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+	if n, err := strconv.Atoi(s); err == nil && n >= 0 && n <= 100*365*24*3600 {
 		return time.Duration(n) * time.Second, nil
 	}
 	units := map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "m": time.Minute,
@@ -546,7 +546,8 @@ func nginxDuration(s string) (time.Duration, error) {
 		}
 		n, err := strconv.Atoi(rest[:i])
 		unit, ok := units[rest[i:j]]
-		if err != nil || !ok || n > 1<<20 {
+		// a century is more than any timeout means, and far from overflow
+		if err != nil || !ok || n < 0 || time.Duration(n) > 100*365*24*time.Hour/unit {
 			return 0, fmt.Errorf("invalid nginx time %q", s)
 		}
 		total += time.Duration(n) * unit

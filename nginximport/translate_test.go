@@ -463,3 +463,26 @@ func FuzzTranslate(f *testing.F) {
 		}
 	})
 }
+
+func TestNginxDurationAndSize(t *testing.T) {
+	for s, want := range map[string]string{"30": "30s", "500ms": "500ms", "1m30s": "1m30s", "2h": "2h0m0s", "1d": "24h0m0s"} {
+		if d, err := nginxDuration(s); err != nil || d.String() != want {
+			t.Errorf("nginxDuration(%q) = %v, %v; want %s", s, d, err, want)
+		}
+	}
+	for _, s := range []string{"", "x", "1x", "-1", "1m30", "99999999999y", "9223372036854775807", "s"} {
+		if d, err := nginxDuration(s); err == nil {
+			t.Errorf("nginxDuration(%q) = %v, want an error", s, d)
+		}
+	}
+	for s, want := range map[string]int64{"1024": 1024, "8k": 8 << 10, "10M": 10 << 20, "1g": 1 << 30, "0": 0} {
+		if n, err := nginxSize(s); err != nil || int64(n) != want {
+			t.Errorf("nginxSize(%q) = %d, %v; want %d", s, n, err, want)
+		}
+	}
+	for _, s := range []string{"", "k", "-1k", "1t", "9223372036854775807g"} {
+		if n, err := nginxSize(s); err == nil {
+			t.Errorf("nginxSize(%q) = %d, want an error", s, n)
+		}
+	}
+}
