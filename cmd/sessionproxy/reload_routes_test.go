@@ -25,7 +25,7 @@ import (
 func TestReloadRoutesUnderLoad(t *testing.T) {
 	mc := memcachedtest.Start(t)
 	app := siteBackend(t, "app", nil)
-	old := siteBackend(t, "old", nil)
+	old, _ := namedBackend(t, "old", 0)
 	var apiHits atomic.Int64
 	api := siteBackend(t, "api", &apiHits)
 	slow, _ := namedBackend(t, "slow", 0)
@@ -36,12 +36,12 @@ backends: [{url: "http://%s"}]
 session: {memcached: {nodes: ["n1:%s"], replicas: 1}}
 `
 	before := fmt.Sprintf(head, app, mc.Addr) + fmt.Sprintf(`upstreams:
-  old: {backends: [{url: "http://%s"}]}
+  old: {backends: [{url: "%s"}]}
   slow: {backends: [{url: "%s"}]}
 routes:
   - {match: {path: "/old/"}, upstream: old}
   - {match: {path: "/slow/"}, upstream: slow, session: false}
-`, old, slow.URL)
+`, old.URL, slow.URL)
 	after := fmt.Sprintf(head, app, mc.Addr) + fmt.Sprintf(`upstreams:
   api: {balancer: least_conn, backends: [{url: "http://%s"}]}
   slow: {backends: [{url: "%s"}]}
@@ -52,7 +52,7 @@ routes:
 	p := startProcess(t, before)
 	base := "http://" + p.addr
 
-	if body := mustGet(t, http.DefaultClient, base+"/old/x"); !strings.HasPrefix(body, "old /old/x ") {
+	if body := mustGet(t, http.DefaultClient, base+"/old/x"); body != "old" {
 		t.Fatalf("before the reload, /old/ reached %q", body)
 	}
 
@@ -87,14 +87,17 @@ routes:
 		}()
 	}
 	// A request in flight across the reload, on a route both files have.
-	inflight := make(chan string, 1)
-	go func() {
-		body, err := getBody(http.DefaultClient, base+"/slow/x?sleep=1500ms")
-		if err != nil {
-			body = err.Error()
-		}
-		inflight <- body
-	}()
+	// And one on the route the reload removes.
+	inflight, inflightOld := make(chan string, 1), make(chan string, 1)
+	for url, ch := range map[string]chan string{"/slow/x?sleep=1500ms": inflight, "/old/x?sleep=1500ms": inflightOld} {
+		go func() {
+			body, err := getBody(http.DefaultClient, base+url)
+			if err != nil {
+				body = err.Error()
+			}
+			ch <- body
+		}()
+	}
 	time.Sleep(300 * time.Millisecond)
 	p.write(after)
 	p.signal(syscall.SIGHUP)
@@ -102,6 +105,9 @@ routes:
 
 	if body := <-inflight; body != "slow" {
 		t.Errorf("the request in flight across the reload got %q", body)
+	}
+	if body := <-inflightOld; body != "old" {
+		t.Errorf("the request in flight on the removed route got %q", body)
 	}
 	if body := mustGet(t, http.DefaultClient, base+"/api/users?id=1"); !strings.HasPrefix(body, "api /users?id=1 ") {
 		t.Errorf("the route added by the reload: %q", body)
