@@ -266,10 +266,7 @@ func (t *translator) serverRoutes(s *server, host string) {
 func (t *translator) firstHost(s *server, host string) bool {
 	for _, nd := range s.names {
 		for _, n := range nd.Args {
-			n = strings.ToLower(n)
-			if strings.HasPrefix(n, ".") {
-				n = n[1:]
-			}
+			n = strings.TrimPrefix(strings.ToLower(n), ".")
 			if config.ValidRouteHost(n) {
 				return n == host
 			}
