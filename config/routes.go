@@ -102,6 +102,10 @@ func (c *Config) catchAll() bool {
 var upstreamNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 var hostRE = regexp.MustCompile(`^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
 
+// ValidRouteHost reports whether h, lower case, is what match.host takes:
+// a host name, or "*." and a domain.
+func ValidRouteHost(h string) bool { return hostRE.MatchString(h) }
+
 // frontDoor checks upstreams, routes, error pages and real_ip_from.
 func (v *validator) frontDoor() {
 	c := v.c

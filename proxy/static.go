@@ -30,6 +30,18 @@ import (
 type Static struct {
 	root     string // absolute, symbolic links resolved
 	recorder *Recorder
+	// prefix, if not empty, is replaced by replacement in the request
+	// path before it is looked up below root (nginx's alias); redirects
+	// keep the path the client asked for.
+	prefix, replacement string
+}
+
+// Alias makes s serve a request for prefix + rest from the file at root +
+// replacement + rest, as nginx's alias does for a location: with prefix
+// "/img/" and replacement "/", /img/a.png is root/a.png. Call it before
+// the first request.
+func (s *Static) Alias(prefix, replacement string) {
+	s.prefix, s.replacement = prefix, replacement
 }
 
 // NewStatic returns a Static for the directory root. rec, if not nil,
@@ -85,7 +97,11 @@ func (s *Static) serve(ctx *fasthttp.RequestCtx) *Error {
 		bytes.IndexByte(path, 0) >= 0 || bytes.Contains(path, []byte("/../")) || bytes.HasSuffix(path, []byte("/..")) {
 		return errForbidden
 	}
-	name, e := s.resolve(filepath.Join(s.root, filepath.FromSlash(string(path))))
+	file := string(path)
+	if s.prefix != "" && strings.HasPrefix(file, s.prefix) {
+		file = s.replacement + "/" + file[len(s.prefix):] // Join below collapses the "//"
+	}
+	name, e := s.resolve(filepath.Join(s.root, filepath.FromSlash(file)))
 	if e != nil {
 		return e
 	}

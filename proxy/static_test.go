@@ -212,3 +212,36 @@ func TestParseRange(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticAlias: a static route with an alias serves prefix + rest from
+// root + replacement + rest, and redirects a directory to the path the
+// client asked for, not the rewritten one.
+func TestStaticAlias(t *testing.T) {
+	s := newStaticSite(t)
+	st, err := NewStatic(filepath.Join(s.root, "static"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Alias("/img/", "/")
+	rt := &Router{
+		Default: &Proxy{Pool: newPool(t, "round_robin", nil, s.app.url())},
+		Routes:  []Route{{Path: "/img/", Handler: st}},
+	}
+	url := startHandler(t, rt, ServerOptions{})
+	if r := get(t, url+"/img/app.css"); r.status != 200 || r.body != "body{color:red}\n" {
+		t.Errorf("/img/app.css: %d %q", r.status, r.body)
+	}
+	if r := get(t, url+"/img/docs/"); r.status != 200 || r.body != "<h1>docs</h1>\n" {
+		t.Errorf("/img/docs/: %d %q", r.status, r.body)
+	}
+	raw := rawRequest(t, url, "GET /img/docs?x=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+	if !strings.HasPrefix(raw, "301\n") || !strings.Contains(raw, "Location: /img/docs/?x=1\r\n") {
+		t.Errorf("directory without slash behind an alias:\n%s", raw)
+	}
+	for _, p := range []string{"/img/leak.txt", "/img/%2e%2e/secret/passwd", "/img/..%2f..%2fsecret/passwd"} {
+		// a path that normalises out of /img/ goes to the app instead
+		if r := get(t, url+p); strings.Contains(r.body, "root:") {
+			t.Errorf("%s: %d %q: served from outside the alias", p, r.status, r.body)
+		}
+	}
+}

@@ -126,6 +126,8 @@ type anchors struct {
 	classic string            // nginx in front of the classic backends
 	base    map[string]string // -baseline: "hot" and "cold" instances
 	pids    map[string]*exec.Cmd
+	tls     tlsAnchors // -tls (tlsbench.go)
+	routed  string     // sessionproxy with a route table (routebench.go)
 }
 
 func (e *env) startAnchors(nodes []string) {
@@ -207,6 +209,8 @@ func (e *env) startAnchors(nodes []string) {
 	for _, addr := range wait {
 		waitListening(addr)
 	}
+	e.startTLS(nodes)
+	e.startRouted(nodes)
 }
 
 // buildAt builds cmd/sessionproxy as it was at rev, from git archive into
@@ -242,7 +246,7 @@ func (e *env) anchorRuns() [][3]string {
 			}
 		}
 	}
-	return runs
+	return append(append(runs, e.routedRuns()...), e.tlsRuns()...)
 }
 
 func (e *env) warmAnchors() {
@@ -280,7 +284,7 @@ func anchorKeys(runs map[string][]result) []string {
 			keys = append(keys, k)
 		}
 	}
-	return keys
+	return append(append(keys, routedKeys(runs)...), tlsKeys(runs)...)
 }
 
 // targetRow is one target of the speed issue with the ratio reached.

@@ -319,7 +319,7 @@ func (e *env) stop() {
 func (e *env) wrk(addr, path string, d time.Duration) result {
 	out, err := exec.Command("wrk", fmt.Sprintf("-t%d", *threads), fmt.Sprintf("-c%d", *connections),
 		fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency", "-s", "bench/session.lua",
-		"http://"+addr+sized(path), "--", fmt.Sprint(slotsPerThread())).CombinedOutput()
+		url(addr)+sized(path), "--", fmt.Sprint(slotsPerThread())).CombinedOutput()
 	if err != nil {
 		log.Fatalf("wrk: %v\n%s", err, out)
 	}

@@ -129,54 +129,6 @@ func TestDemoHTML(t *testing.T) {
 	}
 }
 
-func TestImportNginx(t *testing.T) {
-	code, out, errOut := run("import-nginx", "../../examples/nginx/classic.conf")
-	if code != 0 {
-		t.Fatalf("import-nginx: %d %s", code, errOut)
-	}
-	for _, want := range []string{`listen: ":80"`, "balancer: least_conn", `url: "http://10.0.0.11:8080"`, "weight: 2",
-		`url: "http://10.0.0.13:8080"`, "backup: true", "max_fails: 2", "fail_timeout: 15s", "connect: 3s",
-		"response: 1m0s", "max_body: 20971520"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	for _, want := range []string{"line 25: gzip on", "worker_processes", "keepalive 32"} {
-		if !strings.Contains(errOut, want) {
-			t.Errorf("stderr does not list %q:\n%s", want, errOut)
-		}
-	}
-	file := writeFile(t, out)
-	if code, _, e := run("check", "-config", file); code != 0 {
-		t.Fatalf("translated config does not pass check: %s", e)
-	}
-}
-
-func TestImportNginxUnsupported(t *testing.T) {
-	conf := writeFile(t, `http {
-  upstream app { ip_hash; server 127.0.0.1:9001; server 127.0.0.1:9002 down; server unix:/tmp/x.sock; }
-  server { listen 127.0.0.1:8080; location / { proxy_pass http://app/; proxy_buffering off; } }
-}`)
-	code, out, errOut := run("import-nginx", conf)
-	if code != 0 {
-		t.Fatalf("import-nginx: %d %s", code, errOut)
-	}
-	if !strings.Contains(out, `listen: "127.0.0.1:8080"`) || !strings.Contains(out, "balancer: round_robin") ||
-		strings.Count(out, "url:") != 1 {
-		t.Fatalf("output:\n%s", out)
-	}
-	for _, want := range []string{"not supported: line 2: ip_hash", "sessionproxy shares sessions", "marked down",
-		"unix sockets", "proxy_buffering off"} {
-		if !strings.Contains(errOut, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, errOut)
-		}
-	}
-	bad := writeFile(t, "http { server { listen 80; location / { root /srv; } } }")
-	if code, _, errOut := run("import-nginx", bad); code != 1 || !strings.Contains(errOut, "no proxy_pass") {
-		t.Fatalf("config without proxy_pass: %d %q", code, errOut)
-	}
-}
-
 func TestExampleConfigsAreValid(t *testing.T) {
 	if code, _, errOut := run("check", "-config", "../../examples/classic.yaml"); code != 0 {
 		t.Fatalf("examples/classic.yaml: %s", errOut)

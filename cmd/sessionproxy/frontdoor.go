@@ -49,6 +49,12 @@ func buildRouter(ctx context.Context, c *config.Config, base *proxy.Proxy, logge
 			if err != nil {
 				return nil, fmt.Errorf("routes[%d].static: %w", i, err)
 			}
+			if route.Rewrite {
+				// The files see the rewritten path, the client's
+				// redirects the one it asked for.
+				s.Alias(route.Path, route.RewritePrefix)
+				route.Rewrite = false
+			}
 			route.Handler = s
 		case r.Sessions() || base.Sessions == nil:
 			route.Handler = upstreams[r.Upstream]

@@ -1,0 +1,612 @@
+package nginximport
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"sessionproxy/config"
+)
+
+// Note names something of the nginx configuration that the translation
+// left out or translated with a difference, at its file and line.
+type Note struct {
+	File string
+	Line int
+	Msg  string
+}
+
+// String returns "FILE:LINE: message", as compilers and nginx -t write.
+func (n Note) String() string { return fmt.Sprintf("%s:%d: %s", n.File, n.Line, n.Msg) }
+
+// Result is a translation: the sessionproxy configuration and what it
+// could not carry over.
+type Result struct {
+	YAML  string
+	Notes []Note // in the order the directives appear
+}
+
+// ErrNothing is returned for a configuration with no server that proxies
+// or serves files: there is nothing to translate.
+var ErrNothing = errors.New("nginximport: no server with proxy_pass or root: nothing to translate")
+
+// Translate turns parsed nginx directives (Parse, ParseFile) into a
+// sessionproxy configuration; source names the nginx file in the
+// output's header comment. Every directive it does not translate, or
+// translates with a difference worth knowing, is a Note.
+func Translate(source string, ds []*Directive) (*Result, error) {
+	t := &translator{pools: map[string]*pool{}, blocks: map[string]*Directive{}}
+	t.top(ds)
+	err := t.build()
+	var yaml string
+	if err == nil {
+		yaml = t.yaml(source)
+	}
+	return &Result{YAML: yaml, Notes: t.sortedNotes()}, err
+}
+
+// sortedNotes puts the notes in file order: files as they were first
+// named, lines within each.
+func (t *translator) sortedNotes() []Note {
+	rank := map[string]int{}
+	for _, n := range t.notes {
+		if _, ok := rank[n.File]; !ok {
+			rank[n.File] = len(rank)
+		}
+	}
+	sort.SliceStable(t.notes, func(i, j int) bool {
+		a, b := t.notes[i], t.notes[j]
+		if rank[a.File] != rank[b.File] {
+			return rank[a.File] < rank[b.File]
+		}
+		return a.Line < b.Line
+	})
+	return t.notes
+}
+
+// settings are what an http or server block passes on to the blocks
+// inside it.
+type settings struct {
+	root       *Directive
+	cert, key  *Directive
+	errorPages []*Directive
+}
+
+type listen struct {
+	addr string
+	ssl  bool
+	def  bool
+	d    *Directive
+}
+
+type server struct {
+	d         *Directive
+	listens   []listen
+	names     []*Directive
+	set       settings
+	locations []*location
+	redirect  *Directive // return 3xx https://$host$request_uri
+}
+
+type location struct {
+	d      *Directive
+	mod    string // "", "=", "^~", "~", "~*", "@"
+	path   string
+	pass   *Directive
+	root   *Directive // its own or inherited
+	alias  *Directive
+	server *server
+}
+
+// measured is a value set somewhere in the file.
+type measured struct {
+	v int64
+	d *Directive
+}
+
+type translator struct {
+	notes   []Note
+	blocks  map[string]*Directive // upstream blocks by name
+	servers []*server
+	http    settings
+	// global settings, each as often as the file sets it
+	maxBody, connect, read, clientRead, clientIdle []measured
+	underscores, proxyProtocol                     bool
+	realIPFrom                                     []string
+	minVersion                                     string
+	retries                                        int
+	accessLog                                      string
+
+	// built
+	pools        map[string]*pool // by nginx target: upstream name or scheme://host:port
+	poolOrder    []*pool
+	defaultPool  *pool
+	plain, tls   string
+	routes       []route
+	errorPages   map[int]string
+	errorPageAt  map[int]*Directive
+	certs        []certPair
+	redirectTLS  bool
+	errorTargets map[*location]bool
+}
+
+func (t *translator) note(d *Directive, format string, args ...any) {
+	t.notes = append(t.notes, Note{File: d.File, Line: d.Line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// show writes a directive as it stands in the file, for notes.
+func show(d *Directive) string {
+	s := d.Name
+	for _, a := range d.Args {
+		s += " " + a
+	}
+	if d.HasBlock {
+		s += " {...}"
+	}
+	return s
+}
+
+func (t *translator) skip(d *Directive, why string) {
+	if why == "" {
+		t.note(d, "%s: not translated", show(d))
+		return
+	}
+	t.note(d, "%s: not translated (%s)", show(d), why)
+}
+
+// validUTF8 reports whether every word of d can go into YAML.
+func (t *translator) validUTF8(d *Directive) bool {
+	ok := utf8.ValidString(d.Name)
+	for _, a := range d.Args {
+		ok = ok && utf8.ValidString(a)
+	}
+	if !ok {
+		t.note(d, "%q: not translated (not valid UTF-8)", d.Name)
+	}
+	return ok
+}
+
+func arg(d *Directive, i int) string {
+	if i < len(d.Args) {
+		return d.Args[i]
+	}
+	return ""
+}
+
+func (t *translator) top(ds []*Directive) {
+	for _, d := range ds {
+		if !t.validUTF8(d) {
+			continue
+		}
+		switch d.Name {
+		case "http":
+			t.httpBlock(d.Block)
+		case "events", "worker_processes", "worker_rlimit_nofile", "pid", "user", "daemon", "master_process":
+			t.skip(d, "sessionproxy is one process with its own scheduling")
+		case "stream":
+			t.skip(d, "TCP and UDP proxying")
+		default:
+			t.global(d)
+		}
+	}
+}
+
+// httpBlock reads the block's own settings first: nginx merges them into
+// every server whatever their order in the file.
+func (t *translator) httpBlock(ds []*Directive) {
+	var servers []*Directive
+	for _, d := range ds {
+		if !t.validUTF8(d) {
+			continue
+		}
+		switch d.Name {
+		case "upstream":
+			if len(d.Args) != 1 || !d.HasBlock {
+				t.skip(d, "")
+				continue
+			}
+			t.blocks[d.Args[0]] = d
+		case "server":
+			if d.HasBlock {
+				servers = append(servers, d)
+			} else {
+				t.skip(d, "")
+			}
+		case "error_page":
+			t.http.errorPages = append(t.http.errorPages, d)
+		default:
+			if !t.setting(d, &t.http) {
+				t.global(d)
+			}
+		}
+	}
+	for _, d := range servers {
+		t.server(d, t.http)
+	}
+}
+
+// setting reads the directives that inner blocks inherit.
+func (t *translator) setting(d *Directive, s *settings) bool {
+	switch d.Name {
+	case "root":
+		s.root = d
+	case "ssl_certificate":
+		s.cert = d
+	case "ssl_certificate_key":
+		s.key = d
+	default:
+		return false
+	}
+	return true
+}
+
+func (t *translator) server(d *Directive, inherited settings) {
+	s := &server{d: d, set: inherited}
+	s.set.errorPages = nil
+	ownPages, sslOn := false, false
+	var locations []*Directive // read after the server's own settings, which they inherit
+	for _, sd := range d.Block {
+		if !t.validUTF8(sd) {
+			continue
+		}
+		switch sd.Name {
+		case "listen":
+			t.listen(s, sd)
+		case "server_name":
+			s.names = append(s.names, sd)
+		case "location":
+			locations = append(locations, sd)
+		case "ssl":
+			if arg(sd, 0) == "on" {
+				sslOn = true
+				t.note(sd, "ssl on: translated as \"listen ... ssl\" of this server's listen directives")
+			}
+		case "return":
+			if isHTTPSRedirect(sd) {
+				s.redirect = sd
+			} else {
+				t.skip(sd, "")
+			}
+		case "error_page":
+			if !ownPages {
+				s.set.errorPages, ownPages = nil, true
+			}
+			s.set.errorPages = append(s.set.errorPages, sd)
+		default:
+			if !t.setting(sd, &s.set) {
+				t.global(sd)
+			}
+		}
+	}
+	if !ownPages {
+		s.set.errorPages = inherited.errorPages
+	}
+	for _, ld := range locations {
+		t.location(s, ld, nil)
+	}
+	if len(s.listens) == 0 {
+		s.listens = []listen{{addr: ":80", d: d}} // nginx's default
+	}
+	for i := range s.listens {
+		s.listens[i].ssl = s.listens[i].ssl || sslOn
+	}
+	t.servers = append(t.servers, s)
+}
+
+// isHTTPSRedirect recognises the usual "send plain HTTP to HTTPS" server.
+func isHTTPSRedirect(d *Directive) bool {
+	switch arg(d, 0) {
+	case "301", "302", "307", "308":
+	default:
+		return false
+	}
+	switch arg(d, 1) {
+	case "https://$host$request_uri", "https://$server_name$request_uri", "https://$http_host$request_uri":
+		return true
+	}
+	return false
+}
+
+func (t *translator) listen(s *server, d *Directive) {
+	if len(d.Args) == 0 {
+		t.skip(d, "")
+		return
+	}
+	l := listen{addr: listenAddr(d.Args[0]), d: d}
+	if strings.HasPrefix(d.Args[0], "unix:") {
+		t.skip(d, "unix sockets")
+		return
+	}
+	for _, p := range d.Args[1:] {
+		switch {
+		case p == "ssl":
+			l.ssl = true
+		case p == "default_server" || p == "default":
+			l.def = true
+		case p == "proxy_protocol":
+			t.proxyProtocol = true
+			t.note(d, "proxy_protocol: translated as proxy_protocol: true, which expects the PROXY header on every connection of both listeners")
+		case p == "http2" || p == "quic" || p == "http3":
+			t.note(d, "listen parameter %s: not translated (HTTP/1.1 only; docs/http2.md says why)", p)
+		case p == "reuseport" || p == "deferred" || strings.HasPrefix(p, "backlog=") || strings.HasPrefix(p, "ipv6only="):
+			t.note(d, "listen parameter %s: not needed", p)
+		default:
+			t.note(d, "listen parameter %s: not translated", p)
+		}
+	}
+	s.listens = append(s.listens, l)
+}
+
+// listenAddr turns nginx's listen address (80, 127.0.0.1:8080, [::]:80,
+// *:80, 127.0.0.1) into host:port.
+func listenAddr(s string) string {
+	if _, err := strconv.Atoi(s); err == nil {
+		return ":" + s
+	}
+	s = strings.TrimPrefix(s, "*")
+	if strings.HasPrefix(s, "[") {
+		if strings.Contains(s, "]:") {
+			return s
+		}
+		return s + ":80"
+	}
+	if strings.Contains(s, ":") {
+		return s
+	}
+	return s + ":80"
+}
+
+func (t *translator) location(s *server, d *Directive, outer *location) {
+	loc := &location{d: d, server: s, root: s.set.root}
+	if outer != nil {
+		loc.root = outer.root
+	}
+	switch len(d.Args) {
+	case 1:
+		loc.path = d.Args[0]
+		if strings.HasPrefix(loc.path, "@") {
+			loc.mod = "@"
+		}
+	case 2:
+		loc.mod, loc.path = d.Args[0], d.Args[1]
+	default:
+		t.skip(d, "")
+		return
+	}
+	s.locations = append(s.locations, loc)
+	for _, ld := range d.Block {
+		if !t.validUTF8(ld) {
+			continue
+		}
+		switch ld.Name {
+		case "proxy_pass":
+			loc.pass = ld
+		case "root":
+			loc.root = ld
+		case "alias":
+			loc.alias = ld
+		case "location":
+			t.location(s, ld, loc)
+		case "try_files":
+			if strings.Join(ld.Args, " ") == "$uri $uri/ =404" || strings.Join(ld.Args, " ") == "$uri =404" {
+				continue // what a static route does anyway
+			}
+			t.skip(ld, "a static route serves the file asked for or 404")
+		case "index":
+			if strings.Join(ld.Args, " ") != "index.html" && strings.Join(ld.Args, " ") != "index.html index.htm" {
+				t.skip(ld, "a static route serves index.html for a directory")
+			}
+		case "error_page":
+			t.skip(ld, "error_pages apply to every route; give error_page in the server block")
+		case "ssl_certificate", "ssl_certificate_key":
+			t.skip(ld, "")
+		default:
+			t.global(ld)
+		}
+	}
+}
+
+// global handles the directives that have one setting for the whole of
+// sessionproxy, wherever nginx has them.
+func (t *translator) global(d *Directive) {
+	switch d.Name {
+	case "proxy_connect_timeout":
+		t.duration(d, &t.connect)
+	case "proxy_read_timeout":
+		if t.duration(d, &t.read) {
+			t.note(d, "proxy_read_timeout: translated as timeouts.response, the wait for the backend's response headers")
+		}
+	case "client_header_timeout", "client_body_timeout":
+		t.duration(d, &t.clientRead)
+	case "keepalive_timeout":
+		t.duration(d, &t.clientIdle)
+	case "client_max_body_size":
+		s, err := nginxSize(arg(d, 0))
+		switch {
+		case err != nil:
+			t.skip(d, err.Error())
+		case s == 0:
+			t.skip(d, "0 means no limit in nginx; sessionproxy's max_body needs one, set it yourself")
+		default:
+			t.maxBody = append(t.maxBody, measured{int64(s), d})
+		}
+	case "underscores_in_headers":
+		t.underscores = arg(d, 0) == "on"
+	case "set_real_ip_from":
+		if _, err := config.ParsePrefix(arg(d, 0)); err != nil {
+			t.skip(d, err.Error())
+			return
+		}
+		t.realIPFrom = append(t.realIPFrom, arg(d, 0))
+	case "real_ip_header":
+		switch strings.ToLower(arg(d, 0)) {
+		case "x-forwarded-for":
+		case "proxy_protocol":
+			t.proxyProtocol = true
+			t.note(d, "real_ip_header proxy_protocol: translated as proxy_protocol: true, which expects the PROXY header on every connection")
+		default:
+			t.skip(d, "sessionproxy takes the client address from X-Forwarded-For of real_ip_from peers")
+		}
+	case "real_ip_recursive":
+		if arg(d, 0) != "on" {
+			t.note(d, "real_ip_recursive off: not translated (sessionproxy takes the last address of X-Forwarded-For not in real_ip_from, as with on)")
+		}
+	case "ssl_protocols":
+		t.sslProtocols(d)
+	case "proxy_next_upstream_tries":
+		if n, err := strconv.Atoi(arg(d, 0)); err == nil && n > 0 {
+			t.retries = n - 1
+		} else {
+			t.skip(d, "")
+		}
+	case "access_log":
+		if arg(d, 0) == "off" {
+			t.accessLog = "off"
+		} else {
+			t.accessLog = "combined"
+			t.note(d, "%s: translated as access_log: combined on standard error", show(d))
+		}
+	case "proxy_set_header":
+		switch strings.ToLower(arg(d, 0)) {
+		case "host", "x-forwarded-for", "x-real-ip", "x-forwarded-proto", "x-forwarded-host", "connection":
+			if !strings.EqualFold(arg(d, 0), "connection") || arg(d, 1) == "" {
+				t.note(d, "%s: not needed (sessionproxy does this by default)", show(d))
+				return
+			}
+			t.skip(d, "")
+		default:
+			t.skip(d, "")
+		}
+	case "proxy_http_version":
+		t.note(d, "%s: not needed (sessionproxy always speaks HTTP/1.1 with keep-alive to backends)", show(d))
+	case "server_name", "listen":
+		t.skip(d, "only in a server block")
+	case "sendfile", "tcp_nopush", "tcp_nodelay", "types", "default_type", "server_tokens",
+		"ssl_session_cache", "ssl_session_timeout", "ssl_session_tickets", "ssl_prefer_server_ciphers",
+		"ssl_ciphers", "ssl_ecdh_curve", "ssl_dhparam", "ssl_stapling", "ssl_stapling_verify":
+		t.skip(d, "sessionproxy uses its own defaults")
+	case "include":
+		t.skip(d, "no file matches it")
+	default:
+		t.skip(d, "")
+	}
+}
+
+func (t *translator) duration(d *Directive, dst *[]measured) bool {
+	v, err := nginxDuration(arg(d, 0))
+	if err != nil {
+		t.skip(d, err.Error())
+		return false
+	}
+	*dst = append(*dst, measured{int64(v), d})
+	return true
+}
+
+func (t *translator) sslProtocols(d *Directive) {
+	lowest := ""
+	for _, p := range d.Args {
+		switch p {
+		case "TLSv1.2":
+			lowest = "1.2"
+		case "TLSv1.3":
+			if lowest == "" {
+				lowest = "1.3"
+			}
+		default:
+			t.note(d, "ssl_protocols %s: not translated (sessionproxy speaks TLS 1.2 and 1.3 only)", p)
+		}
+	}
+	if lowest != "" {
+		t.minVersion = lowest
+	}
+}
+
+// nginxDuration parses nginx's time syntax: 30, 30s, 500ms, 1m, 1h, 1d, 1m30s.
+func nginxDuration(s string) (time.Duration, error) {
+	if n, err := strconv.Atoi(s); err == nil && n >= 0 && n <= 100*365*24*3600 {
+		return time.Duration(n) * time.Second, nil
+	}
+	units := map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "m": time.Minute,
+		"h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour, "M": 30 * 24 * time.Hour, "y": 365 * 24 * time.Hour}
+	var total time.Duration
+	rest := s
+	for rest != "" {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		j := i
+		for j < len(rest) && (rest[j] < '0' || rest[j] > '9') {
+			j++
+		}
+		n, err := strconv.Atoi(rest[:i])
+		unit, ok := units[rest[i:j]]
+		// a century is more than any timeout means, and far from overflow
+		if err != nil || !ok || n < 0 || time.Duration(n) > 100*365*24*time.Hour/unit {
+			return 0, fmt.Errorf("invalid nginx time %q", s)
+		}
+		total += time.Duration(n) * unit
+		rest = rest[j:]
+	}
+	if s == "" {
+		return 0, fmt.Errorf("invalid nginx time %q", s)
+	}
+	return total, nil
+}
+
+// nginxSize parses nginx's size syntax: 1024, 8k, 10m, 1g.
+func nginxSize(s string) (config.Size, error) {
+	mult := int64(1)
+	num := s
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'k', 'K':
+			mult, num = 1<<10, s[:n-1]
+		case 'm', 'M':
+			mult, num = 1<<20, s[:n-1]
+		case 'g', 'G':
+			mult, num = 1<<30, s[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid nginx size %q", s)
+	}
+	return config.Size(n * mult), nil
+}
+
+// target is where a proxy_pass sends requests: an upstream block's name
+// or a server address, and the URI part that replaces the location's
+// prefix.
+type target struct {
+	key, scheme, host, uri string
+}
+
+func parseProxyPass(s string) (target, error) {
+	if strings.Contains(s, "$") {
+		return target{}, errors.New("variables in proxy_pass")
+	}
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
+		return target{}, errors.New("only http:// and https:// targets")
+	}
+	if strings.HasPrefix(rest, "unix:") {
+		return target{}, errors.New("unix sockets")
+	}
+	host, uri := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		host, uri = rest[:i], rest[i:]
+	}
+	if host == "" {
+		return target{}, errors.New("no host")
+	}
+	if _, err := url.Parse(scheme + "://" + host); err != nil {
+		return target{}, err
+	}
+	return target{key: scheme + "://" + host, scheme: scheme, host: host, uri: uri}, nil
+}
