@@ -27,7 +27,7 @@ func newStoreEnv(d *storetest.Deployment) *storeEnv {
 func (e *storeEnv) options(o Options) Options {
 	if e.d.Kind.Redis {
 		o.Redis = RedisOptions{Addrs: e.d.Addrs(), KeyPrefix: e.prefix, ClientCache: true,
-			Timeout: 500 * time.Millisecond, ProbeInterval: 50 * time.Millisecond} // a loaded machine under -race
+			Timeout: 2 * time.Second, ProbeInterval: 50 * time.Millisecond} // a loaded machine under -race
 		return o
 	}
 	o.Memcached.KeyPrefix = e.prefix
@@ -54,8 +54,7 @@ func (e *storeEnv) uncached(t *testing.T, o Options) *Store {
 
 func (e *storeEnv) key(id []byte) string { return e.prefix + string(id) }
 
-// storeBehaviours are what every kind of shared store must do; the
-// deployment of each kind is started once and shared by the cases.
+// storeBehaviours are what every kind of shared store must do.
 var storeBehaviours = []struct {
 	name string
 	test func(t *testing.T, e *storeEnv)
@@ -72,17 +71,13 @@ var storeBehaviours = []struct {
 }
 
 // TestStoreBehaviours runs every store behaviour against each kind of
-// shared store, on real servers.
+// shared store, on real servers, each case under a key prefix of its own.
 func TestStoreBehaviours(t *testing.T) {
-	for _, k := range storetest.Kinds {
-		t.Run(k.Name, func(t *testing.T) {
-			t.Parallel() // a deployment each: the kinds share nothing
-			d := k.Start(t)
-			for _, b := range storeBehaviours {
-				t.Run(b.name, func(t *testing.T) { b.test(t, newStoreEnv(d)) })
-			}
-		})
+	var cases []storetest.Case
+	for _, b := range storeBehaviours {
+		cases = append(cases, storetest.Case{Name: b.name, Test: func(t *testing.T, d *storetest.Deployment) { b.test(t, newStoreEnv(d)) }})
 	}
+	storetest.RunEach(t, storetest.Kinds, cases)
 }
 
 // sharedVersion is the version of the shared store's copy of id.

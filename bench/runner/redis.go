@@ -32,22 +32,12 @@ var redisScenarios = []scenario{
 // caching: local is the hot tier's size ("0": none), wait the replicas
 // each write waits for.
 func redisConfig(addr, local string, wait int, backends []string, redis string) string {
-	return fmt.Sprintf(`listen: %q
-access_log: off
-backends:
-  - url: "http://%s"
-  - url: "http://%s"
-session:
-  ignore: '^/plain'
-  write: sync
-  local_cache:
-    size: %s
-  redis:
+	return proxyConfig(addr, "sync", local, backends, fmt.Sprintf(`  redis:
     addrs: [%q]
     timeout: 1s
     wait_replicas: %d
     client_cache: true
-`, addr, backends[0], backends[1], local, redis, wait)
+`, redis, wait))
 }
 
 // startRedis starts the master, its replica and the Redis instances of

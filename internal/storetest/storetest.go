@@ -110,28 +110,50 @@ func (d *Deployment) Replicas() int {
 // Stop kills every server. Not for a Cluster.
 func (d *Deployment) Stop() {
 	d.t.Helper()
-	switch {
-	case d.Cluster != nil:
-		d.t.Fatal("storetest: a cluster cannot be stopped as a whole")
-	case d.Redis != nil:
-		d.Redis.Stop()
+	d.each("stopped", (*redistest.Server).Stop, (*memcachedtest.Server).Stop)
+}
+
+// Restart starts every server again on its port, empty. Not for a
+// Cluster.
+func (d *Deployment) Restart() {
+	d.t.Helper()
+	d.each("restarted", (*redistest.Server).Restart, (*memcachedtest.Server).Restart)
+}
+
+// each applies r or m to every server; what names it in the failure of a
+// Cluster, whose servers only fail over one by one.
+func (d *Deployment) each(what string, r func(*redistest.Server), m func(*memcachedtest.Server)) {
+	d.t.Helper()
+	if d.Cluster != nil {
+		d.t.Fatalf("storetest: a cluster cannot be %s as a whole", what)
+	}
+	if d.Redis != nil {
+		r(d.Redis)
 	}
 	for _, n := range d.Memcached {
-		n.Stop()
+		m(n)
 	}
 }
 
-// Restart starts every server again on its port, empty.
-func (d *Deployment) Restart() {
-	d.t.Helper()
-	switch {
-	case d.Cluster != nil:
-		d.t.Fatal("storetest: a cluster cannot be restarted as a whole")
-	case d.Redis != nil:
-		d.Redis.Restart()
-	}
-	for _, n := range d.Memcached {
-		n.Restart()
+// Case is one behaviour test of a suite run against every kind.
+type Case struct {
+	Name string
+	Test func(t *testing.T, d *Deployment)
+}
+
+// RunEach runs every case against each kind, as subtests named kind/case:
+// a deployment of each kind is started once and shared by its cases (each
+// taking its own Prefix), and the kinds run in parallel, since they share
+// nothing.
+func RunEach(t *testing.T, kinds []Kind, cases []Case) {
+	for _, k := range kinds {
+		t.Run(k.Name, func(t *testing.T) {
+			t.Parallel()
+			d := k.Start(t)
+			for _, c := range cases {
+				t.Run(c.Name, func(t *testing.T) { c.Test(t, d) })
+			}
+		})
 	}
 }
 
