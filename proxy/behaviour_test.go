@@ -38,6 +38,8 @@ var sessionBehaviours = []storetest.Case{
 	{Name: "bad updates rejected", Test: testBadUpdatesRejected},
 	{Name: "sliding expiry", Test: testSlidingExpiryThroughProxy},
 	{Name: "admin sessions and status", Test: testAdminSessions},
+	{Name: "slow request racing rotation", Test: testSlowRequestRacingRotation},
+	{Name: "backend sets a large session", Test: testBackendSetsLargeSession},
 }
 
 // TestSessionBehaviours runs every session behaviour of the request path

@@ -101,23 +101,35 @@ type envOptions struct {
 	backends int
 }
 
+// withShared returns so with d as its shared store, under a key prefix no
+// other caller got, and the prefix: Redis with client-side caching, or
+// the memcached nodes n1, n2 with replicas: 2.
+func withShared(d *storetest.Deployment, so sessionstore.Options) (sessionstore.Options, string) {
+	prefix := d.Prefix()
+	if d.Kind.Redis {
+		so.Redis = sessionstore.RedisOptions{Addrs: d.Addrs(), KeyPrefix: prefix, ClientCache: true,
+			Timeout: 2 * time.Second, ProbeInterval: 50 * time.Millisecond} // a loaded machine under -race
+		return so, prefix
+	}
+	so.Memcached.KeyPrefix = prefix
+	for i, a := range d.Addrs() {
+		so.Memcached.Nodes = append(so.Memcached.Nodes, sessionstore.Node{ID: fmt.Sprintf("n%d", i+1), Addr: a})
+	}
+	if so.Memcached.Timeout == 0 {
+		so.Memcached.Timeout = 300 * time.Millisecond // see sessionstore's newStore
+	}
+	return so, prefix
+}
+
 func startSessionEnv(t *testing.T, o envOptions) *sessionEnv {
 	t.Helper()
 	e := &sessionEnv{}
 	so := o.store
 	e.prefix = sessionstore.DefaultKeyPrefix
 	if d := o.shared; d != nil {
-		e.deploy, e.prefix = d, d.Prefix()
-		if d.Kind.Redis {
-			so.Redis = sessionstore.RedisOptions{Addrs: d.Addrs(), KeyPrefix: e.prefix, ClientCache: true,
-				Timeout: 2 * time.Second, ProbeInterval: 50 * time.Millisecond} // a loaded machine under -race
-		} else {
-			e.nodes = d.Memcached
-			so.Memcached.KeyPrefix = e.prefix
-			for i, a := range d.Addrs() {
-				so.Memcached.Nodes = append(so.Memcached.Nodes, sessionstore.Node{ID: fmt.Sprintf("n%d", i+1), Addr: a})
-			}
-		}
+		e.deploy = d
+		so, e.prefix = withShared(d, so)
+		e.nodes = d.Memcached
 	}
 	for i := 0; i < o.memcached; i++ {
 		n := memcachedtest.Start(t)
