@@ -11,10 +11,10 @@ import (
 	"sessionproxy/sessionstore"
 )
 
-// testSlowRequestRacingRotation, item 4 of the hygiene issue: a slow request started under the old
-// session ID answers after a login rotated it. Its response must not expire
-// the new login cookie, and its change (a cart item) must land in the
-// session under the new ID.
+// testSlowRequestRacingRotation (item 4 of the hygiene issue): a slow
+// request started under the old session ID answers after a login rotated
+// it. Its response must not expire the new login cookie, and its change (a
+// cart item) must land in the session under the new ID.
 func testSlowRequestRacingRotation(t *testing.T, d *storetest.Deployment) {
 	so, _ := withShared(d, sessionstore.Options{LocalSize: 1 << 20})
 	store, err := sessionstore.New(so)
