@@ -314,7 +314,7 @@ func testAdminSessions(t *testing.T, d *storetest.Deployment) {
 	if d.Kind.Redis {
 		// Servers are probed in the background, a Cluster's once the
 		// client has read the slot map from the seeds.
-		waitFor(t, "/status lists every redis server up", func() bool {
+		allUp := func() bool {
 			st = Status{}
 			json.Unmarshal([]byte(get(t, e.adminURL+"/status").body), &st)
 			for _, addr := range d.Addrs() {
@@ -323,7 +323,12 @@ func testAdminSessions(t *testing.T, d *storetest.Deployment) {
 				}
 			}
 			return true
-		})
+		}
+		for deadline := time.Now().Add(15 * time.Second); !allUp(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("/status redis = %+v, want every one of %v up", st.Redis, d.Addrs())
+			}
+		}
 		if len(st.Memcached) != 0 {
 			t.Fatalf("/status lists memcached nodes under redis: %+v", st.Memcached)
 		}
