@@ -9,16 +9,16 @@ import (
 	"time"
 
 	"sessionproxy/balancer"
-	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/internal/storetest"
 	"sessionproxy/sessionstore"
 )
 
-// TestBackendSetsLargeSession checks that a backend may
+// testBackendSetsLargeSession checks that a backend may
 // set a session of up to max_size in one response. A 60 KiB attribute is
 // far over fasthttp's default 4 KiB read buffer (and the 16 KiB the proxy
 // used to have), which made it an invalid response: a 502 charged to the
 // backend.
-func TestBackendSetsLargeSession(t *testing.T) {
+func testBackendSetsLargeSession(t *testing.T, d *storetest.Deployment) {
 	big := strings.Repeat("0123456789abcdef", 60<<10/16)
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Has("big") {
@@ -33,8 +33,8 @@ func TestBackendSetsLargeSession(t *testing.T) {
 	}))
 	t.Cleanup(app.Close)
 
-	n := memcachedtest.Start(t)
-	store, err := sessionstore.New(sessionstore.Options{Memcached: sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "n1", Addr: n.Addr}}, Timeout: 300 * time.Millisecond}})
+	so, _ := withShared(d, sessionstore.Options{})
+	store, err := sessionstore.New(so)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-func TestAsyncReadYourWrites(t *testing.T) {
-	c := startCluster(t)
-	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20, Async: true})
+// Asynchronous writes need a trusted hot tier: Redis without client-side
+// caching.
+func testAsyncReadYourWrites(t *testing.T, e *storeEnv) {
+	s := e.uncached(t, Options{LocalSize: 1 << 20, Async: true})
 	if s.async == nil {
 		t.Fatal("async not enabled")
 	}
@@ -21,15 +22,14 @@ func TestAsyncReadYourWrites(t *testing.T) {
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	mustLoad(t, newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}}), id, "a=1,b=2")
+	mustLoad(t, e.store(t, Options{}), id, "a=1,b=2")
 	if written, _ := s.AsyncStats(); written == 0 {
 		t.Fatal("no write went through the queue")
 	}
 }
 
-func TestAsyncQueueFullWritesInline(t *testing.T) {
-	c := startCluster(t)
-	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 4 << 20, Async: true, AsyncQueue: 1})
+func testAsyncQueueFullWritesInline(t *testing.T, e *storeEnv) {
+	s := e.uncached(t, Options{LocalSize: 4 << 20, Async: true, AsyncQueue: 1})
 	ids := make([][]byte, 300)
 	var wg sync.WaitGroup
 	for g := 0; g < 6; g++ {
@@ -56,20 +56,19 @@ func TestAsyncQueueFullWritesInline(t *testing.T) {
 	if _, inline := s.AsyncStats(); inline == 0 {
 		t.Fatal("a queue of 1 never overflowed into an inline write")
 	}
-	fresh := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}})
+	fresh := e.store(t, Options{})
 	for i, id := range ids {
 		mustLoad(t, fresh, id, fmt.Sprintf("n=%d", i))
 	}
 }
 
-func TestAsyncNewerNeverOverwrittenByOlder(t *testing.T) {
-	c := startCluster(t)
-	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: 1 << 20, Async: true})
+func testAsyncNewerNeverOverwrittenByOlder(t *testing.T, e *storeEnv) {
+	s := e.uncached(t, Options{LocalSize: 1 << 20, Async: true})
 	id := AppendNewID(nil)
 	set(t, s, id, true, "v", "0")
 	for i := 1; i <= 50; i++ {
 		set(t, s, id, false, "v", fmt.Sprint(i))
 	}
 	s.Flush(context.Background())
-	mustLoad(t, newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}}), id, "v=50")
+	mustLoad(t, e.store(t, Options{}), id, "v=50")
 }

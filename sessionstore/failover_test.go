@@ -37,59 +37,6 @@ func TestInvalidationSurvivesNodeRestarts(t *testing.T) {
 	}
 }
 
-// A request that began before a rotation follows the session to its new ID;
-// one that began after it gets nothing.
-func TestRotationRaceFollowsNewID(t *testing.T) {
-	c := startCluster(t)
-	for _, local := range []int{0, 1 << 20} {
-		t.Run(fmt.Sprintf("local=%d", local), func(t *testing.T) {
-			s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes()}, LocalSize: local})
-			old := AppendNewID(nil)
-			set(t, s, old, true, "cart", "1")
-			slowBegan := time.Now().UnixMilli() - 1 // a slow request started with the old cookie
-
-			var rot Update
-			rot.Rotate = true
-			rot.Set([]byte("user"), []byte("bob"))
-			newID := AppendNewID(nil)
-			if err := s.change(old, &rot, false, newID, nil); err != nil {
-				t.Fatal(err)
-			}
-			// The slow request answers now and adds to the cart.
-			var slow Update
-			slow.Begun = slowBegan
-			slow.Set([]byte("cart"), []byte("2"))
-			var out Session
-			if err := s.change(old, &slow, false, nil, &out); err != nil {
-				t.Fatalf("update racing the rotation: %v", err)
-			}
-			if string(out.ID) != string(newID) {
-				t.Fatalf("update went to %s, want the new ID", out.ID)
-			}
-			mustLoad(t, s, newID, "cart=2,user=bob")
-			if _, err := load(t, s, old); !errors.Is(err, ErrNotFound) {
-				t.Fatalf("old ID still loads: %v", err)
-			}
-			// A request that began after the rotation never follows it.
-			var late Update
-			late.Begun = time.Now().UnixMilli() + 1
-			late.Set([]byte("evil"), []byte("1"))
-			if err := s.change(old, &late, false, nil, nil); !errors.Is(err, ErrNotFound) {
-				t.Fatalf("late update of the old ID = %v, want ErrNotFound", err)
-			}
-			// A logout that began before the rotation logs out the new ID.
-			var logout Update
-			logout.Begun, logout.Invalidate = slowBegan, true
-			if err := s.change(old, &logout, false, nil, nil); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := load(t, s, newID); !errors.Is(err, ErrNotFound) {
-				t.Fatalf("new ID after a racing logout: %v", err)
-			}
-		})
-	}
-}
-
 // The failover round trip: a node killed under load and restarted empty
 // leaves down within two probe intervals, catches up (the writes it missed
 // and the sessions it lost) and only then serves reads; after that, losing

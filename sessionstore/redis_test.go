@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,150 +24,6 @@ func newRedisStore(t *testing.T, o Options) *Store {
 
 func redisOpts(addrs ...string) RedisOptions { return RedisOptions{Addrs: addrs, ClientCache: true} }
 
-func TestRedisSessionLifecycle(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{})
-	s := newRedisStore(t, Options{Redis: redisOpts(srv.Addr), LocalSize: 1 << 20})
-	if s.Kind() != "redis" || !s.Coherent() {
-		t.Fatalf("kind %q coherent %v", s.Kind(), s.Coherent())
-	}
-	if _, err := load(t, s, AppendNewID(nil)); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Load(unknown) = %v, want ErrNotFound", err)
-	}
-	var u Update
-	u.Set([]byte("a"), []byte("1"))
-	if err := s.change(AppendNewID(nil), &u, false, nil, nil); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("change(unknown, no create) = %v, want ErrNotFound", err)
-	}
-
-	id := AppendNewID(nil)
-	first := set(t, s, id, true, "user", "bob")
-	set(t, s, id, false, "cart", "3")
-	fresh := newRedisStore(t, Options{Redis: redisOpts(srv.Addr)})
-	mustLoad(t, fresh, id, "cart=3,user=bob")
-	if ttl := srv.MustCLI("TTL", "sp:"+string(id)); !strings.HasPrefix(ttl, "2") { // 30m+¼ = 2250s
-		t.Fatalf("TTL of the key = %q, want about 2250", ttl)
-	}
-
-	// Too large: nothing applied.
-	small := newRedisStore(t, Options{Redis: redisOpts(srv.Addr), MaxSize: 1024})
-	u.Reset()
-	u.Set([]byte("b"), []byte("2"))
-	u.Set([]byte("big"), []byte(strings.Repeat("x", 2000)))
-	if err := small.change(id, &u, false, nil, nil); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("change = %v, want ErrTooLarge", err)
-	}
-	mustLoad(t, fresh, id, "cart=3,user=bob")
-
-	// Rotation: the data moves, the old ID is a tombstone everywhere.
-	newID := AppendNewID(nil)
-	u.Reset()
-	u.Rotate = true
-	u.Set([]byte("user"), []byte("alice"))
-	var out Session
-	if err := s.change(id, &u, false, newID, &out); err != nil {
-		t.Fatal(err)
-	}
-	if out.Created != first.Created {
-		t.Fatalf("rotated session created %d, want %d", out.Created, first.Created)
-	}
-	mustLoad(t, fresh, newID, "cart=3,user=alice")
-	for _, st := range []*Store{s, fresh} {
-		if _, err := load(t, st, id); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("old ID after rotate: %v", err)
-		}
-	}
-
-	// Invalidation is final: a later change does not revive it.
-	if err := s.Delete(newID); err != nil {
-		t.Fatal(err)
-	}
-	u.Reset()
-	u.Set([]byte("x"), []byte("1"))
-	for _, st := range []*Store{s, fresh} {
-		if _, err := load(t, st, newID); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("Load after Delete = %v", err)
-		}
-		if err := st.change(newID, &u, false, nil, nil); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("change after Delete = %v, want ErrNotFound", err)
-		}
-	}
-}
-
-func TestRedisSlidingExpiry(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{})
-	s := newRedisStore(t, Options{Redis: redisOpts(srv.Addr), TTL: 2 * time.Second})
-	used, idle := AppendNewID(nil), AppendNewID(nil)
-	set(t, s, used, true, "a", "1")
-	set(t, s, idle, true, "a", "1")
-	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
-		var sess Session
-		if _, err := s.Load(used, &sess); err != nil {
-			t.Fatalf("used session expired: %v", err)
-		}
-		if s.needsRefresh(&sess) {
-			var u Update
-			if err := s.change(used, &u, false, nil, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if _, err := load(t, s, idle); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("idle session still there after twice its TTL: %v", err)
-	}
-	if out := srv.MustCLI("EXISTS", "sp:"+string(idle)); strings.TrimSpace(out) != "0" {
-		t.Fatalf("redis still holds the idle session: %q", out)
-	}
-}
-
-func TestRedisConcurrentDistinctAttributesAllKept(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{})
-	cases := []struct {
-		name string
-		o    Options
-	}{
-		{"client cache", Options{Redis: redisOpts(srv.Addr), LocalSize: 1 << 20}},
-		{"local ttl", Options{Redis: RedisOptions{Addrs: []string{srv.Addr}}, LocalSize: 1 << 20, LocalTTL: time.Second}},
-		{"no local tier", Options{Redis: RedisOptions{Addrs: []string{srv.Addr}}}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			a, b := newRedisStore(t, tc.o), newRedisStore(t, tc.o)
-			id := AppendNewID(nil)
-			set(t, a, id, true, "start", "1")
-			var wg sync.WaitGroup
-			errs := make(chan error, 40)
-			for i := 0; i < 40; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					s := a
-					if i%2 == 1 {
-						s = b
-					}
-					var u Update
-					u.Set(fmt.Appendf(nil, "k%02d", i), fmt.Append(nil, i))
-					if err := s.change(id, &u, false, nil, nil); err != nil {
-						errs <- err
-					}
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
-			}
-			fresh := newRedisStore(t, Options{Redis: RedisOptions{Addrs: []string{srv.Addr}}})
-			var got Session
-			if _, err := fresh.Load(id, &got); err != nil {
-				t.Fatal(err)
-			}
-			if got.Len() != 41 {
-				t.Fatalf("session has %d attributes after 40 concurrent sets, want 41: %s", got.Len(), attrString(&got))
-			}
-		})
-	}
-}
-
 // TestRedisClientCacheAcrossStores is two proxies' stores on one server:
 // hot reads cost no command at all, and a change or logout through one is
 // seen by the other's next read within 100 ms.
@@ -176,6 +31,9 @@ func TestRedisClientCacheAcrossStores(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	a := newRedisStore(t, Options{Redis: redisOpts(srv.Addr), LocalSize: 1 << 20})
 	b := newRedisStore(t, Options{Redis: redisOpts(srv.Addr), LocalSize: 1 << 20})
+	if a.Kind() != "redis" || !a.Coherent() {
+		t.Fatalf("kind %q coherent %v", a.Kind(), a.Coherent())
+	}
 	id := AppendNewID(nil)
 	set(t, a, id, true, "v", "1")
 	mustLoad(t, b, id, "v=1")
@@ -251,53 +109,6 @@ func TestRedisLostConnectionClearsHotTier(t *testing.T) {
 		return n == 0
 	})
 	mustLoad(t, s, id, "v=1")
-}
-
-func TestRedisDownAndBack(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{})
-	s := newRedisStore(t, Options{Redis: redisOpts(srv.Addr), LocalSize: 1 << 20})
-	id := AppendNewID(nil)
-	set(t, s, id, true, "v", "1")
-	srv.Stop()
-	testutil.WaitFor(t, 5*time.Second, "status down", func() bool { return !s.Nodes()[0].Up })
-	if _, err := load(t, s, AppendNewID(nil)); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Load while redis is down = %v, want ErrUnavailable", err)
-	}
-	noLocal := newRedisStore(t, Options{Redis: redisOpts(srv.Addr)})
-	var u Update
-	u.Set([]byte("v"), []byte("2"))
-	if err := noLocal.change(id, &u, false, nil, nil); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("change while redis is down, no hot tier = %v, want ErrUnavailable", err)
-	}
-	srv.Restart() // without AOF: empty
-	testutil.WaitFor(t, 5*time.Second, "status up", func() bool { return s.Nodes()[0].Up })
-	id2 := AppendNewID(nil)
-	testutil.WaitFor(t, 5*time.Second, "writes again", func() bool {
-		var u Update
-		u.Set([]byte("v"), []byte("3"))
-		return s.change(id2, &u, true, nil, nil) == nil
-	})
-	testutil.WaitFor(t, 5*time.Second, "the other store connected", func() bool { _, err := load(t, noLocal, id2); return err == nil })
-	mustLoad(t, noLocal, id2, "v=3")
-}
-
-func TestRedisStartsWhileServerDown(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{})
-	srv.Stop()
-	s := newRedisStore(t, Options{Redis: redisOpts(srv.Addr), LocalSize: 1 << 20})
-	if _, err := load(t, s, AppendNewID(nil)); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Load before redis ever answered = %v, want ErrUnavailable", err)
-	}
-	srv.Restart()
-	id := AppendNewID(nil)
-	testutil.WaitFor(t, 5*time.Second, "connected", func() bool {
-		var u Update
-		u.Set([]byte("v"), []byte("1"))
-		return s.change(id, &u, true, nil, nil) == nil
-	})
-	if !s.Coherent() {
-		t.Fatal("not coherent")
-	}
 }
 
 func TestRedisAOFRestartKeepsSessions(t *testing.T) {

@@ -44,6 +44,16 @@ func sized(path string) string {
 // spConfig is a sessionproxy instance of the comparison: write is sync or
 // async, local the hot tier's size ("0": none).
 func spConfig(addr, write, local string, backends, nodes []string) string {
+	return proxyConfig(addr, write, local, backends, fmt.Sprintf(`  memcached:
+    nodes: ["%s", "%s"]
+    replicas: 2
+    max_idle_conns: 256
+`, nodes[0], nodes[1]))
+}
+
+// proxyConfig is a sessionproxy instance in front of the two backends
+// with store, the YAML of its shared store under session:.
+func proxyConfig(addr, write, local string, backends []string, store string) string {
 	return fmt.Sprintf(`listen: %q
 access_log: off
 backends:
@@ -54,11 +64,7 @@ session:
   write: %s
   local_cache:
     size: %s
-  memcached:
-    nodes: ["%s", "%s"]
-    replicas: 2
-    max_idle_conns: 256
-`, addr, backends[0], backends[1], write, local, nodes[0], nodes[1])
+`, addr, backends[0], backends[1], write, local) + store
 }
 
 // nginxConfig is nginx as it would be run in production, as fair as we

@@ -1,6 +1,6 @@
 // Command runner measures sessionproxy against nginx with wrk on this
 // machine, everything on loopback: two fast backends, two memcached nodes,
-// sessionproxy and nginx, in interleaved rounds. It writes a table and a
+// a Redis master and replica (redis.go), sessionproxy and nginx, in interleaved rounds. It writes a table and a
 // chart to bench/results. See bench/README.md.
 //
 //	make bench-wrk ARGS="[-rounds 3] [-duration 8s] [-connections 64] [-threads 2]"
@@ -109,6 +109,7 @@ func main() {
 		}
 	}
 	e.warmAnchors()
+	e.warmRedis()
 	runs := map[string][]result{}
 	add := func(key string, r result) { runs[key] = append(runs[key], r) }
 	for r := 1; r <= *rounds; r++ {
@@ -119,6 +120,7 @@ func main() {
 			add("sessionproxy|"+s.Name, e.wrk(e.sp[s.Target], s.Path, *duration))
 		}
 		e.anchorRound(add)
+		e.redisRound(add)
 	}
 	t := buildTable(runs)
 	t.RSS = e.rss()
@@ -129,7 +131,7 @@ func main() {
 
 func ensureTools() {
 	var missing []string
-	for bin, pkg := range map[string]string{"nginx": "nginx", "wrk": "wrk", "memcached": "memcached"} {
+	for bin, pkg := range map[string]string{"nginx": "nginx", "wrk": "wrk", "memcached": "memcached", "redis-server": "redis-server", "redis-cli": "redis-tools"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			if _, err := os.Stat("/usr/sbin/" + bin); err != nil {
 				missing = append(missing, pkg)
@@ -297,6 +299,7 @@ func (e *env) start() {
 		waitListening(n[strings.IndexByte(n, ':')+1:])
 	}
 	e.startAnchors(nodes)
+	e.startRedis()
 }
 
 func (e *env) stop() {
@@ -382,6 +385,7 @@ func buildTable(runs map[string][]result) table {
 		t.Rows = append(t.Rows, summarize("sessionproxy", s.Name, runs["sessionproxy|"+s.Name]))
 	}
 	t.Rows = append(t.Rows, anchorRows(runs)...)
+	t.Rows = append(t.Rows, redisRows(runs)...)
 	base := t.Rows[1].RPS // nginx, plain proxy
 	for i := range t.Rows {
 		t.Rows[i].Ratio = t.Rows[i].RPS / base
