@@ -418,9 +418,7 @@ func (t *translator) global(d *Directive) {
 	case "proxy_connect_timeout":
 		t.duration(d, &t.connect)
 	case "proxy_read_timeout":
-		if t.duration(d, &t.read) {
-			t.note(d, "proxy_read_timeout: translated as timeouts.response, the wait for the backend's response headers")
-		}
+		t.duration(d, &t.read)
 	case "client_header_timeout", "client_body_timeout":
 		t.duration(d, &t.clientRead)
 	case "keepalive_timeout":

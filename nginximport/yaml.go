@@ -100,7 +100,10 @@ func (t *translator) yaml(source string) string {
 	d := config.DefaultConfig
 	w("timeouts:\n")
 	w("  connect: %s\n", largest(t.connect, d.Timeouts.Connect, t, "proxy_connect_timeout", durationText))
+	// nginx's proxy_read_timeout bounds both the wait for the headers
+	// and the silence between body reads.
 	w("  response: %s\n", largest(t.read, d.Timeouts.Response, t, "proxy_read_timeout", durationText))
+	w("  read_idle: %s\n", largest(t.read, d.Timeouts.ReadIdle, t, "proxy_read_timeout", durationText))
 	w("  client_read: %s\n", largest(t.clientRead, d.Timeouts.ClientRead, t, "client_header_timeout/client_body_timeout", durationText))
 	w("  client_idle: %s\n", largest(t.clientIdle, d.Timeouts.ClientIdle, t, "keepalive_timeout", durationText))
 	if t.retries > 0 {

@@ -418,10 +418,19 @@ func TestStoreDownAndBack(t *testing.T) {
 			waitFor(t, "written back", func() bool { return withLocal.Dirty() == 0 })
 			mustLoad(t, e.store(t, Options{}), kept, "a=2")
 			id := AppendNewID(nil)
+			// A change succeeds into the hot tier while the servers are
+			// still unreachable from this store; it is written through
+			// once nothing is left dirty.
 			waitFor(t, "the store started while the servers were down takes writes", func() bool {
 				var u Update
 				u.Set([]byte("v"), []byte("3"))
-				return startedDown.change(id, &u, true, nil, nil) == nil
+				return startedDown.change(id, &u, true, nil, nil) == nil && startedDown.Dirty() == 0
+			})
+			waitFor(t, "the write readable through another store", func() bool {
+				var out Session
+				_, err := noLocal.Load(id, &out)
+				v, _ := out.Get("v")
+				return err == nil && string(v) == "3"
 			})
 			mustLoad(t, noLocal, id, "v=3")
 			if k.Redis && !startedDown.Coherent() {
