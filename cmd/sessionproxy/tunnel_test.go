@@ -178,20 +178,26 @@ func plainBinary(t *testing.T) string {
 // vmRSS reads a process's resident set size in KiB.
 func vmRSS(t *testing.T, pid int) int {
 	t.Helper()
+	return procStatusKiB(t, pid, "VmRSS:")
+}
+
+// procStatusKiB reads a KiB figure such as "VmHWM:" from /proc/PID/status.
+func procStatusKiB(t *testing.T, pid int, field string) int {
+	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, field); ok {
 			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
 			if err != nil {
-				t.Fatalf("VmRSS line %q: %v", l, err)
+				t.Fatalf("%s line %q: %v", field, l, err)
 			}
 			return kb
 		}
 	}
-	t.Fatal("no VmRSS in /proc/PID/status")
+	t.Fatalf("no %s in /proc/PID/status", field)
 	return 0
 }
 
