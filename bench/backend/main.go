@@ -105,6 +105,13 @@ func proxied() fasthttp.RequestHandler {
 		case "/peek":
 			ctx.SetContentType("text/plain")
 			ctx.SetBody(ctx.Request.Header.Peek("X-Session-Attr-Last"))
+		case "/mib":
+			// Above the proxy's 64 KiB whole-body limit: relayed as a stream.
+			ctx.SetContentType("application/octet-stream")
+			ctx.SetBody(mib)
 		}
 	}
 }
+
+// mib is the 1 MiB body of /mib.
+var mib = bytes.Repeat([]byte("0123456789abcdef"), 1<<16)

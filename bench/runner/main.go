@@ -53,6 +53,7 @@ var scenarios = []scenario{
 	{"3 session write (sync, 2 replicas)", "/write", "hot"},
 	{"3b session write (async)", "/write", "async"},
 	{"4 cold read (no local tier)", "/read", "cold"},
+	{"5 1 MiB response (streamed)", "/mib", "hot"},
 }
 
 // result is what the Lua script's done() prints.
