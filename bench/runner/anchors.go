@@ -382,19 +382,7 @@ func treeRSS(pid int) int64 {
 	return total
 }
 
-func vmRSS(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
-}
+func vmRSS(pid int) int64 { return procKiB(pid, "VmRSS:") }
 
 func (t table) anchorMarkdown(b *strings.Builder) {
 	if len(t.Targets) > 0 {

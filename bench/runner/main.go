@@ -37,6 +37,7 @@ var (
 	connections = flag.Int("connections", 64, "wrk connections")
 	threads     = flag.Int("threads", 2, "wrk threads")
 	outDir      = flag.String("out", "bench/results", "where the table and chart go")
+	bigBodyOnly = flag.Bool("bigbody", false, "only the 1 GiB download and upload (bigbody.go)")
 	redraw      = flag.Bool("redraw", false, "only redraw the charts from the latest.json in -out")
 )
 
@@ -102,6 +103,10 @@ func main() {
 	e := &env{sp: map[string]string{}}
 	defer e.stop()
 	e.start()
+	if *bigBodyOnly {
+		fmt.Print(e.bigBody(filepath.Join(e.dir, "sessionproxy")).markdown())
+		return
+	}
 
 	log.Printf("warming up")
 	for _, t := range []string{e.nginx, e.sp["hot"], e.sp["async"], e.sp["cold"]} {
@@ -125,7 +130,8 @@ func main() {
 	}
 	t := buildTable(runs)
 	t.RSS = e.rss()
-	md := t.markdown()
+	log.Printf("1 GiB each way through sessionproxy")
+	md := t.markdown() + e.bigBody(filepath.Join(e.dir, "sessionproxy")).markdown()
 	fmt.Print(md)
 	writeResults(t, md)
 }
