@@ -319,48 +319,16 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	st := statePool.Get().(*requestState)
 	req, resp := &ctx.Request, &ctx.Response
-
 	// fasthttp sends a client's Connection: close on to the backend and
 	// would tear down the pool; remember it for the client side only.
 	clientClose := req.Header.ConnectionClose()
-	st.hdr.cleanRequest(&req.Header, p.UnderscoresInHeaders)
-	req.Header.ResetConnectionClose()
-	req.UseHostHeader = true // keep the client's Host
-	// fasthttp would add Content-Type: application/octet-stream to a
-	// body that came without one; the backend gets what the client sent.
-	req.Header.SetNoDefaultContentType(true)
-	st.hdr.setForwarded(ctx)
-	// The id is copied: a Peek'd slice would move as headers change.
-	if requestID := req.Header.Peek("X-Request-Id"); len(requestID) > 0 {
-		st.idBuf = append(st.idBuf[:0], requestID...)
-	} else {
-		st.idBuf = appendRequestID(st.idBuf[:0])
-		req.Header.SetCanonical(hdrXRequestID, st.idBuf)
-	}
-
-	// info and tried live in the pooled state: the access-log hook and
-	// the balancer's interface call would move them to the heap.
+	perr := p.prepare(ctx, st, start)
 	info := &st.info
-	*info = AccessInfo{Start: start, Session: "none"}
-	// A request refused here, before a backend is picked, is one fasthttp
-	// would not write or no backend should see; none is charged for it.
-	perr := refusal(req)
-	switch {
-	case perr != nil:
-	case p.Sessions != nil:
-		perr = p.Sessions.load(ctx, &st.session)
-		info.Session = st.session.lookup()
-	}
 	if perr == nil {
 		info.Backend, perr = p.forward(ctx, st.tried[:0])
 	}
 	if perr == nil {
-		st.hdr.cleanResponse(&resp.Header)
-		if p.Sessions != nil {
-			perr = p.Sessions.apply(ctx, &st.session, &st.hdr)
-		} else {
-			st.hdr.stripSessionHeaders(&resp.Header)
-		}
+		perr = p.applyResponse(ctx, st)
 	}
 	if perr != nil {
 		if perr.Status >= 500 && perr != errNoBackend {
@@ -381,10 +349,61 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	if clientClose {
 		resp.SetConnectionClose()
 	}
+	p.finish(ctx, st, start)
+}
 
+// prepare readies a request for a backend: hop-by-hop and forged headers
+// out, forwarding headers and the request id in, then the refusals and
+// the session load. A non-nil answer means no backend is to see it; none
+// is charged for it.
+func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, st *requestState, start time.Time) *Error {
+	req := &ctx.Request
+	st.hdr.cleanRequest(&req.Header, p.UnderscoresInHeaders)
+	req.Header.ResetConnectionClose()
+	req.UseHostHeader = true // keep the client's Host
+	// fasthttp would add Content-Type: application/octet-stream to a
+	// body that came without one; the backend gets what the client sent.
+	req.Header.SetNoDefaultContentType(true)
+	st.hdr.setForwarded(ctx)
+	// The id is copied: a Peek'd slice would move as headers change.
+	if requestID := req.Header.Peek("X-Request-Id"); len(requestID) > 0 {
+		st.idBuf = append(st.idBuf[:0], requestID...)
+	} else {
+		st.idBuf = appendRequestID(st.idBuf[:0])
+		req.Header.SetCanonical(hdrXRequestID, st.idBuf)
+	}
+	// info and tried live in the pooled state: the access-log hook and
+	// the balancer's interface call would move them to the heap.
+	st.info = AccessInfo{Start: start, Session: "none"}
+	if perr := refusal(req); perr != nil {
+		return perr
+	}
+	if p.Sessions == nil {
+		return nil
+	}
+	perr := p.Sessions.load(ctx, &st.session)
+	st.info.Session = st.session.lookup()
+	return perr
+}
+
+// applyResponse cleans a backend's response headers and applies its
+// session instructions, or strips them when the proxy carries no sessions.
+func (p *Proxy) applyResponse(ctx *fasthttp.RequestCtx, st *requestState) *Error {
+	st.hdr.cleanResponse(&ctx.Response.Header)
+	if p.Sessions != nil {
+		return p.Sessions.apply(ctx, &st.session, &st.hdr)
+	}
+	st.hdr.stripSessionHeaders(&ctx.Response.Header)
+	return nil
+}
+
+// finish counts and logs a request whose answer is ready, and gives its
+// state back to the pool.
+func (p *Proxy) finish(ctx *fasthttp.RequestCtx, st *requestState, start time.Time) {
+	info := &st.info
 	info.Duration = time.Since(start)
 	m := p.Metrics
-	m.code(resp.StatusCode()).Inc()
+	m.code(ctx.Response.StatusCode()).Inc()
 	m.duration.Update(info.Duration.Seconds())
 	if p.AccessLog != nil {
 		p.AccessLog(ctx, info)

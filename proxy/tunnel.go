@@ -58,41 +58,17 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx) {
 	st := statePool.Get().(*requestState)
 	req, resp := &ctx.Request, &ctx.Response
 
-	st.hdr.cleanRequest(&req.Header, p.UnderscoresInHeaders)
-	req.Header.ResetConnectionClose()
-	req.UseHostHeader = true
-	req.Header.SetNoDefaultContentType(true)
-	st.hdr.setForwarded(ctx)
-	if requestID := req.Header.Peek("X-Request-Id"); len(requestID) > 0 {
-		st.idBuf = append(st.idBuf[:0], requestID...)
-	} else {
-		st.idBuf = appendRequestID(st.idBuf[:0])
-		req.Header.SetCanonical(hdrXRequestID, st.idBuf)
-	}
+	perr := p.prepare(ctx, st, start)
+	info := &st.info
 	// Hop-by-hop cleaning removed both; the backend must see the ask.
 	req.Header.SetCanonical(hdrConnection, valueUpgrade)
 	req.Header.SetCanonical(hdrUpgrade, valueWS)
-
-	info := &st.info
-	*info = AccessInfo{Start: start, Session: "none"}
-	perr := refusal(req)
-	switch {
-	case perr != nil:
-	case p.Sessions != nil:
-		perr = p.Sessions.load(ctx, &st.session)
-		info.Session = st.session.lookup()
-	}
 	var t *tunnel
 	if perr == nil {
 		t, info.Backend, perr = p.handshake(ctx, st.tried[:0])
 	}
 	if perr == nil {
-		st.hdr.cleanResponse(&resp.Header)
-		if p.Sessions != nil {
-			perr = p.Sessions.apply(ctx, &st.session, &st.hdr)
-		} else {
-			st.hdr.stripSessionHeaders(&resp.Header)
-		}
+		perr = p.applyResponse(ctx, st)
 		if perr != nil && t != nil {
 			t.abort()
 		}
@@ -121,14 +97,7 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx) {
 		resp.SetConnectionClose()
 	}
 
-	info.Duration = time.Since(start)
-	m := p.Metrics
-	m.code(resp.StatusCode()).Inc()
-	m.duration.Update(info.Duration.Seconds())
-	if p.AccessLog != nil {
-		p.AccessLog(ctx, info)
-	}
-	statePool.Put(st)
+	p.finish(ctx, st, start)
 }
 
 // handshake sends the upgrade request to a backend and reads the head of
