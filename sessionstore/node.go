@@ -52,7 +52,7 @@ type node struct {
 	Node
 	pipe   *metaPipe        // a request's gets and writes, pipelined
 	client *memcache.Client // multi-gets of a catch-up's copy
-	seed   uint64 // rendezvous hash of the node ID
+	seed   uint64           // rendezvous hash of the node ID
 
 	state   atomic.Int32 // a State
 	handoff handoff
