@@ -158,7 +158,7 @@ func (m *Memcached) copyOne(n *node, id []byte) bool {
 	if i < 0 {
 		return false // held nowhere: expired or never written
 	}
-	return m.writeIfNewer(n, key, reads[i].item.Value)
+	return m.writeIfNewer(n, key, reads[i].val)
 }
 
 // copyAll copies to n every session it should hold that the other

@@ -7,8 +7,6 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
-
-	"github.com/bradfitz/gomemcache/memcache"
 )
 
 // MemcachedOptions configure a Memcached store. A zero field means the
@@ -87,6 +85,9 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 func (m *Memcached) Close() {
 	m.closeOnce.Do(func() { close(m.closed) })
 	m.wg.Wait()
+	for _, n := range m.nodes {
+		n.dropConns()
+	}
 }
 
 func (m *Memcached) logger() *slog.Logger {
@@ -133,26 +134,42 @@ func exptime(expires int64) int32 {
 // replicaRead is what one replica answered.
 type replicaRead struct {
 	node    *node
-	item    *memcache.Item // nil: miss
+	found   bool   // false: a miss, or a value we cannot read
+	val     []byte // the value held
+	cas     uint64 // its CAS id
 	version uint64
 }
 
-// readReplicas gets key from each node with gets (so CAS IDs are known).
-// Nodes that fail, or were marked down meanwhile, are left out.
+// readReplicas gets key, with its CAS id, from each readable node. The
+// gets are in flight on every node at once (pipelined, no goroutine per
+// replica), so a cold read waits for one round trip, not one per replica.
+// Nodes that fail are left out.
 func (m *Memcached) readReplicas(key string, nodes []*node, out []replicaRead) []replicaRead {
-	out = out[:0]
+	var calls [maxNodes]*metaCall
+	var asked [maxNodes]*node
+	k := 0
 	for _, n := range nodes {
 		if !n.readable() {
 			continue
 		}
-		it, err := n.client.Get(key)
+		c := newCall(opGet, key, nil, 0, 0)
+		n.pipe.start(c)
+		calls[k], asked[k] = c, n
+		k++
+	}
+	out = out[:0]
+	for i := range k {
+		c, n := calls[i], asked[i]
+		err := c.wait()
+		val, cas := c.val, c.cas
+		c.release()
 		if m.check(n, err) {
 			continue
 		}
 		r := replicaRead{node: n}
 		if err == nil {
-			if mt, perr := peek(it.Value); perr == nil {
-				r.item, r.version = it, mt.version
+			if mt, perr := peek(val); perr == nil {
+				r.found, r.val, r.cas, r.version = true, val, cas, mt.version
 			} else {
 				// A value we cannot read is treated as absent and
 				// overwritten by the next write.
@@ -168,7 +185,7 @@ func (m *Memcached) readReplicas(key string, nodes []*node, out []replicaRead) [
 func newest(reads []replicaRead) int {
 	best := -1
 	for i, r := range reads {
-		if r.item != nil && (best < 0 || r.version > reads[best].version) {
+		if r.found && (best < 0 || r.version > reads[best].version) {
 			best = i
 		}
 	}
@@ -193,9 +210,9 @@ func (m *Memcached) Get(id []byte) ([]byte, error) {
 	if best < 0 {
 		return nil, ErrNotFound
 	}
-	val := reads[best].item.Value
+	val := reads[best].val
 	for _, r := range reads {
-		if r.item == nil || r.version < reads[best].version {
+		if !r.found || r.version < reads[best].version {
 			m.writeIfNewer(r.node, key, val)
 		}
 	}
@@ -213,18 +230,17 @@ func (m *Memcached) writeIfNewer(n *node, key string, val []byte) bool {
 	}
 	exp := exptime(mt.expires)
 	for try := 0; try < 4; try++ {
-		it, err := n.client.Get(key)
+		held, cas, err := n.pipe.get(key)
 		if m.check(n, err) {
 			return false
 		}
 		if err == nil {
-			if held, perr := peek(it.Value); perr == nil && held.version >= mt.version {
+			if hm, perr := peek(held); perr == nil && hm.version >= mt.version {
 				return true
 			}
-			it.Value, it.Expiration = val, exp
-			err = n.client.CompareAndSwap(it)
+			err = n.pipe.store(opCAS, key, val, cas, exp)
 		} else {
-			err = n.client.Add(&memcache.Item{Key: key, Value: val, Expiration: exp})
+			err = n.pipe.store(opAdd, key, val, 0, exp)
 		}
 		if err == nil {
 			return true
@@ -245,18 +261,36 @@ func (m *Memcached) PutIfNewer(id, val []byte) error {
 }
 
 // Put sets val on every replica of id that takes writes, whatever they
-// hold: only for a caller whose copy is the authoritative one.
+// hold: only for a caller whose copy is the authoritative one. The sets
+// are in flight on every replica at once.
 func (m *Memcached) Put(id, val []byte) error {
 	mt, err := peek(val)
 	if err != nil {
 		return err
 	}
-	it := memcache.Item{Key: m.key(id), Value: val, Expiration: exptime(mt.expires)}
-	return m.eachWritable(id, func(n *node) bool {
-		err := n.client.Set(&it)
+	key, exp := m.key(id), exptime(mt.expires)
+	var p placement
+	m.place(id, &p)
+	nodes := p.write[:p.nWrit]
+	var calls [maxNodes]*metaCall
+	for i, n := range nodes {
+		calls[i] = newCall(opSet, key, val, 0, exp)
+		n.pipe.start(calls[i])
+	}
+	written := 0
+	for i, n := range nodes {
+		err := calls[i].wait()
+		calls[i].release()
 		m.check(n, err)
-		return err == nil
-	})
+		if err == nil {
+			written++
+		}
+	}
+	m.hint(id, &p)
+	if written == 0 {
+		return ErrUnavailable
+	}
+	return nil
 }
 
 // eachWritable calls write for each replica of id that takes writes,
@@ -309,7 +343,7 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 		}
 		var cur []byte
 		if i := newest(reads); i >= 0 {
-			cur = reads[i].item.Value
+			cur = reads[i].val
 		}
 		val, err := mg.Merge(cur)
 		if err != nil {
@@ -341,11 +375,10 @@ func (m *Memcached) writeReplicas(key string, reads []replicaRead, val []byte) (
 	exp := exptime(mt.expires)
 	for i, r := range reads {
 		var err error
-		if r.item != nil {
-			r.item.Value, r.item.Expiration = val, exp
-			err = r.node.client.CompareAndSwap(r.item)
+		if r.found {
+			err = r.node.pipe.store(opCAS, key, val, r.cas, exp)
 		} else {
-			err = r.node.client.Add(&memcache.Item{Key: key, Value: val, Expiration: exp})
+			err = r.node.pipe.store(opAdd, key, val, 0, exp)
 		}
 		switch {
 		case err == nil:

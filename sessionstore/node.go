@@ -45,13 +45,14 @@ func (st State) String() string {
 	return "up"
 }
 
-// node is a memcached server and its health. gomemcache has no notion of
-// a dead server, so each node has its own client and the store skips nodes
+// node is a memcached server and its health. Neither client has a notion
+// of a dead server, so each node has its own and the store skips nodes
 // marked down until a background probe finds them answering again.
 type node struct {
 	Node
-	client *memcache.Client
-	seed   uint64 // rendezvous hash of the node ID
+	pipe   *metaPipe        // a request's gets and writes, pipelined
+	client *memcache.Client // multi-gets of a catch-up's copy
+	seed   uint64           // rendezvous hash of the node ID
 
 	state   atomic.Int32 // a State
 	handoff handoff
@@ -65,7 +66,14 @@ func newNode(n Node, timeout time.Duration, maxIdle int) *node {
 	c := memcache.New(n.Addr)
 	c.Timeout = timeout
 	c.MaxIdleConns = maxIdle
-	return &node{Node: n, client: c, seed: hashString(fnvOffset, n.ID)}
+	return &node{Node: n, pipe: newMetaPipe(n.Addr, timeout), client: c, seed: hashString(fnvOffset, n.ID)}
+}
+
+// dropConns closes every connection to the node, pooled or pipelined:
+// after a failure or a restart none of them is to be trusted.
+func (n *node) dropConns() {
+	n.client.Close()
+	n.pipe.close()
 }
 
 func (n *node) load() State { return State(n.state.Load()) }
@@ -115,7 +123,7 @@ func (m *Memcached) markDown(n *node, err error) {
 			break
 		}
 	}
-	n.client.Close()
+	n.dropConns()
 	m.logger().Warn("memcached node down", "node", n.ID, "addr", n.Addr, "error", err)
 }
 
@@ -164,7 +172,7 @@ func (m *Memcached) monitor(n *node) {
 			// Never seen before it went down: whether it lost anything
 			// is unknown, so it is treated as if it had.
 			restarted = moved || !seen
-			n.client.Close() // anything pooled before the probe is suspect
+			n.dropConns() // anything pooled before the probe is suspect
 			if !n.state.CompareAndSwap(int32(StateDown), int32(StateCatchingUp)) {
 				continue
 			}
@@ -175,7 +183,7 @@ func (m *Memcached) monitor(n *node) {
 			if !n.state.CompareAndSwap(int32(StateUp), int32(StateCatchingUp)) {
 				continue
 			}
-			n.client.Close()
+			n.dropConns()
 			m.logger().Warn("memcached node restarted while up: catching up", "node", n.ID, "addr", n.Addr)
 		case StateCatchingUp:
 			// The last catch-up could not finish (a source was busy or

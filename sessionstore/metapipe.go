@@ -1,0 +1,390 @@
+package sessionstore
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+)
+
+// metaPipe is a pipelined memcached client for the operations on a
+// request's path: get with its CAS id, set, compare-and-swap and add, in
+// memcached's meta protocol (memcached 1.6 or newer). gomemcache sends one
+// command per pooled connection and waits for its reply, so 64 concurrent
+// requests cost 64 writes and 64 reads on each side. Here concurrent
+// callers queue their commands on one of a few connections; the caller
+// that finds no write in progress writes everything queued in one system
+// call, and one reader per connection reads the answers, many per read, in
+// the order memcached gives them (the order of the commands).
+//
+// Issuing is split from waiting (start, then wait), so that a caller can
+// have a command in flight on every replica at once without a goroutine
+// per replica.
+//
+// Errors are gomemcache's where it has one (memcache.ErrCacheMiss,
+// ErrNotStored, ErrCASConflict), so that nodeFailed tells a failed node
+// from an answer about a key the same way for both clients.
+type metaPipe struct {
+	addr    string
+	timeout time.Duration
+	conns   [metaConns]metaConn
+	next    atomic.Uint32
+}
+
+// metaConns is the connections per node. One makes the largest batches:
+// with 64 clients writing sessions to two nodes, one connection per node
+// gave 1.1 times the requests per second of two (bench/README.md).
+const metaConns = 1
+
+// maxInflight bounds the commands written and not yet answered on one
+// connection; a caller past it waits for the reader (back-pressure rather
+// than an unbounded queue when a node slows down).
+const maxInflight = 4096
+
+// metaConn is one connection slot, dialled again after a failure.
+type metaConn struct {
+	mu      sync.Mutex  // protects the fields below
+	link    *metaLink   // nil: not connected
+	buf     []byte      // commands queued, not yet written
+	queue   []*metaCall // their calls, in order
+	writing bool        // a caller is writing: others only queue
+}
+
+// metaLink is one TCP connection and its reader. Calls written to it go
+// to inflight in write order, and the reader answers them in that order.
+// After an error every call on the link fails with it.
+type metaLink struct {
+	conn     net.Conn
+	inflight chan *metaCall
+	failed   atomic.Pointer[error]
+}
+
+// metaOp is the kind of a metaCall.
+type metaOp uint8
+
+const (
+	opGet metaOp = iota // mg: value and CAS id
+	opSet               // ms: store whatever is held
+	opCAS               // ms C<cas>: store only over that version
+	opAdd               // ms ME: store only if absent
+)
+
+// metaCall is one command and, once done is signalled, its answer.
+type metaCall struct {
+	op   metaOp
+	key  string
+	val  []byte // the value to store; for a get, the value read (a copy)
+	cas  uint64 // the CAS id to check; for a get, the one read
+	exp  int32  // memcached's expiry
+	err  error
+	done chan struct{}
+}
+
+var metaCalls = sync.Pool{New: func() any { return &metaCall{done: make(chan struct{}, 1)} }}
+
+// newCall returns a pooled call; release it after wait.
+func newCall(op metaOp, key string, val []byte, cas uint64, exp int32) *metaCall {
+	c := metaCalls.Get().(*metaCall)
+	c.op, c.key, c.val, c.cas, c.exp, c.err = op, key, val, cas, exp, nil
+	return c
+}
+
+// release returns c to the pool. Its val must not be used afterwards
+// unless the caller took it.
+func (c *metaCall) release() {
+	c.key, c.val, c.err = "", nil, nil
+	metaCalls.Put(c)
+}
+
+// wait blocks until c is answered and returns its error.
+func (c *metaCall) wait() error {
+	<-c.done
+	return c.err
+}
+
+func newMetaPipe(addr string, timeout time.Duration) *metaPipe {
+	return &metaPipe{addr: addr, timeout: timeout}
+}
+
+// errPipeClosed fails the calls on a connection dropped by close.
+var errPipeClosed = errors.New("sessionstore: memcached connection closed")
+
+// get returns key's value and CAS id, or memcache.ErrCacheMiss.
+func (p *metaPipe) get(key string) (val []byte, cas uint64, err error) {
+	c := newCall(opGet, key, nil, 0, 0)
+	p.start(c)
+	err = c.wait()
+	val, cas = c.val, c.cas
+	c.release()
+	return val, cas, err
+}
+
+// store runs a set, CAS or add of val under key and waits for it.
+func (p *metaPipe) store(op metaOp, key string, val []byte, cas uint64, exp int32) error {
+	c := newCall(op, key, val, cas, exp)
+	p.start(c)
+	err := c.wait()
+	c.release()
+	return err
+}
+
+// start queues c's command, writing the queue unless another caller is,
+// and returns without waiting for the answer.
+func (p *metaPipe) start(c *metaCall) {
+	mc := &p.conns[p.next.Add(1)%metaConns]
+	mc.mu.Lock()
+	if err := mc.connect(p); err != nil {
+		mc.mu.Unlock()
+		c.err = err
+		c.done <- struct{}{}
+		return
+	}
+	mc.buf = c.encode(mc.buf)
+	mc.queue = append(mc.queue, c)
+	if mc.writing {
+		mc.mu.Unlock()
+		return
+	}
+	mc.writing = true
+	// Let the goroutines that are ready to run queue their commands
+	// before the write: on a busy proxy many requests reach this point
+	// within microseconds of each other, and without the yield each would
+	// find the last write just done and make its own. Measured: 1.4 times
+	// the session writes per second with it, and a lower p99.
+	mc.mu.Unlock()
+	runtime.Gosched()
+	mc.mu.Lock()
+	mc.flush(p.timeout) // unlocks
+}
+
+// encode appends c's command to b.
+func (c *metaCall) encode(b []byte) []byte {
+	if c.op == opGet {
+		b = append(b, "mg "...)
+		b = append(b, c.key...)
+		return append(b, " v c\r\n"...)
+	}
+	b = append(b, "ms "...)
+	b = append(b, c.key...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(c.val)), 10)
+	b = append(b, " T"...)
+	b = strconv.AppendInt(b, int64(c.exp), 10)
+	switch c.op {
+	case opCAS:
+		b = append(b, " C"...)
+		b = strconv.AppendUint(b, c.cas, 10)
+	case opAdd:
+		b = append(b, " ME"...)
+	}
+	b = append(b, "\r\n"...)
+	b = append(b, c.val...)
+	return append(b, "\r\n"...)
+}
+
+// connect dials the slot's connection if it has none or its last one
+// failed. mc.mu is held.
+func (mc *metaConn) connect(p *metaPipe) error {
+	if mc.link != nil && (mc.link.failed.Load() == nil || mc.writing) {
+		// A writer in progress finds the failure and fails its queue.
+		return nil
+	}
+	if mc.link != nil {
+		close(mc.link.inflight) // the old reader ends once it has failed the rest
+		mc.link = nil
+	}
+	conn, err := net.DialTimeout("tcp", p.addr, p.timeout)
+	if err != nil {
+		return err
+	}
+	l := &metaLink{conn: conn, inflight: make(chan *metaCall, maxInflight)}
+	mc.link = l
+	go l.read(p.timeout)
+	return nil
+}
+
+// flush writes what is queued for as long as something is. It is called
+// with mc.mu held and returns with it released.
+func (mc *metaConn) flush(timeout time.Duration) {
+	var out []byte
+	var calls []*metaCall
+	for len(mc.queue) > 0 {
+		l := mc.link
+		out, mc.buf = mc.buf, out[:0]
+		calls, mc.queue = mc.queue, calls[:0]
+		mc.mu.Unlock()
+		// In write order, before the write: the reader must know what
+		// it reads the answer to. Sending outside mu lets the reader
+		// drain a full channel while new callers queue.
+		for _, c := range calls {
+			l.inflight <- c
+		}
+		if l.failed.Load() == nil {
+			l.conn.SetWriteDeadline(time.Now().Add(timeout))
+			if _, err := l.conn.Write(out); err != nil {
+				l.fail(err)
+			}
+		}
+		clear(calls)
+		mc.mu.Lock()
+	}
+	// Keep the larger buffers for the next batch.
+	if cap(out) > cap(mc.buf) {
+		mc.buf = out[:0]
+	}
+	if cap(calls) > cap(mc.queue) {
+		mc.queue = calls[:0]
+	}
+	mc.writing = false
+	mc.mu.Unlock()
+}
+
+// fail records the link's first error and closes its connection, which
+// also wakes a reader blocked on it.
+func (l *metaLink) fail(err error) {
+	if l.failed.CompareAndSwap(nil, &err) {
+		l.conn.Close()
+	}
+}
+
+// read answers the calls in write order until the link is dropped.
+func (l *metaLink) read(timeout time.Duration) {
+	br := bufio.NewReaderSize(l.conn, 64<<10)
+	for c := range l.inflight {
+		if e := l.failed.Load(); e != nil {
+			c.err = *e
+		} else {
+			l.conn.SetReadDeadline(time.Now().Add(timeout))
+			if err := readAnswer(br, c); err != nil && !isAnswer(err) {
+				l.fail(err)
+				c.err = err
+			}
+		}
+		c.done <- struct{}{}
+	}
+}
+
+// isAnswer reports whether err is memcached's answer about a key or an
+// item, after which the connection is still in step.
+func isAnswer(err error) bool {
+	return errors.Is(err, memcache.ErrCacheMiss) || errors.Is(err, memcache.ErrNotStored) ||
+		errors.Is(err, memcache.ErrCASConflict) || errors.Is(err, errServer)
+}
+
+// errServer marks memcached's SERVER_ERROR answers: the node refused one
+// item (over its item size limit, out of memory) but is in step and up.
+var errServer = errors.New("SERVER_ERROR")
+
+// readAnswer reads the answer to c from br and sets c.err (and, for a
+// get, c.val and c.cas). mg answers "VA <size> c<cas>" and the value, or
+// "EN"; ms answers "HD", "NS" (not stored), "EX" (CAS mismatch) or "NF"
+// (no item to swap). The error returned is c.err, or one that leaves the
+// connection out of step.
+func readAnswer(br *bufio.Reader, c *metaCall) error {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if len(line) < 2 || line[len(line)-2] != '\r' {
+		return fmt.Errorf("sessionstore: memcached answer not terminated: %q", line)
+	}
+	line = line[:len(line)-2]
+	get := c.op == opGet
+	switch {
+	case get && len(line) > 3 && string(line[:3]) == "VA ":
+		size, cas, err := parseVA(line[3:])
+		if err != nil {
+			return err
+		}
+		val := make([]byte, size+2)
+		if _, err := io.ReadFull(br, val); err != nil {
+			return err
+		}
+		if val[size] != '\r' || val[size+1] != '\n' {
+			return errors.New("sessionstore: memcached value not terminated")
+		}
+		c.val, c.cas, c.err = val[:size], cas, nil
+		return nil
+	case get && string(line) == "EN":
+		c.err = memcache.ErrCacheMiss
+	case !get && string(line) == "HD":
+		c.err = nil
+	case !get && string(line) == "NS":
+		c.err = memcache.ErrNotStored
+	case !get && string(line) == "EX":
+		c.err = memcache.ErrCASConflict
+	case !get && string(line) == "NF":
+		c.err = memcache.ErrCacheMiss
+	case len(line) >= 12 && string(line[:12]) == "SERVER_ERROR":
+		// memcached has read (and dropped) the value: still in step.
+		c.err = fmt.Errorf("memcache: %s: %w", line, errServer)
+	default:
+		return fmt.Errorf("sessionstore: unexpected memcached answer %q", line)
+	}
+	return c.err
+}
+
+// maxValue bounds a value size read from a VA line, far above memcached's
+// own item limit: a larger one is a broken stream, not a session.
+const maxValue = 64 << 20
+
+// parseVA reads "<size> <flags>" of a VA line, of which only c<cas> was
+// asked for.
+func parseVA(rest []byte) (size int, cas uint64, err error) {
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		size = size*10 + int(rest[i]-'0')
+		if size > maxValue {
+			return 0, 0, fmt.Errorf("sessionstore: memcached value size over %d", maxValue)
+		}
+		i++
+	}
+	if i == 0 || (i < len(rest) && rest[i] != ' ') {
+		return 0, 0, fmt.Errorf("sessionstore: bad VA line %q", rest)
+	}
+	for i < len(rest) {
+		i++ // the space
+		j := i
+		for j < len(rest) && rest[j] != ' ' {
+			j++
+		}
+		if flag := rest[i:j]; len(flag) > 1 && flag[0] == 'c' {
+			var n uint64
+			for _, d := range flag[1:] {
+				if d < '0' || d > '9' || n > (1<<64-1-uint64(d-'0'))/10 {
+					return 0, 0, fmt.Errorf("sessionstore: bad CAS %q", flag)
+				}
+				n = n*10 + uint64(d-'0')
+			}
+			cas = n
+		}
+		i = j
+	}
+	return size, cas, nil
+}
+
+// close drops every connection: calls in flight fail, later ones dial
+// again. It is called when the node failed or may have restarted, so
+// nothing on the old connections is to be trusted.
+func (p *metaPipe) close() {
+	for i := range p.conns {
+		mc := &p.conns[i]
+		mc.mu.Lock()
+		if mc.link != nil {
+			mc.link.fail(errPipeClosed)
+			if !mc.writing {
+				close(mc.link.inflight)
+				mc.link = nil
+			}
+		}
+		mc.mu.Unlock()
+	}
+}

@@ -1,0 +1,250 @@
+package sessionstore
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"sessionproxy/internal/memcachedtest"
+)
+
+// TestMetaPipeConcurrent: many callers at once, their commands batched on
+// a few connections; each reads back its own value, and gomemcache reads
+// what the meta commands wrote.
+func TestMetaPipeConcurrent(t *testing.T) {
+	srv := memcachedtest.Start(t)
+	p := newMetaPipe(srv.Addr, time.Second)
+	defer p.close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 64 {
+		wg.Go(func() {
+			key := fmt.Sprintf("k%d", g)
+			for i := range 50 {
+				val := bytes.Repeat([]byte{byte('a' + g%26)}, 1+(g*i)%5000)
+				if err := p.store(opSet, key, val, 0, 60); err != nil {
+					errs <- err
+					return
+				}
+				got, _, err := p.get(key)
+				if err != nil || !bytes.Equal(got, val) {
+					errs <- fmt.Errorf("%s: got %d bytes, %v; want %d bytes", key, len(got), err, len(val))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	it, err := memcache.New(srv.Addr).Get("k3")
+	if err != nil || len(it.Value) == 0 || it.Value[0] != 'd' {
+		t.Fatalf("gomemcache reads %v, %v", it, err)
+	}
+	if _, _, err := p.get("absent"); !errors.Is(err, memcache.ErrCacheMiss) || nodeFailed(err) {
+		t.Fatalf("absent key: %v, want a miss", err)
+	}
+}
+
+// TestMetaPipeCASAndAdd: add stores only where nothing is, CAS only over
+// the version read, and their refusals are answers that leave the node up.
+func TestMetaPipeCASAndAdd(t *testing.T) {
+	srv := memcachedtest.Start(t)
+	p := newMetaPipe(srv.Addr, time.Second)
+	defer p.close()
+	if err := p.store(opAdd, "k", []byte("one"), 0, 60); err != nil {
+		t.Fatalf("add to an empty key: %v", err)
+	}
+	if err := p.store(opAdd, "k", []byte("two"), 0, 60); !errors.Is(err, memcache.ErrNotStored) || nodeFailed(err) {
+		t.Fatalf("add over a value: %v, want not stored", err)
+	}
+	val, cas, err := p.get("k")
+	if err != nil || string(val) != "one" || cas == 0 {
+		t.Fatalf("get: %q cas %d %v", val, cas, err)
+	}
+	if err := p.store(opCAS, "k", []byte("three"), cas, 60); err != nil {
+		t.Fatalf("CAS with the id read: %v", err)
+	}
+	if err := p.store(opCAS, "k", []byte("four"), cas, 60); !errors.Is(err, memcache.ErrCASConflict) || nodeFailed(err) {
+		t.Fatalf("CAS with a stale id: %v, want a conflict", err)
+	}
+	if err := p.store(opCAS, "gone", []byte("x"), cas, 60); !errors.Is(err, memcache.ErrCacheMiss) || nodeFailed(err) {
+		t.Fatalf("CAS on a missing key: %v, want a miss", err)
+	}
+	if val, _, _ := p.get("k"); string(val) != "three" {
+		t.Fatalf("after the refused writes the key holds %q, want three", val)
+	}
+}
+
+// TestMetaPipeRefusedValueKeepsTheConnection: a value over memcached's item
+// limit is refused with an error that does not take the node down, and
+// every connection stays in step for the next command.
+func TestMetaPipeRefusedValueKeepsTheConnection(t *testing.T) {
+	srv := memcachedtest.Start(t)
+	p := newMetaPipe(srv.Addr, time.Second)
+	defer p.close()
+	err := p.store(opSet, "big", make([]byte, 2<<20), 0, 60)
+	if err == nil || nodeFailed(err) {
+		t.Fatalf("2 MiB value: %v, want a refusal that leaves the node up", err)
+	}
+	for range 2 * metaConns {
+		if err := p.store(opSet, "small", []byte("v"), 0, 60); err != nil {
+			t.Fatalf("after the refusal: %v", err)
+		}
+		if val, _, err := p.get("small"); err != nil || string(val) != "v" {
+			t.Fatalf("after the refusal: %q %v", val, err)
+		}
+	}
+}
+
+// TestMetaPipeFrozenNodeTimesOut: a node that stops answering fails the
+// commands in flight with a timeout that takes it down; a stopped node
+// fails at the dial; once it is back, commands work on new connections.
+func TestMetaPipeFrozenNodeTimesOut(t *testing.T) {
+	srv := memcachedtest.Start(t)
+	p := newMetaPipe(srv.Addr, 200*time.Millisecond)
+	defer p.close()
+	if err := p.store(opSet, "k", []byte("v"), 0, 60); err != nil {
+		t.Fatal(err)
+	}
+	srv.Freeze()
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for i := range errs {
+		wg.Go(func() { _, _, errs[i] = p.get("k") })
+	}
+	wg.Wait()
+	srv.Thaw()
+	for i, err := range errs {
+		if err == nil || !nodeFailed(err) {
+			t.Fatalf("get %d on a frozen node: %v, want a failure", i, err)
+		}
+	}
+	p.close()
+	srv.Stop()
+	if _, _, err := p.get("k"); err == nil || !nodeFailed(err) {
+		t.Fatalf("stopped node: %v, want a failure", err)
+	}
+	srv.Restart()
+	for range 2 * metaConns {
+		if err := p.store(opSet, "k", []byte("w"), 0, 60); err != nil {
+			t.Fatalf("restarted node: %v", err)
+		}
+	}
+}
+
+// TestMetaPipeGarbageFailsTheLink: a server that answers out of protocol
+// fails the call with an error that takes the node down, and the calls
+// behind it on that connection fail too instead of reading someone
+// else's answer.
+func TestMetaPipeGarbageFailsTheLink(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.HasPrefix(line, "mg ") {
+						c.Write([]byte("VA 5\r\nhel")) // short value, then a command's worth of junk
+						c.Write([]byte("junkjunk\r\nHD\r\n"))
+					}
+				}
+			}()
+		}
+	}()
+	p := newMetaPipe(ln.Addr().String(), time.Second)
+	defer p.close()
+	if _, _, err := p.get("k"); err == nil || !nodeFailed(err) {
+		t.Fatalf("garbage answer: %v, want an error that takes the node down", err)
+	}
+}
+
+// TestMetaAnswers reads the answers memcached gives, one after another on
+// one stream, and checks each maps to what the store expects.
+func TestMetaAnswers(t *testing.T) {
+	br := bufio.NewReader(strings.NewReader("VA 5 c42\r\nhello\r\nEN\r\nHD\r\nNS\r\nEX\r\nNF\r\n" +
+		"SERVER_ERROR object too large for cache\r\nVA 2\r\nhi\r\nbogus\r\n"))
+	c := &metaCall{op: opGet}
+	if err := readAnswer(br, c); err != nil || string(c.val) != "hello" || c.cas != 42 {
+		t.Fatalf("VA: %q cas %d %v", c.val, c.cas, err)
+	}
+	if err := readAnswer(br, c); !errors.Is(err, memcache.ErrCacheMiss) || !isAnswer(err) || nodeFailed(err) {
+		t.Fatalf("EN: %v", err)
+	}
+	c.op = opSet
+	if err := readAnswer(br, c); err != nil {
+		t.Fatalf("HD: %v", err)
+	}
+	c.op = opAdd
+	if err := readAnswer(br, c); !errors.Is(err, memcache.ErrNotStored) || nodeFailed(err) {
+		t.Fatalf("NS: %v", err)
+	}
+	c.op = opCAS
+	if err := readAnswer(br, c); !errors.Is(err, memcache.ErrCASConflict) || nodeFailed(err) {
+		t.Fatalf("EX: %v", err)
+	}
+	if err := readAnswer(br, c); !errors.Is(err, memcache.ErrCacheMiss) || nodeFailed(err) {
+		t.Fatalf("NF: %v", err)
+	}
+	if err := readAnswer(br, c); err == nil || !isAnswer(err) || nodeFailed(err) {
+		t.Fatalf("SERVER_ERROR: %v, want an answer that leaves the node up", err)
+	}
+	c.op = opGet
+	if err := readAnswer(br, c); err != nil || string(c.val) != "hi" || c.cas != 0 {
+		t.Fatalf("VA without cas: %q %d %v", c.val, c.cas, err)
+	}
+	if err := readAnswer(br, c); err == nil || isAnswer(err) || !nodeFailed(err) {
+		t.Fatalf("garbage: %v, want an error that takes the node down", err)
+	}
+}
+
+// FuzzMetaAnswer: whatever a node sends back, reading the answer to any
+// command returns a value of the size announced, or an error, and never
+// panics or reads past what it was given.
+func FuzzMetaAnswer(f *testing.F) {
+	for _, s := range []string{
+		"VA 5 c42\r\nhello\r\n", "VA 0\r\n\r\n", "EN\r\n", "HD\r\n", "NS\r\n", "EX\r\n", "NF\r\n",
+		"SERVER_ERROR object too large for cache\r\n", "CLIENT_ERROR bad data chunk\r\n",
+		"VA 5 c42\r\nhel", "VA -1\r\n", "VA 99999999999999999999\r\n", "VA 3 cX\r\nabc\r\n",
+		"VA 3\r\nabcde", "VA 3 c99999999999999999999\r\nabc\r\n", "HD", "\n", "VA 2 t-1 c1 k\r\nok\r\n",
+	} {
+		for op := range 4 {
+			f.Add([]byte(s), uint8(op))
+		}
+	}
+	f.Fuzz(func(t *testing.T, in []byte, op uint8) {
+		c := &metaCall{op: metaOp(op % 4)}
+		err := readAnswer(bufio.NewReader(bytes.NewReader(in)), c)
+		switch {
+		case err == nil && c.op == opGet:
+			if !bytes.Contains(in, c.val) {
+				t.Fatalf("%q: value %q not in the input", in, c.val)
+			}
+		case err != nil && isAnswer(err) && !errors.Is(c.err, err):
+			t.Fatalf("%q: answer %v not recorded on the call (%v)", in, err, c.err)
+		}
+	})
+}
