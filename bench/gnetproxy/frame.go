@@ -74,25 +74,24 @@ func (p *parser) next(buf []byte, req *fasthttp.Request) (int, error) {
 	return end + n, nil
 }
 
-// headerEnd returns the offset just past the blank line that ends the
-// first header block in buf, or -1 if it has not arrived. As fasthttp
-// does, it skips empty lines before the request line and takes LF as
-// well as CRLF for a line end.
+// headerEnd returns the offset just past the CRLF CRLF that ends the
+// first header block in buf, or -1 if it has not arrived. As fasthttp's
+// reader does, it skips empty lines (LF or CRLF) before the request line
+// and takes nothing but CRLF CRLF for the end of the block.
 func headerEnd(buf []byte) int {
-	start := true
-	for pos := 0; pos < len(buf); {
-		i := bytes.IndexByte(buf[pos:], '\n')
-		if i < 0 {
-			return -1
+	start := 0
+	for start < len(buf) {
+		i := bytes.IndexByte(buf[start:], '\n')
+		if i < 0 || (i > 0 && !(i == 1 && buf[start] == '\r')) {
+			break // the request line, complete or not
 		}
-		line := buf[pos : pos+i]
-		pos += i + 1
-		empty := len(line) == 0 || (len(line) == 1 && line[0] == '\r')
-		if !empty {
-			start = false
-		} else if !start {
-			return pos
-		}
+		start += i + 1
 	}
-	return -1
+	i := bytes.Index(buf[start:], crlfcrlf)
+	if i < 0 {
+		return -1
+	}
+	return start + i + len(crlfcrlf)
 }
+
+var crlfcrlf = []byte("\r\n\r\n")

@@ -34,12 +34,23 @@ func main() {
 	if len(addrs) == 0 {
 		log.Fatal("gnetproxy: at least one -backend")
 	}
-	p := &proxy{jobs: make(chan *exchange, *workers), maxHdr: 8 << 10, maxBody: 1 << 20}
+	log.Fatal(run(newProxy(addrs, *workers), *listen))
+}
+
+// newProxy is a proxy to the backends at addrs (host:port) with workers
+// goroutines started.
+func newProxy(addrs []string, workers int) *proxy {
+	p := &proxy{jobs: make(chan *exchange, workers), maxHdr: 8 << 10, maxBody: 1 << 20}
 	for _, a := range addrs {
 		p.clients = append(p.clients, &fasthttp.HostClient{Addr: a})
 	}
-	for range *workers {
+	for range workers {
 		go p.work()
 	}
-	log.Fatal(gnet.Run(p, "tcp://"+*listen, gnet.WithMulticore(true), gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay)))
+	return p
+}
+
+// run serves h on addr with an event loop per core until the engine stops.
+func run(h gnet.EventHandler, addr string) error {
+	return gnet.Run(h, "tcp://"+addr, gnet.WithMulticore(true), gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay))
 }
