@@ -84,6 +84,12 @@ func main() {
 	if *faultMode {
 		os.Exit(runFault())
 	}
+	if *syscallsMode {
+		os.Exit(runSyscalls())
+	}
+	if *gnetMode {
+		os.Exit(runGnet())
+	}
 	if *redraw {
 		var t table
 		data, err := os.ReadFile(filepath.Join(*outDir, "latest.json"))
