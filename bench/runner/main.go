@@ -84,6 +84,12 @@ func main() {
 	if *faultMode {
 		os.Exit(runFault())
 	}
+	if *scalingMode {
+		os.Exit(runScaling())
+	}
+	if *connMemMode {
+		os.Exit(runConnMem())
+	}
 	if *redraw {
 		var t table
 		data, err := os.ReadFile(filepath.Join(*outDir, "latest.json"))
