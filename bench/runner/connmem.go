@@ -305,15 +305,27 @@ func connMemMarkdown(rows []connMemRow) string {
 }
 
 // runConnMem is the -connmem mode: the per-connection memory alone and,
-// for an A/B of a change (-baseline), the plain proxy's req/s of each
-// sessionproxy build in interleaved rounds of the same run.
+// with -baseline, the A/B of a change.
 func runConnMem() int {
 	raiseFileLimit()
 	ensureTools()
 	s := &scaleEnv{env: &env{sp: map[string]string{}}}
 	defer s.stop()
 	s.start()
-	mem := s.connMem()
+	mem := append(s.connMem(), s.plainAB()...)
+	md := fmt.Sprintf("Per-connection memory, measured %s on %s, commit %s.\n", time.Now().UTC().Format(time.RFC3339), machine(), gitCommit()) + connMemMarkdown(mem)
+	fmt.Print(md)
+	writeScaling(md, nil, mem)
+	return 0
+}
+
+// plainAB measures, with -baseline, the plain proxy's req/s of each
+// sessionproxy build and of nginx in interleaved rounds: a memory lever is
+// kept only if it costs no speed.
+func (s *scaleEnv) plainAB() []connMemRow {
+	if *baseline == "" {
+		return nil
+	}
 	type live struct {
 		name, addr string
 		runs       []scaleRun
@@ -331,17 +343,17 @@ func runConnMem() int {
 	for _, l := range ls {
 		s.wrkAt(scaleTarget{addr: l.addr}, p, 2*time.Second, "")
 	}
+	log.Printf("plain proxy A/B against %s", *baseline)
 	for r := 0; r < max(3, *scalingRounds); r++ {
 		for _, l := range ls {
 			l.runs = append(l.runs, s.wrkAt(scaleTarget{addr: l.addr}, p, *scalingDuration, ""))
 		}
 	}
+	var rows []connMemRow
 	for _, l := range ls {
 		row := summarizeScale(p, l.name, l.runs)
-		mem = append(mem, connMemRow{Target: l.name, Mode: "plain A/B", PlainRPS: row.RPS, PlainP99: row.P99})
+		log.Printf("  %s %.0f req/s p99 %.2f ms", l.name, row.RPS, row.P99)
+		rows = append(rows, connMemRow{Target: l.name, Mode: "plain A/B", PlainRPS: row.RPS, PlainP99: row.P99})
 	}
-	md := fmt.Sprintf("Per-connection memory, measured %s on %s, commit %s.\n", time.Now().UTC().Format(time.RFC3339), machine(), gitCommit()) + connMemMarkdown(mem)
-	fmt.Print(md)
-	writeScaling(md, nil, mem)
-	return 0
+	return rows
 }

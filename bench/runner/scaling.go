@@ -402,7 +402,7 @@ func runScaling() int {
 			ra.RPS, ra.P99, ra.RSSMiB, rb.Target, rb.RPS, rb.P99, rb.RSSMiB)
 		rows = append(rows, ra, rb)
 	}
-	mem := s.connMem()
+	mem := append(s.connMem(), s.plainAB()...)
 	md := scalingMarkdown(rows, notes, mem)
 	fmt.Print(md)
 	writeScaling(md, rows, mem)
