@@ -78,7 +78,7 @@ func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: false,
 		CloseOnShutdown:               true,
-		ReduceMemoryUsage:             false,
+		ReduceMemoryUsage:             true,
 		TCPKeepalive:                  true,
 		Logger:                        debugLogger{o.Logger},
 
