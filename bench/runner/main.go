@@ -80,6 +80,7 @@ type env struct {
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	closeInheritedFiles()
 	chdirRoot()
 	if *faultMode {
 		os.Exit(runFault())

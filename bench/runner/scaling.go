@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,6 +113,19 @@ func raiseFileLimit() {
 	rl.Cur = want
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		log.Fatal(err)
+	}
+}
+
+// closeInheritedFiles keeps the runner's children from inheriting the
+// descriptors it was started with beyond stdin, stdout and stderr: run
+// under "flock /tmp/bench.lock", an nginx worker orphaned by a runner that
+// died would otherwise hold the lock, and every later measurement waits.
+func closeInheritedFiles() {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, ent := range ents {
+		if fd, err := strconv.Atoi(ent.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
 	}
 }
 
