@@ -247,8 +247,9 @@ func readGoMem(admin string) *goMem {
 		}
 		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		switch k {
-		case "StackInuse":
-			g.StackInuse = n
+		case "Stack": // "# Stack = StackInuse / StackSys"
+			inuse, _, _ := strings.Cut(v, "/")
+			g.StackInuse, _ = strconv.ParseInt(strings.TrimSpace(inuse), 10, 64)
 		case "HeapInuse":
 			g.HeapInuse = n
 		case "HeapAlloc":
