@@ -378,7 +378,12 @@ func runScaling() int {
 	defer s.stop()
 	s.start()
 	log.Printf("open files: %d", openFileLimit())
+	// First, over empty memcached nodes: a sessionproxy starting over
+	// nodes that hold a million sessions lists and compares them all
+	// (the start-up catch-up), which the fresh processes here would count.
+	mem := append(s.connMem(), s.plainAB()...)
 	d := *scalingDuration
+	direct := scaleTarget{name: "direct", addr: s.backend[0]}
 	var rows []scaleRow
 	var notes []string
 	for _, p := range scalePoints() {
@@ -415,8 +420,17 @@ func runScaling() int {
 		log.Printf("  sessionproxy %.0f req/s p99 %.2f ms %.0f MiB; %s %.0f req/s p99 %.2f ms %.0f MiB",
 			ra.RPS, ra.P99, ra.RSSMiB, rb.Target, rb.RPS, rb.P99, rb.RSSMiB)
 		rows = append(rows, ra, rb)
+		if p.Scenario == "plain" {
+			// The backend alone, through the same wrk: the ceiling of
+			// this machine with wrk on it, to tell wrk's limits from the
+			// proxies'.
+			var c []scaleRun
+			for r := 0; r < *scalingRounds; r++ {
+				c = append(c, s.wrkAt(direct, p, d, ""))
+			}
+			rows = append(rows, summarizeScale(p, "direct (backend, no proxy)", c))
+		}
 	}
-	mem := append(s.connMem(), s.plainAB()...)
 	md := scalingMarkdown(rows, notes, mem)
 	fmt.Print(md)
 	writeScaling(md, rows, mem)
