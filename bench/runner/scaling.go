@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,9 +83,10 @@ func scalePoints() []scalePoint {
 // scaleTarget is a proxy measured at the scaling points, and the
 // processes whose resident memory counts as its own.
 type scaleTarget struct {
-	name string
-	addr string
-	pids []int
+	name  string
+	addr  string
+	pids  []int
+	admin string // sessionproxy's admin listener, for the Go runtime's view of its memory
 }
 
 // scaleEnv is what the scaling mode starts.
@@ -199,14 +202,14 @@ func (s *scaleEnv) start() {
 // startSP starts a sessionproxy (binary bin) with the comparison's hot
 // instance configuration and a hot tier of local bytes.
 func (s *scaleEnv) startSP(name, bin, local string) scaleTarget {
-	addr := freeAddr()
+	addr, admin := freeAddr(), freeAddr()
 	conf := filepath.Join(s.dir, name+".yaml")
-	os.WriteFile(conf, []byte(spConfig(addr, "sync", local, s.backend, s.nodes)), 0o600)
+	os.WriteFile(conf, []byte(spConfig(addr, "sync", local, s.backend, s.nodes)+fmt.Sprintf("admin: %q\n", admin)), 0o600)
 	cmd, err := s.spawnLog(name, bin, "run", "-config", conf)
 	if err != nil {
 		log.Fatal(err)
 	}
-	return scaleTarget{name: name, addr: addr, pids: []int{cmd.Process.Pid}}
+	return scaleTarget{name: name, addr: addr, pids: []int{cmd.Process.Pid}, admin: admin}
 }
 
 // startNginx starts nginx in front of backends, in a directory of its own.
@@ -353,6 +356,8 @@ type scaleRow struct {
 	RPS, P50, P99    float64
 	Errors           int64
 	RSSMiB           float64
+	GoHeapMiB        float64 `json:",omitempty"` // sessionproxy: HeapInuse after the point
+	GoStackMiB       float64 `json:",omitempty"` // sessionproxy: StackInuse after the point
 	Ratio            float64 // sessionproxy's req/s over the anchor's; 0 on the anchor's row
 	CreatePerS       float64 `json:",omitempty"` // sessions created per second before the point
 	FileLimit        uint64  `json:",omitempty"`
@@ -417,6 +422,13 @@ func runScaling() int {
 		if p.Many {
 			ra.Note = fmt.Sprintf("local_cache.size %s", *evictCache)
 		}
+		if g := readGoMem(sp.admin); g != nil {
+			ra.GoHeapMiB, ra.GoStackMiB = float64(g.HeapInuse)/(1<<20), float64(g.StackInuse)/(1<<20)
+			ra.Note = strings.TrimPrefix(ra.Note+fmt.Sprintf("; Go heap %.0f MiB, stacks %.0f MiB", ra.GoHeapMiB, ra.GoStackMiB), "; ")
+		}
+		if p.Size == 32<<10 {
+			notes = append(notes, "sessionproxy's heap after the 32 KiB point (inuse_space, top):\n\n```\n"+heapTop(sp.admin)+"```")
+		}
 		log.Printf("  sessionproxy %.0f req/s p99 %.2f ms %.0f MiB; %s %.0f req/s p99 %.2f ms %.0f MiB",
 			ra.RPS, ra.P99, ra.RSSMiB, rb.Target, rb.RPS, rb.P99, rb.RSSMiB)
 		rows = append(rows, ra, rb)
@@ -435,6 +447,25 @@ func runScaling() int {
 	fmt.Print(md)
 	writeScaling(md, rows, mem)
 	return 0
+}
+
+// heapTop is the top of a sessionproxy's heap profile, taken after a GC.
+func heapTop(admin string) string {
+	file := filepath.Join(os.TempDir(), fmt.Sprintf("scaling-heap-%d.prof", os.Getpid()))
+	defer os.Remove(file)
+	resp, err := http.Get("http://" + admin + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return err.Error() + "\n"
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	os.WriteFile(file, data, 0o600)
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-sample_index=inuse_space", file).CombinedOutput()
+	if err != nil {
+		return err.Error() + "\n"
+	}
+	lines := strings.Split(string(out), "\n")
+	return strings.Join(lines[min(len(lines), 4):min(len(lines), 18)], "\n") + "\n"
 }
 
 func anchorName(t scaleTarget, s *scaleEnv) string {
