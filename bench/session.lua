@@ -5,17 +5,51 @@
 -- prints one JSON line for the runner (latencies in microseconds).
 --
 --   wrk -t2 -c64 -d10s -s bench/session.lua http://127.0.0.1:8080/read -- 32
+--
+-- With a second and third argument, a file of "name=value" cookie lines
+-- (sessions created beforehand, bench/runner/scaling.go) and the number of
+-- wrk threads, thread i fills its slots from lines i+1, i+1+threads, ...
+-- and picks a slot at random for each request: many live sessions, read
+-- in no particular order, none created by the run itself.
+--
+--   wrk -t2 -c64 -d3s -s bench/session.lua http://127.0.0.1:8080/read -- 500000 cookies.txt 2
 
 local slots = 32
 local cookies = {}
+local filled = 0 -- slots fill in order: cookies[1..filled] are set
 local next_slot = 0
+local random = false
+local counter = 0
+
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
 
 function init(args)
   slots = tonumber(args[1]) or slots
+  local file, nthreads = args[2], tonumber(args[3])
+  if file and nthreads then
+    local i = 0
+    for line in io.lines(file) do
+      if i % nthreads == id and filled < slots then
+        filled = filled + 1
+        cookies[filled] = line
+      end
+      i = i + 1
+    end
+    slots = math.max(filled, 1)
+    random = true
+    math.randomseed(os.time() + id)
+  end
 end
 
 function request()
-  next_slot = next_slot % slots + 1
+  if random then
+    next_slot = math.random(slots)
+  else
+    next_slot = next_slot % slots + 1
+  end
   local c = cookies[next_slot]
   if c then
     return wrk.format(nil, nil, { ["Cookie"] = c })
@@ -24,16 +58,15 @@ function request()
 end
 
 function response(status, headers, body)
+  if filled >= slots then
+    return
+  end
   local sc = headers["Set-Cookie"] or headers["set-cookie"]
   if sc then
     local v = sc:match("^([^;]+)")
     if v and not v:match("=$") then
-      for j = 1, slots do
-        if not cookies[j] then
-          cookies[j] = v
-          break
-        end
-      end
+      filled = filled + 1
+      cookies[filled] = v
     end
   end
 end

@@ -78,9 +78,14 @@ func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: false,
 		CloseOnShutdown:               true,
-		ReduceMemoryUsage:             false,
-		TCPKeepalive:                  true,
-		Logger:                        debugLogger{o.Logger},
+		// The write buffer and body buffers go back to their pools
+		// between requests instead of staying with an idle connection:
+		// 4 KiB less per connection (bench/README.md, "Per-connection
+		// memory"), at no cost in req/s. The read buffer stays: with
+		// StreamRequestBody fasthttp keeps it for the connection's life.
+		ReduceMemoryUsage: true,
+		TCPKeepalive:      true,
+		Logger:            debugLogger{o.Logger},
 
 		// A WebSocket tunnel closes its connections itself; fasthttp's
 		// request state and read buffer are freed as soon as it starts.

@@ -80,6 +80,7 @@ type env struct {
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	closeInheritedFiles()
 	chdirRoot()
 	if *faultMode {
 		os.Exit(runFault())
@@ -89,6 +90,12 @@ func main() {
 	}
 	if *gnetMode {
 		os.Exit(runGnet())
+	}
+	if *scalingMode {
+		os.Exit(runScaling())
+	}
+	if *connMemMode {
+		os.Exit(runConnMem())
 	}
 	if *redraw {
 		var t table
