@@ -120,6 +120,11 @@ func (m *Memcached) Status() []NodeState {
 
 func (m *Memcached) key(id []byte) string { return m.opts.KeyPrefix + string(id) }
 
+// appendKey appends id's key to b.
+func (m *Memcached) appendKey(b, id []byte) []byte {
+	return append(append(b, m.opts.KeyPrefix...), id...)
+}
+
 // exptime is memcached's expiry for a value that may be dropped at
 // expires (unix seconds).
 func exptime(expires int64) int32 {
@@ -152,8 +157,8 @@ func (m *Memcached) readReplicas(key string, nodes []*node, out []replicaRead) [
 		if !n.readable() {
 			continue
 		}
-		c := newCall(opGet, key, nil, 0, 0)
-		n.pipe.start(c)
+		c := newCall(opGet, nil, 0, 0)
+		n.pipe.start(c, []byte(key))
 		calls[k], asked[k] = c, n
 		k++
 	}
@@ -268,14 +273,15 @@ func (m *Memcached) Put(id, val []byte) error {
 	if err != nil {
 		return err
 	}
-	key, exp := m.key(id), exptime(mt.expires)
+	var kb [64]byte // on the stack: the write path allocates nothing
+	key, exp := m.appendKey(kb[:0], id), exptime(mt.expires)
 	var p placement
 	m.place(id, &p)
 	nodes := p.write[:p.nWrit]
 	var calls [maxNodes]*metaCall
 	for i, n := range nodes {
-		calls[i] = newCall(opSet, key, val, 0, exp)
-		n.pipe.start(calls[i])
+		calls[i] = newCall(opSet, val, 0, exp)
+		n.pipe.start(calls[i], key)
 	}
 	written := 0
 	for i, n := range nodes {

@@ -56,6 +56,9 @@ type metaConn struct {
 	buf     []byte      // commands queued, not yet written
 	queue   []*metaCall // their calls, in order
 	writing bool        // a caller is writing: others only queue
+
+	spareBuf   []byte      // the last batch written, for the next queue
+	spareQueue []*metaCall // its calls' slice
 }
 
 // metaLink is one TCP connection and its reader. Calls written to it go
@@ -80,7 +83,6 @@ const (
 // metaCall is one command and, once done is signalled, its answer.
 type metaCall struct {
 	op   metaOp
-	key  string
 	val  []byte // the value to store; for a get, the value read (a copy)
 	cas  uint64 // the CAS id to check; for a get, the one read
 	exp  int32  // memcached's expiry
@@ -91,16 +93,16 @@ type metaCall struct {
 var metaCalls = sync.Pool{New: func() any { return &metaCall{done: make(chan struct{}, 1)} }}
 
 // newCall returns a pooled call; release it after wait.
-func newCall(op metaOp, key string, val []byte, cas uint64, exp int32) *metaCall {
+func newCall(op metaOp, val []byte, cas uint64, exp int32) *metaCall {
 	c := metaCalls.Get().(*metaCall)
-	c.op, c.key, c.val, c.cas, c.exp, c.err = op, key, val, cas, exp, nil
+	c.op, c.val, c.cas, c.exp, c.err = op, val, cas, exp, nil
 	return c
 }
 
 // release returns c to the pool. Its val must not be used afterwards
 // unless the caller took it.
 func (c *metaCall) release() {
-	c.key, c.val, c.err = "", nil, nil
+	c.val, c.err = nil, nil
 	metaCalls.Put(c)
 }
 
@@ -119,8 +121,8 @@ var errPipeClosed = errors.New("sessionstore: memcached connection closed")
 
 // get returns key's value and CAS id, or memcache.ErrCacheMiss.
 func (p *metaPipe) get(key string) (val []byte, cas uint64, err error) {
-	c := newCall(opGet, key, nil, 0, 0)
-	p.start(c)
+	c := newCall(opGet, nil, 0, 0)
+	p.start(c, []byte(key))
 	err = c.wait()
 	val, cas = c.val, c.cas
 	c.release()
@@ -129,16 +131,17 @@ func (p *metaPipe) get(key string) (val []byte, cas uint64, err error) {
 
 // store runs a set, CAS or add of val under key and waits for it.
 func (p *metaPipe) store(op metaOp, key string, val []byte, cas uint64, exp int32) error {
-	c := newCall(op, key, val, cas, exp)
-	p.start(c)
+	c := newCall(op, val, cas, exp)
+	p.start(c, []byte(key))
 	err := c.wait()
 	c.release()
 	return err
 }
 
-// start queues c's command, writing the queue unless another caller is,
-// and returns without waiting for the answer.
-func (p *metaPipe) start(c *metaCall) {
+// start queues c's command for key, writing the queue unless another
+// caller is, and returns without waiting for the answer. key is copied
+// into the queue before start returns.
+func (p *metaPipe) start(c *metaCall, key []byte) {
 	mc := &p.conns[p.next.Add(1)%metaConns]
 	mc.mu.Lock()
 	if err := mc.connect(p); err != nil {
@@ -147,7 +150,7 @@ func (p *metaPipe) start(c *metaCall) {
 		c.done <- struct{}{}
 		return
 	}
-	mc.buf = c.encode(mc.buf)
+	mc.buf = c.encode(mc.buf, key)
 	mc.queue = append(mc.queue, c)
 	if mc.writing {
 		mc.mu.Unlock()
@@ -165,15 +168,15 @@ func (p *metaPipe) start(c *metaCall) {
 	mc.flush(p.timeout) // unlocks
 }
 
-// encode appends c's command to b.
-func (c *metaCall) encode(b []byte) []byte {
+// encode appends c's command for key to b.
+func (c *metaCall) encode(b, key []byte) []byte {
 	if c.op == opGet {
 		b = append(b, "mg "...)
-		b = append(b, c.key...)
+		b = append(b, key...)
 		return append(b, " v c\r\n"...)
 	}
 	b = append(b, "ms "...)
-	b = append(b, c.key...)
+	b = append(b, key...)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(len(c.val)), 10)
 	b = append(b, " T"...)
@@ -212,14 +215,15 @@ func (mc *metaConn) connect(p *metaPipe) error {
 }
 
 // flush writes what is queued for as long as something is. It is called
-// with mc.mu held and returns with it released.
+// with mc.mu held and returns with it released. The queue's buffers and
+// the ones being written swap places, so that steady traffic reuses the
+// same two of each instead of allocating a batch's worth per write.
 func (mc *metaConn) flush(timeout time.Duration) {
-	var out []byte
-	var calls []*metaCall
 	for len(mc.queue) > 0 {
 		l := mc.link
-		out, mc.buf = mc.buf, out[:0]
-		calls, mc.queue = mc.queue, calls[:0]
+		out, calls := mc.buf, mc.queue
+		mc.buf, mc.queue = mc.spareBuf[:0], mc.spareQueue[:0]
+		mc.spareBuf, mc.spareQueue = nil, nil
 		mc.mu.Unlock()
 		// In write order, before the write: the reader must know what
 		// it reads the answer to. Sending outside mu lets the reader
@@ -234,18 +238,18 @@ func (mc *metaConn) flush(timeout time.Duration) {
 			}
 		}
 		clear(calls)
+		if cap(out) > maxKeptBatch {
+			out = nil // one huge batch must not pin its buffer forever
+		}
 		mc.mu.Lock()
-	}
-	// Keep the larger buffers for the next batch.
-	if cap(out) > cap(mc.buf) {
-		mc.buf = out[:0]
-	}
-	if cap(calls) > cap(mc.queue) {
-		mc.queue = calls[:0]
+		mc.spareBuf, mc.spareQueue = out[:0], calls[:0]
 	}
 	mc.writing = false
 	mc.mu.Unlock()
 }
+
+// maxKeptBatch bounds the write buffer a connection keeps between batches.
+const maxKeptBatch = 1 << 20
 
 // fail records the link's first error and closes its connection, which
 // also wakes a reader blocked on it.

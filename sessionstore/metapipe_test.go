@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,6 +246,71 @@ func FuzzMetaAnswer(f *testing.F) {
 			}
 		case err != nil && isAnswer(err) && !errors.Is(c.err, err):
 			t.Fatalf("%q: answer %v not recorded on the call (%v)", in, err, c.err)
+		}
+	})
+}
+
+// benchSessions writes n sessions of about size bytes to m and returns
+// their IDs and one encoded value.
+func benchSessions(b *testing.B, m *Memcached, n, size int) ([][]byte, []byte) {
+	var s Session
+	var u Update
+	u.Set([]byte("pad"), bytes.Repeat([]byte("x"), size))
+	u.applyTo(&s, &Session{Version: 1})
+	s.Expires = time.Now().Add(time.Hour).Unix()
+	val := s.AppendEncode(nil)
+	ids := make([][]byte, n)
+	for i := range ids {
+		ids[i] = AppendNewID(nil)
+		if err := m.Put(ids[i], val); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return ids, val
+}
+
+func benchMemcached(b *testing.B) *Memcached {
+	n1, n2 := memcachedtest.Start(b), memcachedtest.Start(b)
+	m, err := NewMemcached(MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(m.Close)
+	return m
+}
+
+// BenchmarkMemcachedPut is the sync write of a hot-tier proxy: 64
+// concurrent writers, each a set on both replicas, 4 KiB sessions.
+func BenchmarkMemcachedPut(b *testing.B) {
+	m := benchMemcached(b)
+	ids, val := benchSessions(b, m, 1000, 4096)
+	var next atomic.Uint32
+	b.SetParallelism(32) // 64 writers on 2 cores
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := m.Put(ids[next.Add(1)%uint32(len(ids))], val); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkMemcachedGet is the cold read: 64 concurrent readers, each a
+// get on both replicas, the newest copy wins.
+func BenchmarkMemcachedGet(b *testing.B) {
+	m := benchMemcached(b)
+	ids, _ := benchSessions(b, m, 1000, 4096)
+	var next atomic.Uint32
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := m.Get(ids[next.Add(1)%uint32(len(ids))]); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
