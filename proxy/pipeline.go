@@ -1,0 +1,469 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"sessionproxy/balancer"
+)
+
+// pipeline is the RoundTripper of a backend whose upstream pipelines
+// (docs/config.md, "pipeline"): requests without a streamed body are
+// written back to back on a few connections, several in one write when
+// they queue up, at most depth of them awaiting an answer on one
+// connection, and the answers are read in order. A request with a
+// streamed body, or one that closes its connection, goes through
+// fallback, the backend's ordinary transport, whose connections are not
+// shared.
+//
+// Each connection has a writer and a reader goroutine. A response that
+// is streamed (larger than MaxBufferedBody, chunked, until close, or an
+// event stream) holds the connection's reader until its body is relayed:
+// no request is queued onto the connection meanwhile, and the requests
+// already written behind it wait their turn, at most depth-1 of them. A
+// response that ends its connection (until close, Connection: close) or
+// may never end (text/event-stream) fails the requests written behind it
+// with errUnanswered at once: the idempotent ones are tried again, the
+// others get 502.
+type pipeline struct {
+	fallback        fasthttp.RoundTripper
+	backend         *balancer.Backend
+	addr            string
+	depth           int
+	maxConns        int
+	connect         time.Duration
+	responseTimeout time.Duration
+	readIdle        time.Duration
+	readBuffer      int
+	dialer          fasthttp.TCPDialer
+
+	// bodies relays streamed responses: the settings and pool of the
+	// upstreamBody of a pipelined connection, whose ends hand the
+	// connection's reader back (bodyRead) or end the connection
+	// (bodyBroken).
+	bodies transport[*pipeConn]
+
+	mu    sync.Mutex
+	conns []*pipeConn // open and taking requests
+}
+
+// pipelineSettings are what a pipeline needs beyond the transport
+// settings.
+type pipelineSettings struct {
+	depth      int
+	maxConns   int
+	connect    time.Duration
+	readBuffer int
+}
+
+// pipelineMaxIdle closes a pipelined connection idle this long, below the
+// 5s keep-alive timeout of common servers, as for pooled connections.
+const pipelineMaxIdle = 4 * time.Second
+
+// errUnanswered is a pipelined request written behind a response that
+// ended, or was to hold for ever, its connection: it may have reached
+// the backend, which did nothing wrong.
+var errUnanswered = errors.New("proxy: pipelined request left unanswered when its connection ended")
+
+func newPipeline(fallback fasthttp.RoundTripper, t transportSettings, s pipelineSettings) *pipeline {
+	p := &pipeline{
+		fallback: fallback, backend: t.backend, addr: t.backend.Addr,
+		depth: s.depth, maxConns: s.maxConns, connect: s.connect, readBuffer: s.readBuffer,
+		responseTimeout: t.responseTimeout, readIdle: t.readIdle,
+	}
+	logger := t.logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	p.bodies = transport[*pipeConn]{backend: t.backend, responseTimeout: t.responseTimeout, readIdle: t.readIdle,
+		logger: logger, closeConn: bodyBroken, releaseConn: bodyRead}
+	return p
+}
+
+// pipeWork is one request on its way through a pipelined connection. The
+// caller waits on done; until then the connection's goroutines own it.
+type pipeWork struct {
+	req     *fasthttp.Request
+	resp    *fasthttp.Response
+	written time.Time // when it was put in the connection's write buffer
+	sent    bool      // some of it may have reached the backend
+	err     error
+	done    chan struct{}
+}
+
+var pipeWorkPool = sync.Pool{New: func() any { return &pipeWork{done: make(chan struct{}, 1)} }}
+
+// RoundTrip sends req on a pipelined connection, or through fallback when
+// it may not be pipelined.
+func (p *pipeline) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	if req.IsBodyStream() || req.Header.ConnectionClose() {
+		return p.fallback.RoundTrip(hc, req, resp)
+	}
+	w := pipeWorkPool.Get().(*pipeWork)
+	w.req, w.resp = req, resp
+	queued, err := p.queue(w)
+	if !queued {
+		*w = pipeWork{done: w.done}
+		pipeWorkPool.Put(w)
+		if err != nil {
+			return false, err
+		}
+		// Every connection this backend may have is open and full.
+		return p.fallback.RoundTrip(hc, req, resp)
+	}
+	<-w.done
+	err, sent := w.err, w.sent
+	*w = pipeWork{done: w.done}
+	pipeWorkPool.Put(w)
+	switch {
+	case err == nil:
+		return false, nil
+	case !sent:
+		// Nothing of it left the proxy: any request may be sent again.
+		return true, errStaleConn
+	}
+	return true, err
+}
+
+// queue puts w on a connection with room, dialing one when none has it.
+// It reports false, with no error, when the backend has maxConns
+// pipelined connections and all are full or busy streaming.
+func (p *pipeline) queue(w *pipeWork) (bool, error) {
+	now := time.Now()
+	p.mu.Lock()
+	var pick *pipeConn
+	for i := 0; i < len(p.conns); {
+		c := p.conns[i]
+		if c.inflight == 0 && now.Sub(c.idleSince) > pipelineMaxIdle {
+			p.kill(c) // removes c from p.conns
+			continue
+		}
+		if pick == nil && !c.streaming && c.inflight < p.depth {
+			// A connection that sat idle is checked before anything is
+			// written to it: bytes the backend sent meanwhile, or its
+			// close, would be read as this request's answer.
+			if c.inflight == 0 && staleIdle(c.check) {
+				p.kill(c)
+				continue
+			}
+			pick = c
+		}
+		i++
+	}
+	if pick != nil {
+		pick.inflight++
+		pick.writeq <- w // never blocks: writeq holds at most depth
+		p.mu.Unlock()
+		return true, nil
+	}
+	full := len(p.conns) >= p.maxConns
+	p.mu.Unlock()
+	if full {
+		return false, nil
+	}
+	c, err := p.dial()
+	if err != nil {
+		return false, err
+	}
+	p.mu.Lock()
+	p.conns = append(p.conns, c)
+	c.inflight++
+	c.writeq <- w
+	p.mu.Unlock()
+	return true, nil
+}
+
+// dial opens a pipelined connection and starts its goroutines.
+func (p *pipeline) dial() (*pipeConn, error) {
+	conn, err := p.dialer.DialTimeout(p.addr, p.connect)
+	if err != nil {
+		return nil, err
+	}
+	c := &pipeConn{
+		p: p, conn: conn, check: newIdleCheckConn(conn),
+		bw:      bufio.NewWriterSize(conn, 16<<10),
+		br:      bufio.NewReaderSize(conn, p.readBuffer),
+		writeq:  make(chan *pipeWork, p.depth),
+		readq:   make(chan *pipeWork, p.depth),
+		bodyEnd: make(chan bool, 1),
+		idle:    time.NewTimer(pipelineMaxIdle),
+	}
+	go c.writeLoop()
+	go c.readLoop()
+	return c, nil
+}
+
+// retire takes c out of service: no request is queued onto it any more,
+// and those not yet written are handed back unsent. Called with p.mu held.
+func (p *pipeline) retire(c *pipeConn) {
+	if c.retired.Load() {
+		return
+	}
+	c.retired.Store(true)
+	close(c.writeq)
+	if i := slices.Index(p.conns, c); i >= 0 {
+		p.conns = slices.Delete(p.conns, i, i+1)
+	}
+}
+
+// kill retires c and closes its connection. Called with p.mu held.
+func (p *pipeline) kill(c *pipeConn) {
+	p.retire(c)
+	c.conn.Close()
+}
+
+// pipeConn is one pipelined backend connection.
+type pipeConn struct {
+	p       *pipeline
+	conn    net.Conn
+	check   net.Conn // conn behind its idle check (peeks the socket)
+	bw      *bufio.Writer
+	br      *bufio.Reader
+	writeq  chan *pipeWork // queued, to be written
+	readq   chan *pipeWork // written, to be answered in order
+	bodyEnd chan bool      // a streamed body was relayed (true) or broke off
+	idle    *time.Timer    // reader's: ends a connection left idle
+	retired atomic.Bool    // set under p.mu with writeq's close
+
+	// The reader's own.
+	headSince time.Time // when the previous answer was read: the next one's wait starts then, or at its write
+
+	// Under p.mu.
+	inflight  int       // queued and not yet answered
+	streaming bool      // the reader is relaying a streamed body
+	idleSince time.Time // when inflight last went to 0
+}
+
+// Conn is c's network connection.
+func (c *pipeConn) Conn() net.Conn { return c.conn }
+
+// writeLoop writes what is queued, flushing when the queue runs dry so
+// that requests queued meanwhile go out in one write.
+func (c *pipeConn) writeLoop() {
+	defer close(c.readq)
+	var werr error
+	for w := range c.writeq {
+		if werr != nil || c.retired.Load() {
+			c.readq <- w // unsent
+			continue
+		}
+		now := time.Now()
+		if c.bw.Buffered() == 0 {
+			werr = c.conn.SetWriteDeadline(now.Add(c.p.responseTimeout))
+		}
+		if werr == nil {
+			werr = w.req.Write(c.bw)
+			w.sent = true
+		}
+		if werr == nil && len(c.writeq) == 0 {
+			werr = c.bw.Flush()
+		}
+		w.written = now
+		if werr != nil {
+			werr = timeoutAsErrTimeout(werr)
+			w.err = werr
+			c.p.mu.Lock()
+			c.p.kill(c)
+			c.p.mu.Unlock()
+		}
+		c.readq <- w
+	}
+}
+
+// readLoop reads the answers in the order the requests were written. Once
+// the connection broke, each request still on it is failed: with the
+// error that broke it for the one it broke under, errUnanswered for
+// those written behind, errStaleConn (through !sent) for those never
+// written.
+func (c *pipeConn) readLoop() {
+	var broken error
+	for {
+		w, ok := c.next()
+		if !ok {
+			return
+		}
+		switch {
+		case w == nil:
+			continue // idle timer: next looks again
+		case !w.sent, w.err != nil, broken != nil:
+			if w.err != nil {
+				broken = errUnanswered
+			}
+			c.fail(w, broken)
+		default:
+			if err := c.read(w); err != nil {
+				c.p.mu.Lock()
+				c.p.kill(c)
+				c.p.mu.Unlock()
+				broken = errUnanswered
+			}
+		}
+	}
+}
+
+// next returns the next written request, nil when c was idle for
+// pipelineMaxIdle (and is ended if still idle), and false once the
+// writer is gone.
+func (c *pipeConn) next() (*pipeWork, bool) {
+	select {
+	case w, ok := <-c.readq:
+		return w, ok
+	default:
+	}
+	c.idle.Reset(pipelineMaxIdle)
+	select {
+	case w, ok := <-c.readq:
+		c.idle.Stop()
+		return w, ok
+	case <-c.idle.C:
+		c.p.mu.Lock()
+		if c.inflight == 0 {
+			c.p.kill(c)
+		}
+		c.p.mu.Unlock()
+		return nil, true
+	}
+}
+
+// complete hands w back to its caller with err, a nil err meaning the
+// answer is in w.resp.
+func (c *pipeConn) complete(w *pipeWork, err error) {
+	if w.err == nil {
+		w.err = err
+	}
+	c.p.mu.Lock()
+	c.inflight--
+	if c.inflight == 0 {
+		c.idleSince = time.Now()
+	}
+	c.p.mu.Unlock()
+	w.done <- struct{}{}
+}
+
+// fail hands w back unanswered: with its own error if it has one,
+// errStaleConn if nothing of it was written, else err.
+func (c *pipeConn) fail(w *pipeWork, err error) {
+	if !w.sent {
+		err = errStaleConn
+	}
+	c.complete(w, err)
+}
+
+// settle ends c if the backend sent more than the answers to what was
+// asked: bytes read past the last answer while nothing else is awaited
+// would be taken for the next request's answer, another client's.
+func (c *pipeConn) settle() {
+	c.p.mu.Lock()
+	if c.inflight == 0 && c.br.Buffered() > 0 {
+		c.p.kill(c)
+	}
+	c.p.mu.Unlock()
+}
+
+// read reads w's answer. A non-nil error means the connection is done
+// for: w has been answered with it, or with its own failure.
+func (c *pipeConn) read(w *pipeWork) error {
+	p := c.p
+	// The wait for an answer's headers starts when the backend could
+	// start on it: at its write, or once the answer before it was read,
+	// whichever is later. A request queued behind a long download is not
+	// timed out by the download, nor is the backend charged for it.
+	start := w.written
+	if c.headSince.After(start) {
+		start = c.headSince
+	}
+	resp := w.resp
+	err := c.conn.SetReadDeadline(start.Add(p.responseTimeout))
+	if err == nil {
+		err = readResponseHeader(c.br, &resp.Header)
+	}
+	if err != nil {
+		c.complete(w, timeoutAsErrTimeout(err))
+		return err
+	}
+	closeConn := resp.Header.ConnectionClose()
+	cl := resp.Header.ContentLength()
+	switch {
+	case w.req.Header.IsHead() || statusHasNoBody(resp.Header.StatusCode()):
+		resp.SkipBody = true
+	case cl >= 0 && cl <= MaxBufferedBody && !eventStream(&resp.Header):
+		if c.br.Buffered() < cl {
+			err = c.conn.SetReadDeadline(time.Now().Add(p.readIdle))
+		}
+		if err == nil {
+			err = resp.ReadBody(c.br, MaxBufferedBody)
+		}
+		if err != nil {
+			c.complete(w, timeoutAsErrTimeout(err))
+			return err
+		}
+	default:
+		return c.stream(w, cl, closeConn)
+	}
+	c.headSince = time.Now()
+	if closeConn {
+		c.complete(w, nil)
+		return errUnanswered
+	}
+	c.complete(w, nil)
+	c.settle()
+	return nil
+}
+
+// stream hands w's body to its caller as an upstreamBody reading c, and
+// waits until it is relayed.
+func (c *pipeConn) stream(w *pipeWork, cl int, closeConn bool) error {
+	p := c.p
+	// A body until close ends the connection; an event stream may never
+	// end: either way nothing written behind it will be answered in time.
+	ends := cl < -1 || eventStream(&w.resp.Header) || closeConn
+	p.mu.Lock()
+	c.streaming = true
+	if ends {
+		p.retire(c)
+	}
+	p.mu.Unlock()
+	body, _ := p.bodies.bodies.Get().(*upstreamBody[*pipeConn])
+	if body == nil {
+		body = new(upstreamBody[*pipeConn])
+	}
+	body.start(nil, c, c.br, &p.bodies, cl, ends)
+	size := cl
+	if size < 0 {
+		size = -1
+	}
+	w.resp.SetBodyStream(body, size)
+	w.resp.ImmediateHeaderFlush = true
+	c.complete(w, nil)
+	if ends {
+		for behind := range c.readq {
+			c.fail(behind, errUnanswered)
+		}
+	}
+	relayed := <-c.bodyEnd
+	c.headSince = time.Now()
+	p.mu.Lock()
+	c.streaming = false
+	p.mu.Unlock()
+	if !relayed || ends {
+		return errUnanswered
+	}
+	c.settle()
+	return nil
+}
+
+// bodyRead is a pipelined connection's upstreamBody read to its end: the
+// reader goes on to the next answer.
+func bodyRead(c *pipeConn) { c.bodyEnd <- true }
+
+// bodyBroken is a pipelined connection's upstreamBody that did not end
+// cleanly: the connection is ended.
+func bodyBroken(c *pipeConn) { c.bodyEnd <- false }
