@@ -68,6 +68,15 @@ type pipelineSettings struct {
 // 5s keep-alive timeout of common servers, as for pooled connections.
 const pipelineMaxIdle = 4 * time.Second
 
+// pipelineConns is how many connections a backend gets before requests
+// queue behind others: two requests that wait on each other (a slow one
+// and the one that releases it) then do not wait for ever.
+const pipelineConns = 2
+
+// pipelineSlowHead is how long a connection's oldest request may have
+// waited for its answer while more are queued behind it.
+const pipelineSlowHead = 20 * time.Millisecond
+
 // errUnanswered is a pipelined request written behind a response that
 // ended, or was to hold for ever, its connection: it may have reached
 // the backend, which did nothing wrong.
@@ -133,9 +142,11 @@ func (p *pipeline) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, res
 	return true, err
 }
 
-// queue puts w on a connection with room, dialing one when none has it.
-// It reports false, with no error, when the backend has maxConns
-// pipelined connections and all are full or busy streaming.
+// queue puts w on a connection: an idle one if there is one, else the
+// least loaded with room whose oldest request is not waiting long, as
+// long as the backend has pipelineConns connections; otherwise a new
+// one. It reports false, with no error, when the backend has maxConns
+// pipelined connections and none may take w.
 func (p *pipeline) queue(w *pipeWork) (bool, error) {
 	now := time.Now()
 	p.mu.Lock()
@@ -146,19 +157,25 @@ func (p *pipeline) queue(w *pipeWork) (bool, error) {
 			p.kill(c) // removes c from p.conns
 			continue
 		}
-		if pick == nil && !c.streaming && c.inflight < p.depth {
-			// A connection that sat idle is checked before anything is
-			// written to it: bytes the backend sent meanwhile, or its
-			// close, would be read as this request's answer.
-			if c.inflight == 0 && staleIdle(c.check) {
-				p.kill(c)
-				continue
-			}
-			pick = c
-		}
 		i++
+		if c.streaming || c.inflight >= p.depth || pick != nil && pick.inflight <= c.inflight {
+			continue
+		}
+		// An answer slow in coming holds up everything behind it:
+		// nothing more goes behind it.
+		if c.inflight > 0 && now.UnixNano()-c.headStart.Load() > int64(pipelineSlowHead) {
+			continue
+		}
+		pick = c
 	}
-	if pick != nil {
+	if pick != nil && pick.inflight == 0 && staleIdle(pick.check) {
+		// A connection that sat idle is checked before anything is
+		// written to it: bytes the backend sent meanwhile, or its
+		// close, would be read as this request's answer.
+		p.kill(pick)
+		pick = nil
+	}
+	if pick != nil && (pick.inflight == 0 || len(p.conns) >= pipelineConns) {
 		pick.inflight++
 		pick.writeq <- w // never blocks: writeq holds at most depth
 		p.mu.Unlock()
@@ -232,6 +249,8 @@ type pipeConn struct {
 	bodyEnd chan bool      // a streamed body was relayed (true) or broke off
 	idle    *time.Timer    // reader's: ends a connection left idle
 	retired atomic.Bool    // set under p.mu with writeq's close
+	// headStart is when the wait for the oldest answer began (unix ns).
+	headStart atomic.Int64
 
 	// The reader's own.
 	headSince time.Time // when the previous answer was read: the next one's wait starts then, or at its write
@@ -380,6 +399,7 @@ func (c *pipeConn) read(w *pipeWork) error {
 	if c.headSince.After(start) {
 		start = c.headSince
 	}
+	c.headStart.Store(start.UnixNano())
 	resp := w.resp
 	err := c.conn.SetReadDeadline(start.Add(p.responseTimeout))
 	if err == nil {
