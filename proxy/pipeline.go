@@ -43,6 +43,8 @@ type pipeline struct {
 	responseTimeout time.Duration
 	readIdle        time.Duration
 	readBuffer      int
+	minConns        int           // pipelineConns
+	slowHead        time.Duration // pipelineSlowHead
 	dialer          fasthttp.TCPDialer
 
 	// bodies relays streamed responses: the settings and pool of the
@@ -87,6 +89,7 @@ func newPipeline(fallback fasthttp.RoundTripper, t transportSettings, s pipeline
 		fallback: fallback, backend: t.backend, addr: t.backend.Addr,
 		depth: s.depth, maxConns: s.maxConns, connect: s.connect, readBuffer: s.readBuffer,
 		responseTimeout: t.responseTimeout, readIdle: t.readIdle,
+		minConns: pipelineConns, slowHead: pipelineSlowHead,
 	}
 	logger := t.logger
 	if logger == nil {
@@ -163,7 +166,7 @@ func (p *pipeline) queue(w *pipeWork) (bool, error) {
 		}
 		// An answer slow in coming holds up everything behind it:
 		// nothing more goes behind it.
-		if c.inflight > 0 && now.UnixNano()-c.headStart.Load() > int64(pipelineSlowHead) {
+		if c.inflight > 0 && now.UnixNano()-c.headStart.Load() > int64(p.slowHead) {
 			continue
 		}
 		pick = c
@@ -175,7 +178,7 @@ func (p *pipeline) queue(w *pipeWork) (bool, error) {
 		p.kill(pick)
 		pick = nil
 	}
-	if pick != nil && (pick.inflight == 0 || len(p.conns) >= pipelineConns) {
+	if pick != nil && (pick.inflight == 0 || len(p.conns) >= p.minConns) {
 		pick.inflight++
 		pick.writeq <- w // never blocks: writeq holds at most depth
 		p.mu.Unlock()
