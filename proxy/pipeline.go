@@ -179,6 +179,9 @@ func (p *pipeline) queue(w *pipeWork) (bool, error) {
 		pick = nil
 	}
 	if pick != nil && (pick.inflight == 0 || len(p.conns) >= p.minConns) {
+		if pick.inflight == 0 {
+			pick.headStart.Store(now.UnixNano()) // until its reader starts the wait
+		}
 		pick.inflight++
 		pick.writeq <- w // never blocks: writeq holds at most depth
 		p.mu.Unlock()
@@ -195,6 +198,7 @@ func (p *pipeline) queue(w *pipeWork) (bool, error) {
 	}
 	p.mu.Lock()
 	p.conns = append(p.conns, c)
+	c.headStart.Store(now.UnixNano())
 	c.inflight++
 	c.writeq <- w
 	p.mu.Unlock()
@@ -322,9 +326,7 @@ func (c *pipeConn) readLoop() {
 			c.fail(w, broken)
 		default:
 			if err := c.read(w); err != nil {
-				c.p.mu.Lock()
-				c.p.kill(c)
-				c.p.mu.Unlock()
+				c.end()
 				broken = errUnanswered
 			}
 		}
@@ -370,6 +372,15 @@ func (c *pipeConn) complete(w *pipeWork, err error) {
 	w.done <- struct{}{}
 }
 
+// end ends c. A connection that fails is ended before the request it
+// failed under is answered, so that no request its client sends next is
+// queued onto it.
+func (c *pipeConn) end() {
+	c.p.mu.Lock()
+	c.p.kill(c)
+	c.p.mu.Unlock()
+}
+
 // fail hands w back unanswered: with its own error if it has one,
 // errStaleConn if nothing of it was written, else err.
 func (c *pipeConn) fail(w *pipeWork, err error) {
@@ -409,6 +420,7 @@ func (c *pipeConn) read(w *pipeWork) error {
 		err = readResponseHeader(c.br, &resp.Header)
 	}
 	if err != nil {
+		c.end()
 		c.complete(w, timeoutAsErrTimeout(err))
 		return err
 	}
@@ -425,6 +437,7 @@ func (c *pipeConn) read(w *pipeWork) error {
 			err = resp.ReadBody(c.br, MaxBufferedBody)
 		}
 		if err != nil {
+			c.end()
 			c.complete(w, timeoutAsErrTimeout(err))
 			return err
 		}
@@ -433,6 +446,7 @@ func (c *pipeConn) read(w *pipeWork) error {
 	}
 	c.headSince = time.Now()
 	if closeConn {
+		c.end()
 		c.complete(w, nil)
 		return errUnanswered
 	}

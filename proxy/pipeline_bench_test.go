@@ -2,20 +2,30 @@ package proxy
 
 import "testing"
 
-// BenchmarkProxyPlainTCPPipelined is BenchmarkProxyPlainTCP with up to 8
-// requests in flight per backend connection: the A/B of pipeline.
-func BenchmarkProxyPlainTCPPipelined(b *testing.B) {
-	runBench(b, benchProxyPipelined(b, nil, true, 8), "/plain", false)
-}
-
-// BenchmarkProxySessionReadTCP is BenchmarkProxySessionRead with the
-// backend on loopback TCP, the baseline of its pipelined variant.
-func BenchmarkProxySessionReadTCP(b *testing.B) {
-	runBench(b, benchProxyPipelined(b, embeddedSessions(b), true, 0), "/read", true)
-}
-
-// BenchmarkProxySessionReadTCPPipelined is BenchmarkProxySessionReadTCP
-// pipelined 8 deep.
-func BenchmarkProxySessionReadTCPPipelined(b *testing.B) {
-	runBench(b, benchProxyPipelined(b, embeddedSessions(b), true, 8), "/read", true)
+// BenchmarkProxyPipeline is the A/B of pipeline: the plain request and
+// the session read over a loopback TCP backend, one request per backend
+// connection at a time (off) or up to 8 in flight on one (8), from 16
+// clients per core, so that requests are there to be pipelined.
+func BenchmarkProxyPipeline(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		path     string
+		session  bool
+		pipeline int
+	}{
+		{"plain/off", "/plain", false, 0},
+		{"plain/8", "/plain", false, 8},
+		{"read/off", "/read", true, 0},
+		{"read/8", "/read", true, 8},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var s *Sessions
+			if tc.session {
+				s = embeddedSessions(b)
+			}
+			c := benchProxyPipelined(b, s, true, tc.pipeline)
+			b.SetParallelism(16)
+			runBench(b, c, tc.path, tc.session)
+		})
+	}
 }
