@@ -183,8 +183,8 @@ func (p *pipeline) queue(w *pipeWork) (bool, error) {
 			pick.headStart.Store(now.UnixNano()) // until its reader starts the wait
 		}
 		pick.inflight++
-		pick.writeq <- w // never blocks: writeq holds at most depth
 		p.mu.Unlock()
+		pick.write(w)
 		return true, nil
 	}
 	full := len(p.conns) >= p.maxConns
@@ -200,8 +200,8 @@ func (p *pipeline) queue(w *pipeWork) (bool, error) {
 	p.conns = append(p.conns, c)
 	c.headStart.Store(now.UnixNano())
 	c.inflight++
-	c.writeq <- w
 	p.mu.Unlock()
+	c.write(w)
 	return true, nil
 }
 
@@ -215,12 +215,11 @@ func (p *pipeline) dial() (*pipeConn, error) {
 		p: p, conn: conn, check: newIdleCheckConn(conn),
 		bw:      bufio.NewWriterSize(conn, 16<<10),
 		br:      bufio.NewReaderSize(conn, p.readBuffer),
-		writeq:  make(chan *pipeWork, p.depth),
 		readq:   make(chan *pipeWork, p.depth),
+		dead:    make(chan struct{}),
 		bodyEnd: make(chan bool, 1),
 		idle:    time.NewTimer(pipelineMaxIdle),
 	}
-	go c.writeLoop()
 	go c.readLoop()
 	return c, nil
 }
@@ -232,7 +231,7 @@ func (p *pipeline) retire(c *pipeConn) {
 		return
 	}
 	c.retired.Store(true)
-	close(c.writeq)
+	close(c.dead)
 	if i := slices.Index(p.conns, c); i >= 0 {
 		p.conns = slices.Delete(p.conns, i, i+1)
 	}
@@ -244,18 +243,26 @@ func (p *pipeline) kill(c *pipeConn) {
 	c.conn.Close()
 }
 
-// pipeConn is one pipelined backend connection.
+// pipeConn is one pipelined backend connection: its callers write the
+// requests, its reader goroutine reads the answers.
 type pipeConn struct {
 	p       *pipeline
 	conn    net.Conn
 	check   net.Conn // conn behind its idle check (peeks the socket)
 	bw      *bufio.Writer
 	br      *bufio.Reader
-	writeq  chan *pipeWork // queued, to be written
-	readq   chan *pipeWork // written, to be answered in order
+	readq   chan *pipeWork // every request queued onto c, in the order written (or handed back unsent)
+	dead    chan struct{}  // closed by retire
 	bodyEnd chan bool      // a streamed body was relayed (true) or broke off
 	idle    *time.Timer    // reader's: ends a connection left idle
-	retired atomic.Bool    // set under p.mu with writeq's close
+	retired atomic.Bool    // set under p.mu with dead's close
+
+	// The write side: each request is written by its caller's goroutine
+	// under wmu; the last of the callers waiting for wmu flushes, so that
+	// requests that queue up while one is being flushed go out together.
+	wmu     sync.Mutex
+	writers atomic.Int32 // callers writing or waiting for wmu
+	werr    error        // under wmu: the first write error; nothing is written after it
 	// headStart is when the wait for the oldest answer began (unix ns).
 	headStart atomic.Int64
 
@@ -271,37 +278,35 @@ type pipeConn struct {
 // Conn is c's network connection.
 func (c *pipeConn) Conn() net.Conn { return c.conn }
 
-// writeLoop writes what is queued, flushing when the queue runs dry so
-// that requests queued meanwhile go out in one write.
-func (c *pipeConn) writeLoop() {
-	defer close(c.readq)
-	var werr error
-	for w := range c.writeq {
-		if werr != nil || c.retired.Load() {
-			c.readq <- w // unsent
-			continue
-		}
-		now := time.Now()
+// write writes w, whose place on c queue reserved, and hands it to the
+// reader, unsent if c was retired or broke before its turn.
+func (c *pipeConn) write(w *pipeWork) {
+	c.writers.Add(1)
+	c.wmu.Lock()
+	now := time.Now()
+	if c.werr == nil && !c.retired.Load() {
 		if c.bw.Buffered() == 0 {
-			werr = c.conn.SetWriteDeadline(now.Add(c.p.responseTimeout))
+			c.werr = c.conn.SetWriteDeadline(now.Add(c.p.responseTimeout))
 		}
-		if werr == nil {
-			werr = w.req.Write(c.bw)
+		if c.werr == nil {
+			c.werr = w.req.Write(c.bw)
 			w.sent = true
 		}
-		if werr == nil && len(c.writeq) == 0 {
-			werr = c.bw.Flush()
-		}
 		w.written = now
-		if werr != nil {
-			werr = timeoutAsErrTimeout(werr)
-			w.err = werr
-			c.p.mu.Lock()
-			c.p.kill(c)
-			c.p.mu.Unlock()
-		}
-		c.readq <- w
 	}
+	// The last caller in flushes for all: those that wrote before it
+	// left their requests in the buffer.
+	if c.writers.Add(-1) == 0 && c.werr == nil && c.bw.Buffered() > 0 {
+		c.werr = c.bw.Flush()
+	}
+	if c.werr != nil {
+		if w.sent {
+			w.err = timeoutAsErrTimeout(c.werr)
+		}
+		c.end() // the requests in the buffer before it fail at the reader
+	}
+	c.readq <- w // never blocks: it holds depth, and at most depth are queued onto c
+	c.wmu.Unlock()
 }
 
 // readLoop reads the answers in the order the requests were written. Once
@@ -310,6 +315,7 @@ func (c *pipeConn) writeLoop() {
 // those written behind, errStaleConn (through !sent) for those never
 // written.
 func (c *pipeConn) readLoop() {
+	defer c.idle.Stop()
 	var broken error
 	for {
 		w, ok := c.next()
@@ -338,15 +344,29 @@ func (c *pipeConn) readLoop() {
 // writer is gone.
 func (c *pipeConn) next() (*pipeWork, bool) {
 	select {
-	case w, ok := <-c.readq:
-		return w, ok
+	case w := <-c.readq:
+		return w, true
 	default:
+	}
+	if c.retired.Load() {
+		// Every request queued onto c reaches readq: once none is left
+		// unanswered, nothing more will.
+		c.p.mu.Lock()
+		n := c.inflight
+		c.p.mu.Unlock()
+		if n == 0 {
+			return nil, false
+		}
+		return <-c.readq, true
 	}
 	c.idle.Reset(pipelineMaxIdle)
 	select {
-	case w, ok := <-c.readq:
+	case w := <-c.readq:
 		c.idle.Stop()
-		return w, ok
+		return w, true
+	case <-c.dead:
+		c.idle.Stop()
+		return nil, true
 	case <-c.idle.C:
 		c.p.mu.Lock()
 		if c.inflight == 0 {
@@ -481,7 +501,11 @@ func (c *pipeConn) stream(w *pipeWork, cl int, closeConn bool) error {
 	w.resp.ImmediateHeaderFlush = true
 	c.complete(w, nil)
 	if ends {
-		for behind := range c.readq {
+		for {
+			behind, ok := c.next()
+			if !ok {
+				break
+			}
 			c.fail(behind, errUnanswered)
 		}
 	}
