@@ -145,10 +145,11 @@ func (p *pipeline) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, res
 	return true, err
 }
 
-// queue puts w on a connection: an idle one if there is one, else the
-// least loaded with room whose oldest request is not waiting long, as
-// long as the backend has pipelineConns connections; otherwise a new
-// one. It reports false, with no error, when the backend has maxConns
+// queue puts w on a connection: the busiest with room whose oldest
+// request is not waiting long, since the more requests wait on one
+// connection the more go out in one write; an idle one if none is busy;
+// a new one when none may take it, or when the backend has fewer than
+// minConns. It reports false, with no error, when the backend has maxConns
 // pipelined connections and none may take w.
 func (p *pipeline) queue(w *pipeWork) (bool, error) {
 	now := time.Now()
@@ -161,7 +162,7 @@ func (p *pipeline) queue(w *pipeWork) (bool, error) {
 			continue
 		}
 		i++
-		if c.streaming || c.inflight >= p.depth || pick != nil && pick.inflight <= c.inflight {
+		if c.streaming || c.inflight >= p.depth || pick != nil && pick.inflight >= c.inflight {
 			continue
 		}
 		// An answer slow in coming holds up everything behind it:

@@ -13,10 +13,10 @@ func BenchmarkProxyPipeline(b *testing.B) {
 		session  bool
 		pipeline int
 	}{
-		{"plain/off", "/plain", false, 0},
-		{"plain/8", "/plain", false, 8},
-		{"read/off", "/read", true, 0},
-		{"read/8", "/read", true, 8},
+		{"plain/pipeline=off", "/plain", false, 0},
+		{"plain/pipeline=8", "/plain", false, 8},
+		{"read/pipeline=off", "/read", true, 0},
+		{"read/pipeline=8", "/read", true, 8},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			var s *Sessions
