@@ -476,3 +476,58 @@ func TestPipelineInflight(t *testing.T) {
 	}
 	waitFor(t, "in flight back to 0", func() bool { return p.Pool.Backends[0].Inflight() == 0 })
 }
+
+// TestPipelineEventStreamFailsBehind: an event stream may never end, so
+// the requests written behind it are not left waiting for it: the GET
+// behind is answered on another connection while the stream still flows.
+func TestPipelineEventStreamFailsBehind(t *testing.T) {
+	read, end := make(chan string), make(chan struct{})
+	var endOnce sync.Once
+	stop := func() { endOnce.Do(func() { close(end) }) }
+	t.Cleanup(stop) // a failing test still lets the stream end
+	be := newSockBackend(t, func(n int, conn net.Conn, br *bufio.Reader) {
+		for {
+			r, _ := readReq(br)
+			if r == nil {
+				return
+			}
+			if n > 1 {
+				answer(conn, "again "+r.URL.Path)
+				continue
+			}
+			read <- r.URL.Path
+			if r.URL.Path == "/c" {
+				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata:1\r\n")
+				<-end
+				io.WriteString(conn, "0\r\n\r\n")
+				return
+			}
+		}
+	})
+	base := pipelinedProxy(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())}, oneConn)
+	events := make(chan *http.Response, 1)
+	go func() {
+		resp, err := client.Get(base + "/events")
+		if err != nil {
+			t.Error(err)
+			close(events)
+			return
+		}
+		events <- resp
+	}()
+	<-read
+	rc := asyncDo(t, "GET", base+"/c", "")
+	<-read
+	resp := <-events
+	if resp == nil {
+		t.FailNow()
+	}
+	defer resp.Body.Close()
+	if c := <-rc; c.status != 200 || c.body != "again /c" {
+		t.Fatalf("GET /c behind an event stream: %d %q, want it sent again at once", c.status, c.body)
+	}
+	stop()
+	if body, err := io.ReadAll(resp.Body); err != nil || string(body) != "data:1" {
+		t.Fatalf("event stream: %q, %v", body, err)
+	}
+}
