@@ -18,6 +18,7 @@ type Upstream struct {
 	Balancer string    `yaml:"balancer"` // (default: the top-level balancer)
 	Backends []Backend `yaml:"backends"` // at least one
 	Health   Health    `yaml:"health"`   // each field not set is the top-level one's
+	Pipeline int       `yaml:"pipeline"` // requests in flight per backend connection; 0 = off, never inherited (config/pipeline.go)
 }
 
 // Route sends the requests it matches to an upstream or serves them from
@@ -57,7 +58,7 @@ func (c *Config) UpstreamNames() []string {
 // "default".
 func (c *Config) UpstreamConfig(name string) Upstream {
 	if name == DefaultUpstream {
-		return Upstream{Balancer: c.Balancer, Backends: c.Backends, Health: c.Health}
+		return Upstream{Balancer: c.Balancer, Backends: c.Backends, Health: c.Health, Pipeline: c.Pipeline}
 	}
 	return c.Upstreams[name]
 }

@@ -49,6 +49,7 @@ func (c *Config) Validate() error {
 	v.oneOf("access_log", c.AccessLog, "text", "json", "combined", "off")
 	v.session()
 	v.frontDoor()
+	v.pipelines()
 	v.tls()
 	if len(v.errs) > 0 {
 		return v.errs

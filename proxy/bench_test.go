@@ -39,6 +39,12 @@ func serveBench(b *testing.B, ln net.Listener) {
 // loopback and the proxy dials it as in production, through the idle
 // check of backendconn.go; otherwise it is in memory too.
 func benchProxy(b *testing.B, sessions *Sessions, tcp bool) *fasthttp.HostClient {
+	return benchProxyPipelined(b, sessions, tcp, 0)
+}
+
+// benchProxyPipelined is benchProxy with Pipeline set to pipeline (which
+// dials the backend itself: tcp must be true for it to be used).
+func benchProxyPipelined(b *testing.B, sessions *Sessions, tcp bool, pipeline int) *fasthttp.HostClient {
 	backendURL := "http://backend:80"
 	var backendLn net.Listener = fasthttputil.NewInmemoryListener()
 	if tcp {
@@ -51,7 +57,7 @@ func benchProxy(b *testing.B, sessions *Sessions, tcp bool) *fasthttp.HostClient
 	serveBench(b, backendLn)
 	be, _ := NewBackend(backendURL, 1, false)
 	pool, _ := balancer.NewPool("round_robin", []*balancer.Backend{be}, nil)
-	p := &Proxy{Pool: pool, Sessions: sessions}
+	p := &Proxy{Pool: pool, Sessions: sessions, Pipeline: pipeline}
 	p.once.Do(p.init)
 	if mem, ok := backendLn.(*fasthttputil.InmemoryListener); ok {
 		p.clients[0].Dial = func(string) (net.Conn, error) { return mem.Dial() }

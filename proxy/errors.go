@@ -69,6 +69,7 @@ const (
 	staleConn                    // pooled connections the backend wrote to or closed while idle; nothing sent
 	unforwardable                // the request itself cannot be written; no backend would do better
 	clientFailed                 // the client's body broke off, stalled or went over max_body while streaming
+	unanswered                   // pipelined behind an answer that ended its connection: may have reached it, not its fault
 )
 
 // backendsFault reports whether the failure counts against the backend's
@@ -81,7 +82,7 @@ func (f failure) backendsFault() bool {
 
 // reached reports whether the request may have reached the backend; only
 // idempotent requests are then sent again.
-func (f failure) reached() bool { return f == sent || f == timedOut }
+func (f failure) reached() bool { return f == sent || f == timedOut || f == unanswered }
 
 // classify turns an error from HostClient.Do into the client's answer and
 // how the try failed. Like caddy's statusError: 502 by default, 504 when
@@ -98,6 +99,8 @@ func classify(err error) (*Error, failure) {
 		return cbe.answer(), clientFailed
 	case errors.Is(err, errHostRequired):
 		return errNoHost, unforwardable
+	case errors.Is(err, errUnanswered):
+		return errClosed, unanswered
 	case errors.Is(err, errStaleConn):
 		// Servers close idle keep-alive connections as a matter of
 		// course; HostClient has tried fresh ones already.

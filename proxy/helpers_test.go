@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,6 +102,9 @@ func newPool(t *testing.T, policy string, h *balancer.Health, urls ...string) *b
 // startProxy serves p on a free loopback port and returns its base URL.
 func startProxy(t *testing.T, p *Proxy, o ServerOptions) string {
 	t.Helper()
+	if p.Pipeline == 0 {
+		p.Pipeline = testPipeline
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -109,6 +114,12 @@ func startProxy(t *testing.T, p *Proxy, o ServerOptions) string {
 	t.Cleanup(func() { srv.Shutdown() })
 	return "http://" + ln.Addr().String()
 }
+
+// testPipeline, from SESSIONPROXY_TEST_PIPELINE, is the Pipeline every
+// proxy of startProxy gets unless it sets its own: `make test` runs this
+// package's tests again with 8, so that the pipelined transport passes
+// what the ordinary one does.
+var testPipeline, _ = strconv.Atoi(os.Getenv("SESSIONPROXY_TEST_PIPELINE"))
 
 // client is an HTTP client with keep-alive, like a browser.
 var client = &http.Client{Timeout: 10 * time.Second}

@@ -96,6 +96,12 @@ type Proxy struct {
 	// second Proxy over the upstream's clients.
 	ClientsFrom *Proxy
 
+	// Pipeline, if above 0, pipelines requests to each plain-HTTP backend:
+	// at most this many in flight on one connection, written back to
+	// back (docs/config.md, "pipeline"). 0 sends one request per
+	// connection at a time.
+	Pipeline int
+
 	// ErrorPages, if not nil, gives the proxy's own errors HTML bodies.
 	ErrorPages *ErrorPages
 
@@ -153,6 +159,10 @@ func (p *Proxy) init() {
 	for i, b := range p.Pool.Backends {
 		t := transportSettings{backend: b, responseTimeout: response, readIdle: readIdle, logger: p.logger()}
 		p.clients[i] = newHostClient(b, t, connect, maxConns, maxHeader)
+		if p.Pipeline > 0 && !p.clients[i].IsTLS {
+			p.clients[i].Transport = newPipeline(p.clients[i].Transport, t,
+				pipelineSettings{depth: p.Pipeline, maxConns: maxConns, connect: connect, readBuffer: maxHeader})
+		}
 		p.gauges.NewGauge(fmt.Sprintf(`sessionproxy_backend_up{upstream=%q,backend=%q}`, p.upstream(), b.URL), func() float64 {
 			if b.Available() {
 				return 1
@@ -273,7 +283,7 @@ func retryStaleConn(req *fasthttp.Request, attempts int, err error) (resetTimeou
 	if attempts > 1 || !idempotent(&req.Header) {
 		return false, false
 	}
-	return false, err == io.EOF || err == fasthttp.ErrConnectionClosed
+	return false, err == io.EOF || err == fasthttp.ErrConnectionClosed || err == errUnanswered
 }
 
 // forwardable reports whether fasthttp can write req to a backend as it is.

@@ -179,7 +179,9 @@ func (b *upstreamBody[C]) fail(err error) error {
 // it did (fasthttp passes its write error). The connection is pooled only
 // when the body was read to its end and nothing went wrong.
 func (b *upstreamBody[C]) CloseWithError(werr error) error {
-	b.hc.ReleaseReader(b.br)
+	if b.hc != nil { // a pipelined connection keeps its reader: it may hold the next answers
+		b.hc.ReleaseReader(b.br)
+	}
 	if b.done && b.err == nil && werr == nil && !b.closeConn {
 		b.t.releaseConn(b.cc)
 	} else {

@@ -74,7 +74,8 @@ type env struct {
 	backend []string // host:port
 	nginx   string
 	sp      map[string]string
-	anchors anchors // HAProxy, the classic stack, -baseline (anchors.go)
+	anchors anchors  // HAProxy, the classic stack, -baseline (anchors.go)
+	nodes   []string // the memcached nodes, "id:host:port"
 }
 
 func main() {
@@ -116,6 +117,10 @@ func main() {
 	e := &env{sp: map[string]string{}}
 	defer e.stop()
 	e.start()
+	if *pipelineOnly {
+		e.runPipeline() // pipeline.go
+		return
+	}
 	if *bigBodyOnly {
 		fmt.Print(e.bigBody(filepath.Join(e.dir, "sessionproxy")).markdown())
 		return
@@ -290,6 +295,7 @@ func (e *env) start() {
 		e.spawn("memcached", args...)
 		nodes = append(nodes, fmt.Sprintf("n%d:%s", i, addr))
 	}
+	e.nodes = nodes
 	for _, target := range []string{"hot", "async", "cold"} {
 		addr := freeAddr()
 		local, write := "64MiB", "sync"

@@ -117,6 +117,7 @@ func newUpstream(ctx context.Context, c *config.Config, name string, u config.Up
 	return &proxy.Proxy{
 		Pool:                 pool,
 		Upstream:             name,
+		Pipeline:             u.Pipeline,
 		Retries:              base.Retries,
 		ConnectTimeout:       base.ConnectTimeout,
 		ResponseTimeout:      base.ResponseTimeout,

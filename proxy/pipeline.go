@@ -1,0 +1,531 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"sessionproxy/balancer"
+)
+
+// pipeline is the RoundTripper of a backend whose upstream pipelines
+// (docs/config.md, "pipeline"): requests without a streamed body are
+// written back to back on a few connections, several in one write when
+// they queue up, at most depth of them awaiting an answer on one
+// connection, and the answers are read in order. A request with a
+// streamed body, or one that closes its connection, goes through
+// fallback, the backend's ordinary transport, whose connections are not
+// shared.
+//
+// Each connection has a writer and a reader goroutine. A response that
+// is streamed (larger than MaxBufferedBody, chunked, until close, or an
+// event stream) holds the connection's reader until its body is relayed:
+// no request is queued onto the connection meanwhile, and the requests
+// already written behind it wait their turn, at most depth-1 of them. A
+// response that ends its connection (until close, Connection: close) or
+// may never end (text/event-stream) fails the requests written behind it
+// with errUnanswered at once: the idempotent ones are tried again, the
+// others get 502.
+type pipeline struct {
+	fallback        fasthttp.RoundTripper
+	backend         *balancer.Backend
+	addr            string
+	depth           int
+	maxConns        int
+	connect         time.Duration
+	responseTimeout time.Duration
+	readIdle        time.Duration
+	readBuffer      int
+	minConns        int           // pipelineConns
+	slowHead        time.Duration // pipelineSlowHead
+	dialer          fasthttp.TCPDialer
+
+	// bodies relays streamed responses: the settings and pool of the
+	// upstreamBody of a pipelined connection, whose ends hand the
+	// connection's reader back (bodyRead) or end the connection
+	// (bodyBroken).
+	bodies transport[*pipeConn]
+
+	mu    sync.Mutex
+	conns []*pipeConn // open and taking requests
+}
+
+// pipelineSettings are what a pipeline needs beyond the transport
+// settings.
+type pipelineSettings struct {
+	depth      int
+	maxConns   int
+	connect    time.Duration
+	readBuffer int
+}
+
+// pipelineMaxIdle closes a pipelined connection idle this long, below the
+// 5s keep-alive timeout of common servers, as for pooled connections.
+const pipelineMaxIdle = 4 * time.Second
+
+// pipelineConns is how many connections a backend gets before requests
+// queue behind others: two requests that wait on each other (a slow one
+// and the one that releases it) then do not wait for ever.
+const pipelineConns = 2
+
+// pipelineSlowHead is how long a connection's oldest request may have
+// waited for its answer while more are queued behind it.
+const pipelineSlowHead = 20 * time.Millisecond
+
+// errUnanswered is a pipelined request written behind a response that
+// ended, or was to hold for ever, its connection: it may have reached
+// the backend, which did nothing wrong.
+var errUnanswered = errors.New("proxy: pipelined request left unanswered when its connection ended")
+
+func newPipeline(fallback fasthttp.RoundTripper, t transportSettings, s pipelineSettings) *pipeline {
+	p := &pipeline{
+		fallback: fallback, backend: t.backend, addr: t.backend.Addr,
+		depth: s.depth, maxConns: s.maxConns, connect: s.connect, readBuffer: s.readBuffer,
+		responseTimeout: t.responseTimeout, readIdle: t.readIdle,
+		minConns: pipelineConns, slowHead: pipelineSlowHead,
+	}
+	logger := t.logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	p.bodies = transport[*pipeConn]{backend: t.backend, responseTimeout: t.responseTimeout, readIdle: t.readIdle,
+		logger: logger, closeConn: bodyBroken, releaseConn: bodyRead}
+	return p
+}
+
+// pipeWork is one request on its way through a pipelined connection. The
+// caller waits on done; until then the connection's goroutines own it.
+type pipeWork struct {
+	req     *fasthttp.Request
+	resp    *fasthttp.Response
+	written time.Time // when it was put in the connection's write buffer
+	sent    bool      // some of it may have reached the backend
+	err     error
+	done    chan struct{}
+}
+
+var pipeWorkPool = sync.Pool{New: func() any { return &pipeWork{done: make(chan struct{}, 1)} }}
+
+// RoundTrip sends req on a pipelined connection, or through fallback when
+// it may not be pipelined.
+func (p *pipeline) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	if req.IsBodyStream() || req.Header.ConnectionClose() {
+		return p.fallback.RoundTrip(hc, req, resp)
+	}
+	w := pipeWorkPool.Get().(*pipeWork)
+	w.req, w.resp = req, resp
+	queued, err := p.queue(w)
+	if !queued {
+		*w = pipeWork{done: w.done}
+		pipeWorkPool.Put(w)
+		if err != nil {
+			return false, err
+		}
+		// Every connection this backend may have is open and full.
+		return p.fallback.RoundTrip(hc, req, resp)
+	}
+	<-w.done
+	err, sent := w.err, w.sent
+	*w = pipeWork{done: w.done}
+	pipeWorkPool.Put(w)
+	switch {
+	case err == nil:
+		return false, nil
+	case !sent:
+		// Nothing of it left the proxy: any request may be sent again.
+		return true, errStaleConn
+	}
+	return true, err
+}
+
+// queue puts w on a connection: the busiest with room whose oldest
+// request is not waiting long, since the more requests wait on one
+// connection the more go out in one write; an idle one if none is busy;
+// a new one when none may take it, or when the backend has fewer than
+// minConns. It reports false, with no error, when the backend has maxConns
+// pipelined connections and none may take w.
+func (p *pipeline) queue(w *pipeWork) (bool, error) {
+	now := time.Now()
+	p.mu.Lock()
+	var pick *pipeConn
+	for i := 0; i < len(p.conns); {
+		c := p.conns[i]
+		if c.inflight == 0 && now.Sub(c.idleSince) > pipelineMaxIdle {
+			p.kill(c) // removes c from p.conns
+			continue
+		}
+		i++
+		if c.streaming || c.inflight >= p.depth || pick != nil && pick.inflight >= c.inflight {
+			continue
+		}
+		// An answer slow in coming holds up everything behind it:
+		// nothing more goes behind it.
+		if c.inflight > 0 && now.UnixNano()-c.headStart.Load() > int64(p.slowHead) {
+			continue
+		}
+		pick = c
+	}
+	if pick != nil && pick.inflight == 0 && staleIdle(pick.check) {
+		// A connection that sat idle is checked before anything is
+		// written to it: bytes the backend sent meanwhile, or its
+		// close, would be read as this request's answer.
+		p.kill(pick)
+		pick = nil
+	}
+	if pick != nil && (pick.inflight == 0 || len(p.conns) >= p.minConns) {
+		if pick.inflight == 0 {
+			pick.headStart.Store(now.UnixNano()) // until its reader starts the wait
+		}
+		pick.inflight++
+		p.mu.Unlock()
+		pick.write(w)
+		return true, nil
+	}
+	full := len(p.conns) >= p.maxConns
+	p.mu.Unlock()
+	if full {
+		return false, nil
+	}
+	c, err := p.dial()
+	if err != nil {
+		return false, err
+	}
+	p.mu.Lock()
+	p.conns = append(p.conns, c)
+	c.headStart.Store(now.UnixNano())
+	c.inflight++
+	p.mu.Unlock()
+	c.write(w)
+	return true, nil
+}
+
+// dial opens a pipelined connection and starts its goroutines.
+func (p *pipeline) dial() (*pipeConn, error) {
+	conn, err := p.dialer.DialTimeout(p.addr, p.connect)
+	if err != nil {
+		return nil, err
+	}
+	c := &pipeConn{
+		p: p, conn: conn, check: newIdleCheckConn(conn),
+		bw:      bufio.NewWriterSize(conn, 16<<10),
+		br:      bufio.NewReaderSize(conn, p.readBuffer),
+		readq:   make(chan *pipeWork, p.depth),
+		dead:    make(chan struct{}),
+		bodyEnd: make(chan bool, 1),
+		idle:    time.NewTimer(pipelineMaxIdle),
+	}
+	go c.readLoop()
+	return c, nil
+}
+
+// retire takes c out of service: no request is queued onto it any more,
+// and those not yet written are handed back unsent. Called with p.mu held.
+func (p *pipeline) retire(c *pipeConn) {
+	if c.retired.Load() {
+		return
+	}
+	c.retired.Store(true)
+	close(c.dead)
+	if i := slices.Index(p.conns, c); i >= 0 {
+		p.conns = slices.Delete(p.conns, i, i+1)
+	}
+}
+
+// kill retires c and closes its connection. Called with p.mu held.
+func (p *pipeline) kill(c *pipeConn) {
+	p.retire(c)
+	c.conn.Close()
+}
+
+// pipeConn is one pipelined backend connection: its callers write the
+// requests, its reader goroutine reads the answers.
+type pipeConn struct {
+	p       *pipeline
+	conn    net.Conn
+	check   net.Conn // conn behind its idle check (peeks the socket)
+	bw      *bufio.Writer
+	br      *bufio.Reader
+	readq   chan *pipeWork // every request queued onto c, in the order written (or handed back unsent)
+	dead    chan struct{}  // closed by retire
+	bodyEnd chan bool      // a streamed body was relayed (true) or broke off
+	idle    *time.Timer    // reader's: ends a connection left idle
+	retired atomic.Bool    // set under p.mu with dead's close
+
+	// The write side: each request is written by its caller's goroutine
+	// under wmu; the last of the callers waiting for wmu flushes, so that
+	// requests that queue up while one is being flushed go out together.
+	wmu     sync.Mutex
+	writers atomic.Int32 // callers writing or waiting for wmu
+	werr    error        // under wmu: the first write error; nothing is written after it
+	// headStart is when the wait for the oldest answer began (unix ns).
+	headStart atomic.Int64
+
+	// The reader's own.
+	headSince time.Time // when the previous answer was read: the next one's wait starts then, or at its write
+
+	// Under p.mu.
+	inflight  int       // queued and not yet answered
+	streaming bool      // the reader is relaying a streamed body
+	idleSince time.Time // when inflight last went to 0
+}
+
+// Conn is c's network connection.
+func (c *pipeConn) Conn() net.Conn { return c.conn }
+
+// write writes w, whose place on c queue reserved, and hands it to the
+// reader, unsent if c was retired or broke before its turn.
+func (c *pipeConn) write(w *pipeWork) {
+	c.writers.Add(1)
+	c.wmu.Lock()
+	now := time.Now()
+	if c.werr == nil && !c.retired.Load() {
+		if c.bw.Buffered() == 0 {
+			c.werr = c.conn.SetWriteDeadline(now.Add(c.p.responseTimeout))
+		}
+		if c.werr == nil {
+			c.werr = w.req.Write(c.bw)
+			w.sent = true
+		}
+		w.written = now
+	}
+	// The last caller in flushes for all: those that wrote before it
+	// left their requests in the buffer.
+	if c.writers.Add(-1) == 0 && c.werr == nil && c.bw.Buffered() > 0 {
+		c.werr = c.bw.Flush()
+	}
+	if c.werr != nil {
+		if w.sent {
+			w.err = timeoutAsErrTimeout(c.werr)
+		}
+		c.end() // the requests in the buffer before it fail at the reader
+	}
+	c.readq <- w // never blocks: it holds depth, and at most depth are queued onto c
+	c.wmu.Unlock()
+}
+
+// readLoop reads the answers in the order the requests were written. Once
+// the connection broke, each request still on it is failed: with the
+// error that broke it for the one it broke under, errUnanswered for
+// those written behind, errStaleConn (through !sent) for those never
+// written.
+func (c *pipeConn) readLoop() {
+	defer c.idle.Stop()
+	var broken error
+	for {
+		w, ok := c.next()
+		if !ok {
+			return
+		}
+		switch {
+		case w == nil:
+			continue // idle timer: next looks again
+		case !w.sent, w.err != nil, broken != nil:
+			if w.err != nil {
+				broken = errUnanswered
+			}
+			c.fail(w, broken)
+		default:
+			if err := c.read(w); err != nil {
+				c.end()
+				broken = errUnanswered
+			}
+		}
+	}
+}
+
+// next returns the next written request, nil when c was idle for
+// pipelineMaxIdle (and is ended if still idle), and false once the
+// writer is gone.
+func (c *pipeConn) next() (*pipeWork, bool) {
+	select {
+	case w := <-c.readq:
+		return w, true
+	default:
+	}
+	if c.retired.Load() {
+		// Every request queued onto c reaches readq: once none is left
+		// unanswered, nothing more will.
+		c.p.mu.Lock()
+		n := c.inflight
+		c.p.mu.Unlock()
+		if n == 0 {
+			return nil, false
+		}
+		return <-c.readq, true
+	}
+	c.idle.Reset(pipelineMaxIdle)
+	select {
+	case w := <-c.readq:
+		c.idle.Stop()
+		return w, true
+	case <-c.dead:
+		c.idle.Stop()
+		return nil, true
+	case <-c.idle.C:
+		c.p.mu.Lock()
+		if c.inflight == 0 {
+			c.p.kill(c)
+		}
+		c.p.mu.Unlock()
+		return nil, true
+	}
+}
+
+// complete hands w back to its caller with err, a nil err meaning the
+// answer is in w.resp.
+func (c *pipeConn) complete(w *pipeWork, err error) {
+	if w.err == nil {
+		w.err = err
+	}
+	c.p.mu.Lock()
+	c.inflight--
+	if c.inflight == 0 {
+		c.idleSince = time.Now()
+	}
+	c.p.mu.Unlock()
+	w.done <- struct{}{}
+}
+
+// end ends c. A connection that fails is ended before the request it
+// failed under is answered, so that no request its client sends next is
+// queued onto it.
+func (c *pipeConn) end() {
+	c.p.mu.Lock()
+	c.p.kill(c)
+	c.p.mu.Unlock()
+}
+
+// fail hands w back unanswered: with its own error if it has one,
+// errStaleConn if nothing of it was written, else err.
+func (c *pipeConn) fail(w *pipeWork, err error) {
+	if !w.sent {
+		err = errStaleConn
+	}
+	c.complete(w, err)
+}
+
+// settle ends c if the backend sent more than the answers to what was
+// asked: bytes read past the last answer while nothing else is awaited
+// would be taken for the next request's answer, another client's.
+func (c *pipeConn) settle() {
+	c.p.mu.Lock()
+	if c.inflight == 0 && c.br.Buffered() > 0 {
+		c.p.kill(c)
+	}
+	c.p.mu.Unlock()
+}
+
+// read reads w's answer. A non-nil error means the connection is done
+// for: w has been answered with it, or with its own failure.
+func (c *pipeConn) read(w *pipeWork) error {
+	p := c.p
+	// The wait for an answer's headers starts when the backend could
+	// start on it: at its write, or once the answer before it was read,
+	// whichever is later. A request queued behind a long download is not
+	// timed out by the download, nor is the backend charged for it.
+	start := w.written
+	if c.headSince.After(start) {
+		start = c.headSince
+	}
+	c.headStart.Store(start.UnixNano())
+	resp := w.resp
+	err := c.conn.SetReadDeadline(start.Add(p.responseTimeout))
+	if err == nil {
+		err = readResponseHeader(c.br, &resp.Header)
+	}
+	if err != nil {
+		c.end()
+		c.complete(w, timeoutAsErrTimeout(err))
+		return err
+	}
+	closeConn := resp.Header.ConnectionClose()
+	cl := resp.Header.ContentLength()
+	switch {
+	case w.req.Header.IsHead() || statusHasNoBody(resp.Header.StatusCode()):
+		resp.SkipBody = true
+	case cl >= 0 && cl <= MaxBufferedBody && !eventStream(&resp.Header):
+		if c.br.Buffered() < cl {
+			err = c.conn.SetReadDeadline(time.Now().Add(p.readIdle))
+		}
+		if err == nil {
+			err = resp.ReadBody(c.br, MaxBufferedBody)
+		}
+		if err != nil {
+			c.end()
+			c.complete(w, timeoutAsErrTimeout(err))
+			return err
+		}
+	default:
+		return c.stream(w, cl, closeConn)
+	}
+	c.headSince = time.Now()
+	if closeConn {
+		c.end()
+		c.complete(w, nil)
+		return errUnanswered
+	}
+	c.complete(w, nil)
+	c.settle()
+	return nil
+}
+
+// stream hands w's body to its caller as an upstreamBody reading c, and
+// waits until it is relayed.
+func (c *pipeConn) stream(w *pipeWork, cl int, closeConn bool) error {
+	p := c.p
+	// A body until close ends the connection; an event stream may never
+	// end: either way nothing written behind it will be answered in time.
+	ends := cl < -1 || eventStream(&w.resp.Header) || closeConn
+	p.mu.Lock()
+	c.streaming = true
+	if ends {
+		p.retire(c)
+	}
+	p.mu.Unlock()
+	body, _ := p.bodies.bodies.Get().(*upstreamBody[*pipeConn])
+	if body == nil {
+		body = new(upstreamBody[*pipeConn])
+	}
+	body.start(nil, c, c.br, &p.bodies, cl, ends)
+	size := cl
+	if size < 0 {
+		size = -1
+	}
+	w.resp.SetBodyStream(body, size)
+	w.resp.ImmediateHeaderFlush = true
+	c.complete(w, nil)
+	if ends {
+		for {
+			behind, ok := c.next()
+			if !ok {
+				break
+			}
+			c.fail(behind, errUnanswered)
+		}
+	}
+	relayed := <-c.bodyEnd
+	c.headSince = time.Now()
+	p.mu.Lock()
+	c.streaming = false
+	p.mu.Unlock()
+	if !relayed || ends {
+		return errUnanswered
+	}
+	c.settle()
+	return nil
+}
+
+// bodyRead is a pipelined connection's upstreamBody read to its end: the
+// reader goes on to the next answer.
+func bodyRead(c *pipeConn) { c.bodyEnd <- true }
+
+// bodyBroken is a pipelined connection's upstreamBody that did not end
+// cleanly: the connection is ended.
+func bodyBroken(c *pipeConn) { c.bodyEnd <- false }

@@ -1,0 +1,533 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"sessionproxy/balancer"
+)
+
+// sockBackend is an HTTP backend written on raw sockets, so that a test
+// decides what each connection reads and writes, and when.
+type sockBackend struct {
+	ln    net.Listener
+	conns atomic.Int64
+}
+
+// newSockBackend serves each connection with serve; n counts connections
+// from 1.
+func newSockBackend(t *testing.T, serve func(n int, c net.Conn, br *bufio.Reader)) *sockBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &sockBackend{ln: ln}
+	var mu sync.Mutex
+	var open []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
+			n := int(b.conns.Add(1))
+			go func() {
+				defer c.Close()
+				serve(n, c, bufio.NewReader(c))
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return b
+}
+
+func (b *sockBackend) url() string { return "http://" + b.ln.Addr().String() }
+
+// readReq reads one request and its body; nil at the end of the
+// connection.
+func readReq(br *bufio.Reader) (*http.Request, string) {
+	r, err := http.ReadRequest(br)
+	if err != nil {
+		return nil, ""
+	}
+	body, _ := io.ReadAll(r.Body)
+	return r, string(body)
+}
+
+func answer(c net.Conn, body string, hdr ...string) {
+	fmt.Fprintf(c, "HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s", strings.Join(hdr, ""), len(body), body)
+}
+
+// pipelinedProxy starts a proxy pipelining up to 8 requests per
+// connection to url; configure may change its pipeline transport.
+func pipelinedProxy(t *testing.T, p *Proxy, configure func(*pipeline)) string {
+	t.Helper()
+	p.Pipeline = 8
+	p.once.Do(p.init)
+	pl, ok := p.clients[0].Transport.(*pipeline)
+	if !ok {
+		t.Fatalf("transport is %T, want *pipeline", p.clients[0].Transport)
+	}
+	if configure != nil {
+		configure(pl)
+	}
+	return startProxy(t, p, ServerOptions{})
+}
+
+// oneConn queues every request on one connection, however long its head
+// waits, so that a test can put requests behind others.
+func oneConn(pl *pipeline) { pl.minConns, pl.slowHead = 1, time.Hour }
+
+// asyncGet runs do in the background.
+func asyncDo(t *testing.T, method, url, body string) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		if body == "" {
+			req.Body = nil
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Errorf("%s %s: %v", method, url, err)
+			ch <- result{}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ch <- result{resp.StatusCode, resp.Header, string(b)}
+	}()
+	return ch
+}
+
+// TestPipelineAnswersInOrder: many clients at once over a fast backend
+// get each their own answer, with the requests sent back to back (the
+// backend finds the next request already read while it answers one) and
+// session headers stripped as on the ordinary path.
+func TestPipelineAnswersInOrder(t *testing.T) {
+	var overlapped atomic.Bool
+	be := newSockBackend(t, func(_ int, c net.Conn, br *bufio.Reader) {
+		for {
+			r, _ := readReq(br)
+			if r == nil {
+				return
+			}
+			// Another request written before this one is answered.
+			c.SetReadDeadline(time.Now().Add(2 * time.Millisecond))
+			if _, err := br.Peek(1); err == nil {
+				overlapped.Store(true)
+			}
+			c.SetReadDeadline(time.Time{})
+			answer(c, r.URL.Path, "X-Session-Set-User: mallory\r\n")
+		}
+	})
+	base := pipelinedProxy(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())}, nil)
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 25 {
+				path := fmt.Sprintf("/g%d/%d", g, i)
+				r := get(t, base+path)
+				if r.status != 200 || r.body != path {
+					t.Errorf("%s: %d %q", path, r.status, r.body)
+				}
+				if r.header.Get("X-Session-Set-User") != "" {
+					t.Errorf("%s: X-Session-Set-User reached the client", path)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if !overlapped.Load() {
+		t.Fatal("no request was sent while another was unanswered on its connection: nothing was pipelined")
+	}
+	if n := be.conns.Load(); n > 16 {
+		t.Fatalf("%d backend connections for 16 clients", n)
+	}
+}
+
+// TestPipelineStreamedRequestBodyGoesAlone: a request whose body streams
+// from the client takes a connection of its own; one with a small whole
+// body is pipelined.
+func TestPipelineStreamedRequestBodyGoesAlone(t *testing.T) {
+	var mu sync.Mutex
+	connOf := map[string]int{}
+	be := newSockBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		for {
+			r, body := readReq(br)
+			if r == nil {
+				return
+			}
+			mu.Lock()
+			connOf[r.URL.Path] = n
+			mu.Unlock()
+			answer(c, fmt.Sprint(len(body)))
+		}
+	})
+	base := pipelinedProxy(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())}, nil)
+	big := strings.Repeat("b", 200<<10)
+	if r := do(t, "POST", base+"/big", big); r.status != 200 || r.body != fmt.Sprint(len(big)) {
+		t.Fatalf("streamed POST: %d %q", r.status, r.body)
+	}
+	for _, path := range []string{"/after1", "/small", "/after2"} {
+		if r := do(t, "POST", base+path, "tiny"); r.status != 200 || r.body != "4" {
+			t.Fatalf("%s: %d %q", path, r.status, r.body)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if connOf["/big"] == connOf["/after1"] {
+		t.Fatalf("the streamed body went on the pipelined connection: %v", connOf)
+	}
+	if connOf["/small"] != connOf["/after1"] || connOf["/after2"] != connOf["/after1"] {
+		t.Fatalf("small bodies were not pipelined on one connection: %v", connOf)
+	}
+}
+
+// TestPipelineStreamedResponse: a large response is relayed as it comes;
+// no request is queued behind it while it streams, and one written behind
+// it before its head came waits its turn and is answered after it.
+func TestPipelineStreamedResponse(t *testing.T) {
+	const size = 1 << 20
+	readBig, readBehind, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	be := newSockBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		for {
+			r, _ := readReq(br)
+			if r == nil {
+				return
+			}
+			if r.URL.Path != "/big" {
+				answer(c, r.URL.Path)
+				continue
+			}
+			close(readBig)
+			r2, _ := readReq(br) // written behind /big on the same connection
+			if r2 == nil {
+				return
+			}
+			close(readBehind)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+			c.Write(make([]byte, 64<<10))
+			<-release
+			c.Write(make([]byte, size-64<<10))
+			answer(c, r2.URL.Path)
+		}
+	})
+	base := pipelinedProxy(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())}, oneConn)
+	bigResp := make(chan *http.Response, 1)
+	go func() {
+		resp, err := client.Get(base + "/big")
+		if err != nil {
+			t.Error(err)
+			close(bigResp)
+			return
+		}
+		bigResp <- resp
+	}()
+	<-readBig
+	behind := asyncDo(t, "GET", base+"/behind", "")
+	<-readBehind
+	resp := <-bigResp
+	if resp == nil {
+		t.FailNow()
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadFull(resp.Body, make([]byte, 64<<10)); err != nil {
+		t.Fatalf("the first 64 KiB, all the backend sent yet, did not come through: %v", err)
+	}
+	// The connection is streaming: a new request goes on another.
+	if r := get(t, base+"/other"); r.status != 200 || r.body != "/other" {
+		t.Fatalf("request during the stream: %d %q", r.status, r.body)
+	}
+	select {
+	case r := <-behind:
+		t.Fatalf("the request behind the stream was answered before it: %+v", r)
+	default:
+	}
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || len(rest) != size-64<<10 {
+		t.Fatalf("rest of the body: %d bytes, %v", len(rest), err)
+	}
+	if r := <-behind; r.status != 200 || r.body != "/behind" {
+		t.Fatalf("request behind the stream: %d %q", r.status, r.body)
+	}
+}
+
+// queuedBehind sends GET /a, POST /b and GET /c so that the backend's
+// first connection reads them in that order before it answers, and
+// returns their results. first is how that connection answers; later
+// connections answer normally.
+func queuedBehind(t *testing.T, p *Proxy, h *balancer.Health, first func(c net.Conn)) (a, b, c result, be *sockBackend) {
+	t.Helper()
+	read := make(chan string)
+	be = newSockBackend(t, func(n int, conn net.Conn, br *bufio.Reader) {
+		for {
+			r, _ := readReq(br)
+			if r == nil {
+				return
+			}
+			if n > 1 {
+				answer(conn, "again "+r.URL.Path)
+				continue
+			}
+			read <- r.URL.Path
+			if r.URL.Path == "/c" {
+				first(conn)
+				return
+			}
+		}
+	})
+	p.Pool = newPool(t, "round_robin", h, be.url())
+	base := pipelinedProxy(t, p, oneConn)
+	ra := asyncDo(t, "GET", base+"/a", "")
+	<-read
+	rb := asyncDo(t, "POST", base+"/b", "x")
+	<-read
+	rc := asyncDo(t, "GET", base+"/c", "")
+	<-read
+	return <-ra, <-rb, <-rc, be
+}
+
+// chargeLogged returns a Proxy whose pool logs "backend down" at the
+// first failure charged to a backend.
+func chargeLogged() (*balancer.Health, *lockedBuffer) {
+	log := &lockedBuffer{}
+	return &balancer.Health{MaxFails: 1, FailTimeout: time.Minute, Logger: slog.New(slog.NewTextHandler(log, nil))}, log
+}
+
+// TestPipelineUntilCloseFailsBehind: a response without a length ends
+// its connection: of the requests written behind it, the idempotent one
+// is sent again and the POST gets 502, and the backend, which did
+// nothing wrong, is not charged.
+func TestPipelineUntilCloseFailsBehind(t *testing.T) {
+	h, log := chargeLogged()
+	p := &Proxy{}
+	a, b, c, _ := queuedBehind(t, p, h, func(conn net.Conn) {
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\n\r\npartial")
+	})
+	if a.status != 200 || a.body != "partial" {
+		t.Fatalf("/a: %d %q", a.status, a.body)
+	}
+	if b.status != 502 {
+		t.Fatalf("POST /b behind an until-close answer: %d %q, want 502", b.status, b.body)
+	}
+	if c.status != 200 || c.body != "again /c" {
+		t.Fatalf("GET /c behind an until-close answer: %d %q, want it sent again", c.status, c.body)
+	}
+	if strings.Contains(log.String(), "backend down") {
+		t.Fatalf("backend charged a failure:\n%s", log.String())
+	}
+}
+
+// TestPipelineBrokenConnection: the backend answers the first request
+// and closes: the POST it broke under gets 502 and charges the backend
+// once; the GET behind is sent again.
+func TestPipelineBrokenConnection(t *testing.T) {
+	h, log := chargeLogged()
+	p := &Proxy{}
+	a, b, c, _ := queuedBehind(t, p, h, func(conn net.Conn) { answer(conn, "a") })
+	if a.status != 200 || a.body != "a" {
+		t.Fatalf("/a: %d %q", a.status, a.body)
+	}
+	if b.status != 502 {
+		t.Fatalf("POST /b on a broken connection: %d %q, want 502", b.status, b.body)
+	}
+	if c.status != 200 || c.body != "again /c" {
+		t.Fatalf("GET /c on a broken connection: %d %q, want it sent again", c.status, c.body)
+	}
+	if !strings.Contains(log.String(), "backend down") {
+		t.Fatal("the backend that broke the connection was not charged")
+	}
+}
+
+// TestPipelineResponseTimeout: timeouts.response runs for each request
+// from when the answer before it was read, so a backend that answers
+// each in time is not timed out by the queue, and one that never answers
+// gets 504.
+func TestPipelineResponseTimeout(t *testing.T) {
+	const step = 700 * time.Millisecond
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	p := &Proxy{ResponseTimeout: time.Second}
+	start := time.Now()
+	a, b, c, _ := queuedBehind(t, p, nil, func(conn net.Conn) {
+		time.Sleep(step)
+		answer(conn, "a")
+		time.Sleep(step)
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+		<-hold // /c is never answered
+	})
+	if a.status != 200 || b.status != 200 || b.body != "b" {
+		t.Fatalf("/a %d, POST /b %d %q: want both answered, %v after the first", a.status, b.status, b.body, 2*step)
+	}
+	if c.status != 504 {
+		t.Fatalf("/c never answered: %d %q, want 504", c.status, c.body)
+	}
+	if el := time.Since(start); el < 2*step+time.Second {
+		t.Fatalf("504 after %v, before its own response timeout ran out", el)
+	}
+}
+
+// TestPipelineUnsolicitedBytes: bytes a backend sends that answer no
+// request end the connection, whether they come with an answer or while
+// the connection is idle; the next request gets its own answer.
+func TestPipelineUnsolicitedBytes(t *testing.T) {
+	const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
+	for _, idle := range []bool{false, true} {
+		t.Run(fmt.Sprintf("idle=%v", idle), func(t *testing.T) {
+			sentEvil := make(chan struct{})
+			be := newSockBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+				for {
+					r, _ := readReq(br)
+					if r == nil {
+						return
+					}
+					if n > 1 {
+						answer(c, r.URL.Path)
+						continue
+					}
+					if idle {
+						answer(c, r.URL.Path)
+						time.Sleep(50 * time.Millisecond)
+						io.WriteString(c, evil)
+					} else {
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n/a"+evil)
+					}
+					close(sentEvil)
+				}
+			})
+			p := &Proxy{Pool: newPool(t, "round_robin", nil, be.url())}
+			base := pipelinedProxy(t, p, nil)
+			if r := get(t, base+"/a"); r.body != "/a" {
+				t.Fatalf("/a: %d %q", r.status, r.body)
+			}
+			<-sentEvil
+			time.Sleep(50 * time.Millisecond) // the bytes reach the proxy's socket
+			for _, path := range []string{"/b", "/c"} {
+				if r := get(t, base+path); r.status != 200 || r.body != path {
+					t.Fatalf("%s after unsolicited bytes: %d %q", path, r.status, r.body)
+				}
+			}
+		})
+	}
+}
+
+// TestPipelineInflight: requests waiting on one pipelined connection each
+// count as in flight to their backend, which least_conn balances on.
+func TestPipelineInflight(t *testing.T) {
+	read, release := make(chan struct{}, 3), make(chan struct{})
+	be := newSockBackend(t, func(_ int, c net.Conn, br *bufio.Reader) {
+		var paths []string
+		for len(paths) < 3 {
+			r, _ := readReq(br)
+			if r == nil {
+				return
+			}
+			paths = append(paths, r.URL.Path)
+			read <- struct{}{}
+		}
+		<-release
+		for _, p := range paths {
+			answer(c, p)
+		}
+		for {
+			r, _ := readReq(br)
+			if r == nil {
+				return
+			}
+			answer(c, r.URL.Path)
+		}
+	})
+	p := &Proxy{Pool: newPool(t, "least_conn", nil, be.url())}
+	base := pipelinedProxy(t, p, oneConn)
+	var results []<-chan result
+	for i := range 3 {
+		results = append(results, asyncDo(t, "GET", fmt.Sprintf("%s/%d", base, i), ""))
+		<-read
+	}
+	if n := p.Pool.Backends[0].Inflight(); n != 3 {
+		t.Fatalf("in flight %d, want 3", n)
+	}
+	close(release)
+	for i, ch := range results {
+		if r := <-ch; r.body != fmt.Sprintf("/%d", i) {
+			t.Fatalf("request %d answered %q", i, r.body)
+		}
+	}
+	waitFor(t, "in flight back to 0", func() bool { return p.Pool.Backends[0].Inflight() == 0 })
+}
+
+// TestPipelineEventStreamFailsBehind: an event stream may never end, so
+// the requests written behind it are not left waiting for it: the GET
+// behind is answered on another connection while the stream still flows.
+func TestPipelineEventStreamFailsBehind(t *testing.T) {
+	read, end := make(chan string), make(chan struct{})
+	var endOnce sync.Once
+	stop := func() { endOnce.Do(func() { close(end) }) }
+	t.Cleanup(stop) // a failing test still lets the stream end
+	be := newSockBackend(t, func(n int, conn net.Conn, br *bufio.Reader) {
+		for {
+			r, _ := readReq(br)
+			if r == nil {
+				return
+			}
+			if n > 1 {
+				answer(conn, "again "+r.URL.Path)
+				continue
+			}
+			read <- r.URL.Path
+			if r.URL.Path == "/c" {
+				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata:1\r\n")
+				<-end
+				io.WriteString(conn, "0\r\n\r\n")
+				return
+			}
+		}
+	})
+	base := pipelinedProxy(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())}, oneConn)
+	events := make(chan *http.Response, 1)
+	go func() {
+		resp, err := client.Get(base + "/events")
+		if err != nil {
+			t.Error(err)
+			close(events)
+			return
+		}
+		events <- resp
+	}()
+	<-read
+	rc := asyncDo(t, "GET", base+"/c", "")
+	<-read
+	resp := <-events
+	if resp == nil {
+		t.FailNow()
+	}
+	defer resp.Body.Close()
+	if c := <-rc; c.status != 200 || c.body != "again /c" {
+		t.Fatalf("GET /c behind an event stream: %d %q, want it sent again at once", c.status, c.body)
+	}
+	stop()
+	if body, err := io.ReadAll(resp.Body); err != nil || string(body) != "data:1" {
+		t.Fatalf("event stream: %q, %v", body, err)
+	}
+}
