@@ -245,6 +245,11 @@ func (e *env) anchorRuns() [][3]string {
 		{"classic|2 session read", a.classic, "/read"},
 		{"classic|3 session write (sync, 2 copies)", a.classic, "/write"},
 	}
+	if addr, ok := e.sp[pipelineTarget]; ok {
+		for _, s := range pipelineScenarios {
+			runs = append(runs, [3]string{pipelineRow + "|" + s.Name, addr, s.Path})
+		}
+	}
 	if a.base != nil {
 		for _, s := range scenarios {
 			if addr, ok := a.base[s.Target]; ok {
@@ -281,6 +286,11 @@ func anchorKeys(runs map[string][]result) []string {
 	var keys []string
 	for _, k := range []string{"haproxy|1 plain proxy", "classic|2 session read", "classic|3 session write (sync, 2 copies)"} {
 		if _, ok := runs[k]; ok {
+			keys = append(keys, k)
+		}
+	}
+	for _, s := range pipelineScenarios {
+		if k := pipelineRow + "|" + s.Name; runs[k] != nil {
 			keys = append(keys, k)
 		}
 	}
@@ -331,6 +341,16 @@ func targetRows(rows []row) []targetRow {
 	rps("session write, sync, 2 replicas", "classic write", sp("3 "), cw, 2.5)
 	rps("cold read", "nginx plain", sp("4 "), ngx, 0.8)
 	rps("cold read", "classic read", sp("4 "), cr, 1.5)
+	pp := func(prefix string) *row { return find(rows, pipelineRow, prefix) }
+	rps("plain proxy, `pipeline: 8`", "nginx plain", pp("1 "), ngx, 1.2)
+	rps("session read, hot tier, `pipeline: 8`", "nginx plain", pp("2 "), ngx, 1.2)
+	rps("session read, hot tier, `pipeline: 8`", "classic read", pp("2 "), cr, 3)
+	for _, s := range pipelineScenarios {
+		if p, n := pp(s.Name[:2]), find(rows, "nginx", s.Name[:2]); p != nil && n != nil && n.P99 > 0 {
+			r := p.P99 / n.P99
+			out = append(out, targetRow{Scenario: "p99, " + s.Name + ", `pipeline: 8`", Against: "nginx's p99", Reached: r, Target: 1, AtMost: true, Met: r <= 1})
+		}
+	}
 	for _, s := range scenarios {
 		p, n := sp(s.Name[:2]), find(rows, "nginx", s.Name[:2])
 		if p == nil || n == nil || n.P99 == 0 {

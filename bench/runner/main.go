@@ -121,6 +121,9 @@ func main() {
 		e.runPipeline() // pipeline.go
 		return
 	}
+	if !*bigBodyOnly {
+		e.startPipelined() // its rows run with the anchors' (anchors.go)
+	}
 	if *bigBodyOnly {
 		fmt.Print(e.bigBody(filepath.Join(e.dir, "sessionproxy")).markdown())
 		return

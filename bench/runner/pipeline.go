@@ -17,8 +17,12 @@ import (
 
 var pipelineOnly = flag.Bool("pipeline", false, "only the pipelining A/B (pipeline.go): nginx, sessionproxy and sessionproxy with pipeline: 8")
 
-// pipelineTarget is the instance with pipeline: 8.
-const pipelineTarget = "hot-pipeline"
+// pipelineTarget is the instance with pipeline: 8, and pipelineRow the
+// name its rows go by in the full run's table.
+const (
+	pipelineTarget = "hot-pipeline"
+	pipelineRow    = "sessionproxy pipeline 8"
+)
 
 // pipelineScenarios are measured on nginx, the "hot" instance and the
 // pipelined one; Name is the pipelined row's.
