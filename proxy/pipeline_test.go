@@ -98,6 +98,22 @@ func pipelinedProxy(t *testing.T, p *Proxy, configure func(*pipeline)) string {
 // waits, so that a test can put requests behind others.
 func oneConn(pl *pipeline) { pl.minConns, pl.slowHead = 1, time.Hour }
 
+// asyncGet starts a GET whose body the test reads itself; the channel
+// yields the response, or is closed (nil) after the error was reported.
+func asyncGet(t *testing.T, url string) <-chan *http.Response {
+	out := make(chan *http.Response, 1)
+	go func() {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Error(err)
+			close(out)
+			return
+		}
+		out <- resp
+	}()
+	return out
+}
+
 // asyncGet runs do in the background.
 func asyncDo(t *testing.T, method, url, body string) <-chan result {
 	ch := make(chan result, 1)
@@ -233,16 +249,7 @@ func TestPipelineStreamedResponse(t *testing.T) {
 		}
 	})
 	base := pipelinedProxy(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())}, oneConn)
-	bigResp := make(chan *http.Response, 1)
-	go func() {
-		resp, err := client.Get(base + "/big")
-		if err != nil {
-			t.Error(err)
-			close(bigResp)
-			return
-		}
-		bigResp <- resp
-	}()
+	bigResp := asyncGet(t, base+"/big")
 	<-readBig
 	behind := asyncDo(t, "GET", base+"/behind", "")
 	<-readBehind
@@ -505,16 +512,7 @@ func TestPipelineEventStreamFailsBehind(t *testing.T) {
 		}
 	})
 	base := pipelinedProxy(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())}, oneConn)
-	events := make(chan *http.Response, 1)
-	go func() {
-		resp, err := client.Get(base + "/events")
-		if err != nil {
-			t.Error(err)
-			close(events)
-			return
-		}
-		events <- resp
-	}()
+	events := asyncGet(t, base+"/events")
 	<-read
 	rc := asyncDo(t, "GET", base+"/c", "")
 	<-read
