@@ -48,7 +48,8 @@ type faultEnv struct {
 
 	t0 time.Time // start of recording: event times are seconds from it
 
-	mu     sync.Mutex // protects events
+	mu     sync.Mutex // protects events and doing
+	doing  string     // the step being performed: its event is recorded once it is done
 	events []event
 }
 
@@ -85,7 +86,8 @@ func (f *faultEnv) provoked(node string, at time.Time) bool {
 			return true
 		}
 	}
-	return false
+	// The poller may see the node down before the kill has returned.
+	return f.doing == "kill "+node || f.doing == "freeze "+node
 }
 
 func (f *faultEnv) startNode(n *mcNode) error {
@@ -180,11 +182,17 @@ func (f *faultEnv) runTimeline(steps []step, stop <-chan struct{}) {
 		}
 		at := time.Now()
 		note := ""
+		f.mu.Lock()
+		f.doing = s.name
+		f.mu.Unlock()
 		if err := s.do(); err != nil {
 			note = "failed: " + err.Error()
 			log.Printf("fault: %s: %v", s.name, err)
 		}
 		f.event(at, s.name, "action", note)
+		f.mu.Lock()
+		f.doing = ""
+		f.mu.Unlock()
 		log.Printf("fault: %5.2fs %s", at.Sub(f.t0).Seconds(), s.name)
 	}
 }
