@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/internal/testutil"
 )
 
 // TestMetaPipeConcurrent: many callers at once, their commands batched on
@@ -313,4 +316,87 @@ func BenchmarkMemcachedGet(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestPutSharesOneConnectionPerNode: 64 requests writing at once reach
+// each node over its one pipelined connection, not a connection each as
+// with a pooled client.
+func TestPutSharesOneConnectionPerNode(t *testing.T) {
+	n1, n2 := memcachedtest.Start(t), memcachedtest.Start(t)
+	m, err := NewMemcached(MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}},
+		ProbeInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var s Session
+	var u Update
+	u.Set([]byte("user"), []byte("bob"))
+	u.applyTo(&s, &Session{Version: 1})
+	s.Expires = time.Now().Add(time.Hour).Unix()
+	val := s.AppendEncode(nil)
+	if err := m.Put(AppendNewID(nil), val); err != nil { // dials the pipelined connections
+		t.Fatal(err)
+	}
+	// The start-up probe and reconciliation dial connections of their
+	// own: wait until they are done (only the stats connections count).
+	var before [2]int
+	for i, addr := range []string{n1.Addr, n2.Addr} {
+		last := totalConnections(t, addr)
+		testutil.WaitFor(t, 5*time.Second, "start-up connections done", func() bool {
+			time.Sleep(100 * time.Millisecond)
+			n := totalConnections(t, addr)
+			settled := n == last+1
+			last = n
+			return settled
+		})
+		before[i] = last
+	}
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for range 20 {
+				if err := m.Put(AppendNewID(nil), val); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i, addr := range []string{n1.Addr, n2.Addr} {
+		// The stats connection itself counts one.
+		if opened := totalConnections(t, addr) - before[i] - 1; opened != 0 {
+			t.Errorf("node %d: %d connections opened for 1,280 concurrent sets, want none beyond its %d pipelined", i+1, opened, metaConns)
+		}
+	}
+}
+
+// totalConnections is memcached's count of connections ever accepted.
+func totalConnections(t *testing.T, addr string) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	io.WriteString(c, "stats\r\n")
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "STAT total_connections "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if strings.HasPrefix(line, "END") {
+			t.Fatal("no total_connections in stats")
+		}
+	}
 }
