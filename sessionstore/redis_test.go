@@ -156,11 +156,15 @@ func TestRedisAuth(t *testing.T) {
 func TestRedisWaitReplicas(t *testing.T) {
 	master := redistest.Start(t, redistest.Options{})
 	replica := redistest.Start(t, redistest.Options{Args: []string{"--replicaof", "127.0.0.1", master.Port}})
+	// Both sides must see the link: the replica up, and the master
+	// counting it online, or WAIT 1 times out on a loaded machine.
 	testutil.WaitFor(t, 10*time.Second, "replica in sync", func() bool {
 		out, _ := replica.CLI("INFO", "replication")
-		return strings.Contains(out, "master_link_status:up")
+		m, _ := master.CLI("INFO", "replication")
+		return strings.Contains(out, "master_link_status:up") && strings.Contains(m, "state=online")
 	})
-	s := newRedisStore(t, Options{Redis: RedisOptions{Addrs: []string{master.Addr}, WaitReplicas: 1}})
+	// A second for the replica to acknowledge: 100ms is tight on a loaded machine.
+	s := newRedisStore(t, Options{Redis: RedisOptions{Addrs: []string{master.Addr}, WaitReplicas: 1, Timeout: time.Second}})
 	id := AppendNewID(nil)
 	set(t, s, id, true, "v", "1")
 	if out := replica.MustCLI("EXISTS", "sp:"+string(id)); strings.TrimSpace(out) != "1" {
