@@ -382,22 +382,8 @@ func (e *env) rss() []rssRow {
 // treeRSS is VmRSS of pid and its children, in KiB.
 func treeRSS(pid int) int64 {
 	total := vmRSS(pid)
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		child, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		rest := string(stat[strings.LastIndexByte(string(stat), ')')+2:])
-		f := strings.Fields(rest)
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			total += treeRSS(child)
-		}
+	for _, child := range children(pid) {
+		total += treeRSS(child)
 	}
 	return total
 }
