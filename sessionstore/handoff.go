@@ -151,9 +151,11 @@ func (m *Memcached) catchUp(n *node, full bool) {
 // down is written back by that proxy's Store.)
 func (m *Memcached) copyOne(n *node, id []byte) bool {
 	var p placement
-	key := m.key(id)
+	var kb [64]byte
+	key := m.appendKey(kb[:0], id)
 	var buf [maxNodes]replicaRead
 	reads := m.readReplicas(key, m.replicas(id, &p), buf[:])
+	defer releaseReads(reads)
 	i := newest(reads)
 	if i < 0 {
 		return false // held nowhere: expired or never written
@@ -232,7 +234,7 @@ func (m *Memcached) copyBatch(src, dst *node, keys []string) error {
 				continue
 			}
 		}
-		if m.writeIfNewer(dst, key, it.Value) {
+		if m.writeIfNewer(dst, []byte(key), it.Value) {
 			dst.copied.Add(1)
 		} else if !dst.writable() {
 			return fmt.Errorf("node %s failed", dst.ID)

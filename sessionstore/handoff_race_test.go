@@ -33,7 +33,7 @@ func TestWriteRacingTheReturnIsHandedOff(t *testing.T) {
 	}
 
 	n1.state.Store(int32(StateDown)) // as after a failed operation
-	key := m.key(id)
+	key := m.appendKey(nil, id)
 	err = m.eachWritable(id, func(n *node) bool {
 		// The write is on its way to n2 when n1 answers a probe again.
 		n1.state.Store(int32(StateCatchingUp))

@@ -118,8 +118,6 @@ func (m *Memcached) Status() []NodeState {
 	return out
 }
 
-func (m *Memcached) key(id []byte) string { return m.opts.KeyPrefix + string(id) }
-
 // appendKey appends id's key to b.
 func (m *Memcached) appendKey(b, id []byte) []byte {
 	return append(append(b, m.opts.KeyPrefix...), id...)
@@ -140,16 +138,17 @@ func exptime(expires int64) int32 {
 type replicaRead struct {
 	node    *node
 	found   bool   // false: a miss, or a value we cannot read
-	val     []byte // the value held
+	val     []byte // the value held, in call's buffer
 	cas     uint64 // its CAS id
 	version uint64
+	call    *metaCall // holds val until releaseReads
 }
 
 // readReplicas gets key, with its CAS id, from each readable node. The
 // gets are in flight on every node at once (pipelined, no goroutine per
 // replica), so a cold read waits for one round trip, not one per replica.
-// Nodes that fail are left out.
-func (m *Memcached) readReplicas(key string, nodes []*node, out []replicaRead) []replicaRead {
+// The values stay in the calls' buffers: release them with releaseReads.
+func (m *Memcached) readReplicas(key []byte, nodes []*node, out []replicaRead) []replicaRead {
 	var calls [maxNodes]*metaCall
 	var asked [maxNodes]*node
 	k := 0
@@ -158,7 +157,7 @@ func (m *Memcached) readReplicas(key string, nodes []*node, out []replicaRead) [
 			continue
 		}
 		c := newCall(opGet, nil, 0, 0)
-		n.pipe.start(c, []byte(key))
+		n.pipe.start(c, key)
 		calls[k], asked[k] = c, n
 		k++
 	}
@@ -166,24 +165,32 @@ func (m *Memcached) readReplicas(key string, nodes []*node, out []replicaRead) [
 	for i := range k {
 		c, n := calls[i], asked[i]
 		err := c.wait()
-		val, cas := c.val, c.cas
-		c.release()
 		if m.check(n, err) {
+			c.release()
 			continue
 		}
-		r := replicaRead{node: n}
+		r := replicaRead{node: n, call: c}
 		if err == nil {
-			if mt, perr := peek(val); perr == nil {
-				r.found, r.val, r.cas, r.version = true, val, cas, mt.version
+			if mt, perr := peek(c.val); perr == nil {
+				r.found, r.val, r.cas, r.version = true, c.val, c.cas, mt.version
 			} else {
 				// A value we cannot read is treated as absent and
 				// overwritten by the next write.
-				m.logger().Warn("corrupt session value", "node", n.ID, "key", key)
+				m.logger().Warn("corrupt session value", "node", n.ID, "key", string(key))
 			}
 		}
 		out = append(out, r)
 	}
 	return out
+}
+
+// releaseReads gives the reads' buffers back: their values are not to be
+// used afterwards.
+func releaseReads(reads []replicaRead) {
+	for i := range reads {
+		reads[i].call.release()
+		reads[i] = replicaRead{}
+	}
 }
 
 // newest returns the index of the read with the highest version, or -1.
@@ -200,20 +207,30 @@ func newest(reads []replicaRead) int {
 // Get returns the newest copy of id that its replicas hold, and repairs
 // the replicas that hold an older one or none.
 func (m *Memcached) Get(id []byte) ([]byte, error) {
+	var c valueCopy
+	err := m.View(id, &c)
+	return c.val, err
+}
+
+// View is Get without the copy: it hands the newest copy of id to to,
+// whose Take must not keep the value past its return.
+func (m *Memcached) View(id []byte, to ValueTaker) error {
 	var p placement
 	nodes := m.replicas(id, &p)
 	if len(nodes) == 0 {
-		return nil, ErrUnavailable
+		return ErrUnavailable
 	}
-	key := m.key(id)
+	var kb [64]byte // on the stack: a cold read allocates nothing
+	key := m.appendKey(kb[:0], id)
 	var buf [maxNodes]replicaRead
 	reads := m.readReplicas(key, nodes, buf[:])
+	defer releaseReads(reads)
 	if len(reads) == 0 {
-		return nil, ErrUnavailable
+		return ErrUnavailable
 	}
 	best := newest(reads)
 	if best < 0 {
-		return nil, ErrNotFound
+		return ErrNotFound
 	}
 	val := reads[best].val
 	for _, r := range reads {
@@ -221,26 +238,29 @@ func (m *Memcached) Get(id []byte) ([]byte, error) {
 			m.writeIfNewer(r.node, key, val)
 		}
 	}
-	return val, nil
+	return to.Take(val)
 }
 
 // writeIfNewer stores val on n unless n already holds its version or a
 // newer one. It is how replicas are repaired and written without ever
 // replacing a newer copy with an older one. It reports whether n holds
 // val's version (or a newer one) now.
-func (m *Memcached) writeIfNewer(n *node, key string, val []byte) bool {
+func (m *Memcached) writeIfNewer(n *node, key, val []byte) bool {
 	mt, err := peek(val)
 	if err != nil {
 		return false
 	}
 	exp := exptime(mt.expires)
 	for try := 0; try < 4; try++ {
-		held, cas, err := n.pipe.get(key)
+		c, err := n.pipe.get(key)
+		hm, perr := peek(c.val)
+		cas := c.cas
+		c.release()
 		if m.check(n, err) {
 			return false
 		}
 		if err == nil {
-			if hm, perr := peek(held); perr == nil && hm.version >= mt.version {
+			if perr == nil && hm.version >= mt.version {
 				return true
 			}
 			err = n.pipe.store(opCAS, key, val, cas, exp)
@@ -261,7 +281,8 @@ func (m *Memcached) writeIfNewer(n *node, key string, val []byte) bool {
 // PutIfNewer stores val on every replica of id that takes writes and does
 // not hold a newer version.
 func (m *Memcached) PutIfNewer(id, val []byte) error {
-	key := m.key(id)
+	var kb [64]byte
+	key := m.appendKey(kb[:0], id)
 	return m.eachWritable(id, func(n *node) bool { return m.writeIfNewer(n, key, val) })
 }
 
@@ -340,7 +361,8 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 	if len(nodes) == 0 {
 		return ErrUnavailable
 	}
-	key := m.key(id)
+	var kb [64]byte
+	key := m.appendKey(kb[:0], id)
 	var buf [maxNodes]replicaRead
 	for try := 0; try < maxCASTries; try++ {
 		reads := m.readReplicas(key, nodes, buf[:])
@@ -353,9 +375,11 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 		}
 		val, err := mg.Merge(cur)
 		if err != nil {
+			releaseReads(reads)
 			return err
 		}
 		written, conflict := m.writeReplicas(key, reads, val)
+		releaseReads(reads)
 		if conflict {
 			backoff(try)
 			continue
@@ -376,7 +400,7 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 // writeReplicas writes val to each node read: CAS where it held a value,
 // add where it held none. A CAS conflict or failed add on the first means
 // another process wrote in between, and the caller starts over.
-func (m *Memcached) writeReplicas(key string, reads []replicaRead, val []byte) (written int, conflict bool) {
+func (m *Memcached) writeReplicas(key []byte, reads []replicaRead, val []byte) (written int, conflict bool) {
 	mt, _ := peek(val)
 	exp := exptime(mt.expires)
 	for i, r := range reads {

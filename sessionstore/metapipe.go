@@ -83,11 +83,12 @@ const (
 // metaCall is one command and, once done is signalled, its answer.
 type metaCall struct {
 	op   metaOp
-	val  []byte // the value to store; for a get, the value read (a copy)
+	val  []byte // the value to store; for a get, the value read, in buf
 	cas  uint64 // the CAS id to check; for a get, the one read
 	exp  int32  // memcached's expiry
 	err  error
 	done chan struct{}
+	buf  []byte // a get's read buffer, kept with the pooled call
 }
 
 var metaCalls = sync.Pool{New: func() any { return &metaCall{done: make(chan struct{}, 1)} }}
@@ -99,12 +100,19 @@ func newCall(op metaOp, val []byte, cas uint64, exp int32) *metaCall {
 	return c
 }
 
-// release returns c to the pool. Its val must not be used afterwards
-// unless the caller took it.
+// release returns c to the pool. A get's val is in c's own buffer, which
+// the next get reuses: it must not be used afterwards.
 func (c *metaCall) release() {
 	c.val, c.err = nil, nil
+	if cap(c.buf) > maxKeptValue {
+		c.buf = nil // one huge session must not pin its buffer in the pool
+	}
 	metaCalls.Put(c)
 }
+
+// maxKeptValue bounds the read buffer a pooled call keeps: above the
+// sessions of most applications, so that cold reads allocate nothing.
+const maxKeptValue = 64 << 10
 
 // wait blocks until c is answered and returns its error.
 func (c *metaCall) wait() error {
@@ -119,20 +127,18 @@ func newMetaPipe(addr string, timeout time.Duration) *metaPipe {
 // errPipeClosed fails the calls on a connection dropped by close.
 var errPipeClosed = errors.New("sessionstore: memcached connection closed")
 
-// get returns key's value and CAS id, or memcache.ErrCacheMiss.
-func (p *metaPipe) get(key string) (val []byte, cas uint64, err error) {
-	c := newCall(opGet, nil, 0, 0)
-	p.start(c, []byte(key))
-	err = c.wait()
-	val, cas = c.val, c.cas
-	c.release()
-	return val, cas, err
+// get returns key's value and CAS id, or memcache.ErrCacheMiss. The
+// value is valid until c is released.
+func (p *metaPipe) get(key []byte) (c *metaCall, err error) {
+	c = newCall(opGet, nil, 0, 0)
+	p.start(c, key)
+	return c, c.wait()
 }
 
 // store runs a set, CAS or add of val under key and waits for it.
-func (p *metaPipe) store(op metaOp, key string, val []byte, cas uint64, exp int32) error {
+func (p *metaPipe) store(op metaOp, key []byte, val []byte, cas uint64, exp int32) error {
 	c := newCall(op, val, cas, exp)
-	p.start(c, []byte(key))
+	p.start(c, key)
 	err := c.wait()
 	c.release()
 	return err
@@ -308,7 +314,10 @@ func readAnswer(br *bufio.Reader, c *metaCall) error {
 		if err != nil {
 			return err
 		}
-		val := make([]byte, size+2)
+		if cap(c.buf) < size+2 {
+			c.buf = make([]byte, size+2)
+		}
+		val := c.buf[:size+2]
 		if _, err := io.ReadFull(br, val); err != nil {
 			return err
 		}

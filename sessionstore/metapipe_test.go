@@ -34,11 +34,11 @@ func TestMetaPipeConcurrent(t *testing.T) {
 			key := fmt.Sprintf("k%d", g)
 			for i := range 50 {
 				val := bytes.Repeat([]byte{byte('a' + g%26)}, 1+(g*i)%5000)
-				if err := p.store(opSet, key, val, 0, 60); err != nil {
+				if err := p.store(opSet, []byte(key), val, 0, 60); err != nil {
 					errs <- err
 					return
 				}
-				got, _, err := p.get(key)
+				got, _, err := getCopy(p, key)
 				if err != nil || !bytes.Equal(got, val) {
 					errs <- fmt.Errorf("%s: got %d bytes, %v; want %d bytes", key, len(got), err, len(val))
 					return
@@ -55,7 +55,7 @@ func TestMetaPipeConcurrent(t *testing.T) {
 	if err != nil || len(it.Value) == 0 || it.Value[0] != 'd' {
 		t.Fatalf("gomemcache reads %v, %v", it, err)
 	}
-	if _, _, err := p.get("absent"); !errors.Is(err, memcache.ErrCacheMiss) || nodeFailed(err) {
+	if _, _, err := getCopy(p, "absent"); !errors.Is(err, memcache.ErrCacheMiss) || nodeFailed(err) {
 		t.Fatalf("absent key: %v, want a miss", err)
 	}
 }
@@ -66,26 +66,26 @@ func TestMetaPipeCASAndAdd(t *testing.T) {
 	srv := memcachedtest.Start(t)
 	p := newMetaPipe(srv.Addr, time.Second)
 	defer p.close()
-	if err := p.store(opAdd, "k", []byte("one"), 0, 60); err != nil {
+	if err := p.store(opAdd, []byte("k"), []byte("one"), 0, 60); err != nil {
 		t.Fatalf("add to an empty key: %v", err)
 	}
-	if err := p.store(opAdd, "k", []byte("two"), 0, 60); !errors.Is(err, memcache.ErrNotStored) || nodeFailed(err) {
+	if err := p.store(opAdd, []byte("k"), []byte("two"), 0, 60); !errors.Is(err, memcache.ErrNotStored) || nodeFailed(err) {
 		t.Fatalf("add over a value: %v, want not stored", err)
 	}
-	val, cas, err := p.get("k")
+	val, cas, err := getCopy(p, "k")
 	if err != nil || string(val) != "one" || cas == 0 {
 		t.Fatalf("get: %q cas %d %v", val, cas, err)
 	}
-	if err := p.store(opCAS, "k", []byte("three"), cas, 60); err != nil {
+	if err := p.store(opCAS, []byte("k"), []byte("three"), cas, 60); err != nil {
 		t.Fatalf("CAS with the id read: %v", err)
 	}
-	if err := p.store(opCAS, "k", []byte("four"), cas, 60); !errors.Is(err, memcache.ErrCASConflict) || nodeFailed(err) {
+	if err := p.store(opCAS, []byte("k"), []byte("four"), cas, 60); !errors.Is(err, memcache.ErrCASConflict) || nodeFailed(err) {
 		t.Fatalf("CAS with a stale id: %v, want a conflict", err)
 	}
-	if err := p.store(opCAS, "gone", []byte("x"), cas, 60); !errors.Is(err, memcache.ErrCacheMiss) || nodeFailed(err) {
+	if err := p.store(opCAS, []byte("gone"), []byte("x"), cas, 60); !errors.Is(err, memcache.ErrCacheMiss) || nodeFailed(err) {
 		t.Fatalf("CAS on a missing key: %v, want a miss", err)
 	}
-	if val, _, _ := p.get("k"); string(val) != "three" {
+	if val, _, _ := getCopy(p, "k"); string(val) != "three" {
 		t.Fatalf("after the refused writes the key holds %q, want three", val)
 	}
 }
@@ -97,15 +97,15 @@ func TestMetaPipeRefusedValueKeepsTheConnection(t *testing.T) {
 	srv := memcachedtest.Start(t)
 	p := newMetaPipe(srv.Addr, time.Second)
 	defer p.close()
-	err := p.store(opSet, "big", make([]byte, 2<<20), 0, 60)
+	err := p.store(opSet, []byte("big"), make([]byte, 2<<20), 0, 60)
 	if err == nil || nodeFailed(err) {
 		t.Fatalf("2 MiB value: %v, want a refusal that leaves the node up", err)
 	}
 	for range 2 * metaConns {
-		if err := p.store(opSet, "small", []byte("v"), 0, 60); err != nil {
+		if err := p.store(opSet, []byte("small"), []byte("v"), 0, 60); err != nil {
 			t.Fatalf("after the refusal: %v", err)
 		}
-		if val, _, err := p.get("small"); err != nil || string(val) != "v" {
+		if val, _, err := getCopy(p, "small"); err != nil || string(val) != "v" {
 			t.Fatalf("after the refusal: %q %v", val, err)
 		}
 	}
@@ -118,14 +118,14 @@ func TestMetaPipeFrozenNodeTimesOut(t *testing.T) {
 	srv := memcachedtest.Start(t)
 	p := newMetaPipe(srv.Addr, 200*time.Millisecond)
 	defer p.close()
-	if err := p.store(opSet, "k", []byte("v"), 0, 60); err != nil {
+	if err := p.store(opSet, []byte("k"), []byte("v"), 0, 60); err != nil {
 		t.Fatal(err)
 	}
 	srv.Freeze()
 	var wg sync.WaitGroup
 	errs := make([]error, 16)
 	for i := range errs {
-		wg.Go(func() { _, _, errs[i] = p.get("k") })
+		wg.Go(func() { _, _, errs[i] = getCopy(p, "k") })
 	}
 	wg.Wait()
 	srv.Thaw()
@@ -136,12 +136,12 @@ func TestMetaPipeFrozenNodeTimesOut(t *testing.T) {
 	}
 	p.close()
 	srv.Stop()
-	if _, _, err := p.get("k"); err == nil || !nodeFailed(err) {
+	if _, _, err := getCopy(p, "k"); err == nil || !nodeFailed(err) {
 		t.Fatalf("stopped node: %v, want a failure", err)
 	}
 	srv.Restart()
 	for range 2 * metaConns {
-		if err := p.store(opSet, "k", []byte("w"), 0, 60); err != nil {
+		if err := p.store(opSet, []byte("k"), []byte("w"), 0, 60); err != nil {
 			t.Fatalf("restarted node: %v", err)
 		}
 	}
@@ -181,7 +181,7 @@ func TestMetaPipeGarbageFailsTheLink(t *testing.T) {
 	}()
 	p := newMetaPipe(ln.Addr().String(), time.Second)
 	defer p.close()
-	if _, _, err := p.get("k"); err == nil || !nodeFailed(err) {
+	if _, _, err := getCopy(p, "k"); err == nil || !nodeFailed(err) {
 		t.Fatalf("garbage answer: %v, want an error that takes the node down", err)
 	}
 }
@@ -400,3 +400,35 @@ func totalConnections(t *testing.T, addr string) int {
 		}
 	}
 }
+
+// getCopy is metaPipe.get with the value copied out of the call.
+func getCopy(p *metaPipe, key string) ([]byte, uint64, error) {
+	c, err := p.get([]byte(key))
+	val, cas := append([]byte(nil), c.val...), c.cas
+	c.release()
+	return val, cas, err
+}
+
+// BenchmarkMemcachedView is the cold read as the Store makes it: the
+// newest copy lent to a decoder, not copied out.
+func BenchmarkMemcachedView(b *testing.B) {
+	m := benchMemcached(b)
+	ids, _ := benchSessions(b, m, 1000, 4096)
+	var next atomic.Uint32
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var s Session
+		for pb.Next() {
+			if err := m.View(ids[next.Add(1)%uint32(len(ids))], decodeInto{&s}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// decodeInto is a ValueTaker that decodes into a session.
+type decodeInto struct{ s *Session }
+
+func (d decodeInto) Take(val []byte) error { return d.s.Decode(val) }

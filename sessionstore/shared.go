@@ -34,6 +34,38 @@ type Shared interface {
 	Close()
 }
 
+// A ValueTaker is handed a stored value that is valid only during Take:
+// it decodes or copies what it needs.
+type ValueTaker interface {
+	Take(val []byte) error
+}
+
+// A viewer is a Shared store that can lend a value to a ValueTaker instead
+// of returning a copy: a cold read then allocates nothing.
+type viewer interface {
+	View(id []byte, to ValueTaker) error
+}
+
+// view hands the newest copy of id in s to to, lent if s can lend it.
+func view(s Shared, id []byte, to ValueTaker) error {
+	if v, ok := s.(viewer); ok {
+		return v.View(id, to)
+	}
+	val, err := s.Get(id)
+	if err != nil {
+		return err
+	}
+	return to.Take(val)
+}
+
+// valueCopy is a ValueTaker that keeps a copy.
+type valueCopy struct{ val []byte }
+
+func (c *valueCopy) Take(val []byte) error {
+	c.val = append([]byte(nil), val...)
+	return nil
+}
+
 // Merger builds the value a Merge stores.
 type Merger interface {
 	// Merge returns the value to store, given cur, the newest copy held

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/coocood/freecache"
-	"golang.org/x/sync/singleflight"
 )
 
 // Options configure a Store. A zero field means the default in its comment.
@@ -119,7 +118,7 @@ type Store struct {
 	// across processes, the shared store's Merge does it.
 	stripes [256]sync.Mutex
 
-	flight singleflight.Group // merges concurrent shared loads of one session
+	flight flights // merges concurrent shared loads of one session
 
 	mu    sync.Mutex          // protects dirty
 	dirty map[string]struct{} // sessions changed while the shared store could take nothing
@@ -280,23 +279,16 @@ func (s *Store) Load(id []byte, out *Session) (Source, error) {
 			return FromLocal, nil
 		}
 	}
-	v, err, _ := s.flight.Do(string(id), func() (any, error) {
-		gen := s.coherent.gen(id)
-		val, err := s.shared.Get(id)
-		if err != nil {
-			return nil, err
-		}
-		var sess Session
-		if err := sess.Decode(val); err != nil {
-			return nil, err
-		}
-		s.fillLocal(id, val, &sess, gen)
-		return val, nil
-	})
-	if err != nil {
-		return FromShared, err
+	fl, lead := s.flight.join(id)
+	var err error
+	if lead {
+		fl.store, fl.out, fl.gen = s, out, s.coherent.gen(id)
+		err = view(s.shared, id, fl)
+		s.flight.land(fl, err)
+	} else {
+		err = fl.follow(out)
 	}
-	if err := out.Decode(v.([]byte)); err != nil {
+	if err != nil {
 		return FromShared, err
 	}
 	if out.Deleted {

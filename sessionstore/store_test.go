@@ -3,6 +3,7 @@ package sessionstore
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -228,6 +229,38 @@ func BenchmarkLoadLocal(b *testing.B) {
 		var sess Session
 		for pb.Next() {
 			if _, err := s.Load(id, &sess); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkLoadShared is a cold read through the Store (no hot tier):
+// both replicas read, the newest decoded, no allocation.
+func BenchmarkLoadShared(b *testing.B) {
+	n1, n2 := memcachedtest.Start(b), memcachedtest.Start(b)
+	s, err := New(Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ids := make([][]byte, 256)
+	var u Update
+	u.Set([]byte("user"), []byte("bob"))
+	for i := range ids {
+		ids[i] = AppendNewID(nil)
+		if err := s.change(ids[i], &u, true, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Uint32
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var sess Session
+		for pb.Next() {
+			if _, err := s.Load(ids[next.Add(1)%uint32(len(ids))], &sess); err != nil {
 				b.Fatal(err)
 			}
 		}
