@@ -20,6 +20,7 @@ import (
 
 	"sessionproxy/certs"
 	"sessionproxy/config"
+	"sessionproxy/membudget"
 	"sessionproxy/proxy"
 	"sessionproxy/sessionstore"
 )
@@ -268,6 +269,9 @@ func (a *app) serveOn(ln net.Listener) int {
 	if a.onListen != nil {
 		a.onListen(ln.Addr().String())
 	}
+	ctx, stopBudget := context.WithCancel(context.Background())
+	defer stopBudget()
+	go membudget.Run(ctx, time.Second, a.budget)
 	serveErr := make(chan error, 1)
 	// Lingering close: a client still sending a body the proxy refused
 	// reads the 413 instead of a reset.

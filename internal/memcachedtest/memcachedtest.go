@@ -19,12 +19,19 @@ type Server struct {
 	Addr string
 	t    testing.TB
 	cmd  *exec.Cmd
+	mb   int // item memory
 }
 
 // Start runs memcached on a free loopback port and stops it when the test
 // ends. A missing memcached binary fails the test: `make test` installs it,
 // and CI must never skip these tests silently.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartMB(t, 64)
+}
+
+// StartMB is Start with mb megabytes of item memory instead of 64.
+func StartMB(t testing.TB, mb int) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("memcached"); err != nil {
 		t.Fatalf("memcached is not installed (run `make deps`, or apt-get install memcached): %v", err)
@@ -35,7 +42,7 @@ func Start(t testing.TB) *Server {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s := &Server{Addr: addr, t: t}
+	s := &Server{Addr: addr, t: t, mb: mb}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -44,7 +51,7 @@ func Start(t testing.TB) *Server {
 func (s *Server) start() {
 	s.t.Helper()
 	_, port, _ := net.SplitHostPort(s.Addr)
-	args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "64", "-t", "2", "-c", "1024"}
+	args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", strconv.Itoa(s.mb), "-t", "2", "-c", "1024"}
 	if os.Geteuid() == 0 {
 		args = append(args, "-u", "root") // memcached refuses to run as root otherwise
 	}
