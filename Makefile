@@ -1,5 +1,6 @@
 # make test  - install what the tests need (memcached, from Debian), then vet and run every test, then fuzz
-# make fuzz  - run each fuzz target for FUZZTIME (default 3s), one at a time
+# make fuzz  - run each fuzz target for FUZZTIME (default 10000 inputs), one at a time
+# make allocs - the request path's benchmarks, failing if any allocates
 # make build - build bin/sessionproxy
 # make bench - Go benchmarks beside the code
 # make bench-wrk   - wrk against nginx on this machine (bench/, a module of its own); ARGS="-rounds 5" to pass flags
@@ -8,7 +9,7 @@
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test deps build bench bench-wrk bench-fault fmt fuzz
+.PHONY: test deps build bench bench-wrk bench-fault fmt fuzz allocs
 
 # staticcheck is pinned so that a new release cannot fail a build that passed.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -21,7 +22,17 @@ test: deps
 	# The proxy's tests again over the pipelined transport (docs/config.md, "pipeline").
 	SESSIONPROXY_TEST_PIPELINE=8 $(GO) test -race -count=1 ./proxy/
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
+	@$(MAKE) --no-print-directory allocs
 	@$(MAKE) --no-print-directory fuzz
+
+# The request path allocates nothing: every benchmark of it must report
+# 0 allocs/op. Enough iterations that pools filling at the start round to 0.
+ALLOCBENCH := Proxy|SessionLoadApply|LoadLocal|LoadShared|MemcachedView|MemcachedPut|Decode|ApplyEncode
+
+allocs:
+	@out=$$($(GO) test -run '^$$$$' -bench '$(ALLOCBENCH)' -benchtime 20000x -benchmem ./proxy/ ./sessionstore/) || { echo "$$out"; exit 1; }; \
+	echo "$$out" | grep allocs/op; \
+	echo "$$out" | awk '/allocs\/op/ && $$(NF-1) != 0 { print "allocates on the request path: " $$1; bad = 1 } END { exit bad }'
 
 # Every func FuzzXxx in a test file, found anew each run with grep so that
 # targets added later in any package are included. go test fuzzes one target of one
