@@ -152,7 +152,7 @@ var errorTests = []struct {
 	{"bad redis addr", "backends: [{url: 'http://a:1'}]\nsession:\n  redis:\n    addrs:\n      - '127.0.0.1:6379'\n      - 'nope'\n      - '127.0.0.1:6379'\n",
 		[]string{"line 6: session.redis.addrs[1]", "line 7: session.redis.addrs[2]: \"127.0.0.1:6379\" is listed twice"}},
 	{"redis bad values", "backends: [{url: 'http://a:1'}]\nsession:\n  redis:\n    addrs: ['127.0.0.1:6379']\n    timeout: 0s\n    wait_replicas: -1\n    key_prefix: 'a b'\n",
-		[]string{"line 7: session.redis.key_prefix", "line 5: session.redis.timeout", "line 6: session.redis.wait_replicas"}},
+		[]string{"line 5: session.redis.timeout", "line 6: session.redis.wait_replicas", "line 7: session.redis.key_prefix"}},
 	{"redis async with client cache", "backends: [{url: 'http://a:1'}]\nsession:\n  write: async\n  redis:\n    addrs: ['127.0.0.1:6379']\n",
 		[]string{"line 3: session.write: async needs"}},
 	{"redis unknown key", "backends: [{url: 'http://a:1'}]\nsession:\n  redis:\n    adrs: ['127.0.0.1:6379']\n",

@@ -2,9 +2,11 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -128,7 +130,10 @@ func (v *validator) frontDoor() {
 	for i, r := range c.Routes {
 		v.route(fmt.Sprintf("routes[%d]", i), r)
 	}
-	for status, file := range c.ErrorPages {
+	// Sorted, so that the errors of entries on one line (a flow mapping)
+	// come in the same order every time.
+	for _, status := range slices.Sorted(maps.Keys(c.ErrorPages)) {
+		file := c.ErrorPages[status]
 		p := fmt.Sprintf("error_pages.%d", status)
 		if status < 400 || status > 599 {
 			v.errf(p, "error_pages: %d is not an error status (400 to 599)", status)

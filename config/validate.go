@@ -1,10 +1,12 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +54,12 @@ func (c *Config) Validate() error {
 	v.pipelines()
 	v.tls()
 	if len(v.errs) > 0 {
+		// The checks run by topic, not down the file: list the errors in
+		// the order a reader meets them (those without a line, from flags
+		// or keys left out, first, as Format puts them at line 1). The
+		// sort is stable, so errors on one line keep the checks' order,
+		// which never depends on map iteration.
+		slices.SortStableFunc(v.errs, func(a, b Error) int { return cmp.Compare(a.Line, b.Line) })
 		return v.errs
 	}
 	return nil

@@ -96,8 +96,9 @@ func (t *translator) build() error {
 			t.routes = t.routes[:n-1]
 		}
 	}
-	for name, d := range t.blocks {
-		if t.pools[name] == nil {
+	for _, d := range t.upstreams {
+		// A name defined twice is the last block's, as in blocks.
+		if name := d.Args[0]; t.pools[name] == nil && t.blocks[name] == d {
 			t.note(d, "upstream %s: not translated (no translated proxy_pass uses it)", name)
 		}
 	}

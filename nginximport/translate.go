@@ -110,10 +110,13 @@ type measured struct {
 }
 
 type translator struct {
-	notes   []Note
-	blocks  map[string]*Directive // upstream blocks by name
-	servers []*server
-	http    settings
+	notes  []Note
+	blocks map[string]*Directive // upstream blocks by name
+	// upstreams are the upstream blocks in file order, so that the notes
+	// on them come out in one order, not the map's.
+	upstreams []*Directive
+	servers   []*server
+	http      settings
 	// global settings, each as often as the file sets it
 	maxBody, connect, read, clientRead, clientIdle []measured
 	underscores, proxyProtocol                     bool
@@ -211,6 +214,7 @@ func (t *translator) httpBlock(ds []*Directive) {
 				continue
 			}
 			t.blocks[d.Args[0]] = d
+			t.upstreams = append(t.upstreams, d)
 		case "server":
 			if d.HasBlock {
 				servers = append(servers, d)

@@ -1,6 +1,7 @@
 package nginximport
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -483,6 +484,29 @@ func TestNginxDurationAndSize(t *testing.T) {
 	for _, s := range []string{"", "k", "-1k", "1t", "9223372036854775807g"} {
 		if n, err := nginxSize(s); err == nil {
 			t.Errorf("nginxSize(%q) = %d, want an error", s, n)
+		}
+	}
+}
+
+// TestUnusedUpstreamNotesInFileOrder: the notes on upstreams nothing uses,
+// each alone in an included file, come in the order of those files, every
+// time, though the translator finds its blocks by name in a map.
+func TestUnusedUpstreamNotesInFileOrder(t *testing.T) {
+	var http []*Directive
+	var want strings.Builder
+	for _, f := range []string{"z.conf", "m.conf", "a.conf", "q.conf"} {
+		ds, err := Parse(f, []byte("upstream u"+f[:1]+" {\n  server 127.0.0.1:1;\n}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		http = append(http, ds...)
+		fmt.Fprintf(&want, "%s:1: upstream u%s: not translated (no translated proxy_pass uses it)\n", f, f[:1])
+	}
+	ds := []*Directive{{Name: "http", File: "nginx.conf", Line: 1, Block: http, HasBlock: true}}
+	for range 20 {
+		res, _ := Translate("nginx.conf", ds)
+		if got := notesText(res.Notes); got != want.String() {
+			t.Fatalf("notes:\n%swant:\n%s", got, want.String())
 		}
 	}
 }

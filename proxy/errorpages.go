@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/valyala/fasthttp"
 )
@@ -23,7 +25,10 @@ func LoadErrorPages(files map[int]string) (*ErrorPages, error) {
 		return nil, nil
 	}
 	ep := &ErrorPages{pages: make(map[int][]byte, len(files))}
-	for status, name := range files {
+	// By status, so that of several unreadable files it is always the
+	// same one that is named.
+	for _, status := range slices.Sorted(maps.Keys(files)) {
+		name := files[status]
 		b, err := os.ReadFile(name)
 		if err != nil {
 			return nil, fmt.Errorf("error_pages.%d: %w", status, err)

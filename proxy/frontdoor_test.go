@@ -48,6 +48,13 @@ func TestLoadErrorPagesNamesTheMissingFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "error_pages.503") || !strings.Contains(err.Error(), "/nonexistent/503.html") {
 		t.Fatalf("err = %v", err)
 	}
+	// Of several missing files, the lowest status is named, every time.
+	several := map[int]string{504: "/nonexistent/504.html", 413: "/nonexistent/413.html", 502: "/nonexistent/502.html", 503: "/nonexistent/503.html"}
+	for range 20 {
+		if _, err := LoadErrorPages(several); err == nil || !strings.HasPrefix(err.Error(), "error_pages.413: ") {
+			t.Fatalf("err = %v, want error_pages.413 first", err)
+		}
+	}
 }
 
 func TestRealIP(t *testing.T) {

@@ -48,6 +48,24 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckErrorPagesInFileOrder: check prints the errors of several
+// error_pages entries (a map) down the file, and the same every time.
+func TestCheckErrorPagesInFileOrder(t *testing.T) {
+	file := writeFile(t, "backends: [{url: 'http://a:1'}]\nerror_pages:\n  503: /nonexistent/503.html\n  200: /nonexistent/200.html\n  404: /nonexistent/404.html\n")
+	want := []string{":3: error_pages.503: ", ":4: error_pages: 200 is not", ":4: error_pages.200: ", ":5: error_pages.404: "}
+	for range 20 {
+		code, _, errOut := run("check", "-config", file)
+		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+		ok := code == 1 && len(lines) == len(want)
+		for i := 0; ok && i < len(want); i++ {
+			ok = strings.HasPrefix(lines[i], file+want[i])
+		}
+		if !ok {
+			t.Fatalf("check: %d\n%s\nwant, in this order, FILE%s", code, errOut, strings.Join(want, "...\nFILE"))
+		}
+	}
+}
+
 func TestCheckMissingBackendsHasALine(t *testing.T) {
 	file := writeFile(t, "listen: ':8080'\n")
 	code, _, errOut := run("check", "-config", file)
