@@ -34,6 +34,7 @@ type Memcached struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+	startup   sync.WaitGroup // the nodes' start-up reconciliations not yet over
 }
 
 var _ Shared = (*Memcached)(nil)
@@ -74,12 +75,18 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 	for _, n := range o.Nodes {
 		m.nodes = append(m.nodes, newNode(n, o.Timeout, o.MaxIdleConns))
 	}
+	m.startup.Add(len(m.nodes))
 	for _, n := range m.nodes {
 		m.wg.Add(1)
 		go m.monitor(n)
 	}
 	return m, nil
 }
+
+// Reconciled blocks until every node's start-up reconciliation is over:
+// the copy of what it lacks from the others done, given up, or the node
+// found down. Until then a node may see reads that no client made.
+func (m *Memcached) Reconciled() { m.startup.Wait() }
 
 // Close stops the node monitors. Closing again does nothing.
 func (m *Memcached) Close() {

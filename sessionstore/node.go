@@ -151,6 +151,7 @@ func (m *Memcached) monitor(n *node) {
 		// it returns and catches up in full.
 		m.markDown(n, err)
 	}
+	m.startup.Done()
 	for {
 		select {
 		case <-m.closed:

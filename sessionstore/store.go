@@ -200,6 +200,15 @@ func (s *Store) Close() {
 	s.wg.Wait()
 }
 
+// Reconciled blocks until the shared store's start-up work is over (for
+// memcached, the copy between nodes that brings each what it missed while
+// no proxy ran); at once for a store that has none.
+func (s *Store) Reconciled() {
+	if r, ok := s.shared.(interface{ Reconciled() }); ok {
+		r.Reconciled()
+	}
+}
+
 // Embedded reports whether the store has no shared store and keeps
 // sessions in this process only.
 func (s *Store) Embedded() bool { _, ok := s.shared.(embedded); return ok }

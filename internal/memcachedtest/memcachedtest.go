@@ -4,10 +4,12 @@
 package memcachedtest
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -110,7 +112,41 @@ func (s *Server) Restart() {
 
 // Freeze stops the process with SIGSTOP: connections are accepted by the
 // kernel but never answered, like a partitioned or hung node.
-func (s *Server) Freeze() { s.signal(syscall.SIGSTOP) }
+// It returns once every thread of memcached is stopped: SIGSTOP is
+// delivered asynchronously, and a thread still running would answer.
+func (s *Server) Freeze() {
+	s.signal(syscall.SIGSTOP)
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !stopped(s.cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("memcached %s did not stop after SIGSTOP", s.Addr)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// stopped reports whether every thread of process pid is stopped.
+func stopped(pid int) bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			return false
+		}
+		// "pid (comm) S ...": the state follows the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
 
 // Thaw resumes a frozen process with its data intact.
 func (s *Server) Thaw() { s.signal(syscall.SIGCONT) }
