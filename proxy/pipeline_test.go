@@ -372,10 +372,13 @@ func TestPipelineBrokenConnection(t *testing.T) {
 // each in time is not timed out by the queue, and one that never answers
 // gets 504.
 func TestPipelineResponseTimeout(t *testing.T) {
-	const step = 700 * time.Millisecond
+	// Each answer comes step after the one before, within the timeout,
+	// but the second comes 2*step after it was written, past it. The
+	// margins are wide for a loaded machine.
+	const step, timeout = 1200 * time.Millisecond, 2 * time.Second
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })
-	p := &Proxy{ResponseTimeout: time.Second}
+	p := &Proxy{ResponseTimeout: timeout}
 	start := time.Now()
 	a, b, c, _ := queuedBehind(t, p, nil, func(conn net.Conn) {
 		time.Sleep(step)
@@ -390,7 +393,7 @@ func TestPipelineResponseTimeout(t *testing.T) {
 	if c.status != 504 {
 		t.Fatalf("/c never answered: %d %q, want 504", c.status, c.body)
 	}
-	if el := time.Since(start); el < 2*step+time.Second {
+	if el := time.Since(start); el < 2*step+timeout {
 		t.Fatalf("504 after %v, before its own response timeout ran out", el)
 	}
 }
