@@ -1,11 +1,7 @@
 package sessionstore
 
 import (
-	"bufio"
 	"fmt"
-	"net"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -173,31 +169,42 @@ func (m *Memcached) copyAll(n *node) error {
 		if src == n || !src.readable() {
 			continue
 		}
-		keys, err := m.listKeys(src)
-		if err != nil {
-			return fmt.Errorf("listing keys of %s: %w", src.ID, err)
-		}
-		var batch []string
-		for _, key := range keys {
-			var p placement
-			m.place([]byte(key[len(m.opts.KeyPrefix):]), &p)
-			if !p.holds(n, m.opts.Replicas) {
-				continue
-			}
-			batch = append(batch, key)
-			if len(batch) == copyBatch {
-				if err := m.copyBatch(src, n, batch); err != nil {
-					return err
-				}
-				batch = batch[:0]
-				time.Sleep(copyPause)
-			}
-		}
-		if err := m.copyBatch(src, n, batch); err != nil {
+		if err := m.copyFrom(src, n); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// copyFrom copies to n the sessions src holds that n should hold, batch
+// by batch while src's listing is still being read: only the current
+// batch of keys is in memory, however many src holds.
+func (m *Memcached) copyFrom(src, n *node) error {
+	batch := make([]string, 0, copyBatch)
+	err := m.eachKey(src, func(key string) error {
+		if !n.writable() {
+			return fmt.Errorf("node %s is down", n.ID)
+		}
+		var p placement
+		m.place([]byte(key[len(m.opts.KeyPrefix):]), &p)
+		if !p.holds(n, m.opts.Replicas) {
+			return nil
+		}
+		batch = append(batch, key)
+		if len(batch) < copyBatch {
+			return nil
+		}
+		if err := m.copyBatch(src, n, batch); err != nil {
+			return err
+		}
+		batch = batch[:0]
+		time.Sleep(copyPause)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return m.copyBatch(src, n, batch)
 }
 
 // copyBatch copies keys from src to dst in two round trips for the reads
@@ -241,44 +248,4 @@ func (m *Memcached) copyBatch(src, dst *node, keys []string) error {
 		}
 	}
 	return nil
-}
-
-// listKeys returns the session keys a node holds, from lru_crawler
-// metadump on a connection of its own (it streams every key, so it must
-// not hold a pooled connection for that long).
-func (m *Memcached) listKeys(n *node) ([]string, error) {
-	c, err := net.DialTimeout("tcp", n.Addr, max(m.opts.Timeout, time.Second))
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Minute))
-	if _, err := c.Write([]byte("lru_crawler metadump all\r\n")); err != nil {
-		return nil, err
-	}
-	// One metadump runs per server at a time: another proxy's catch-up
-	// answers BUSY, and the monitor tries again at its next probe.
-	var keys []string
-	r := bufio.NewReaderSize(c, 64<<10)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return nil, err
-		}
-		line = strings.TrimRight(line, "\r\n")
-		switch {
-		case line == "END":
-			return keys, nil
-		case strings.HasPrefix(line, "ERROR"), strings.HasPrefix(line, "BUSY"), strings.HasPrefix(line, "CLIENT_ERROR"):
-			return nil, fmt.Errorf("lru_crawler metadump: %s", line)
-		case !strings.HasPrefix(line, "key="):
-			continue
-		}
-		enc, _, _ := strings.Cut(line[len("key="):], " ")
-		key, err := url.QueryUnescape(enc)
-		if err != nil || !strings.HasPrefix(key, m.opts.KeyPrefix) || !ValidID([]byte(key[len(m.opts.KeyPrefix):])) {
-			continue
-		}
-		keys = append(keys, key)
-	}
 }

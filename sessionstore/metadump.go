@@ -1,0 +1,124 @@
+package sessionstore
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Listing a node's keys with memcached's lru_crawler metadump. The dump is
+// read as a stream and each key handed on as it arrives, so that a full
+// copy holds one batch of keys, never a node's whole key list: memory stays
+// bounded however many sessions a node holds.
+
+// metadumpIdle is how long the listing may wait for the next bytes from
+// the node before it gives up. It is an idle deadline, extended whenever
+// bytes arrive, not a total one: the dump's connection stays open while
+// the keys read so far are copied, batch by batch with a pause between, so
+// the listing of a node holding millions of sessions takes as long as
+// their copy, and no fixed total fits every size. A node that stops
+// sending altogether (hung, partitioned) still ends the listing. A var so
+// that tests can shorten it.
+var metadumpIdle = 30 * time.Second
+
+// metadumpBuf is the reader's buffer, and so the longest line accepted: a
+// line names one key (at most 250 bytes, 750 URL-escaped) and a few fields.
+const metadumpBuf = 64 << 10
+
+// eachKey calls fn with every session key (KeyPrefix and a valid ID) that
+// n holds, in the order lru_crawler metadump lists them, each as soon as
+// its line is read. It runs on a connection of its own: the dump streams
+// every key, so it must not hold a pooled connection for that long. An
+// error from fn ends the listing and is returned as is; the listing's own
+// errors (dial, a broken or stalled stream, a malformed line, memcached's
+// BUSY while another dump runs on the node) name the node.
+func (m *Memcached) eachKey(n *node, fn func(key string) error) error {
+	fail := func(err error) error { return fmt.Errorf("listing keys of %s: %w", n.ID, err) }
+	c, err := net.DialTimeout("tcp", n.Addr, max(m.opts.Timeout, time.Second))
+	if err != nil {
+		return fail(err)
+	}
+	defer c.Close()
+	c.SetWriteDeadline(time.Now().Add(max(m.opts.Timeout, time.Second)))
+	if _, err := c.Write([]byte("lru_crawler metadump all\r\n")); err != nil {
+		return fail(err)
+	}
+	r := bufio.NewReaderSize(idleReader{c, metadumpIdle}, metadumpBuf)
+	for {
+		line, err := r.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			return fail(fmt.Errorf("lru_crawler metadump: a line longer than %d bytes", metadumpBuf))
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return fail(fmt.Errorf("lru_crawler metadump: nothing received for %v: %w", metadumpIdle, err))
+		case err != nil:
+			return fail(fmt.Errorf("lru_crawler metadump: stream broken before END: %w", err))
+		}
+		key, end, err := metadumpKey(line)
+		switch {
+		case err != nil:
+			return fail(err)
+		case end:
+			return nil
+		case !strings.HasPrefix(key, m.opts.KeyPrefix) || !ValidID([]byte(key[len(m.opts.KeyPrefix):])):
+			continue // not a session of this store
+		}
+		if err := fn(key); err != nil {
+			return err
+		}
+	}
+}
+
+// metadumpKey reads one line of lru_crawler metadump: the key it names,
+// URL-escaped as memcached writes it (key=<key> exp=... la=... cas=...
+// fetch=... cls=... size=...), or end at the final END. memcached's
+// errors are errors: BUSY means another metadump runs on the node (one
+// runs per server at a time, e.g. another proxy's catch-up), and the
+// monitor tries again at its next probe. Any other line is malformed.
+func metadumpKey(line []byte) (key string, end bool, err error) {
+	line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+	switch {
+	case string(line) == "END":
+		return "", true, nil
+	case bytes.HasPrefix(line, []byte("key=")):
+	case bytes.HasPrefix(line, []byte("BUSY")), bytes.HasPrefix(line, []byte("ERROR")),
+		bytes.HasPrefix(line, []byte("CLIENT_ERROR")), bytes.HasPrefix(line, []byte("SERVER_ERROR")):
+		return "", false, fmt.Errorf("lru_crawler metadump: %q", clip(line))
+	default:
+		return "", false, fmt.Errorf("lru_crawler metadump: malformed line %q", clip(line))
+	}
+	enc, _, _ := bytes.Cut(line[len("key="):], []byte(" "))
+	key, err = url.QueryUnescape(string(enc))
+	if err != nil || key == "" {
+		return "", false, fmt.Errorf("lru_crawler metadump: malformed key in line %q", clip(line))
+	}
+	return key, false, nil
+}
+
+// clip shortens a line quoted in an error.
+func clip(line []byte) []byte {
+	const n = 120
+	if len(line) > n {
+		return line[:n]
+	}
+	return line
+}
+
+// idleReader extends the connection's read deadline before each read, so
+// that only time spent waiting for the node counts against it, not the
+// time the reader spends copying between reads (metadumpIdle).
+type idleReader struct {
+	c    net.Conn
+	idle time.Duration
+}
+
+func (r idleReader) Read(p []byte) (int, error) {
+	r.c.SetReadDeadline(time.Now().Add(r.idle))
+	return r.c.Read(p)
+}
