@@ -220,12 +220,12 @@ func (m *Memcached) copyBatch(src, dst *node, keys []string) error {
 	have, err := src.client.GetMulti(keys)
 	if err != nil {
 		m.check(src, err)
-		return err
+		return fmt.Errorf("reading the sessions to copy from %s: %w", src.ID, err)
 	}
 	held, err := dst.client.GetMulti(keys)
 	if err != nil {
 		m.check(dst, err)
-		return err
+		return fmt.Errorf("reading the sessions %s holds: %w", dst.ID, err)
 	}
 	for _, key := range keys {
 		it := have[key]

@@ -1,0 +1,387 @@
+package sessionstore
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/internal/testutil"
+)
+
+// Full copies (copyAll) over real memcached nodes holding many keys.
+
+// idleMemcached is a Memcached over nodes with no monitors: the test plays
+// the monitor's part and calls copyAll itself, so that no start-up
+// reconciliation's metadump runs meanwhile.
+func idleMemcached(t *testing.T, replicas int, nodes ...Node) *Memcached {
+	t.Helper()
+	m := &Memcached{opts: MemcachedOptions{Nodes: nodes, Replicas: replicas, KeyPrefix: DefaultKeyPrefix,
+		Timeout: time.Second}, closed: make(chan struct{})}
+	for _, n := range nodes {
+		m.nodes = append(m.nodes, newNode(n, time.Second, 8))
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// encodedSession is a stored session of id at version, expiring in an hour.
+func encodedSession(id []byte, version uint64) []byte {
+	now := time.Now()
+	s := Session{ID: id, Created: now.UnixMilli(), Version: version, Touched: now.Unix(), Expires: now.Unix() + 3600}
+	return s.AppendEncode(nil)
+}
+
+// rawLoader writes items straight to a memcached node, pipelined and
+// without replies, fast enough for a few hundred thousand.
+type rawLoader struct {
+	t     *testing.T
+	addr  string
+	c     net.Conn
+	w     *bufio.Writer
+	items int
+}
+
+func newRawLoader(t *testing.T, addr string) *rawLoader {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawLoader{t: t, addr: addr, c: c, w: bufio.NewWriterSize(c, 64<<10)}
+}
+
+func (l *rawLoader) set(key string, val []byte) {
+	fmt.Fprintf(l.w, "set %s 0 3600 %d noreply\r\n", key, len(val))
+	l.w.Write(val)
+	l.w.WriteString("\r\n")
+	l.items++
+}
+
+// done waits until the node has stored everything and checks that it holds
+// every item written (none evicted or refused).
+func (l *rawLoader) done() {
+	l.t.Helper()
+	l.w.WriteString("mn\r\n")
+	if err := l.w.Flush(); err != nil {
+		l.t.Fatal(err)
+	}
+	l.c.SetReadDeadline(time.Now().Add(time.Minute))
+	line, err := bufio.NewReader(l.c).ReadString('\n')
+	if err != nil || line != "MN\r\n" {
+		l.t.Fatalf("loading %s: %q %v", l.addr, line, err)
+	}
+	st, err := probe(l.addr, time.Second)
+	if err != nil || st.items != int64(l.items) {
+		l.t.Fatalf("%s holds %d items, want %d (%v)", l.addr, st.items, l.items, err)
+	}
+	settleLRU(l.t, l.addr)
+}
+
+// settleLRU waits until memcached's LRU maintainer has moved every item
+// just written out of the HOT LRU. A metadump walks the LRUs, and can miss
+// an item that moves from one to another meanwhile (memcached's
+// protocol.txt says so): tests that count what a listing finds start from
+// LRUs at rest.
+func settleLRU(t *testing.T, addr string) {
+	t.Helper()
+	testutil.WaitFor(t, 30*time.Second, "memcached's HOT LRU emptied on "+addr, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "stats items\r\n")
+		r := bufio.NewReader(c)
+		hot := 0
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if line == "END\r\n" {
+				return hot == 0
+			}
+			// STAT items:<class>:number_hot <n>
+			if f := strings.Fields(line); len(f) == 3 && strings.HasSuffix(f[1], ":number_hot") {
+				n, _ := strconv.Atoi(f[2])
+				hot += n
+			}
+		}
+	})
+}
+
+// owner is the node that holds id with one replica.
+func owner(m *Memcached, id []byte) *node {
+	var p placement
+	m.place(id, &p)
+	return p.all[0]
+}
+
+// A node restarted empty gets back, by its catch-up's full copy, every one
+// of 20,000 sessions the other node holds, at the version it holds, and
+// nothing that is not a session of this store.
+func TestFullCopyBringsBackManySessions(t *testing.T) {
+	c := startCluster(t)
+	const sessions = 20000
+	ids := make([]string, sessions)
+	for _, addr := range []string{c.n1.Addr, c.n2.Addr} {
+		l := newRawLoader(t, addr)
+		for i := range ids {
+			if ids[i] == "" {
+				ids[i] = string(AppendNewID(nil))
+			}
+			l.set(DefaultKeyPrefix+ids[i], encodedSession([]byte(ids[i]), uint64(1+i%7)))
+		}
+		l.done()
+	}
+	// Not sessions of this store: another prefix, and the prefix without a
+	// valid ID. A full copy leaves them where they are.
+	foreign := []string{"other:" + ids[0], DefaultKeyPrefix + "not-an-id", DefaultKeyPrefix + ids[0][:IDLen-1]}
+	raw := memcache.New(c.n2.Addr)
+	for _, k := range foreign {
+		if err := raw.Set(&memcache.Item{Key: k, Value: encodedSession([]byte(ids[0]), 9)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes(), Timeout: time.Second}})
+	c.n1.Restart()
+	testutil.WaitFor(t, 2*time.Minute, "n1 caught up", func() bool {
+		st := s.Nodes()[0]
+		return st.Up && st.Catchups >= 1
+	})
+	if st := s.Nodes()[0]; st.Copied < sessions {
+		t.Errorf("n1 was copied %d sessions, want all %d: %+v", st.Copied, sessions, st)
+	}
+	n1 := memcache.New(c.n1.Addr)
+	n1.Timeout = 5 * time.Second
+	for i := 0; i < sessions; i += 500 {
+		keys := make([]string, 0, 500)
+		for _, id := range ids[i:min(i+500, sessions)] {
+			keys = append(keys, DefaultKeyPrefix+id)
+		}
+		got, err := n1.GetMulti(keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, k := range keys {
+			it := got[k]
+			if it == nil {
+				t.Fatalf("session %d (%s) missing on n1 after the full copy", i+j, k)
+			}
+			if v, _, err := peekVersion(it.Value); err != nil || v != uint64(1+(i+j)%7) {
+				t.Fatalf("session %d on n1 at version %d (%v), want %d", i+j, v, err, 1+(i+j)%7)
+			}
+		}
+	}
+	for _, k := range foreign {
+		if _, err := n1.Get(k); err != memcache.ErrCacheMiss {
+			t.Errorf("%q, not a session of this store, was copied to n1 (%v)", k, err)
+		}
+	}
+}
+
+// heapSampler records the largest live heap (after a collection) seen
+// while it runs.
+type heapSampler struct {
+	stop chan struct{}
+	done chan struct{}
+	peak uint64
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+func sampleHeap() *heapSampler {
+	h := &heapSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		for {
+			h.peak = max(h.peak, liveHeap())
+			select {
+			case <-h.stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapSampler) end() uint64 {
+	close(h.stop)
+	<-h.done
+	return h.peak
+}
+
+// copyGrowth loads keys sessions on a fresh node A, about 1% of them placed
+// on a second node B (with one replica), copies B's share to B with a full
+// copy, and returns how much the live heap grew at most meanwhile.
+func copyGrowth(t *testing.T, keys int) uint64 {
+	t.Helper()
+	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
+	m := idleMemcached(t, 1, Node{ID: "a", Addr: a.Addr}, Node{ID: "b", Addr: b.Addr})
+	nb := m.nodes[1]
+	l := newRawLoader(t, a.Addr)
+	var forB []string
+	for l.items < keys {
+		id := AppendNewID(nil)
+		if owner(m, id) == nb {
+			if len(forB) >= keys/100 {
+				continue
+			}
+			forB = append(forB, DefaultKeyPrefix+string(id))
+		}
+		l.set(DefaultKeyPrefix+string(id), encodedSession(id, 1))
+	}
+	l.done()
+
+	base := liveHeap()
+	h := sampleHeap()
+	err := m.copyAll(nb)
+	peak := h.end()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nb.copied.Load(); got != int64(len(forB)) {
+		t.Fatalf("%d keys: copied %d sessions to b, want the %d placed on b", keys, got, len(forB))
+	}
+	if got, err := nb.client.GetMulti(forB[:100]); err != nil || len(got) != 100 {
+		t.Fatalf("b holds %d of the first 100 sessions placed on it (%v)", len(got), err)
+	}
+	if st, err := probe(b.Addr, time.Second); err != nil || st.items != int64(len(forB)) {
+		t.Fatalf("b holds %d items, want only the %d placed on it (%v)", st.items, len(forB), err)
+	}
+	if peak < base {
+		return 0
+	}
+	return peak - base
+}
+
+// A full copy holds one batch of keys at a time, not the source's whole
+// listing: the live heap it needs does not grow with the number of keys the
+// source holds. Holding 200,000 keys' strings and a slice of them would
+// take about 10 MiB more than holding 20,000.
+func TestFullCopyMemoryIsBounded(t *testing.T) {
+	small := copyGrowth(t, 20000)
+	large := copyGrowth(t, 200000)
+	t.Logf("live heap growth during a full copy: %d KiB over 20,000 keys, %d KiB over 200,000", small>>10, large>>10)
+	if large > small+2<<20 {
+		t.Errorf("a full copy over 200,000 keys grew the live heap by %d KiB, over 20,000 by %d KiB: "+
+			"memory scales with the number of keys", large>>10, small>>10)
+	}
+}
+
+// loadSessions writes n sessions at version 1 to the node at addr.
+func loadSessions(t *testing.T, addr string, n int) {
+	t.Helper()
+	l := newRawLoader(t, addr)
+	for i := 0; i < n; i++ {
+		id := AppendNewID(nil)
+		l.set(DefaultKeyPrefix+string(id), encodedSession(id, 1))
+	}
+	l.done()
+}
+
+// While another metadump runs on the source (another proxy's catch-up),
+// memcached answers BUSY: the full copy fails, so that the monitor tries
+// again, and lists every key once the other dump is over.
+func TestFullCopyBusySourceIsAnError(t *testing.T) {
+	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
+	const sessions = 150000
+	loadSessions(t, a.Addr, sessions)
+	m := idleMemcached(t, 2, Node{ID: "a", Addr: a.Addr}, Node{ID: "b", Addr: b.Addr})
+	na, nb := m.nodes[0], m.nodes[1]
+
+	// Another reader's dump that reads nothing, through a small receive
+	// buffer: the ~10 MiB dump cannot fit in the sockets' buffers, so
+	// memcached's crawler waits for it, busy.
+	other, err := net.Dial("tcp", a.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	other.(*net.TCPConn).SetReadBuffer(4096)
+	if _, err := other.Write([]byte("lru_crawler metadump all\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	other.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := other.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("the other dump did not start: %v", err)
+	}
+	err = m.copyAll(nb)
+	if err == nil || !strings.Contains(err.Error(), "BUSY") || !strings.Contains(err.Error(), "listing keys of a") {
+		t.Fatalf("full copy while another metadump runs: %v, want memcached's BUSY", err)
+	}
+	if nb.copied.Load() != 0 {
+		t.Fatalf("copied %d sessions from a busy listing", nb.copied.Load())
+	}
+	other.Close()
+	// memcached notices the other reader is gone within about a second.
+	var listed int
+	var last error
+	testutil.WaitFor(t, 20*time.Second, "a listing once the other dump is over", func() bool {
+		listed = 0
+		last = m.eachKey(na, func(string) error { listed++; return nil })
+		return last == nil
+	})
+	if listed != sessions {
+		t.Fatalf("listed %d sessions, want %d (last error %v)", listed, sessions, last)
+	}
+}
+
+// A destination that dies in the middle of a full copy stops it with an
+// error and is marked down; so does a source that dies (its listing
+// breaks, or its multi-gets fail).
+func TestFullCopyStopsWhenANodeDies(t *testing.T) {
+	for _, dying := range []string{"destination", "source"} {
+		t.Run(dying, func(t *testing.T) {
+			a, b := memcachedtest.Start(t), memcachedtest.Start(t)
+			loadSessions(t, a.Addr, 20000)
+			m := idleMemcached(t, 2, Node{ID: "a", Addr: a.Addr}, Node{ID: "b", Addr: b.Addr})
+			na, nb := m.nodes[0], m.nodes[1]
+			done := make(chan error, 1)
+			go func() { done <- m.copyAll(nb) }()
+			var copying atomic.Bool
+			testutil.WaitFor(t, time.Minute, "copy under way", func() bool {
+				copying.Store(nb.copied.Load() >= int64(copyBatch))
+				return copying.Load()
+			})
+			victim, vn := b, nb
+			if dying == "source" {
+				victim, vn = a, na
+			}
+			victim.Stop()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatalf("full copy succeeded after the %s died, having copied %d of 20000", dying, nb.copied.Load())
+				}
+				t.Logf("full copy with the %s dead: %v", dying, err)
+			case <-time.After(time.Minute):
+				t.Fatalf("full copy still running a minute after the %s died", dying)
+			}
+			if nb.copied.Load() >= 20000 {
+				t.Fatalf("copied all 20000 sessions: the %s died too late to test anything", dying)
+			}
+			if dying == "destination" && vn.load() != StateDown {
+				t.Fatalf("dead destination is %v, want down", vn.load())
+			}
+		})
+	}
+}
