@@ -66,7 +66,7 @@ func (m *Memcached) eachKey(n *node, fn func(key string) error) error {
 			return fail(err)
 		case end:
 			return nil
-		case !strings.HasPrefix(key, m.opts.KeyPrefix) || !ValidID([]byte(key[len(m.opts.KeyPrefix):])):
+		case key == "", !strings.HasPrefix(key, m.opts.KeyPrefix) || !ValidID([]byte(key[len(m.opts.KeyPrefix):])):
 			continue // not a session of this store
 		}
 		if err := fn(key); err != nil {
@@ -77,7 +77,8 @@ func (m *Memcached) eachKey(n *node, fn func(key string) error) error {
 
 // metadumpKey reads one line of lru_crawler metadump: the key it names,
 // URL-escaped as memcached writes it (key=<key> exp=... la=... cas=...
-// fetch=... cls=... size=...), or end at the final END. memcached's
+// fetch=... cls=... size=...), or end at the final END. An OK (which
+// memcached's protocol.txt allows before the dump) names no key. memcached's
 // errors are errors: BUSY means another metadump runs on the node (one
 // runs per server at a time, e.g. another proxy's catch-up), and the
 // monitor tries again at its next probe. Any other line is malformed.
@@ -86,9 +87,12 @@ func metadumpKey(line []byte) (key string, end bool, err error) {
 	switch {
 	case string(line) == "END":
 		return "", true, nil
+	case string(line) == "OK":
+		return "", false, nil
 	case bytes.HasPrefix(line, []byte("key=")):
 	case bytes.HasPrefix(line, []byte("BUSY")), bytes.HasPrefix(line, []byte("ERROR")),
-		bytes.HasPrefix(line, []byte("CLIENT_ERROR")), bytes.HasPrefix(line, []byte("SERVER_ERROR")):
+		bytes.HasPrefix(line, []byte("CLIENT_ERROR")), bytes.HasPrefix(line, []byte("SERVER_ERROR")),
+		bytes.HasPrefix(line, []byte("BADCLASS")):
 		return "", false, fmt.Errorf("lru_crawler metadump: %q", clip(line))
 	default:
 		return "", false, fmt.Errorf("lru_crawler metadump: malformed line %q", clip(line))

@@ -1,0 +1,209 @@
+package sessionstore
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// uriencode escapes key as memcached's metadump does: every byte but
+// letters, digits and -._~ as %XX.
+func uriencode(key string) string {
+	var b strings.Builder
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+func metadumpLine(key string) string {
+	return "key=" + uriencode(key) + " exp=-1 la=1796308732 cas=1 fetch=no cls=1 size=67\n"
+}
+
+var metadumpKeyTests = []struct {
+	line string
+	key  string
+	end  bool
+	err  string // substring of the error; "" for none
+}{
+	{line: metadumpLine("sp:abc"), key: "sp:abc"},
+	{line: "key=a%2Bb%25c exp=1796308832 la=1796308732 cas=2 fetch=no cls=1 size=65\n", key: "a+b%c"},
+	{line: "key=plain\n", key: "plain"},
+	{line: "key=plain", key: "plain"}, // the last line of a chunk, newline already cut
+	{line: "END\r\n", end: true},
+	{line: "END", end: true},
+	{line: "OK\r\n"},
+	{line: "BUSY currently processing crawler request\r\n", err: "BUSY currently processing"},
+	{line: "ERROR\r\n", err: `"ERROR"`},
+	{line: "CLIENT_ERROR bad command line format\r\n", err: "CLIENT_ERROR"},
+	{line: "SERVER_ERROR out of memory\r\n", err: "SERVER_ERROR"},
+	{line: "BADCLASS invalid class id\r\n", err: "BADCLASS"},
+	{line: "key= exp=-1\n", err: "malformed key"},
+	{line: "key=%zz exp=-1\n", err: "malformed key"},
+	{line: "key=abc%\n", err: "malformed key"},
+	{line: "\n", err: "malformed line"},
+	{line: "ENDS\r\n", err: "malformed line"},
+	{line: "+OK\r\n", err: "malformed line"}, // a Redis at the address
+	{line: "Key=abc\n", err: "malformed line"},
+	{line: strings.Repeat("x", 500) + "\n", err: "malformed line"},
+}
+
+func TestMetadumpKey(t *testing.T) {
+	for _, tt := range metadumpKeyTests {
+		key, end, err := metadumpKey([]byte(tt.line))
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("metadumpKey(%q) = %q, %v, %v; want an error with %q", tt.line, key, end, err, tt.err)
+		case tt.err == "" && (err != nil || key != tt.key || end != tt.end):
+			t.Errorf("metadumpKey(%q) = %q, %v, %v; want %q, %v", tt.line, key, end, err, tt.key, tt.end)
+		}
+		if err != nil && len(err.Error()) > 200 {
+			t.Errorf("metadumpKey of a %d-byte line: error of %d bytes, want the line clipped", len(tt.line), len(err.Error()))
+		}
+	}
+}
+
+// FuzzMetadumpKey: any line gives a key, the end, nothing or an error,
+// never a panic; a key memcached escapes comes back as it was.
+func FuzzMetadumpKey(f *testing.F) {
+	for _, tt := range metadumpKeyTests {
+		f.Add([]byte(tt.line), tt.key)
+	}
+	f.Add([]byte("key=sp%3AAAAAAAAAAAAAAAAAAAAAAA exp=-1\n"), "sp:"+strings.Repeat("A", IDLen))
+	f.Add([]byte("key=\xff\x00 exp\r\n"), "\xff\x00 \r\n%")
+	f.Fuzz(func(t *testing.T, line []byte, key string) {
+		k, end, err := metadumpKey(line)
+		if err == nil && end && k != "" {
+			t.Fatalf("%q: the end with a key %q", line, k)
+		}
+		if err != nil && (k != "" || end) {
+			t.Fatalf("%q: error %v with key %q, end %v", line, err, k, end)
+		}
+		if len(key) == 0 || len(key) > 250 {
+			return
+		}
+		got, end, err := metadumpKey([]byte(metadumpLine(key)))
+		if err != nil || end || got != key {
+			t.Fatalf("key %q escaped as memcached does: got %q, %v, %v", key, got, end, err)
+		}
+	})
+}
+
+// fakeMetadump is a server that expects lru_crawler metadump all and then
+// lets answer write what it likes: protocol corner cases memcached itself
+// cannot be made to produce.
+func fakeMetadump(t *testing.T, answer func(c net.Conn)) *Memcached {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				line, err := bufio.NewReader(c).ReadString('\n')
+				if err != nil || line != "lru_crawler metadump all\r\n" {
+					fmt.Fprintf(c, "ERROR unexpected command %q\r\n", line)
+					return
+				}
+				answer(c)
+			}()
+		}
+	}()
+	return idleMemcached(t, 1, Node{ID: "fake", Addr: ln.Addr().String()})
+}
+
+func sessionKey() string { return DefaultKeyPrefix + string(AppendNewID(nil)) }
+
+// Every broken answer ends the listing with an error that says what was
+// wrong, after handing on only the keys of the lines before it.
+func TestMetadumpBrokenStreams(t *testing.T) {
+	k1, k2 := sessionKey(), sessionKey()
+	good := metadumpLine(k1) + metadumpLine(k2)
+	tests := []struct {
+		name   string
+		answer string
+		stall  bool // keep the connection open, silent, after the answer
+		keys   int
+		err    string
+	}{
+		{name: "complete", answer: good + "END\r\n", keys: 2},
+		{name: "foreign keys skipped", answer: metadumpLine("other:x") + metadumpLine(DefaultKeyPrefix+"short") + good + "END\r\n", keys: 2},
+		{name: "OK before the dump", answer: "OK\r\n" + good + "END\r\n", keys: 2},
+		{name: "busy", answer: "BUSY currently processing crawler request\r\n", err: "BUSY"},
+		{name: "malformed line", answer: good + "garbage\r\n" + metadumpLine(sessionKey()) + "END\r\n", keys: 2, err: `malformed line "garbage"`},
+		{name: "malformed key", answer: good + "key=%G0 exp=-1\n" + "END\r\n", keys: 2, err: "malformed key"},
+		{name: "closed before END", answer: good, keys: 2, err: "stream broken before END: EOF"},
+		{name: "closed inside a line", answer: good + "key=sp%3Aab", keys: 2, err: "stream broken before END"},
+		{name: "line too long", answer: good + strings.Repeat("x", metadumpBuf+10) + "\n", keys: 2, err: "longer than"},
+		{name: "stalled", answer: good, stall: true, keys: 2, err: "nothing received for"},
+	}
+	defer func(d time.Duration) { metadumpIdle = d }(metadumpIdle)
+	metadumpIdle = 500 * time.Millisecond
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{})
+			defer close(release)
+			m := fakeMetadump(t, func(c net.Conn) {
+				c.Write([]byte(tt.answer))
+				if tt.stall {
+					<-release
+				}
+			})
+			var keys []string
+			err := m.eachKey(m.nodes[0], func(k string) error { keys = append(keys, k); return nil })
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("listing: %v", err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "listing keys of fake")):
+				t.Fatalf("listing: %v, want an error naming the node with %q", err, tt.err)
+			}
+			if len(keys) != tt.keys || tt.keys == 2 && (keys[0] != k1 || keys[1] != k2) {
+				t.Fatalf("listing handed on %q, want the first %d of %q", keys, tt.keys, []string{k1, k2})
+			}
+		})
+	}
+}
+
+// The listing's deadline is an idle one: a dump that keeps arriving, if
+// slowly, or a reader that takes its time between keys (copying them),
+// lasts as long as it needs, several times the idle deadline.
+func TestMetadumpDeadlineIsIdleNotTotal(t *testing.T) {
+	defer func(d time.Duration) { metadumpIdle = d }(metadumpIdle)
+	metadumpIdle = time.Second
+	const lines = 60
+	m := fakeMetadump(t, func(c net.Conn) {
+		for i := 0; i < lines; i++ {
+			c.Write([]byte(metadumpLine(sessionKey())))
+			time.Sleep(25 * time.Millisecond)
+		}
+		c.Write([]byte("END\r\n"))
+	})
+	start := time.Now()
+	n := 0
+	err := m.eachKey(m.nodes[0], func(string) error {
+		n++
+		time.Sleep(25 * time.Millisecond) // the copying
+		return nil
+	})
+	if err != nil || n != lines {
+		t.Fatalf("slow listing: %d keys, %v; want %d and no error", n, err, lines)
+	}
+	if took := time.Since(start); took < 2*metadumpIdle {
+		t.Fatalf("the listing took %v, under twice the idle deadline: it tests nothing", took)
+	}
+}
