@@ -337,7 +337,7 @@ func TestFullCopyBusySourceIsAnError(t *testing.T) {
 	var last error
 	testutil.WaitFor(t, 20*time.Second, "a listing once the other dump is over", func() bool {
 		listed = 0
-		last = m.eachKey(na, func(string) error { listed++; return nil })
+		last = m.eachKey(na, func([]byte) error { listed++; return nil })
 		return last == nil
 	})
 	if listed != sessions {

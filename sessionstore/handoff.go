@@ -181,16 +181,16 @@ func (m *Memcached) copyAll(n *node) error {
 // batch of keys is in memory, however many src holds.
 func (m *Memcached) copyFrom(src, n *node) error {
 	batch := make([]string, 0, copyBatch)
-	err := m.eachKey(src, func(key string) error {
+	err := m.eachKey(src, func(key []byte) error {
 		if !n.writable() {
 			return fmt.Errorf("node %s is down", n.ID)
 		}
 		var p placement
-		m.place([]byte(key[len(m.opts.KeyPrefix):]), &p)
+		m.place(key[len(m.opts.KeyPrefix):], &p)
 		if !p.holds(n, m.opts.Replicas) {
 			return nil
 		}
-		batch = append(batch, key)
+		batch = append(batch, string(key))
 		if len(batch) < copyBatch {
 			return nil
 		}

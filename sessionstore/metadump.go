@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
-	"strings"
 	"time"
 )
 
@@ -33,12 +31,14 @@ const metadumpBuf = 64 << 10
 
 // eachKey calls fn with every session key (KeyPrefix and a valid ID) that
 // n holds, in the order lru_crawler metadump lists them, each as soon as
-// its line is read. It runs on a connection of its own: the dump streams
+// its line is read; key is valid only during the call (it is decoded into
+// one reused buffer, so that the keys a copy skips cost no allocation). It
+// runs on a connection of its own: the dump streams
 // every key, so it must not hold a pooled connection for that long. An
 // error from fn ends the listing and is returned as is; the listing's own
 // errors (dial, a broken or stalled stream, a malformed line, memcached's
 // BUSY while another dump runs on the node) name the node.
-func (m *Memcached) eachKey(n *node, fn func(key string) error) error {
+func (m *Memcached) eachKey(n *node, fn func(key []byte) error) error {
 	fail := func(err error) error { return fmt.Errorf("listing keys of %s: %w", n.ID, err) }
 	c, err := net.DialTimeout("tcp", n.Addr, max(m.opts.Timeout, time.Second))
 	if err != nil {
@@ -50,6 +50,8 @@ func (m *Memcached) eachKey(n *node, fn func(key string) error) error {
 		return fail(err)
 	}
 	r := bufio.NewReaderSize(idleReader{c, metadumpIdle}, metadumpBuf)
+	prefix := []byte(m.opts.KeyPrefix)
+	var buf []byte
 	for {
 		line, err := r.ReadSlice('\n')
 		switch {
@@ -60,13 +62,14 @@ func (m *Memcached) eachKey(n *node, fn func(key string) error) error {
 		case err != nil:
 			return fail(fmt.Errorf("lru_crawler metadump: stream broken before END: %w", err))
 		}
-		key, end, err := metadumpKey(line)
+		key, end, err := metadumpKey(buf[:0], line)
+		buf = key[:0]
 		switch {
 		case err != nil:
 			return fail(err)
 		case end:
 			return nil
-		case key == "", !strings.HasPrefix(key, m.opts.KeyPrefix) || !ValidID([]byte(key[len(m.opts.KeyPrefix):])):
+		case !bytes.HasPrefix(key, prefix) || !ValidID(key[len(prefix):]):
 			continue // not a session of this store
 		}
 		if err := fn(key); err != nil {
@@ -81,28 +84,63 @@ func (m *Memcached) eachKey(n *node, fn func(key string) error) error {
 // memcached's protocol.txt allows before the dump) names no key. memcached's
 // errors are errors: BUSY means another metadump runs on the node (one
 // runs per server at a time, e.g. another proxy's catch-up), and the
-// monitor tries again at its next probe. Any other line is malformed.
-func metadumpKey(line []byte) (key string, end bool, err error) {
+// monitor tries again at its next probe. Any other line is malformed. The
+// key is decoded as url.QueryUnescape does and appended to dst.
+func metadumpKey(dst, line []byte) (key []byte, end bool, err error) {
 	line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
 	switch {
 	case string(line) == "END":
-		return "", true, nil
+		return dst, true, nil
 	case string(line) == "OK":
-		return "", false, nil
+		return dst, false, nil
 	case bytes.HasPrefix(line, []byte("key=")):
 	case bytes.HasPrefix(line, []byte("BUSY")), bytes.HasPrefix(line, []byte("ERROR")),
 		bytes.HasPrefix(line, []byte("CLIENT_ERROR")), bytes.HasPrefix(line, []byte("SERVER_ERROR")),
 		bytes.HasPrefix(line, []byte("BADCLASS")):
-		return "", false, fmt.Errorf("lru_crawler metadump: %q", clip(line))
+		return dst, false, fmt.Errorf("lru_crawler metadump: %q", clip(line))
 	default:
-		return "", false, fmt.Errorf("lru_crawler metadump: malformed line %q", clip(line))
+		return dst, false, fmt.Errorf("lru_crawler metadump: malformed line %q", clip(line))
 	}
 	enc, _, _ := bytes.Cut(line[len("key="):], []byte(" "))
-	key, err = url.QueryUnescape(string(enc))
-	if err != nil || key == "" {
-		return "", false, fmt.Errorf("lru_crawler metadump: malformed key in line %q", clip(line))
+	key, ok := appendUnescaped(dst, enc)
+	if !ok || len(key) == len(dst) {
+		return dst, false, fmt.Errorf("lru_crawler metadump: malformed key in line %q", clip(line))
 	}
 	return key, false, nil
+}
+
+// appendUnescaped appends enc decoded as url.QueryUnescape decodes it (%XX
+// is the byte XX, + a space), without its allocations: a dump lists every
+// key of a node, most of which a copy skips. It reports false for a % not
+// followed by two hex digits.
+func appendUnescaped(dst, enc []byte) ([]byte, bool) {
+	for i := 0; i < len(enc); i++ {
+		switch c := enc[i]; c {
+		case '%':
+			if i+2 >= len(enc) || unhex(enc[i+1]) < 0 || unhex(enc[i+2]) < 0 {
+				return dst, false
+			}
+			dst = append(dst, byte(unhex(enc[i+1])<<4|unhex(enc[i+2])))
+			i += 2
+		case '+':
+			dst = append(dst, ' ')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst, true
+}
+
+func unhex(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c - 'a' + 10)
+	case 'A' <= c && c <= 'F':
+		return int(c - 'A' + 10)
+	}
+	return -1
 }
 
 // clip shortens a line quoted in an error.
