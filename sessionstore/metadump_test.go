@@ -198,7 +198,7 @@ func TestMetadumpBrokenStreams(t *testing.T) {
 func TestMetadumpDeadlineIsIdleNotTotal(t *testing.T) {
 	defer func(d time.Duration) { metadumpIdle = d }(metadumpIdle)
 	metadumpIdle = time.Second
-	const lines = 60
+	const lines = 100
 	m := fakeMetadump(t, func(c net.Conn) {
 		for i := 0; i < lines; i++ {
 			c.Write([]byte(metadumpLine(sessionKey())))
@@ -210,7 +210,7 @@ func TestMetadumpDeadlineIsIdleNotTotal(t *testing.T) {
 	n := 0
 	err := m.eachKey(m.nodes[0], func([]byte) error {
 		n++
-		time.Sleep(25 * time.Millisecond) // the copying
+		time.Sleep(30 * time.Millisecond) // the copying: 3s in all
 		return nil
 	})
 	if err != nil || n != lines {
