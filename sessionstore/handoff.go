@@ -1,7 +1,10 @@
 package sessionstore
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,33 +179,54 @@ func (m *Memcached) copyAll(n *node) error {
 	return nil
 }
 
-// copyFrom copies to n the sessions src holds that n should hold, batch
-// by batch while src's listing is still being read: only the current
-// batch of keys is in memory, however many src holds.
+// copyFrom copies to n the sessions src holds that n should hold. The
+// listing is read to its end first, as fast as memcached sends it, into an
+// unlinked temporary file of the keys n should hold; the copy then reads
+// the file batch by batch. So memory holds one batch of keys however many
+// src holds, and the listing, which walks src's hash table and delays its
+// gets while it is open, stays open only as long as memcached takes to
+// send it, not as long as the copy.
 func (m *Memcached) copyFrom(src, n *node) error {
-	batch := make([]string, 0, copyBatch)
-	err := m.eachKey(src, func(key []byte) error {
-		if !n.writable() {
-			return fmt.Errorf("node %s is down", n.ID)
-		}
+	f, err := os.CreateTemp("", "sessionproxy-keys-*")
+	if err != nil {
+		return fmt.Errorf("full copy to %s: %w", n.ID, err)
+	}
+	os.Remove(f.Name()) // gone with the process, whatever happens to it
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 64<<10)
+	err = m.eachKey(src, func(key []byte) error {
 		var p placement
 		m.place(key[len(m.opts.KeyPrefix):], &p)
 		if !p.holds(n, m.opts.Replicas) {
 			return nil
 		}
-		batch = append(batch, string(key))
+		w.Write(key)
+		return w.WriteByte('\n') // keys hold no white space
+	})
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		return err
+	}
+	keys := bufio.NewScanner(bufio.NewReaderSize(f, 64<<10))
+	batch := make([]string, 0, copyBatch)
+	for keys.Scan() {
+		batch = append(batch, keys.Text())
 		if len(batch) < copyBatch {
-			return nil
+			continue
 		}
 		if err := m.copyBatch(src, n, batch); err != nil {
 			return err
 		}
 		batch = batch[:0]
 		time.Sleep(copyPause)
-		return nil
-	})
-	if err != nil {
-		return err
+	}
+	if err := keys.Err(); err != nil {
+		return fmt.Errorf("full copy to %s: reading back the keys: %w", n.ID, err)
 	}
 	return m.copyBatch(src, n, batch)
 }

@@ -110,7 +110,7 @@ func FuzzMetadumpKey(f *testing.F) {
 	})
 }
 
-// fakeMetadump is a server that expects lru_crawler metadump all and then
+// fakeMetadump is a server that expects lru_crawler metadump hash and then
 // lets answer write what it likes: protocol corner cases memcached itself
 // cannot be made to produce.
 func fakeMetadump(t *testing.T, answer func(c net.Conn)) *Memcached {
@@ -129,7 +129,7 @@ func fakeMetadump(t *testing.T, answer func(c net.Conn)) *Memcached {
 			go func() {
 				defer c.Close()
 				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil || line != "lru_crawler metadump all\r\n" {
+				if err != nil || line != "lru_crawler metadump hash\r\n" {
 					fmt.Fprintf(c, "ERROR unexpected command %q\r\n", line)
 					return
 				}
