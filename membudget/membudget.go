@@ -16,6 +16,8 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
+	"sync"
 	"time"
 )
 
@@ -54,11 +56,28 @@ func (b *Budget) Limit() int64 {
 func Operated() bool { return os.Getenv("GOMEMLIMIT") != "" }
 
 // Apply sets the runtime's soft memory limit to b's, unless the operator
-// set one.
+// set one. A limit below what is live would have the collector run
+// without pause (up to half the CPU) for nothing: the limit never goes
+// below the heap that was live at the last collection plus half the
+// allowance.
 func Apply(b *Budget) {
 	if !Operated() {
-		debug.SetMemoryLimit(b.Limit())
+		debug.SetMemoryLimit(max(b.Limit(), liveHeap()+Allowance/2))
 	}
+}
+
+var liveSample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+var liveMu sync.Mutex
+
+// liveHeap is the heap that was live at the last collection.
+func liveHeap() int64 {
+	liveMu.Lock()
+	defer liveMu.Unlock()
+	metrics.Read(liveSample)
+	if liveSample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return int64(liveSample[0].Value.Uint64())
 }
 
 // Run applies the budget returned by current every interval until ctx

@@ -3,6 +3,7 @@ package membudget
 import (
 	"context"
 	"math"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"testing"
@@ -71,4 +72,19 @@ func waitLimit(t *testing.T, want int64) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestLimitGivesWayToLiveHeap: a budget below what is live would keep the
+// collector running for nothing; the limit stays half the allowance above
+// the live heap instead.
+func TestLimitGivesWayToLiveHeap(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	defer debug.SetMemoryLimit(limit())
+	live := make([]byte, 3*Allowance)
+	runtime.GC()
+	Apply(&Budget{})
+	if got, want := limit(), int64(len(live)+Allowance/2); got < want {
+		t.Fatalf("limit %d MiB with %d MiB live, want at least %d MiB", got>>20, len(live)>>20, want>>20)
+	}
+	runtime.KeepAlive(live)
 }
