@@ -439,3 +439,32 @@ func TestFullCopyUnderReadsMissesNothing(t *testing.T) {
 		t.Fatalf("copied %d of %d sessions while they were being read", got, sessions)
 	}
 }
+
+// Close stops a start-up reconciliation in the middle of its copy: a
+// process asked to stop over a node holding many sessions is not held
+// until every one is copied, and nothing is copied once Close returns.
+func TestCloseStopsTheStartupCopy(t *testing.T) {
+	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
+	const sessions = 100000
+	loadSessions(t, a.Addr, sessions)
+	m, err := NewMemcached(MemcachedOptions{Nodes: []Node{{ID: "a", Addr: a.Addr}, {ID: "b", Addr: b.Addr}},
+		Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb := m.nodes[1]
+	testutil.WaitFor(t, time.Minute, "start-up copy under way", func() bool {
+		return nb.copied.Load() >= int64(copyBatch)
+	})
+	m.Close()
+	stopped := nb.copied.Load()
+	if stopped >= sessions {
+		t.Fatalf("Close returned after the whole copy (%d sessions): it did not stop it", stopped)
+	}
+	time.Sleep(50 * copyPause)
+	if now := nb.copied.Load(); now != stopped {
+		t.Fatalf("%d sessions copied after Close returned", now-stopped)
+	}
+	m.Reconciled() // over, not waiting for a copy that no longer runs
+	t.Logf("copy stopped after %d of %d sessions", stopped, sessions)
+}

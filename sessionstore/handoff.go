@@ -2,6 +2,7 @@ package sessionstore
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -110,7 +111,7 @@ func (m *Memcached) catchUp(n *node, full bool) {
 	ids, overflow := n.handoff.take()
 	full = full || overflow
 	for i, id := range ids {
-		if n.load() != StateCatchingUp {
+		if n.load() != StateCatchingUp || m.closing() {
 			n.handoff.putBack(ids[i:], full)
 			return
 		}
@@ -120,6 +121,9 @@ func (m *Memcached) catchUp(n *node, full bool) {
 	}
 	if full {
 		if err := m.copyAll(n); err != nil {
+			if errors.Is(err, errClosed) {
+				return
+			}
 			// Still catching up: the monitor tries again next interval.
 			m.logger().Warn("memcached catch-up: full copy failed, trying again", "node", n.ID, "error", err)
 			return
@@ -195,6 +199,9 @@ func (m *Memcached) copyFrom(src, n *node) error {
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 64<<10)
 	err = m.eachKey(src, func(key []byte) error {
+		if m.closing() {
+			return errClosed
+		}
 		var p placement
 		m.place(key[len(m.opts.KeyPrefix):], &p)
 		if !p.holds(n, m.opts.Replicas) {
@@ -214,6 +221,8 @@ func (m *Memcached) copyFrom(src, n *node) error {
 	}
 	keys := bufio.NewScanner(bufio.NewReaderSize(f, 64<<10))
 	batch := make([]string, 0, copyBatch)
+	pause := time.NewTimer(copyPause)
+	defer pause.Stop()
 	for keys.Scan() {
 		batch = append(batch, keys.Text())
 		if len(batch) < copyBatch {
@@ -223,7 +232,12 @@ func (m *Memcached) copyFrom(src, n *node) error {
 			return err
 		}
 		batch = batch[:0]
-		time.Sleep(copyPause)
+		pause.Reset(copyPause)
+		select {
+		case <-m.closed:
+			return errClosed
+		case <-pause.C:
+		}
 	}
 	if err := keys.Err(); err != nil {
 		return fmt.Errorf("full copy to %s: reading back the keys: %w", n.ID, err)

@@ -88,12 +88,30 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 // found down. Until then a node may see reads that no client made.
 func (m *Memcached) Reconciled() { m.startup.Wait() }
 
-// Close stops the node monitors. Closing again does nothing.
+// Close stops the node monitors, and with them any reconciliation or
+// catch-up under way: a copy stops between two keys, so that a process
+// asked to stop (or a reload replacing the store) is not held for as long
+// as a copy of millions of sessions takes. A node whose catch-up stopped
+// is left as it was; the next process's monitor copies it again. Closing
+// again does nothing.
 func (m *Memcached) Close() {
 	m.closeOnce.Do(func() { close(m.closed) })
 	m.wg.Wait()
 	for _, n := range m.nodes {
 		n.dropConns()
+	}
+}
+
+// errClosed ends a copy that Close interrupted.
+var errClosed = errors.New("sessionstore: store closed")
+
+// closing reports whether Close was called.
+func (m *Memcached) closing() bool {
+	select {
+	case <-m.closed:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -143,7 +143,7 @@ func (m *Memcached) monitor(n *node) {
 		// What the node missed while no proxy ran is unknown: bring it
 		// the newer versions the others hold, in the background (it
 		// serves reads meanwhile, where the newest replica wins anyway).
-		if err := m.copyAll(n); err != nil {
+		if err := m.copyAll(n); err != nil && !errors.Is(err, errClosed) {
 			m.logger().Warn("memcached node: start-up reconciliation incomplete", "node", n.ID, "error", err)
 		}
 	} else {
