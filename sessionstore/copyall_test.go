@@ -62,8 +62,12 @@ func newRawLoader(t *testing.T, addr string) *rawLoader {
 	return &rawLoader{t: t, addr: addr, c: c, w: bufio.NewWriterSize(c, 64<<10)}
 }
 
-func (l *rawLoader) set(key string, val []byte) {
-	fmt.Fprintf(l.w, "set %s 0 3600 %d noreply\r\n", key, len(val))
+func (l *rawLoader) set(key string, val []byte) { l.setFlags(key, val, 0) }
+
+// setFlags is set with memcached client flags (0: as written before the
+// store set them).
+func (l *rawLoader) setFlags(key string, val []byte, flags uint32) {
+	fmt.Fprintf(l.w, "set %s %d 3600 %d noreply\r\n", key, flags, len(val))
 	l.w.Write(val)
 	l.w.WriteString("\r\n")
 	l.items++
@@ -467,4 +471,116 @@ func TestCloseStopsTheStartupCopy(t *testing.T) {
 	}
 	m.Reconciled() // over, not waiting for a copy that no longer runs
 	t.Logf("copy stopped after %d of %d sessions", stopped, sessions)
+}
+
+// A full copy between replicas that hold the same versions reads the
+// version flags only, not the values: the start-up reconciliation of a
+// healthy pair of nodes moves almost nothing. What does differ is still
+// copied: a newer version (flags differ), a session the destination
+// lacks, and one stored without flags (by an older build) at an older
+// version; one without flags at the same version is left alone.
+func TestFullCopyOfAgreeingReplicasReadsNoValues(t *testing.T) {
+	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
+	const agree, size = 20000, 2048
+	pad := strings.Repeat("x", size)
+	var u Update
+	u.Set([]byte("pad"), []byte(pad))
+	session := func(id []byte, version uint64) []byte {
+		var s Session
+		u.applyTo(&s, &Session{ID: id, Version: version, Created: time.Now().UnixMilli(), Touched: time.Now().Unix()})
+		s.Expires = time.Now().Add(time.Hour).Unix()
+		return s.AppendEncode(nil)
+	}
+	la, lb := newRawLoader(t, a.Addr), newRawLoader(t, b.Addr)
+	for i := 0; i < agree; i++ {
+		id := AppendNewID(nil)
+		v := session(id, 3)
+		la.setFlags(DefaultKeyPrefix+string(id), v, versionFlags(v))
+		lb.setFlags(DefaultKeyPrefix+string(id), v, versionFlags(v))
+	}
+	var newer, missing, legacyOld, legacySame []string
+	for i := 0; i < 50; i++ {
+		for _, group := range []*[]string{&newer, &missing, &legacyOld, &legacySame} {
+			id := AppendNewID(nil)
+			key := DefaultKeyPrefix + string(id)
+			*group = append(*group, key)
+			v3, v4 := session(id, 3), session(id, 4)
+			switch group {
+			case &newer:
+				la.setFlags(key, v4, versionFlags(v4))
+				lb.setFlags(key, v3, versionFlags(v3))
+			case &missing:
+				la.setFlags(key, v4, versionFlags(v4))
+			case &legacyOld:
+				la.set(key, v4)
+				lb.set(key, v3)
+			case &legacySame:
+				la.set(key, v4)
+				lb.set(key, v4)
+			}
+		}
+	}
+	la.done()
+	lb.done()
+
+	m := idleMemcached(t, 2, Node{ID: "a", Addr: a.Addr}, Node{ID: "b", Addr: b.Addr})
+	nb := m.nodes[1]
+	before := memcachedStat(t, a.Addr, "bytes_written") + memcachedStat(t, b.Addr, "bytes_written")
+	if err := m.copyAll(nb); err != nil {
+		t.Fatal(err)
+	}
+	sent := memcachedStat(t, a.Addr, "bytes_written") + memcachedStat(t, b.Addr, "bytes_written") - before
+	// The listing alone is about 100 bytes a key; the values are 2 KiB.
+	if values := int64(agree * size); sent > values/5 {
+		t.Errorf("the nodes sent %d bytes for a copy of %d agreeing sessions of %d bytes: values were read", sent, agree, size)
+	}
+	if want := int64(len(newer) + len(missing) + len(legacyOld)); nb.copied.Load() != want {
+		t.Errorf("copied %d sessions, want %d (the differing ones)", nb.copied.Load(), want)
+	}
+	raw := memcache.New(b.Addr)
+	for _, group := range [][]string{newer, missing, legacyOld, legacySame} {
+		got, err := raw.GetMulti(group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range group {
+			it := got[k]
+			if it == nil {
+				t.Fatalf("%s missing on b after the copy", k)
+			}
+			if v, _, err := peekVersion(it.Value); err != nil || v != 4 {
+				t.Fatalf("%s on b at version %d (%v), want 4", k, v, err)
+			}
+		}
+	}
+	t.Logf("copy of %d agreeing and %d differing sessions: the nodes sent %d bytes", agree, 4*len(newer), sent)
+}
+
+// memcachedStat is one counter of memcached's stats.
+func memcachedStat(t *testing.T, addr, name string) int64 {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c, "stats\r\n")
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "STAT "+name+" "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if strings.HasPrefix(line, "END") {
+			t.Fatalf("no %s in stats", name)
+		}
+	}
 }

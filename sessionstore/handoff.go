@@ -2,6 +2,7 @@ package sessionstore
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
 )
 
 // Hinted handoff: a write or tombstone that one of a session's nodes
@@ -245,15 +248,21 @@ func (m *Memcached) copyFrom(src, n *node) error {
 	return m.copyBatch(src, n, batch)
 }
 
-// copyBatch copies keys from src to dst in two round trips for the reads
-// (one multi-get on each side) and one write per session dst lacks or
-// holds an older version of.
+// copyBatch copies keys from src to dst: first the version flags of
+// every key on both sides (one pipelined write and read each), then, for
+// the keys whose versions may differ, one multi-get on each side and one
+// write per session dst lacks or holds an older version of. Replicas that
+// agree, as they do at most starts, so cost no value read.
 func (m *Memcached) copyBatch(src, dst *node, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
 	if !dst.writable() {
 		return fmt.Errorf("node %s is down", dst.ID)
+	}
+	keys, err := m.differing(src, dst, keys)
+	if err != nil || len(keys) == 0 {
+		return err
 	}
 	have, err := src.client.GetMulti(keys)
 	if err != nil {
@@ -286,4 +295,61 @@ func (m *Memcached) copyBatch(src, dst *node, keys []string) error {
 		}
 	}
 	return nil
+}
+
+// differing returns the keys src holds whose copy on dst may be older:
+// dst lacks it, or holds it with other version flags, or one side holds
+// it without them (versionFlags). It reads the client flags only, never
+// the values.
+func (m *Memcached) differing(src, dst *node, keys []string) ([]string, error) {
+	bkeys := make([][]byte, len(keys))
+	for i, k := range keys {
+		bkeys[i] = []byte(k)
+	}
+	have, held := flagCalls(len(keys)), flagCalls(len(keys))
+	defer releaseCalls(have)
+	defer releaseCalls(held)
+	src.pipe.startAll(have, bkeys)
+	dst.pipe.startAll(held, bkeys)
+	var need []string
+	var srcErr, dstErr error
+	for i, k := range keys {
+		serr, derr := have[i].wait(), held[i].wait()
+		switch {
+		case serr != nil && serr != memcache.ErrCacheMiss:
+			srcErr = cmp.Or(srcErr, serr)
+		case derr != nil && derr != memcache.ErrCacheMiss:
+			dstErr = cmp.Or(dstErr, derr)
+		case serr != nil:
+			// gone since the listing
+		case derr == nil && have[i].flag != 0 && have[i].flag == held[i].flag:
+			// the same version on both
+		default:
+			need = append(need, k)
+		}
+	}
+	if srcErr != nil {
+		m.check(src, srcErr)
+		return nil, fmt.Errorf("reading the versions to copy from %s: %w", src.ID, srcErr)
+	}
+	if dstErr != nil {
+		m.check(dst, dstErr)
+		return nil, fmt.Errorf("reading the versions %s holds: %w", dst.ID, dstErr)
+	}
+	return need, nil
+}
+
+// flagCalls returns n pooled calls asking for a key's flags.
+func flagCalls(n int) []*metaCall {
+	calls := make([]*metaCall, n)
+	for i := range calls {
+		calls[i] = newCall(opFlags, nil, 0, 0)
+	}
+	return calls
+}
+
+func releaseCalls(calls []*metaCall) {
+	for _, c := range calls {
+		c.release()
+	}
 }

@@ -74,10 +74,11 @@ type metaLink struct {
 type metaOp uint8
 
 const (
-	opGet metaOp = iota // mg: value and CAS id
-	opSet               // ms: store whatever is held
-	opCAS               // ms C<cas>: store only over that version
-	opAdd               // ms ME: store only if absent
+	opGet   metaOp = iota // mg: value and CAS id
+	opFlags               // mg: the client flags only (the version, see versionFlags)
+	opSet                 // ms: store whatever is held
+	opCAS                 // ms C<cas>: store only over that version
+	opAdd                 // ms ME: store only if absent
 )
 
 // metaCall is one command and, once done is signalled, its answer.
@@ -85,6 +86,7 @@ type metaCall struct {
 	op   metaOp
 	val  []byte // the value to store; for a get, the value read, in buf
 	cas  uint64 // the CAS id to check; for a get, the one read
+	flag uint32 // client flags: stored with a value, or read by opFlags
 	exp  int32  // memcached's expiry
 	err  error
 	done chan struct{}
@@ -96,7 +98,10 @@ var metaCalls = sync.Pool{New: func() any { return &metaCall{done: make(chan str
 // newCall returns a pooled call; release it after wait.
 func newCall(op metaOp, val []byte, cas uint64, exp int32) *metaCall {
 	c := metaCalls.Get().(*metaCall)
-	c.op, c.val, c.cas, c.exp, c.err = op, val, cas, exp, nil
+	c.op, c.val, c.cas, c.exp, c.err, c.flag = op, val, cas, exp, nil, 0
+	if op != opGet && op != opFlags {
+		c.flag = versionFlags(val)
+	}
 	return c
 }
 
@@ -158,6 +163,32 @@ func (p *metaPipe) start(c *metaCall, key []byte) {
 	}
 	mc.buf = c.encode(mc.buf, key)
 	mc.queue = append(mc.queue, c)
+	mc.write(p)
+}
+
+// startAll is start for several calls at once, queued together so that
+// they leave in one write however many there are (a full copy's batch).
+func (p *metaPipe) startAll(calls []*metaCall, keys [][]byte) {
+	mc := &p.conns[p.next.Add(1)%metaConns]
+	mc.mu.Lock()
+	if err := mc.connect(p); err != nil {
+		mc.mu.Unlock()
+		for _, c := range calls {
+			c.err = err
+			c.done <- struct{}{}
+		}
+		return
+	}
+	for i, c := range calls {
+		mc.buf = c.encode(mc.buf, keys[i])
+		mc.queue = append(mc.queue, c)
+	}
+	mc.write(p)
+}
+
+// write writes the queue unless another caller is writing it. It is
+// called with mc.mu held and returns with it released.
+func (mc *metaConn) write(p *metaPipe) {
 	if mc.writing {
 		mc.mu.Unlock()
 		return
@@ -176,10 +207,15 @@ func (p *metaPipe) start(c *metaCall, key []byte) {
 
 // encode appends c's command for key to b.
 func (c *metaCall) encode(b, key []byte) []byte {
-	if c.op == opGet {
+	switch c.op {
+	case opGet:
 		b = append(b, "mg "...)
 		b = append(b, key...)
 		return append(b, " v c\r\n"...)
+	case opFlags:
+		b = append(b, "mg "...)
+		b = append(b, key...)
+		return append(b, " f\r\n"...)
 	}
 	b = append(b, "ms "...)
 	b = append(b, key...)
@@ -187,6 +223,10 @@ func (c *metaCall) encode(b, key []byte) []byte {
 	b = strconv.AppendInt(b, int64(len(c.val)), 10)
 	b = append(b, " T"...)
 	b = strconv.AppendInt(b, int64(c.exp), 10)
+	if c.flag != 0 {
+		b = append(b, " F"...)
+		b = strconv.AppendUint(b, uint64(c.flag), 10)
+	}
 	switch c.op {
 	case opCAS:
 		b = append(b, " C"...)
@@ -295,7 +335,7 @@ var errServer = errors.New("SERVER_ERROR")
 
 // readAnswer reads the answer to c from br and sets c.err (and, for a
 // get, c.val and c.cas). mg answers "VA <size> c<cas>" and the value, or
-// "EN"; ms answers "HD", "NS" (not stored), "EX" (CAS mismatch) or "NF"
+// "EN"; mg <key> f answers "HD f<flags>" or "EN"; ms answers "HD", "NS" (not stored), "EX" (CAS mismatch) or "NF"
 // (no item to swap). The error returned is c.err, or one that leaves the
 // connection out of step.
 func readAnswer(br *bufio.Reader, c *metaCall) error {
@@ -307,9 +347,16 @@ func readAnswer(br *bufio.Reader, c *metaCall) error {
 		return fmt.Errorf("sessionstore: memcached answer not terminated: %q", line)
 	}
 	line = line[:len(line)-2]
-	get := c.op == opGet
+	get := c.op == opGet || c.op == opFlags
 	switch {
-	case get && len(line) > 3 && string(line[:3]) == "VA ":
+	case c.op == opFlags && len(line) >= 2 && string(line[:2]) == "HD":
+		flag, err := parseFlagsHD(line[2:])
+		if err != nil {
+			return err
+		}
+		c.flag, c.err = flag, nil
+		return nil
+	case c.op == opGet && len(line) > 3 && string(line[:3]) == "VA ":
 		size, cas, err := parseVA(line[3:])
 		if err != nil {
 			return err
@@ -382,6 +429,28 @@ func parseVA(rest []byte) (size int, cas uint64, err error) {
 		i = j
 	}
 	return size, cas, nil
+}
+
+// parseFlagsHD reads the " f<flags>" that follows HD in the answer to
+// mg <key> f (memcached omits it for flags 0).
+func parseFlagsHD(rest []byte) (uint32, error) {
+	if len(rest) == 0 {
+		return 0, nil
+	}
+	if len(rest) < 3 || rest[0] != ' ' || rest[1] != 'f' {
+		return 0, fmt.Errorf("sessionstore: bad flags answer %q", rest)
+	}
+	var n uint64
+	for _, d := range rest[2:] {
+		if d < '0' || d > '9' || n > 1<<32-1 {
+			return 0, fmt.Errorf("sessionstore: bad flags answer %q", rest)
+		}
+		n = n*10 + uint64(d-'0')
+	}
+	if n > 1<<32-1 {
+		return 0, fmt.Errorf("sessionstore: bad flags answer %q", rest)
+	}
+	return uint32(n), nil
 }
 
 // close drops every connection: calls in flight fail, later ones dial

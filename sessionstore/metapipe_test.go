@@ -225,6 +225,65 @@ func TestMetaAnswers(t *testing.T) {
 	}
 }
 
+// The answers to mg <key> f: the flags, none (0), a miss, and garbage.
+func TestMetaFlagsAnswers(t *testing.T) {
+	br := bufio.NewReader(strings.NewReader("HD f4294967295\r\nHD\r\nEN\r\nHD f4294967296\r\n"))
+	c := &metaCall{op: opFlags}
+	if err := readAnswer(br, c); err != nil || c.flag != 1<<32-1 {
+		t.Fatalf("HD f: %d %v", c.flag, err)
+	}
+	if err := readAnswer(br, c); err != nil || c.flag != 0 {
+		t.Fatalf("HD: %d %v", c.flag, err)
+	}
+	if err := readAnswer(br, c); !errors.Is(err, memcache.ErrCacheMiss) || nodeFailed(err) {
+		t.Fatalf("EN: %v", err)
+	}
+	if err := readAnswer(br, c); err == nil || isAnswer(err) {
+		t.Fatalf("flags over 32 bits: %v, want an error", err)
+	}
+}
+
+// Every value the pipe stores carries its version in memcached's client
+// flags (what a full copy compares, handoff.go), as another client sees
+// them too; a value that is not a session carries none.
+func TestMetaPipeStoresTheVersionInTheFlags(t *testing.T) {
+	mc := memcachedtest.Start(t)
+	p := newMetaPipe(mc.Addr, time.Second)
+	defer p.close()
+	raw := memcache.New(mc.Addr)
+	id := AppendNewID(nil)
+	for _, tc := range []struct {
+		op    metaOp
+		val   []byte
+		flags uint32
+	}{
+		{opAdd, encodedSession(id, 7), 7},
+		{opSet, encodedSession(id, 1<<32+9), 9},
+		{opSet, []byte("not a session"), 0},
+	} {
+		key := []byte(DefaultKeyPrefix + string(AppendNewID(nil)))
+		if err := p.store(tc.op, key, tc.val, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		it, err := raw.Get(string(key))
+		if err != nil || it.Flags != tc.flags {
+			t.Fatalf("stored %q: flags %v (%v), want %d", tc.val, it, err, tc.flags)
+		}
+		c := newCall(opFlags, nil, 0, 0)
+		p.start(c, key)
+		if err := c.wait(); err != nil || c.flag != tc.flags {
+			t.Fatalf("mg f of %q: %d (%v), want %d", tc.val, c.flag, err, tc.flags)
+		}
+		c.release()
+	}
+	c := newCall(opFlags, nil, 0, 0)
+	p.start(c, []byte(DefaultKeyPrefix+string(AppendNewID(nil))))
+	if err := c.wait(); !errors.Is(err, memcache.ErrCacheMiss) {
+		t.Fatalf("mg f of a missing key: %v, want a miss", err)
+	}
+	c.release()
+}
+
 // FuzzMetaAnswer: whatever a node sends back, reading the answer to any
 // command returns a value of the size announced, or an error, and never
 // panics or reads past what it was given.
@@ -234,13 +293,14 @@ func FuzzMetaAnswer(f *testing.F) {
 		"SERVER_ERROR object too large for cache\r\n", "CLIENT_ERROR bad data chunk\r\n",
 		"VA 5 c42\r\nhel", "VA -1\r\n", "VA 99999999999999999999\r\n", "VA 3 cX\r\nabc\r\n",
 		"VA 3\r\nabcde", "VA 3 c99999999999999999999\r\nabc\r\n", "HD", "\n", "VA 2 t-1 c1 k\r\nok\r\n",
+		"HD f42\r\n", "HD f\r\n", "HD f99999999999\r\n", "HD c1\r\n",
 	} {
-		for op := range 4 {
+		for op := range 5 {
 			f.Add([]byte(s), uint8(op))
 		}
 	}
 	f.Fuzz(func(t *testing.T, in []byte, op uint8) {
-		c := &metaCall{op: metaOp(op % 4)}
+		c := &metaCall{op: metaOp(op % 5)}
 		err := readAnswer(bufio.NewReader(bytes.NewReader(in)), c)
 		switch {
 		case err == nil && c.op == opGet:

@@ -268,6 +268,19 @@ func peek(data []byte) (meta, error) {
 // its last write: the default ttl plus a quarter.
 const legacyLifetime = int64(DefaultTTL/time.Second) * 5 / 4
 
+// versionFlags is the memcached client flags a stored value is written
+// with: the low 32 bits of its version, so that a full copy can tell
+// which sessions two nodes hold at the same version without reading
+// either value (handoff.go). 0 means not known: a value written before
+// the flags were set, or not a session.
+func versionFlags(val []byte) uint32 {
+	m, err := peek(val)
+	if err != nil {
+		return 0
+	}
+	return uint32(m.version)
+}
+
 // peekVersion returns the version and deleted flag of a stored value.
 func peekVersion(data []byte) (uint64, bool, error) {
 	m, err := peek(data)
