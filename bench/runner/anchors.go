@@ -197,7 +197,7 @@ func (e *env) startAnchors(nodes []string) {
 		a.base = map[string]string{}
 		for _, t := range []string{"hot", "cold"} {
 			addr := freeAddr()
-			local := "64MiB"
+			local := hotTier
 			if t == "cold" {
 				local = "0"
 			}
@@ -358,6 +358,32 @@ func targetRows(rows []row) []targetRow {
 		}
 		r := p.P99 / n.P99
 		out = append(out, targetRow{Scenario: "p99, " + s.Name, Against: "nginx's p99", Reached: r, Target: 1, AtMost: true, Met: r <= 1})
+	}
+	return out
+}
+
+// hotTierMiB is local_cache.size of every sessionproxy instance measured
+// with a hot tier (the cold ones have none); hotTier is it in the config.
+const hotTierMiB = 64
+
+var hotTier = fmt.Sprintf("%dMiB", hotTierMiB)
+
+// rssTargets checks the resident memory of each sessionproxy instance
+// against the speed issue's budget: local_cache.size + 64 MiB + what its
+// connections cost, at the 16 KiB a connection the issue aims at (wrk's
+// connections; the per-connection cost itself is measured by -connmem).
+func rssTargets(rss []rssRow, conns int) []targetRow {
+	var out []targetRow
+	for _, r := range rss {
+		tier, ok := map[string]int64{"sessionproxy hot": hotTierMiB << 10, "sessionproxy async": hotTierMiB << 10, "sessionproxy cold": 0}[r.Target]
+		if !ok {
+			continue
+		}
+		budget := tier + 64<<10 + int64(conns)*16
+		ratio := float64(r.KiB) / float64(budget)
+		out = append(out, targetRow{Scenario: "RSS after the run, " + r.Target,
+			Against: fmt.Sprintf("%d MiB tier + 64 MiB + %d × 16 KiB = %.0f MiB", tier>>10, conns, float64(budget)/1024),
+			Reached: ratio, Target: 1, AtMost: true, Met: ratio <= 1})
 	}
 	return out
 }

@@ -57,7 +57,7 @@ func (s *scaleEnv) memTargets() []memTarget {
 		return memTarget{name, func(s *scaleEnv) (string, []int, string, func()) {
 			addr, admin := freeAddr(), freeAddr()
 			conf := filepath.Join(s.dir, "mem-"+strings.ReplaceAll(name, " ", "_")+".yaml")
-			os.WriteFile(conf, []byte(spConfig(addr, "sync", "64MiB", s.backend, s.nodes)+fmt.Sprintf("admin: %q\n", admin)), 0o600)
+			os.WriteFile(conf, []byte(spConfig(addr, "sync", hotTier, s.backend, s.nodes)+fmt.Sprintf("admin: %q\n", admin)), 0o600)
 			cmd, err := s.spawnLog("mem-sessionproxy", bin, "run", "-config", conf)
 			if err != nil {
 				log.Fatal(err)

@@ -151,6 +151,7 @@ func main() {
 	}
 	t := buildTable(runs)
 	t.RSS = e.rss()
+	t.Targets = append(t.Targets, rssTargets(t.RSS, *connections)...)
 	log.Printf("1 GiB each way through sessionproxy")
 	md := t.markdown() + e.bigBody(filepath.Join(e.dir, "sessionproxy")).markdown()
 	fmt.Print(md)
@@ -301,7 +302,7 @@ func (e *env) start() {
 	e.nodes = nodes
 	for _, target := range []string{"hot", "async", "cold"} {
 		addr := freeAddr()
-		local, write := "64MiB", "sync"
+		local, write := hotTier, "sync"
 		switch target {
 		case "cold":
 			local = "0"

@@ -36,7 +36,7 @@ func (e *env) startPipelined() {
 	nodes := e.nodes
 	addr := freeAddr()
 	conf := filepath.Join(e.dir, pipelineTarget+".yaml")
-	os.WriteFile(conf, []byte(spConfig(addr, "sync", "64MiB", e.backend, nodes)+"pipeline: 8\n"), 0o600)
+	os.WriteFile(conf, []byte(spConfig(addr, "sync", hotTier, e.backend, nodes)+"pipeline: 8\n"), 0o600)
 	e.spawn(filepath.Join(e.dir, "sessionproxy"), "run", "-config", conf)
 	e.sp[pipelineTarget] = addr
 	waitListening(addr)

@@ -51,7 +51,7 @@ func (e *env) startRedis() {
 	for _, t := range []struct {
 		name, local string
 		wait        int
-	}{{"redis-hot", "64MiB", 0}, {"redis-wait", "64MiB", 1}, {"redis-cold", "0", 0}} {
+	}{{"redis-hot", hotTier, 0}, {"redis-wait", hotTier, 1}, {"redis-cold", "0", 0}} {
 		addr := freeAddr()
 		conf := filepath.Join(e.dir, t.name+".yaml")
 		os.WriteFile(conf, []byte(redisConfig(addr, t.local, t.wait, e.backend, master)), 0o600)

@@ -27,7 +27,7 @@ routes:
 
 func (e *env) startRouted(nodes []string) {
 	addr := freeAddr()
-	conf := spConfig(addr, "sync", "64MiB", e.backend, nodes) + fmt.Sprintf(routedTable, e.backend[0])
+	conf := spConfig(addr, "sync", hotTier, e.backend, nodes) + fmt.Sprintf(routedTable, e.backend[0])
 	file := filepath.Join(e.dir, "routed.yaml")
 	os.WriteFile(file, []byte(conf), 0o600)
 	if _, err := e.spawnLog("sessionproxy-routed", filepath.Join(e.dir, "sessionproxy"), "run", "-config", file); err != nil {

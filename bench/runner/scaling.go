@@ -176,7 +176,7 @@ func (s *scaleEnv) start() {
 		s.nodes = append(s.nodes, fmt.Sprintf("n%d:%s", i, addr))
 		s.mc = append(s.mc, addr)
 	}
-	s.sp = s.startSP("sp", s.spBin, "64MiB")
+	s.sp = s.startSP("sp", s.spBin, hotTier)
 	s.spEvict = s.startSP("sp-evict", s.spBin, *evictCache)
 	s.nginx = s.startNginx("nginx", s.backend)
 	var cbe []string

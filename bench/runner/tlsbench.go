@@ -62,7 +62,7 @@ func (e *env) startTLS(nodes []string) {
 	}
 
 	sp := freeAddr()
-	spconf := spConfig(freeAddr(), "sync", "64MiB", e.backend, nodes) +
+	spconf := spConfig(freeAddr(), "sync", hotTier, e.backend, nodes) +
 		fmt.Sprintf("listen_tls: %q\ntls:\n  certificates: [{cert: %q, key: %q}]\n", sp, cert, key)
 	sconf := filepath.Join(dir, "sessionproxy.yaml")
 	os.WriteFile(sconf, []byte(spconf), 0o600)
