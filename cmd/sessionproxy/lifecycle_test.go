@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -358,4 +360,112 @@ func TestAccessLogFormats(t *testing.T) {
 			}
 		})
 	}
+}
+
+// SIGTERM while the start-up reconciliation copies many sessions to a node
+// that lacks them: the process exits without finishing the copy (which
+// would take it several seconds here, minutes over millions of sessions).
+func TestSIGTERMDuringStartupCopyExits(t *testing.T) {
+	n1, n2 := memcachedtest.Start(t), memcachedtest.Start(t)
+	const sessions = 100000
+	loadRaw(t, n1.Addr, sessions)
+	app, _ := namedBackend(t, "A", 0)
+	p := startProcess(t, "admin: \"{{admin}}\"\n"+fmt.Sprintf(baseConfig, backendsYAML(app.URL))+fmt.Sprintf(`session:
+  memcached:
+    nodes: ["n1:%s", "n2:%s"]
+`, n1.Addr, n2.Addr))
+	testutil.WaitFor(t, time.Minute, "the start-up copy to n2 under way", func() bool {
+		return nodeCopied(t, p.admin, "n2") > 0
+	})
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	if held := currItems(t, n2.Addr); held >= sessions {
+		t.Fatalf("n2 holds all %d sessions: the process exited only after the whole copy", held)
+	} else {
+		t.Logf("exited with %d of %d sessions copied", held, sessions)
+	}
+}
+
+// loadRaw writes n sessions straight to a memcached node, pipelined.
+func loadRaw(t *testing.T, addr string, n int) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := bufio.NewWriterSize(c, 64<<10)
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		id := sessionstore.AppendNewID(nil)
+		s := sessionstore.Session{ID: id, Created: now.UnixMilli(), Version: 1, Touched: now.Unix(), Expires: now.Unix() + 3600}
+		v := s.AppendEncode(nil)
+		fmt.Fprintf(w, "set sp:%s 0 3600 %d noreply\r\n%s\r\n", id, len(v), v)
+	}
+	w.WriteString("mn\r\n")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "MN\r\n" {
+		t.Fatalf("loading %d sessions: %q %v", n, line, err)
+	}
+	if held := currItems(t, addr); held != n {
+		t.Fatalf("node holds %d of the %d sessions loaded", held, n)
+	}
+}
+
+// nodeCopied is the copied count of one memcached node in /status.
+func nodeCopied(t *testing.T, admin, id string) int64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/status")
+	if err != nil {
+		return 0 // not listening yet
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Memcached []struct {
+			ID     string
+			Copied int64
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Memcached {
+		if n.ID == id {
+			return n.Copied
+		}
+	}
+	return 0
+}
+
+// currItems is memcached's count of the items a node holds.
+func currItems(t *testing.T, addr string) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "stats\r\n")
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "STAT curr_items "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if sc.Text() == "END" {
+			break
+		}
+	}
+	t.Fatalf("no curr_items in the stats of %s", addr)
+	return 0
 }
