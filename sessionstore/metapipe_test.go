@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -445,30 +443,7 @@ func TestPutSharesOneConnectionPerNode(t *testing.T) {
 // totalConnections is memcached's count of connections ever accepted.
 func totalConnections(t *testing.T, addr string) int {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	io.WriteString(c, "stats\r\n")
-	br := bufio.NewReader(c)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "STAT total_connections "); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-		if strings.HasPrefix(line, "END") {
-			t.Fatal("no total_connections in stats")
-		}
-	}
+	return int(memcachedStat(t, addr, "total_connections"))
 }
 
 // getCopy is metaPipe.get with the value copied out of the call.
