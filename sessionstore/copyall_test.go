@@ -559,28 +559,5 @@ func TestFullCopyOfAgreeingReplicasReadsNoValues(t *testing.T) {
 // memcachedStat is one counter of memcached's stats.
 func memcachedStat(t *testing.T, addr, name string) int64 {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprintf(c, "stats\r\n")
-	br := bufio.NewReader(c)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "STAT "+name+" "); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-		if strings.HasPrefix(line, "END") {
-			t.Fatalf("no %s in stats", name)
-		}
-	}
+	return memcachedtest.Stat(t, addr, name)
 }

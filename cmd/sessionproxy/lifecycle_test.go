@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -446,26 +445,5 @@ func nodeCopied(t *testing.T, admin, id string) int64 {
 // currItems is memcached's count of the items a node holds.
 func currItems(t *testing.T, addr string) int {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "stats\r\n")
-	sc := bufio.NewScanner(c)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "STAT curr_items "); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-		if sc.Text() == "END" {
-			break
-		}
-	}
-	t.Fatalf("no curr_items in the stats of %s", addr)
-	return 0
+	return int(memcachedtest.Stat(t, addr, "curr_items"))
 }

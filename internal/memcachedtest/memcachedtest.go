@@ -4,6 +4,7 @@
 package memcachedtest
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -163,4 +165,35 @@ func (s *Server) PID() string {
 		return ""
 	}
 	return strconv.Itoa(s.cmd.Process.Pid)
+}
+
+// Stat returns one counter of the stats of the memcached at addr
+// (curr_items, bytes_written, total_connections, ...), failing t if it
+// has none of that name.
+func Stat(t testing.TB, addr, name string) int64 {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("stats\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "STAT "+name+" "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("stat %s of %s: %v", name, addr, err)
+			}
+			return n
+		}
+		if sc.Text() == "END" {
+			break
+		}
+	}
+	t.Fatalf("no %s in the stats of %s (%v)", name, addr, sc.Err())
+	return 0
 }
