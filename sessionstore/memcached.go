@@ -84,8 +84,9 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 }
 
 // Reconciled blocks until every node's start-up reconciliation is over:
-// the copy of what it lacks from the others done, given up, or the node
-// found down. Until then a node may see reads that no client made.
+// the copy of what it lacks from the others done, failed (the monitor
+// tries it again), or the node found down. Until then a node may see
+// reads that no client made.
 func (m *Memcached) Reconciled() { m.startup.Wait() }
 
 // Close stops the node monitors, and with them any reconciliation or

@@ -56,6 +56,17 @@ func (m *Memcached) eachKey(n *node, fn func(key []byte) error) error {
 		return fail(err)
 	}
 	defer c.Close()
+	// Close stops the listing too: a node that hangs would hold it (and
+	// a process that is stopping) for metadumpIdle.
+	listed := make(chan struct{})
+	defer close(listed)
+	go func() {
+		select {
+		case <-m.closed:
+			c.Close()
+		case <-listed:
+		}
+	}()
 	c.SetWriteDeadline(time.Now().Add(max(m.opts.Timeout, time.Second)))
 	if _, err := c.Write([]byte("lru_crawler metadump hash\r\n")); err != nil {
 		return fail(err)
@@ -66,6 +77,8 @@ func (m *Memcached) eachKey(n *node, fn func(key []byte) error) error {
 	for {
 		line, err := r.ReadSlice('\n')
 		switch {
+		case err != nil && m.closing():
+			return errClosed
 		case errors.Is(err, bufio.ErrBufferFull):
 			return fail(fmt.Errorf("lru_crawler metadump: a line longer than %d bytes", metadumpBuf))
 		case errors.Is(err, os.ErrDeadlineExceeded):

@@ -91,6 +91,7 @@ type metaCall struct {
 	err  error
 	done chan struct{}
 	buf  []byte // a get's read buffer, kept with the pooled call
+	end  int    // where its command ends in the batch it is written in
 }
 
 var metaCalls = sync.Pool{New: func() any { return &metaCall{done: make(chan struct{}, 1)} }}
@@ -162,6 +163,7 @@ func (p *metaPipe) start(c *metaCall, key []byte) {
 		return
 	}
 	mc.buf = c.encode(mc.buf, key)
+	c.end = len(mc.buf)
 	mc.queue = append(mc.queue, c)
 	mc.write(p)
 }
@@ -181,6 +183,7 @@ func (p *metaPipe) startAll(calls []*metaCall, keys [][]byte) {
 	}
 	for i, c := range calls {
 		mc.buf = c.encode(mc.buf, keys[i])
+		c.end = len(mc.buf)
 		mc.queue = append(mc.queue, c)
 	}
 	mc.write(p)
@@ -272,17 +275,27 @@ func (mc *metaConn) flush(timeout time.Duration) {
 		mc.spareBuf, mc.spareQueue = nil, nil
 		mc.mu.Unlock()
 		// In write order, before the write: the reader must know what
-		// it reads the answer to. Sending outside mu lets the reader
-		// drain a full channel while new callers queue.
+		// it reads the answer to, and reads answers while a large batch
+		// is still being written. Sending outside mu lets the reader
+		// drain a full channel while new callers queue. When the channel
+		// is full, the commands of the calls in it are written first:
+		// the reader waits for their answers, and would wait until its
+		// deadline (failing the link) for commands still unwritten.
+		// (A call's end is read before it is sent: once answered, it
+		// may be released and reused.)
+		written, sent := 0, 0 // bytes written; end of the commands sent
 		for _, c := range calls {
-			l.inflight <- c
-		}
-		if l.failed.Load() == nil {
-			l.conn.SetWriteDeadline(time.Now().Add(timeout))
-			if _, err := l.conn.Write(out); err != nil {
-				l.fail(err)
+			end := c.end
+			select {
+			case l.inflight <- c:
+			default:
+				l.write(out[written:sent], timeout)
+				written = sent
+				l.inflight <- c
 			}
+			sent = end
 		}
+		l.write(out[written:], timeout)
 		clear(calls)
 		if cap(out) > maxKeptBatch {
 			out = nil // one huge batch must not pin its buffer forever
@@ -292,6 +305,17 @@ func (mc *metaConn) flush(timeout time.Duration) {
 	}
 	mc.writing = false
 	mc.mu.Unlock()
+}
+
+// write writes b unless the link failed, and fails it on an error.
+func (l *metaLink) write(b []byte, timeout time.Duration) {
+	if len(b) == 0 || l.failed.Load() != nil {
+		return
+	}
+	l.conn.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := l.conn.Write(b); err != nil {
+		l.fail(err)
+	}
 }
 
 // maxKeptBatch bounds the write buffer a connection keeps between batches.

@@ -138,14 +138,18 @@ func (m *Memcached) monitor(n *node) {
 	t := time.NewTicker(m.opts.ProbeInterval)
 	defer t.Stop()
 	var last nodeStats // when last seen; zero: never seen
+	// unreconciled: the start-up copy did not finish (a source answered
+	// BUSY, a node failed). Until a full copy does, the node lacks what
+	// it missed while no proxy ran, and those sessions are on one replica
+	// only: it is tried again every interval, and a catch-up copies in
+	// full.
+	unreconciled := false
 	if st, err := probe(n.Addr, m.opts.Timeout); err == nil {
 		last = st
 		// What the node missed while no proxy ran is unknown: bring it
 		// the newer versions the others hold, in the background (it
 		// serves reads meanwhile, where the newest replica wins anyway).
-		if err := m.copyAll(n); err != nil && !errors.Is(err, errClosed) {
-			m.logger().Warn("memcached node: start-up reconciliation incomplete", "node", n.ID, "error", err)
-		}
+		unreconciled = !m.reconcile(n, "memcached node: start-up reconciliation incomplete, trying again")
 	} else {
 		// Away when this process started: what it holds is unknown until
 		// it returns and catches up in full.
@@ -179,6 +183,9 @@ func (m *Memcached) monitor(n *node) {
 			}
 		case StateUp:
 			if !restarted {
+				if unreconciled {
+					unreconciled = !m.reconcile(n, "memcached node: start-up reconciliation incomplete again")
+				}
 				continue
 			}
 			if !n.state.CompareAndSwap(int32(StateUp), int32(StateCatchingUp)) {
@@ -193,8 +200,22 @@ func (m *Memcached) monitor(n *node) {
 		}
 		m.logger().Info("memcached node answers: catching up", "node", n.ID, "addr", n.Addr,
 			"handoff_pending", n.handoff.len(), "restarted", restarted)
-		m.catchUp(n, restarted || st.items == 0)
+		full := restarted || unreconciled || st.items == 0
+		m.catchUp(n, full)
+		if full && n.load() == StateUp {
+			unreconciled = false // its full copy is done
+		}
 	}
+}
+
+// reconcile copies to n, up, what the others hold newer, and reports
+// whether the copy finished; a failure is logged with msg.
+func (m *Memcached) reconcile(n *node, msg string) bool {
+	err := m.copyAll(n)
+	if err != nil && !errors.Is(err, errClosed) {
+		m.logger().Warn(msg, "node", n.ID, "error", err)
+	}
+	return err == nil
 }
 
 func absDiff(a, b int64) int64 {
