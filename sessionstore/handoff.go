@@ -108,28 +108,31 @@ var (
 // missed and, when it lost its data (restarted) or the hints overflowed,
 // copies back every session it should hold from the other nodes. Only then
 // is it up. If the node fails meanwhile it is down again and the hints not
-// yet replayed wait for its next return.
-func (m *Memcached) catchUp(n *node, full bool) {
+// yet replayed wait for its next return. It returns the nodes its full
+// copy could not read, being down: what only they hold is still to be
+// copied to n once they answer (the monitor does, see reconcile).
+func (m *Memcached) catchUp(n *node, full bool) (unread []*node) {
 	start := time.Now()
 	ids, overflow := n.handoff.take()
 	full = full || overflow
 	for i, id := range ids {
 		if n.load() != StateCatchingUp || m.closing() {
 			n.handoff.putBack(ids[i:], full)
-			return
+			return nil
 		}
 		if m.copyOne(n, []byte(id)) {
 			n.handoff.replayed.Add(1)
 		}
 	}
 	if full {
-		if err := m.copyAll(n); err != nil {
+		var err error
+		if unread, err = m.copyFromEach(n, m.nodes); err != nil {
 			if errors.Is(err, errClosed) {
-				return
+				return nil
 			}
 			// Still catching up: the monitor tries again next interval.
 			m.logger().Warn("memcached catch-up: full copy failed, trying again", "node", n.ID, "error", err)
-			return
+			return nil
 		}
 	}
 	// Writes that chose their nodes just before the node came back may
@@ -142,13 +145,14 @@ func (m *Memcached) catchUp(n *node, full bool) {
 	}
 	if !n.state.CompareAndSwap(int32(StateCatchingUp), int32(StateUp)) {
 		n.handoff.putBack(late, full)
-		return
+		return nil
 	}
 	took := time.Since(start)
 	n.lastCatchupMs.Store(took.Milliseconds())
 	n.catchups.Add(1)
 	m.logger().Info("memcached node up", "node", n.ID, "addr", n.Addr, "catch_up", took.String(),
 		"replayed", len(ids)+len(late), "full_copy", full)
+	return unread
 }
 
 // copyOne writes to n the newest version of id that its readable replicas
@@ -175,15 +179,27 @@ func (m *Memcached) copyOne(n *node, id []byte) bool {
 // proxy at start, so that replicas that drifted apart while no proxy ran
 // (a tombstone one missed) are made whole again.
 func (m *Memcached) copyAll(n *node) error {
-	for _, src := range m.nodes {
-		if src == n || !src.readable() {
-			continue
-		}
-		if err := m.copyFrom(src, n); err != nil {
-			return err
+	_, err := m.copyFromEach(n, m.nodes)
+	return err
+}
+
+// copyFromEach is copyAll from the nodes of from only, and returns those
+// it did not copy from: the ones not readable (down, or catching up
+// themselves), which may hold sessions n lacks, and after an error the
+// source that failed and the ones after it.
+func (m *Memcached) copyFromEach(n *node, from []*node) (left []*node, err error) {
+	for i, src := range from {
+		switch {
+		case src == n:
+		case !src.readable():
+			left = append(left, src)
+		default:
+			if err := m.copyFrom(src, n); err != nil {
+				return append(left, from[i:]...), err
+			}
 		}
 	}
-	return nil
+	return left, nil
 }
 
 // copyFrom copies to n the sessions src holds that n should hold. The
