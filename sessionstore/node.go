@@ -143,8 +143,8 @@ func (m *Memcached) monitor(n *node) {
 	// hold what n missed while no proxy ran, or while n was away). Until
 	// each has been copied from, n lacks what only they hold, and those
 	// sessions are on one replica only: the copy from them is tried
-	// again every interval (a source still down costs nothing), and a
-	// catch-up copies in full.
+	// again every interval while n is up (a source still down costs
+	// nothing).
 	var unread []*node
 	if st, err := probe(n.Addr, m.opts.Timeout); err == nil {
 		last = st
@@ -202,7 +202,10 @@ func (m *Memcached) monitor(n *node) {
 		}
 		m.logger().Info("memcached node answers: catching up", "node", n.ID, "addr", n.Addr,
 			"handoff_pending", n.handoff.len(), "restarted", restarted)
-		full := restarted || len(unread) > 0 || st.items == 0
+		// What n lacks from unread is copied once it is up again (above),
+		// from those nodes only: a node down for good must not make every
+		// later catch-up a full copy from all the others.
+		full := restarted || st.items == 0
 		left := m.catchUp(n, full)
 		if full && n.load() == StateUp {
 			unread = left // its full copy is done, but for these
