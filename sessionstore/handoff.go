@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,9 +109,10 @@ var (
 // missed and, when it lost its data (restarted) or the hints overflowed,
 // copies back every session it should hold from the other nodes. Only then
 // is it up. If the node fails meanwhile it is down again and the hints not
-// yet replayed wait for its next return. It returns the nodes its full
-// copy could not read, being down: what only they hold is still to be
-// copied to n once they answer (the monitor does, see reconcile).
+// yet replayed wait for its next return. It returns the nodes it could
+// not read, being down (for its full copy, or for a hint's session held
+// by no readable node): what only they hold is still to be copied to n
+// once they answer (the monitor does, see reconcile).
 func (m *Memcached) catchUp(n *node, full bool) (unread []*node) {
 	start := time.Now()
 	ids, overflow := n.handoff.take()
@@ -120,11 +122,11 @@ func (m *Memcached) catchUp(n *node, full bool) (unread []*node) {
 			n.handoff.putBack(ids[i:], full)
 			return nil
 		}
-		if m.copyOne(n, []byte(id)) {
-			n.handoff.replayed.Add(1)
-		}
+		unread = m.replay(n, id, unread)
 	}
 	if full {
+		// It reads every readable node, the ones a hint's replay found
+		// unreadable included if they answer again meanwhile.
 		var err error
 		if unread, err = m.copyFromEach(n, m.nodes); err != nil {
 			if errors.Is(err, errClosed) {
@@ -139,9 +141,7 @@ func (m *Memcached) catchUp(n *node, full bool) (unread []*node) {
 	// have left hints after the first take: replay those too.
 	late, _ := n.handoff.take()
 	for _, id := range late {
-		if m.copyOne(n, []byte(id)) {
-			n.handoff.replayed.Add(1)
-		}
+		unread = m.replay(n, id, unread)
 	}
 	if !n.state.CompareAndSwap(int32(StateCatchingUp), int32(StateUp)) {
 		n.handoff.putBack(late, full)
@@ -153,6 +153,35 @@ func (m *Memcached) catchUp(n *node, full bool) (unread []*node) {
 	m.logger().Info("memcached node up", "node", n.ID, "addr", n.Addr, "catch_up", took.String(),
 		"replayed", len(ids)+len(late), "full_copy", full)
 	return unread
+}
+
+// replay copies to n the session of one of its hints. When that fails,
+// the hint is kept if n failed meanwhile (its next catch-up replays it);
+// otherwise the session may be held only by a node not readable now (it
+// took the write n missed, then failed too): those nodes are added to
+// unread, for the monitor to copy from once they answer. Dropped, the
+// session would stay on that node alone.
+func (m *Memcached) replay(n *node, id string, unread []*node) []*node {
+	if m.copyOne(n, []byte(id)) {
+		n.handoff.replayed.Add(1)
+		return unread
+	}
+	if !n.writable() {
+		n.handoff.add([]byte(id))
+		return unread
+	}
+	return addUnreadable(unread, m.nodes, n)
+}
+
+// addUnreadable adds to dst each node of nodes, n excepted, that is not
+// readable and not in dst yet.
+func addUnreadable(dst, nodes []*node, n *node) []*node {
+	for _, o := range nodes {
+		if o != n && !o.readable() && !slices.Contains(dst, o) {
+			dst = append(dst, o)
+		}
+	}
+	return dst
 }
 
 // copyOne writes to n the newest version of id that its readable replicas

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -207,8 +208,16 @@ func (m *Memcached) monitor(n *node) {
 		// later catch-up a full copy from all the others.
 		full := restarted || st.items == 0
 		left := m.catchUp(n, full)
-		if full && n.load() == StateUp {
+		switch {
+		case n.load() != StateUp:
+		case full:
 			unread = left // its full copy is done, but for these
+		default:
+			for _, o := range left {
+				if !slices.Contains(unread, o) {
+					unread = append(unread, o)
+				}
+			}
 		}
 	}
 }
