@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,47 +109,79 @@ var (
 // missed and, when it lost its data (restarted) or the hints overflowed,
 // copies back every session it should hold from the other nodes. Only then
 // is it up. If the node fails meanwhile it is down again and the hints not
-// yet replayed wait for its next return.
-func (m *Memcached) catchUp(n *node, full bool) {
+// yet replayed wait for its next return. It returns the nodes it could
+// not read, being down (for its full copy, or for a hint's session held
+// by no readable node): what only they hold is still to be copied to n
+// once they answer (the monitor does, see reconcile).
+func (m *Memcached) catchUp(n *node, full bool) (unread []*node) {
 	start := time.Now()
 	ids, overflow := n.handoff.take()
 	full = full || overflow
 	for i, id := range ids {
 		if n.load() != StateCatchingUp || m.closing() {
 			n.handoff.putBack(ids[i:], full)
-			return
+			return nil
 		}
-		if m.copyOne(n, []byte(id)) {
-			n.handoff.replayed.Add(1)
-		}
+		unread = m.replay(n, id, unread)
 	}
 	if full {
-		if err := m.copyAll(n); err != nil {
+		// It reads every readable node, the ones a hint's replay found
+		// unreadable included if they answer again meanwhile.
+		var err error
+		if unread, err = m.copyFromEach(n, m.nodes); err != nil {
 			if errors.Is(err, errClosed) {
-				return
+				return nil
 			}
 			// Still catching up: the monitor tries again next interval.
 			m.logger().Warn("memcached catch-up: full copy failed, trying again", "node", n.ID, "error", err)
-			return
+			return nil
 		}
 	}
 	// Writes that chose their nodes just before the node came back may
 	// have left hints after the first take: replay those too.
 	late, _ := n.handoff.take()
 	for _, id := range late {
-		if m.copyOne(n, []byte(id)) {
-			n.handoff.replayed.Add(1)
-		}
+		unread = m.replay(n, id, unread)
 	}
 	if !n.state.CompareAndSwap(int32(StateCatchingUp), int32(StateUp)) {
 		n.handoff.putBack(late, full)
-		return
+		return nil
 	}
 	took := time.Since(start)
 	n.lastCatchupMs.Store(took.Milliseconds())
 	n.catchups.Add(1)
 	m.logger().Info("memcached node up", "node", n.ID, "addr", n.Addr, "catch_up", took.String(),
 		"replayed", len(ids)+len(late), "full_copy", full)
+	return unread
+}
+
+// replay copies to n the session of one of its hints. When that fails,
+// the hint is kept if n failed meanwhile (its next catch-up replays it);
+// otherwise the session may be held only by a node not readable now (it
+// took the write n missed, then failed too): those nodes are added to
+// unread, for the monitor to copy from once they answer. Dropped, the
+// session would stay on that node alone.
+func (m *Memcached) replay(n *node, id string, unread []*node) []*node {
+	if m.copyOne(n, []byte(id)) {
+		n.handoff.replayed.Add(1)
+		return unread
+	}
+	if !n.writable() {
+		n.handoff.add([]byte(id))
+		return unread
+	}
+	return addUnreadable(unread, m.nodes, n)
+}
+
+// addUnreadable adds to dst each node of nodes, n excepted, that is not
+// readable and not in dst yet.
+func addUnreadable(dst, nodes []*node, n *node) []*node {
+	for _, o := range nodes {
+		if o != n && !o.readable() && !slices.Contains(dst, o) {
+			dst = append(dst, o)
+		}
+	}
+	return dst
 }
 
 // copyOne writes to n the newest version of id that its readable replicas
@@ -175,15 +208,27 @@ func (m *Memcached) copyOne(n *node, id []byte) bool {
 // proxy at start, so that replicas that drifted apart while no proxy ran
 // (a tombstone one missed) are made whole again.
 func (m *Memcached) copyAll(n *node) error {
-	for _, src := range m.nodes {
-		if src == n || !src.readable() {
-			continue
-		}
-		if err := m.copyFrom(src, n); err != nil {
-			return err
+	_, err := m.copyFromEach(n, m.nodes)
+	return err
+}
+
+// copyFromEach is copyAll from the nodes of from only, and returns those
+// it did not copy from: the ones not readable (down, or catching up
+// themselves), which may hold sessions n lacks, and after an error the
+// source that failed and the ones after it.
+func (m *Memcached) copyFromEach(n *node, from []*node) (left []*node, err error) {
+	for i, src := range from {
+		switch {
+		case src == n:
+		case !src.readable():
+			left = append(left, src)
+		default:
+			if err := m.copyFrom(src, n); err != nil {
+				return append(left, from[i:]...), err
+			}
 		}
 	}
-	return nil
+	return left, nil
 }
 
 // copyFrom copies to n the sessions src holds that n should hold. The

@@ -304,6 +304,14 @@ func (mc *metaConn) flush(timeout time.Duration) {
 		mc.spareBuf, mc.spareQueue = out[:0], calls[:0]
 	}
 	mc.writing = false
+	if l := mc.link; l != nil && l.failed.Load() != nil {
+		// It failed during the write (close leaves a link being written
+		// to the writer): no call goes to it any more, and its reader,
+		// once it has failed the calls left, must end, also when no
+		// later call comes to dial again (a closed store).
+		close(l.inflight)
+		mc.link = nil
+	}
 	mc.mu.Unlock()
 }
 

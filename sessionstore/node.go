@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -138,18 +139,20 @@ func (m *Memcached) monitor(n *node) {
 	t := time.NewTicker(m.opts.ProbeInterval)
 	defer t.Stop()
 	var last nodeStats // when last seen; zero: never seen
-	// unreconciled: the start-up copy did not finish (a source answered
-	// BUSY, a node failed). Until a full copy does, the node lacks what
-	// it missed while no proxy ran, and those sessions are on one replica
-	// only: it is tried again every interval, and a catch-up copies in
-	// full.
-	unreconciled := false
+	// unread: the nodes the last full copy to n did not copy from, a
+	// source that answered BUSY or failed, or one that was down (it may
+	// hold what n missed while no proxy ran, or while n was away). Until
+	// each has been copied from, n lacks what only they hold, and those
+	// sessions are on one replica only: the copy from them is tried
+	// again every interval while n is up (a source still down costs
+	// nothing).
+	var unread []*node
 	if st, err := probe(n.Addr, m.opts.Timeout); err == nil {
 		last = st
 		// What the node missed while no proxy ran is unknown: bring it
 		// the newer versions the others hold, in the background (it
 		// serves reads meanwhile, where the newest replica wins anyway).
-		unreconciled = !m.reconcile(n, "memcached node: start-up reconciliation incomplete, trying again")
+		unread = m.reconcile(n, m.nodes, "memcached node: start-up reconciliation incomplete, trying again")
 	} else {
 		// Away when this process started: what it holds is unknown until
 		// it returns and catches up in full.
@@ -183,8 +186,8 @@ func (m *Memcached) monitor(n *node) {
 			}
 		case StateUp:
 			if !restarted {
-				if unreconciled {
-					unreconciled = !m.reconcile(n, "memcached node: start-up reconciliation incomplete again")
+				if len(unread) > 0 {
+					unread = m.reconcile(n, unread, "memcached node: start-up reconciliation incomplete again")
 				}
 				continue
 			}
@@ -200,22 +203,34 @@ func (m *Memcached) monitor(n *node) {
 		}
 		m.logger().Info("memcached node answers: catching up", "node", n.ID, "addr", n.Addr,
 			"handoff_pending", n.handoff.len(), "restarted", restarted)
-		full := restarted || unreconciled || st.items == 0
-		m.catchUp(n, full)
-		if full && n.load() == StateUp {
-			unreconciled = false // its full copy is done
+		// What n lacks from unread is copied once it is up again (above),
+		// from those nodes only: a node down for good must not make every
+		// later catch-up a full copy from all the others.
+		full := restarted || st.items == 0
+		left := m.catchUp(n, full)
+		switch {
+		case n.load() != StateUp:
+		case full:
+			unread = left // its full copy is done, but for these
+		default:
+			for _, o := range left {
+				if !slices.Contains(unread, o) {
+					unread = append(unread, o)
+				}
+			}
 		}
 	}
 }
 
-// reconcile copies to n, up, what the others hold newer, and reports
-// whether the copy finished; a failure is logged with msg.
-func (m *Memcached) reconcile(n *node, msg string) bool {
-	err := m.copyAll(n)
+// reconcile copies to n, up, what the nodes of from hold newer, and
+// returns those it could not copy from (copyFromEach); a failure is
+// logged with msg.
+func (m *Memcached) reconcile(n *node, from []*node, msg string) []*node {
+	left, err := m.copyFromEach(n, from)
 	if err != nil && !errors.Is(err, errClosed) {
 		m.logger().Warn(msg, "node", n.ID, "error", err)
 	}
-	return err == nil
+	return left
 }
 
 func absDiff(a, b int64) int64 {
