@@ -464,7 +464,9 @@ func parseVA(rest []byte) (size int, cas uint64, err error) {
 }
 
 // parseFlagsHD reads the " f<flags>" that follows HD in the answer to
-// mg <key> f (memcached omits it for flags 0).
+// mg <key> f (memcached omits it for flags 0). Flags memcached adds
+// unasked after it (X and W for an item marked stale, Z for a win token
+// already sent) are read past: the answer is in step all the same.
 func parseFlagsHD(rest []byte) (uint32, error) {
 	if len(rest) == 0 {
 		return 0, nil
@@ -473,13 +475,15 @@ func parseFlagsHD(rest []byte) (uint32, error) {
 		return 0, fmt.Errorf("sessionstore: bad flags answer %q", rest)
 	}
 	var n uint64
-	for _, d := range rest[2:] {
+	i := 2
+	for ; i < len(rest) && rest[i] != ' '; i++ {
+		d := rest[i]
 		if d < '0' || d > '9' || n > 1<<32-1 {
 			return 0, fmt.Errorf("sessionstore: bad flags answer %q", rest)
 		}
 		n = n*10 + uint64(d-'0')
 	}
-	if n > 1<<32-1 {
+	if i == 2 || n > 1<<32-1 {
 		return 0, fmt.Errorf("sessionstore: bad flags answer %q", rest)
 	}
 	return uint32(n), nil

@@ -225,7 +225,7 @@ func TestMetaAnswers(t *testing.T) {
 
 // The answers to mg <key> f: the flags, none (0), a miss, and garbage.
 func TestMetaFlagsAnswers(t *testing.T) {
-	br := bufio.NewReader(strings.NewReader("HD f4294967295\r\nHD\r\nEN\r\nHD f4294967296\r\n"))
+	br := bufio.NewReader(strings.NewReader("HD f4294967295\r\nHD\r\nEN\r\nHD f12 X W\r\nHD f4294967296\r\n"))
 	c := &metaCall{op: opFlags}
 	if err := readAnswer(br, c); err != nil || c.flag != 1<<32-1 {
 		t.Fatalf("HD f: %d %v", c.flag, err)
@@ -235,6 +235,9 @@ func TestMetaFlagsAnswers(t *testing.T) {
 	}
 	if err := readAnswer(br, c); !errors.Is(err, memcache.ErrCacheMiss) || nodeFailed(err) {
 		t.Fatalf("EN: %v", err)
+	}
+	if err := readAnswer(br, c); err != nil || c.flag != 12 {
+		t.Fatalf("HD f X W (an item marked stale): %d %v", c.flag, err)
 	}
 	if err := readAnswer(br, c); err == nil || isAnswer(err) {
 		t.Fatalf("flags over 32 bits: %v, want an error", err)
@@ -291,7 +294,7 @@ func FuzzMetaAnswer(f *testing.F) {
 		"SERVER_ERROR object too large for cache\r\n", "CLIENT_ERROR bad data chunk\r\n",
 		"VA 5 c42\r\nhel", "VA -1\r\n", "VA 99999999999999999999\r\n", "VA 3 cX\r\nabc\r\n",
 		"VA 3\r\nabcde", "VA 3 c99999999999999999999\r\nabc\r\n", "HD", "\n", "VA 2 t-1 c1 k\r\nok\r\n",
-		"HD f42\r\n", "HD f\r\n", "HD f99999999999\r\n", "HD c1\r\n",
+		"HD f42\r\n", "HD f\r\n", "HD f7 X W Z\r\n", "HD f \r\n", "HD f99999999999\r\n", "HD c1\r\n",
 	} {
 		for op := range 5 {
 			f.Add([]byte(s), uint8(op))
