@@ -99,7 +99,8 @@ func (m *Memcached) Close() {
 	m.closeOnce.Do(func() { close(m.closed) })
 	m.wg.Wait()
 	for _, n := range m.nodes {
-		n.dropConns()
+		n.client.Close()
+		n.pipe.shutdown()
 	}
 }
 

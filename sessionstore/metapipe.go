@@ -37,6 +37,7 @@ type metaPipe struct {
 	timeout time.Duration
 	conns   [metaConns]metaConn
 	next    atomic.Uint32
+	shut    atomic.Bool // the store is closed: a link is dropped once written
 }
 
 // metaConns is the connections per node. One makes the largest batches:
@@ -205,7 +206,7 @@ func (mc *metaConn) write(p *metaPipe) {
 	mc.mu.Unlock()
 	runtime.Gosched()
 	mc.mu.Lock()
-	mc.flush(p.timeout) // unlocks
+	mc.flush(p) // unlocks
 }
 
 // encode appends c's command for key to b.
@@ -267,7 +268,8 @@ func (mc *metaConn) connect(p *metaPipe) error {
 // with mc.mu held and returns with it released. The queue's buffers and
 // the ones being written swap places, so that steady traffic reuses the
 // same two of each instead of allocating a batch's worth per write.
-func (mc *metaConn) flush(timeout time.Duration) {
+func (mc *metaConn) flush(p *metaPipe) {
+	timeout := p.timeout
 	for len(mc.queue) > 0 {
 		l := mc.link
 		out, calls := mc.buf, mc.queue
@@ -304,11 +306,13 @@ func (mc *metaConn) flush(timeout time.Duration) {
 		mc.spareBuf, mc.spareQueue = out[:0], calls[:0]
 	}
 	mc.writing = false
-	if l := mc.link; l != nil && l.failed.Load() != nil {
+	if l := mc.link; l != nil && (l.failed.Load() != nil || p.shut.Load()) {
 		// It failed during the write (close leaves a link being written
-		// to the writer): no call goes to it any more, and its reader,
-		// once it has failed the calls left, must end, also when no
-		// later call comes to dial again (a closed store).
+		// to the writer), or it was dialled for a request that outlived
+		// its store's Close: no call goes to it any more, and its
+		// reader, once it has answered or failed the calls left, must
+		// end and close it, also when no later call comes (a closed
+		// store).
 		close(l.inflight)
 		mc.link = nil
 	}
@@ -339,6 +343,7 @@ func (l *metaLink) fail(err error) {
 
 // read answers the calls in write order until the link is dropped.
 func (l *metaLink) read(timeout time.Duration) {
+	defer l.conn.Close()
 	br := bufio.NewReaderSize(l.conn, 64<<10)
 	for c := range l.inflight {
 		if e := l.failed.Load(); e != nil {
@@ -487,6 +492,14 @@ func parseFlagsHD(rest []byte) (uint32, error) {
 		return 0, fmt.Errorf("sessionstore: bad flags answer %q", rest)
 	}
 	return uint32(n), nil
+}
+
+// shutdown is close for good, when the store closes: a request that
+// outlives it may still read or write (and dial again), but each link is
+// dropped as soon as its calls are written, so that nothing stays open.
+func (p *metaPipe) shutdown() {
+	p.shut.Store(true)
+	p.close()
 }
 
 // close drops every connection: calls in flight fail, later ones dial
