@@ -318,23 +318,10 @@ func TestFullCopyBusySourceIsAnError(t *testing.T) {
 	m := idleMemcached(t, 2, Node{ID: "a", Addr: a.Addr}, Node{ID: "b", Addr: b.Addr})
 	na, nb := m.nodes[0], m.nodes[1]
 
-	// Another reader's dump that reads nothing, through a small receive
-	// buffer: the ~10 MiB dump cannot fit in the sockets' buffers, so
-	// memcached's crawler waits for it, busy.
-	other, err := net.Dial("tcp", a.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Another reader's dump that reads nothing keeps a's crawler busy.
+	other := busyListing(t, a.Addr)
 	defer other.Close()
-	other.(*net.TCPConn).SetReadBuffer(4096)
-	if _, err := other.Write([]byte("lru_crawler metadump hash\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	other.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := other.Read(make([]byte, 1)); err != nil {
-		t.Fatalf("the other dump did not start: %v", err)
-	}
-	err = m.copyAll(nb)
+	err := m.copyAll(nb)
 	if err == nil || !strings.Contains(err.Error(), "BUSY") || !strings.Contains(err.Error(), "listing keys of a") {
 		t.Fatalf("full copy while another metadump runs: %v, want memcached's BUSY", err)
 	}
@@ -560,4 +547,25 @@ func TestFullCopyOfAgreeingReplicasReadsNoValues(t *testing.T) {
 func memcachedStat(t *testing.T, addr, name string) int64 {
 	t.Helper()
 	return memcachedtest.Stat(t, addr, name)
+}
+
+// busyListing starts a metadump on addr that nobody reads, through a
+// small receive buffer: the dump cannot fit in the sockets' buffers, so
+// memcached's crawler waits for it and answers other dumps BUSY until
+// the returned connection is closed.
+func busyListing(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	other, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.(*net.TCPConn).SetReadBuffer(4096)
+	if _, err := other.Write([]byte("lru_crawler metadump hash\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	other.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := other.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("the other dump did not start: %v", err)
+	}
+	return other
 }

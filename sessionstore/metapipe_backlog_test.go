@@ -23,20 +23,9 @@ func TestMetaPipeBacklogOverInflightBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	mc := &p.conns[0]
-	srv.Freeze()
-	thawed := false
-	defer func() {
-		if !thawed {
-			srv.Thaw()
-		}
-	}()
-	var calls []*metaCall
+	freeze(t, srv)
 	// Fill the channel: the reader holds one call, the channel the rest.
-	for range maxInflight + 1 {
-		c := newCall(opGet, nil, 0, 0)
-		p.start(c, []byte("k"))
-		calls = append(calls, c)
-	}
+	calls := startGets(p, "k", maxInflight+1)
 	// One more blocks its writer on the full channel...
 	blocked := newCall(opGet, nil, 0, 0)
 	go p.start(blocked, []byte("k"))
@@ -54,14 +43,9 @@ func TestMetaPipeBacklogOverInflightBound(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	// ... and the callers after it queue behind the writer in progress.
-	for range maxInflight + 1000 {
-		c := newCall(opGet, nil, 0, 0)
-		p.start(c, []byte("k"))
-		calls = append(calls, c)
-	}
+	calls = append(calls, startGets(p, "k", maxInflight+1000)...)
 	calls = append(calls, blocked)
 	srv.Thaw()
-	thawed = true
 	failed := 0
 	var first error
 	for _, c := range calls {

@@ -21,19 +21,8 @@ func TestMetaPipeCloseDuringAWriteEndsTheReader(t *testing.T) {
 	if err := p.store(opSet, []byte("k"), []byte("v"), 0, 60); err != nil {
 		t.Fatal(err)
 	}
-	srv.Freeze()
-	thawed := false
-	defer func() {
-		if !thawed {
-			srv.Thaw()
-		}
-	}()
-	var calls []*metaCall
-	for range maxInflight + 1 {
-		c := newCall(opGet, nil, 0, 0)
-		p.start(c, []byte("k"))
-		calls = append(calls, c)
-	}
+	freeze(t, srv)
+	calls := startGets(p, "k", maxInflight+1)
 	blocked := newCall(opGet, nil, 0, 0)
 	done := make(chan struct{})
 	go func() {
@@ -53,7 +42,6 @@ func TestMetaPipeCloseDuringAWriteEndsTheReader(t *testing.T) {
 		c.release()
 	}
 	srv.Thaw()
-	thawed = true
 	testutil.WaitFor(t, 5*time.Second, "the closed pipe's reader ended", func() bool {
 		return runtime.NumGoroutine() <= before
 	})

@@ -18,13 +18,7 @@ import (
 func TestMetaPipeStartAllOverInflightBound(t *testing.T) {
 	srv := memcachedtest.Start(t)
 	const keys = 3*maxInflight + 123
-	l := newRawLoader(t, srv.Addr)
-	bkeys := make([][]byte, keys)
-	for i := range bkeys {
-		bkeys[i] = []byte(fmt.Sprintf("k%d", i))
-		l.setFlags(string(bkeys[i]), []byte("v"), uint32(i+1))
-	}
-	l.done()
+	bkeys := flaggedKeys(t, srv.Addr, keys)
 	p := newMetaPipe(srv.Addr, 5*time.Second)
 	defer p.close()
 	var wg sync.WaitGroup
@@ -78,26 +72,14 @@ func TestMetaPipeStartAllOverInflightBound(t *testing.T) {
 func TestMetaPipeStartAllDuringAStall(t *testing.T) {
 	srv := memcachedtest.Start(t)
 	const keys = 2*maxInflight + 7
-	l := newRawLoader(t, srv.Addr)
-	bkeys := make([][]byte, keys)
-	for i := range bkeys {
-		bkeys[i] = []byte(fmt.Sprintf("k%d", i))
-		l.setFlags(string(bkeys[i]), []byte("v"), uint32(i+1))
-	}
-	l.done()
+	bkeys := flaggedKeys(t, srv.Addr, keys)
 	const timeout = 3 * time.Second
 	p := newMetaPipe(srv.Addr, timeout)
 	defer p.close()
 	if err := p.store(opSet, []byte("k"), []byte("v"), 0, 60); err != nil {
 		t.Fatal(err)
 	}
-	srv.Freeze()
-	thawed := false
-	defer func() {
-		if !thawed {
-			srv.Thaw()
-		}
-	}()
+	freeze(t, srv)
 	calls := flagCalls(keys)
 	started := make(chan struct{})
 	go func() {
@@ -112,7 +94,6 @@ func TestMetaPipeStartAllDuringAStall(t *testing.T) {
 		gets = append(gets, c)
 	}
 	srv.Thaw()
-	thawed = true
 	<-started
 	failed := 0
 	for i, c := range calls {

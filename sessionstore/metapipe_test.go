@@ -469,3 +469,34 @@ func BenchmarkMemcachedView(b *testing.B) {
 type decodeInto struct{ s *Session }
 
 func (d decodeInto) Take(val []byte) error { return d.s.Decode(val) }
+
+// freeze stops srv (SIGSTOP) until the test thaws it, or ends.
+func freeze(t *testing.T, srv *memcachedtest.Server) {
+	t.Helper()
+	srv.Freeze()
+	t.Cleanup(srv.Thaw) // resuming a running process does nothing
+}
+
+// startGets starts n gets of key on p without waiting for them.
+func startGets(p *metaPipe, key string, n int) []*metaCall {
+	calls := make([]*metaCall, n)
+	for i := range calls {
+		calls[i] = newCall(opGet, nil, 0, 0)
+		p.start(calls[i], []byte(key))
+	}
+	return calls
+}
+
+// flaggedKeys stores keys k0..k<n-1> on the node at addr, key i with
+// client flags i+1, and returns them.
+func flaggedKeys(t *testing.T, addr string, n int) [][]byte {
+	t.Helper()
+	l := newRawLoader(t, addr)
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("k%d", i))
+		l.setFlags(string(keys[i]), []byte("v"), uint32(i+1))
+	}
+	l.done()
+	return keys
+}

@@ -23,13 +23,7 @@ func TestStartupReconciliationWaitsForADownSource(t *testing.T) {
 	metadumpIdle = time.Second // a frozen source ends a listing within a second
 	t.Cleanup(func() { metadumpIdle = old })
 
-	a.Freeze()
-	thawed := false
-	defer func() {
-		if !thawed {
-			a.Thaw()
-		}
-	}()
+	freeze(t, a)
 	m, err := NewMemcached(MemcachedOptions{Nodes: []Node{{ID: "a", Addr: a.Addr}, {ID: "b", Addr: b.Addr}},
 		Timeout: 200 * time.Millisecond, ProbeInterval: 100 * time.Millisecond})
 	if err != nil {
@@ -43,7 +37,6 @@ func TestStartupReconciliationWaitsForADownSource(t *testing.T) {
 	// its reconciliation meanwhile.
 	time.Sleep(time.Second)
 	a.Thaw()
-	thawed = true
 	testutil.WaitFor(t, 20*time.Second, "a caught up", func() bool { return na.load() == StateUp })
 	testutil.WaitFor(t, 20*time.Second, "b given the sessions only a holds", func() bool {
 		return nb.copied.Load() >= sessions

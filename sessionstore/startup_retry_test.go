@@ -2,7 +2,6 @@ package sessionstore
 
 import (
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -43,19 +42,8 @@ func TestStartupCopyRetriedAfterBusy(t *testing.T) {
 
 	// Another reader's dump that reads nothing holds a's crawler busy (as
 	// in TestFullCopyBusySourceIsAnError).
-	other, err := net.Dial("tcp", a.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := busyListing(t, a.Addr)
 	defer other.Close()
-	other.(*net.TCPConn).SetReadBuffer(4096)
-	if _, err := other.Write([]byte("lru_crawler metadump hash\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	other.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := other.Read(make([]byte, 1)); err != nil {
-		t.Fatalf("the other dump did not start: %v", err)
-	}
 
 	var logs syncBuffer
 	m, err := NewMemcached(MemcachedOptions{Nodes: []Node{{ID: "a", Addr: a.Addr}, {ID: "b", Addr: b.Addr}},
