@@ -61,12 +61,77 @@ func (l *AccessLog) Log(ctx *fasthttp.RequestCtx, info *AccessInfo) {
 		slog.String("method", string(ctx.Method())),
 		slog.String("path", string(ctx.Path())),
 		slog.Int("status", ctx.Response.StatusCode()),
-		slog.Int("bytes", len(ctx.Response.Body())),
+		slog.Int64("bytes", info.Bytes),
 		slog.Duration("duration", info.Duration),
 		slog.String("backend", backend),
 		slog.String("request_id", string(ctx.Request.Header.Peek("X-Request-Id"))),
 		slog.String("session", info.Session),
 	)
+}
+
+// logAccess calls log for a request whose answer is ready: at once for
+// a body held in memory, or, for a streamed one (a backend's body, a
+// file), when the server has relayed it and closes the stream. Either
+// way info.Bytes is what went to the client. A body is never read for
+// the log: fasthttp's Response.Body reads a stream whole, which would
+// hold an event stream until it ends, a large file in memory, and turn
+// a range into the whole file.
+func logAccess(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.RequestCtx, info *AccessInfo) {
+	resp := &ctx.Response
+	if resp.IsBodyStream() {
+		if b, ok := resp.BodyStream().(countedBody); ok {
+			b.logWhenRelayed(log, ctx, info)
+			return
+		}
+		// Every stream the proxy makes is counted; one that is not
+		// is logged with no byte count rather than read.
+		info.Bytes = -1
+	} else {
+		info.Bytes = fixedBodyBytes(ctx)
+	}
+	log(ctx, info)
+}
+
+// fixedBodyBytes is what a response held in memory sends of its body.
+func fixedBodyBytes(ctx *fasthttp.RequestCtx) int64 {
+	resp := &ctx.Response
+	if resp.SkipBody || ctx.IsHead() || statusHasNoBody(resp.StatusCode()) {
+		return 0
+	}
+	return int64(len(resp.Body())) // not a stream: Body reads nothing
+}
+
+// countedBody is a response body stream that counts the bytes it
+// relays and logs its request once the server closes it.
+type countedBody interface {
+	logWhenRelayed(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.RequestCtx, info *AccessInfo)
+}
+
+// pendingLog is the access-log call of a streamed response, made when
+// its body stream is closed. fasthttp closes a response's body stream
+// once it is written (or the response dropped) and before the request
+// and response are reset for the next request on the connection, so
+// ctx still describes this request then. Its zero value logs nothing.
+type pendingLog struct {
+	log  func(*fasthttp.RequestCtx, *AccessInfo)
+	ctx  *fasthttp.RequestCtx
+	info AccessInfo
+}
+
+func (l *pendingLog) set(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.RequestCtx, info *AccessInfo) {
+	l.log, l.ctx, l.info = log, ctx, *info
+}
+
+// done logs the request with sent bytes relayed, once. The duration is
+// then the whole exchange's, body included, as nginx's $request_time.
+func (l *pendingLog) done(sent int64) {
+	if l.log == nil {
+		return
+	}
+	l.info.Bytes = sent
+	l.info.Duration = time.Since(l.info.Start)
+	l.log(l.ctx, &l.info)
+	*l = pendingLog{}
 }
 
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -88,7 +153,11 @@ func (l *AccessLog) logCombined(ctx *fasthttp.RequestCtx, info *AccessInfo) {
 	b = append(b, `" `...)
 	b = strconv.AppendInt(b, int64(ctx.Response.StatusCode()), 10)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(ctx.Response.Body())), 10)
+	if info.Bytes < 0 {
+		b = append(b, '-')
+	} else {
+		b = strconv.AppendInt(b, info.Bytes, 10)
+	}
 	b = append(b, ` "`...)
 	b = appendOrDash(b, ctx.Request.Header.Referer())
 	b = append(b, `" "`...)

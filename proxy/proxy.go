@@ -83,8 +83,10 @@ type Proxy struct {
 	// Metrics counts requests (default: a new set, see NewMetrics).
 	Metrics *Metrics
 
-	// AccessLog, if not nil, is called once per request after the response
-	// is ready.
+	// AccessLog, if not nil, is called once per request: when the
+	// response is ready, or for a streamed body once it is relayed
+	// (AccessInfo.Bytes). It runs on the client connection's goroutine
+	// and must not keep ctx or info.
 	AccessLog func(*fasthttp.RequestCtx, *AccessInfo)
 
 	// Upstream names the pool in /status and in the upstream label of
@@ -117,6 +119,13 @@ type AccessInfo struct {
 	Duration time.Duration
 	Backend  *balancer.Backend // nil if none answered
 	Session  string            // session lookup result: local, memcached, miss, new, error, none
+
+	// Bytes is the response body's bytes relayed to the client (the
+	// body alone, as nginx's $body_bytes_sent; chunk framing is not
+	// counted), or -1 if unknown. For a streamed body it is known, and
+	// the access log called, only once the body has been relayed:
+	// Duration then covers the body too.
+	Bytes int64
 }
 
 func (p *Proxy) logger() *slog.Logger {
@@ -416,7 +425,7 @@ func (p *Proxy) finish(ctx *fasthttp.RequestCtx, st *requestState, start time.Ti
 	m.code(ctx.Response.StatusCode()).Inc()
 	m.duration.Update(info.Duration.Seconds())
 	if p.AccessLog != nil {
-		p.AccessLog(ctx, info)
+		logAccess(p.AccessLog, ctx, info)
 	}
 	statePool.Put(st) // Sessions.load resets the session state it uses
 }

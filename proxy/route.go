@@ -233,7 +233,7 @@ func (r *Recorder) finish(ctx *fasthttp.RequestCtx, start time.Time) {
 		if r.AccessLog != nil {
 			info := infoPool.Get().(*AccessInfo)
 			*info = AccessInfo{Start: start, Duration: d, Session: "none"}
-			r.AccessLog(ctx, info)
+			logAccess(r.AccessLog, ctx, info)
 			infoPool.Put(info)
 		}
 	}

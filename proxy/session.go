@@ -178,7 +178,7 @@ func (s *Sessions) apply(ctx *fasthttp.RequestCtx, st *sessionState, e *headerEd
 	case errors.Is(err, sessionstore.ErrTooLarge):
 		return s.reject(ctx, err)
 	case err != nil:
-		s.logger().Error("session write failed", "error", err, "session", string(st.req.Session.ID))
+		s.logger().Error("session write failed", "error", err, "session", sessionstore.LogID(st.req.Session.ID))
 		return errStoreDown
 	}
 	switch action {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"io"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,7 +27,7 @@ import (
 // Responses carry Content-Type, Last-Modified and ETag, answer
 // If-None-Match and If-Modified-Since with 304 and a single byte Range with
 // 206. A file's bytes go from the file to the socket (sendfile on plain
-// TCP), never read whole into memory. No session work is done. Safe for
+// TCP), never read whole into memory, not for the access log either. No session work is done. Safe for
 // concurrent use by multiple goroutines.
 type Static struct {
 	root     string // absolute, symbolic links resolved
@@ -216,10 +218,59 @@ func serveFile(ctx *fasthttp.RequestCtx, name string, fi os.FileInfo) *Error {
 			return errForbidden
 		}
 	}
-	// fasthttp copies an *os.File body with ReadFrom on the connection
-	// (sendfile) and closes it once written.
-	resp.SetBodyStream(f, int(length))
+	// fasthttp writes at most length bytes of it and closes it once
+	// written; fileBody keeps the sendfile path of a bare *os.File.
+	b := fileBodyPool.Get().(*fileBody)
+	b.f = f
+	resp.SetBodyStream(b, int(length))
 	return nil
+}
+
+// fileBody is a file's bytes as a response body stream: it counts what
+// goes to the client and makes the access-log call when the server
+// closes it. WriteTo hands the *os.File itself to the server's writer,
+// whose ReadFrom sends it with sendfile as for a bare file: reading it
+// through Read would copy every byte through user space.
+type fileBody struct {
+	f    *os.File
+	sent int64      // bytes handed to the client's connection
+	log  pendingLog // the access-log line, written on Close
+}
+
+var fileBodyPool = sync.Pool{New: func() any { return new(fileBody) }}
+
+// Read reads the next piece of the file.
+func (b *fileBody) Read(p []byte) (int, error) {
+	n, err := b.f.Read(p)
+	b.sent += int64(n)
+	return n, err
+}
+
+// WriteTo writes the file to w, with sendfile when w and the connection
+// below it allow. fasthttp's writer bounds it to the length announced.
+func (b *fileBody) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	var err error
+	if rf, ok := w.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(b.f)
+	} else {
+		n, err = io.Copy(w, struct{ io.Reader }{b.f}) // Read only: no loop back into WriteTo
+	}
+	b.sent += n
+	return n, err
+}
+
+// Close closes the file and logs the request with what was sent.
+func (b *fileBody) Close() error {
+	err := b.f.Close()
+	b.log.done(b.sent)
+	*b = fileBody{}
+	fileBodyPool.Put(b)
+	return err
+}
+
+func (b *fileBody) logWhenRelayed(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.RequestCtx, info *AccessInfo) {
+	b.log.set(log, ctx, info)
 }
 
 // notModified applies If-None-Match, else If-Modified-Since (RFC 9110 13.2.2).

@@ -39,6 +39,9 @@ type upstreamBody[C clientConn] struct {
 	done      bool  // read to the end the framing gives
 	closeConn bool  // the connection may not be pooled after this body
 	err       error // the first read error; the backend is charged once
+
+	sent int64      // bytes of the body handed to the client's connection
+	log  pendingLog // the access-log line, written when the relay ends
 }
 
 // framing is how a response body's end is known.
@@ -57,6 +60,12 @@ type relayedBody interface {
 
 // relayTo names the client the body is relayed to.
 func (b *upstreamBody[C]) relayTo(client *fasthttp.RequestCtx) { b.client = client }
+
+// logWhenRelayed makes the access-log call once the body is relayed,
+// with the bytes that went to the client.
+func (b *upstreamBody[C]) logWhenRelayed(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.RequestCtx, info *AccessInfo) {
+	b.log.set(log, ctx, info)
+}
 
 // start makes b the body of a response whose headers br has just read.
 func (b *upstreamBody[C]) start(hc *fasthttp.HostClient, cc C, br *bufio.Reader, t *transport[C], contentLength int, closeConn bool) {
@@ -103,6 +112,9 @@ func (b *upstreamBody[C]) Read(p []byte) (int, error) {
 			b.done = true
 		}
 	}
+	// What Read returns the server writes on at once: counted here, the
+	// log never needs the body itself.
+	b.sent += int64(n)
 	if err != nil && err != io.EOF {
 		return n, b.fail(err)
 	}
@@ -188,6 +200,7 @@ func (b *upstreamBody[C]) CloseWithError(werr error) error {
 		b.t.closeConn(b.cc)
 	}
 	b.t.backend.End()
+	b.log.done(b.sent)
 	t := b.t
 	*b = upstreamBody[C]{}
 	t.bodies.Put(b)
