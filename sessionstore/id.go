@@ -18,6 +18,17 @@ func AppendNewID(dst []byte) []byte {
 	return base64.RawURLEncoding.AppendEncode(dst, raw[:])
 }
 
+// LogIDLen is how much of a session ID a log line may hold: enough to
+// tell sessions apart when reading logs, far too little to use one
+// (CONTRACT section 12).
+const LogIDLen = 6
+
+// LogID returns what a log line may show of the session ID id: its
+// first LogIDLen characters.
+func LogID(id []byte) string {
+	return string(id[:min(len(id), LogIDLen)])
+}
+
 // ValidID reports whether id has the form AppendNewID makes. Anything
 // else, in particular anything with spaces or control characters that
 // could reach memcached's text protocol, is rejected before any lookup.

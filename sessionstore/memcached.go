@@ -1,6 +1,7 @@
 package sessionstore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -203,7 +204,8 @@ func (m *Memcached) readReplicas(key []byte, nodes []*node, out []replicaRead) [
 			} else {
 				// A value we cannot read is treated as absent and
 				// overwritten by the next write.
-				m.logger().Warn("corrupt session value", "node", n.ID, "key", string(key))
+				m.logger().Warn("corrupt session value", "node", n.ID,
+					"session", LogID(bytes.TrimPrefix(key, []byte(m.opts.KeyPrefix))))
 			}
 		}
 		out = append(out, r)

@@ -128,7 +128,9 @@ func metadumpKey(dst, line []byte) (key []byte, end bool, err error) {
 	enc, _, _ := bytes.Cut(line[len("key="):], []byte(" "))
 	key, ok := appendUnescaped(dst, enc)
 	if !ok || len(key) == len(dst) {
-		return dst, false, fmt.Errorf("lru_crawler metadump: malformed key in line %q", clip(line))
+		// The key may be a session's: the error shows no more of it than
+		// a log line may hold of a session ID.
+		return dst, false, fmt.Errorf("lru_crawler metadump: malformed key %q", LogID(enc))
 	}
 	return key, false, nil
 }

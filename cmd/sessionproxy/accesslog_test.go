@@ -16,7 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
+	"sessionproxy/sessionstore"
 )
 
 // These tests run the binary with the shipped defaults: the access log is
@@ -308,5 +312,73 @@ func TestAccessLogBytesFormats(t *testing.T) {
 				return strings.Contains(log, want[0]) && strings.Contains(log, want[1])
 			})
 		})
+	}
+}
+
+// TestLogsHoldNoWholeSessionID: the error lines that name a session (a
+// store write that failed, a corrupt value on a node) show its first six
+// characters, never the whole ID (CONTRACT section 12).
+func TestLogsHoldNoWholeSessionID(t *testing.T) {
+	node := memcachedtest.Start(t)
+	app, _ := namedBackend(t, "A", 0)
+	// Without the hot tier every load and write goes to memcached, so a
+	// node that is down or holds garbage shows at once.
+	p := startProcess(t, defaultsConfig(fmt.Sprintf(`session:
+  local_cache: {size: 0}
+  memcached:
+    nodes: [%q]
+`, node.Addr), app.URL))
+	resp, err := http.Get("http://" + p.addr + "/?set=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var id string
+	for _, c := range resp.Cookies() {
+		if c.Name == "SPSESSIONID" {
+			id = c.Value
+		}
+	}
+	if len(id) != sessionstore.IDLen {
+		t.Fatalf("no session cookie: %v", resp.Header)
+	}
+
+	// A corrupt value where the session is.
+	if err := memcache.New(node.Addr).Set(&memcache.Item{Key: "sp:" + id, Value: []byte("garbage")}); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+p.addr+"/", nil)
+	req.AddCookie(&http.Cookie{Name: "SPSESSIONID", Value: id})
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	// A write with the only node down: a new session that cannot be
+	// stored.
+	node.Stop()
+	if resp, err := http.Get("http://" + p.addr + "/?set=2"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("write with the store down: %d, want 503", resp.StatusCode)
+		}
+	}
+	shown := regexp.MustCompile(` session=(\S*)`)
+	for _, msg := range []string{`msg="corrupt session value"`, `msg="session write failed"`} {
+		var line string
+		testutil.WaitFor(t, 10*time.Second, msg, func() bool {
+			for _, l := range strings.Split(p.stderr(), "\n") {
+				if strings.Contains(l, msg) {
+					line = l
+					return true
+				}
+			}
+			return false
+		})
+		m := shown.FindStringSubmatch(line)
+		if m == nil || len(m[1]) != sessionstore.LogIDLen {
+			t.Errorf("%s: want the first %d characters of the session ID: %s", msg, sessionstore.LogIDLen, line)
+		}
+	}
+	if first, log := id[:sessionstore.LogIDLen], p.stderr(); strings.Contains(log, id) || !strings.Contains(log, "session="+first) {
+		t.Errorf("the log holds session %s whole, or not its first characters:\n%s", id, log)
 	}
 }
