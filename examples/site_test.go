@@ -111,7 +111,6 @@ func TestSiteExample(t *testing.T) {
 		`listen: ":80"`, fmt.Sprintf("listen: %q", plain),
 		`listen_tls: ":443"`, fmt.Sprintf("listen_tls: %q", tlsAddr),
 		`admin: "127.0.0.1:9090"`, fmt.Sprintf("admin: %q", admin),
-		"access_log: combined", "access_log: off",
 		"http://10.0.0.11:8080", app1, "http://10.0.0.12:8080", app2,
 		"http://10.0.1.21:9000", api1, "http://10.0.1.22:9000", api2,
 		"10.0.2.1:11211", n1.Addr, "10.0.2.2:11211", n2.Addr,

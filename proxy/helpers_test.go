@@ -105,6 +105,7 @@ func startProxy(t *testing.T, p *Proxy, o ServerOptions) string {
 	if p.Pipeline == 0 {
 		p.Pipeline = testPipeline
 	}
+	withDefaultLog(p)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +114,45 @@ func startProxy(t *testing.T, p *Proxy, o ServerOptions) string {
 	go srv.Serve(NewLingerListener(ln))
 	t.Cleanup(func() { srv.Shutdown() })
 	return "http://" + ln.Addr().String()
+}
+
+// testAccessLog is the access log the binary runs with by default: text
+// (here to a discarded writer, with its flusher running as in the binary).
+var testAccessLog, _ = NewAccessLog("text", io.Discard)
+
+// withDefaultLog gives h, and every Proxy, Static and Recorder below it,
+// the default access log unless the test set one: the end-to-end tests
+// run with the access log on, as users do (CONTRACT section 12).
+func withDefaultLog(h Handler) {
+	switch h := h.(type) {
+	case *Proxy:
+		if h.AccessLog == nil {
+			h.AccessLog = testAccessLog.Log
+		}
+	case *Static:
+		if h.recorder == nil {
+			h.recorder = &Recorder{Metrics: NewMetrics()}
+		}
+		if h.recorder.AccessLog == nil {
+			h.recorder.AccessLog = testAccessLog.Log
+		}
+	case *Router:
+		if h.Recorder == nil {
+			h.Recorder = &Recorder{Metrics: NewMetrics()}
+		}
+		if h.Recorder.AccessLog == nil {
+			h.Recorder.AccessLog = testAccessLog.Log
+		}
+		if h.Default != nil {
+			withDefaultLog(h.Default)
+		}
+		for _, p := range h.Upstreams {
+			withDefaultLog(p)
+		}
+		for _, r := range h.Routes {
+			withDefaultLog(r.Handler)
+		}
+	}
 }
 
 // testPipeline, from SESSIONPROXY_TEST_PIPELINE, is the Pipeline every

@@ -46,6 +46,7 @@ func TestRouteMatches(t *testing.T) {
 // startHandler serves h on a free loopback port and returns its base URL.
 func startHandler(t *testing.T, h Handler, o ServerOptions) string {
 	t.Helper()
+	withDefaultLog(h)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -85,10 +85,15 @@ func readUntil(c net.Conn, r io.Reader, want string, d time.Duration) (string, e
 	var got []byte
 	buf := make([]byte, 1)
 	for !bytes.HasSuffix(got, []byte(want)) {
-		if _, err := r.Read(buf); err != nil {
+		n, err := r.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			// A chunked body's last byte may come with its EOF.
+			if bytes.HasSuffix(got, []byte(want)) {
+				break
+			}
 			return string(got), err
 		}
-		got = append(got, buf[0])
 	}
 	return string(got), nil
 }

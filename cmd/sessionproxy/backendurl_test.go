@@ -14,7 +14,7 @@ func TestBackendURLCheckAndRunAgree(t *testing.T) {
 	t.Cleanup(be.Close)
 	host := strings.TrimPrefix(be.URL, "http://")
 	for _, url := range []string{"HTTP://" + host, "http://" + host + "/", "http://" + host + "?", "http://" + host + "#"} {
-		conf := "access_log: off\nbackends:\n  - url: '" + url + "'\n"
+		conf := "backends:\n  - url: '" + url + "'\n"
 		if code, _, errOut := run("check", "-config", writeFile(t, conf)); code != 0 {
 			t.Fatalf("check %s: %d %q", url, code, errOut)
 		}

@@ -180,7 +180,7 @@ http {
 	if !strings.Contains(errOut, ":4: include mime.types: not translated") {
 		t.Errorf("the missing include is not named:\n%s", errOut)
 	}
-	yaml := strings.Replace(out, `listen: "127.0.0.1:`+plainPort+`"`, `listen: "{{listen}}"`+"\naccess_log: off", 1)
+	yaml := strings.Replace(out, `listen: "127.0.0.1:`+plainPort+`"`, `listen: "{{listen}}"`, 1)
 	p := startProcess(t, yaml)
 	testutil.WaitFor(t, 10*time.Second, "the TLS listener", func() bool {
 		c, err := net.Dial("tcp", tlsAddr)

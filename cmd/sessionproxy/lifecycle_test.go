@@ -151,7 +151,6 @@ func namedBackend(t *testing.T, name string, delay time.Duration) (*httptest.Ser
 }
 
 const baseConfig = `listen: "{{listen}}"
-access_log: off
 backends:
 %s`
 
@@ -335,7 +334,7 @@ func TestAccessLogFormats(t *testing.T) {
 	app, _ := namedBackend(t, "A", 0)
 	for _, format := range []string{"text", "json", "combined"} {
 		t.Run(format, func(t *testing.T) {
-			p := startProcess(t, strings.Replace(fmt.Sprintf(baseConfig, backendsYAML(app.URL)), "access_log: off", "access_log: "+format, 1))
+			p := startProcess(t, strings.Replace(fmt.Sprintf(baseConfig, backendsYAML(app.URL)), "backends:", "access_log: "+format+"\nbackends:", 1))
 			req, _ := http.NewRequest(http.MethodGet, "http://"+p.addr+"/page?q=1", nil)
 			req.Header.Set("X-Request-Id", "rid-42")
 			req.Header.Set("User-Agent", "test-agent")

@@ -37,7 +37,6 @@ func TestHotTierMemoryBudget(t *testing.T) {
 	n1, n2 := memcachedtest.StartMB(t, 256), memcachedtest.StartMB(t, 256) // they keep every session
 	p := startBinary(t, plainBinary(t), fmt.Sprintf(`listen: "{{listen}}"
 admin: "{{admin}}"
-access_log: off
 backends:
   - url: %q
 session:

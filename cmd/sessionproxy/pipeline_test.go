@@ -60,7 +60,6 @@ func TestPipelineConfig(t *testing.T) {
 	plain, plainOverlap := pipelineBackend(t)
 	p := startProcess(t, fmt.Sprintf(`listen: "{{listen}}"
 admin: "{{admin}}"
-access_log: off
 pipeline: 8
 backends: [{url: "http://%s"}]
 upstreams:

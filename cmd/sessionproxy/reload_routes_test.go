@@ -31,7 +31,6 @@ func TestReloadRoutesUnderLoad(t *testing.T) {
 	slow, _ := namedBackend(t, "slow", 0)
 	const head = `listen: "{{listen}}"
 admin: "{{admin}}"
-access_log: off
 backends: [{url: "http://%s"}]
 session: {memcached: {nodes: ["n1:%s"], replicas: 1}}
 `

@@ -65,7 +65,6 @@ func TestStreamingMemory(t *testing.T) {
 	t.Cleanup(app.Close)
 	p := startBinary(t, plainBinary(t), fmt.Sprintf(`listen: "{{listen}}"
 admin: "{{admin}}"
-access_log: off
 max_body: 1GiB
 backends:
   - url: %q

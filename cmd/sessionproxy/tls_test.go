@@ -73,7 +73,7 @@ func TestTLSListener(t *testing.T) {
 	aCert, aKey := selfSigned(t, dir, "a", "a.test")
 	bCert, bKey := selfSigned(t, dir, "b", "b.test", "*.b.test")
 	tlsAddr := freeAddr(t)
-	conf := "listen: '{{listen}}'\naccess_log: off\nlisten_tls: '" + tlsAddr + "'\n" +
+	conf := "listen: '{{listen}}'\nlisten_tls: '" + tlsAddr + "'\n" +
 		"tls:\n  certificates:\n    - {cert: '" + aCert + "', key: '" + aKey + "'}\n    - {cert: '" + bCert + "', key: '" + bKey + "'}\n" +
 		"backends:\n  - url: '" + be.URL + "'\n"
 	p := startProcess(t, conf)

@@ -85,7 +85,6 @@ func tunnelGauge(t *testing.T, p *process) string {
 
 const tunnelConfig = `listen: "{{listen}}"
 admin: "{{admin}}"
-access_log: off
 timeouts:
   shutdown: %s
 backends:
@@ -308,7 +307,7 @@ func TestTunnelOverTLSListener(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := selfSigned(t, dir, "a", "a.test")
 	tlsAddr := freeAddr(t)
-	startProcess(t, "listen: '{{listen}}'\naccess_log: off\nlisten_tls: '"+tlsAddr+"'\n"+
+	startProcess(t, "listen: '{{listen}}'\nlisten_tls: '"+tlsAddr+"'\n"+
 		"tls:\n  certificates:\n    - {cert: '"+cert+"', key: '"+key+"'}\nbackends:\n  - url: '"+backend.URL+"'\n")
 	var c *tls.Conn
 	testutil.WaitFor(t, 10*time.Second, "the TLS listener", func() bool {
