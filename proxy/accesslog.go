@@ -2,71 +2,234 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 )
 
-// AccessLog writes one line per request: through log/slog as text or JSON,
-// or in nginx's combined format for tools that already read nginx logs.
-// Lines go to a buffer flushed every second (and by Close), so that
-// logging does not put a write system call on every request. Safe for
-// concurrent use by multiple goroutines.
+// AccessLog writes one line per request: as log/slog's text or JSON
+// handlers would write it, or in nginx's combined format for tools that
+// already read nginx logs. Lines are written by hand into a pooled
+// buffer, not through slog, so that logging allocates nothing per
+// request; they go to a buffer flushed every second (and by Close), so
+// that logging does not put a write system call on every request. Safe
+// for concurrent use by multiple goroutines.
 type AccessLog struct {
-	combined bool
-	logger   *slog.Logger
-	out      *bufferedWriter
+	format logFormat
+	out    *bufferedWriter
 }
+
+// logFormat is an access log's line format.
+type logFormat uint8
+
+const (
+	formatText logFormat = iota
+	formatJSON
+	formatCombined
+)
 
 // NewAccessLog returns an access log in format text, json or combined
 // writing to w, or nil for off.
 func NewAccessLog(format string, w io.Writer) (*AccessLog, error) {
-	if format == "off" || format == "" {
-		return nil, nil
-	}
-	bw := newBufferedWriter(w)
-	l := &AccessLog{out: bw}
+	var f logFormat
 	switch format {
+	case "off", "":
+		return nil, nil
 	case "text":
-		l.logger = slog.New(slog.NewTextHandler(bw, nil))
+		f = formatText
 	case "json":
-		l.logger = slog.New(slog.NewJSONHandler(bw, nil))
+		f = formatJSON
 	case "combined":
-		l.combined = true
+		f = formatCombined
 	default:
-		bw.Close()
 		return nil, fmt.Errorf("proxy: unknown access log format %q", format)
 	}
-	return l, nil
+	return &AccessLog{format: f, out: newBufferedWriter(w)}, nil
 }
+
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // Log records one finished request. Proxy.AccessLog is set to it.
 func (l *AccessLog) Log(ctx *fasthttp.RequestCtx, info *AccessInfo) {
-	if l.combined {
-		l.logCombined(ctx, info)
-		return
+	bp := linePool.Get().(*[]byte)
+	b := (*bp)[:0]
+	switch l.format {
+	case formatText:
+		b = appendText(b, ctx, info)
+	case formatJSON:
+		b = appendJSON(b, ctx, info)
+	default:
+		b = appendCombined(b, ctx, info)
 	}
-	backend := ""
-	if info.Backend != nil {
-		backend = info.Backend.URL
+	l.out.Write(b)
+	*bp = b
+	linePool.Put(bp)
+}
+
+// appendText writes the line slog's TextHandler wrote for
+// Info("access", client, method, path, status, bytes, duration, backend,
+// request_id, session), byte for byte, so that what parses it still does.
+func appendText(b []byte, ctx *fasthttp.RequestCtx, info *AccessInfo) []byte {
+	b = append(b, "time="...)
+	b = appendRFC3339Millis(b, time.Now())
+	b = append(b, " level=INFO msg=access client="...)
+	b = appendIP(b, ctx.RemoteAddr())
+	b = append(b, " method="...)
+	b = appendTextString(b, bstr(ctx.Method()))
+	b = append(b, " path="...)
+	b = appendTextString(b, bstr(ctx.Path()))
+	b = append(b, " status="...)
+	b = strconv.AppendInt(b, int64(ctx.Response.StatusCode()), 10)
+	b = append(b, " bytes="...)
+	b = strconv.AppendInt(b, info.Bytes, 10)
+	b = append(b, " duration="...)
+	b = append(b, info.Duration.String()...) // inlined: the string stays on the stack
+	b = append(b, " backend="...)
+	b = appendTextString(b, backendURL(info))
+	b = append(b, " request_id="...)
+	b = appendTextString(b, bstr(ctx.Request.Header.Peek("X-Request-Id")))
+	b = append(b, " session="...)
+	b = appendTextString(b, info.Session)
+	return append(b, '\n')
+}
+
+// appendJSON writes the line slog's JSONHandler wrote for the same call.
+func appendJSON(b []byte, ctx *fasthttp.RequestCtx, info *AccessInfo) []byte {
+	b = append(b, `{"time":"`...)
+	b = time.Now().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"access","client":"`...)
+	b = appendIP(b, ctx.RemoteAddr())
+	b = append(b, `","method":`...)
+	b = appendJSONString(b, bstr(ctx.Method()))
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, bstr(ctx.Path()))
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(ctx.Response.StatusCode()), 10)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, info.Bytes, 10)
+	b = append(b, `,"duration":`...)
+	b = strconv.AppendInt(b, int64(info.Duration), 10) // nanoseconds, as json.Marshal and slog
+	b = append(b, `,"backend":`...)
+	b = appendJSONString(b, backendURL(info))
+	b = append(b, `,"request_id":`...)
+	b = appendJSONString(b, bstr(ctx.Request.Header.Peek("X-Request-Id")))
+	b = append(b, `,"session":`...)
+	b = appendJSONString(b, info.Session)
+	return append(b, "}\n"...)
+}
+
+func backendURL(info *AccessInfo) string {
+	if info.Backend == nil {
+		return ""
 	}
-	l.logger.LogAttrs(context.Background(), slog.LevelInfo, "access",
-		slog.String("client", ctx.RemoteIP().String()),
-		slog.String("method", string(ctx.Method())),
-		slog.String("path", string(ctx.Path())),
-		slog.Int("status", ctx.Response.StatusCode()),
-		slog.Int64("bytes", info.Bytes),
-		slog.Duration("duration", info.Duration),
-		slog.String("backend", backend),
-		slog.String("request_id", string(ctx.Request.Header.Peek("X-Request-Id"))),
-		slog.String("session", info.Session),
-	)
+	return info.Backend.URL
+}
+
+// bstr is b as a string without a copy, for the appends below, which
+// read it and keep nothing of it.
+func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// appendRFC3339Millis is slog's time format: RFC 3339 with exactly three
+// digits of fraction.
+func appendRFC3339Millis(b []byte, t time.Time) []byte {
+	const prefixLen = len("2006-01-02T15:04:05.000")
+	n := len(b)
+	// RFC3339Nano trims trailing zeros: a tenth of a millisecond more
+	// keeps four digits, and the fourth is dropped.
+	t = t.Truncate(time.Millisecond).Add(time.Millisecond / 10)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b[:n+prefixLen], b[n+prefixLen+1:]...)
+}
+
+// appendTextString writes s as slog's TextHandler does: as it is, or
+// quoted (strconv.Quote) when empty or holding a space, '=', '"', a
+// control character or anything that is not printable UTF-8.
+func appendTextString(b []byte, s string) []byte {
+	if !textNeedsQuoting(s) {
+		return append(b, s...)
+	}
+	return strconv.AppendQuote(b, s)
+}
+
+func textNeedsQuoting(s string) bool {
+	if len(s) == 0 {
+		return true
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c != '\\' && (c == ' ' || c == '=' || !jsonSafe(c)) {
+				return true
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError || unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return true
+		}
+		i += size
+	}
+	return false
+}
+
+// jsonSafe reports whether an ASCII byte goes into a JSON string as it
+// is (slog's safeSet: DEL is).
+func jsonSafe(c byte) bool { return c >= 0x20 && c != '"' && c != '\\' }
+
+// appendJSONString writes s as a quoted JSON string, escaped as slog's
+// JSONHandler does (invalid UTF-8 becomes U+FFFD; U+2028 and U+2029 are
+// escaped).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if jsonSafe(c) {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(append(b, s[start:i]...), `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(append(b, s[start:i]...), `\u202`...)
+			b = append(b, hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // logAccess calls log for a request whose answer is ready: at once for
@@ -134,14 +297,11 @@ func (l *pendingLog) done(sent int64) {
 	*l = pendingLog{}
 }
 
-var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-
-// logCombined writes nginx's combined format:
+// appendCombined writes nginx's combined format:
 // $remote_addr - $remote_user [$time_local] "$request" $status
 // $body_bytes_sent "$http_referer" "$http_user_agent"
-func (l *AccessLog) logCombined(ctx *fasthttp.RequestCtx, info *AccessInfo) {
-	bp := linePool.Get().(*[]byte)
-	b := appendIP((*bp)[:0], ctx.RemoteAddr())
+func appendCombined(b []byte, ctx *fasthttp.RequestCtx, info *AccessInfo) []byte {
+	b = appendIP(b, ctx.RemoteAddr())
 	b = append(b, " - - ["...)
 	b = info.Start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
 	b = append(b, `] "`...)
@@ -162,10 +322,7 @@ func (l *AccessLog) logCombined(ctx *fasthttp.RequestCtx, info *AccessInfo) {
 	b = appendOrDash(b, ctx.Request.Header.Referer())
 	b = append(b, `" "`...)
 	b = appendOrDash(b, ctx.Request.Header.UserAgent())
-	b = append(b, "\"\n"...)
-	l.out.Write(b)
-	*bp = b
-	linePool.Put(bp)
+	return append(b, "\"\n"...)
 }
 
 func appendOrDash(b, v []byte) []byte {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"testing"
 
@@ -45,6 +46,12 @@ func benchProxy(b *testing.B, sessions *Sessions, tcp bool) *fasthttp.HostClient
 // benchProxyPipelined is benchProxy with Pipeline set to pipeline (which
 // dials the backend itself: tcp must be true for it to be used).
 func benchProxyPipelined(b *testing.B, sessions *Sessions, tcp bool, pipeline int) *fasthttp.HostClient {
+	return startBenchProxy(b, &Proxy{Sessions: sessions, Pipeline: pipeline}, tcp)
+}
+
+// startBenchProxy is benchProxy for a Proxy with settings of its own:
+// its Pool is set here.
+func startBenchProxy(b *testing.B, p *Proxy, tcp bool) *fasthttp.HostClient {
 	backendURL := "http://backend:80"
 	var backendLn net.Listener = fasthttputil.NewInmemoryListener()
 	if tcp {
@@ -57,7 +64,7 @@ func benchProxyPipelined(b *testing.B, sessions *Sessions, tcp bool, pipeline in
 	serveBench(b, backendLn)
 	be, _ := NewBackend(backendURL, 1, false)
 	pool, _ := balancer.NewPool("round_robin", []*balancer.Backend{be}, nil)
-	p := &Proxy{Pool: pool, Sessions: sessions, Pipeline: pipeline}
+	p.Pool = pool
 	p.once.Do(p.init)
 	if mem, ok := backendLn.(*fasthttputil.InmemoryListener); ok {
 		p.clients[0].Dial = func(string) (net.Conn, error) { return mem.Dial() }
@@ -116,6 +123,25 @@ func BenchmarkProxyPlain(b *testing.B) {
 // for the idle check (one MSG_PEEK recvfrom).
 func BenchmarkProxyPlainTCP(b *testing.B) {
 	runBench(b, benchProxy(b, nil, true), "/plain", false)
+}
+
+// BenchmarkProxyAccessLogOn is BenchmarkProxyPlain with the access log
+// the binary runs with by default (text, to a discarded writer): against
+// BenchmarkProxyAccessLogOff in the same run, the log's cost per request
+// (bench/README.md, "Access log").
+func BenchmarkProxyAccessLogOn(b *testing.B) {
+	log, err := NewAccessLog("text", io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(log.Close)
+	runBench(b, startBenchProxy(b, &Proxy{AccessLog: log.Log}, false), "/plain", false)
+}
+
+// BenchmarkProxyAccessLogOff is BenchmarkProxyAccessLogOn's baseline:
+// the same proxy with access_log: off.
+func BenchmarkProxyAccessLogOff(b *testing.B) {
+	runBench(b, startBenchProxy(b, &Proxy{}, false), "/plain", false)
 }
 
 // BenchmarkIdleCheck is the idle check alone on a loopback connection with
