@@ -387,3 +387,41 @@ func TestLogsHoldNoWholeSessionID(t *testing.T) {
 		t.Errorf("the log holds session %s whole, or not its first characters:\n%s", id, log)
 	}
 }
+
+// TestAbortedDownloadLogged: a client that goes away after 1 MiB of a
+// 64 MiB file or download still gets its access-log line, counting what
+// was relayed: more than it read, less than the whole.
+func TestAbortedDownloadLogged(t *testing.T) {
+	const size = 64 << 20
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, "files", "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		io.Copy(w, io.LimitReader(newBlocks(t), size))
+	}))
+	t.Cleanup(app.Close)
+	p := startProcess(t, defaultsConfig(staticRoute(dir), app.URL))
+	for _, path := range []string{"/files/big.bin", "/download"} {
+		c, br := rawGet(t, p.addr, path, "")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := io.CopyN(io.Discard, br, 1<<20); err != nil {
+			t.Fatalf("%s: %d bytes, %v", path, n, err)
+		}
+		c.Close()
+		if n := loggedBytes(t, p, path); n < 1<<20-4096 || n >= size {
+			t.Errorf("%s: access log says %d bytes for a client that left after 1 MiB of %d", path, n, size)
+		} else {
+			t.Logf("%s: %d bytes relayed before the client left", path, n)
+		}
+	}
+}
