@@ -53,7 +53,9 @@ func (e *env) bigBody(sp string) bigBodyResult {
 
 	addr := freeAddr()
 	conf := filepath.Join(e.dir, "bigbody.yaml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\naccess_log: off\nmax_body: 2GiB\nbackends:\n  - url: \"http://%s\"\n", addr, ln.Addr())), 0o600)
+	// The access log stays on, as shipped: it once read every streamed
+	// body whole (issue #22), which is what this run's RSS would show.
+	os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nmax_body: 2GiB\nbackends:\n  - url: \"http://%s\"\n", addr, ln.Addr())), 0o600)
 	cmd, err := e.spawnLog("sessionproxy-bigbody", sp, "run", "-config", conf)
 	if err != nil {
 		log.Fatal(err)

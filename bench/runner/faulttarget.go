@@ -124,7 +124,7 @@ func (s *sessionproxyTarget) spawn(f *faultEnv, name, addr, admin string) error 
 	conf := filepath.Join(f.dir, name+".yaml")
 	err := os.WriteFile(conf, []byte(fmt.Sprintf(`listen: %q
 admin: %q
-access_log: off
+access_log: off  # as the classic stack's nginx: the same work on both sides
 backends:
   - url: "http://%s"
   - url: "http://%s"
