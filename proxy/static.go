@@ -27,8 +27,8 @@ import (
 // Responses carry Content-Type, Last-Modified and ETag, answer
 // If-None-Match and If-Modified-Since with 304 and a single byte Range with
 // 206. A file's bytes go from the file to the socket (sendfile on plain
-// TCP), never read whole into memory, not for the access log either. No session work is done. Safe for
-// concurrent use by multiple goroutines.
+// TCP), never read whole into memory, not for the access log either. No
+// session work is done. Safe for concurrent use by multiple goroutines.
 type Static struct {
 	root     string // absolute, symbolic links resolved
 	recorder *Recorder
