@@ -2,6 +2,7 @@ package sessionstore
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -381,7 +382,7 @@ func readAnswer(br *bufio.Reader, c *metaCall) error {
 		return err
 	}
 	if len(line) < 2 || line[len(line)-2] != '\r' {
-		return fmt.Errorf("sessionstore: memcached answer not terminated: %q", line)
+		return fmt.Errorf("sessionstore: memcached answer not terminated: %q", answerForLog(line))
 	}
 	line = line[:len(line)-2]
 	get := c.op == opGet || c.op == opFlags
@@ -424,7 +425,7 @@ func readAnswer(br *bufio.Reader, c *metaCall) error {
 		// memcached has read (and dropped) the value: still in step.
 		c.err = fmt.Errorf("memcache: %s: %w", line, errServer)
 	default:
-		return fmt.Errorf("sessionstore: unexpected memcached answer %q", line)
+		return fmt.Errorf("sessionstore: unexpected memcached answer %q", answerForLog(line))
 	}
 	return c.err
 }
@@ -518,4 +519,19 @@ func (p *metaPipe) close() {
 		}
 		mc.mu.Unlock()
 	}
+}
+
+// answerForLog is what an error, and so a log line, may show of an answer
+// line the reader did not expect. Out of step with the stream, the line
+// may be a stored value, which holds attributes and, after a rotation,
+// the new session ID: past memcached's own error lines, only a prefix
+// shorter than a session ID is shown.
+func answerForLog(line []byte) []byte {
+	const errMax, otherMax = 120, IDLen - 2
+	switch {
+	case bytes.HasPrefix(line, []byte("CLIENT_ERROR")), bytes.HasPrefix(line, []byte("SERVER_ERROR")),
+		bytes.HasPrefix(line, []byte("ERROR")):
+		return line[:min(len(line), errMax)]
+	}
+	return line[:min(len(line), otherMax)]
 }
