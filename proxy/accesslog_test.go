@@ -6,7 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,4 +151,94 @@ func BenchmarkAccessLogLine(b *testing.B) {
 			)
 		}
 	})
+}
+
+// loggedRequests collects the access-log calls of a test's proxy by
+// request path, as the log would write them.
+type loggedRequests struct {
+	mu    sync.Mutex
+	bytes map[string][]int64
+}
+
+func (l *loggedRequests) log(ctx *fasthttp.RequestCtx, info *AccessInfo) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := string(ctx.Path())
+	l.bytes[p] = append(l.bytes[p], info.Bytes)
+}
+
+func (l *loggedRequests) of(path string) []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.bytes[path])
+}
+
+// TestAccessLogBytes: the byte count of each kind of answer, through
+// the proxy and a static route, is the body bytes the client got: none
+// for HEAD, 204 and 304, the body for one held in memory, the relayed
+// bytes of a streamed one (logged once it is relayed), the range of a
+// file.
+func TestAccessLogBytes(t *testing.T) {
+	site := newStaticSite(t)
+	big := strings.Repeat("x", MaxBufferedBody+1000) // over the whole-body limit: streamed
+	site.app.setHandler(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/small":
+			io.WriteString(w, "hello")
+		case "/big":
+			w.Header().Set("Content-Length", strconv.Itoa(len(big)))
+			io.WriteString(w, big)
+		case "/chunked":
+			io.WriteString(w, "part one ")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part two")
+		case "/nocontent":
+			w.WriteHeader(http.StatusNoContent)
+		case "/notmodified":
+			w.WriteHeader(http.StatusNotModified)
+		}
+	})
+	logged := &loggedRequests{bytes: map[string][]int64{}}
+	st, err := NewStatic(site.root, &Recorder{Metrics: NewMetrics(), AccessLog: logged.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &Router{
+		Default: &Proxy{Pool: newPool(t, "round_robin", nil, site.app.url()), AccessLog: logged.log},
+		Routes:  []Route{{Path: "/static/", Handler: st}},
+	}
+	url := startHandler(t, rt, ServerOptions{})
+	for _, tc := range []struct {
+		method, path string
+		hdr          []string
+		want         int64
+	}{
+		{"GET", "/small", nil, 5},
+		{"HEAD", "/small", nil, 0},
+		{"GET", "/big", nil, int64(len(big))},
+		{"HEAD", "/big", nil, 0},
+		{"GET", "/chunked", nil, int64(len("part one part two"))},
+		{"GET", "/nocontent", nil, 0},
+		{"GET", "/notmodified", nil, 0},
+		{"GET", "/static/data.bin", nil, 1000},
+		{"GET", "/static/data.bin", []string{"Range", "bytes=0-0"}, 1},
+		{"GET", "/static/data.bin", []string{"Range", "bytes=990-"}, 10},
+		{"HEAD", "/static/data.bin", nil, 0},
+		{"GET", "/static/app.css", []string{"If-None-Match", "*"}, 0},
+		{"GET", "/static/missing", nil, int64(len("not found\n"))},
+	} {
+		before := len(logged.of(tc.path))
+		r := do(t, tc.method, url+tc.path, "", tc.hdr...)
+		if tc.method != "HEAD" && int64(len(r.body)) != tc.want {
+			t.Fatalf("%s %s %v: the client got %d bytes, the test expects %d", tc.method, tc.path, tc.hdr, len(r.body), tc.want)
+		}
+		var got []int64
+		waitFor(t, "the access-log call of "+tc.path, func() bool {
+			got = logged.of(tc.path)
+			return len(got) > before
+		})
+		if len(got) != before+1 || got[before] != tc.want {
+			t.Errorf("%s %s %v: logged %v, want one call with %d bytes", tc.method, tc.path, tc.hdr, got[before:], tc.want)
+		}
+	}
 }
