@@ -226,6 +226,7 @@ func TestAccessLogBytes(t *testing.T) {
 		{"HEAD", "/static/data.bin", nil, 0},
 		{"GET", "/static/app.css", []string{"If-None-Match", "*"}, 0},
 		{"GET", "/static/missing", nil, int64(len("not found\n"))},
+		{"HEAD", "/static/missing", nil, 0}, // an error body the server does not send
 	} {
 		before := len(logged.of(tc.path))
 		r := do(t, tc.method, url+tc.path, "", tc.hdr...)
