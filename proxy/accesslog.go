@@ -355,10 +355,11 @@ func (l *AccessLog) Close() {
 
 // bufferedWriter is a bufio.Writer behind a mutex, flushed every second.
 type bufferedWriter struct {
-	mu   sync.Mutex // protects w
-	w    *bufio.Writer
-	stop chan struct{}
-	done chan struct{}
+	mu     sync.Mutex // protects w and closed
+	w      *bufio.Writer
+	closed bool // no flusher: each write goes out at once
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 func newBufferedWriter(w io.Writer) *bufferedWriter {
@@ -367,11 +368,17 @@ func newBufferedWriter(w io.Writer) *bufferedWriter {
 	return b
 }
 
-// Write buffers p; the flusher or Close writes it out.
+// Write buffers p; the flusher or Close writes it out. After Close it
+// writes p out at once: a streamed answer is logged when its body ends,
+// which may be long after a reload replaced this log.
 func (b *bufferedWriter) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.w.Write(p)
+	n, err := b.w.Write(p)
+	if b.closed && err == nil {
+		err = b.w.Flush()
+	}
+	return n, err
 }
 
 func (b *bufferedWriter) flusher() {
@@ -395,6 +402,7 @@ func (b *bufferedWriter) Close() {
 	close(b.stop)
 	<-b.done
 	b.mu.Lock()
+	b.closed = true
 	b.w.Flush()
 	b.mu.Unlock()
 }

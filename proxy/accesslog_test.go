@@ -243,3 +243,22 @@ func TestAccessLogBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessLogAfterClose: a line logged after Close, as a stream that
+// outlives a reload's log is, is written out, not left in the buffer.
+func TestAccessLogAfterClose(t *testing.T) {
+	var out bytes.Buffer
+	l, err := NewAccessLog("combined", &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/before")
+	l.Log(&ctx, &AccessInfo{Start: time.Now()})
+	l.Close()
+	ctx.Request.SetRequestURI("/after")
+	l.Log(&ctx, &AccessInfo{Start: time.Now(), Bytes: 7})
+	if s := out.String(); !strings.Contains(s, "GET /before ") || !strings.Contains(s, "GET /after HTTP/1.1\" 200 7 ") {
+		t.Fatalf("log after Close:\n%s", s)
+	}
+}
