@@ -355,3 +355,19 @@ func TestProxyProtocolFromUntrustedPeer(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardingOrderSurvivesCleaning: deleting a header in fasthttp moves
+// the last field into its place, so lines read after the proxy drops a
+// header (here one whose name is no token) came in another order: a
+// balancer's X-Forwarded-For line could end up before the client's forged
+// one, and the forged X-Forwarded-Proto first.
+func TestForwardingOrderSurvivesCleaning(t *testing.T) {
+	const req = "GET / HTTP/1.1\r\nHost: a\r\nX Bad: 1\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n" +
+		"X-Forwarded-Host: www.example\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: http\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n"
+	s := startForwarded(t, nil, false)
+	heads := exchange(t, s.addr, req)
+	wantForwarding(t, "no real_ip_from", heads[0], "6.6.6.6, 203.0.113.7, 127.0.0.1", "127.0.0.1", "http", "a")
+	s = startForwarded(t, &RealIP{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, false)
+	heads = exchange(t, s.addr, req)
+	wantForwarding(t, "trusted peer", heads[0], "6.6.6.6, 203.0.113.7, 127.0.0.1", "203.0.113.7", "https", "www.example")
+}

@@ -75,6 +75,23 @@ type headerEditor struct {
 	keys [][]byte // copies of header names to delete after iterating
 	vals [][]byte // copies of header values to put back (dropTrailers)
 	buf  []byte
+	fwd  forwarded
+}
+
+// forwarded is what a request brought of the forwarding headers, read
+// before any header is deleted: fasthttp's Del moves the last header
+// field into the gap it leaves, so only then are the lines in the order
+// the client (or the balancer in front) sent them.
+type forwarded struct {
+	// buf holds the X-Forwarded-For lines joined, then the first
+	// X-Forwarded-Proto line, then the first X-Forwarded-Host line,
+	// ending at xffEnd, protoEnd and len(buf).
+	buf              []byte
+	xffEnd, protoEnd int
+	// Lines of X-Forwarded-For, X-Real-IP, X-Forwarded-Proto,
+	// X-Forwarded-Host: a name with more than one is deleted before it
+	// is set, as SetCanonical replaces only the first.
+	nXFF, nRealIP, nProto, nHost int
 }
 
 func (e *headerEditor) reset() {
@@ -321,83 +338,87 @@ func (e *headerEditor) stripSessionHeaders(h *fasthttp.ResponseHeader) {
 	}
 }
 
-// setForwarded sets exactly one X-Forwarded-For, X-Real-IP,
-// X-Forwarded-Proto and X-Forwarded-Host line, whatever lines of them the
-// client sent: a backend, or a parser that trusts one hop (Express's
-// trust proxy 1, Werkzeug's ProxyFix, Tomcat's RemoteIpValve), reading a
-// second line would take the client's word for its address. The peer is
-// appended to X-Forwarded-For, all of whose lines are joined in order
-// first, as nginx's $proxy_add_x_forwarded_for does; X-Real-IP is the
-// client (RealIP); X-Forwarded-Proto and X-Forwarded-Host are the proxy's
-// own view unless a trusted peer sent them, and then its first line of
-// each is kept.
-func (e *headerEditor) setForwarded(ctx *fasthttp.RequestCtx) {
-	h := &ctx.Request.Header
-	client := ctx.RemoteAddr()
-	peer, trusted := client, peerTrusted(ctx)
-	if trusted {
-		peer = connAddr(ctx)
-	}
-	// One pass over the headers reads what is kept and counts the lines:
-	// a name with more than one line is deleted before it is set, as
-	// SetCanonical replaces only the first.
-	var nXFF, nRealIP, nProto, nHost int
+// readForwarded reads the forwarding headers of a request for
+// setForwarded; it must run before any header of h is deleted.
+func (e *headerEditor) readForwarded(h *fasthttp.RequestHeader) {
+	f := &e.fwd
+	*f = forwarded{buf: f.buf[:0]}
 	var proto, host []byte // the first lines; valid until h changes
-	e.buf = e.buf[:0]
 	for k, v := range h.All() {
 		switch len(k) {
 		case len("x-forwarded-for"):
 			if equalFold(k, "x-forwarded-for") {
-				nXFF++
+				f.nXFF++
 				if v = trimSpace(v); len(v) > 0 {
-					if len(e.buf) > 0 {
-						e.buf = append(e.buf, ", "...)
+					if len(f.buf) > 0 {
+						f.buf = append(f.buf, ", "...)
 					}
-					e.buf = append(e.buf, v...)
+					f.buf = append(f.buf, v...)
 				}
 			}
 		case len("x-real-ip"):
 			if equalFold(k, "x-real-ip") {
-				nRealIP++
+				f.nRealIP++
 			}
 		case len("x-forwarded-proto"):
 			if equalFold(k, "x-forwarded-proto") {
-				if nProto++; nProto == 1 {
+				if f.nProto++; f.nProto == 1 {
 					proto = trimSpace(v)
 				}
 			}
 		case len("x-forwarded-host"):
 			if equalFold(k, "x-forwarded-host") {
-				if nHost++; nHost == 1 {
+				if f.nHost++; f.nHost == 1 {
 					host = trimSpace(v)
 				}
 			}
 		}
 	}
+	f.xffEnd = len(f.buf)
+	f.buf = append(f.buf, proto...)
+	f.protoEnd = len(f.buf)
+	f.buf = append(f.buf, host...)
+}
+
+// setForwarded sets exactly one X-Forwarded-For, X-Real-IP,
+// X-Forwarded-Proto and X-Forwarded-Host line from what readForwarded
+// found, whatever lines of them the client sent: a backend, or a parser
+// that trusts one hop (Express's trust proxy 1, Werkzeug's ProxyFix,
+// Tomcat's RemoteIpValve), reading a second line would take the client's
+// word for its address. The peer is appended to X-Forwarded-For, all of
+// whose lines are joined in order first, as nginx's
+// $proxy_add_x_forwarded_for does; X-Real-IP is the client (RealIP);
+// X-Forwarded-Proto and X-Forwarded-Host are the proxy's own view unless
+// a trusted peer sent them, and then its first line of each is kept.
+func (e *headerEditor) setForwarded(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	f := &e.fwd
+	client := ctx.RemoteAddr()
+	peer, trusted := client, peerTrusted(ctx)
+	if trusted {
+		peer = connAddr(ctx)
+	}
+	e.buf = append(e.buf[:0], f.buf[:f.xffEnd]...)
 	if len(e.buf) > 0 {
 		e.buf = append(e.buf, ", "...)
 	}
 	e.buf = appendIP(e.buf, peer)
 	xff := len(e.buf)
 	e.buf = appendIP(e.buf, client)
-	realIP := len(e.buf)
+	proto, host := f.buf[f.xffEnd:f.protoEnd], f.buf[f.protoEnd:]
 	if !trusted || len(proto) == 0 {
 		proto = valueHTTP
 		if ctx.IsTLS() {
 			proto = valueHTTPS
 		}
-	} else {
-		proto = e.copy(proto)
 	}
 	if !trusted || len(host) == 0 {
 		host = h.Host()
-	} else {
-		host = e.copy(host)
 	}
-	setOne(h, hdrXForwardedFor, e.buf[:xff], nXFF)
-	setOne(h, hdrXRealIP, e.buf[xff:realIP], nRealIP)
-	setOne(h, hdrXForwardedProto, proto, nProto)
-	setOne(h, hdrXForwardedHost, host, nHost)
+	setOne(h, hdrXForwardedFor, e.buf[:xff], f.nXFF)
+	setOne(h, hdrXRealIP, e.buf[xff:], f.nRealIP)
+	setOne(h, hdrXForwardedProto, proto, f.nProto)
+	setOne(h, hdrXForwardedHost, host, f.nHost)
 }
 
 // setOne leaves exactly one line of the canonical name k, with value v;

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
 	"unsafe"
@@ -120,43 +121,30 @@ func isListSep(c byte) bool { return c == ',' || c == ' ' || c == '\t' }
 
 // parseForwardedAddr parses one X-Forwarded-For entry: an IPv4 or IPv6
 // address, optionally with a port as nginx accepts it ("192.0.2.1:80",
-// "[2001:db8::1]:80"). Zones are refused: they name an interface of
-// another host.
+// "[2001:db8::1]:80"), the forms netip.ParseAddrPort reads. Zones are
+// refused: they name an interface of another host.
 func parseForwardedAddr(b []byte) (netip.Addr, bool) {
 	if len(b) > 2 && b[0] == '[' {
-		end := 1
-		for end < len(b) && b[end] != ']' {
-			end++
-		}
-		if end == len(b) || !isPort(b[end+1:], true) {
+		end := bytes.IndexByte(b, ']')
+		if end < 0 || !isPort(b[end+1:]) || bytes.IndexByte(b[1:end], ':') < 0 {
 			return netip.Addr{}, false
 		}
-		a, ok := parseAddr(b[1:end])
-		return a, ok && a.Is6()
+		return parseAddr(b[1:end])
 	}
-	colons, lastColon := 0, -1
-	for i, c := range b {
-		if c == ':' {
-			colons++
-			lastColon = i
-		}
-	}
-	if colons == 1 { // IPv4 with a port
-		if !isPort(b[lastColon:], false) {
+	if i := bytes.IndexByte(b, ':'); i >= 0 && bytes.IndexByte(b[i+1:], ':') < 0 {
+		// One colon: IPv4 with a port; IPv6 has at least two.
+		if !isPort(b[i:]) {
 			return netip.Addr{}, false
 		}
-		a, ok := parseAddr(b[:lastColon])
+		a, ok := parseAddr(b[:i])
 		return a, ok && a.Is4()
 	}
 	return parseAddr(b)
 }
 
-// isPort reports whether b is ":" and a port number, or, if optional, empty.
-func isPort(b []byte, optional bool) bool {
-	if len(b) == 0 {
-		return optional
-	}
-	if b[0] != ':' || len(b) < 2 || len(b) > 6 {
+// isPort reports whether b is ":" and a decimal port number.
+func isPort(b []byte) bool {
+	if len(b) < 2 || b[0] != ':' {
 		return false
 	}
 	n := 0
@@ -164,9 +152,11 @@ func isPort(b []byte, optional bool) bool {
 		if c < '0' || c > '9' {
 			return false
 		}
-		n = n*10 + int(c-'0')
+		if n = n*10 + int(c-'0'); n > 65535 {
+			return false
+		}
 	}
-	return n <= 65535
+	return true
 }
 
 // parseAddr is netip.ParseAddr on bytes without a copy: the conversion
