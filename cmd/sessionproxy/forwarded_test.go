@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,4 +121,72 @@ func TestProxyProtocolTrustThroughBinary(t *testing.T) {
 			waitLog(t, p, "client="+tc.client+" method=GET path=/pp ")
 		})
 	}
+}
+
+// TestBehindRealHAProxy puts a real HAProxy with option forwardfor in
+// front of the binary (shipped defaults plus real_ip_from: HAProxy's
+// address). The client, on another loopback address, forges an
+// X-Forwarded-For line; HAProxy adds its own line after it, which is the
+// one real_ip_from must read.
+func TestBehindRealHAProxy(t *testing.T) {
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Fatal("haproxy is not installed (make deps installs it)")
+	}
+	b := forwardingEcho(t)
+	p := startProcess(t, fmt.Sprintf(forwardingConfig, backendsYAML(b.URL), "real_ip_from: [\"127.0.0.1/32\"]\n"))
+	front := freeAddr(t)
+	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`global
+  maxconn 100
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 10s
+  timeout server 10s
+frontend fe
+  bind %s
+  option forwardfor
+  http-request set-header X-Forwarded-Proto http
+  default_backend be
+backend be
+  server sp %s
+`, front, p.addr)), 0o600)
+	cmd := exec.Command(haproxy, "-db", "-f", cfg)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("haproxy:\n%s", out.String())
+		}
+	})
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	var c net.Conn
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err = d.Dial("tcp", front); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("haproxy did not start: %v", err)
+		}
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /via-haproxy HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n"+
+		"X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	// A trusted peer's X-Forwarded-Proto is kept: HAProxy, set up as its
+	// documentation advises, replaced the client's.
+	wantEcho(t, "via haproxy", string(body), "x-forwarded-for=6.6.6.6, 127.0.0.2, 127.0.0.1",
+		"x-real-ip=127.0.0.2", "x-forwarded-proto=http", "x-forwarded-host=shop.example")
+	waitLog(t, p, "client=127.0.0.2 method=GET path=/via-haproxy ")
 }
