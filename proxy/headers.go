@@ -349,12 +349,7 @@ func (e *headerEditor) readForwarded(h *fasthttp.RequestHeader) {
 		case len("x-forwarded-for"):
 			if equalFold(k, "x-forwarded-for") {
 				f.nXFF++
-				if v = trimSpace(v); len(v) > 0 {
-					if len(f.buf) > 0 {
-						f.buf = append(f.buf, ", "...)
-					}
-					f.buf = append(f.buf, v...)
-				}
+				f.buf = joinLine(f.buf, 0, v)
 			}
 		case len("x-real-ip"):
 			if equalFold(k, "x-real-ip") {

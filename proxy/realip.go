@@ -184,22 +184,28 @@ func parseAddr(b []byte) (netip.Addr, bool) {
 }
 
 // appendLines appends the values of every header field named lowerName,
-// in order, trimmed, empty ones left out, joined with ", ".
+// in order, joined as joinLine joins them.
 func appendLines(dst []byte, h *fasthttp.RequestHeader, lowerName string) []byte {
 	start := len(dst)
 	for k, v := range h.All() {
-		if !equalFold(k, lowerName) {
-			continue
+		if equalFold(k, lowerName) {
+			dst = joinLine(dst, start, v)
 		}
-		if v = trimSpace(v); len(v) == 0 {
-			continue
-		}
-		if len(dst) > start {
-			dst = append(dst, ", "...)
-		}
-		dst = append(dst, v...)
 	}
 	return dst
+}
+
+// joinLine appends one line's value v to the list dst[start:]: trimmed,
+// after ", " unless it is the first, and not at all if empty. This is how
+// several lines of a list header are one (RFC 9110 section 5.3).
+func joinLine(dst []byte, start int, v []byte) []byte {
+	if v = trimSpace(v); len(v) == 0 {
+		return dst
+	}
+	if len(dst) > start {
+		dst = append(dst, ", "...)
+	}
+	return append(dst, v...)
 }
 
 // setClient makes client the request's RemoteAddr. fasthttp keeps that
