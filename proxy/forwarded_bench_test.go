@@ -98,16 +98,16 @@ func benchPrepare(b *testing.B, ri *RealIP, raw string) {
 	}
 }
 
-func BenchmarkPrepareForwardingPlain(b *testing.B) {
+func BenchmarkProxyPrepareForwardingPlain(b *testing.B) {
 	benchPrepare(b, nil, "GET /plain HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
 }
 
-func BenchmarkPrepareForwardingDuplicates(b *testing.B) {
+func BenchmarkProxyPrepareForwardingDuplicates(b *testing.B) {
 	benchPrepare(b, nil, "GET /plain HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-For: 198.51.100.1, 198.51.100.2\r\n"+
 		"X-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Proto: http\r\n\r\n")
 }
 
-func BenchmarkPrepareForwardingTrusted(b *testing.B) {
+func BenchmarkProxyPrepareForwardingTrusted(b *testing.B) {
 	benchPrepare(b, &RealIP{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
 		"GET /plain HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"+
 			"X-Forwarded-For: 203.0.113.7\r\n\r\n")
