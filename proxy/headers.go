@@ -397,9 +397,14 @@ func (e *headerEditor) setForwarded(ctx *fasthttp.RequestCtx) {
 	if len(e.buf) > 0 {
 		e.buf = append(e.buf, ", "...)
 	}
+	peerAt := len(e.buf)
 	e.buf = appendIP(e.buf, peer)
 	xff := len(e.buf)
-	e.buf = appendIP(e.buf, client)
+	if trusted {
+		e.buf = appendIP(e.buf, client)
+	} else {
+		e.buf = append(e.buf, e.buf[peerAt:xff]...) // the client is the peer
+	}
 	proto, host := f.buf[f.xffEnd:f.protoEnd], f.buf[f.protoEnd:]
 	if !trusted || len(proto) == 0 {
 		proto = valueHTTP
