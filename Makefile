@@ -51,9 +51,10 @@ fuzz:
 		done; \
 	done
 
-# Tests start real memcached and redis-server processes and run the example backends with
-# python3 and node; Debian's packages provide whichever is missing.
-DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools python3:python3 node:nodejs
+# Tests start real memcached and redis-server processes, run the example backends with
+# python3 and node, and put haproxy in front of the proxy; Debian's packages provide
+# whichever is missing.
+DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools python3:python3 node:nodejs haproxy:haproxy
 
 deps:
 	@missing=""; for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \

@@ -67,9 +67,11 @@ func TestRealIP(t *testing.T) {
 		xff, realIP   string
 		wantXFF, want string
 	}{
-		{"trusted peer", []netip.Prefix{loopback}, "203.0.113.7", "", "203.0.113.7", "203.0.113.7"},
-		{"trusted chain", []netip.Prefix{loopback, other}, "198.51.100.1, 203.0.113.7, 10.1.2.3", "", "198.51.100.1, 203.0.113.7", "203.0.113.7"},
-		{"trusted peer, garbage", []netip.Prefix{loopback}, "not-an-ip", "", "127.0.0.1", "127.0.0.1"},
+		// A trusted peer's list is passed on with the peer appended
+		// (CONTRACT section 12), as every proxy in the chain does.
+		{"trusted peer", []netip.Prefix{loopback}, "203.0.113.7", "", "203.0.113.7, 127.0.0.1", "203.0.113.7"},
+		{"trusted chain", []netip.Prefix{loopback, other}, "198.51.100.1, 203.0.113.7, 10.1.2.3", "", "198.51.100.1, 203.0.113.7, 10.1.2.3, 127.0.0.1", "203.0.113.7"},
+		{"trusted peer, garbage", []netip.Prefix{loopback}, "not-an-ip", "", "not-an-ip, 127.0.0.1", "127.0.0.1"},
 		{"trusted peer, no header", []netip.Prefix{loopback}, "", "", "127.0.0.1", "127.0.0.1"},
 		{"untrusted peer", []netip.Prefix{other}, "203.0.113.7", "203.0.113.8", "127.0.0.1", "127.0.0.1"},
 	} {

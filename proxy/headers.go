@@ -75,6 +75,23 @@ type headerEditor struct {
 	keys [][]byte // copies of header names to delete after iterating
 	vals [][]byte // copies of header values to put back (dropTrailers)
 	buf  []byte
+	fwd  forwarded
+}
+
+// forwarded is what a request brought of the forwarding headers, read
+// before any header is deleted: fasthttp's Del moves the last header
+// field into the gap it leaves, so only then are the lines in the order
+// the client (or the balancer in front) sent them.
+type forwarded struct {
+	// buf holds the X-Forwarded-For lines joined, then the first
+	// X-Forwarded-Proto line, then the first X-Forwarded-Host line,
+	// ending at xffEnd, protoEnd and len(buf).
+	buf              []byte
+	xffEnd, protoEnd int
+	// Lines of X-Forwarded-For, X-Real-IP, X-Forwarded-Proto,
+	// X-Forwarded-Host: a name with more than one is deleted before it
+	// is set, as SetCanonical replaces only the first.
+	nXFF, nRealIP, nProto, nHost int
 }
 
 func (e *headerEditor) reset() {
@@ -160,10 +177,41 @@ func (e *headerEditor) cleanRequest(h *fasthttp.RequestHeader, underscores bool)
 // dropRequestHeader reports whether a client's header named k must not
 // reach a backend.
 func dropRequestHeader(k []byte, underscores bool) bool {
-	if isHopHeader(k) || isSessionHeaderName(k) {
+	if isHopHeader(k) || isSessionHeaderName(k) || !plainName(k, underscores) {
 		return true
 	}
-	return !plainName(k, underscores)
+	return underscores && isForwardingAlias(k)
+}
+
+// isForwardingAlias reports whether k, with an "_" in it, names one of the
+// headers setForwarded sets when "_" is read as "-": WSGI, CGI and PHP
+// would take X_Forwarded_For for the proxy's X-Forwarded-For.
+func isForwardingAlias(k []byte) bool {
+	if bytes.IndexByte(k, '_') < 0 {
+		return false
+	}
+	for _, name := range [...]string{"x-forwarded-for", "x-real-ip", "x-forwarded-proto", "x-forwarded-host"} {
+		if len(k) == len(name) && equalFoldDash(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFoldDash is equalFold reading "_" as "-".
+func equalFoldDash(b []byte, lower string) bool {
+	for i, c := range b {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // plainName reports whether a request header name is made of letters,
@@ -290,25 +338,96 @@ func (e *headerEditor) stripSessionHeaders(h *fasthttp.ResponseHeader) {
 	}
 }
 
-// setForwarded sets X-Forwarded-For (appended), X-Real-IP,
-// X-Forwarded-Proto and X-Forwarded-Host, as nginx's usual
-// proxy_set_header lines do.
+// readForwarded reads the forwarding headers of a request for
+// setForwarded; it must run before any header of h is deleted.
+func (e *headerEditor) readForwarded(h *fasthttp.RequestHeader) {
+	f := &e.fwd
+	*f = forwarded{buf: f.buf[:0]}
+	var proto, host []byte // the first lines; valid until h changes
+	for k, v := range h.All() {
+		switch len(k) {
+		case len("x-forwarded-for"):
+			if equalFold(k, "x-forwarded-for") {
+				f.nXFF++
+				f.buf = joinLine(f.buf, 0, v)
+			}
+		case len("x-real-ip"):
+			if equalFold(k, "x-real-ip") {
+				f.nRealIP++
+			}
+		case len("x-forwarded-proto"):
+			if equalFold(k, "x-forwarded-proto") {
+				if f.nProto++; f.nProto == 1 {
+					proto = trimSpace(v)
+				}
+			}
+		case len("x-forwarded-host"):
+			if equalFold(k, "x-forwarded-host") {
+				if f.nHost++; f.nHost == 1 {
+					host = trimSpace(v)
+				}
+			}
+		}
+	}
+	f.xffEnd = len(f.buf)
+	f.buf = append(f.buf, proto...)
+	f.protoEnd = len(f.buf)
+	f.buf = append(f.buf, host...)
+}
+
+// setForwarded sets exactly one X-Forwarded-For, X-Real-IP,
+// X-Forwarded-Proto and X-Forwarded-Host line from what readForwarded
+// found, whatever lines of them the client sent: a backend, or a parser
+// that trusts one hop (Express's trust proxy 1, Werkzeug's ProxyFix,
+// Tomcat's RemoteIpValve), reading a second line would take the client's
+// word for its address. The peer is appended to X-Forwarded-For, all of
+// whose lines are joined in order first, as nginx's
+// $proxy_add_x_forwarded_for does; X-Real-IP is the client (RealIP);
+// X-Forwarded-Proto and X-Forwarded-Host are the proxy's own view unless
+// a trusted peer sent them, and then its first line of each is kept.
 func (e *headerEditor) setForwarded(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
-	e.buf = e.buf[:0]
-	if prior := h.Peek("X-Forwarded-For"); len(prior) > 0 {
-		e.buf = append(append(e.buf, prior...), ", "...)
+	f := &e.fwd
+	client := ctx.RemoteAddr()
+	peer, trusted := client, peerTrusted(ctx)
+	if trusted {
+		peer = connAddr(ctx)
 	}
-	ipStart := len(e.buf)
-	e.buf = appendIP(e.buf, ctx.RemoteAddr())
-	h.SetCanonical(hdrXForwardedFor, e.buf)
-	h.SetCanonical(hdrXRealIP, e.buf[ipStart:])
-	if ctx.IsTLS() {
-		h.SetCanonical(hdrXForwardedProto, valueHTTPS)
+	e.buf = append(e.buf[:0], f.buf[:f.xffEnd]...)
+	if len(e.buf) > 0 {
+		e.buf = append(e.buf, ", "...)
+	}
+	peerAt := len(e.buf)
+	e.buf = appendIP(e.buf, peer)
+	xff := len(e.buf)
+	if trusted {
+		e.buf = appendIP(e.buf, client)
 	} else {
-		h.SetCanonical(hdrXForwardedProto, valueHTTP)
+		e.buf = append(e.buf, e.buf[peerAt:xff]...) // the client is the peer
 	}
-	h.SetCanonical(hdrXForwardedHost, h.Host())
+	proto, host := f.buf[f.xffEnd:f.protoEnd], f.buf[f.protoEnd:]
+	if !trusted || len(proto) == 0 {
+		proto = valueHTTP
+		if ctx.IsTLS() {
+			proto = valueHTTPS
+		}
+	}
+	if !trusted || len(host) == 0 {
+		host = h.Host()
+	}
+	setOne(h, hdrXForwardedFor, e.buf[:xff], f.nXFF)
+	setOne(h, hdrXRealIP, e.buf[xff:], f.nRealIP)
+	setOne(h, hdrXForwardedProto, proto, f.nProto)
+	setOne(h, hdrXForwardedHost, host, f.nHost)
+}
+
+// setOne leaves exactly one line of the canonical name k, with value v;
+// lines is how many there were.
+func setOne(h *fasthttp.RequestHeader, k, v []byte, lines int) {
+	if lines > 1 {
+		h.DelBytes(k)
+	}
+	h.SetCanonical(k, v)
 }
 
 func appendIP(dst []byte, a net.Addr) []byte {

@@ -65,7 +65,18 @@ func sessionLike(lower string) bool {
 
 // mustGoRequest is the model of cleanRequest: what no backend may see.
 func (m headerModel) mustGoRequest(lower string, underscores bool) bool {
-	return isHopName(lower) || m.connNamed[lower] || sessionLike(lower) || !plainModel(lower, underscores)
+	return isHopName(lower) || m.connNamed[lower] || sessionLike(lower) || !plainModel(lower, underscores) ||
+		forwardingAlias(lower)
+}
+
+// forwardingAlias reports whether a name with "_" reads as one of the
+// forwarding headers the proxy sets to a backend that takes "_" for "-".
+func forwardingAlias(lower string) bool {
+	switch strings.ReplaceAll(lower, "_", "-") {
+	case "x-forwarded-for", "x-real-ip", "x-forwarded-proto", "x-forwarded-host":
+		return strings.Contains(lower, "_")
+	}
+	return false
 }
 
 // plainModel is the model of plainName: letters, digits, "-", and "_" only
@@ -123,6 +134,7 @@ var requestSeeds = []string{
 		"X-Trace: up\r\nUser-Agent: curl\r\n\r\n1\r\nx\r\n0\r\nX-Trace: down\r\nUser-Agent: evil\r\n\r\n",
 	// Underscore spellings.
 	"GET / HTTP/1.1\r\nHost: a\r\nX_Session_Attr_User: admin\r\nx_session-id: f\r\nX-Session_New: 1\r\nX-Api_Key: k\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\nx_real_ip: 6.6.6.6\r\nX-Forwarded_Proto: https\r\nX_Forwarded-Host: e\r\n\r\n",
 	// Headers named in Connection, in one field or several.
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Private, X-Session-Foo\r\nX-Private: 1\r\nX-Keep: 2\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nConnection: X-Second\r\nX-Second: s\r\n\r\n",

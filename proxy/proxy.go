@@ -377,6 +377,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 // is charged for it.
 func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, st *requestState, start time.Time) *Error {
 	req := &ctx.Request
+	st.hdr.readForwarded(&req.Header) // before cleaning reorders the lines
 	st.hdr.cleanRequest(&req.Header, p.UnderscoresInHeaders)
 	req.Header.ResetConnectionClose()
 	req.UseHostHeader = true // keep the client's Host

@@ -107,9 +107,7 @@ var scratchPool = sync.Pool{New: func() any { return &scratch{b: make([]byte, 0,
 
 // ServeHTTP routes one request. It is a fasthttp.RequestHandler.
 func (rt *Router) ServeHTTP(ctx *fasthttp.RequestCtx) {
-	if rt.RealIP != nil {
-		rt.RealIP.apply(ctx)
-	}
+	rt.RealIP.apply(ctx) // also with none: it clears an earlier request's client
 	if rt.RedirectHTTPSPort != "" && !ctx.IsTLS() {
 		rt.redirect(ctx)
 		return

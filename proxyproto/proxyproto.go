@@ -150,6 +150,14 @@ type Listener struct {
 	net.Listener
 	// Timeout bounds reading the header (default 5s).
 	Timeout time.Duration
+	// Trusted, if not nil, says whether a peer may name the client: the
+	// header's source address replaces the peer's only when Trusted
+	// returns true for the peer. Anyone who can reach the port can send
+	// a header: from a peer that is not the load balancer, the address
+	// in it is a claim, not a fact. The header is still required and
+	// read from every peer. Nil trusts every peer. It is called once per
+	// connection, from the goroutine that serves it.
+	Trusted func(peer netip.Addr) bool
 }
 
 // Accept returns the next connection, its header not yet read.
@@ -162,14 +170,15 @@ func (l *Listener) Accept() (net.Conn, error) {
 	if t <= 0 {
 		t = 5 * time.Second
 	}
-	return &Conn{Conn: c, timeout: t}, nil
+	return &Conn{Conn: c, timeout: t, trusted: l.Trusted}, nil
 }
 
 // Conn is a connection whose RemoteAddr is the client named in its PROXY
-// header.
+// header, when its peer is trusted.
 type Conn struct {
 	net.Conn
 	timeout time.Duration
+	trusted func(netip.Addr) bool // nil: every peer
 	once    sync.Once
 	err     error    // set once the header could not be read
 	rest    []byte   // bytes read past the header
@@ -190,7 +199,7 @@ func (c *Conn) readHeader() {
 		switch {
 		case perr == nil:
 			c.rest = buf[used:]
-			if h.Source.IsValid() {
+			if h.Source.IsValid() && c.trusts(c.Conn.RemoteAddr()) {
 				c.remote = net.TCPAddrFromAddrPort(h.Source)
 			}
 			return
@@ -205,6 +214,19 @@ func (c *Conn) readHeader() {
 			return
 		}
 	}
+}
+
+// trusts reports whether the peer at a may name the client.
+func (c *Conn) trusts(a net.Addr) bool {
+	if c.trusted == nil {
+		return true
+	}
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	return ok && c.trusted(ip.Unmap())
 }
 
 // Read reads the bytes after the header. It fails, and the connection is
@@ -224,7 +246,8 @@ func (c *Conn) Read(b []byte) (int, error) {
 }
 
 // RemoteAddr returns the client's address from the header, or the peer's
-// when the header names none (LOCAL, UNKNOWN) or could not be read.
+// when the header names none (LOCAL, UNKNOWN), could not be read, or comes
+// from a peer the listener does not trust.
 func (c *Conn) RemoteAddr() net.Addr {
 	c.once.Do(c.readHeader)
 	if c.remote != nil {

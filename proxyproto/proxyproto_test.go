@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -116,11 +117,17 @@ func FuzzParse(f *testing.F) {
 // with its remote address and the first line it read.
 func echoServer(t *testing.T) string {
 	t.Helper()
+	return echoServerTrusting(t, nil)
+}
+
+// echoServerTrusting is echoServer with Listener.Trusted set to trusted.
+func echoServerTrusting(t *testing.T, trusted func(netip.Addr) bool) string {
+	t.Helper()
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := &Listener{Listener: raw, Timeout: 2 * time.Second}
+	ln := &Listener{Listener: raw, Timeout: 2 * time.Second, Trusted: trusted}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -201,5 +208,55 @@ func TestListenerTimesOutASilentClient(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("a client that sends nothing held the connection past the timeout")
+	}
+}
+
+// TestListenerTrustsOnlyTrustedPeers: anyone who reaches the port can send
+// a PROXY header; from a peer Trusted refuses, the address in it is not
+// taken, though the header is still required and consumed.
+func TestListenerTrustsOnlyTrustedPeers(t *testing.T) {
+	var asked []netip.Addr
+	var mu sync.Mutex
+	trust := func(peer bool) func(netip.Addr) bool {
+		return func(a netip.Addr) bool {
+			mu.Lock()
+			asked = append(asked, a)
+			mu.Unlock()
+			return peer
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		trusted bool
+		send    []byte
+		want    string // "" : closed without an answer
+	}{
+		{"trusted v1", true, []byte("PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\nhello\n"), "203.0.113.7:51234 hello\n"},
+		{"untrusted v1", false, []byte("PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\nhello\n"), "127.0.0.1:"},
+		{"untrusted v2", false, append(v2(1, 0x11, v4addrs("198.51.100.9", "10.0.0.1", 4000, 443)), "hi\n"...), "127.0.0.1:"},
+		{"untrusted, no header", false, []byte("hello\n"), ""},
+	} {
+		addr := echoServerTrusting(t, trust(tc.trusted))
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write(tc.send)
+		got, _ := io.ReadAll(c)
+		c.Close()
+		if tc.want == "" && len(got) != 0 || !strings.HasPrefix(string(got), tc.want) {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+		if tc.want != "" && !strings.HasSuffix(string(got), " hello\n") && !strings.HasSuffix(string(got), " hi\n") {
+			t.Errorf("%s: the header was not consumed: %q", tc.name, got)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range asked {
+		if a != netip.MustParseAddr("127.0.0.1") {
+			t.Errorf("Trusted was asked about %v, not the TCP peer", a)
+		}
 	}
 }

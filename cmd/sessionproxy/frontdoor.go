@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 
 	"sessionproxy/balancer"
 	"sessionproxy/certs"
@@ -172,7 +173,16 @@ func loadCertificates(c *config.Config) (*certs.Set, error) {
 func (a *app) wrap(ln net.Listener) net.Listener {
 	var l net.Listener = proxy.NewLingerListener(ln)
 	if a.cfg.ProxyProtocol {
-		l = &proxyproto.Listener{Listener: l}
+		l = &proxyproto.Listener{Listener: l, Trusted: a.trustsProxyHeader}
 	}
 	return l
+}
+
+// trustsProxyHeader reports whether a PROXY header from peer names the
+// client: only a peer in real_ip_from (any peer without real_ip_from) may
+// do so. It reads the configuration in service, so a reload of
+// real_ip_from applies to the connections that come after it.
+func (a *app) trustsProxyHeader(peer netip.Addr) bool {
+	ri := a.current.Load().router.RealIP
+	return ri == nil || ri.Trusts(peer)
 }
