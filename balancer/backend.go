@@ -16,6 +16,11 @@ type Backend struct {
 	Weight int    // weighted policy share; values below 1 count as 1
 	Backup bool   // used only while no regular backend is available
 	Index  int    // position in its Pool's Backends, for per-backend tables kept by callers
+	// MaxConns caps the backend's active connections: requests in flight
+	// and open WebSocket tunnels, as nginx's max_conns does. A full
+	// backend is passed over by Pick, like one that is down, but is not
+	// marked down. 0 means DefaultMaxConns.
+	MaxConns int
 
 	health *Health // nil: failures never take it out
 
@@ -27,6 +32,10 @@ type Backend struct {
 	checkDown atomic.Bool  // the active check failed last time
 	down      atomic.Bool  // the state last logged, so each change is logged once
 }
+
+// DefaultMaxConns is Backend.MaxConns when it is 0 (config's max_conns
+// default).
+const DefaultMaxConns = 2048
 
 // Health holds the passive health settings shared by a pool's backends. Its
 // zero value never takes a backend out.
@@ -65,9 +74,39 @@ func (b *Backend) Fails() int { return int(b.fails.Load()) }
 func (b *Backend) Served() uint64 { return b.served.Load() }
 
 // Begin counts a request as started on the backend; End must follow.
+// Unlike TryBegin it ignores MaxConns.
 func (b *Backend) Begin() {
 	b.inflight.Add(1)
 	b.served.Add(1)
+}
+
+// Limit returns the cap on the backend's active connections: MaxConns,
+// or DefaultMaxConns when it is 0.
+func (b *Backend) Limit() int {
+	if b.MaxConns <= 0 {
+		return DefaultMaxConns
+	}
+	return b.MaxConns
+}
+
+// Full reports whether the backend has Limit active connections.
+func (b *Backend) Full() bool { return b.inflight.Load() >= int64(b.Limit()) }
+
+// TryBegin is Begin unless the backend is full; false means nothing was
+// counted. The check and the count are one step, so that concurrent
+// requests cannot together take a backend past its limit.
+func (b *Backend) TryBegin() bool {
+	limit := int64(b.Limit())
+	for {
+		n := b.inflight.Load()
+		if n >= limit {
+			return false
+		}
+		if b.inflight.CompareAndSwap(n, n+1) {
+			b.served.Add(1)
+			return true
+		}
+	}
 }
 
 // End counts a request as finished.

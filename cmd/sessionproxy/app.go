@@ -120,6 +120,7 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		ConnectTimeout:  c.Timeouts.Connect.Std(),
 		ResponseTimeout: c.Timeouts.Response.Std(),
 		TunnelIdle:      c.Timeouts.TunnelIdle.Std(),
+		MaxTunnels:      c.MaxTunnels,
 		ReadIdle:        c.Timeouts.ReadIdle.Std(),
 		// A backend may set a whole session in one response: room for
 		// max_size plus the other headers.
