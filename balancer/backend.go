@@ -24,13 +24,17 @@ type Backend struct {
 
 	health *Health // nil: failures never take it out
 
-	inflight  atomic.Int64 // requests being served now
+	inflight  atomic.Int64 // requests and tunnels being served now, unless shared is set
 	served    atomic.Uint64
 	fails     atomic.Int32 // consecutive passive failures
 	lastFail  atomic.Int64 // unix nanos of the last failure
 	downUntil atomic.Int64 // unix nanos; passive failures keep it out until then
 	checkDown atomic.Bool  // the active check failed last time
 	down      atomic.Bool  // the state last logged, so each change is logged once
+
+	// shared, when set by Adopt, is the inflight of the Backend this one
+	// replaced, counted by both.
+	shared atomic.Pointer[atomic.Int64]
 }
 
 // DefaultMaxConns is Backend.MaxConns when it is 0 (config's max_conns
@@ -64,8 +68,23 @@ func (b *Backend) Available() bool {
 	return true
 }
 
-// Inflight returns the number of requests the backend is serving now.
-func (b *Backend) Inflight() int64 { return b.inflight.Load() }
+// Inflight returns the number of requests and tunnels the backend is
+// serving now.
+func (b *Backend) Inflight() int64 { return b.active().Load() }
+
+// active is the counter of the backend's requests and tunnels.
+func (b *Backend) active() *atomic.Int64 {
+	if c := b.shared.Load(); c != nil {
+		return c
+	}
+	return &b.inflight
+}
+
+// Adopt makes b count its requests and tunnels together with prev's, the
+// Backend of the same server that b replaces (a reload builds new
+// Backends): the tunnels still open on prev keep counting against b's
+// MaxConns, and least_conn sees them. Call it before b is used.
+func (b *Backend) Adopt(prev *Backend) { b.shared.Store(prev.active()) }
 
 // Fails returns the current count of consecutive failures.
 func (b *Backend) Fails() int { return int(b.fails.Load()) }
@@ -76,7 +95,7 @@ func (b *Backend) Served() uint64 { return b.served.Load() }
 // Begin counts a request as started on the backend; End must follow.
 // Unlike TryBegin it ignores MaxConns.
 func (b *Backend) Begin() {
-	b.inflight.Add(1)
+	b.active().Add(1)
 	b.served.Add(1)
 }
 
@@ -90,19 +109,19 @@ func (b *Backend) Limit() int {
 }
 
 // Full reports whether the backend has Limit active connections.
-func (b *Backend) Full() bool { return b.inflight.Load() >= int64(b.Limit()) }
+func (b *Backend) Full() bool { return b.Inflight() >= int64(b.Limit()) }
 
 // TryBegin is Begin unless the backend is full; false means nothing was
 // counted. The check and the count are one step, so that concurrent
 // requests cannot together take a backend past its limit.
 func (b *Backend) TryBegin() bool {
-	limit := int64(b.Limit())
+	limit, active := int64(b.Limit()), b.active()
 	for {
-		n := b.inflight.Load()
+		n := active.Load()
 		if n >= limit {
 			return false
 		}
-		if b.inflight.CompareAndSwap(n, n+1) {
+		if active.CompareAndSwap(n, n+1) {
 			b.served.Add(1)
 			return true
 		}
@@ -110,7 +129,7 @@ func (b *Backend) TryBegin() bool {
 }
 
 // End counts a request as finished.
-func (b *Backend) End() { b.inflight.Add(-1) }
+func (b *Backend) End() { b.active().Add(-1) }
 
 // Fail records a failed request (connection refused, timeout, invalid
 // response). MaxFails of them within FailTimeout take the backend out for

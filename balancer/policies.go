@@ -123,7 +123,7 @@ func (l *LeastConn) Pick(tried []*Backend) *Backend {
 		if skip(b, tried) {
 			continue
 		}
-		load, weight := b.inflight.Load(), int64(max(b.Weight, 1))
+		load, weight := b.Inflight(), int64(max(b.Weight, 1))
 		// load/weight < bestLoad/bestWeight without division.
 		if best == nil || load*bestWeight < bestLoad*weight {
 			best, bestLoad, bestWeight = b, load, weight

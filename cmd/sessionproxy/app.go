@@ -165,6 +165,9 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		cancel()
 		return nil, err
 	}
+	if prev != nil {
+		carryConns(rt, prev.router) // tunnels.go
+	}
 	def := rt.Default.(*proxy.Proxy)
 	return &generation{proxy: def, router: rt, stop: cancel, store: store, accessLog: accessLog, cfg: c}, nil
 }

@@ -117,8 +117,9 @@ routes:
 // TestTunnelLimitsBinary: through the real binary with the default
 // configuration, a tunnel holds one of its upstream's max_conns and one
 // of max_tunnels; a handshake over either gets 503 and is counted by
-// reason; a SIGHUP that raises max_tunnels lets new handshakes through
-// with the tunnels opened before it still counted.
+// reason; after a SIGHUP that raises max_tunnels, new handshakes get the
+// new limit and the tunnels opened before it still count, against
+// max_tunnels and against their backend's max_conns.
 func TestTunnelLimitsBinary(t *testing.T) {
 	wide, narrow := newCountingWS(t), newCountingWS(t)
 	p := startProcess(t, fmt.Sprintf(limitsConfig, 4, wide.URL, narrow.URL))
@@ -158,6 +159,9 @@ func TestTunnelLimitsBinary(t *testing.T) {
 	p.write(fmt.Sprintf(limitsConfig, 5, wide.URL, narrow.URL))
 	p.signal(syscall.SIGHUP)
 	waitLog(t, p, "config reloaded")
+	// The narrow backend's two tunnels from before the reload hold its
+	// max_conns in the new configuration too.
+	wantRefusedWS(t, p.addr, "/narrow", "max_conns")
 	open = append(open, openWS(t, p.addr, "/ws"))
 	wantRefusedWS(t, p.addr, "/ws", "max_tunnels")
 	for i, c := range open {
