@@ -284,3 +284,14 @@ func rawEcho(c net.Conn, msg string) error {
 	}
 	return nil
 }
+
+// TestCheckLimits: check reports a limit that is not a positive whole
+// number as FILE:LINE, one line per error.
+func TestCheckLimits(t *testing.T) {
+	file := writeFile(t, "backends: [{url: 'http://a:1'}]\nmax_tunnels: 0\nupstreams:\n  ws:\n    max_conns: -3\n    backends: [{url: 'http://b:1'}]\n")
+	code, _, errOut := run("check", "-config", file)
+	want := file + ":2: max_tunnels must be 1 or more, got 0\n" + file + ":5: upstreams.ws.max_conns must be 1 or more, got -3\n"
+	if code != 1 || errOut != want {
+		t.Fatalf("check: %d\n%s\nwant exit 1 and\n%s", code, errOut, want)
+	}
+}
