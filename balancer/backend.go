@@ -16,17 +16,30 @@ type Backend struct {
 	Weight int    // weighted policy share; values below 1 count as 1
 	Backup bool   // used only while no regular backend is available
 	Index  int    // position in its Pool's Backends, for per-backend tables kept by callers
+	// MaxConns caps the backend's active connections: requests in flight
+	// and open WebSocket tunnels, as nginx's max_conns does. A full
+	// backend is passed over by Pick, like one that is down, but is not
+	// marked down. 0 means DefaultMaxConns.
+	MaxConns int
 
 	health *Health // nil: failures never take it out
 
-	inflight  atomic.Int64 // requests being served now
+	inflight  atomic.Int64 // requests and tunnels being served now, unless shared is set
 	served    atomic.Uint64
 	fails     atomic.Int32 // consecutive passive failures
 	lastFail  atomic.Int64 // unix nanos of the last failure
 	downUntil atomic.Int64 // unix nanos; passive failures keep it out until then
 	checkDown atomic.Bool  // the active check failed last time
 	down      atomic.Bool  // the state last logged, so each change is logged once
+
+	// shared, when set by Adopt, is the inflight of the Backend this one
+	// replaced, counted by both.
+	shared atomic.Pointer[atomic.Int64]
 }
+
+// DefaultMaxConns is Backend.MaxConns when it is 0 (config's max_conns
+// default).
+const DefaultMaxConns = 2048
 
 // Health holds the passive health settings shared by a pool's backends. Its
 // zero value never takes a backend out.
@@ -55,8 +68,23 @@ func (b *Backend) Available() bool {
 	return true
 }
 
-// Inflight returns the number of requests the backend is serving now.
-func (b *Backend) Inflight() int64 { return b.inflight.Load() }
+// Inflight returns the number of requests and tunnels the backend is
+// serving now.
+func (b *Backend) Inflight() int64 { return b.active().Load() }
+
+// active is the counter of the backend's requests and tunnels.
+func (b *Backend) active() *atomic.Int64 {
+	if c := b.shared.Load(); c != nil {
+		return c
+	}
+	return &b.inflight
+}
+
+// Adopt makes b count its requests and tunnels together with prev's, the
+// Backend of the same server that b replaces (a reload builds new
+// Backends): the tunnels still open on prev keep counting against b's
+// MaxConns, and least_conn sees them. Call it before b is used.
+func (b *Backend) Adopt(prev *Backend) { b.shared.Store(prev.active()) }
 
 // Fails returns the current count of consecutive failures.
 func (b *Backend) Fails() int { return int(b.fails.Load()) }
@@ -65,13 +93,43 @@ func (b *Backend) Fails() int { return int(b.fails.Load()) }
 func (b *Backend) Served() uint64 { return b.served.Load() }
 
 // Begin counts a request as started on the backend; End must follow.
+// Unlike TryBegin it ignores MaxConns.
 func (b *Backend) Begin() {
-	b.inflight.Add(1)
+	b.active().Add(1)
 	b.served.Add(1)
 }
 
+// Limit returns the cap on the backend's active connections: MaxConns,
+// or DefaultMaxConns when it is 0.
+func (b *Backend) Limit() int {
+	if b.MaxConns <= 0 {
+		return DefaultMaxConns
+	}
+	return b.MaxConns
+}
+
+// Full reports whether the backend has Limit active connections.
+func (b *Backend) Full() bool { return b.Inflight() >= int64(b.Limit()) }
+
+// TryBegin is Begin unless the backend is full; false means nothing was
+// counted. The check and the count are one step, so that concurrent
+// requests cannot together take a backend past its limit.
+func (b *Backend) TryBegin() bool {
+	limit, active := int64(b.Limit()), b.active()
+	for {
+		n := active.Load()
+		if n >= limit {
+			return false
+		}
+		if active.CompareAndSwap(n, n+1) {
+			b.served.Add(1)
+			return true
+		}
+	}
+}
+
 // End counts a request as finished.
-func (b *Backend) End() { b.inflight.Add(-1) }
+func (b *Backend) End() { b.active().Add(-1) }
 
 // Fail records a failed request (connection refused, timeout, invalid
 // response). MaxFails of them within FailTimeout take the backend out for

@@ -2,12 +2,13 @@ package balancer
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
 
 // Balancer chooses a backend for a request. Pick skips backends that are not
-// Available and those in tried (the backends a retried request already
+// Available, those that are Full, and those in tried (the backends a retried request already
 // failed on), and returns nil when none is left. Unlike groupcache's
 // PeerPicker it takes no key: no policy here hashes requests (nginx's ip_hash
 // would defeat the point of shared sessions). Implementations are safe for
@@ -24,7 +25,7 @@ var (
 )
 
 func skip(b *Backend, tried []*Backend) bool {
-	if !b.Available() {
+	if !b.Available() || b.Full() {
 		return true
 	}
 	for _, t := range tried {
@@ -122,7 +123,7 @@ func (l *LeastConn) Pick(tried []*Backend) *Backend {
 		if skip(b, tried) {
 			continue
 		}
-		load, weight := b.inflight.Load(), int64(max(b.Weight, 1))
+		load, weight := b.Inflight(), int64(max(b.Weight, 1))
 		// load/weight < bestLoad/bestWeight without division.
 		if best == nil || load*bestWeight < bestLoad*weight {
 			best, bestLoad, bestWeight = b, load, weight
@@ -176,6 +177,34 @@ func NewPool(policy string, backends []*Backend, h *Health) (*Pool, error) {
 		p.backup = newPolicy(backup)
 	}
 	return p, nil
+}
+
+// Take picks a backend as Pick does and counts a connection on it
+// (TryBegin); End must follow. A backend that filled up between the pick
+// and the count is passed over. It returns nil when no backend is left:
+// Saturated then tells whether some were only full.
+func (p *Pool) Take(tried []*Backend) *Backend {
+	// Bounded: each round found a backend full just after Pick saw room.
+	for range len(p.Backends) + 1 {
+		b := p.Pick(tried)
+		if b == nil || b.TryBegin() {
+			return b
+		}
+	}
+	return nil
+}
+
+// Saturated reports whether some backend that is up and not in tried is
+// passed over only because it is full: when Take finds none, the pool is
+// busy (nginx answers such a request from its queue or refuses it), not
+// down.
+func (p *Pool) Saturated(tried []*Backend) bool {
+	for _, b := range p.Backends {
+		if b.Available() && b.Full() && !slices.Contains(tried, b) {
+			return true
+		}
+	}
+	return false
 }
 
 // Pick returns a regular backend, else a backup, else nil.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"sessionproxy/balancer"
 )
 
 // Config is the whole configuration file. Fields left out of the file keep
@@ -34,6 +36,13 @@ type Config struct {
 	Timeouts             Timeouts  `yaml:"timeouts"` //
 	Retries              int       `yaml:"retries"`  // extra tries on another backend (default 1)
 	MaxBody              Size      `yaml:"max_body"` // larger request bodies get 413 (default 10MiB)
+	// MaxConns caps each backend's active connections, requests in flight
+	// and open WebSocket tunnels, as nginx's max_conns (default 2048); an
+	// upstream without its own max_conns takes this one (config/limits.go).
+	MaxConns int `yaml:"max_conns"`
+	// MaxTunnels caps the WebSocket tunnels open at once across the whole
+	// proxy (default 10000).
+	MaxTunnels int `yaml:"max_tunnels"`
 	// RequestBuffering reads each request body whole (memory, then a
 	// temporary file) before picking a backend (default false: stream).
 	RequestBuffering bool    `yaml:"request_buffering"`
@@ -155,6 +164,9 @@ var DefaultConfig = Config{
 		},
 		Redis: DefaultRedis,
 	},
+
+	MaxConns:   balancer.DefaultMaxConns,
+	MaxTunnels: DefaultMaxTunnels,
 }
 
 // Default returns a copy of DefaultConfig.

@@ -21,6 +21,10 @@ type Upstream struct {
 	Backends []Backend `yaml:"backends"` // at least one
 	Health   Health    `yaml:"health"`   // each field not set is the top-level one's
 	Pipeline int       `yaml:"pipeline"` // requests in flight per backend connection; 0 = off, never inherited (config/pipeline.go)
+
+	// MaxConns caps each backend's active connections (default: the
+	// top-level max_conns).
+	MaxConns int `yaml:"max_conns"`
 }
 
 // Route sends the requests it matches to an upstream or serves them from
@@ -60,18 +64,22 @@ func (c *Config) UpstreamNames() []string {
 // "default".
 func (c *Config) UpstreamConfig(name string) Upstream {
 	if name == DefaultUpstream {
-		return Upstream{Balancer: c.Balancer, Backends: c.Backends, Health: c.Health, Pipeline: c.Pipeline}
+		return Upstream{Balancer: c.Balancer, Backends: c.Backends, Health: c.Health, Pipeline: c.Pipeline, MaxConns: c.MaxConns}
 	}
 	return c.Upstreams[name]
 }
 
 // fillUpstreams gives every upstream the top-level values it does not set
-// itself: its balancer, each health field and backend weights of 1.
+// itself: its balancer, max_conns, each health field and backend weights
+// of 1.
 func (c *Config) fillUpstreams() {
 	for name, u := range c.Upstreams {
 		p := "upstreams." + name
 		if _, set := c.lines[p+".balancer"]; !set {
 			u.Balancer = c.Balancer
+		}
+		if _, set := c.lines[p+".max_conns"]; !set {
+			u.MaxConns = c.MaxConns
 		}
 		inherit := func(field string, set func()) {
 			if _, ok := c.lines[p+".health."+field]; !ok {

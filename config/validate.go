@@ -52,6 +52,7 @@ func (c *Config) Validate() error {
 	v.session()
 	v.frontDoor()
 	v.pipelines()
+	v.limits()
 	v.tls()
 	if len(v.errs) > 0 {
 		// The checks run by topic, not down the file: list the errors in

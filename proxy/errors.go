@@ -36,6 +36,20 @@ var (
 	errSpool       = &Error{fasthttp.StatusInternalServerError, "request body could not be buffered"}
 )
 
+// errBackendsFull and errTunnelsFull are 503s of the proxy's own limits:
+// every backend left is at max_conns, or max_tunnels tunnels are open.
+var (
+	errBackendsFull = &Error{fasthttp.StatusServiceUnavailable, "backends at their connection limit (max_conns)"}
+	errTunnelsFull  = &Error{fasthttp.StatusServiceUnavailable, "too many tunnels open (max_tunnels)"}
+)
+
+// quiet reports whether an error of 500 or more goes unlogged: no backend
+// or a limit reached says nothing of one request, and under load it would
+// be logged for every request; metrics count them instead.
+func (e *Error) quiet() bool {
+	return e == errNoBackend || e == errBackendsFull || e == errTunnelsFull
+}
+
 // errNoHost answers a request fasthttp would refuse to send on: HTTP/1.0
 // allows leaving out Host, a backend request may not.
 var errNoHost = &Error{fasthttp.StatusBadRequest, "malformed request: no Host header"}

@@ -23,7 +23,20 @@ type Metrics struct {
 	lookups  [sessionstore.NumLookups]*metrics.Counter // by Lookup; none is not counted
 	rejected *metrics.Counter
 	tunnels  Tunnels // open WebSocket tunnels, which outlive reloads like the counters
+	// tunnelsRefused counts handshakes refused by a limit, by refusal.
+	tunnelsRefused [numRefusals]*metrics.Counter
 }
+
+// A tunnelRefusal is the limit a WebSocket handshake was refused by (503).
+type tunnelRefusal int
+
+const (
+	refusedMaxTunnels tunnelRefusal = iota // max_tunnels tunnels open
+	refusedMaxConns                        // every backend at max_conns
+	numRefusals
+)
+
+var refusalNames = [numRefusals]string{"max_tunnels", "max_conns"}
 
 // NewMetrics registers the proxy's counters in a new set.
 func NewMetrics() *Metrics {
@@ -34,6 +47,9 @@ func NewMetrics() *Metrics {
 		rejected: s.NewCounter("sessionproxy_session_updates_rejected_total"),
 	}
 	s.NewGauge("sessionproxy_tunnels_active", func() float64 { return float64(m.tunnels.Active()) })
+	for r, name := range refusalNames {
+		m.tunnelsRefused[r] = s.NewCounter(fmt.Sprintf(`sessionproxy_tunnels_refused_total{reason=%q}`, name))
+	}
 	for l := sessionstore.LookupNone + 1; l < sessionstore.NumLookups; l++ {
 		m.lookups[l] = s.NewCounter(fmt.Sprintf(`sessionproxy_session_lookups_total{result=%q}`, l))
 	}

@@ -55,8 +55,12 @@ type Proxy struct {
 	// direction for this long (default 1h).
 	TunnelIdle time.Duration
 
-	// MaxConnsPerBackend caps open connections to one backend (default 2048).
-	MaxConnsPerBackend int
+	// MaxTunnels caps the WebSocket tunnels open at once across every
+	// Proxy that shares Metrics, so across reloads too; a handshake over
+	// it gets 503 before any backend is dialed (default 10000). Each
+	// backend's own cap, on requests in flight and tunnels together, is
+	// its balancer.Backend.MaxConns.
+	MaxTunnels int
 
 	// MaxResponseHeader caps a backend's response header, status line
 	// included; a larger one is an invalid response (502). A backend may
@@ -147,10 +151,6 @@ func (p *Proxy) init() {
 	if connect <= 0 {
 		connect = 2 * time.Second
 	}
-	maxConns := p.MaxConnsPerBackend
-	if maxConns <= 0 {
-		maxConns = 2048
-	}
 	maxHeader := p.MaxResponseHeader
 	if maxHeader <= 0 {
 		maxHeader = DefaultMaxResponseHeader
@@ -166,6 +166,12 @@ func (p *Proxy) init() {
 	p.gauges = metrics.NewSet()
 	p.clients = make([]*fasthttp.HostClient, len(p.Pool.Backends))
 	for i, b := range p.Pool.Backends {
+		// The balancer keeps requests in flight and tunnels under
+		// b.Limit() together (Pool.Take); HostClient's own cap is the
+		// same number, so its pool, which also holds idle connections,
+		// never refuses a request the balancer let through for want of
+		// a connection slot that Take had already counted.
+		maxConns := b.Limit()
 		t := transportSettings{backend: b, responseTimeout: response, readIdle: readIdle, logger: p.logger()}
 		p.clients[i] = newHostClient(b, t, connect, maxConns, maxHeader)
 		if p.Pipeline > 0 && !p.clients[i].IsTLS {
@@ -350,7 +356,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		perr = p.applyResponse(ctx, st)
 	}
 	if perr != nil {
-		if perr.Status >= 500 && perr != errNoBackend {
+		if perr.Status >= 500 && !perr.quiet() {
 			p.logger().Warn("proxy error", "status", perr.Status, "reason", perr.Reason,
 				"method", string(req.Header.Method()), "path", string(req.URI().Path()),
 				"request_id", string(st.idBuf))
@@ -439,7 +445,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (*b
 	// fasthttp takes the stream off the request once it has sent it.
 	streamed := ctx.Request.IsBodyStream()
 	for try := 0; try <= p.Retries; try++ {
-		b := p.Pool.Pick(tried)
+		b := p.Pool.Take(tried) // counts the request on b (Begin)
 		if b == nil {
 			break
 		}
@@ -453,7 +459,6 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (*b
 		} else {
 			ctx.Request.URI().SetSchemeBytes(valueHTTP)
 		}
-		b.Begin()
 		err := hc.Do(&ctx.Request, &ctx.Response)
 		if body, ok := ctx.Response.BodyStream().(relayedBody); ok {
 			// The backend is busy until its body is relayed.
@@ -481,7 +486,18 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (*b
 		}
 	}
 	if lastErr == nil {
-		return nil, errNoBackend
+		return nil, p.noneLeft(tried)
 	}
 	return nil, lastErr
+}
+
+// noneLeft is the answer when the balancer has no backend left for a
+// request that failed on none: 503 when some were passed over only for
+// being at max_conns (busy, not broken: nginx's max_conns makes a server
+// unavailable the same way, and the request is not queued), else 502.
+func (p *Proxy) noneLeft(tried []*balancer.Backend) *Error {
+	if p.Pool.Saturated(tried) {
+		return errBackendsFull
+	}
+	return errNoBackend
 }

@@ -74,12 +74,15 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if perr != nil {
-		if perr.Status >= 500 && perr != errNoBackend {
+		if perr.Status >= 500 && !perr.quiet() {
 			p.logger().Warn("proxy error", "status", perr.Status, "reason", perr.Reason,
 				"method", string(req.Header.Method()), "path", string(req.URI().Path()),
 				"request_id", string(st.idBuf), "upgrade", "websocket")
 		}
 		p.ErrorPages.write(ctx, perr)
+		if perr.Status == fasthttp.StatusServiceUnavailable {
+			resp.Header.Set("Retry-After", "5")
+		}
 	}
 	resp.Header.SetCanonical(hdrXRequestID, st.idBuf)
 	if perr == nil && resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
@@ -101,12 +104,43 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx) {
 }
 
 // handshake sends the upgrade request to a backend and reads the head of
-// its answer into ctx.Response. Only a connection that could not be made
-// is tried on another backend: once the request was written, the backend
-// may have acted on it. On a 101 it returns the tunnel to run; any other
-// answer gets a body that streams from the backend and closes the
-// connection when done.
+// its answer into ctx.Response. A handshake takes a place among
+// MaxTunnels before anything else, and a backend below its max_conns
+// (Pool.Take): over either limit it gets 503 and no backend is dialed. On
+// a 101 it returns the tunnel to run, which holds both until it ends; any
+// other answer gets a body that streams from the backend and closes the
+// connection when done, and gives the tunnel's place back at once.
 func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (*tunnel, *balancer.Backend, *Error) {
+	reg := p.Metrics.Tunnels()
+	if !reg.reserve(p.maxTunnels()) {
+		p.Metrics.tunnelsRefused[refusedMaxTunnels].Inc()
+		return nil, nil, errTunnelsFull
+	}
+	t, b, perr := p.dialUpgrade(ctx, tried)
+	if t == nil {
+		reg.release()
+	}
+	if perr == errBackendsFull {
+		p.Metrics.tunnelsRefused[refusedMaxConns].Inc()
+	}
+	return t, b, perr
+}
+
+// maxTunnels is MaxTunnels or its default.
+func (p *Proxy) maxTunnels() int {
+	if p.MaxTunnels <= 0 {
+		return DefaultMaxTunnels
+	}
+	return p.MaxTunnels
+}
+
+// DefaultMaxTunnels is Proxy.MaxTunnels' default.
+const DefaultMaxTunnels = 10000
+
+// dialUpgrade is handshake on a backend. Only a connection that could not
+// be made is tried on another backend: once the request was written, the
+// backend may have acted on it.
+func (p *Proxy) dialUpgrade(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (*tunnel, *balancer.Backend, *Error) {
 	connect := p.ConnectTimeout
 	if connect <= 0 {
 		connect = 2 * time.Second
@@ -117,11 +151,12 @@ func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (
 	}
 	var lastErr *Error
 	for try := 0; try <= p.Retries; try++ {
-		b := p.Pool.Pick(tried)
+		// The tunnel, if there is one, holds this count for its life:
+		// its backend connection is one of b's max_conns.
+		b := p.Pool.Take(tried)
 		if b == nil {
 			break
 		}
-		b.Begin()
 		c, err := p.dialBackend(b, connect)
 		if err != nil {
 			b.End()
@@ -143,7 +178,7 @@ func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (
 		return t, b, nil
 	}
 	if lastErr == nil {
-		return nil, nil, errNoBackend
+		return nil, nil, p.noneLeft(tried)
 	}
 	return nil, nil, lastErr
 }
@@ -325,6 +360,7 @@ var bulkBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 func (t *tunnel) abort() {
 	t.backend.Close()
 	t.b.End()
+	t.reg.release()
 }
 
 // hijacked runs the tunnel on the client connection fasthttp hands over.
@@ -453,13 +489,36 @@ func (t *tunnel) close() {
 
 // Tunnels records the open tunnels, so that a shutdown can give them time
 // to finish and then close them: fasthttp's Server.Shutdown does not know
-// hijacked connections. Its zero value is ready to use. Safe for concurrent
-// use by multiple goroutines.
+// hijacked connections. It also counts them against max_tunnels, from the
+// handshake on. Its zero value is ready to use. Safe for concurrent use by
+// multiple goroutines.
 type Tunnels struct {
 	mu      sync.Mutex // protects the fields below
 	open    map[*tunnel]struct{}
+	held    int           // places taken by reserve: open tunnels and handshakes under way
 	closing bool          // Shutdown was called: no new tunnels
 	empty   chan struct{} // closed when the last tunnel ends during Shutdown
+}
+
+// reserve takes a place for a tunnel about to be opened, unless limit are
+// taken; release or remove gives it back. The place is taken before the
+// backend is dialed, so that handshakes in flight count too: a burst of
+// them cannot go past the limit together.
+func (r *Tunnels) reserve(limit int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.held >= limit {
+		return false
+	}
+	r.held++
+	return true
+}
+
+// release gives back the place of a tunnel that was not opened.
+func (r *Tunnels) release() {
+	r.mu.Lock()
+	r.held--
+	r.mu.Unlock()
 }
 
 // add records t; false means Shutdown has begun and t must not start.
@@ -476,10 +535,12 @@ func (r *Tunnels) add(t *tunnel) bool {
 	return true
 }
 
+// remove forgets t, which was added, and gives back its place.
 func (r *Tunnels) remove(t *tunnel) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.open, t)
+	r.held--
 	if len(r.open) == 0 && r.empty != nil {
 		close(r.empty)
 		r.empty = nil

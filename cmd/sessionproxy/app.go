@@ -120,6 +120,7 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		ConnectTimeout:  c.Timeouts.Connect.Std(),
 		ResponseTimeout: c.Timeouts.Response.Std(),
 		TunnelIdle:      c.Timeouts.TunnelIdle.Std(),
+		MaxTunnels:      c.MaxTunnels,
 		ReadIdle:        c.Timeouts.ReadIdle.Std(),
 		// A backend may set a whole session in one response: room for
 		// max_size plus the other headers.
@@ -163,6 +164,9 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 	if err != nil {
 		cancel()
 		return nil, err
+	}
+	if prev != nil {
+		carryConns(rt, prev.router) // tunnels.go
 	}
 	def := rt.Default.(*proxy.Proxy)
 	return &generation{proxy: def, router: rt, stop: cancel, store: store, accessLog: accessLog, cfg: c}, nil

@@ -97,6 +97,7 @@ func newUpstream(ctx context.Context, c *config.Config, name string, u config.Up
 		if err != nil {
 			return nil, err
 		}
+		b.MaxConns = u.MaxConns
 		backends = append(backends, b)
 	}
 	pool, err := balancer.NewPool(u.Balancer, backends, &balancer.Health{
@@ -123,6 +124,7 @@ func newUpstream(ctx context.Context, c *config.Config, name string, u config.Up
 		ConnectTimeout:       base.ConnectTimeout,
 		ResponseTimeout:      base.ResponseTimeout,
 		TunnelIdle:           base.TunnelIdle,
+		MaxTunnels:           base.MaxTunnels,
 		ReadIdle:             base.ReadIdle,
 		MaxResponseHeader:    base.MaxResponseHeader,
 		UnderscoresInHeaders: base.UnderscoresInHeaders,
@@ -144,6 +146,7 @@ func withoutSessions(p *proxy.Proxy) *proxy.Proxy {
 		ConnectTimeout:       p.ConnectTimeout,
 		ResponseTimeout:      p.ResponseTimeout,
 		TunnelIdle:           p.TunnelIdle,
+		MaxTunnels:           p.MaxTunnels,
 		ReadIdle:             p.ReadIdle,
 		MaxResponseHeader:    p.MaxResponseHeader,
 		UnderscoresInHeaders: p.UnderscoresInHeaders,
