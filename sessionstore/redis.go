@@ -42,7 +42,7 @@ type RedisOptions struct {
 	// presence.go). Marks are kept without ClientCache only: with it, the
 	// servers' invalidations keep every hot tier coherent.
 	InstanceID string
-	Logger        *slog.Logger // server state changes (default slog.Default())
+	Logger     *slog.Logger // server state changes (default slog.Default())
 }
 
 // Redis keeps each session as one string key on a standalone Redis server
