@@ -465,9 +465,12 @@ func (r *Redis) script(s *lua, key string, args ...string) (int64, error) {
 	if wait {
 		d += r.opts.Timeout
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
 	for _, bySha := range [2]bool{true, false} {
+		// A deadline for each attempt: after NOSCRIPT, the first
+		// attempt's WAIT may have used its time (a replica that does not
+		// acknowledge this connection's earlier writes).
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
 		var cmd rueidis.Completed
 		if bySha {
 			cmd = c.B().Evalsha().Sha1(s.sha).Numkeys(1).Key(key).Arg(args...).Build()
