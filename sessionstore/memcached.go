@@ -84,8 +84,12 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 		m.nodes = append(m.nodes, newNode(n, o.Timeout, o.MaxIdleConns))
 	}
 	// The first presence round before the store is handed out: a proxy
-	// that starts beside another knows it before its first request.
-	m.presenceRound()
+	// that starts beside others knows them before its first request, and
+	// waits until they know it (presence.go).
+	if wait := seenBy(m.presenceRound()); wait > 0 {
+		m.logger().Info("other proxies on the memcached nodes: waiting until they see this one", "wait", wait)
+		time.Sleep(wait)
+	}
 	m.wg.Add(1)
 	go m.presence()
 	m.startup.Add(len(m.nodes))

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -19,14 +20,20 @@ import (
 // about a second, instead of for as long as a hot tier keeps the session
 // (issue 22).
 //
-// On memcached, a process's mark is the key <prefix>proxy:<instance>,
-// refreshed every probe interval and expiring after markTTL by the node's
-// own clock; the roster <prefix>proxies lists the instances that wrote
+// On memcached, a process's mark is the key <prefix>proxy:<instance>
+// holding its refresh interval in milliseconds, refreshed every probe
+// interval and expiring after markTTL by the node's own clock; the roster <prefix>proxies lists the instances that wrote
 // one, so that a process finds the others with one get and a get of each
 // listed mark, never a scan. A process adds itself to the roster with CAS
 // and drops the instances whose marks have expired. Every node that takes
 // writes carries the marks and a roster, so that proxies that share any
 // one node answering see each other.
+//
+// A process that finds others when it starts waits, before it serves, for
+// as long as they take to see it (their refresh interval, from their
+// marks): until then they trust their hot tiers and write sessions over
+// whatever is held, which would undo a change (a logout) made through the
+// new process.
 
 // A PeerWatcher is a Shared store that keeps this process's presence mark
 // on its servers and reports the other processes' marks.
@@ -118,6 +125,37 @@ func appendRoster(b []byte, ids []string) []byte {
 	return b
 }
 
+// maxMarkInterval bounds the refresh interval a mark may announce, and so
+// how long a starting process waits for the others to see it.
+const maxMarkInterval = 10 * time.Second
+
+// appendMark appends the value of a presence mark: the refresh interval in
+// milliseconds.
+func appendMark(b []byte, interval time.Duration) []byte {
+	return strconv.AppendInt(b, interval.Milliseconds(), 10)
+}
+
+// parseMark reads a presence mark's refresh interval: 1 to 10000 (ms) in
+// decimal digits. A mark it cannot read (another version's) is still a
+// live process, refreshing at DefaultProbeInterval.
+func parseMark(b []byte) time.Duration {
+	if len(b) == 0 || len(b) > 5 {
+		return DefaultProbeInterval
+	}
+	ms := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return DefaultProbeInterval
+		}
+		ms = ms*10 + int(c-'0')
+	}
+	d := time.Duration(ms) * time.Millisecond
+	if d <= 0 || d > maxMarkInterval {
+		return DefaultProbeInterval
+	}
+	return d
+}
+
 // presence runs the presence rounds of a memcached store until it is
 // closed: one at start, before the store is handed out, then one every
 // presenceInterval.
@@ -137,19 +175,23 @@ func (m *Memcached) presence() {
 
 // presenceRound refreshes this process's mark on every node that takes
 // writes and counts the other processes seen on any of them. When no node
-// answered, what others do is unknown and the last count stands.
-func (m *Memcached) presenceRound() {
+// answered, what others do is unknown and the last count stands. It
+// returns the longest refresh interval the others' marks announce (0 when
+// there are none).
+func (m *Memcached) presenceRound() time.Duration {
 	var others []string
+	var longest time.Duration
 	answered := false
 	for _, n := range m.nodes {
 		if !n.writable() {
 			continue
 		}
-		seen, ok := m.presenceOn(n)
+		seen, interval, ok := m.presenceOn(n)
 		if !ok {
 			continue
 		}
 		answered = true
+		longest = max(longest, interval)
 		for _, id := range seen {
 			if !slices.Contains(others, id) {
 				others = append(others, id)
@@ -159,6 +201,17 @@ func (m *Memcached) presenceRound() {
 	if answered {
 		m.peers.set(len(others))
 	}
+	return longest
+}
+
+// seenBy waits, at start, until the processes that were there before this
+// one have had a presence round since its mark went up: the longest of
+// their intervals, and a margin for the round itself.
+func seenBy(longest time.Duration) time.Duration {
+	if longest <= 0 {
+		return 0
+	}
+	return longest + max(longest/4, 100*time.Millisecond)
 }
 
 func (m *Memcached) markKey(id string) []byte {
@@ -169,13 +222,14 @@ func (m *Memcached) rosterKey() []byte { return []byte(m.opts.KeyPrefix + "proxi
 
 // presenceOn refreshes this process's mark on n, reads n's roster and the
 // marks it lists, and keeps the roster to the live instances and this
-// one. It returns the other instances whose marks n holds, and false if n
-// failed.
-func (m *Memcached) presenceOn(n *node) ([]string, bool) {
+// one. It returns the other instances whose marks n holds and the longest
+// interval they announce, and false if n failed.
+func (m *Memcached) presenceOn(n *node) ([]string, time.Duration, bool) {
 	self := m.opts.InstanceID
 	ttl := int32((markTTL(m.opts.ProbeInterval) + time.Second - 1) / time.Second)
-	if err := n.pipe.store(opSet, m.markKey(self), []byte{'1'}, 0, ttl); m.check(n, err) || err != nil {
-		return nil, false
+	mark := appendMark(nil, presenceInterval(m.opts.ProbeInterval))
+	if err := n.pipe.store(opSet, m.markKey(self), mark, 0, ttl); m.check(n, err) || err != nil {
+		return nil, 0, false
 	}
 	rkey := m.rosterKey()
 	c, err := n.pipe.get(rkey)
@@ -187,7 +241,7 @@ func (m *Memcached) presenceOn(n *node) ([]string, bool) {
 	cas := c.cas
 	c.release()
 	if m.check(n, err) {
-		return nil, false
+		return nil, 0, false
 	}
 	// The others' marks, all in flight at once.
 	var calls []*metaCall
@@ -201,19 +255,21 @@ func (m *Memcached) presenceOn(n *node) ([]string, bool) {
 		calls, ids = append(calls, call), append(ids, id)
 	}
 	var live []string
+	var longest time.Duration
 	failed := false
 	for i, call := range calls {
 		err := call.wait()
-		call.release()
-		switch {
-		case err == nil:
+		if err == nil {
 			live = append(live, ids[i])
-		case m.check(n, err):
+			longest = max(longest, parseMark(call.val))
+		}
+		call.release()
+		if m.check(n, err) {
 			failed = true
 		}
 	}
 	if failed {
-		return nil, false
+		return nil, 0, false
 	}
 	// The roster as it should be: the live instances in the order listed,
 	// and this one.
@@ -239,7 +295,7 @@ func (m *Memcached) presenceOn(n *node) ([]string, bool) {
 		}
 		m.check(n, err)
 	}
-	return live, true
+	return live, longest, true
 }
 
 // WatchPeers has fn told how many other processes keep presence marks on

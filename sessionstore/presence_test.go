@@ -151,3 +151,70 @@ func FuzzRoster(f *testing.F) {
 		}
 	})
 }
+
+// TestPresenceStartWaitsToBeSeen: a store that starts beside another waits
+// until the other has seen it. Until then the other trusts its hot tier
+// and writes sessions over whatever is held: a logout through the new
+// store, followed at once by a change through the old one, came back to
+// life (the old store's write built on its cached copy).
+func TestPresenceStartWaitsToBeSeen(t *testing.T) {
+	c := startCluster(t)
+	opts := Options{LocalSize: 1 << 20, LocalTTL: AutoTTL,
+		Memcached: MemcachedOptions{Nodes: c.nodes(), ProbeInterval: time.Second}}
+	a := newStore(t, opts)
+	id := AppendNewID(nil)
+	set(t, a, id, true, "user", "ann")
+	start := time.Now()
+	b := newStore(t, opts)
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("the second store started after %v, before the first could see it", d)
+	}
+	if !a.Crowded() {
+		t.Fatal("the second store started before the first saw it")
+	}
+	if err := b.Delete(id); err != nil {
+		t.Fatal(err)
+	}
+	var u Update
+	u.Set([]byte("cart"), []byte("1"))
+	a.change(id, &u, false, nil, nil) // ErrNotFound, if it sees the logout
+	// What the nodes hold (b's hot tier has its own tombstone).
+	val, err := b.shared.Get(id)
+	var out Session
+	if err != nil || out.Decode(val) != nil || !out.Deleted {
+		t.Fatalf("after a logout through b and a change through a, the nodes hold %+v (%v): the logout was undone", out, err)
+	}
+}
+
+func TestParseMark(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"1000": time.Second, "100": 100 * time.Millisecond, "10000": 10 * time.Second,
+		"10001": DefaultProbeInterval, "0": DefaultProbeInterval, "": DefaultProbeInterval,
+		"1": DefaultProbeInterval, "-5": DefaultProbeInterval, "1e3": DefaultProbeInterval, "123456": DefaultProbeInterval,
+	} {
+		if got := parseMark([]byte(in)); got != want && !(in == "1" && got == time.Millisecond) {
+			t.Errorf("parseMark(%q) = %v, want %v", in, got, want)
+		}
+	}
+	if got := parseMark(appendMark(nil, 2500*time.Millisecond)); got != 2500*time.Millisecond {
+		t.Errorf("a mark of 2.5s reads %v", got)
+	}
+}
+
+// FuzzMark: whatever a mark holds, it reads as an interval of 1ms to
+// maxMarkInterval (a starting process never waits longer than that for
+// others), and a mark written for such an interval reads back as it.
+func FuzzMark(f *testing.F) {
+	for _, s := range []string{"1000", "100", "0", "", "99999", "-1", "1e3", "\x00", "10000"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d := parseMark(b)
+		if d < time.Millisecond || d > maxMarkInterval {
+			t.Fatalf("%q reads as %v", b, d)
+		}
+		if back := parseMark(appendMark(nil, d)); back != d {
+			t.Fatalf("%q: %v written and read back as %v", b, d, back)
+		}
+	})
+}

@@ -112,8 +112,12 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	}
 	if err := r.connect(); err != nil {
 		r.logger().Warn("redis is not answering; sessions cannot be loaded until it does", "addrs", o.Addrs, "err", err)
-	} else {
-		r.presence() // before the store is handed out, as on memcached
+	} else if r.presence() > 0 {
+		// Before the store is handed out, as on memcached; the others'
+		// interval is taken to be this one's (the marks do not say it).
+		wait := seenBy(r.opts.ProbeInterval)
+		r.logger().Info("other proxies on redis: waiting until they see this one", "wait", wait)
+		time.Sleep(wait)
 	}
 	r.wg.Add(1)
 	go r.monitor()
@@ -265,14 +269,14 @@ return redis.call('ZCARD', KEYS[1]) - 1
 
 // presence refreshes this process's mark and counts the others'
 // (presence.go); without ClientCache only. When Redis does not answer, the
-// last count stands.
-func (r *Redis) presence() {
+// last count stands. It returns the count (-1: unknown).
+func (r *Redis) presence() int {
 	if r.opts.ClientCache {
-		return
+		return -1
 	}
 	c, err := r.cli()
 	if err != nil {
-		return
+		return -1
 	}
 	ctx, cancel := r.ctx()
 	defer cancel()
@@ -289,11 +293,13 @@ func (r *Redis) presence() {
 		if re, ok := rueidis.IsRedisErr(err); ok && bySha && re.IsNoScript() {
 			continue
 		}
-		if err == nil {
-			r.peers.set(int(n))
+		if err != nil {
+			return -1
 		}
-		return
+		r.peers.set(int(n))
+		return int(n)
 	}
+	return -1
 }
 
 // WatchPeers has fn told how many other processes keep presence marks on
