@@ -365,6 +365,10 @@ func (s *Store) peersChanged(others int) {
 	case s.auto:
 		s.crowded.Store(false)
 		s.logger().Info("no other proxy " + where + " any more; local cache trusted again")
+	case crowded && s.mode == trustedMode{}:
+		// A ttl of 0 that was set is kept as set, but it is worth a word.
+		s.logger().Warn("another proxy seen "+where+"; local_cache.ttl: 0 is kept as set, so this proxy serves sessions from its hot tier whatever the others change (ttl: auto bounds it)",
+			"others", others)
 	}
 }
 
