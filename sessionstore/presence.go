@@ -231,6 +231,21 @@ func (m *Memcached) presenceOn(n *node) ([]string, time.Duration, bool) {
 	if err := n.pipe.store(opSet, m.markKey(self), mark, 0, ttl); m.check(n, err) || err != nil {
 		return nil, 0, false
 	}
+	// Two processes that start together both read the roster before
+	// either wrote it: the one whose write lost reads it again at once.
+	for try := 0; ; try++ {
+		live, longest, lost, ok := m.presenceRoster(n, self)
+		if !ok || !lost || try == 2 {
+			return live, longest, ok
+		}
+	}
+}
+
+// presenceRoster reads n's roster and the marks it lists and writes the
+// roster back as it should be. It returns the other live instances, the
+// longest interval they announce, whether its write lost to another
+// process's, and false if n failed.
+func (m *Memcached) presenceRoster(n *node, self string) (live []string, longest time.Duration, lost, ok bool) {
 	rkey := m.rosterKey()
 	c, err := n.pipe.get(rkey)
 	var listed []string
@@ -241,7 +256,7 @@ func (m *Memcached) presenceOn(n *node) ([]string, time.Duration, bool) {
 	cas := c.cas
 	c.release()
 	if m.check(n, err) {
-		return nil, 0, false
+		return nil, 0, false, false
 	}
 	// The others' marks, all in flight at once.
 	var calls []*metaCall
@@ -254,8 +269,6 @@ func (m *Memcached) presenceOn(n *node) ([]string, time.Duration, bool) {
 		n.pipe.start(call, m.markKey(id))
 		calls, ids = append(calls, call), append(ids, id)
 	}
-	var live []string
-	var longest time.Duration
 	failed := false
 	for i, call := range calls {
 		err := call.wait()
@@ -269,7 +282,7 @@ func (m *Memcached) presenceOn(n *node) ([]string, time.Duration, bool) {
 		}
 	}
 	if failed {
-		return nil, 0, false
+		return nil, 0, false, false
 	}
 	// The roster as it should be: the live instances in the order listed,
 	// and this one.
@@ -284,7 +297,7 @@ func (m *Memcached) presenceOn(n *node) ([]string, time.Duration, bool) {
 	}
 	if !found || !slices.Equal(want, listed) {
 		// Another process may write the roster in between: CAS (or add),
-		// and after a conflict the next round tries again. The roster does
+		// and after a conflict presenceOn reads it again. The roster does
 		// not expire: it is read every round, so memcached does not evict
 		// it, and what it lists that is gone is dropped here.
 		val := appendRoster(nil, want)
@@ -293,9 +306,12 @@ func (m *Memcached) presenceOn(n *node) ([]string, time.Duration, bool) {
 		} else {
 			err = n.pipe.store(opAdd, rkey, val, 0, 0)
 		}
-		m.check(n, err)
+		if m.check(n, err) {
+			return nil, 0, false, false
+		}
+		lost = err != nil
 	}
-	return live, longest, true
+	return live, longest, lost, true
 }
 
 // WatchPeers has fn told how many other processes keep presence marks on
