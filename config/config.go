@@ -109,8 +109,11 @@ type Session struct {
 
 // LocalCache configures the in-process hot tier.
 type LocalCache struct {
-	Size Size     `yaml:"size"` // 0 turns the tier off (default 64MiB)
-	TTL  Duration `yaml:"ttl"`  // 0 trusts local copies; >0 re-reads after this long (default 0)
+	Size Size `yaml:"size"` // 0 turns the tier off (default 64MiB)
+	// TTL: auto trusts local copies while no other proxy's presence mark
+	// is on the shared store and re-reads after 1s once one is; 0 trusts
+	// them always; >0 re-reads after this long (default auto).
+	TTL AutoDuration `yaml:"ttl"`
 }
 
 // Memcached configures the shared session store.
@@ -154,7 +157,7 @@ var DefaultConfig = Config{
 		Write:          "sync",
 		MaxSize:        64 << 10,
 		StoreDown:      "reject",
-		LocalCache:     LocalCache{Size: 64 << 20},
+		LocalCache:     LocalCache{Size: 64 << 20, TTL: Auto},
 		Memcached: Memcached{
 			Replicas:      2,
 			KeyPrefix:     "sp:",

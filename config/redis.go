@@ -51,7 +51,6 @@ func (v *validator) redis() {
 	if r.WaitReplicas < 0 || r.WaitReplicas > 16 {
 		v.errf("session.redis.wait_replicas", "session.redis.wait_replicas must be between 0 and 16, got %d", r.WaitReplicas)
 	}
-	if len(r.Addrs) > 0 && r.ClientCache && s.Write == "async" {
-		v.errf("session.write", "session.write: async needs the hot tier as the one authoritative copy, which session.redis.client_cache (several proxies writing) rules out: use sync, or client_cache: false")
-	}
+	// Which write modes go with client_cache and wait_replicas is the
+	// store's to say (sessionstore.Options.Check, run by session()).
 }

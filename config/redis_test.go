@@ -14,7 +14,7 @@ func TestRedisDefaultsAndValues(t *testing.T) {
 	if len(r.Addrs) != 2 || r.KeyPrefix != "sp:" || r.Timeout.Std() != 100*time.Millisecond || !r.ClientCache || r.WaitReplicas != 0 {
 		t.Fatalf("redis defaults %+v", r)
 	}
-	c, err = Load([]byte("backends: [{url: 'http://a:1'}]\nsession:\n  write: async\n  redis:\n    addrs: ['r:6379']\n    username: u\n    password: p\n    key_prefix: 'app:'\n    timeout: 250ms\n    wait_replicas: 1\n    client_cache: false\n"))
+	c, err = Load([]byte("backends: [{url: 'http://a:1'}]\nsession:\n  redis:\n    addrs: ['r:6379']\n    username: u\n    password: p\n    key_prefix: 'app:'\n    timeout: 250ms\n    wait_replicas: 1\n    client_cache: false\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

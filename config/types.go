@@ -38,6 +38,60 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
 
+// AutoDuration is a Duration that may also be "auto": the program picks
+// the value itself (local_cache.ttl).
+type AutoDuration Duration
+
+// Auto is the AutoDuration written "auto". Std gives it as -1, which is
+// sessionstore.AutoTTL.
+const Auto AutoDuration = -1
+
+// ParseAutoDuration parses "auto" or a duration such as 5s ("0" alone is
+// accepted as zero).
+func ParseAutoDuration(s string) (AutoDuration, error) {
+	if s == "auto" {
+		return Auto, nil
+	}
+	if s == "0" {
+		return 0, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q (use auto, or Go syntax such as 0, 1s, 30s)", s)
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("negative duration %q", s)
+	}
+	return AutoDuration(v), nil
+}
+
+// UnmarshalYAML parses "auto" or a Go duration string.
+func (d *AutoDuration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return typeError(n, "expected auto or a duration such as 0, 1s or 30s")
+	}
+	v, err := ParseAutoDuration(n.Value)
+	if err != nil {
+		return typeError(n, err.Error())
+	}
+	*d = v
+	return nil
+}
+
+// MarshalYAML writes "auto" or the duration in Go syntax.
+func (d AutoDuration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// String returns "auto" or the duration in Go syntax.
+func (d AutoDuration) String() string {
+	if d == Auto {
+		return "auto"
+	}
+	return time.Duration(d).String()
+}
+
+// Std returns d as a time.Duration: -1 (sessionstore.AutoTTL) for auto.
+func (d AutoDuration) Std() time.Duration { return time.Duration(d) }
+
 // Size is a byte count written as a plain number or with a KiB, MiB or GiB
 // suffix (also KB/MB/GB, read as the binary units, as nginx does).
 type Size int64

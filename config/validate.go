@@ -185,10 +185,14 @@ func (v *validator) session() {
 	// The store owns which of its settings go together.
 	o := sessionstore.Options{Async: s.Write == "async", LocalSize: int(s.LocalCache.Size), LocalTTL: s.LocalCache.TTL.Std()}
 	o.Memcached.Nodes = make([]sessionstore.Node, len(s.Memcached.Nodes))
-	o.Redis.Addrs = s.Redis.Addrs
+	o.Redis.Addrs, o.Redis.ClientCache, o.Redis.WaitReplicas = s.Redis.Addrs, s.Redis.ClientCache, s.Redis.WaitReplicas
 	switch err := o.Check(); {
 	case errors.Is(err, sessionstore.ErrAsyncNeedsLocal):
 		v.errf("session.write", "session.write: %v", err)
+	case errors.Is(err, sessionstore.ErrAsyncClientCache):
+		v.errf("session.write", "session.write: async needs the hot tier as the one authoritative copy, which session.redis.client_cache (several proxies writing) rules out: use sync, or client_cache: false")
+	case errors.Is(err, sessionstore.ErrAsyncWaitReplicas):
+		v.errf("session.write", "session.write: async answers a write before it reaches redis, which session.redis.wait_replicas rules out: use sync, or wait_replicas: 0")
 	case errors.Is(err, sessionstore.ErrNowhere):
 		v.errf("session.local_cache.size", "session.local_cache.size is 0 and there are no memcached nodes: sessions would be kept nowhere")
 	}

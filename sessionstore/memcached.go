@@ -18,7 +18,8 @@ type MemcachedOptions struct {
 	KeyPrefix     string        // key prefix (default "sp:")
 	Timeout       time.Duration // per operation and dial (default 100ms)
 	MaxIdleConns  int           // idle connections kept per node (default 64)
-	ProbeInterval time.Duration // how often each node is probed (default 1s)
+	ProbeInterval time.Duration // how often each node is probed, and presence marks refreshed (default 1s)
+	InstanceID    string        // this process in presence marks (default random; presence.go)
 	Logger        *slog.Logger  // node state changes (default slog.Default())
 }
 
@@ -31,6 +32,7 @@ type MemcachedOptions struct {
 type Memcached struct {
 	opts  MemcachedOptions
 	nodes []*node
+	peers peerCount // other processes with presence marks on the nodes
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -72,10 +74,25 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 	if o.ProbeInterval <= 0 {
 		o.ProbeInterval = DefaultProbeInterval
 	}
+	if o.InstanceID == "" {
+		o.InstanceID = NewInstanceID()
+	}
+	if !ValidInstanceID(o.InstanceID) {
+		return nil, fmt.Errorf("sessionstore: instance ID %q: 1 to %d of [0-9A-Za-z_-]", o.InstanceID, maxInstanceID)
+	}
 	m := &Memcached{opts: o, closed: make(chan struct{})}
 	for _, n := range o.Nodes {
 		m.nodes = append(m.nodes, newNode(n, o.Timeout, o.MaxIdleConns))
 	}
+	// The first presence round before the store is handed out: a proxy
+	// that starts beside others knows them before its first request, and
+	// waits until they know it (presence.go).
+	if wait := seenBy(m.presenceRound()); wait > 0 {
+		m.logger().Info("other proxies on the memcached nodes: waiting until they see this one", "wait", wait)
+		time.Sleep(wait)
+	}
+	m.wg.Add(1)
+	go m.presence()
 	m.startup.Add(len(m.nodes))
 	for _, n := range m.nodes {
 		m.wg.Add(1)

@@ -35,9 +35,14 @@ type RedisOptions struct {
 	// servers tell this process about every change of a session key, and
 	// the Store evicts it from its hot tier (see Invalidator).
 	ClientCache bool
-	// ProbeInterval paces the PINGs behind Status (default 1s).
+	// ProbeInterval paces the PINGs behind Status and the refresh of the
+	// presence mark (default 1s).
 	ProbeInterval time.Duration
-	Logger        *slog.Logger // server state changes (default slog.Default())
+	// InstanceID names this process in its presence mark (default random;
+	// presence.go). Marks are kept without ClientCache only: with it, the
+	// servers' invalidations keep every hot tier coherent.
+	InstanceID string
+	Logger     *slog.Logger // server state changes (default slog.Default())
 }
 
 // Redis keeps each session as one string key on a standalone Redis server
@@ -55,6 +60,8 @@ type Redis struct {
 	// onInval is the Store's hook for keys another writer changed; nil
 	// until Watch. A nil id means every key (a connection was lost).
 	onInval atomic.Pointer[func(id []byte)]
+
+	peers peerCount // other processes with presence marks (without ClientCache)
 
 	mu      sync.Mutex           // protects servers
 	servers map[string]*redisSrv // every server seen, by address
@@ -93,12 +100,24 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if o.ProbeInterval <= 0 {
 		o.ProbeInterval = DefaultProbeInterval
 	}
+	if o.InstanceID == "" {
+		o.InstanceID = NewInstanceID()
+	}
+	if !ValidInstanceID(o.InstanceID) {
+		return nil, fmt.Errorf("sessionstore: instance ID %q: 1 to %d of [0-9A-Za-z_-]", o.InstanceID, maxInstanceID)
+	}
 	r := &Redis{opts: o, servers: map[string]*redisSrv{}, closed: make(chan struct{})}
 	for _, a := range o.Addrs {
 		r.servers[a] = &redisSrv{addr: a}
 	}
 	if err := r.connect(); err != nil {
 		r.logger().Warn("redis is not answering; sessions cannot be loaded until it does", "addrs", o.Addrs, "err", err)
+	} else if r.presence() > 0 {
+		// Before the store is handed out, as on memcached; the others'
+		// interval is taken to be this one's (the marks do not say it).
+		wait := seenBy(r.opts.ProbeInterval)
+		r.logger().Info("other proxies on redis: waiting until they see this one", "wait", wait)
+		time.Sleep(wait)
 	}
 	r.wg.Add(1)
 	go r.monitor()
@@ -231,8 +250,62 @@ func (r *Redis) monitor() {
 			return
 		case <-t.C:
 		}
+		r.presence()
 	}
 }
+
+// presenceScript refreshes this process's presence mark, ARGV[1] with a
+// life of ARGV[2] ms, in the sorted set KEYS[1] scored by expiry on the
+// server's clock (so that the proxies' clocks need not agree), drops the
+// expired ones, and answers how many others are left.
+var presenceScript = newLua(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+return redis.call('ZCARD', KEYS[1]) - 1
+`)
+
+// presence refreshes this process's mark and counts the others'
+// (presence.go); without ClientCache only. When Redis does not answer, the
+// last count stands. It returns the count (-1: unknown).
+func (r *Redis) presence() int {
+	if r.opts.ClientCache {
+		return -1
+	}
+	c, err := r.cli()
+	if err != nil {
+		return -1
+	}
+	ctx, cancel := r.ctx()
+	defer cancel()
+	key := r.opts.KeyPrefix + "proxies"
+	ttl := strconv.FormatInt(markTTL(r.opts.ProbeInterval).Milliseconds(), 10)
+	for _, bySha := range [2]bool{true, false} {
+		var cmd rueidis.Completed
+		if bySha {
+			cmd = c.B().Evalsha().Sha1(presenceScript.sha).Numkeys(1).Key(key).Arg(r.opts.InstanceID, ttl).Build()
+		} else {
+			cmd = c.B().Eval().Script(presenceScript.src).Numkeys(1).Key(key).Arg(r.opts.InstanceID, ttl).Build()
+		}
+		n, err := c.Do(ctx, cmd).AsInt64()
+		if re, ok := rueidis.IsRedisErr(err); ok && bySha && re.IsNoScript() {
+			continue
+		}
+		if err != nil {
+			return -1
+		}
+		r.peers.set(int(n))
+		return int(n)
+	}
+	return -1
+}
+
+// WatchPeers has fn told how many other processes keep presence marks on
+// Redis (PeerWatcher); never with ClientCache, whose invalidations make
+// marks needless.
+func (r *Redis) WatchPeers(fn func(others int)) { r.peers.watch(fn) }
 
 func (r *Redis) probe() {
 	if err := r.connect(); err != nil {
@@ -376,14 +449,34 @@ func exat(expires int64) string {
 // It returns the script's integer answer. EVALSHA fails with NOSCRIPT on a
 // server that has not seen the script yet (a restart, a promoted
 // replica): then the script itself is sent.
+//
+// WAIT counts the replicas that acknowledged every write of its own
+// connection, so it must follow the write on the connection that carried
+// it; built as the blocking command it is, it takes the write with it to
+// a dedicated connection, where it holds up nobody else's commands while
+// it waits (on the shared, auto-pipelined connection a slow replica stalled
+// every read behind it). The server waits Timeout for the replicas and the
+// client a Timeout longer, so that a shortfall is the server's count, not
+// a client deadline that hit first (issue 22: the first write after a
+// replica came online took about 800ms to be acknowledged, the client
+// gave up at 100ms, and the store kept the write as if the shared store
+// were down).
 func (r *Redis) script(s *lua, key string, args ...string) (int64, error) {
 	c, err := r.cli()
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := r.ctx()
-	defer cancel()
+	wait := r.opts.WaitReplicas > 0
+	d := r.opts.Timeout
+	if wait {
+		d += r.opts.Timeout
+	}
 	for _, bySha := range [2]bool{true, false} {
+		// A deadline for each attempt: after NOSCRIPT, the first
+		// attempt's WAIT may have used its time (a replica that does not
+		// acknowledge this connection's earlier writes).
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
 		var cmd rueidis.Completed
 		if bySha {
 			cmd = c.B().Evalsha().Sha1(s.sha).Numkeys(1).Key(key).Arg(args...).Build()
@@ -391,9 +484,8 @@ func (r *Redis) script(s *lua, key string, args ...string) (int64, error) {
 			cmd = c.B().Eval().Script(s.src).Numkeys(1).Key(key).Arg(args...).Build()
 		}
 		cmds := rueidis.Commands{cmd}
-		if r.opts.WaitReplicas > 0 {
-			ms := strconv.FormatInt(r.opts.Timeout.Milliseconds(), 10)
-			cmds = append(cmds, c.B().Arbitrary("WAIT").Args(strconv.Itoa(r.opts.WaitReplicas), ms).Build().SetSlot(key))
+		if wait {
+			cmds = append(cmds, c.B().Wait().Numreplicas(int64(r.opts.WaitReplicas)).Timeout(r.opts.Timeout.Milliseconds()).Build().SetSlot(key))
 		}
 		res := c.DoMulti(ctx, cmds...)
 		n, err := res[0].AsInt64()
@@ -403,13 +495,14 @@ func (r *Redis) script(s *lua, key string, args ...string) (int64, error) {
 		if err != nil {
 			return 0, unavailable(err)
 		}
-		if len(res) > 1 {
+		if wait {
 			acked, err := res[1].AsInt64()
 			if err != nil {
-				return 0, unavailable(err)
+				return 0, fmt.Errorf("%w: %w: waiting for %d replicas: %v", ErrUnavailable, ErrNotReplicated, r.opts.WaitReplicas, err)
 			}
 			if acked < int64(r.opts.WaitReplicas) {
-				return 0, fmt.Errorf("%w: %d of %d replicas acknowledged the write", ErrUnavailable, acked, r.opts.WaitReplicas)
+				return 0, fmt.Errorf("%w: %w: %d of %d replicas acknowledged the write within %v",
+					ErrUnavailable, ErrNotReplicated, acked, r.opts.WaitReplicas, r.opts.Timeout)
 			}
 		}
 		return n, nil

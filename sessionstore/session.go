@@ -26,6 +26,10 @@ var (
 	ErrBadName = errors.New("sessionstore: bad attribute name")
 	// ErrCorrupt means a stored value could not be decoded.
 	ErrCorrupt = errors.New("sessionstore: corrupt session")
+	// ErrNotReplicated, always with ErrUnavailable, means fewer replicas
+	// than Redis WaitReplicas acknowledged a write in time: the master
+	// may hold it, but it did not count.
+	ErrNotReplicated = errors.New("sessionstore: not acknowledged by enough replicas")
 	// ErrConflict means concurrent writers kept a write from settling
 	// within its bounded retries.
 	ErrConflict = errors.New("sessionstore: too many concurrent writes")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coocood/freecache"
@@ -26,8 +27,21 @@ type Options struct {
 	TTL     time.Duration // sliding idle lifetime of a session (default 30m)
 	MaxSize int           // largest encoded session (default 64 KiB)
 
-	LocalSize int           // bytes of the freecache hot tier; 0 turns it off
-	LocalTTL  time.Duration // 0: trust local copies; >0: re-read from the shared store after this
+	LocalSize int // bytes of the freecache hot tier; 0 turns it off
+	// LocalTTL bounds how long the hot tier trusts its copy of a session:
+	// 0 trusts it until the session expires (this process is the one
+	// writer); >0 re-reads from the shared store after that long; AutoTTL
+	// trusts it as 0 while no other process's presence mark is on the
+	// shared store, and re-reads after AutoCrowdedTTL once one is
+	// (presence.go). Server-assisted invalidation (Redis client_cache)
+	// keeps the tier coherent whatever it is.
+	LocalTTL time.Duration
+
+	// InstanceID names this process in the presence mark it keeps on the
+	// shared store (default: random, new for each Store). Processes must
+	// not share one; a reload keeps it, so that the Store it builds does
+	// not take the one it replaces for another proxy.
+	InstanceID string
 
 	// Async writes to the shared store in the background: the hot tier
 	// holds the new version at once (read-your-writes through this
@@ -60,10 +74,29 @@ const (
 	DefaultAsyncQueue = 4096
 )
 
+// AutoTTL, as Options.LocalTTL, trusts the hot tier while this process is
+// the only one on the shared store and bounds it to AutoCrowdedTTL while
+// another is seen there (presence.go).
+const AutoTTL time.Duration = -1
+
+// AutoCrowdedTTL is how long the hot tier trusts a copy under AutoTTL
+// while another process uses the same shared store: how stale a read
+// through one proxy can be after a change through another.
+const AutoCrowdedTTL = time.Second
+
 // ErrAsyncNeedsLocal is Check's answer to asynchronous writes without an
 // authoritative hot tier: without it, a client's next request could read
 // the shared store before its change got there.
-var ErrAsyncNeedsLocal = errors.New("async writes need the hot tier as the authoritative copy (local_cache.size above 0 and local_cache.ttl: 0)")
+var ErrAsyncNeedsLocal = errors.New("async writes need the hot tier as the authoritative copy (local_cache.size above 0 and local_cache.ttl: 0 or auto)")
+
+// ErrAsyncWaitReplicas is Check's answer to asynchronous writes with Redis
+// WaitReplicas: a write the client saw answered must be on the replicas,
+// and an asynchronous one is answered before it is written at all.
+var ErrAsyncWaitReplicas = errors.New("async writes are answered before they reach redis, which redis wait_replicas rules out")
+
+// ErrBadLocalTTL is Check's answer to a negative LocalTTL other than
+// AutoTTL.
+var ErrBadLocalTTL = errors.New("the hot tier's ttl must be 0, auto or positive")
 
 // ErrNowhere is Check's answer to a store with no shared store and no hot
 // tier.
@@ -80,7 +113,11 @@ var ErrAsyncClientCache = errors.New("async writes need the hot tier as the auth
 
 // Check reports options that cannot work together.
 func (o *Options) Check() error {
-	if o.Async && (o.LocalSize <= 0 || o.LocalTTL != 0) {
+	if o.LocalTTL < 0 && o.LocalTTL != AutoTTL {
+		return ErrBadLocalTTL
+	}
+	// With async, AutoTTL means 0: the hot tier is the authoritative copy.
+	if o.Async && (o.LocalSize <= 0 || (o.LocalTTL != 0 && o.LocalTTL != AutoTTL)) {
 		return ErrAsyncNeedsLocal
 	}
 	if len(o.Memcached.Nodes) > 0 && len(o.Redis.Addrs) > 0 {
@@ -88,6 +125,9 @@ func (o *Options) Check() error {
 	}
 	if o.Async && len(o.Redis.Addrs) > 0 && o.Redis.ClientCache {
 		return ErrAsyncClientCache
+	}
+	if o.Async && len(o.Redis.Addrs) > 0 && o.Redis.WaitReplicas > 0 {
+		return ErrAsyncWaitReplicas
 	}
 	if len(o.Memcached.Nodes) == 0 && len(o.Redis.Addrs) == 0 && o.Shared == nil && o.LocalSize <= 0 {
 		return ErrNowhere
@@ -127,6 +167,13 @@ type Store struct {
 
 	coherent *coherence // nil unless the shared store reports changes (coherent.go)
 
+	// auto: LocalTTL AutoTTL with a hot tier that nothing else keeps
+	// coherent. crowded: another process's presence mark is on the shared
+	// store, so the hot tier is bounded (presence.go).
+	auto        bool
+	crowded     atomic.Bool
+	crowdedSeen bool // the last state peersChanged logged; only it uses this
+
 	closed    chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -142,6 +189,15 @@ func New(o Options) (*Store, error) {
 	}
 	if err := o.Check(); err != nil {
 		return nil, fmt.Errorf("sessionstore: %w", err)
+	}
+	if o.InstanceID == "" {
+		o.InstanceID = NewInstanceID()
+	}
+	if o.Memcached.InstanceID == "" {
+		o.Memcached.InstanceID = o.InstanceID
+	}
+	if o.Redis.InstanceID == "" {
+		o.Redis.InstanceID = o.InstanceID
 	}
 	s := &Store{opts: o, dirty: map[string]struct{}{}, closed: make(chan struct{})}
 	switch prev := o.Previous; {
@@ -175,15 +231,24 @@ func New(o Options) (*Store, error) {
 		s.shared = embedded{}
 	}
 	coherent := s.watch()
+	if o.LocalTTL == AutoTTL {
+		// As 0 until another process is seen; with async, or when the
+		// shared store's invalidations keep the tier coherent, for good.
+		s.opts.LocalTTL = 0
+		s.auto = s.local != nil && !coherent && !o.Async
+	}
 	switch {
 	case o.Async:
 		s.startAsync()
 		s.mode = asyncMode{}
-	case s.local != nil && o.LocalTTL == 0 && !coherent:
+	case s.auto:
+		s.mode = autoMode{}
+	case s.local != nil && s.opts.LocalTTL == 0 && !coherent:
 		s.mode = trustedMode{}
 	default:
 		s.mode = casMode{}
 	}
+	s.watchPeers()
 	s.wg.Add(1)
 	go s.writeBackLoop()
 	return s, nil
@@ -250,8 +315,12 @@ func (s *Store) localExpiry(sess *Session) int {
 		exp = s.expires(sess.Touched)
 	}
 	left := exp - time.Now().Unix()
-	if s.opts.LocalTTL > 0 {
-		left = min(left, int64((s.opts.LocalTTL+time.Second-1)/time.Second))
+	ttl := s.opts.LocalTTL
+	if s.crowded.Load() {
+		ttl = AutoCrowdedTTL
+	}
+	if ttl > 0 {
+		left = min(left, int64((ttl+time.Second-1)/time.Second))
 	}
 	return int(max(left, 1))
 }

@@ -48,7 +48,7 @@ type casMode struct{}
 
 func (casMode) write(s *Store, w *writeContext) error {
 	err := s.shared.Merge(w.id, w)
-	if errors.Is(err, ErrUnavailable) && s.local != nil {
+	if errors.Is(err, ErrUnavailable) && s.keeps() {
 		// Nothing could take it: keep it in the hot tier and write it
 		// back once the shared store answers again.
 		if err := s.base(w, nil); err != nil {
@@ -81,13 +81,26 @@ func (trustedMode) write(s *Store, w *writeContext) error {
 	if err := s.build(w); err != nil {
 		return err
 	}
-	if err := s.shared.Put(w.id, w.enc); errors.Is(err, ErrUnavailable) {
+	if err := s.shared.Put(w.id, w.enc); errors.Is(err, ErrUnavailable) && s.keeps() {
 		s.markDirty(w.id)
 	} else if err != nil {
 		return err
 	}
 	s.finish(w)
 	return nil
+}
+
+// autoMode is trustedMode while this process is the only one on the
+// shared store and casMode while another is seen there (LocalTTL AutoTTL,
+// presence.go): the hot tier is the authoritative copy only when nobody
+// else writes.
+type autoMode struct{}
+
+func (autoMode) write(s *Store, w *writeContext) error {
+	if s.crowded.Load() {
+		return casMode{}.write(s, w)
+	}
+	return trustedMode{}.write(s, w)
 }
 
 // fromLocal fills w.base from the hot tier and reports whether it held a
@@ -242,7 +255,7 @@ func (s *Store) rotate(w *writeContext, newID []byte) error {
 		return fmt.Errorf("sessionstore: rotate needs a valid new ID")
 	}
 	cur, err := s.shared.Get(w.id)
-	if err != nil && !errors.Is(err, ErrNotFound) && !(errors.Is(err, ErrUnavailable) && s.local != nil) {
+	if err != nil && !errors.Is(err, ErrNotFound) && !(errors.Is(err, ErrUnavailable) && s.keeps()) {
 		return err
 	}
 	if err := s.base(w, cur); err != nil {
@@ -261,14 +274,22 @@ func (s *Store) rotate(w *writeContext, newID []byte) error {
 	return s.tombstone(w.id, w.base.Version+1, newID)
 }
 
+// keeps reports whether a change the shared store could not take is kept
+// in the hot tier and written back later (answered as done): when there
+// is a hot tier, and no Redis WaitReplicas, whose whole point is that an
+// answered write is on the replicas.
+func (s *Store) keeps() bool {
+	return s.local != nil && s.opts.Redis.WaitReplicas == 0
+}
+
 // keep turns the shared store's ErrUnavailable into a change kept in the
-// hot tier for writing back later, when there is a hot tier.
+// hot tier for writing back later, when the Store keeps such changes.
 func (s *Store) keep(id []byte, err error) error {
 	if !errors.Is(err, ErrUnavailable) {
 		return err
 	}
-	if s.local == nil {
-		return ErrUnavailable
+	if !s.keeps() {
+		return err
 	}
 	s.markDirty(id)
 	return nil
@@ -311,7 +332,7 @@ func (s *Store) tombstone(id []byte, version uint64, movedTo []byte) error {
 	}
 	enc := t.AppendEncode(nil)
 	err := s.shared.PutIfNewer(id, enc)
-	if s.local != nil {
+	if s.local != nil && (err == nil || s.keeps()) {
 		s.local.Set(id, enc, s.localExpiry(&t))
 	}
 	return s.keep(id, err)

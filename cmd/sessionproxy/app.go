@@ -172,6 +172,11 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 	return &generation{proxy: def, router: rt, stop: cancel, store: store, accessLog: accessLog, cfg: c}, nil
 }
 
+// instanceID names this process in the presence marks its stores keep on
+// the shared store: one per process, so that a reload's new store does not
+// take the mark of the one it replaces for another proxy.
+var instanceID = sessionstore.NewInstanceID()
+
 // newStore builds the session store of a configuration; previous, if not
 // nil, is the store it replaces.
 func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logger) (*sessionstore.Store, error) {
@@ -194,6 +199,7 @@ func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logge
 		MaxSize:          int(sc.MaxSize),
 		LocalSize:        int(sc.LocalCache.Size),
 		LocalTTL:         sc.LocalCache.TTL.Std(),
+		InstanceID:       instanceID,
 		Async:            sc.Write == "async",
 		CreateAlways:     sc.Create == "always",
 		NewOnUnavailable: sc.StoreDown == "new",

@@ -177,6 +177,22 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
+// Freeze stops the process with SIGSTOP: connections are accepted by the
+// kernel but never answered, like a hung or partitioned server. Stop
+// resumes it before killing it.
+func (s *Server) Freeze() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Thaw resumes a frozen process with its data intact.
+func (s *Server) Thaw() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
+
 // Restart kills the process and starts it again on the same port and
 // directory: with AOF it reloads what it acknowledged, without it starts
 // empty.
