@@ -48,6 +48,11 @@ def make_app():
         flask.session.invalidate()
         return "bye"
 
+    @app.route("/long-name")
+    def long_name():
+        flask.session["." * 67] = 1
+        return "ok"
+
     @app.route("/logout-and-flash")
     def logout_and_flash():
         flask.session.invalidate()
@@ -110,6 +115,13 @@ class FlaskTest(unittest.TestCase):
         self.assertEqual(h["X-Session-Invalidate"], "1")
         self.assertEqual(h["X-Session-Set--5fflashes"], '[["message","logged out"]]')
         self.assertNotIn("X-Session-Set-user", h)
+
+    def test_name_too_long_fails_the_request(self):
+        app = make_app()
+        app.testing = False  # a 500, as in production, not the exception
+        resp = app.test_client().get("/long-name", headers={"X-Session-Id": "AAAAAAAAAAAAAAAAAAAAAA"})
+        self.assertEqual(resp.status_code, 500)
+        self.assertEqual(self.session_headers(resp), {})
 
 
 if __name__ == "__main__":
