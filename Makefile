@@ -54,10 +54,10 @@ fuzz:
 # Tests start real memcached and redis-server processes and run the example backends with
 # python3 and node; Debian's packages provide whichever is missing.
 DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools python3:python3 node:nodejs
-# The adapters' tests run the real frameworks: Debian packages that are libraries, not
-# commands, checked with dpkg. python3-flask and python3-django install into
+# The adapters' tests run the real frameworks and lint the Python adapters: Debian
+# packages that are libraries, not commands, checked with dpkg. They install into
 # /usr/bin/python3, which adapters/python's tests use whatever python3 is first on PATH.
-PKGDEPS := python3-flask python3-django
+PKGDEPS := python3-flask python3-django python3-pyflakes pycodestyle
 
 deps:
 	@missing=""; for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \

@@ -391,3 +391,14 @@ func TestPythonUnitTests(t *testing.T) {
 		t.Fatalf("python -m unittest: %v (a skip means a framework is missing)\n%s", err, out)
 	}
 }
+
+// TestPythonLint keeps the package PEP 8 (99 columns, which PEP 8 allows a
+// team) and free of what pyflakes finds; `make deps` installs both.
+func TestPythonLint(t *testing.T) {
+	py := python(t)
+	for _, argv := range [][]string{{py, "-m", "pyflakes", "."}, {py, "-m", "pycodestyle", "--max-line-length=99", "."}} {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", strings.Join(argv[1:], " "), err, out)
+		}
+	}
+}

@@ -101,7 +101,8 @@ class IDTest(unittest.TestCase):
         seen = set()
         for _ in range(1000):
             sid = codec.new_id()
-            self.assertRegex(sid, r"^[A-Za-z0-9_-]{21}[AQgw]$")  # 128 bits: the last character's low bits are 0
+            # 128 bits: the last character's four low bits are 0.
+            self.assertRegex(sid, r"^[A-Za-z0-9_-]{21}[AQgw]$")
             seen.add(sid)
         self.assertEqual(len(seen), 1000)
 

@@ -26,7 +26,8 @@ class DjangoTest(unittest.TestCase):
         from django.http import HttpResponse
         from django.test import RequestFactory
         from sessionproxy_adapters.django import SessionMiddleware
-        headers = {"HTTP_X_SESSION_ID": "AAAAAAAAAAAAAAAAAAAAAA", "HTTP_X_SESSION_CREATED": "1700000000000"}
+        headers = {"HTTP_X_SESSION_ID": "AAAAAAAAAAAAAAAAAAAAAA",
+                   "HTTP_X_SESSION_CREATED": "1700000000000"}
         for name, wire in attrs.items():
             headers["HTTP_X_SESSION_ATTR_" + name.upper().replace("-", "_")] = wire
         request = RequestFactory().get("/", **headers)
@@ -43,10 +44,12 @@ class DjangoTest(unittest.TestCase):
         def view(s):
             seen.update(s.items())
             seen["key"] = s.session_key
-        _, h = self.run_view(view, **{"-5fauth-5fuser-5fid": "%221%22", "n": "3", "m": "{\"a\":[1]}",
-                                       "text": "%22Jos%C3%A9 %F0%9F%99%82%22", "junk": "%ZZ{"})
-        self.assertEqual(seen, {"_auth_user_id": "1", "n": 3, "m": {"a": [1]}, "text": "José 🙂",
-                                "junk": "%ZZ{", "key": "AAAAAAAAAAAAAAAAAAAAAA"})
+        attrs = {"-5fauth-5fuser-5fid": "%221%22", "n": "3", "m": "{\"a\":[1]}",
+                 "text": "%22Jos%C3%A9 %F0%9F%99%82%22", "junk": "%ZZ{"}
+        _, h = self.run_view(view, **attrs)
+        self.assertEqual(seen, {"_auth_user_id": "1", "n": 3, "m": {"a": [1]},
+                                "text": "José 🙂", "junk": "%ZZ{",
+                                "key": "AAAAAAAAAAAAAAAAAAAAAA"})
         self.assertEqual(h, {})
 
     def test_write_and_delete(self):

@@ -81,10 +81,10 @@ class FlaskTest(unittest.TestCase):
         self.assertEqual(self.session_headers(resp), {"X-Session-Set-n": "42"})
 
     def test_types_and_names(self):
-        resp = self.get("/read", **{"user-2ename": "%22Jos%C3%A9 %F0%9F%99%82%22", "cart": "[1,2]",
-                                    "plain": "not json", "bad": "%ZZ%22"})
-        self.assertEqual(json.loads(resp.data), {"user.name": "José 🙂", "cart": [1, 2], "plain": "not json",
-                                           "bad": "%ZZ\""})
+        resp = self.get("/read", **{"user-2ename": "%22Jos%C3%A9 %F0%9F%99%82%22",
+                                    "cart": "[1,2]", "plain": "not json", "bad": "%ZZ%22"})
+        self.assertEqual(json.loads(resp.data), {"user.name": "José 🙂", "cart": [1, 2],
+                                                 "plain": "not json", "bad": "%ZZ\""})
         self.assertEqual(self.session_headers(resp), {}, "reading writes nothing")
         self.assertIn("Cookie", resp.headers.get("Vary", ""))
 
@@ -119,7 +119,8 @@ class FlaskTest(unittest.TestCase):
     def test_name_too_long_fails_the_request(self):
         app = make_app()
         app.testing = False  # a 500, as in production, not the exception
-        resp = app.test_client().get("/long-name", headers={"X-Session-Id": "AAAAAAAAAAAAAAAAAAAAAA"})
+        resp = app.test_client().get("/long-name",
+                                     headers={"X-Session-Id": "AAAAAAAAAAAAAAAAAAAAAA"})
         self.assertEqual(resp.status_code, 500)
         self.assertEqual(self.session_headers(resp), {})
 

@@ -54,7 +54,8 @@ def whoami(request):
 def login_view(request):
     from django.contrib.auth import authenticate, login
     from django.http import HttpResponse
-    user = authenticate(request, username=request.POST.get("username"), password=request.POST.get("password"))
+    user = authenticate(request, username=request.POST.get("username"),
+                        password=request.POST.get("password"))
     if user is None:
         return HttpResponse("wrong password\n", status=403)
     login(request, user)
