@@ -114,7 +114,7 @@ func testRotateToUnusableID(t *testing.T, d *storetest.Deployment) {
 // message for the next page) ends the old session and starts a new one
 // with only the response's sets, under a new ID and cookie.
 func testInvalidateAndSet(t *testing.T, d *storetest.Deployment) {
-	e := startSessionEnv(t, envOptions{shared: d, local: 1 << 20})
+	e := startSessionEnv(t, envOptions{shared: d, local: 1 << 20, store: sessionstore.Options{MaxSize: 2048}})
 	u, oldID := e.loggedIn(t, "/?set=user:bob&set=cart:3")
 	r := u.get(e.base + "/?invalidate=1&set=msg:bye&unset=cart")
 	next := u.cookie(e.base)
@@ -136,6 +136,13 @@ func testInvalidateAndSet(t *testing.T, d *storetest.Deployment) {
 	}
 	if r := u.get(e.base + "/"); r.view.ID != drawn || len(r.view.Attrs) != 1 || r.view.Attrs["msg"] != "again" {
 		t.Fatalf("the new session under the drawn ID: %+v", r.view)
+	}
+	// A new session over max_size: refused, and the old one stays.
+	if r := u.get(e.base + "/?invalidate=1&set=big:" + strings.Repeat("x", 3000)); r.status != 502 || len(r.setCookie) != 0 {
+		t.Fatalf("invalidate and set over max_size: %d, Set-Cookie %v; want 502 and nothing changed", r.status, r.setCookie)
+	}
+	if r := u.get(e.base + "/"); r.view.ID != drawn || r.view.Attrs["msg"] != "again" {
+		t.Fatalf("a refused invalidate and set changed the session: %+v", r.view)
 	}
 	// A request without a session: invalidate and set simply creates one.
 	fresh := newUser(t)

@@ -181,9 +181,11 @@ func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 }
 
 // restart ends r's session, if it was stored, and starts a new one under
-// a new ID (the backend's, with RotateTo) holding r.Change's sets. The old
-// session is deleted first, so that a failure leaves the user logged out
-// rather than in both sessions.
+// a new ID (the backend's, with RotateTo) holding r.Change's sets. What the
+// backend's fault can refuse (a held ID, a new session over MaxSize) is
+// checked before anything is written, so that such an update is not
+// applied at all; then the old session is deleted first, so that a store
+// failure leaves the user logged out rather than in both sessions.
 func (s *Store) restart(r *Request) (CookieAction, []byte, error) {
 	u := &r.Change
 	if len(u.rotateTo) > 0 {
@@ -193,6 +195,12 @@ func (s *Store) restart(r *Request) (CookieAction, []byte, error) {
 		r.newID = append(r.newID[:0], u.rotateTo...)
 	} else {
 		r.newID = AppendNewID(r.newID[:0])
+	}
+	var probe Session // the new session as build will write it, near enough to size it
+	u.applyTo(&probe, &Session{ID: r.newID, Created: time.Now().UnixMilli(), Version: 1})
+	probe.Touched, probe.Expires = time.Now().Unix(), s.expires(time.Now().Unix())
+	if n := len(probe.AppendEncode(nil)); n > s.opts.MaxSize {
+		return CookieKeep, nil, tooLarge(n, s.opts.MaxSize)
 	}
 	if !r.New {
 		if err := s.change(r.Session.ID, u, false, nil, nil); err != nil && !errors.Is(err, ErrNotFound) {
