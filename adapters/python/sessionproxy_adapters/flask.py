@@ -85,8 +85,9 @@ class SessionProxyInterface(SessionInterface):
     def save_session(self, app, session, response):
         if session.accessed:
             response.vary.add("Cookie")
-        looked = session.accessed or session.modified or session.invalidated
+        # Every value is compared, not only those Flask saw touched: an
+        # in-place change through .values() or iteration sets no flag.
         for name, value in response_headers(
-                session.incoming, dict(session) if looked else None,
+                session.incoming, dict(session),
                 invalidate=session.invalidated, rotate_to=session.rotate_to):
             response.headers[name] = value
