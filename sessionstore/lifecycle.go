@@ -137,9 +137,9 @@ func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 	if r.New {
 		u.Rotate = false // a new session has a fresh ID already
 		u.Created = r.Session.Created
-		if len(u.rotateTo) > 0 && !u.Empty() {
+		if len(u.rotateTo) > 0 {
 			// The backend told its app the session's ID is the one it
-			// drew: the new session takes it.
+			// drew: the new session takes it (if it is stored at all).
 			if err := s.unknown(u.rotateTo); err != nil {
 				return CookieKeep, nil, err
 			}
