@@ -55,14 +55,20 @@ fuzz:
 # python3 and node, and put haproxy in front of the proxy; Debian's packages provide
 # whichever is missing.
 DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools python3:python3 node:nodejs haproxy:haproxy
+# The adapters' tests run the real frameworks and lint the Python adapters: Debian
+# packages that are libraries, not commands, checked with dpkg. They install into
+# /usr/bin/python3, which adapters/python's tests use whatever python3 is first on PATH.
+PKGDEPS := python3-flask python3-django python3-pyflakes pycodestyle
 
 deps:
 	@missing=""; for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
+	for p in $(PKGDEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing from Debian's packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 	@for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || { echo "$${d%%:*} is still missing"; exit 1; }; done
+	@for p in $(PKGDEPS); do dpkg -s $$p >/dev/null 2>&1 || { echo "$$p is still missing"; exit 1; }; done
 
 # -buildvcs stamps the commit, which `sessionproxy version` prints.
 build:

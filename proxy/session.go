@@ -175,7 +175,7 @@ func (s *Sessions) apply(ctx *fasthttp.RequestCtx, st *sessionState, e *headerEd
 	}
 	action, id, err := s.Store.Commit(&st.req)
 	switch {
-	case errors.Is(err, sessionstore.ErrTooLarge):
+	case errors.Is(err, sessionstore.ErrTooLarge), errors.Is(err, sessionstore.ErrBadID):
 		return s.reject(ctx, err)
 	case err != nil:
 		s.logger().Error("session write failed", "error", err, "session", sessionstore.LogID(st.req.Session.ID))
@@ -209,9 +209,15 @@ func parseInstruction(u *sessionstore.Update, rest, v []byte) error {
 		u.Invalidate = u.Invalidate || on
 		return err
 	case equalFold(rest, "rotate"):
+		// An adapter whose framework must know the new ID at once names
+		// one it drew (CONTRACT.md section 13); anything that is not a
+		// flag must be such an ID.
 		on, err := flag(rest, v)
+		if err != nil {
+			return u.RotateTo(trimSpace(v))
+		}
 		u.Rotate = u.Rotate || on
-		return err
+		return nil
 	}
 	return nil
 }
@@ -235,6 +241,8 @@ func (s *Sessions) reject(ctx *fasthttp.RequestCtx, err error) *Error {
 		reason = "bad attribute name" + reason[len(sessionstore.ErrBadName.Error()):]
 	case errors.Is(err, sessionstore.ErrTooLarge):
 		reason = "session over max_size" + reason[len(sessionstore.ErrTooLarge.Error()):]
+	case errors.Is(err, sessionstore.ErrBadID):
+		reason = "X-Session-Rotate: unusable session ID" + reason[len(sessionstore.ErrBadID.Error()):]
 	}
 	s.logger().Error("backend sent an unusable session update", "reason", reason,
 		"path", string(ctx.Path()), "request_id", string(ctx.Request.Header.Peek("X-Request-Id")))

@@ -612,7 +612,7 @@ func BenchmarkIsUpgrade(b *testing.B) {
 func TestTunnelBadSessionUpdate(t *testing.T) {
 	e := startSessionEnv(t, envOptions{memcached: 1, backends: 1})
 	ws := newWSBackend(t, "W")
-	ws.set = http.Header{"X-Session-Set-" + strings.Repeat("n", 65): {"x"}} // names are 1..64 characters
+	ws.set = http.Header{"X-Session-Set-" + strings.Repeat("n", 201): {"x"}} // names are 1..200 characters
 	e.proxy.Pool = newPool(t, "round_robin", nil, ws.url())
 	resp, body, _ := rawExchange(t, e.base, upgradeRequest+"\r\n", false)
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "invalid session update") {

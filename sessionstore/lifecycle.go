@@ -2,6 +2,7 @@ package sessionstore
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -108,15 +109,21 @@ const (
 
 // Commit applies r.Change to the session: it creates a new session on its
 // first write (or at once with Options.CreateAlways), changes, rotates
-// (making the new ID) or invalidates it, or rewrites an unchanged one that
-// is due a refresh of its sliding expiry. It returns what to do with the
-// cookie and, for CookieSet, the ID to set it to (valid until r is
-// reused). Errors: ErrTooLarge (nothing applied: the backend's fault) and
-// ErrUnavailable or ErrConflict (the store could not take it).
+// (to the ID the backend drew, or a new one) or invalidates it, or
+// rewrites an unchanged one that is due a refresh of its sliding expiry.
+// An Invalidate with sets ends the session and starts a new one holding
+// those sets (Django's flush() then a write). It returns what to do with
+// the cookie and, for CookieSet, the ID to set it to (valid until r is
+// reused). Errors: ErrTooLarge and ErrBadID (nothing applied: the
+// backend's fault) and ErrUnavailable or ErrConflict (the store could not
+// take it).
 func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 	u := &r.Change
 	id := r.Session.ID
 	if u.Invalidate {
+		if len(u.sets) > 0 {
+			return s.restart(r)
+		}
 		if !r.New {
 			if err := s.change(id, u, false, nil, nil); err != nil && !errors.Is(err, ErrNotFound) {
 				return CookieKeep, nil, err
@@ -130,6 +137,15 @@ func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 	if r.New {
 		u.Rotate = false // a new session has a fresh ID already
 		u.Created = r.Session.Created
+		if len(u.rotateTo) > 0 {
+			// The backend told its app the session's ID is the one it
+			// drew: the new session takes it (if it is stored at all).
+			if err := s.unknown(u.rotateTo); err != nil {
+				return CookieKeep, nil, err
+			}
+			id = append(r.Session.ID[:0], u.rotateTo...)
+			r.Session.ID = id
+		}
 	}
 	if u.Empty() && !(r.New && s.opts.CreateAlways) && (r.New || !s.needsRefresh(&r.Session)) {
 		if r.Lookup == LookupMiss {
@@ -141,7 +157,14 @@ func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 		return CookieKeep, nil, nil
 	}
 	if u.Rotate {
-		r.newID = AppendNewID(r.newID[:0])
+		if len(u.rotateTo) > 0 {
+			if err := s.unknown(u.rotateTo); err != nil {
+				return CookieKeep, nil, err
+			}
+			r.newID = append(r.newID[:0], u.rotateTo...)
+		} else {
+			r.newID = AppendNewID(r.newID[:0])
+		}
 	}
 	switch err := s.change(id, u, r.New, r.newID, nil); {
 	case errors.Is(err, ErrNotFound):
@@ -155,4 +178,61 @@ func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 		return CookieSet, id, nil
 	}
 	return CookieKeep, nil, nil
+}
+
+// restart ends r's session, if it was stored, and starts a new one under
+// a new ID (the backend's, with RotateTo) holding r.Change's sets. What the
+// backend's fault can refuse (a held ID, a new session over MaxSize) is
+// checked before anything is written, so that such an update is not
+// applied at all; then the old session is deleted first, so that a store
+// failure leaves the user logged out rather than in both sessions.
+func (s *Store) restart(r *Request) (CookieAction, []byte, error) {
+	u := &r.Change
+	if len(u.rotateTo) > 0 {
+		if err := s.unknown(u.rotateTo); err != nil {
+			return CookieKeep, nil, err
+		}
+		r.newID = append(r.newID[:0], u.rotateTo...)
+	} else {
+		r.newID = AppendNewID(r.newID[:0])
+	}
+	var probe Session // the new session as build will write it, near enough to size it
+	u.applyTo(&probe, &Session{ID: r.newID, Created: time.Now().UnixMilli(), Version: 1})
+	probe.Touched, probe.Expires = time.Now().Unix(), s.expires(time.Now().Unix())
+	if n := len(probe.AppendEncode(nil)); n > s.opts.MaxSize {
+		return CookieKeep, nil, tooLarge(n, s.opts.MaxSize)
+	}
+	if !r.New {
+		if err := s.change(r.Session.ID, u, false, nil, nil); err != nil && !errors.Is(err, ErrNotFound) {
+			return CookieKeep, nil, err
+		}
+	}
+	// Nothing of the old session carries over: its unsets mean nothing to
+	// the new one, which gets the sets alone.
+	u.Invalidate, u.Rotate = false, false
+	u.unsets = u.unsets[:0]
+	u.Created = time.Now().UnixMilli()
+	if err := s.change(r.newID, u, true, nil, nil); err != nil {
+		return CookieKeep, nil, err
+	}
+	return CookieSet, r.newID, nil
+}
+
+// unknown returns nil if the store holds nothing at all under id (not even
+// a tombstone, so that no ended session's ID comes back to life), ErrBadID
+// if it does, and the store's error if it cannot tell.
+func (s *Store) unknown(id []byte) error {
+	if s.local != nil {
+		if _, err := s.local.Get(id); err == nil {
+			return fmt.Errorf("%w: %q is held by the store", ErrBadID, id)
+		}
+	}
+	switch _, err := s.shared.Get(id); {
+	case err == nil:
+		return fmt.Errorf("%w: %q is held by the store", ErrBadID, id)
+	case errors.Is(err, ErrNotFound):
+		return nil
+	default:
+		return err
+	}
 }

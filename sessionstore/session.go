@@ -22,7 +22,7 @@ var (
 	// ErrTooLarge means an update would make the session larger than
 	// Options.MaxSize; it was not applied.
 	ErrTooLarge = errors.New("sessionstore: session over max_size")
-	// ErrBadName means an attribute name is not 1 to 64 of [a-z0-9_-].
+	// ErrBadName means an attribute name is not 1 to 200 of [a-z0-9_-].
 	ErrBadName = errors.New("sessionstore: bad attribute name")
 	// ErrCorrupt means a stored value could not be decoded.
 	ErrCorrupt = errors.New("sessionstore: corrupt session")
@@ -30,15 +30,21 @@ var (
 	// than Redis WaitReplicas acknowledged a write in time: the master
 	// may hold it, but it did not count.
 	ErrNotReplicated = errors.New("sessionstore: not acknowledged by enough replicas")
+	// ErrBadID means a backend named a new session ID (X-Session-Rotate:
+	// <id>) that is not well formed (ValidID) or that the store already
+	// holds, live or as a tombstone; the update was not applied.
+	ErrBadID = errors.New("sessionstore: unusable new session ID")
 	// ErrConflict means concurrent writers kept a write from settling
 	// within its bounded retries.
 	ErrConflict = errors.New("sessionstore: too many concurrent writes")
 )
 
-// MaxNameLen is the longest attribute name.
-const MaxNameLen = 64
+// MaxNameLen is the longest attribute name: long enough for a framework's
+// name in the adapters' encoding (CONTRACT.md section 13), where every byte
+// other than a lowercase letter or a digit takes three.
+const MaxNameLen = 200
 
-// ValidName reports whether name is 1 to 64 of [a-z0-9_-].
+// ValidName reports whether name is 1 to MaxNameLen of [a-z0-9_-].
 func ValidName(name []byte) bool {
 	if len(name) == 0 || len(name) > MaxNameLen {
 		return false
@@ -339,14 +345,30 @@ type Update struct {
 	// could know better. 0 never follows a rotation.
 	Begun int64
 
-	sets   []span // name=value; a later entry for a name wins
-	unsets []span // names (value empty)
-	buf    []byte
+	sets     []span // name=value; a later entry for a name wins
+	unsets   []span // names (value empty)
+	buf      []byte
+	rotateTo []byte // the new ID the backend drew, if it named one (RotateTo)
 }
 
 // Reset empties u, keeping its buffers.
 func (u *Update) Reset() {
-	*u = Update{sets: u.sets[:0], unsets: u.unsets[:0], buf: u.buf[:0]}
+	*u = Update{sets: u.sets[:0], unsets: u.unsets[:0], buf: u.buf[:0], rotateTo: u.rotateTo[:0]}
+}
+
+// RotateTo records a rotation to id, a new session ID the backend drew
+// itself because its framework must know it at once (a servlet's
+// changeSessionId returns it). It returns an error wrapping ErrBadID, and
+// records nothing, if id is not well formed; Commit refuses it with
+// ErrBadID if the store already holds it. The same id also names the new
+// session that an Invalidate with sets starts.
+func (u *Update) RotateTo(id []byte) error {
+	if !ValidID(id) {
+		return fmt.Errorf("%w: %q is neither 1 nor a well-formed session ID", ErrBadID, id)
+	}
+	u.Rotate = true
+	u.rotateTo = append(u.rotateTo[:0], id...)
+	return nil
 }
 
 // Empty reports whether u asks for nothing.

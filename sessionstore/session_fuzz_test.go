@@ -154,7 +154,7 @@ func FuzzDecode(f *testing.F) {
 
 // nameRE is the contract's attribute name, written
 // independently of ValidName.
-var nameRE = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+var nameRE = regexp.MustCompile(`^[a-z0-9_-]{1,200}$`)
 
 // asciiLower lower-cases A-Z only, as HTTP header names are compared: a
 // Unicode-aware ToLower would turn the Kelvin sign into a valid "k".
@@ -237,7 +237,10 @@ func FuzzUpdateRoundTrip(f *testing.F) {
 	f.Add("x=1", "", "X,x", uint64(1), int64(1))
 	f.Add("", "has space=1\nsemi;colon=2\na.b=3\n=4\nok=5", "a\r\nb, c", uint64(1), int64(1))
 	f.Add("", "\u212a=kelvin\n\u017f=long s\nünï=x\nİ=dotted", "\u212a", uint64(1), int64(1)) // lower-case to ASCII only under Unicode rules
-	f.Add("", strings.Repeat("n", 64)+"=max\n"+strings.Repeat("n", 65)+"=over", "", uint64(1), int64(1))
+	f.Add("", strings.Repeat("n", 200)+"=max\n"+strings.Repeat("n", 201)+"=over", "", uint64(1), int64(1))
+	f.Add("", strings.Repeat("n", 64)+"=old-max\n"+strings.Repeat("n", 65)+"=was-over", "", uint64(1), int64(1))
+	// Names as the adapters write them (CONTRACT.md section 13).
+	f.Add("pojun-2etech=%22x%22", "user-49d=3\nuser_49D=4\n"+strings.Repeat("-2e", 66)+"x=200", "pojun-2Etech", uint64(1), int64(1))
 	f.Add("", "X-Session-Attr-User=spoof\nuser_name-2=ok\nA_B-C=ok", "", uint64(1), int64(1))
 	f.Add("bin=\x00\xff\r", "big="+strings.Repeat("v", 4096)+"\nempty=", "bin", uint64(2), int64(2))
 	f.Fuzz(func(t *testing.T, baseSets, sets, unsets string, version uint64, created int64) {

@@ -83,7 +83,7 @@ func TestUpdateApply(t *testing.T) {
 }
 
 func TestUpdateRejectsBadNames(t *testing.T) {
-	for _, name := range []string{"", "has space", "semi;colon", "ünï", strings.Repeat("x", 65), "a.b", "a\r\nb"} {
+	for _, name := range []string{"", "has space", "semi;colon", "ünï", strings.Repeat("x", MaxNameLen+1), "a.b", "a\r\nb"} {
 		var u Update
 		if err := u.Set([]byte(name), []byte("v")); !errors.Is(err, ErrBadName) {
 			t.Errorf("Set(%q) = %v, want ErrBadName", name, err)
@@ -217,4 +217,22 @@ func placementOnly(t *testing.T, o MemcachedOptions) *Memcached {
 		n.state.Store(int32(StateUp))
 	}
 	return s
+}
+
+func TestUpdateRotateTo(t *testing.T) {
+	good := AppendNewID(nil)
+	var u Update
+	if err := u.RotateTo(good); err != nil || !u.Rotate || string(u.rotateTo) != string(good) {
+		t.Fatalf("RotateTo(%s) = %v, Rotate %v, rotateTo %q", good, err, u.Rotate, u.rotateTo)
+	}
+	u.Reset()
+	if u.Rotate || len(u.rotateTo) != 0 {
+		t.Fatal("Reset kept the rotation")
+	}
+	for _, id := range []string{"", "1", "abc", string(good) + "A", string(good[:IDLen-1]) + "B", string(good[:IDLen-1]) + "."} {
+		var u Update
+		if err := u.RotateTo([]byte(id)); !errors.Is(err, ErrBadID) || u.Rotate || len(u.rotateTo) != 0 {
+			t.Errorf("RotateTo(%q) = %v, Rotate %v: want ErrBadID and nothing recorded", id, err, u.Rotate)
+		}
+	}
 }

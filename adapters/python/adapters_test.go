@@ -1,0 +1,404 @@
+// Package python_test runs real Flask and Django apps (tests/apps), two
+// processes of each, with sessionproxy_adapters behind the real
+// sessionproxy binary and two real memcached nodes, with the shipped
+// defaults otherwise, as a user would (CONTRACT.md section 13).
+package python_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/internal/testutil"
+)
+
+// python returns an interpreter that has Flask and Django. Debian's
+// python3-flask and python3-django install into /usr/bin/python3, which
+// need not be the python3 first on PATH (pyenv's, a virtualenv's): that
+// one is tried first, then PATH's. None is a failure, not a skip: `make
+// deps` installs them.
+func python(t *testing.T) string {
+	t.Helper()
+	candidates := []string{"/usr/bin/python3"}
+	if p, err := exec.LookPath("python3"); err == nil {
+		candidates = append(candidates, p)
+	}
+	for _, p := range candidates {
+		if exec.Command(p, "-c", "import flask, django").Run() == nil {
+			return p
+		}
+	}
+	t.Fatalf("no python3 with Flask and Django among %v: run `make deps` (Debian's python3-flask python3-django)", candidates)
+	return ""
+}
+
+// lockedBuffer collects a process's output while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// run starts argv and stops it when the test ends; its output is shown
+// if the test failed.
+func run(t *testing.T, name string, env []string, argv ...string) *lockedBuffer {
+	t.Helper()
+	out := &lockedBuffer{}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("output of %s:\n%s", name, out.String())
+		}
+	})
+	return out
+}
+
+func waitListen(t *testing.T, addr, what string) {
+	t.Helper()
+	testutil.WaitFor(t, 30*time.Second, what+" listening on "+addr, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// site is the proxy with two Flask apps as its default pool (/flask/…)
+// and two Django apps as the upstream "django" (/django/…).
+type site struct {
+	base, admin string
+}
+
+func startSite(t *testing.T) *site {
+	t.Helper()
+	py := python(t)
+	dir, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PYTHONPATH=" + dir, "PYTHONDONTWRITEBYTECODE=1"}
+	db := filepath.Join(t.TempDir(), "django.sqlite3")
+	if out, err := exec.Command(py, "tests/apps/django_app.py", "--db", db, "--setup").CombinedOutput(); err != nil {
+		t.Fatalf("django setup: %v\n%s", err, out)
+	}
+	var flask, django []string
+	for i := 1; i <= 2; i++ {
+		fa, da := testutil.FreeAddr(t), testutil.FreeAddr(t)
+		run(t, fmt.Sprintf("flask-%d", i), env, py, "tests/apps/flask_app.py", "--listen", fa, "--name", fmt.Sprintf("flask-%d", i))
+		run(t, fmt.Sprintf("django-%d", i), env, py, "tests/apps/django_app.py", "--db", db, "--listen", da, "--name", fmt.Sprintf("django-%d", i))
+		flask, django = append(flask, fa), append(django, da)
+	}
+	bin := filepath.Join(t.TempDir(), "sessionproxy")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sessionproxy").CombinedOutput(); err != nil {
+		t.Fatalf("building sessionproxy: %v\n%s", err, out)
+	}
+	n1, n2 := memcachedtest.Start(t), memcachedtest.Start(t)
+	listen, admin := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	// Everything not named here is the shipped default (access log on,
+	// create on write, sync writes, the local tier).
+	conf := fmt.Sprintf(`listen: %q
+admin: %q
+backends:
+  - url: "http://%s"
+  - url: "http://%s"
+upstreams:
+  django:
+    backends: [{url: "http://%s"}, {url: "http://%s"}]
+routes:
+  - match: {path: "/django/"}
+    upstream: django
+session:
+  memcached:
+    nodes: ["n1:%s", "n2:%s"]
+`, listen, admin, flask[0], flask[1], django[0], django[1], n1.Addr, n2.Addr)
+	confFile := filepath.Join(t.TempDir(), "sessionproxy.yaml")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "check", "-config", confFile).CombinedOutput(); err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
+	waitListen(t, listen, "sessionproxy")
+	for _, a := range append(flask, django...) {
+		waitListen(t, a, "an app")
+	}
+	return &site{base: "http://" + listen, admin: "http://" + admin}
+}
+
+// browser is a client with its own cookie jar.
+type browser struct {
+	t    *testing.T
+	c    *http.Client
+	site *site
+}
+
+func (s *site) browser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, c: &http.Client{Jar: jar, Timeout: 20 * time.Second}, site: s}
+}
+
+// page is what the test apps answer.
+type page struct {
+	Backend string                     `json:"backend"`
+	Sid     string                     `json:"sid"` // Flask
+	Key     string                     `json:"key"` // Django
+	New     bool                       `json:"new"`
+	User    string                     `json:"user"`
+	Counter int                        `json:"counter"`
+	Visits  int                        `json:"visits"`
+	Message *string                    `json:"message"`
+	Attrs   map[string]json.RawMessage `json:"attrs"`
+}
+
+func (b *browser) do(req *http.Request) page {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var p page
+	if resp.StatusCode != 200 || json.Unmarshal(body, &p) != nil {
+		b.t.Fatalf("%s %s: %d %q", req.Method, req.URL.Path, resp.StatusCode, body)
+	}
+	for k := range resp.Header {
+		if strings.HasPrefix(strings.ToLower(k), "x-session-") {
+			b.t.Fatalf("%s %s: %s reached the client", req.Method, req.URL.Path, k)
+		}
+	}
+	return p
+}
+
+func (b *browser) get(path string) page {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, b.site.base+path, nil)
+	return b.do(req)
+}
+
+func (b *browser) post(path string, form url.Values) page {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, b.site.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+func (b *browser) cookie() string {
+	u, _ := url.Parse(b.site.base)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "SPSESSIONID" {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// stored returns the attributes the store holds for id (the admin's
+// GET /sessions/<id>), or nil if it holds no such session.
+func (s *site) stored(t *testing.T, id string) map[string]string {
+	t.Helper()
+	resp, err := http.Get(s.admin + "/sessions/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil
+	}
+	var doc struct {
+		Attributes map[string]string `json:"attributes"`
+	}
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&doc) != nil {
+		t.Fatalf("GET /sessions/%s: %d", id, resp.StatusCode)
+	}
+	return doc.Attributes
+}
+
+func TestPythonAdaptersBehindProxy(t *testing.T) {
+	s := startSite(t)
+
+	t.Run("flask session counter across two processes", func(t *testing.T) {
+		b := s.browser(t)
+		seen, sid := map[string]bool{}, ""
+		for i := 1; i <= 6; i++ {
+			p := b.get("/flask/count")
+			if p.Counter != i || (i > 1 && p.Sid != sid) || p.New != (i == 1) {
+				t.Fatalf("visit %d: %+v (session %q before)", i, p, sid)
+			}
+			sid = p.Sid
+			seen[p.Backend] = true
+		}
+		if len(seen) != 2 || b.cookie() != sid {
+			t.Fatalf("the counter reached %v with cookie %q, session %q: want both Flask processes, one session", seen, b.cookie(), sid)
+		}
+		if got := s.stored(t, sid)["counter"]; got != "6" {
+			t.Fatalf("the store holds counter=%q, want 6", got)
+		}
+		// Flask's regenerate() and invalidate(): the adapter's login and logout.
+		p := b.get("/flask/login?user=ann")
+		if p.Sid == sid || b.cookie() != p.Sid || s.stored(t, sid) != nil {
+			t.Fatalf("regenerate: sid %q -> %q, cookie %q; old session in store: %v", sid, p.Sid, b.cookie(), s.stored(t, sid))
+		}
+		if q := b.get("/flask/count"); q.Sid != p.Sid || q.Counter != 7 {
+			t.Fatalf("after regenerate: %+v", q)
+		}
+		b.get("/flask/logout")
+		if b.cookie() != "" || s.stored(t, p.Sid) != nil {
+			t.Fatalf("invalidate: cookie %q, store %v", b.cookie(), s.stored(t, p.Sid))
+		}
+	})
+
+	t.Run("django login and logout across two processes", func(t *testing.T) {
+		b := s.browser(t)
+		first := b.get("/django/visit")
+		anon := b.cookie()
+		if anon == "" || first.Key != anon || first.User != "" {
+			t.Fatalf("first visit: %+v, cookie %q", first, anon)
+		}
+		in := b.post("/django/login", url.Values{"username": {"ann"}, "password": {"secret"}})
+		key := b.cookie()
+		if in.User != "ann" || key == anon || in.Key != key {
+			t.Fatalf("login: %+v, cookie %q -> %q: want a rotated ID that Django knew at once", in, anon, key)
+		}
+		if s.stored(t, anon) != nil {
+			t.Fatalf("the session before login is still in the store: %v", s.stored(t, anon))
+		}
+		attrs := s.stored(t, key)
+		if attrs["-5fauth-5fuser-5fid"] == "" || attrs["visits"] != "1" {
+			t.Fatalf("the store holds %v: want Django's _auth_user_id and the visits before login", attrs)
+		}
+		seen := map[string]bool{}
+		for i := 0; i < 4; i++ {
+			p := b.get("/django/whoami")
+			if p.User != "ann" || p.Key != key {
+				t.Fatalf("after login, request %d: %+v", i, p)
+			}
+			seen[p.Backend] = true
+		}
+		if len(seen) != 2 {
+			t.Fatalf("logged in requests reached %v, want both Django processes", seen)
+		}
+		// The ID before login is worthless (session fixation).
+		fixated := s.browser(t)
+		fixated.c.Jar.SetCookies(mustURL(s.base), []*http.Cookie{{Name: "SPSESSIONID", Value: anon}})
+		if p := fixated.get("/django/whoami"); p.User != "" || p.Key == anon {
+			t.Fatalf("the pre-login ID still works: %+v", p)
+		}
+		b.get("/django/logout")
+		if b.cookie() != "" || s.stored(t, key) != nil {
+			t.Fatalf("logout: cookie %q, store %v: want the session ended", b.cookie(), s.stored(t, key))
+		}
+		if p := b.get("/django/whoami"); p.User != "" {
+			t.Fatalf("after logout: %+v", p)
+		}
+		// logout() then a write: a new session with the message alone.
+		b.post("/django/login", url.Values{"username": {"ann"}, "password": {"secret"}})
+		key = b.cookie()
+		p := b.get("/django/logout?message=bye")
+		next := b.cookie()
+		if next == "" || next == key || s.stored(t, key) != nil {
+			t.Fatalf("logout with a message: cookie %q -> %q, old session %v", key, next, s.stored(t, key))
+		}
+		if attrs := s.stored(t, next); len(attrs) != 1 || attrs["message"] != `"bye"` || p.User != "" {
+			t.Fatalf("the new session after logout holds %v (page %+v), want message alone", attrs, p)
+		}
+		if p := b.get("/django/whoami"); p.User != "" || p.Key != next {
+			t.Fatalf("after logout with a message: %+v", p)
+		}
+	})
+
+	t.Run("typed values from flask read by django", func(t *testing.T) {
+		b := s.browser(t)
+		b.get("/flask/typed")
+		b.get("/flask/raw")
+		for _, path := range []string{"/django/dump", "/flask/dump"} {
+			p := b.get(path)
+			want := map[string]string{
+				"pojun.tech": `["str","José 🙂"]`,
+				"userId":     `["int",3]`,
+				"cart":       `["list",[1,"two",3.5,null]]`,
+				"prefs":      `["dict",{"items":[1,2],"ok":true,"name":"Zoë"}]`,
+				// A value not in the adapters' encoding: a plain string.
+				"bad": `["str","%ZZ{not json"]`,
+			}
+			for name, w := range want {
+				var got, wantV any
+				json.Unmarshal(p.Attrs[name], &got)
+				json.Unmarshal([]byte(w), &wantV)
+				if fmt.Sprint(got) != fmt.Sprint(wantV) {
+					t.Errorf("%s: %s = %s, want %s", path, name, p.Attrs[name], w)
+				}
+			}
+		}
+		attrs := s.stored(t, b.cookie())
+		if attrs["pojun-2etech"] != `"Jos%C3%A9 %F0%9F%99%82"` || attrs["user-49d"] != "3" {
+			t.Fatalf("the store holds %v: want the section 13 encodings", attrs)
+		}
+	})
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// TestPythonUnitTests runs the package's own unit tests (the codec against
+// ../testdata/vectors.json, Flask's and Django's test clients) with the
+// interpreter that has the frameworks, so that `make test` runs them.
+func TestPythonUnitTests(t *testing.T) {
+	cmd := exec.Command(python(t), "-W", "ignore::DeprecationWarning", "-m", "unittest", "-v")
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || bytes.Contains(out, []byte("skipped")) {
+		t.Fatalf("python -m unittest: %v (a skip means a framework is missing)\n%s", err, out)
+	}
+}
+
+// TestPythonLint keeps the package PEP 8 (99 columns, which PEP 8 allows a
+// team) and free of what pyflakes finds; `make deps` installs both.
+func TestPythonLint(t *testing.T) {
+	py := python(t)
+	for _, argv := range [][]string{{py, "-m", "pyflakes", "."}, {py, "-m", "pycodestyle", "--max-line-length=99", "."}} {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", strings.Join(argv[1:], " "), err, out)
+		}
+	}
+}
