@@ -119,17 +119,6 @@ func defaultLogProxy(t *testing.T, p *Proxy) *syncBuffer {
 	return out
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
 // metric returns the value of one line of p's metrics, or "missing".
 func metric(p *Proxy, name string) string {
 	var b bytes.Buffer

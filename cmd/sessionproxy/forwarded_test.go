@@ -49,10 +49,11 @@ func wantEcho(t *testing.T, what, body string, want ...string) {
 	}
 }
 
-// waitLog waits for the access log (flushed every second) to show want.
+// waitLog waits for the process's standard error (the access log is
+// flushed every second) to show want.
 func waitLog(t *testing.T, p *process, want string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(p.stderr(), want) {
 		if time.Now().After(deadline) {
 			t.Errorf("the access log lacks %q:\n%s", want, p.stderr())

@@ -179,12 +179,6 @@ func TestTunnelLimitsBinary(t *testing.T) {
 	}
 }
 
-// waitLog waits until the process has logged s.
-func waitLog(t *testing.T, p *process, s string) {
-	t.Helper()
-	testutil.WaitFor(t, 10*time.Second, s, func() bool { return strings.Contains(p.stderr(), s) })
-}
-
 // TestTunnelsFromOneClientDefaultLimits: the case, with the
 // shipped defaults exactly: 3,000 tunnels from one client to one backend.
 // 2,048 (max_conns) get through, the rest get 503 without reaching the
