@@ -532,3 +532,130 @@ func TestPipelineEventStreamFailsBehind(t *testing.T) {
 		t.Fatalf("event stream: %q, %v", body, err)
 	}
 }
+
+// withAccessLog gives p the shipped default access log (text), to a
+// discarding writer: tests run with the defaults users run.
+func withAccessLog(t *testing.T, p *Proxy) *Proxy {
+	t.Helper()
+	al, err := NewAccessLog("text", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(al.Close)
+	p.AccessLog = al.Log
+	return p
+}
+
+// rawClient writes raw, a client's request as bytes, on a connection of
+// its own to the proxy at base and reads the answer; head tells a HEAD's
+// answer, which has no body, apart.
+func rawClient(t *testing.T, base, raw string, head bool) (result, error) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		return result{}, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		return result{}, err
+	}
+	req := &http.Request{Method: http.MethodGet}
+	if head {
+		req.Method = http.MethodHead
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), req)
+	if err != nil {
+		return result{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return result{resp.StatusCode, resp.Header, string(b)}, err
+}
+
+// TestPipelineWhatNeverShares: with a pipelined connection held by a slow
+// answer, a client's HTTP/1.0 request, its Connection: close, a HEAD and
+// every conditional or range request go on a connection of their own and
+// are answered at once; an ordinary GET is queued behind the slow answer,
+// on its connection (which shows the test would see sharing).
+func TestPipelineWhatNeverShares(t *testing.T) {
+	slowRead, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	connOf := map[string]int{}
+	be := newSockBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		for {
+			r, _ := readReq(br)
+			if r == nil {
+				return
+			}
+			mu.Lock()
+			connOf[r.URL.Path] = n
+			mu.Unlock()
+			if r.URL.Path == "/slow" {
+				close(slowRead)
+				<-release
+			}
+			if r.Method == http.MethodHead {
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(r.URL.Path))
+				continue
+			}
+			if r.Close { // an HTTP/1.0 request, or one with Connection: close
+				fmt.Fprintf(c, "HTTP/1.%d 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", r.ProtoMinor, len(r.URL.Path), r.URL.Path)
+				return
+			}
+			answer(c, r.URL.Path)
+		}
+	})
+	p := withAccessLog(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())})
+	base := pipelinedProxy(t, p, oneConn)
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	slow := asyncDo(t, "GET", base+"/slow", "")
+	<-slowRead
+
+	for _, tc := range []struct{ path, raw string }{
+		{"/http10", "GET /http10 HTTP/1.0\r\nHost: app\r\n\r\n"},
+		{"/http10-keepalive", "GET /http10-keepalive HTTP/1.0\r\nHost: app\r\nConnection: keep-alive\r\n\r\n"},
+		{"/close", "GET /close HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"},
+		{"/head", "HEAD /head HTTP/1.1\r\nHost: app\r\n\r\n"},
+		{"/inm", "GET /inm HTTP/1.1\r\nHost: app\r\nIf-None-Match: \"x\"\r\n\r\n"},
+		{"/ims", "GET /ims HTTP/1.1\r\nHost: app\r\nIf-Modified-Since: Sat, 29 Oct 1994 19:43:31 GMT\r\n\r\n"},
+		{"/im", "GET /im HTTP/1.1\r\nHost: app\r\nif-match: \"x\"\r\n\r\n"},
+		{"/ius", "GET /ius HTTP/1.1\r\nHost: app\r\nIf-Unmodified-Since: Sat, 29 Oct 1994 19:43:31 GMT\r\n\r\n"},
+		{"/ir", "GET /ir HTTP/1.1\r\nHost: app\r\nIf-Range: \"x\"\r\nRange: bytes=0-1\r\n\r\n"},
+		{"/range", "GET /range HTTP/1.1\r\nHost: app\r\nRANGE: bytes=0-1\r\n\r\n"},
+		{"/post-inm", "POST /post-inm HTTP/1.1\r\nHost: app\r\nIf-None-Match: *\r\nContent-Length: 1\r\n\r\nx"},
+	} {
+		head := strings.HasPrefix(tc.raw, "HEAD")
+		r, err := rawClient(t, base, tc.raw, head)
+		if err != nil {
+			t.Fatalf("%s, while a pipelined connection is held: %v (queued behind the held answer?)", tc.path, err)
+		}
+		want := tc.path
+		if head {
+			want = ""
+		}
+		if r.status != 200 || r.body != want {
+			t.Fatalf("%s: %d %q", tc.path, r.status, r.body)
+		}
+	}
+	shared := asyncDo(t, "GET", base+"/shared", "")
+	time.Sleep(100 * time.Millisecond) // written behind /slow by now
+	select {
+	case r := <-shared:
+		t.Fatalf("/shared answered while /slow held its connection: %+v; it did not go behind it", r)
+	default:
+	}
+	releaseOnce.Do(func() { close(release) })
+	if r := <-slow; r.status != 200 || r.body != "/slow" {
+		t.Fatalf("/slow: %d %q", r.status, r.body)
+	}
+	if r := <-shared; r.status != 200 || r.body != "/shared" {
+		t.Fatalf("/shared: %d %q", r.status, r.body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if connOf["/shared"] != connOf["/slow"] {
+		t.Fatalf("/shared went on connection %d, /slow on %d: want them pipelined on one", connOf["/shared"], connOf["/slow"])
+	}
+}
