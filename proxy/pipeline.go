@@ -466,12 +466,19 @@ func (c *pipeConn) fail(w *pipeWork, err error) {
 	c.complete(w, err)
 }
 
-// settle ends c if the backend sent more than the answers to what was
-// asked: bytes read past the last answer while nothing else is awaited
-// would be taken for the next request's answer, another client's.
-func (c *pipeConn) settle() {
+// settle ends c, once the answer to the seq-th request written on it is
+// read, if the backend sent more than the answers to what was asked:
+// bytes read past that answer while nothing else is awaited, or read
+// before any request behind it was written, would be taken for the next
+// request's answer, another client's. (A request queued meanwhile is
+// handed back unsent, or fails with errUnanswered.)
+func (c *pipeConn) settle(seq uint64) {
+	if c.br.Buffered() == 0 {
+		return
+	}
+	early := c.in.writtenWhen(c.in.total-int64(c.br.Buffered())) <= seq
 	c.p.mu.Lock()
-	if c.inflight == 0 && c.br.Buffered() > 0 {
+	if c.inflight == 0 || early {
 		c.p.kill(c)
 	}
 	c.p.mu.Unlock()
@@ -490,7 +497,7 @@ func (c *pipeConn) read(w *pipeWork) error {
 		start = c.headSince
 	}
 	c.headStart.Store(start.UnixNano())
-	resp := w.resp
+	resp, seq := w.resp, w.seq // w is its caller's again once complete
 	err := c.conn.SetReadDeadline(start.Add(p.responseTimeout))
 	if err == nil && c.strayAhead(w) {
 		c.end()
@@ -534,7 +541,7 @@ func (c *pipeConn) read(w *pipeWork) error {
 		return errUnanswered
 	}
 	c.complete(w, nil)
-	c.settle()
+	c.settle(seq)
 	return nil
 }
 
@@ -617,7 +624,7 @@ func (a *arrivals) writtenWhen(pos int64) uint64 {
 // stream hands w's body to its caller as an upstreamBody reading c, and
 // waits until it is relayed.
 func (c *pipeConn) stream(w *pipeWork, cl int, closeConn bool) error {
-	p := c.p
+	p, seq := c.p, w.seq // w is its caller's again once complete
 	// A body until close ends the connection; an event stream may never
 	// end: either way nothing written behind it will be answered in time.
 	ends := cl < -1 || eventStream(&w.resp.Header) || closeConn
@@ -656,7 +663,7 @@ func (c *pipeConn) stream(w *pipeWork, cl int, closeConn bool) error {
 	if !relayed || ends {
 		return errUnanswered
 	}
-	c.settle()
+	c.settle(seq)
 	return nil
 }
 

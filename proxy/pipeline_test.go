@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -657,5 +658,81 @@ func TestPipelineWhatNeverShares(t *testing.T) {
 	defer mu.Unlock()
 	if connOf["/shared"] != connOf["/slow"] {
 		t.Fatalf("/shared went on connection %d, /slow on %d: want them pipelined on one", connOf["/shared"], connOf["/slow"])
+	}
+}
+
+// TestPipelineBytesBeyondAnswer: bytes a backend sends after an answer,
+// ahead of the next one, end the connection and never become the next
+// request's answer: the POST behind gets 502, the GET is sent again on a
+// fresh connection. Some of these fasthttp's parser would take as an
+// answer (blank lines before a status line, any HTTP/x.y).
+func TestPipelineBytesBeyondAnswer(t *testing.T) {
+	for _, tc := range []struct{ name, first, stray string }{
+		{"blank lines", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n/a", "\r\n\r\n"},
+		{"other version", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n/a", "HTTP/2.0 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"},
+		{"past its length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n/a", "EVIL"},
+		{"body on 204", "HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\n", "EVIL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := withAccessLog(t, &Proxy{})
+			a, b, c, _ := queuedBehind(t, p, nil, func(conn net.Conn) {
+				io.WriteString(conn, tc.first+tc.stray)
+				answer(conn, "EVIL /b")
+				answer(conn, "EVIL /c")
+			})
+			if a.status/100 != 2 || a.status == 200 && a.body != "/a" {
+				t.Fatalf("/a: %d %q", a.status, a.body)
+			}
+			if b.status != 502 {
+				t.Fatalf("POST /b behind stray bytes: %d %q, want 502", b.status, b.body)
+			}
+			if c.status != 200 || c.body != "again /c" {
+				t.Fatalf("GET /c behind stray bytes: %d %q, want it sent again", c.status, c.body)
+			}
+		})
+	}
+}
+
+// TestPipelineArrivals: each read from a pipelined connection notes how
+// many requests had been written when it returned, and a byte is dated
+// by the read that brought it; past the reads remembered, by the oldest.
+func TestPipelineArrivals(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	var written atomic.Uint64
+	a := &arrivals{conn: client, written: &written}
+	buf := make([]byte, 64)
+	for i := range 6 { // one more than the ring holds, and one more
+		written.Store(uint64(i * 10))
+		server.Write([]byte("abcd"))
+		if n, err := io.ReadFull(a, buf[:4]); n != 4 || err != nil {
+			t.Fatal(n, err)
+		}
+	}
+	// Reads 0..5 brought bytes [4i, 4i+4) with 10i written; the ring
+	// holds reads 2..5.
+	for _, tc := range []struct {
+		pos  int64
+		want uint64
+	}{{23, 50}, {20, 50}, {19, 40}, {8, 20}, {7, 20}, {0, 20}} {
+		if got := a.writtenWhen(tc.pos); got != tc.want {
+			t.Errorf("byte %d: %d written, want %d", tc.pos, got, tc.want)
+		}
+	}
+	if got := a.writtenWhen(24); got != math.MaxUint64 {
+		t.Errorf("a byte not read yet: %d written, want no bound", got)
 	}
 }
