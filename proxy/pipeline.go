@@ -470,18 +470,20 @@ func (c *pipeConn) fail(w *pipeWork, err error) {
 // read, if the backend sent more than the answers to what was asked:
 // bytes read past that answer while nothing else is awaited, or read
 // before any request behind it was written, would be taken for the next
-// request's answer, another client's. (A request queued meanwhile is
-// handed back unsent, or fails with errUnanswered.)
-func (c *pipeConn) settle(seq uint64) {
+// request's answer, another client's. It returns errUnanswered, for the
+// requests queued meanwhile, if it ended c.
+func (c *pipeConn) settle(seq uint64) error {
 	if c.br.Buffered() == 0 {
-		return
+		return nil
 	}
 	early := c.in.writtenWhen(c.in.total-int64(c.br.Buffered())) <= seq
 	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
 	if c.inflight == 0 || early {
 		c.p.kill(c)
+		return errUnanswered
 	}
-	c.p.mu.Unlock()
+	return nil
 }
 
 // read reads w's answer. A non-nil error means the connection is done
@@ -541,8 +543,7 @@ func (c *pipeConn) read(w *pipeWork) error {
 		return errUnanswered
 	}
 	c.complete(w, nil)
-	c.settle(seq)
-	return nil
+	return c.settle(seq)
 }
 
 // statusLine is how the first line of every answer starts: fasthttp's
@@ -663,8 +664,7 @@ func (c *pipeConn) stream(w *pipeWork, cl int, closeConn bool) error {
 	if !relayed || ends {
 		return errUnanswered
 	}
-	c.settle(seq)
-	return nil
+	return c.settle(seq)
 }
 
 // bodyRead is a pipelined connection's upstreamBody read to its end: the
