@@ -554,11 +554,12 @@ var (
 )
 
 // strayAhead reports whether the next bytes on c cannot be the start of
-// w's answer, and so are beyond an earlier answer: they do not start a
-// status line, or they reached the proxy before w was written, when the
-// backend could not have been answering it. It waits, under the read
-// deadline, for a status line's first bytes; an error is left to
-// readResponseHeader to report.
+// w's answer, and so are beyond an earlier answer: they reached the proxy
+// before w was written, when the backend could not have been answering
+// it, or, behind an earlier answer, they do not start a status line. (On
+// a connection's first request they are its answer, an invalid one, as
+// without pipelining.) It waits, under the read deadline, for a status
+// line's first bytes; an error is left to readResponseHeader to report.
 //
 // A backend that sends a whole well-formed answer too many, after the
 // next request was written, cannot be told from one answering that
@@ -569,10 +570,10 @@ func (c *pipeConn) strayAhead(w *pipeWork) bool {
 	if err != nil {
 		return false
 	}
-	if !bytes.Equal(b, statusLine11) && !bytes.Equal(b, statusLine10) {
+	if c.in.writtenWhen(c.in.total-int64(c.br.Buffered())) < w.seq {
 		return true
 	}
-	return c.in.writtenWhen(c.in.total-int64(c.br.Buffered())) < w.seq
+	return w.seq > 1 && !bytes.Equal(b, statusLine11) && !bytes.Equal(b, statusLine10)
 }
 
 // arrivals is what a pipelined connection's bufio.Reader reads from: the
