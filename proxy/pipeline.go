@@ -97,39 +97,72 @@ var errUnanswered = errors.New("proxy: pipelined request left unanswered when it
 type unshared struct{}
 
 // holdApart notes on req, a client's request as it came, before prepare
-// makes it the backend's (HTTP/1.1, no Connection: close), that it is not
-// to share a pipelined connection: only a client's HTTP/1.1 request that
-// keeps its connection does (CONTRACT.md section 12). Nothing is noted,
-// and nothing allocated, for the common request.
+// makes it the backend's (HTTP/1.1, no Connection: close), whether it is
+// not to share a pipelined connection (CONTRACT.md section 12): only a
+// client's HTTP/1.1 request that keeps its connection does, and never a
+// HEAD or a conditional or range request (conditional). The answer to a
+// HEAD or a conditional request may have no body, whatever its
+// Content-Length says, and a range is a body backends often frame
+// wrongly: bytes a buggy backend sends beyond it would be read as the
+// next answer. Nothing is noted, and nothing allocated, for the common
+// request.
 func holdApart(req *fasthttp.Request) {
-	if !req.Header.IsHTTP11() || req.Header.ConnectionClose() {
+	h := &req.Header
+	if !h.IsHTTP11() || h.ConnectionClose() || h.IsHead() || conditional(h) {
 		req.SetUserValue(unshared{}, true)
 	}
 }
 
-// conditionalHeaders name the request headers whose answer may carry no
-// body (304, or a HEAD's) or a body a backend may frame wrongly (a range
-// of one): after such an answer stray bytes have nothing to be told from.
+// conditionalHeaders name the request headers that make a request
+// conditional or ask for a range.
 var conditionalHeaders = [...]string{"If-None-Match", "If-Modified-Since", "If-Match",
 	"If-Unmodified-Since", "If-Range", "Range"}
 
-// shareable reports whether req may go on a pipelined connection: not
-// held apart by holdApart, nor streaming its body, nor closing its
-// connection, nor HEAD or conditional. The answer to a HEAD or a
-// conditional request may have no body, whatever its Content-Length
-// says: a buggy backend that sends one anyway would have its bytes read
-// as the next answer.
-func shareable(req *fasthttp.Request) bool {
-	h := &req.Header
-	if req.IsBodyStream() || h.ConnectionClose() || h.IsHead() || req.UserValue(unshared{}) != nil {
+// conditional reports whether h, a client's request header, has a header
+// named If-<anything> or Range. It reads the header block as received,
+// one pass (six lookups by name cost about ten times as much), and looks
+// the names up only for a header that was not parsed from the wire.
+func conditional(h *fasthttp.RequestHeader) bool {
+	raw := h.RawHeaders()
+	if len(raw) == 0 {
+		for _, name := range conditionalHeaders {
+			if len(h.Peek(name)) > 0 {
+				return true
+			}
+		}
 		return false
 	}
-	for _, name := range conditionalHeaders {
-		if len(h.Peek(name)) > 0 {
-			return false
+	return conditionalRaw(raw)
+}
+
+// conditionalRaw reports whether a header block, as a client sent it, has
+// a line whose name starts with If- or is Range. A folded line (one that
+// starts with a space or tab) continues the one before.
+func conditionalRaw(raw []byte) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) < 3 || line[0]|0x20 != 'i' && line[0]|0x20 != 'r' {
+			continue // most lines
+		}
+		if hasPrefixFold(line, "if-") ||
+			hasPrefixFold(line, "range") && len(line) > 5 && (line[5] == ':' || line[5] == ' ' || line[5] == '\t') {
+			return true
 		}
 	}
-	return true
+	return false
+}
+
+// shareable reports whether req may go on a pipelined connection: not
+// held apart by holdApart, nor streaming its body, nor closing its
+// connection, nor HEAD.
+func shareable(req *fasthttp.Request) bool {
+	return !req.IsBodyStream() && !req.Header.ConnectionClose() && !req.Header.IsHead() &&
+		req.UserValue(unshared{}) == nil
 }
 
 func newPipeline(fallback fasthttp.RoundTripper, t transportSettings, s pipelineSettings) *pipeline {

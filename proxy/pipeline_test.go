@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"sessionproxy/balancer"
 )
@@ -796,6 +799,40 @@ func FuzzPipelineStrayBytes(f *testing.F) {
 		}
 		if r := get(t, base+"/b"); r.status != 200 || r.body != "/b" {
 			t.Fatalf("/b after %q: %d %q", b, r.status, r.body)
+		}
+	})
+}
+
+// FuzzConditionalRaw: the one-pass scan of a client's header block finds
+// every conditional or range header fasthttp parses from it (it may find
+// more: any If-*, a name only a folded line's continuation spells).
+func FuzzConditionalRaw(f *testing.F) {
+	for _, seed := range []string{
+		"Host: a\r\n\r\n",
+		"Host: a\r\nIf-None-Match: \"x\"\r\n\r\n",
+		"Host: a\r\nif-modified-since: x\r\n\r\n",
+		"Host: a\r\nRANGE: bytes=0-1\r\n\r\n",
+		"Host: a\r\nRanges: x\r\nIf-Range: y\r\n\r\n",
+		"Host: a\r\nX-A: b\r\n c\r\nIf-Match: *\r\n\r\n",
+		"Host: a\nIf-Unmodified-Since: x\n\n",
+		"Host: a\r\nReferer: r\r\nRange:bytes=1-\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, hdr []byte) {
+		var req fasthttp.Request
+		raw := append([]byte("GET / HTTP/1.1\r\n"), hdr...)
+		if err := req.Read(bufio.NewReader(bytes.NewReader(raw))); err != nil {
+			return
+		}
+		var found []string
+		for _, name := range conditionalHeaders {
+			if len(req.Header.Peek(name)) > 0 {
+				found = append(found, name)
+			}
+		}
+		if len(found) > 0 && !conditionalRaw(req.Header.RawHeaders()) {
+			t.Fatalf("%q: fasthttp parses %v, the scan finds none in %q", hdr, found, req.Header.RawHeaders())
 		}
 	})
 }
