@@ -96,6 +96,17 @@ var errUnanswered = errors.New("proxy: pipelined request left unanswered when it
 // connections: see holdApart.
 type unshared struct{}
 
+// pipelines reports whether any of p's backends is pipelined: only then
+// does a request need holdApart.
+func (p *Proxy) pipelines() bool {
+	for _, hc := range p.clients {
+		if _, ok := hc.Transport.(*pipeline); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // holdApart notes on req, a client's request as it came, before prepare
 // makes it the backend's (HTTP/1.1, no Connection: close), whether it is
 // not to share a pipelined connection (CONTRACT.md section 12): only a
@@ -511,13 +522,21 @@ func (c *pipeConn) settle(seq uint64) error {
 	}
 	early := c.in.writtenWhen(c.in.total-int64(c.br.Buffered())) <= seq
 	c.p.mu.Lock()
-	defer c.p.mu.Unlock()
-	if c.inflight == 0 || early {
+	kill := c.inflight == 0 || early
+	if kill {
 		c.p.kill(c)
-		return errUnanswered
 	}
-	return nil
+	c.p.mu.Unlock()
+	if !kill {
+		return nil
+	}
+	c.p.bodies.logger.Warn(msgStray, "backend", c.p.backend.URL)
+	return errUnanswered
 }
+
+// msgStray is logged when a backend's bytes beyond its answers end a
+// pipelined connection: a backend to fix, or to take off pipelining.
+const msgStray = "backend sent bytes beyond the answers it owed on a pipelined connection; connection closed"
 
 // read reads w's answer. A non-nil error means the connection is done
 // for: w has been answered with it, or with its own failure.
@@ -537,8 +556,7 @@ func (c *pipeConn) read(w *pipeWork) error {
 	if err == nil && c.strayAhead(w) {
 		c.end()
 		c.complete(w, errUnanswered)
-		p.bodies.logger.Warn("backend sent bytes beyond the answers it owed on a pipelined connection; connection closed",
-			"backend", p.backend.URL)
+		p.bodies.logger.Warn(msgStray, "backend", p.backend.URL)
 		return errUnanswered
 	}
 	if err == nil {
@@ -596,7 +614,7 @@ var (
 //
 // A backend that sends a whole well-formed answer too many, after the
 // next request was written, cannot be told from one answering that
-// request; shareable keeps the requests most prone to it (HEAD,
+// request; holdApart keeps the requests most prone to it (HEAD,
 // conditional, ranges) off pipelined connections.
 func (c *pipeConn) strayAhead(w *pipeWork) bool {
 	b, err := c.br.Peek(len(statusLine11))
