@@ -572,6 +572,10 @@ func (c *pipeConn) read(w *pipeWork) error {
 	switch {
 	case w.req.Header.IsHead() || statusHasNoBody(resp.Header.StatusCode()):
 		resp.SkipBody = true
+		if bodyDoubt(&resp.Header) {
+			closeConn = true
+			p.bodies.logger.Warn(msgBodyDoubt, "backend", p.backend.URL, "status", resp.Header.StatusCode())
+		}
 	case cl >= 0 && cl <= MaxBufferedBody && !eventStream(&resp.Header):
 		if c.br.Buffered() < cl {
 			err = c.conn.SetReadDeadline(time.Now().Add(p.readIdle))
@@ -596,6 +600,25 @@ func (c *pipeConn) read(w *pipeWork) error {
 	c.complete(w, nil)
 	return c.settle(seq)
 }
+
+// bodyDoubt reports whether h, the head of an answer with no body on a
+// pipelined connection, leaves in doubt where the next answer starts: a
+// 204 that announces a body (Content-Length above 0, or chunked), which
+// a buggy backend may well send, or a 304, which answers a conditional
+// request only, and those are never pipelined (holdApart). The answer
+// is passed on; its connection ends, as after Connection: close.
+func bodyDoubt(h *fasthttp.ResponseHeader) bool {
+	switch h.StatusCode() {
+	case fasthttp.StatusNotModified:
+		return true
+	case fasthttp.StatusNoContent:
+		return h.ContentLength() > 0 || h.ContentLength() == -1
+	}
+	return false
+}
+
+// msgBodyDoubt is logged when bodyDoubt ends a pipelined connection.
+const msgBodyDoubt = "backend answered a pipelined request with a 304, or a 204 that announces a body; connection closed"
 
 // statusLine is how the first line of every answer starts: fasthttp's
 // parser also takes blank lines before it and any HTTP/x.y.
