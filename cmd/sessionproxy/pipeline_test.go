@@ -220,8 +220,9 @@ func (c *rawClient) close() {
 // one, for rounds requests each, through the proxy at addr to an
 // ownerBackend. An HTTP/1.1 client sends, in turn, GET, GET ?extra, HEAD,
 // GET If-None-Match, a small POST and GET ?empty. It fails t when a client
-// gets another's token, or a session attribute that is not its own; it
-// returns how many answers were not the 200 (304, 204) expected.
+// gets another's token, or a session attribute that is not its own, or
+// an answer other than the one expected or 502; it returns how many
+// answers were not the 200 (304, 204) expected.
 func sessionTraffic(t *testing.T, addr string, clients, http10, rounds int) (failed int64) {
 	var wg sync.WaitGroup
 	var bad atomic.Int64
@@ -265,6 +266,9 @@ func sessionTraffic(t *testing.T, addr string, clients, http10, rounds int) (fai
 					continue
 				}
 				if resp.StatusCode != want {
+					if resp.StatusCode != 502 {
+						t.Errorf("%s %s: %d %q", method, path, resp.StatusCode, body)
+					}
 					bad.Add(1)
 					continue
 				}
@@ -304,6 +308,7 @@ func sessionTraffic(t *testing.T, addr string, clients, http10, rounds int) (fai
 					continue
 				}
 				if resp.StatusCode != 200 {
+					t.Errorf("HTTP/1.0 GET %s: %d %q", path, resp.StatusCode, body)
 					bad.Add(1)
 					continue
 				}
