@@ -611,7 +611,8 @@ func TestPipelineWhatNeverShares(t *testing.T) {
 		}
 	})
 	p := withAccessLog(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())})
-	base := pipelinedProxy(t, p, oneConn)
+	var pl *pipeline
+	base := pipelinedProxy(t, p, func(x *pipeline) { pl = x; oneConn(x) })
 	var releaseOnce sync.Once
 	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
 	slow := asyncDo(t, "GET", base+"/slow", "")
@@ -644,7 +645,11 @@ func TestPipelineWhatNeverShares(t *testing.T) {
 		}
 	}
 	shared := asyncDo(t, "GET", base+"/shared", "")
-	time.Sleep(100 * time.Millisecond) // written behind /slow by now
+	waitFor(t, "/shared queued behind /slow", func() bool {
+		pl.mu.Lock()
+		defer pl.mu.Unlock()
+		return len(pl.conns) == 1 && pl.conns[0].inflight == 2
+	})
 	select {
 	case r := <-shared:
 		t.Fatalf("/shared answered while /slow held its connection: %+v; it did not go behind it", r)
