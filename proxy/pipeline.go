@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"sync"
@@ -19,10 +21,15 @@ import (
 // (docs/config.md, "pipeline"): requests without a streamed body are
 // written back to back on a few connections, several in one write when
 // they queue up, at most depth of them awaiting an answer on one
-// connection, and the answers are read in order. A request with a
-// streamed body, or one that closes its connection, goes through
-// fallback, the backend's ordinary transport, whose connections are not
-// shared.
+// connection, and the answers are read in order. A request that may not
+// share a connection (shareable) goes through fallback, the backend's
+// ordinary transport, whose connections are not shared.
+//
+// In a pipeline an answer is told from the next one only by its framing,
+// so bytes a backend sends beyond the answer it owes would be read as the
+// next request's answer, another client's. Any sign of them ends the
+// connection (see strayAhead and settle), and the requests written
+// behind are failed with errUnanswered.
 //
 // Each connection has a writer and a reader goroutine. A response that
 // is streamed (larger than MaxBufferedBody, chunked, until close, or an
@@ -81,8 +88,93 @@ const pipelineSlowHead = 20 * time.Millisecond
 
 // errUnanswered is a pipelined request written behind a response that
 // ended, or was to hold for ever, its connection: it may have reached
-// the backend, which did nothing wrong.
+// the backend, which did nothing wrong, or sent bytes beyond an earlier
+// answer, which can no longer be told from this one's.
 var errUnanswered = errors.New("proxy: pipelined request left unanswered when its connection ended")
+
+// unshared is the key of the user value that keeps a request off pipelined
+// connections: see holdApart.
+type unshared struct{}
+
+// pipelines reports whether any of p's backends is pipelined: only then
+// does a request need holdApart.
+func (p *Proxy) pipelines() bool {
+	for _, hc := range p.clients {
+		if _, ok := hc.Transport.(*pipeline); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// holdApart notes on req, a client's request as it came, before prepare
+// makes it the backend's (HTTP/1.1, no Connection: close), whether it is
+// not to share a pipelined connection (CONTRACT.md section 12): only a
+// client's HTTP/1.1 request that keeps its connection does, and never a
+// HEAD or a conditional or range request (conditional). The answer to a
+// HEAD or a conditional request may have no body, whatever its
+// Content-Length says, and a range is a body backends often frame
+// wrongly: bytes a buggy backend sends beyond it would be read as the
+// next answer. Nothing is noted, and nothing allocated, for the common
+// request.
+func holdApart(req *fasthttp.Request) {
+	h := &req.Header
+	if !h.IsHTTP11() || h.ConnectionClose() || h.IsHead() || conditional(h) {
+		req.SetUserValue(unshared{}, true)
+	}
+}
+
+// conditionalHeaders name the request headers that make a request
+// conditional or ask for a range.
+var conditionalHeaders = [...]string{"If-None-Match", "If-Modified-Since", "If-Match",
+	"If-Unmodified-Since", "If-Range", "Range"}
+
+// conditional reports whether h, a client's request header, has a header
+// named If-<anything> or Range. It reads the header block as received,
+// one pass (six lookups by name cost about ten times as much), and looks
+// the names up only for a header that was not parsed from the wire.
+func conditional(h *fasthttp.RequestHeader) bool {
+	raw := h.RawHeaders()
+	if len(raw) == 0 {
+		for _, name := range conditionalHeaders {
+			if len(h.Peek(name)) > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	return conditionalRaw(raw)
+}
+
+// conditionalRaw reports whether a header block, as a client sent it, has
+// a line whose name starts with If- or is Range. A folded line (one that
+// starts with a space or tab) continues the one before.
+func conditionalRaw(raw []byte) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) < 3 || line[0]|0x20 != 'i' && line[0]|0x20 != 'r' {
+			continue // most lines
+		}
+		if hasPrefixFold(line, "if-") ||
+			hasPrefixFold(line, "range") && len(line) > 5 && (line[5] == ':' || line[5] == ' ' || line[5] == '\t') {
+			return true
+		}
+	}
+	return false
+}
+
+// shareable reports whether req may go on a pipelined connection: not
+// held apart by holdApart, nor streaming its body, nor closing its
+// connection, nor HEAD.
+func shareable(req *fasthttp.Request) bool {
+	return !req.IsBodyStream() && !req.Header.ConnectionClose() && !req.Header.IsHead() &&
+		req.UserValue(unshared{}) == nil
+}
 
 func newPipeline(fallback fasthttp.RoundTripper, t transportSettings, s pipelineSettings) *pipeline {
 	p := &pipeline{
@@ -106,6 +198,7 @@ type pipeWork struct {
 	req     *fasthttp.Request
 	resp    *fasthttp.Response
 	written time.Time // when it was put in the connection's write buffer
+	seq     uint64    // its place among the requests written on the connection, from 1
 	sent    bool      // some of it may have reached the backend
 	err     error
 	done    chan struct{}
@@ -116,7 +209,7 @@ var pipeWorkPool = sync.Pool{New: func() any { return &pipeWork{done: make(chan 
 // RoundTrip sends req on a pipelined connection, or through fallback when
 // it may not be pipelined.
 func (p *pipeline) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
-	if req.IsBodyStream() || req.Header.ConnectionClose() {
+	if !shareable(req) {
 		return p.fallback.RoundTrip(hc, req, resp)
 	}
 	w := pipeWorkPool.Get().(*pipeWork)
@@ -215,12 +308,13 @@ func (p *pipeline) dial() (*pipeConn, error) {
 	c := &pipeConn{
 		p: p, conn: conn, check: newIdleCheckConn(conn),
 		bw:      bufio.NewWriterSize(conn, 16<<10),
-		br:      bufio.NewReaderSize(conn, p.readBuffer),
 		readq:   make(chan *pipeWork, p.depth),
 		dead:    make(chan struct{}),
 		bodyEnd: make(chan bool, 1),
 		idle:    time.NewTimer(pipelineMaxIdle),
 	}
+	c.in.conn, c.in.written = conn, &c.written
+	c.br = bufio.NewReaderSize(&c.in, p.readBuffer)
 	go c.readLoop()
 	return c, nil
 }
@@ -264,11 +358,15 @@ type pipeConn struct {
 	wmu     sync.Mutex
 	writers atomic.Int32 // callers writing or waiting for wmu
 	werr    error        // under wmu: the first write error; nothing is written after it
+	// written counts the requests written, each from before its first
+	// byte may leave: an answer's first byte cannot come before it.
+	written atomic.Uint64
 	// headStart is when the wait for the oldest answer began (unix ns).
 	headStart atomic.Int64
 
-	// The reader's own.
+	// The reader's own (and a streamed body's, while the reader waits).
 	headSince time.Time // when the previous answer was read: the next one's wait starts then, or at its write
+	in        arrivals  // under br
 
 	// Under p.mu.
 	inflight  int       // queued and not yet answered
@@ -290,6 +388,7 @@ func (c *pipeConn) write(w *pipeWork) {
 			c.werr = c.conn.SetWriteDeadline(now.Add(c.p.responseTimeout))
 		}
 		if c.werr == nil {
+			w.seq = c.written.Add(1)
 			c.werr = w.req.Write(c.bw)
 			w.sent = true
 		}
@@ -411,16 +510,33 @@ func (c *pipeConn) fail(w *pipeWork, err error) {
 	c.complete(w, err)
 }
 
-// settle ends c if the backend sent more than the answers to what was
-// asked: bytes read past the last answer while nothing else is awaited
-// would be taken for the next request's answer, another client's.
-func (c *pipeConn) settle() {
+// settle ends c, once the answer to the seq-th request written on it is
+// read, if the backend sent more than the answers to what was asked:
+// bytes read past that answer while nothing else is awaited, or read
+// before any request behind it was written, would be taken for the next
+// request's answer, another client's. It returns errUnanswered, for the
+// requests queued meanwhile, if it ended c.
+func (c *pipeConn) settle(seq uint64) error {
+	if c.br.Buffered() == 0 {
+		return nil
+	}
+	early := c.in.writtenWhen(c.in.total-int64(c.br.Buffered())) <= seq
 	c.p.mu.Lock()
-	if c.inflight == 0 && c.br.Buffered() > 0 {
+	kill := c.inflight == 0 || early
+	if kill {
 		c.p.kill(c)
 	}
 	c.p.mu.Unlock()
+	if !kill {
+		return nil
+	}
+	c.p.bodies.logger.Warn(msgStray, "backend", c.p.backend.URL)
+	return errUnanswered
 }
+
+// msgStray is logged when a backend's bytes beyond its answers end a
+// pipelined connection: a backend to fix, or to take off pipelining.
+const msgStray = "backend sent bytes beyond the answers it owed on a pipelined connection; connection closed"
 
 // read reads w's answer. A non-nil error means the connection is done
 // for: w has been answered with it, or with its own failure.
@@ -435,8 +551,14 @@ func (c *pipeConn) read(w *pipeWork) error {
 		start = c.headSince
 	}
 	c.headStart.Store(start.UnixNano())
-	resp := w.resp
+	resp, seq := w.resp, w.seq // w is its caller's again once complete
 	err := c.conn.SetReadDeadline(start.Add(p.responseTimeout))
+	if err == nil && c.strayAhead(w) {
+		c.end()
+		c.complete(w, errUnanswered)
+		p.bodies.logger.Warn(msgStray, "backend", p.backend.URL)
+		return errUnanswered
+	}
 	if err == nil {
 		err = readResponseHeader(c.br, &resp.Header)
 	}
@@ -450,6 +572,10 @@ func (c *pipeConn) read(w *pipeWork) error {
 	switch {
 	case w.req.Header.IsHead() || statusHasNoBody(resp.Header.StatusCode()):
 		resp.SkipBody = true
+		if bodyDoubt(&resp.Header) {
+			closeConn = true
+			p.bodies.logger.Warn(msgBodyDoubt, "backend", p.backend.URL, "status", resp.Header.StatusCode())
+		}
 	case cl >= 0 && cl <= MaxBufferedBody && !eventStream(&resp.Header):
 		if c.br.Buffered() < cl {
 			err = c.conn.SetReadDeadline(time.Now().Add(p.readIdle))
@@ -472,14 +598,109 @@ func (c *pipeConn) read(w *pipeWork) error {
 		return errUnanswered
 	}
 	c.complete(w, nil)
-	c.settle()
-	return nil
+	return c.settle(seq)
+}
+
+// bodyDoubt reports whether h, the head of an answer with no body on a
+// pipelined connection, leaves in doubt where the next answer starts: a
+// 204 that announces a body (Content-Length above 0, or chunked), which
+// a buggy backend may well send, or a 304, which answers a conditional
+// request only, and those are never pipelined (holdApart). The answer
+// is passed on; its connection ends, as after Connection: close.
+func bodyDoubt(h *fasthttp.ResponseHeader) bool {
+	switch h.StatusCode() {
+	case fasthttp.StatusNotModified:
+		return true
+	case fasthttp.StatusNoContent:
+		return h.ContentLength() > 0 || h.ContentLength() == -1
+	}
+	return false
+}
+
+// msgBodyDoubt is logged when bodyDoubt ends a pipelined connection.
+const msgBodyDoubt = "backend answered a pipelined request with a 304, or a 204 that announces a body; connection closed"
+
+// statusLine is how the first line of every answer starts: fasthttp's
+// parser also takes blank lines before it and any HTTP/x.y.
+var (
+	statusLine11 = []byte("HTTP/1.1 ")
+	statusLine10 = []byte("HTTP/1.0 ")
+)
+
+// strayAhead reports whether the next bytes on c cannot be the start of
+// w's answer, and so are beyond an earlier answer: they reached the proxy
+// before w was written, when the backend could not have been answering
+// it, or, behind an earlier answer, they do not start a status line. (On
+// a connection's first request they are its answer, an invalid one, as
+// without pipelining.) It waits, under the read deadline, for a status
+// line's first bytes; an error is left to readResponseHeader to report.
+//
+// A backend that sends a whole well-formed answer too many, after the
+// next request was written, cannot be told from one answering that
+// request; holdApart keeps the requests most prone to it (HEAD,
+// conditional, ranges) off pipelined connections.
+func (c *pipeConn) strayAhead(w *pipeWork) bool {
+	b, err := c.br.Peek(len(statusLine11))
+	if err != nil {
+		return false
+	}
+	if c.in.writtenWhen(c.in.total-int64(c.br.Buffered())) < w.seq {
+		return true
+	}
+	return w.seq > 1 && !bytes.Equal(b, statusLine11) && !bytes.Equal(b, statusLine10)
+}
+
+// arrivals is what a pipelined connection's bufio.Reader reads from: the
+// connection, noting with each read how many requests had been written
+// by the time it returned, for the last few reads.
+type arrivals struct {
+	conn    net.Conn
+	written *atomic.Uint64 // the connection's count
+	total   int64          // bytes read so far
+	reads   int            // reads that returned bytes
+	last    [4]arrival     // the last reads, a ring by reads
+}
+
+// arrival is one read: the bytes up to end came in once written requests
+// had been written, or fewer.
+type arrival struct {
+	end     int64
+	written uint64
+}
+
+// Read reads from the connection.
+func (a *arrivals) Read(b []byte) (int, error) {
+	n, err := a.conn.Read(b)
+	if n > 0 {
+		a.total += int64(n)
+		// Loaded after the read returned: at least as many as had been
+		// written when the bytes arrived, never fewer.
+		a.last[a.reads%len(a.last)] = arrival{end: a.total, written: a.written.Load()}
+		a.reads++
+	}
+	return n, err
+}
+
+// writtenWhen returns how many requests, at most, had been written when
+// the byte at offset pos (counted from the connection's first) was read.
+// Past the reads it remembers, it answers for the oldest it has: more,
+// which can only let stray bytes by, never fail an answer.
+func (a *arrivals) writtenWhen(pos int64) uint64 {
+	w := uint64(math.MaxUint64)
+	for i := 1; i <= min(a.reads, len(a.last)); i++ {
+		r := a.last[(a.reads-i)%len(a.last)]
+		if r.end <= pos {
+			break
+		}
+		w = r.written
+	}
+	return w
 }
 
 // stream hands w's body to its caller as an upstreamBody reading c, and
 // waits until it is relayed.
 func (c *pipeConn) stream(w *pipeWork, cl int, closeConn bool) error {
-	p := c.p
+	p, seq := c.p, w.seq // w is its caller's again once complete
 	// A body until close ends the connection; an event stream may never
 	// end: either way nothing written behind it will be answered in time.
 	ends := cl < -1 || eventStream(&w.resp.Header) || closeConn
@@ -518,8 +739,7 @@ func (c *pipeConn) stream(w *pipeWork, cl int, closeConn bool) error {
 	if !relayed || ends {
 		return errUnanswered
 	}
-	c.settle()
-	return nil
+	return c.settle(seq)
 }
 
 // bodyRead is a pipelined connection's upstreamBody read to its end: the

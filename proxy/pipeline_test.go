@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"sessionproxy/balancer"
 )
@@ -25,7 +29,7 @@ type sockBackend struct {
 
 // newSockBackend serves each connection with serve; n counts connections
 // from 1.
-func newSockBackend(t *testing.T, serve func(n int, c net.Conn, br *bufio.Reader)) *sockBackend {
+func newSockBackend(t testing.TB, serve func(n int, c net.Conn, br *bufio.Reader)) *sockBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -531,4 +535,313 @@ func TestPipelineEventStreamFailsBehind(t *testing.T) {
 	if body, err := io.ReadAll(resp.Body); err != nil || string(body) != "data:1" {
 		t.Fatalf("event stream: %q, %v", body, err)
 	}
+}
+
+// withAccessLog gives p the shipped default access log (text), to a
+// discarding writer: tests run with the defaults users run.
+func withAccessLog(t *testing.T, p *Proxy) *Proxy {
+	t.Helper()
+	al, err := NewAccessLog("text", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(al.Close)
+	p.AccessLog = al.Log
+	return p
+}
+
+// rawClient writes raw, a client's request as bytes, on a connection of
+// its own to the proxy at base and reads the answer; head tells a HEAD's
+// answer, which has no body, apart.
+func rawClient(t *testing.T, base, raw string, head bool) (result, error) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		return result{}, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		return result{}, err
+	}
+	req := &http.Request{Method: http.MethodGet}
+	if head {
+		req.Method = http.MethodHead
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), req)
+	if err != nil {
+		return result{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return result{resp.StatusCode, resp.Header, string(b)}, err
+}
+
+// TestPipelineWhatNeverShares: with a pipelined connection held by a slow
+// answer, a client's HTTP/1.0 request, its Connection: close, a HEAD and
+// every conditional or range request go on a connection of their own and
+// are answered at once; an ordinary GET is queued behind the slow answer,
+// on its connection (which shows the test would see sharing).
+func TestPipelineWhatNeverShares(t *testing.T) {
+	slowRead, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	connOf := map[string]int{}
+	be := newSockBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		for {
+			r, _ := readReq(br)
+			if r == nil {
+				return
+			}
+			mu.Lock()
+			connOf[r.URL.Path] = n
+			mu.Unlock()
+			if r.URL.Path == "/slow" {
+				close(slowRead)
+				<-release
+			}
+			if r.Method == http.MethodHead {
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(r.URL.Path))
+				continue
+			}
+			if r.Close { // an HTTP/1.0 request, or one with Connection: close
+				fmt.Fprintf(c, "HTTP/1.%d 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", r.ProtoMinor, len(r.URL.Path), r.URL.Path)
+				return
+			}
+			answer(c, r.URL.Path)
+		}
+	})
+	p := withAccessLog(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())})
+	var pl *pipeline
+	base := pipelinedProxy(t, p, func(x *pipeline) { pl = x; oneConn(x) })
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	slow := asyncDo(t, "GET", base+"/slow", "")
+	<-slowRead
+
+	for _, tc := range []struct{ path, raw string }{
+		{"/http10", "GET /http10 HTTP/1.0\r\nHost: app\r\n\r\n"},
+		{"/http10-keepalive", "GET /http10-keepalive HTTP/1.0\r\nHost: app\r\nConnection: keep-alive\r\n\r\n"},
+		{"/close", "GET /close HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"},
+		{"/head", "HEAD /head HTTP/1.1\r\nHost: app\r\n\r\n"},
+		{"/inm", "GET /inm HTTP/1.1\r\nHost: app\r\nIf-None-Match: \"x\"\r\n\r\n"},
+		{"/ims", "GET /ims HTTP/1.1\r\nHost: app\r\nIf-Modified-Since: Sat, 29 Oct 1994 19:43:31 GMT\r\n\r\n"},
+		{"/im", "GET /im HTTP/1.1\r\nHost: app\r\nif-match: \"x\"\r\n\r\n"},
+		{"/ius", "GET /ius HTTP/1.1\r\nHost: app\r\nIf-Unmodified-Since: Sat, 29 Oct 1994 19:43:31 GMT\r\n\r\n"},
+		{"/ir", "GET /ir HTTP/1.1\r\nHost: app\r\nIf-Range: \"x\"\r\nRange: bytes=0-1\r\n\r\n"},
+		{"/range", "GET /range HTTP/1.1\r\nHost: app\r\nRANGE: bytes=0-1\r\n\r\n"},
+		{"/post-inm", "POST /post-inm HTTP/1.1\r\nHost: app\r\nIf-None-Match: *\r\nContent-Length: 1\r\n\r\nx"},
+	} {
+		head := strings.HasPrefix(tc.raw, "HEAD")
+		r, err := rawClient(t, base, tc.raw, head)
+		if err != nil {
+			t.Fatalf("%s, while a pipelined connection is held: %v (queued behind the held answer?)", tc.path, err)
+		}
+		want := tc.path
+		if head {
+			want = ""
+		}
+		if r.status != 200 || r.body != want {
+			t.Fatalf("%s: %d %q", tc.path, r.status, r.body)
+		}
+	}
+	shared := asyncDo(t, "GET", base+"/shared", "")
+	waitFor(t, "/shared queued behind /slow", func() bool {
+		pl.mu.Lock()
+		defer pl.mu.Unlock()
+		return len(pl.conns) == 1 && pl.conns[0].inflight == 2
+	})
+	select {
+	case r := <-shared:
+		t.Fatalf("/shared answered while /slow held its connection: %+v; it did not go behind it", r)
+	default:
+	}
+	releaseOnce.Do(func() { close(release) })
+	if r := <-slow; r.status != 200 || r.body != "/slow" {
+		t.Fatalf("/slow: %d %q", r.status, r.body)
+	}
+	if r := <-shared; r.status != 200 || r.body != "/shared" {
+		t.Fatalf("/shared: %d %q", r.status, r.body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if connOf["/shared"] != connOf["/slow"] {
+		t.Fatalf("/shared went on connection %d, /slow on %d: want them pipelined on one", connOf["/shared"], connOf["/slow"])
+	}
+}
+
+// TestPipelineBytesBeyondAnswer: bytes a backend sends after an answer,
+// ahead of the next one, end the connection and never become the next
+// request's answer: the POST behind gets 502, the GET is sent again on a
+// fresh connection. Some of these fasthttp's parser would take as an
+// answer (blank lines before a status line, any HTTP/x.y).
+func TestPipelineBytesBeyondAnswer(t *testing.T) {
+	for _, tc := range []struct{ name, first, stray string }{
+		{"blank lines", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n/a", "\r\n\r\n"},
+		{"other version", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n/a", "HTTP/2.0 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"},
+		{"past its length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n/a", "EVIL"},
+		{"body on 204", "HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\n", "EVIL"},
+		// Whole answers, that only the answer before them tells apart.
+		{"answer on 204", "HTTP/1.1 204 No Content\r\nContent-Length: 41\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"},
+		{"chunked answer on 204", "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"},
+		{"answer on 304", "HTTP/1.1 304 Not Modified\r\nETag: \"1\"\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := withAccessLog(t, &Proxy{})
+			a, b, c, _ := queuedBehind(t, p, nil, func(conn net.Conn) {
+				io.WriteString(conn, tc.first+tc.stray)
+				answer(conn, "EVIL /b")
+				answer(conn, "EVIL /c")
+			})
+			if a.status != 200 && a.status != 204 && a.status != 304 || a.status == 200 && a.body != "/a" {
+				t.Fatalf("/a: %d %q", a.status, a.body)
+			}
+			if b.status != 502 {
+				t.Fatalf("POST /b behind stray bytes: %d %q, want 502", b.status, b.body)
+			}
+			if c.status != 200 || c.body != "again /c" {
+				t.Fatalf("GET /c behind stray bytes: %d %q, want it sent again", c.status, c.body)
+			}
+		})
+	}
+}
+
+// TestPipelineArrivals: each read from a pipelined connection notes how
+// many requests had been written when it returned, and a byte is dated
+// by the read that brought it; past the reads remembered, by the oldest.
+func TestPipelineArrivals(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	var written atomic.Uint64
+	a := &arrivals{conn: client, written: &written}
+	buf := make([]byte, 64)
+	for i := range 6 { // one more than the ring holds, and one more
+		written.Store(uint64(i * 10))
+		server.Write([]byte("abcd"))
+		if n, err := io.ReadFull(a, buf[:4]); n != 4 || err != nil {
+			t.Fatal(n, err)
+		}
+	}
+	// Reads 0..5 brought bytes [4i, 4i+4) with 10i written; the ring
+	// holds reads 2..5.
+	for _, tc := range []struct {
+		pos  int64
+		want uint64
+	}{{23, 50}, {20, 50}, {19, 40}, {8, 20}, {7, 20}, {0, 20}} {
+		if got := a.writtenWhen(tc.pos); got != tc.want {
+			t.Errorf("byte %d: %d written, want %d", tc.pos, got, tc.want)
+		}
+	}
+	if got := a.writtenWhen(24); got != math.MaxUint64 {
+		t.Errorf("a byte not read yet: %d written, want no bound", got)
+	}
+}
+
+// FuzzPipelineStrayBytes: whatever bytes a backend sends after an answer,
+// in the write of that answer, they never become the answer to the next
+// request, written after they reached the proxy: that request gets its
+// own.
+func FuzzPipelineStrayBytes(f *testing.F) {
+	for _, seed := range []string{
+		"", "\r\n", "\r\n\r\n", "EVIL", " ", "HTTP/1.1",
+		"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL",
+		"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 4\r\n\r\nEVIL",
+		"\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL",
+		"HTTP/2.0 200 OK\r\nContent-Length: 4\r\n\r\nEVIL",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL",
+		"HTTP/1.1 204 No Content\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nEVIL\r\n0\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	var stray atomic.Pointer[[]byte]
+	be := newSockBackend(f, func(_ int, c net.Conn, br *bufio.Reader) {
+		for {
+			r, _ := readReq(br)
+			if r == nil {
+				return
+			}
+			out := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(r.URL.Path), r.URL.Path)
+			if r.URL.Path == "/a" {
+				out += string(*stray.Load())
+			}
+			io.WriteString(c, out)
+		}
+	})
+	// newPool and startProxy take a *testing.T.
+	backend, err := NewBackend(be.url(), 1, false)
+	if err != nil {
+		f.Fatal(err)
+	}
+	pool, err := balancer.NewPool("round_robin", []*balancer.Backend{backend}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p := &Proxy{Pool: pool, Pipeline: 8, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	srv := NewServer(p.ServeHTTP, ServerOptions{})
+	go srv.Serve(ln)
+	f.Cleanup(func() { srv.Shutdown() })
+	base := "http://" + ln.Addr().String()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1024 {
+			return // more than one read may bring it: see strayAhead
+		}
+		stray.Store(&b)
+		if r := get(t, base+"/a"); r.status != 200 || r.body != "/a" {
+			t.Fatalf("/a: %d %q", r.status, r.body)
+		}
+		if r := get(t, base+"/b"); r.status != 200 || r.body != "/b" {
+			t.Fatalf("/b after %q: %d %q", b, r.status, r.body)
+		}
+	})
+}
+
+// FuzzConditionalRaw: the one-pass scan of a client's header block finds
+// every conditional or range header fasthttp parses from it (it may find
+// more: any If-*, a name only a folded line's continuation spells).
+func FuzzConditionalRaw(f *testing.F) {
+	for _, seed := range []string{
+		"Host: a\r\n\r\n",
+		"Host: a\r\nIf-None-Match: \"x\"\r\n\r\n",
+		"Host: a\r\nif-modified-since: x\r\n\r\n",
+		"Host: a\r\nRANGE: bytes=0-1\r\n\r\n",
+		"Host: a\r\nRanges: x\r\nIf-Range: y\r\n\r\n",
+		"Host: a\r\nX-A: b\r\n c\r\nIf-Match: *\r\n\r\n",
+		"Host: a\nIf-Unmodified-Since: x\n\n",
+		"Host: a\r\nReferer: r\r\nRange:bytes=1-\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, hdr []byte) {
+		var req fasthttp.Request
+		raw := append([]byte("GET / HTTP/1.1\r\n"), hdr...)
+		if err := req.Read(bufio.NewReader(bytes.NewReader(raw))); err != nil {
+			return
+		}
+		var found []string
+		for _, name := range conditionalHeaders {
+			if len(req.Header.Peek(name)) > 0 {
+				found = append(found, name)
+			}
+		}
+		if len(found) > 0 && !conditionalRaw(req.Header.RawHeaders()) {
+			t.Fatalf("%q: fasthttp parses %v, the scan finds none in %q", hdr, found, req.Header.RawHeaders())
+		}
+	})
 }

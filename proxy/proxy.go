@@ -347,6 +347,9 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	// fasthttp sends a client's Connection: close on to the backend and
 	// would tear down the pool; remember it for the client side only.
 	clientClose := req.Header.ConnectionClose()
+	if p.pipelines() {
+		holdApart(req) // pipeline.go: judged on the client's request, which prepare rewrites
+	}
 	perr := p.prepare(ctx, st, start)
 	info := &st.info
 	if perr == nil {
