@@ -143,7 +143,10 @@ func (p *routerProbe) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	p.path = string(path)
 	p.host = string(ctx.Request.Header.Host())
-	p.target = string(ctx.Request.RequestURI())
+	// What HostClient writes: it sets DisablePathNormalizing on the URI.
+	u := ctx.Request.URI()
+	u.DisablePathNormalizing = true
+	p.target = string(u.RequestURI())
 }
 
 // FuzzRouterRequestLine runs request lines that fasthttp's server accepts
@@ -161,6 +164,7 @@ func FuzzRouterRequestLine(f *testing.F) {
 		"GET /x HTTP/2.0",
 		"OPTIONS * HTTP/1.1",
 		"GET /a#frag HTTP/1.1",
+		"GET //x/http://y/z?q HTTP/1.1",
 	} {
 		f.Add(s, "example.com", false)
 		f.Add(s, "", true)
@@ -203,6 +207,9 @@ func FuzzRouterRequestLine(f *testing.F) {
 		}
 		if api.reached && (!strings.HasPrefix(p.path, "/v2/") || !strings.HasPrefix(p.target, "/v2/")) {
 			t.Fatalf("%q: rewrite route saw path %q, target %q", raw, p.path, p.target)
+		}
+		if sent := string(ctx.Request.Header.RequestURI()); def.reached && strings.HasPrefix(sent, "/") && p.target != sent {
+			t.Fatalf("%q: target %q goes on as %q", raw, sent, p.target)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"sync"
@@ -138,7 +139,14 @@ func (rt *Router) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		// matches it.
 		t.path = append(t.path[:0], origin...)
 	} else {
-		t.path, err = normalizePath(t.path[:0], pathOf(origin))
+		raw := pathOf(origin)
+		t.path, err = normalizePath(t.path[:0], raw)
+		// The backend gets the URI's original path. fasthttp reads an
+		// origin-form //x/http://y as a host x and a path /http://y:
+		// put back the path the client sent, which the routes matched.
+		if u := ctx.Request.URI(); !bytes.Equal(u.PathOriginal(), raw) {
+			u.SetPathBytes(raw)
+		}
 	}
 	switch {
 	case err == errPathClimbs:

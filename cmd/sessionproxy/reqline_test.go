@@ -146,6 +146,11 @@ func TestRequestLineThroughBinary(t *testing.T) {
 			backend: def, line: "GET /a%2Fb/%7euser//c%20d;p=1/./e/%2e%2e/f?q=%2F&x=a+b&y=%zz HTTP/1.1",
 		},
 		{
+			name: "// target that fasthttp reads as a host",
+			raw:  "GET //x/http://y/z?q HTTP/1.1\r\nHost: x\r\n\r\n", status: 200,
+			backend: def, line: "GET //x/http://y/z?q HTTP/1.1",
+		},
+		{
 			name: "rewrite_prefix escapes only what is not pchar",
 			raw:  "GET /api/a%2Fb/c%20d/%7E%21/caf%C3%A9;jsessionid=1/%3F/x?q=%2F HTTP/1.1\r\nHost: x\r\n\r\n", status: 200,
 			backend: api, line: "GET /v2/a%2Fb/c%20d/~!/caf%C3%A9/%3F/x?q=%2F HTTP/1.1",
