@@ -192,8 +192,10 @@ func splitTarget(target []byte) (host, origin []byte, form targetForm) {
 
 // pathOf is the raw path of an origin part: up to its query or fragment.
 func pathOf(origin []byte) []byte {
-	if n := bytes.IndexAny(origin, "?#"); n >= 0 {
-		return origin[:n]
+	for i, c := range origin {
+		if c == '?' || c == '#' {
+			return origin[:i]
+		}
 	}
 	return origin
 }

@@ -28,11 +28,13 @@ var (
 type Route struct {
 	// Host is a lower-case host name matched exactly, or "*.example.com"
 	// for the subdomains of example.com (not example.com itself). The
-	// request's Host is compared without its port and in any case.
+	// request's host (an absolute-form target's, else Host) is compared
+	// without its port and trailing dot, in any case.
 	Host string
 
-	// Path is a prefix of the normalised path ("..", "//" and %-escapes
-	// resolved), compared byte for byte.
+	// Path is a prefix of the normalised path (see normalizePath: %-escapes
+	// decoded once, ";" parameters, "..", "." and "//" resolved),
+	// compared byte for byte.
 	Path string
 
 	// Rewrite replaces the matched Path with RewritePrefix before the
