@@ -166,28 +166,25 @@ const (
 	otherForm                      // "*" (OPTIONS) or CONNECT's host:port: no path
 )
 
-// splitTarget splits a request target into the host an absolute-form
-// target names (http://user@host:port gives host:port) and its origin
-// part: the rest, from the path on, query included, "" when there is
-// none. For the other forms origin is the whole target.
-func splitTarget(target []byte) (host, origin []byte, form targetForm) {
+// splitTarget returns the origin part of a request target: from the path
+// on, query included, "" when an absolute-form target (http://host) has
+// none. For the other forms it is the whole target. The host of an
+// absolute-form target is fasthttp's URI().Host().
+func splitTarget(target []byte) (origin []byte, form targetForm) {
 	if len(target) > 0 && target[0] == '/' {
-		return nil, target, originForm
+		return target, originForm
 	}
 	n := bytes.Index(target, schemeSep)
 	if n <= 0 {
-		return nil, target, otherForm
+		return target, otherForm
 	}
 	rest := target[n+len(schemeSep):]
-	end := bytes.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
+	for i, c := range rest {
+		if c == '/' || c == '?' || c == '#' {
+			return rest[i:], absoluteForm
+		}
 	}
-	host = rest[:end]
-	if at := bytes.LastIndexByte(host, '@'); at >= 0 {
-		host = host[at+1:]
-	}
-	return host, rest[end:], absoluteForm
+	return rest[len(rest):], absoluteForm
 }
 
 // pathOf is the raw path of an origin part: up to its query or fragment.
@@ -253,7 +250,7 @@ func normalPath(ctx *fasthttp.RequestCtx) ([]byte, error) {
 	if t, ok := ctx.UserValue(targetKey{}).(*reqTarget); ok {
 		return t.path, nil
 	}
-	_, origin, form := splitTarget(ctx.Request.Header.RequestURI())
+	origin, form := splitTarget(ctx.Request.Header.RequestURI())
 	if form == otherForm {
 		return origin, nil
 	}

@@ -126,14 +126,14 @@ func (rt *Router) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		rt.refuse(ctx, errVersion)
 		return
 	}
-	host, origin, form := splitTarget(h.RequestURI())
+	origin, form := splitTarget(h.RequestURI())
 	if form == absoluteForm {
 		// The request line's host wins over Host (RFC 9112, section
 		// 3.2.2), for the routes and for the backend; fasthttp's parse
 		// of it is lower-cased and without userinfo.
 		h.SetHostBytes(ctx.Request.URI().Host())
 	}
-	host = h.Host()
+	host := h.Host()
 	t := targetPool.Get().(*reqTarget)
 	var err error
 	if form == otherForm {
@@ -143,11 +143,16 @@ func (rt *Router) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	} else {
 		raw := pathOf(origin)
 		t.path, err = normalizePath(t.path[:0], raw)
-		// The backend gets the URI's original path. fasthttp reads an
-		// origin-form //x/http://y as a host x and a path /http://y:
-		// put back the path the client sent, which the routes matched.
-		if u := ctx.Request.URI(); !bytes.Equal(u.PathOriginal(), raw) {
-			u.SetPathBytes(raw)
+		// The backend gets the URI's original path, then "?" and the
+		// query if there is one. fasthttp reads an origin-form
+		// //x/http://y as a host x and a path /http://y, and drops the
+		// "?" of an empty query: put back what the client sent.
+		sent := raw
+		if len(origin) == len(raw)+1 && origin[len(raw)] == '?' {
+			sent = origin
+		}
+		if u := ctx.Request.URI(); !bytes.Equal(u.PathOriginal(), sent) {
+			u.SetPathBytes(sent)
 		}
 	}
 	switch {

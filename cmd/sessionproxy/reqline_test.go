@@ -151,6 +151,11 @@ func TestRequestLineThroughBinary(t *testing.T) {
 			backend: def, line: "GET //x/http://y/z?q HTTP/1.1",
 		},
 		{
+			name: "empty query",
+			raw:  "GET /q? HTTP/1.1\r\nHost: x\r\n\r\n", status: 200,
+			backend: def, line: "GET /q? HTTP/1.1",
+		},
+		{
 			name: "rewrite_prefix escapes only what is not pchar",
 			raw:  "GET /api/a%2Fb/c%20d/%7E%21/caf%C3%A9;jsessionid=1/%3F/x?q=%2F HTTP/1.1\r\nHost: x\r\n\r\n", status: 200,
 			backend: api, line: "GET /v2/a%2Fb/c%20d/~!/caf%C3%A9/%3F/x?q=%2F HTTP/1.1",
