@@ -180,6 +180,11 @@ func TestRequestLineThroughBinary(t *testing.T) {
 			raw:  "GET /ten HTTP/1.0\r\nHost: x\r\n\r\n", status: 200,
 			backend: def, line: "GET /ten HTTP/1.1",
 		},
+		{
+			name: "OPTIONS *",
+			raw:  "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", status: 200,
+			backend: def, line: "OPTIONS * HTTP/1.1",
+		},
 		{name: "HTTP/2.0", raw: "GET / HTTP/2.0\r\nHost: x\r\n\r\n", status: 505},
 		{name: "HTTP/9.9", raw: "GET / HTTP/9.9\r\nHost: x\r\n\r\n", status: 505},
 		{name: "HTTP/1.2", raw: "GET / HTTP/1.2\r\nHost: x\r\n\r\n", status: 505},
