@@ -85,31 +85,42 @@ func (b *rawBackend) take() []string {
 
 // reqlineSite runs the binary with the shipped defaults (access log on)
 // over three recording backends: "default", "api" behind /api/ with
-// rewrite_prefix /v2/, and "hosted" for Host example.com.
-func reqlineSite(t *testing.T, extra string) (p *process, def, api, hosted *rawBackend) {
+// rewrite_prefix /v2/, and "hosted" for Host example.com; pipeline 0 is
+// the default.
+func reqlineSite(t *testing.T, pipeline int, extra string) (p *process, def, api, hosted *rawBackend) {
 	def, api, hosted = newRawBackend(t, "default"), newRawBackend(t, "api"), newRawBackend(t, "hosted")
 	conf := fmt.Sprintf(`listen: "{{listen}}"
+pipeline: %[1]d
 backends:
-  - url: "http://%s"
+  - url: "http://%[2]s"
 upstreams:
   api:
-    backends: [{url: "http://%s"}]
+    pipeline: %[1]d
+    backends: [{url: "http://%[3]s"}]
   hosted:
-    backends: [{url: "http://%s"}]
+    backends: [{url: "http://%[4]s"}]
 routes:
   - match: {path: "/api/"}
     upstream: api
     rewrite_prefix: "/v2/"
   - match: {host: "example.com"}
     upstream: hosted
-`, def.addr, api.addr, hosted.addr) + extra
+`, pipeline, def.addr, api.addr, hosted.addr) + extra
 	return startProcess(t, conf), def, api, hosted
 }
 
 // TestRequestLineThroughBinary sends each case as raw bytes and checks
 // the status and the exact request line and headers each backend got.
 func TestRequestLineThroughBinary(t *testing.T) {
-	p, def, api, hosted := reqlineSite(t, "")
+	// The default, and the pipelined transport, which writes requests
+	// its own way.
+	for _, pipeline := range []int{0, 8} {
+		t.Run(fmt.Sprintf("pipeline=%d", pipeline), func(t *testing.T) { testRequestLine(t, pipeline) })
+	}
+}
+
+func testRequestLine(t *testing.T, pipeline int) {
+	p, def, api, hosted := reqlineSite(t, pipeline, "")
 	backends := []*rawBackend{def, api, hosted}
 	for _, tc := range []struct {
 		name     string
@@ -236,7 +247,7 @@ func countLines(head, prefix string) int {
 // its connection closed, one with keep-alive keeps it, though the backend
 // saw HTTP/1.1 both times.
 func TestHTTP10KeepsItsSemantics(t *testing.T) {
-	p, def, _, _ := reqlineSite(t, "")
+	p, def, _, _ := reqlineSite(t, 0, "")
 	resp, _ := rawExchange(t, p.addr, "GET /a HTTP/1.0\r\nHost: x\r\n\r\n")
 	if !resp.Close {
 		t.Errorf("HTTP/1.0 without keep-alive: connection not closed")
@@ -270,7 +281,7 @@ func TestHTTP10KeepsItsSemantics(t *testing.T) {
 // TestExpectContinueNotForwarded: the proxy answers 100 Continue itself;
 // the backend never sees the expectation.
 func TestExpectContinueNotForwarded(t *testing.T) {
-	p, def, _, _ := reqlineSite(t, "")
+	p, def, _, _ := reqlineSite(t, 0, "")
 	c, err := net.Dial("tcp", p.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -306,7 +317,7 @@ func TestRedirectReadsTheRequestLine(t *testing.T) {
 	cert, key := selfSigned(t, dir, "site", "site.test")
 	tlsAddr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(tlsAddr)
-	p, def, _, _ := reqlineSite(t, "listen_tls: '"+tlsAddr+"'\ntls:\n  certificates: [{cert: '"+cert+"', key: '"+key+"'}]\nredirect_to_https: true\n")
+	p, def, _, _ := reqlineSite(t, 0, "listen_tls: '"+tlsAddr+"'\ntls:\n  certificates: [{cert: '"+cert+"', key: '"+key+"'}]\nredirect_to_https: true\n")
 	testutil.WaitFor(t, 10*time.Second, "the TLS listener", func() bool {
 		c, err := tls.Dial("tcp", tlsAddr, &tls.Config{InsecureSkipVerify: true})
 		if err == nil {
