@@ -45,6 +45,14 @@ var (
 //
 // normalizePath does not allocate when dst has room for raw.
 func normalizePath(dst, raw []byte) ([]byte, error) {
+	if plainPath(raw) {
+		return append(dst, raw...), nil
+	}
+	return normalizeSegments(dst, raw)
+}
+
+// normalizeSegments is normalizePath without the shortcut for plain paths.
+func normalizeSegments(dst, raw []byte) ([]byte, error) {
 	root := len(dst)
 	trailing := false // the last segment read ends the path with "/"
 	for i := 0; i <= len(raw); {
@@ -58,7 +66,8 @@ func normalizePath(dst, raw []byte) ([]byte, error) {
 		start := len(dst)
 		dst = append(dst, '/')
 		var err error
-		dst, err = appendSegment(dst, raw[i:j])
+		var slashes bool
+		dst, slashes, err = appendSegment(dst, raw[i:j])
 		if err != nil {
 			return dst[:root], err
 		}
@@ -75,7 +84,7 @@ func normalizePath(dst, raw []byte) ([]byte, error) {
 			dst = dst[:root+bytes.LastIndexByte(dst[root:], '/')]
 			trailing = true
 		default:
-			if hidesDotSegment(seg) {
+			if slashes && hidesDotSegment(seg) {
 				return dst[:root], errPathAmbiguous
 			}
 			trailing = false
@@ -91,24 +100,48 @@ func normalizePath(dst, raw []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// plainPath reports whether raw is its own normalised form: it starts
+// with "/" and has no "%", ";", "." or "//". Most paths are; they skip
+// the segment walk.
+func plainPath(raw []byte) bool {
+	if len(raw) == 0 || raw[0] != '/' {
+		return false
+	}
+	prev := byte(0)
+	for _, c := range raw {
+		switch c {
+		case '%', ';', '.':
+			return false
+		case '/':
+			if prev == '/' {
+				return false
+			}
+		}
+		prev = c
+	}
+	return true
+}
+
 // appendSegment appends seg decoded up to its first ";", literal or
-// escaped, with a decoded "/" or "%" escaped again.
-func appendSegment(dst, seg []byte) ([]byte, error) {
+// escaped, with a decoded "/" or "%" escaped again; slashes reports
+// whether it wrote an escaped "/".
+func appendSegment(dst, seg []byte) (_ []byte, slashes bool, _ error) {
 	for k := 0; k < len(seg); k++ {
 		c := seg[k]
 		if c == '%' {
 			if k+2 >= len(seg) {
-				return dst, errPathEscape
+				return dst, false, errPathEscape
 			}
 			hi, lo := unhex(seg[k+1]), unhex(seg[k+2])
 			if hi < 0 || lo < 0 {
-				return dst, errPathEscape
+				return dst, false, errPathEscape
 			}
 			c = byte(hi<<4 | lo)
 			k += 2
 			switch c {
 			case '/':
 				dst = append(dst, "%2F"...)
+				slashes = true
 				continue
 			case '%':
 				dst = append(dst, "%25"...)
@@ -120,7 +153,7 @@ func appendSegment(dst, seg []byte) ([]byte, error) {
 		}
 		dst = append(dst, c)
 	}
-	return dst, nil
+	return dst, slashes, nil
 }
 
 func unhex(c byte) int {
