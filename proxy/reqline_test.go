@@ -217,3 +217,39 @@ func FuzzRouterRequestLine(f *testing.F) {
 		}
 	})
 }
+
+// TestProxyAloneSpeaksHTTP11: a Proxy served without a Router sends an
+// HTTP/1.0 request on as HTTP/1.1, logs it as the client spoke it, and
+// answers other versions 505 itself.
+func TestProxyAloneSpeaksHTTP11(t *testing.T) {
+	be := newTestBackend(t, "a")
+	var logged lockedBuffer
+	al, err := NewAccessLog("combined", &logged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, be.url()), AccessLog: al.Log}
+	url := startProxy(t, p, ServerOptions{})
+	raw := rawRequest(t, url, "GET /ten HTTP/1.0\r\nHost: a\r\n\r\n")
+	if !strings.HasPrefix(raw, "200\n") {
+		t.Fatalf("HTTP/1.0:\n%s", raw)
+	}
+	be.mu.Lock()
+	proto := be.lastReq.Proto
+	be.mu.Unlock()
+	if proto != "HTTP/1.1" {
+		t.Errorf("backend got %s, want HTTP/1.1", proto)
+	}
+	for _, v := range []string{"HTTP/2.0", "HTTP/9.9", "HTTP/0.9"} {
+		// The proxy's own 505, not the one Go's server answers when the
+		// request reaches it.
+		if raw := rawRequest(t, url, "GET / "+v+"\r\nHost: a\r\n\r\n"); !strings.HasPrefix(raw, "505\n") ||
+			!strings.HasSuffix(raw, "\n"+errVersion.Reason+"\n") {
+			t.Errorf("%s:\n%s", v, raw)
+		}
+	}
+	al.Close()
+	if log := logged.String(); !strings.Contains(log, `"GET /ten HTTP/1.0" 200`) {
+		t.Errorf("access log:\n%s\nwant the client's HTTP/1.0", log)
+	}
+}
