@@ -196,6 +196,7 @@ func testRequestLine(t *testing.T, pipeline int) {
 			raw:  "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", status: 200,
 			backend: def, line: "OPTIONS * HTTP/1.1",
 		},
+		{name: "target fasthttp's URI parser refuses", raw: "GET //^://?q HTTP/1.1\r\nHost: x\r\n\r\n", status: 400},
 		{name: "absolute form without a host", raw: "GET http:///x HTTP/1.1\r\nHost: x\r\n\r\n", status: 400},
 		{name: "HTTP/2.0", raw: "GET / HTTP/2.0\r\nHost: x\r\n\r\n", status: 505},
 		{name: "HTTP/9.9", raw: "GET / HTTP/9.9\r\nHost: x\r\n\r\n", status: 505},
