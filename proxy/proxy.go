@@ -375,6 +375,9 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		req.Header.SetProtocolBytes(valueHTTP10)
 	}
 	p.finish(ctx, st, start)
+	if http10 {
+		closeDelimited(ctx)
+	}
 }
 
 // prepare readies a request for a backend: hop-by-hop and forged headers

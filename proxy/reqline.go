@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"io"
+	"net"
 	"sync"
 
 	"github.com/valyala/fasthttp"
@@ -288,4 +290,37 @@ func normalPath(ctx *fasthttp.RequestCtx) ([]byte, error) {
 		return origin, nil
 	}
 	return normalizePath(nil, pathOf(origin))
+}
+
+// closeDelimited sends a streamed response of unknown length to an
+// HTTP/1.0 client as HTTP/1.0 frames it: without Transfer-Encoding, the
+// body ending with the connection. fasthttp's server would send it
+// chunked, which an HTTP/1.0 client cannot read (RFC 9112, section 6.1:
+// no Transfer-Encoding in a response to an HTTP/1.0 request). Backends
+// answer chunked now that they get HTTP/1.1; before, a close-delimited
+// answer was relayed chunked all the same.
+//
+// The response goes out on the hijacked connection after the handler
+// returns, as fasthttp would write it; the body closes, and its backend
+// connection goes back, when fasthttp releases the request.
+func closeDelimited(ctx *fasthttp.RequestCtx) {
+	resp := &ctx.Response
+	if !resp.IsBodyStream() || resp.Header.ContentLength() >= 0 || resp.SkipBody || ctx.IsHead() {
+		return
+	}
+	resp.Header.Del(fasthttp.HeaderTransferEncoding)
+	resp.Header.SetContentLength(-2) // identity: no length, Connection: close
+	resp.SetConnectionClose()
+	head := resp.Header.AppendBytes(nil)
+	body := resp.BodyStream()
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		// NewServer keeps hijacked connections open for their handler.
+		defer c.Close()
+		if _, err := c.Write(head); err == nil {
+			// Each read of a relayed body bounds the next write with
+			// ReadIdle, as for any streamed response.
+			io.Copy(c, body)
+		}
+	})
 }
