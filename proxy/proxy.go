@@ -314,6 +314,11 @@ func forwardable(req *fasthttp.Request) bool {
 // and three such requests would take a healthy backend out of rotation.
 func refusal(req *fasthttp.Request) *Error {
 	switch {
+	case !req.Header.IsHTTP11():
+		// HTTP/1.0 was made HTTP/1.1 in ServeHTTP: the rest (2.0, 9.9)
+		// fasthttp would send on as written. The Router answers them
+		// before any route; this is for a Proxy served alone.
+		return errVersion
 	case req.Header.IsConnect():
 		return errConnect
 	case !forwardable(req):
@@ -350,6 +355,13 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	if p.pipelines() {
 		holdApart(req) // pipeline.go: judged on the client's request, which prepare rewrites
 	}
+	// Backends get HTTP/1.1 whatever the client spoke (fasthttp has read
+	// the client's version for its own side already); the access log
+	// gets the client's version back.
+	http10 := !req.Header.IsHTTP11() && string(req.Header.Protocol()) == "HTTP/1.0"
+	if http10 {
+		req.Header.SetProtocolBytes(valueHTTP11)
+	}
 	perr := p.prepare(ctx, st, start)
 	info := &st.info
 	if perr == nil {
@@ -377,7 +389,13 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	if clientClose {
 		resp.SetConnectionClose()
 	}
+	if http10 {
+		req.Header.SetProtocolBytes(valueHTTP10)
+	}
 	p.finish(ctx, st, start)
+	if http10 {
+		closeDelimited(ctx)
+	}
 }
 
 // prepare readies a request for a backend: hop-by-hop and forged headers
@@ -389,6 +407,14 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, st *requestState, start time.T
 	st.hdr.readForwarded(&req.Header) // before cleaning reorders the lines
 	st.hdr.cleanRequest(&req.Header, p.UnderscoresInHeaders)
 	req.Header.ResetConnectionClose()
+	// fasthttp's server has answered 100 Continue already (or refused
+	// the request before it reached a handler): sent on, the expectation
+	// would have the backend answer 100 again to the proxy. In HTTP/1.0
+	// it is to be ignored (RFC 9110, section 10.1.1), and the backend now
+	// gets HTTP/1.1.
+	if equalFold(req.Header.Peek(fasthttp.HeaderExpect), "100-continue") {
+		req.Header.Del(fasthttp.HeaderExpect)
+	}
 	req.UseHostHeader = true // keep the client's Host
 	// fasthttp would add Content-Type: application/octet-stream to a
 	// body that came without one; the backend gets what the client sent.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"sync"
@@ -27,11 +28,13 @@ var (
 type Route struct {
 	// Host is a lower-case host name matched exactly, or "*.example.com"
 	// for the subdomains of example.com (not example.com itself). The
-	// request's Host is compared without its port and in any case.
+	// request's host (an absolute-form target's, else Host) is compared
+	// without its port and trailing dot, in any case.
 	Host string
 
-	// Path is a prefix of the normalised path ("..", "//" and %-escapes
-	// resolved), compared byte for byte.
+	// Path is a prefix of the normalised path (see normalizePath: %-escapes
+	// decoded once, ";" parameters, "..", "." and "//" resolved),
+	// compared byte for byte.
 	Path string
 
 	// Rewrite replaces the matched Path with RewritePrefix before the
@@ -42,13 +45,14 @@ type Route struct {
 	Handler Handler
 }
 
-// matches reports whether r matches a request for host (its Host header,
-// port included) and path (normalised). It does not allocate.
+// matches reports whether r matches a request for host (its Host header
+// or the host of an absolute-form target, port included) and path
+// (normalised). It does not allocate.
 func (r *Route) matches(host, path []byte) bool {
 	if len(path) < len(r.Path) || string(path[:len(r.Path)]) != r.Path {
 		return false
 	}
-	return r.Host == "" || hostMatches(r.Host, stripPort(host))
+	return r.Host == "" || hostMatches(r.Host, matchHost(host))
 }
 
 // stripPort returns the host of a Host header value without its port;
@@ -106,19 +110,71 @@ type scratch struct{ b []byte }
 var scratchPool = sync.Pool{New: func() any { return &scratch{b: make([]byte, 0, 256)} }}
 
 // ServeHTTP routes one request. It is a fasthttp.RequestHandler.
+//
+// It reads the request line first (reqline.go): a version other than
+// HTTP/1.0 or 1.1 gets 505, a path that climbs above "/" or does not
+// decode gets 400. Routes match on the normalised path, and on the host
+// of an absolute-form target (GET http://host/x) when there is one, which
+// also replaces Host. The target itself goes on as the client wrote it
+// unless a route rewrites it.
 func (rt *Router) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	rt.RealIP.apply(ctx) // also with none: it clears an earlier request's client
-	if rt.RedirectHTTPSPort != "" && !ctx.IsTLS() {
-		rt.redirect(ctx)
+	h := &ctx.Request.Header
+	if !supportedVersion(h) {
+		rt.refuse(ctx, errVersion)
 		return
 	}
-	path := ctx.Path()
-	host := ctx.Request.Header.Host()
+	origin, form := splitTarget(h.RequestURI())
+	if form == absoluteForm {
+		// The request line's host wins over Host (RFC 9112, section
+		// 3.2.2), for the routes and for the backend; fasthttp's parse
+		// of it is lower-cased and without userinfo.
+		h.SetHostBytes(ctx.Request.URI().Host())
+	}
+	host := h.Host()
+	t := targetPool.Get().(*reqTarget)
+	var err error
+	if form == otherForm {
+		// "*" or CONNECT's authority: no path; no route with a path
+		// matches it.
+		t.path = append(t.path[:0], origin...)
+	} else {
+		raw := pathOf(origin)
+		t.path, err = normalizePath(t.path[:0], raw)
+		// The backend gets the URI's original path, then "?" and the
+		// query if there is one. fasthttp reads an origin-form
+		// //x/http://y as a host x and a path /http://y, and drops the
+		// "?" of an empty query: put back what the client sent.
+		sent := raw
+		if len(origin) == len(raw)+1 && origin[len(raw)] == '?' {
+			sent = origin
+		}
+		if u := ctx.Request.URI(); !bytes.Equal(u.PathOriginal(), sent) {
+			u.SetPathBytes(sent)
+		}
+	}
+	switch {
+	case err == errPathClimbs:
+		rt.refuse(ctx, errClimb)
+	case err != nil || hasFragment(origin):
+		rt.refuse(ctx, errPath)
+	case rt.RedirectHTTPSPort != "" && !ctx.IsTLS():
+		rt.redirect(ctx, host, origin)
+	default:
+		ctx.SetUserValue(targetKey{}, t)
+		rt.route(ctx, host, t)
+		ctx.RemoveUserValue(targetKey{})
+	}
+	targetPool.Put(t)
+}
+
+// route hands the request to the first route that matches it.
+func (rt *Router) route(ctx *fasthttp.RequestCtx, host []byte, t *reqTarget) {
 	for i := range rt.Routes {
 		r := &rt.Routes[i]
-		if r.matches(host, path) {
+		if r.matches(host, t.path) {
 			if r.Rewrite {
-				rewritePath(ctx, path, r)
+				rewritePath(ctx, t, r)
 			}
 			r.Handler.ServeHTTP(ctx)
 			return
@@ -127,24 +183,40 @@ func (rt *Router) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	rt.Default.ServeHTTP(ctx)
 }
 
-// rewritePath replaces the matched prefix of the normalised path. The
-// result is what the backend gets, so it is %-escaped again: the
-// normalised path is decoded.
-func rewritePath(ctx *fasthttp.RequestCtx, path []byte, r *Route) {
+// refuse answers a request the Router sends nowhere, with the error
+// pages of the default upstream.
+func (rt *Router) refuse(ctx *fasthttp.RequestCtx, e *Error) {
+	start := time.Now()
+	var pages *ErrorPages
+	if len(rt.Upstreams) > 0 {
+		pages = rt.Upstreams[0].ErrorPages
+	}
+	pages.write(ctx, e)
+	rt.Recorder.finish(ctx, start)
+}
+
+// rewritePath replaces the matched prefix of the normalised path, in t
+// for the checks that follow (sessions' ignore pattern) and in the URI
+// for the backend, %-escaped again: the normalised path is decoded.
+func rewritePath(ctx *fasthttp.RequestCtx, t *reqTarget, r *Route) {
 	s := scratchPool.Get().(*scratch)
 	b := append(s.b[:0], r.RewritePrefix...)
-	rest := path[len(r.Path):]
+	rest := t.path[len(r.Path):]
 	if len(b) > 0 && b[len(b)-1] == '/' && len(rest) > 0 && rest[0] == '/' {
 		rest = rest[1:]
 	}
-	b = appendEscapedPath(b, rest)
+	b = append(b, rest...)
+	t.path = append(t.path[:0], b...)
+	b = appendEscapedPath(b[:0], t.path)
 	ctx.Request.URI().SetPathBytes(b)
 	s.b = b
 	scratchPool.Put(s)
 }
 
-// appendEscapedPath appends p with every byte that may not appear in a
-// path segment (RFC 3986 pchar, plus "/") %-escaped.
+// appendEscapedPath appends p, a normalised path (normalizePath), with
+// every byte that may not appear in a path segment (RFC 3986 pchar, plus
+// "/") %-escaped. The "%" of p are kept: they only start the %2F and %25
+// that normalizePath left escaped, so "%2F" stays "%2F".
 func appendEscapedPath(dst, p []byte) []byte {
 	const hex = "0123456789ABCDEF"
 	for _, c := range p {
@@ -163,22 +235,32 @@ func pathByteOK(c byte) bool {
 		return true
 	}
 	switch c {
-	case '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '@', '/':
+	case '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '@', '/', '%':
 		return true
 	}
 	return false
 }
 
-// redirect answers 308 to https://<host without port>[:port]<request URI>.
-func (rt *Router) redirect(ctx *fasthttp.RequestCtx) {
+// redirect answers 308 to https://<host without port>[:port]<path and
+// query as the client sent them>. A request without a host has no URL
+// to send the client to: 400.
+func (rt *Router) redirect(ctx *fasthttp.RequestCtx, host, origin []byte) {
+	host = stripPort(host)
+	if len(host) == 0 {
+		rt.refuse(ctx, errNoHost)
+		return
+	}
 	start := time.Now()
 	s := scratchPool.Get().(*scratch)
 	b := append(s.b[:0], "https://"...)
-	b = append(b, stripPort(ctx.Request.Header.Host())...)
+	b = append(b, host...)
 	if rt.RedirectHTTPSPort != "443" {
 		b = append(append(b, ':'), rt.RedirectHTTPSPort...)
 	}
-	b = append(b, ctx.Request.Header.RequestURI()...)
+	if len(origin) == 0 || origin[0] != '/' {
+		b = append(b, '/') // http://host or http://host?q
+	}
+	b = append(b, origin...)
 	resp := &ctx.Response
 	resp.Reset()
 	resp.SetStatusCode(fasthttp.StatusPermanentRedirect)

@@ -36,7 +36,9 @@ type Sessions struct {
 	SameSite string
 
 	// Ignore, if not nil, matches request paths that get no session at all
-	// (memcached-session-manager's requestUriIgnorePattern).
+	// (memcached-session-manager's requestUriIgnorePattern). It is matched
+	// against the normalised path ("%2e%2e", "..;x" and "//" resolved),
+	// after a route's rewrite_prefix.
 	Ignore *regexp.Regexp
 
 	// Logger receives rejected updates and store errors (default slog.Default()).
@@ -119,7 +121,14 @@ func (st *sessionState) lookup() string {
 // load resolves the request's session and adds the X-Session-* request
 // headers (the client's own were removed before).
 func (s *Sessions) load(ctx *fasthttp.RequestCtx, st *sessionState) *Error {
-	st.active = s.Ignore == nil || !s.Ignore.Match(ctx.Path())
+	if s.Ignore != nil {
+		// An unreadable path was refused by the Router; without one it
+		// reads as "" here and gets its session.
+		path, _ := normalPath(ctx)
+		st.active = !s.Ignore.Match(path)
+	} else {
+		st.active = true
+	}
 	if !st.active {
 		return nil
 	}

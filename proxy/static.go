@@ -91,7 +91,13 @@ func (s *Static) serve(ctx *fasthttp.RequestCtx) *Error {
 	if !h.IsGet() && !h.IsHead() {
 		return errMethod
 	}
-	path := ctx.Path() // normalised by fasthttp: no "..", no "//"
+	path, err := normalPath(ctx) // no "..", no "//", see normalizePath
+	if err != nil {
+		if err == errPathClimbs {
+			return errClimb
+		}
+		return errPath
+	}
 	// A NUL, even percent-encoded and then resolved away by ".." (as in
 	// /static/%00/../app.css), is never part of a real file name: such a
 	// request is refused, as nginx does, rather than guessed at.
@@ -99,7 +105,15 @@ func (s *Static) serve(ctx *fasthttp.RequestCtx) *Error {
 		bytes.IndexByte(path, 0) >= 0 || bytes.Contains(path, []byte("/../")) || bytes.HasSuffix(path, []byte("/..")) {
 		return errForbidden
 	}
+	// A file name holds no "/": an escaped one (%2F, left escaped in the
+	// normalised path) names no file. A "%" is left escaped as %25.
+	if bytes.Contains(path, escapedSlash) {
+		return errNotFound
+	}
 	file := string(path)
+	if strings.Contains(file, "%25") {
+		file = strings.ReplaceAll(file, "%25", "%")
+	}
 	if s.prefix != "" && strings.HasPrefix(file, s.prefix) {
 		file = s.replacement + "/" + file[len(s.prefix):] // Join below collapses the "//"
 	}
