@@ -84,7 +84,7 @@ func appendText(b []byte, ctx *fasthttp.RequestCtx, info *AccessInfo) []byte {
 	b = append(b, " method="...)
 	b = appendTextString(b, bstr(ctx.Method()))
 	b = append(b, " path="...)
-	b = appendTextString(b, bstr(ctx.Path()))
+	b = appendTextString(b, bstr(loggedPath(ctx)))
 	b = append(b, " status="...)
 	b = strconv.AppendInt(b, int64(ctx.Response.StatusCode()), 10)
 	b = append(b, " bytes="...)
@@ -109,7 +109,7 @@ func appendJSON(b []byte, ctx *fasthttp.RequestCtx, info *AccessInfo) []byte {
 	b = append(b, `","method":`...)
 	b = appendJSONString(b, bstr(ctx.Method()))
 	b = append(b, `,"path":`...)
-	b = appendJSONString(b, bstr(ctx.Path()))
+	b = appendJSONString(b, bstr(loggedPath(ctx)))
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(ctx.Response.StatusCode()), 10)
 	b = append(b, `,"bytes":`...)
@@ -405,4 +405,13 @@ func (b *bufferedWriter) Close() {
 	b.closed = true
 	b.w.Flush()
 	b.mu.Unlock()
+}
+
+// loggedPath is the path of the request target as it went on (the client's
+// own, or a route's rewrite of it), still escaped: fasthttp's ctx.Path() is
+// its own decoding and resolution of it, so a request refused for climbing
+// above "/" (/static/%2e%2e/%2e%2e/etc/passwd) was logged as /etc/passwd.
+func loggedPath(ctx *fasthttp.RequestCtx) []byte {
+	origin, _ := splitTarget(ctx.Request.Header.RequestURI())
+	return pathOf(origin)
 }

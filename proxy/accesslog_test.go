@@ -31,7 +31,7 @@ func slogLine(format logFormat, ctx *fasthttp.RequestCtx, info *AccessInfo) []by
 	slog.New(h).LogAttrs(context.Background(), slog.LevelInfo, "access",
 		slog.String("client", ctx.RemoteIP().String()),
 		slog.String("method", string(ctx.Method())),
-		slog.String("path", string(ctx.Path())),
+		slog.String("path", string(loggedPath(ctx))),
 		slog.Int("status", ctx.Response.StatusCode()),
 		slog.Int64("bytes", info.Bytes),
 		slog.Duration("duration", info.Duration),
@@ -141,7 +141,7 @@ func BenchmarkAccessLogLine(b *testing.B) {
 			logger.LogAttrs(context.Background(), slog.LevelInfo, "access",
 				slog.String("client", ctx.RemoteIP().String()),
 				slog.String("method", string(ctx.Method())),
-				slog.String("path", string(ctx.Path())),
+				slog.String("path", string(loggedPath(&ctx))),
 				slog.Int("status", ctx.Response.StatusCode()),
 				slog.Int64("bytes", info.Bytes),
 				slog.Duration("duration", info.Duration),
@@ -260,5 +260,24 @@ func TestAccessLogAfterClose(t *testing.T) {
 	l.Log(&ctx, &AccessInfo{Start: time.Now(), Bytes: 7})
 	if s := out.String(); !strings.Contains(s, "GET /before ") || !strings.Contains(s, "GET /after HTTP/1.1\" 200 7 ") {
 		t.Fatalf("log after Close:\n%s", s)
+	}
+}
+
+// TestAccessLogPathAsSent: the logged path is the target as it went on,
+// still escaped, not fasthttp's decoding of it: a climb refused with 400
+// was logged as the file it aimed at.
+func TestAccessLogPathAsSent(t *testing.T) {
+	for target, want := range map[string]string{
+		"/static/%2e%2e/%2e%2e/etc/passwd?x=1": "/static/%2e%2e/%2e%2e/etc/passwd",
+		"http://evil.example/x/../y?q":         "/x/../y",
+		"/a%20b":                               "/a%20b",
+	} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetRequestURI(target)
+		ctx.Request.Header.SetHost("h")
+		line := string(appendText(nil, &ctx, &AccessInfo{}))
+		if !strings.Contains(line, " path="+want+" ") {
+			t.Errorf("%s: %s", target, line)
+		}
 	}
 }
