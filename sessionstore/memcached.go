@@ -44,6 +44,7 @@ type Memcached struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	startup   sync.WaitGroup // the nodes' start-up reconciliations not yet over
+	probed    sync.WaitGroup // the nodes' first probes not yet over
 
 	hintToken string // names this instance's hint files (hintdir.go)
 }
@@ -104,6 +105,7 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 		go m.syncHints()
 	}
 	m.startup.Add(len(m.nodes))
+	m.probed.Add(len(m.nodes))
 	for _, n := range m.nodes {
 		m.wg.Add(1)
 		go m.monitor(n)

@@ -152,7 +152,18 @@ func (m *Memcached) monitor(n *node) {
 	// useless.
 	var waiting []*node
 	lastAdopt := time.Now()
-	if st, err := probe(n.Addr, m.opts.Timeout); err == nil {
+	st, err := probe(n.Addr, m.opts.Timeout)
+	if err != nil {
+		// Away when this process started: what it holds is unknown until
+		// it returns and catches up in full.
+		m.markDown(n, err)
+	}
+	// A start-up catch-up reads the other nodes: only once each has
+	// answered its first probe or been marked down, so that it never
+	// waits on a node that hangs.
+	m.probed.Done()
+	m.probed.Wait()
+	if err == nil {
 		last = st
 		if n.load() == StateCatchingUp {
 			// Its hint file says it missed writes while an earlier
@@ -169,10 +180,6 @@ func (m *Memcached) monitor(n *node) {
 			waiting = nil
 			unread = m.reconcile(n, m.nodes, "memcached node: start-up reconciliation incomplete, trying again")
 		}
-	} else {
-		// Away when this process started: what it holds is unknown until
-		// it returns and catches up in full.
-		m.markDown(n, err)
 	}
 	m.startup.Done()
 	for {
