@@ -43,7 +43,7 @@ func (m *Memcached) hintDir() string { return filepath.Join(m.opts.StateDir, "hi
 func (m *Memcached) openHints() error {
 	dir := m.hintDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("state_dir: %w", err)
+		return fmt.Errorf("state_dir %s cannot be used (it keeps what a memcached node missed while down; set state_dir to a writable directory): %w", m.opts.StateDir, err)
 	}
 	var raw [8]byte
 	rand.Read(raw[:])
@@ -53,7 +53,7 @@ func (m *Memcached) openHints() error {
 		l, err := createHintLog(path, m.opts.HintFileMax)
 		if err != nil {
 			m.closeHints()
-			return fmt.Errorf("state_dir: creating a hint file: %w", err)
+			return fmt.Errorf("state_dir %s cannot be used: creating a hint file: %w", m.opts.StateDir, err)
 		}
 		n.handoff.log = l
 	}
