@@ -239,7 +239,8 @@ func TestHintFileBoundMarksAFullCopyAcrossARestart(t *testing.T) {
 		t.Fatalf("n2 was not copied in full after the restart:\n%s", log)
 	}
 	if _, err := memcache.New(n2.Addr).Get("sp:" + last); err != nil {
-		t.Fatalf("n2 lacks the last session written while it was away: %v", err)
+		_, err1 := memcache.New(n1.Addr).Get("sp:" + last)
+		t.Fatalf("n2 lacks the last session written while it was away (%q): %v (n1: %v)\n%s", last, err, err1, log)
 	}
 }
 
