@@ -192,7 +192,10 @@ func (m *Memcached) monitor(n *node) {
 		if err != nil {
 			continue // traffic, not the probe, takes a node down
 		}
-		if m.opts.StateDir != "" && time.Since(lastAdopt) >= adoptInterval {
+		// Orphaned hint files are looked for every adoptInterval, and
+		// always before a catch-up: a store that a reload replaced, or
+		// another instance, may have left hints for n just now.
+		if m.opts.StateDir != "" && (n.load() != StateUp || time.Since(lastAdopt) >= adoptInterval) {
 			lastAdopt = time.Now()
 			m.adopt(n)
 			if n.readable() && n.handoff.pending() {
