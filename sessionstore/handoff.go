@@ -74,16 +74,31 @@ func (h *handoff) add(id, val []byte) error {
 	switch {
 	case h.log != nil:
 		off, err := h.log.append(id, val)
+		if errors.Is(err, errHintFull) && h.compact() {
+			off, err = h.log.append(id, val)
+		}
 		if err != nil {
 			return h.markFull(err)
 		}
-		ref.off = off
+		ref.off, ref.gen = off, h.log.gen
 	case !ok && len(h.refs) >= maxHints:
 		h.overflow = true
 		return nil
 	}
 	h.refs[string(id)] = ref
 	return nil
+}
+
+// compact rewrites a full hint file with the newest hint of each ID only,
+// and reports whether that left a quarter of it free; called with h.mu
+// held.
+func (h *handoff) compact() bool {
+	refs, err := h.log.compact(h.refs)
+	if err != nil {
+		return false
+	}
+	h.refs = refs
+	return h.log.size <= h.log.max*3/4
 }
 
 // markFull marks the node for a full copy, on disk too when it has a hint
@@ -112,6 +127,13 @@ func (h *handoff) pending() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.refs) > 0 || h.overflow
+}
+
+// full reports whether the node is marked for a full copy.
+func (h *handoff) full() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.overflow
 }
 
 // path is the hint file's name, for logs ("" without one).
@@ -148,6 +170,13 @@ func (h *handoff) putBack(hints []pendingHint, overflow, recopy bool) {
 		h.refs = map[string]hintRef{}
 	}
 	for _, p := range hints {
+		if h.log != nil && p.ref.off >= 0 && p.ref.gen != h.log.gen {
+			// Its record was left out of a compaction made while it was
+			// being replayed: the hint stays, replayed from the other
+			// replicas (and, like any hint without a record, lasts only
+			// while this process runs).
+			p.ref.off = -1
+		}
 		if cur, ok := h.refs[p.id]; !ok || cur.version < p.ref.version {
 			h.refs[p.id] = p.ref
 		}
@@ -156,18 +185,22 @@ func (h *handoff) putBack(hints []pendingHint, overflow, recopy bool) {
 	h.recopy = h.recopy || recopy
 }
 
+// errHintMoved says that a hint's record is no longer where it was: the
+// file was compacted or closed after the hint was taken.
+var errHintMoved = errors.New("hint record moved by a compaction")
+
 // value returns the missed write a hint holds, or nil when it holds none
 // (no hint file).
-func (h *handoff) value(ref hintRef) ([]byte, error) {
+func (h *handoff) value(id string, ref hintRef) ([]byte, error) {
 	if ref.off < 0 {
 		return nil, nil
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.log == nil {
-		return nil, nil
+	if h.log == nil || ref.gen != h.log.gen {
+		return nil, errHintMoved
 	}
-	return h.log.read(ref.off)
+	return h.log.read(ref.off, id)
 }
 
 // done is called once the node is up after a catch-up (with a full copy
@@ -343,7 +376,7 @@ func (m *Memcached) replay(n *node, h pendingHint, unread []*node) []*node {
 // version the readable replicas hold. It reports whether n holds it now.
 func (m *Memcached) replayOne(n *node, h pendingHint) bool {
 	if h.ref.off >= 0 {
-		val, err := n.handoff.value(h.ref)
+		val, err := n.handoff.value(h.id, h.ref)
 		if err == nil && val != nil {
 			var kb [64]byte
 			return m.writeIfNewer(n, m.appendKey(kb[:0], []byte(h.id)), val)

@@ -268,3 +268,42 @@ func TestUnwritableStateDir(t *testing.T) {
 		t.Fatalf("NewMemcached with a state_dir under a file: %v", err)
 	}
 }
+
+// A session written many times while its node is away fills the file with
+// records that supersede each other: the file is compacted to the newest
+// one instead of marking the node for a full copy, and that one is what
+// the node gets after a restart.
+func TestHintFileCompactsSupersededRecords(t *testing.T) {
+	c := startCluster(t)
+	dir := t.TempDir()
+	var logs syncBuffer
+	m := hintedStore(t, c, dir, 1024, &logs)
+	m.Reconciled()
+	c.n2.Freeze()
+	id := AppendNewID(nil)
+	for v := uint64(1); v <= 100; v++ {
+		if err := m.Put(id, encodedSession(id, v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n2 := m.nodes[1]
+	if n2.handoff.full() {
+		t.Fatalf("n2 marked for a full copy by one session's rewrites:\n%s", logs.String())
+	}
+	if st, err := os.Stat(n2.handoff.path()); err != nil || st.Size() > 1024 {
+		t.Fatalf("hint file %v %v", st, err)
+	}
+	m.Close()
+	c.n1.Stop()
+	c.n2.Thaw()
+	m2 := hintedStore(t, c, dir, 1024, &logs)
+	m2.Reconciled()
+	waitState(t, m2.nodes[1], StateUp)
+	val, err := m2.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := versionOf(t, val); v != 100 {
+		t.Fatalf("n2 serves version %d, want 100", v)
+	}
+}

@@ -175,6 +175,7 @@ func resync(data []byte, i int) int {
 type hintRef struct {
 	off     int64
 	version uint64
+	gen     uint32 // the file's generation when it was written (compact)
 }
 
 // hintLog is one node's hint file, open, locked and written by this
@@ -185,7 +186,8 @@ type hintLog struct {
 	size  int64 // where the next record goes
 	max   int64 // the bound on size
 	flags uint32
-	dirty bool // written since the last fsync
+	gen   uint32 // counts compactions: offsets of an older one are void
+	dirty bool   // written since the last fsync
 	buf   []byte
 }
 
@@ -236,8 +238,8 @@ func (l *hintLog) append(id, val []byte) (int64, error) {
 	return off, nil
 }
 
-// read returns the value of the record at off.
-func (l *hintLog) read(off int64) ([]byte, error) {
+// read returns the value of the record at off, which must be id's.
+func (l *hintLog) read(off int64, id string) ([]byte, error) {
 	var head [hintRecordHead]byte
 	if _, err := l.f.ReadAt(head[:], off); err != nil {
 		return nil, err
@@ -251,8 +253,62 @@ func (l *hintLog) read(off int64) ([]byte, error) {
 	if _, err := l.f.ReadAt(b[hintRecordHead:], off+hintRecordHead); err != nil && err != io.EOF {
 		return nil, err
 	}
-	_, val, _, err := decodeHintRecord(b)
+	rid, val, _, err := decodeHintRecord(b)
+	if err == nil && string(rid) != id {
+		err = errHintCorrupt
+	}
 	return val, err
+}
+
+// compact rewrites the file with the records of refs only (the newest hint
+// of each ID), and returns their new places: a session written many times
+// while its node was away leaves one record, not one per write. The new
+// file is written beside the old one, locked, synced and renamed over it,
+// so that a crash at any point leaves one whole file.
+func (l *hintLog) compact(refs map[string]hintRef) (map[string]hintRef, error) {
+	tmp := l.path + ".compact"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	nl := &hintLog{f: f, path: l.path, size: hintHeaderSize, max: l.max, flags: l.flags, gen: l.gen + 1}
+	fail := func(err error) (map[string]hintRef, error) {
+		f.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	if err := lockFile(f); err != nil {
+		return fail(err)
+	}
+	if err := nl.writeHeader(); err != nil {
+		return fail(err)
+	}
+	out := make(map[string]hintRef, len(refs))
+	for id, ref := range refs {
+		if ref.off < 0 {
+			out[id] = ref // a hint without a record here (putBack)
+			continue
+		}
+		val, err := l.read(ref.off, id)
+		if err != nil {
+			return fail(err)
+		}
+		off, err := nl.append([]byte(id), val)
+		if err != nil {
+			return fail(err)
+		}
+		out[id] = hintRef{off: off, version: ref.version, gen: nl.gen}
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, l.path); err != nil {
+		return fail(err)
+	}
+	l.f.Close()
+	*l = *nl
+	l.dirty = false
+	return out, nil
 }
 
 // setFull sets or clears the full-copy mark.

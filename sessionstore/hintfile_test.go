@@ -60,11 +60,14 @@ func TestHintLogBoundAndMark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := l.read(off); err != nil || string(got) != string(val) {
+	if got, err := l.read(off, string(id)); err != nil || string(got) != string(val) {
 		t.Fatalf("read back %q, %v", got, err)
 	}
 	for err == nil {
 		_, err = l.append(id, val)
+	}
+	if got, err := l.read(off, string(AppendNewID(nil))); err == nil {
+		t.Fatalf("read as another ID's record: %q", got)
 	}
 	if err != errHintFull {
 		t.Fatalf("past the bound: %v", err)
