@@ -101,17 +101,37 @@ func (m *Memcached) adopt(only *node) int {
 	found := 0
 	for _, e := range entries {
 		name := e.Name()
+		if strings.HasSuffix(name, hintSuffix+".compact") {
+			removeOrphan(filepath.Join(dir, name)) // a compaction cut short
+			continue
+		}
 		id, token, ok := parseHintName(name)
 		if !ok || token == m.hintToken {
 			continue
 		}
 		n := m.nodeByID(id)
+		if n == nil && only == nil {
+			m.logger().Warn("hint file of a node not in the configuration: left alone", "file", filepath.Join(dir, name), "node", id)
+		}
 		if n == nil || only != nil && n != only {
 			continue
 		}
 		found += m.adoptFile(n, filepath.Join(dir, name))
 	}
 	return found
+}
+
+// removeOrphan removes the file at path unless a running instance holds
+// it locked.
+func removeOrphan(path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if lockFile(f) == nil && sameFile(f, path) {
+		os.Remove(path)
+	}
 }
 
 // parseHintName splits a hint file's name into its node ID and instance
