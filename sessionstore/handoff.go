@@ -26,11 +26,10 @@ import (
 // late does no harm: writeIfNewer never puts an older version over a newer
 // one.
 
-// maxHints bounds the IDs remembered per node without a hint file (a hint
-// file is bounded by its size, MemcachedOptions.HintFileMax). Past it the
-// node is marked for a full copy when it returns, which finds every session
-// it should hold on the other nodes, so nothing is lost, only more work
-// done.
+// maxHints bounds the sessions a node's hints name (a hint file is also
+// bounded by its size, MemcachedOptions.HintFileMax). Past it the node is
+// marked for a full copy when it returns, which finds every session it
+// should hold on the other nodes, so nothing is lost, only more work done.
 const maxHints = 1 << 17
 
 // handoff is one node's missed writes.
@@ -72,6 +71,11 @@ func (h *handoff) add(id, val []byte) error {
 	}
 	ref := hintRef{off: -1, version: version}
 	switch {
+	case !ok && len(h.refs) >= maxHints:
+		// The index of the hints is bounded in memory too: tiny
+		// sessions would otherwise cost more memory than the file
+		// holds on disk.
+		return h.markFull(errTooManyHints)
 	case h.log != nil:
 		off, err := h.log.append(id, val)
 		if errors.Is(err, errHintFull) && h.compact() {
@@ -81,13 +85,12 @@ func (h *handoff) add(id, val []byte) error {
 			return h.markFull(err)
 		}
 		ref.off, ref.gen = off, h.log.gen
-	case !ok && len(h.refs) >= maxHints:
-		h.overflow = true
-		return nil
 	}
 	h.refs[string(id)] = ref
 	return nil
 }
+
+var errTooManyHints = fmt.Errorf("more than %d sessions missed", maxHints)
 
 // compact rewrites a full hint file with the newest hint of each ID only,
 // and reports whether that left a quarter of it free; called with h.mu
