@@ -95,25 +95,25 @@ func decodeHintRecord(b []byte) (id, val []byte, size int, err error) {
 		return nil, nil, 0, errHintShort
 	}
 	n := binary.BigEndian.Uint32(b)
-	if n < 3 || n > maxHintRecord {
+	if n < 2+IDLen+1 || n > maxHintRecord {
 		return nil, nil, 0, errHintCorrupt
 	}
-	if uint64(len(b)-hintRecordHead) < uint64(n) {
+	// The cheap checks first, on what is there of the record: the
+	// scanner tries them at every offset of a damaged stretch, and a
+	// checksum over megabytes at each would take hours.
+	p := b[hintRecordHead:]
+	if len(p) >= 1 && p[0] != hintKindWrite || len(p) >= 2 && p[1] != IDLen ||
+		len(p) >= 2+IDLen && !ValidID(p[2:2+IDLen]) {
+		return nil, nil, 0, errHintCorrupt
+	}
+	if uint64(len(p)) < uint64(n) {
 		return nil, nil, 0, errHintShort
 	}
-	p := b[hintRecordHead : hintRecordHead+int(n)]
+	p = p[:n]
 	if crc32.Checksum(p, hintCRC) != binary.BigEndian.Uint32(b[4:]) {
 		return nil, nil, 0, errHintCorrupt
 	}
-	idLen := int(p[1])
-	if p[0] != hintKindWrite || 2+idLen >= len(p) {
-		return nil, nil, 0, errHintCorrupt
-	}
-	id, val = p[2:2+idLen], p[2+idLen:]
-	if !ValidID(id) {
-		return nil, nil, 0, errHintCorrupt
-	}
-	return id, val, hintRecordHead + int(n), nil
+	return p[2 : 2+IDLen], p[2+IDLen:], hintRecordHead + int(n), nil
 }
 
 // hintProblem is a stretch of a hint file that could not be read.
@@ -129,8 +129,7 @@ func (p hintProblem) String() string {
 // scanHints calls fn for each record of data, a hint file's contents after
 // its header (off counts from the file's start), that can be read, and
 // returns the stretches that could not: after a corrupt record it looks for
-// the next one that reads whole, so a damaged stretch costs only itself;
-// a record cut short ends the file.
+// the next one that reads whole, so a damaged stretch costs only itself.
 func scanHints(data []byte, fn func(off int64, id, val []byte)) []hintProblem {
 	var problems []hintProblem
 	for i := 0; i < len(data); {
@@ -145,11 +144,12 @@ func scanHints(data []byte, fn func(off int64, id, val []byte)) []hintProblem {
 			i += size
 			continue
 		}
-		if errors.Is(err, errHintShort) {
-			problems = append(problems, hintProblem{int64(hintHeaderSize + i), int64(len(data) - i), err})
-			break
-		}
+		// A record cut short ends the file, unless whole records follow
+		// it: then its length was damaged.
 		j := resync(data, i+1)
+		if j < len(data) {
+			err = errHintCorrupt
+		}
 		problems = append(problems, hintProblem{int64(hintHeaderSize + i), int64(j - i), err})
 		i = j
 	}
