@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -179,8 +178,10 @@ func (m *Memcached) adoptFile(n *node, path string) int {
 	if !sameFile(f, path) {
 		return 0 // removed or replaced by its owner before we locked it
 	}
-	data, err := io.ReadAll(f)
-	if err != nil {
+	data, unmap, err := mapFile(f)
+	if err == nil {
+		defer unmap()
+	} else {
 		m.logger().Error("hint file: cannot read it; the node gets a full copy instead", "file", path, "error", err)
 		data = nil
 	}
@@ -194,14 +195,17 @@ func (m *Memcached) adoptFile(n *node, path string) int {
 		flags = hintFlagFullCopy
 	}
 	// The newest record of each ID; the values stay in data.
-	newest := map[string][]byte{}
-	var versions = map[string]uint64{}
+	type record struct {
+		val     []byte
+		version uint64
+	}
+	newest := map[string]record{}
 	var problems []hintProblem
 	if len(data) > hintHeaderSize {
 		problems = scanHints(data[hintHeaderSize:], func(_ int64, id, val []byte) {
 			mt, _ := peek(val)
-			if v, ok := versions[string(id)]; !ok || mt.version >= v {
-				newest[string(id)], versions[string(id)] = val, mt.version
+			if r, ok := newest[string(id)]; !ok || mt.version >= r.version {
+				newest[string(id)] = record{val, mt.version}
 			}
 		})
 	}
@@ -209,8 +213,8 @@ func (m *Memcached) adoptFile(n *node, path string) int {
 		m.logger().Error("hint file: part of it cannot be read; the rest is used", "file", path,
 			"offset", p.off, "bytes", p.len, "error", p.err)
 	}
-	for id, val := range newest {
-		m.addHint(n, []byte(id), val)
+	for id, r := range newest {
+		m.addHint(n, []byte(id), r.val)
 	}
 	if flags&hintFlagFullCopy != 0 {
 		n.handoff.mu.Lock()

@@ -4,6 +4,7 @@ package sessionstore
 
 import (
 	"errors"
+	"io"
 	"os"
 )
 
@@ -20,4 +21,9 @@ func sameFile(f *os.File, path string) bool {
 	}
 	b, err := os.Stat(path)
 	return err == nil && os.SameFile(a, b)
+}
+
+func mapFile(f *os.File) ([]byte, func(), error) {
+	data, err := io.ReadAll(f)
+	return data, func() {}, err
 }
