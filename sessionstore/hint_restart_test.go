@@ -3,6 +3,7 @@ package sessionstore
 import (
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -305,5 +306,59 @@ func TestHintFileCompactsSupersededRecords(t *testing.T) {
 	}
 	if v := versionOf(t, val); v != 100 {
 		t.Fatalf("n2 serves version %d, want 100", v)
+	}
+}
+
+// On a full disk the hint file takes no more records: the node is marked
+// for a full copy, and the mark, written in place over the header, is on
+// disk for the next instance. It needs a small file system to fill: a
+// 64 KiB tmpfs, which only root may mount (skipped otherwise, saying so).
+func TestHintFileOnAFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	c := startCluster(t)
+	var logs syncBuffer
+	m := hintedStore(t, c, dir, 0, &logs)
+	m.Reconciled()
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err = filler.Write(make([]byte, 4096)); err == nil; _, err = filler.Write(make([]byte, 4096)) {
+	}
+	filler.Close()
+	c.n2.Freeze()
+	var ids [][]byte
+	for range 100 { // 100 records of some 80 bytes: more than the page the file has
+		id := AppendNewID(nil)
+		ids = append(ids, id)
+		if err := m.Put(id, encodedSession(id, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(logs.String(), "no space left on device") || !m.nodes[1].handoff.full() {
+		t.Fatalf("a full disk did not mark n2 for a full copy:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "could not be written either") {
+		t.Fatalf("the mark did not reach the disk:\n%s", logs.String())
+	}
+	m.Close()
+	os.Remove(filepath.Join(dir, "filler"))
+	c.n2.Thaw()
+	m2 := hintedStore(t, c, dir, 0, &logs)
+	m2.Reconciled()
+	waitState(t, m2.nodes[1], StateUp)
+	if !strings.Contains(logs.String(), "full_copy=true") {
+		t.Fatalf("no full copy after the restart:\n%s", logs.String())
+	}
+	for _, id := range ids {
+		cl, err := m2.nodes[1].pipe.get(m2.appendKey(nil, id))
+		cl.release()
+		if err != nil {
+			t.Fatalf("n2 lacks a session written while the disk was full: %v", err)
+		}
 	}
 }
