@@ -13,7 +13,8 @@ import (
 // so that a proxy restarted while the only up-to-date replica is away still
 // brings the returning node what it missed before it serves reads.
 //
-// A file is one instance's hints for one node. It starts with a header
+// A file is one instance's hints for one node (a session ID is IDLen
+// bytes). It starts with a header
 //
 //	"SPHINTS1" | flags uint32 | CRC32-C of the 12 bytes before it
 //
@@ -22,7 +23,7 @@ import (
 // after the other:
 //
 //	length uint32 | CRC32-C of the payload uint32 | payload
-//	payload: kind (1: a missed write) | len(id) byte | id | value
+//	payload: kind byte (1: a missed write) | len(id) byte | id | value
 //
 // The value is the encoded session or tombstone the node missed, whole: the
 // hint is the write itself, as Cassandra's hinted handoff keeps it. A later
@@ -169,7 +170,7 @@ func resync(data []byte, i int) int {
 	return len(data)
 }
 
-// hint is where a node's newest hint for one ID is: at off in its hint
+// hintRef is where a node's newest hint for one ID is: at off in its hint
 // file, or, with no file, nowhere (off < 0: replay copies the session from
 // the other replicas instead).
 type hintRef struct {
@@ -225,6 +226,9 @@ func (l *hintLog) writeHeader() error {
 // append writes the record of a missed write and returns its offset.
 // Past the bound it writes nothing and returns errHintFull.
 func (l *hintLog) append(id, val []byte) (int64, error) {
+	if 2+len(id)+len(val) > maxHintRecord {
+		return 0, fmt.Errorf("a session of %d bytes is over the largest hint record", len(val))
+	}
 	l.buf = appendHintRecord(l.buf[:0], id, val)
 	if l.size+int64(len(l.buf)) > l.max {
 		return 0, errHintFull
