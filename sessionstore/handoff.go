@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"sync"
@@ -475,6 +476,13 @@ func (m *Memcached) copyFrom(src, n *node) error {
 		w.Write(key)
 		return w.WriteByte('\n') // keys hold no white space
 	})
+	var ne net.Error
+	if errors.As(err, &ne) {
+		// src refused or dropped the listing, or hung: it is down, as
+		// any other traffic would find, so that a catch-up waits for it
+		// instead of listing it again and again.
+		m.markDown(src, err)
+	}
 	if err == nil {
 		err = w.Flush()
 	}
