@@ -59,6 +59,9 @@ type Config struct {
 	TLS           TLS                 `yaml:"tls"`            //
 	// RedirectToHTTPS answers the plain listener with 308 to listen_tls.
 	RedirectToHTTPS bool `yaml:"redirect_to_https"`
+	// StateDir keeps what must survive a restart (the memcached nodes'
+	// hints); used only with a shared store (default: StateDirDefault).
+	StateDir string `yaml:"state_dir"`
 
 	// lines maps a field path such as "backends[1].url" to its line in the
 	// file, so that checks made after decoding can still name a line.

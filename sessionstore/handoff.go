@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"sync"
@@ -16,84 +17,260 @@ import (
 )
 
 // Hinted handoff: a write or tombstone that one of a session's nodes
-// missed because it was down is remembered here, by session ID, and
-// replayed to the node when it answers again, before it serves reads.
-// The replay copies the newest version the other replicas (or the local
-// tier) hold, never the change itself, so a hint is small and replaying
-// it twice or late does no harm: writeIfNewer never puts an older version
-// over a newer one.
+// missed because it was down is remembered here and replayed to the node
+// when it answers again, before it serves reads. With a state directory
+// (MemcachedOptions.StateDir) each hint is the missed write itself, kept in
+// the node's hint file (hintfile.go), so that it survives a restart of the
+// proxy and is replayed even while the replicas that took the write are
+// away. Without one, hints are session IDs in memory, and the replay copies
+// the newest version the other replicas hold. Either way replaying twice or
+// late does no harm: writeIfNewer never puts an older version over a newer
+// one.
 
-// maxHints bounds the IDs remembered per node. Past it the node is marked
-// for a full copy when it returns, which finds every session it should hold
-// on the other nodes, so nothing is lost, only more work done.
+// maxHints bounds the sessions a node's hints name (a hint file is also
+// bounded by its size, MemcachedOptions.HintFileMax). Past it the node is
+// marked for a full copy when it returns, which finds every session it
+// should hold on the other nodes, so nothing is lost, only more work done.
 const maxHints = 1 << 17
 
 // handoff is one node's missed writes.
 type handoff struct {
 	mu       sync.Mutex
-	ids      map[string]struct{}
-	overflow bool // more missed than maxHints: copy everything back
+	refs     map[string]hintRef // by session ID: its newest hint
+	overflow bool               // more missed than the hints hold: copy everything back
+	recopy   bool               // a full copy was interrupted: do it again
+	log      *hintLog           // nil: no state directory, hints live in memory only
 
 	replayed atomic.Int64 // hints replayed to the node, for metrics
 }
 
-func (h *handoff) add(id []byte) {
+// pendingHint is one hint taken for replay.
+type pendingHint struct {
+	id  string
+	ref hintRef
+}
+
+// add records that the node missed the write of val to id. It returns an
+// error, once, when the hint could not be kept (the file is over its
+// bound or cannot be written): the node is then marked for a full copy.
+func (h *handoff) add(id, val []byte) error {
+	var version uint64
+	if mt, err := peek(val); err == nil {
+		version = mt.version
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.ids == nil {
-		h.ids = map[string]struct{}{}
+	if h.refs == nil {
+		h.refs = map[string]hintRef{}
 	}
-	if len(h.ids) >= maxHints {
-		h.overflow = true
-		return
+	if h.overflow {
+		return nil // the full copy brings it
 	}
-	h.ids[string(id)] = struct{}{}
+	cur, ok := h.refs[string(id)]
+	if ok && cur.version > version {
+		return nil // a newer hint supersedes this one
+	}
+	ref := hintRef{off: -1, version: version}
+	switch {
+	case !ok && len(h.refs) >= maxHints:
+		// The index of the hints is bounded in memory too: tiny
+		// sessions would otherwise cost more memory than the file
+		// holds on disk.
+		return h.markFull(errTooManyHints)
+	case h.log != nil:
+		off, err := h.log.append(id, val)
+		if errors.Is(err, errHintFull) && h.compact() {
+			off, err = h.log.append(id, val)
+		}
+		if err != nil {
+			return h.markFull(err)
+		}
+		ref.off, ref.gen = off, h.log.gen
+	}
+	h.refs[string(id)] = ref
+	return nil
+}
+
+var errTooManyHints = fmt.Errorf("more than %d sessions missed", maxHints)
+
+// compact rewrites a full hint file with the newest hint of each ID only,
+// and reports whether that left a quarter of it free; called with h.mu
+// held.
+func (h *handoff) compact() bool {
+	refs, err := h.log.compact(h.refs)
+	if err != nil {
+		return false
+	}
+	h.refs = refs
+	return h.log.size <= h.log.max*3/4
+}
+
+// markFull marks the node for a full copy, on disk too when it has a hint
+// file, because cause kept a hint from being recorded. Called with h.mu
+// held.
+func (h *handoff) markFull(cause error) error {
+	h.overflow = true
+	if h.log == nil {
+		return cause
+	}
+	if err := h.log.setFull(true); err != nil {
+		return fmt.Errorf("%w; the full-copy mark could not be written either (%v), so it lasts only while this process runs", cause, err)
+	}
+	return cause
 }
 
 func (h *handoff) len() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.ids)
+	return len(h.refs)
 }
 
-// take empties the handoff and returns what it held.
-func (h *handoff) take() (ids []string, overflow bool) {
+// pending reports whether the node has missed anything: hints or a
+// full-copy mark.
+func (h *handoff) pending() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for id := range h.ids {
-		ids = append(ids, id)
+	return len(h.refs) > 0 || h.overflow
+}
+
+// full reports whether the node is marked for a full copy.
+func (h *handoff) full() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.overflow
+}
+
+// path is the hint file's name, for logs ("" without one).
+func (h *handoff) path() string {
+	if h.log == nil {
+		return ""
 	}
-	clear(h.ids)
+	return h.log.path
+}
+
+// take empties the handoff and returns what it held: the hints, whether
+// they overflowed, and whether a full copy is due anyway (recopy). The
+// records and the full-copy mark stay in the hint file until done: a
+// process that stops in the middle of a replay leaves them for the next
+// one.
+func (h *handoff) take() (hints []pendingHint, overflow, recopy bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, ref := range h.refs {
+		hints = append(hints, pendingHint{id, ref})
+	}
+	clear(h.refs)
 	overflow, h.overflow = h.overflow, false
-	return ids, overflow
+	recopy, h.recopy = h.recopy, false
+	return hints, overflow, recopy
 }
 
-// putBack returns hints a catch-up could not replay.
-func (h *handoff) putBack(ids []string, overflow bool) {
-	for _, id := range ids {
-		h.add([]byte(id))
+// putBack returns what a catch-up could not finish: hints not replayed,
+// the overflow, and a full copy still due (recopy).
+func (h *handoff) putBack(hints []pendingHint, overflow, recopy bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.refs == nil {
+		h.refs = map[string]hintRef{}
 	}
-	if overflow {
-		h.mu.Lock()
-		h.overflow = true
-		h.mu.Unlock()
+	for _, p := range hints {
+		if h.log != nil && p.ref.off >= 0 && p.ref.gen != h.log.gen {
+			// Its record was left out of a compaction made while it was
+			// being replayed: the hint stays, replayed from the other
+			// replicas (and, like any hint without a record, lasts only
+			// while this process runs).
+			p.ref.off = -1
+		}
+		if cur, ok := h.refs[p.id]; !ok || cur.version < p.ref.version {
+			h.refs[p.id] = p.ref
+		}
 	}
+	h.overflow = h.overflow || overflow
+	h.recopy = h.recopy || recopy
 }
 
-// hint records id for every node that should hold it and missed the write
-// just made: one that is down now (it failed during the write), and one
-// that was down when the write chose its nodes but answers again since. The
-// monitor may have taken that one's hints and even marked it up meanwhile,
-// so it is brought the newest copy at once; a hint is left only if that
-// fails. It costs a few atomic loads when all are up.
-func (m *Memcached) hint(id []byte, p *placement) {
+// errHintMoved says that a hint's record is no longer where it was: the
+// file was compacted or closed after the hint was taken.
+var errHintMoved = errors.New("hint record moved by a compaction")
+
+// value returns the missed write a hint holds, or nil when it holds none
+// (no hint file).
+func (h *handoff) value(id string, ref hintRef) ([]byte, error) {
+	if ref.off < 0 {
+		return nil, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.log == nil || ref.gen != h.log.gen {
+		return nil, errHintMoved
+	}
+	return h.log.read(ref.off, id)
+}
+
+// done is called once the node is up after a catch-up (with a full copy
+// if full): the full-copy mark is cleared unless the node was marked again
+// meanwhile, and the hint file, if nothing is left to replay, is emptied.
+func (h *handoff) done(full bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.log == nil {
+		return nil
+	}
+	var err error
+	if full && !h.overflow {
+		err = h.log.setFull(false)
+	}
+	if len(h.refs) == 0 && !h.overflow {
+		err = errors.Join(err, h.log.reset())
+	}
+	return err
+}
+
+// sync writes the hint file's new records to stable storage.
+func (h *handoff) sync() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.log == nil {
+		return nil
+	}
+	return h.log.sync()
+}
+
+// closeLog syncs and closes the hint file; it is removed if it holds
+// nothing to replay.
+func (h *handoff) closeLog() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.log == nil {
+		return nil
+	}
+	err := h.log.close(len(h.refs) == 0 && !h.overflow)
+	h.log = nil
+	return err
+}
+
+// hint records the write of val to id for every node that should hold it
+// and missed it: one that is down now (it failed during the write), and
+// one that was down when the write chose its nodes but answers again
+// since. The monitor may have taken that one's hints and even marked it up
+// meanwhile, so it is brought the newest copy at once; a hint is left only
+// if that fails. It costs a few atomic loads when all are up.
+func (m *Memcached) hint(id, val []byte, p *placement) {
 	for _, n := range p.owners(m.opts.Replicas) {
 		switch {
 		case !n.writable():
-			n.handoff.add(id)
+			m.addHint(n, id, val)
 		case !p.writes(n) && !m.copyOne(n, id):
-			n.handoff.add(id)
+			m.addHint(n, id, val)
 		}
+	}
+}
+
+// addHint records a hint for n, and says so when it could not be kept.
+func (m *Memcached) addHint(n *node, id, val []byte) {
+	if err := n.handoff.add(id, val); err != nil {
+		m.logger().Error("memcached node: missed writes no longer recorded; it gets a full copy before it serves reads again",
+			"node", n.ID, "file", n.handoff.path(), "error", err)
 	}
 }
 
@@ -113,22 +290,29 @@ var (
 // not read, being down (for its full copy, or for a hint's session held
 // by no readable node): what only they hold is still to be copied to n
 // once they answer (the monitor does, see reconcile).
+//
+// A node whose hints overflowed (or could not be written) missed writes
+// that nothing records: it stays catching up, serving no reads, until its
+// full copy has read every other node, so that a version it holds from
+// before it went away is never served while the newer one is on a node
+// that is away too.
 func (m *Memcached) catchUp(n *node, full bool) (unread []*node) {
 	start := time.Now()
-	ids, overflow := n.handoff.take()
-	full = full || overflow
-	for i, id := range ids {
+	hints, overflow, recopy := n.handoff.take()
+	full = full || overflow || recopy
+	for i, h := range hints {
 		if n.load() != StateCatchingUp || m.closing() {
-			n.handoff.putBack(ids[i:], full)
+			n.handoff.putBack(hints[i:], overflow, full)
 			return nil
 		}
-		unread = m.replay(n, id, unread)
+		unread = m.replay(n, h, unread)
 	}
 	if full {
 		// It reads every readable node, the ones a hint's replay found
 		// unreadable included if they answer again meanwhile.
 		var err error
 		if unread, err = m.copyFromEach(n, m.nodes); err != nil {
+			n.handoff.putBack(nil, overflow, true)
 			if errors.Is(err, errClosed) {
 				return nil
 			}
@@ -136,41 +320,75 @@ func (m *Memcached) catchUp(n *node, full bool) (unread []*node) {
 			m.logger().Warn("memcached catch-up: full copy failed, trying again", "node", n.ID, "error", err)
 			return nil
 		}
+		if overflow && len(unread) > 0 {
+			n.handoff.putBack(nil, true, true)
+			m.logger().Warn("memcached node missed writes that no hint records: it serves no reads until it has been copied from every other node",
+				"node", n.ID, "waiting_for", nodeIDs(unread))
+			return unread
+		}
 	}
 	// Writes that chose their nodes just before the node came back may
 	// have left hints after the first take: replay those too.
-	late, _ := n.handoff.take()
-	for _, id := range late {
-		unread = m.replay(n, id, unread)
+	late, lateOverflow, _ := n.handoff.take()
+	for _, h := range late {
+		unread = m.replay(n, h, unread)
 	}
-	if !n.state.CompareAndSwap(int32(StateCatchingUp), int32(StateUp)) {
-		n.handoff.putBack(late, full)
+	if lateOverflow || !n.state.CompareAndSwap(int32(StateCatchingUp), int32(StateUp)) {
+		n.handoff.putBack(late, lateOverflow, full)
 		return nil
+	}
+	if err := n.handoff.done(full); err != nil {
+		m.logger().Warn("hint file: could not be emptied after its replay (replaying it again is harmless)",
+			"node", n.ID, "file", n.handoff.path(), "error", err)
 	}
 	took := time.Since(start)
 	n.lastCatchupMs.Store(took.Milliseconds())
 	n.catchups.Add(1)
 	m.logger().Info("memcached node up", "node", n.ID, "addr", n.Addr, "catch_up", took.String(),
-		"replayed", len(ids)+len(late), "full_copy", full)
+		"replayed", len(hints)+len(late), "full_copy", full)
 	return unread
 }
 
-// replay copies to n the session of one of its hints. When that fails,
-// the hint is kept if n failed meanwhile (its next catch-up replays it);
+func nodeIDs(nodes []*node) []string {
+	ids := make([]string, len(nodes))
+	for i, n := range nodes {
+		ids[i] = n.ID
+	}
+	return ids
+}
+
+// replay brings n the write of one of its hints. When that fails, the
+// hint is kept if n failed meanwhile (its next catch-up replays it);
 // otherwise the session may be held only by a node not readable now (it
 // took the write n missed, then failed too): those nodes are added to
 // unread, for the monitor to copy from once they answer. Dropped, the
 // session would stay on that node alone.
-func (m *Memcached) replay(n *node, id string, unread []*node) []*node {
-	if m.copyOne(n, []byte(id)) {
+func (m *Memcached) replay(n *node, h pendingHint, unread []*node) []*node {
+	if m.replayOne(n, h) {
 		n.handoff.replayed.Add(1)
 		return unread
 	}
 	if !n.writable() {
-		n.handoff.add([]byte(id))
+		n.handoff.putBack([]pendingHint{h}, false, false)
 		return unread
 	}
 	return addUnreadable(unread, m.nodes, n)
+}
+
+// replayOne writes to n the missed write a hint holds, or, for a hint
+// without one (no hint file, or a record that no longer reads), the newest
+// version the readable replicas hold. It reports whether n holds it now.
+func (m *Memcached) replayOne(n *node, h pendingHint) bool {
+	if h.ref.off >= 0 {
+		val, err := n.handoff.value(h.id, h.ref)
+		if err == nil && val != nil {
+			var kb [64]byte
+			return m.writeIfNewer(n, m.appendKey(kb[:0], []byte(h.id)), val)
+		}
+		m.logger().Warn("hint file: a record no longer reads; copying its session from the other replicas",
+			"node", n.ID, "file", n.handoff.path(), "offset", h.ref.off, "error", err)
+	}
+	return m.copyOne(n, []byte(h.id))
 }
 
 // addUnreadable adds to dst each node of nodes, n excepted, that is not
@@ -258,6 +476,13 @@ func (m *Memcached) copyFrom(src, n *node) error {
 		w.Write(key)
 		return w.WriteByte('\n') // keys hold no white space
 	})
+	var ne net.Error
+	if errors.As(err, &ne) {
+		// src refused or dropped the listing, or hung: it is down, as
+		// any other traffic would find, so that a catch-up waits for it
+		// instead of listing it again and again.
+		m.markDown(src, err)
+	}
 	if err == nil {
 		err = w.Flush()
 	}

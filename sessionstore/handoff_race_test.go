@@ -34,10 +34,11 @@ func TestWriteRacingTheReturnIsHandedOff(t *testing.T) {
 
 	n1.state.Store(int32(StateDown)) // as after a failed operation
 	key := m.appendKey(nil, id)
-	err = m.eachWritable(id, func(n *node) bool {
+	val2 := encode(2, "new")
+	err = m.eachWritable(id, val2, func(n *node) bool {
 		// The write is on its way to n2 when n1 answers a probe again.
 		n1.state.Store(int32(StateCatchingUp))
-		return m.writeIfNewer(n, key, encode(2, "new"))
+		return m.writeIfNewer(n, key, val2)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,15 @@ type MemcachedOptions struct {
 	ProbeInterval time.Duration // how often each node is probed, and presence marks refreshed (default 1s)
 	InstanceID    string        // this process in presence marks (default random; presence.go)
 	Logger        *slog.Logger  // node state changes (default slog.Default())
+
+	// StateDir, when set, keeps the nodes' hints (the writes each missed
+	// while down) in files below it, so that they survive a restart of
+	// the process (hintdir.go). Several processes may share it. Empty:
+	// hints are kept in memory only.
+	StateDir string
+	// HintFileMax bounds each hint file, in bytes (default
+	// DefaultHintFileMax); past it the node is marked for a full copy.
+	HintFileMax int64
 }
 
 // Memcached keeps sessions on memcached nodes, each session on Replicas of
@@ -38,6 +47,9 @@ type Memcached struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	startup   sync.WaitGroup // the nodes' start-up reconciliations not yet over
+	probed    sync.WaitGroup // the nodes' first probes not yet over
+
+	hintToken string // names this instance's hint files (hintdir.go)
 }
 
 var _ Shared = (*Memcached)(nil)
@@ -80,9 +92,26 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 	if !ValidInstanceID(o.InstanceID) {
 		return nil, fmt.Errorf("sessionstore: instance ID %q: 1 to %d of [0-9A-Za-z_-]", o.InstanceID, maxInstanceID)
 	}
+	if o.HintFileMax <= 0 {
+		o.HintFileMax = DefaultHintFileMax
+	}
 	m := &Memcached{opts: o, closed: make(chan struct{})}
 	for _, n := range o.Nodes {
 		m.nodes = append(m.nodes, newNode(n, o.Timeout, o.MaxIdleConns))
+	}
+	if o.StateDir != "" {
+		if err := m.openHints(); err != nil {
+			return nil, err
+		}
+		for _, n := range m.nodes {
+			if n.handoff.pending() {
+				// It missed writes while an earlier process ran: it
+				// serves no reads until they are replayed (monitor).
+				n.state.Store(int32(StateCatchingUp))
+			}
+		}
+		m.wg.Add(1)
+		go m.syncHints()
 	}
 	// The first presence round before the store is handed out: a proxy
 	// that starts beside others knows them before its first request, and
@@ -94,6 +123,7 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 	m.wg.Add(1)
 	go m.presence()
 	m.startup.Add(len(m.nodes))
+	m.probed.Add(len(m.nodes))
 	for _, n := range m.nodes {
 		m.wg.Add(1)
 		go m.monitor(n)
@@ -120,6 +150,7 @@ func (m *Memcached) Close() {
 		n.client.Close()
 		n.pipe.shutdown()
 	}
+	m.closeHints()
 }
 
 // errClosed ends a copy that Close interrupted.
@@ -329,7 +360,7 @@ func (m *Memcached) writeIfNewer(n *node, key, val []byte) bool {
 func (m *Memcached) PutIfNewer(id, val []byte) error {
 	var kb [64]byte
 	key := m.appendKey(kb[:0], id)
-	return m.eachWritable(id, func(n *node) bool { return m.writeIfNewer(n, key, val) })
+	return m.eachWritable(id, val, func(n *node) bool { return m.writeIfNewer(n, key, val) })
 }
 
 // Put sets val on every replica of id that takes writes, whatever they
@@ -359,7 +390,7 @@ func (m *Memcached) Put(id, val []byte) error {
 			written++
 		}
 	}
-	m.hint(id, &p)
+	m.hint(id, val, &p)
 	if written == 0 {
 		return ErrUnavailable
 	}
@@ -367,9 +398,9 @@ func (m *Memcached) Put(id, val []byte) error {
 }
 
 // eachWritable calls write for each replica of id that takes writes,
-// records a hint for each that should have and is down, and returns
-// ErrUnavailable if none took it.
-func (m *Memcached) eachWritable(id []byte, write func(*node) bool) error {
+// records a hint of val for each that should have and is down, and
+// returns ErrUnavailable if none took it.
+func (m *Memcached) eachWritable(id, val []byte, write func(*node) bool) error {
 	var p placement
 	m.place(id, &p)
 	written := 0
@@ -378,7 +409,7 @@ func (m *Memcached) eachWritable(id []byte, write func(*node) bool) error {
 			written++
 		}
 	}
-	m.hint(id, &p)
+	m.hint(id, val, &p)
 	if written == 0 {
 		return ErrUnavailable
 	}
@@ -434,7 +465,7 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 		for _, n := range p.catchingUp(late[:0]) {
 			m.writeIfNewer(n, key, val)
 		}
-		m.hint(id, &p)
+		m.hint(id, val, &p)
 		if written == 0 {
 			return ErrUnavailable
 		}

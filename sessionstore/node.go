@@ -147,16 +147,39 @@ func (m *Memcached) monitor(n *node) {
 	// again every interval while n is up (a source still down costs
 	// nothing).
 	var unread []*node
-	if st, err := probe(n.Addr, m.opts.Timeout); err == nil {
-		last = st
-		// What the node missed while no proxy ran is unknown: bring it
-		// the newer versions the others hold, in the background (it
-		// serves reads meanwhile, where the newest replica wins anyway).
-		unread = m.reconcile(n, m.nodes, "memcached node: start-up reconciliation incomplete, trying again")
-	} else {
+	// waiting: the nodes a catch-up that must read every other node
+	// (catchUp) still waits for; until one answers, trying again is
+	// useless.
+	var waiting []*node
+	lastAdopt := time.Now()
+	st, err := probe(n.Addr, m.opts.Timeout)
+	if err != nil {
 		// Away when this process started: what it holds is unknown until
 		// it returns and catches up in full.
 		m.markDown(n, err)
+	}
+	// A start-up catch-up reads the other nodes: only once each has
+	// answered its first probe or been marked down, so that it never
+	// waits on a node that hangs.
+	m.probed.Done()
+	m.probed.Wait()
+	if err == nil {
+		last = st
+		if n.load() == StateCatchingUp {
+			// Its hint file says it missed writes while an earlier
+			// process ran: they are replayed before it serves reads.
+			m.logger().Info("memcached node missed writes before this process started: catching up",
+				"node", n.ID, "addr", n.Addr, "handoff_pending", n.handoff.len(), "file", n.handoff.path())
+			waiting = m.catchUp(n, false)
+		}
+		if n.load() == StateUp {
+			// What the node missed while no proxy ran is unknown: bring
+			// it the newer versions the others hold, in the background
+			// (it serves reads meanwhile, where the newest replica wins
+			// anyway).
+			waiting = nil
+			unread = m.reconcile(n, m.nodes, "memcached node: start-up reconciliation incomplete, trying again")
+		}
 	}
 	m.startup.Done()
 	for {
@@ -168,6 +191,16 @@ func (m *Memcached) monitor(n *node) {
 		st, err := probe(n.Addr, m.opts.Timeout)
 		if err != nil {
 			continue // traffic, not the probe, takes a node down
+		}
+		// Orphaned hint files are looked for every adoptInterval, and
+		// always before a catch-up: a store that a reload replaced, or
+		// another instance, may have left hints for n just now.
+		if m.opts.StateDir != "" && (n.load() != StateUp || time.Since(lastAdopt) >= adoptInterval) {
+			lastAdopt = time.Now()
+			m.adopt(n)
+			if n.readable() && n.handoff.pending() {
+				unread = m.replayWhileUp(n, unread)
+			}
 		}
 		seen := last.pid != 0
 		// Another process, or one that started later (uptime has whole
@@ -197,6 +230,9 @@ func (m *Memcached) monitor(n *node) {
 			n.dropConns()
 			m.logger().Warn("memcached node restarted while up: catching up", "node", n.ID, "addr", n.Addr)
 		case StateCatchingUp:
+			if len(waiting) > 0 && !anyReadable(waiting) {
+				continue
+			}
 			// The last catch-up could not finish (a source was busy or
 			// failed): start again, copying everything.
 			restarted = true
@@ -208,8 +244,10 @@ func (m *Memcached) monitor(n *node) {
 		// later catch-up a full copy from all the others.
 		full := restarted || st.items == 0
 		left := m.catchUp(n, full)
+		waiting = nil
 		switch {
 		case n.load() != StateUp:
+			waiting = left
 		case full:
 			unread = left // its full copy is done, but for these
 		default:
@@ -220,6 +258,33 @@ func (m *Memcached) monitor(n *node) {
 			}
 		}
 	}
+}
+
+func anyReadable(nodes []*node) bool {
+	return slices.ContainsFunc(nodes, (*node).readable)
+}
+
+// replayWhileUp replays hints that reached n while it is up (adopted from
+// another instance's hint file): they are writes n missed while that
+// instance saw it down. Hints that say it missed more than they hold send
+// it back to catching up, for a full copy. It returns unread with the
+// nodes a replay could not read.
+func (m *Memcached) replayWhileUp(n *node, unread []*node) []*node {
+	hints, overflow, recopy := n.handoff.take()
+	for _, h := range hints {
+		unread = m.replay(n, h, unread)
+	}
+	if overflow || recopy {
+		n.handoff.putBack(nil, overflow, recopy)
+		if n.state.CompareAndSwap(int32(StateUp), int32(StateCatchingUp)) {
+			m.logger().Warn("memcached node missed writes that no hint records: catching up", "node", n.ID)
+		}
+		return unread
+	}
+	if err := n.handoff.done(false); err != nil {
+		m.logger().Warn("hint file: could not be emptied after its replay", "node", n.ID, "error", err)
+	}
+	return unread
 }
 
 // reconcile copies to n, up, what the nodes of from hold newer, and

@@ -185,6 +185,12 @@ func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logge
 	if err != nil {
 		return nil, err
 	}
+	var stateDir string // only a shared store with hints of its own needs one
+	if len(nodes) > 0 {
+		if stateDir, err = c.StateDirPath(); err != nil {
+			return nil, err
+		}
+	}
 	store, err := sessionstore.New(sessionstore.Options{
 		Memcached: sessionstore.MemcachedOptions{
 			Nodes:         nodes,
@@ -193,6 +199,7 @@ func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logge
 			Timeout:       sc.Memcached.Timeout.Std(),
 			MaxIdleConns:  sc.Memcached.MaxIdleConns,
 			ProbeInterval: sc.Memcached.ProbeInterval.Std(),
+			StateDir:      stateDir,
 		},
 		Redis:            redisOptions(sc.Redis),
 		TTL:              sc.TTL.Std(),
@@ -219,7 +226,7 @@ func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logge
 // sameStore reports whether two configurations can share one store.
 func sameStore(a, b *config.Config) bool {
 	x, y := a.Session, b.Session
-	return x.TTL == y.TTL && x.MaxSize == y.MaxSize && x.LocalCache == y.LocalCache && x.Write == y.Write &&
+	return a.StateDir == b.StateDir && x.TTL == y.TTL && x.MaxSize == y.MaxSize && x.LocalCache == y.LocalCache && x.Write == y.Write &&
 		fmt.Sprint(x.Memcached) == fmt.Sprint(y.Memcached) && fmt.Sprint(x.Redis) == fmt.Sprint(y.Redis)
 }
 

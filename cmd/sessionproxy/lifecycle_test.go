@@ -33,6 +33,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "sessionproxy")
+	// Proxies with memcached nodes keep hint files in their state_dir
+	// (by default under $XDG_STATE_HOME or $HOME): never the runner's
+	// own. startBinary gives each test a directory of its own.
+	os.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
+	os.Unsetenv("STATE_DIRECTORY")
 	if out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building sessionproxy: %v\n%s", err, out)
 		os.Exit(1)
@@ -75,6 +80,7 @@ func startBinary(t *testing.T, bin, config string) *process {
 	p.config = filepath.Join(t.TempDir(), "sp.yaml")
 	p.write(config)
 	p.cmd = exec.Command(bin, "run", "-config", p.config)
+	p.cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+stateHome(t))
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	errPipe, _ := p.cmd.StderrPipe()
 	if err := p.cmd.Start(); err != nil {
@@ -109,6 +115,21 @@ func startBinary(t *testing.T, bin, config string) *process {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+var stateHomes sync.Map // *testing.T -> string
+
+// stateHome is the $XDG_STATE_HOME of the proxies a test starts: one per
+// test, so that the proxies of one test share their default state_dir (as
+// a restarted proxy does) and those of different tests never do.
+func stateHome(t *testing.T) string {
+	if d, ok := stateHomes.Load(t); ok {
+		return d.(string)
+	}
+	d := t.TempDir()
+	stateHomes.Store(t, d)
+	t.Cleanup(func() { stateHomes.Delete(t) })
+	return d
 }
 
 func (p *process) write(config string) {
