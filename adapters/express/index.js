@@ -52,6 +52,8 @@ class Session {
       st.stored = null;
       st.rotateTo = codec.newID();
       this.req.sessionID = st.rotateTo;
+      this.req.sessionNew = true;
+      this.req.sessionCreated = Date.now(); // the proxy's clock may differ by a few ms
       this.req.session = new Session(this.req, {});
     }
     defer(fn, err);
