@@ -175,7 +175,9 @@ func startSite(t *testing.T) *site {
 	var express, flask []string
 	for i := 1; i <= 2; i++ {
 		ea, fa := addrs[2*i-2], addrs[2*i-1]
-		run(t, fmt.Sprintf("express-%d", i), nil, nodeBin, "testapp/app.js", "--listen", ea, "--name", fmt.Sprintf("express-%d", i))
+		// As the README says to: Node's default of 16 KiB of request
+		// headers is less than the proxy's max_size.
+		run(t, fmt.Sprintf("express-%d", i), nil, nodeBin, "--max-http-header-size=81920", "testapp/app.js", "--listen", ea, "--name", fmt.Sprintf("express-%d", i))
 		run(t, fmt.Sprintf("flask-%d", i), pyEnv, py, filepath.Join(pyDir, "tests/apps/flask_app.py"), "--listen", fa, "--name", fmt.Sprintf("flask-%d", i))
 		express, flask = append(express, ea), append(flask, fa)
 	}
@@ -453,6 +455,34 @@ func TestExpressAdapterBehindProxy(t *testing.T) {
 			if !sameJSON(p.Attrs[name], []byte(w)) {
 				t.Errorf("%s = %s, want %s", name, p.Attrs[name], w)
 			}
+		}
+	})
+
+	t.Run("a large session, and one over max_size", func(t *testing.T) {
+		b := s.browser(t)
+		b.get("/express/count")
+		// 40 KiB: over Node's default header limit, within the proxy's
+		// default max_size (64 KiB), read back by both processes.
+		b.get("/express/big?n=40000")
+		seen := map[string]bool{}
+		for i := 0; i < 4; i++ {
+			p := b.get("/express/bigsize")
+			if p.Counter != 40000 {
+				t.Fatalf("read back %d characters on %s, want 40000", p.Counter, p.Backend)
+			}
+			seen[p.Backend] = true
+		}
+		if len(seen) != 2 {
+			t.Fatalf("the large session was read by %v, want both processes", seen)
+		}
+		// Over max_size: the proxy refuses the update, the session is as
+		// it was.
+		req, _ := http.NewRequest(http.MethodGet, s.base+"/express/big?n=70000", nil)
+		if code, body := b.send(req); code != http.StatusBadGateway {
+			t.Fatalf("a session over max_size: %d %q, want 502", code, body)
+		}
+		if attrs := s.stored(t, b.cookie()); attrs["counter"] != "1" || len(attrs["big"]) != 40002 {
+			t.Fatalf("after the refused update the store holds counter=%q and %d bytes of big", attrs["counter"], len(attrs["big"]))
 		}
 	})
 

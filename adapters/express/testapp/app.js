@@ -87,6 +87,15 @@ app.get('/express/dump', (req, res) => {
   res.json(state(req, { attrs }));
 });
 
+app.get('/express/big', (req, res) => {
+  req.session.big = 'x'.repeat(Number(req.query.n));
+  res.json(state(req));
+});
+
+app.get('/express/bigsize', (req, res) => {
+  res.json(state(req, { counter: req.session.big === undefined ? -1 : req.session.big.length }));
+});
+
 app.get('/express/late', (req, res) => {
   // A change before the first bytes goes out with the head; one after
   // is lost (README: what differs from express-session).
