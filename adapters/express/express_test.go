@@ -520,7 +520,7 @@ func TestExpressUnitTests(t *testing.T) {
 	if err != nil || !bytes.Contains(out, []byte("# fail 0")) || bytes.Contains(out, []byte("# pass 0")) {
 		t.Fatalf("node --test: %v\n%s", err, out)
 	}
-	if bytes.Contains(out, []byte("# skipped 0")) == false {
+	if !bytes.Contains(out, []byte("# skipped 0")) {
 		t.Fatalf("node --test skipped tests:\n%s", out)
 	}
 }
