@@ -391,6 +391,16 @@ func TestExpressAdapterBehindProxy(t *testing.T) {
 		if p := b.get("/express/whoami"); p.User != "" || p.Sid == key {
 			t.Fatalf("after logout: %+v", p)
 		}
+		// A login that is the browser's first request: the new session
+		// is stored under the ID Express drew.
+		first := s.browser(t)
+		in = first.post("/express/login", url.Values{"username": {"ann"}, "password": {"secret"}})
+		if first.cookie() != in.Sid || in.User != "ann" {
+			t.Fatalf("login as the first request: %+v, cookie %q", in, first.cookie())
+		}
+		if p := first.get("/express/whoami"); p.User != "ann" || p.Sid != in.Sid || p.New {
+			t.Fatalf("after a first-request login: %+v", p)
+		}
 	})
 
 	t.Run("typed values from express read by flask and express", func(t *testing.T) {
