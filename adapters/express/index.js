@@ -144,7 +144,7 @@ class Cookie {
     return null;
   }
 
-  set maxAge(ms) {} // eslint-disable-line no-unused-vars
+  set maxAge(ms) {}
 
   get data() {
     return { originalMaxAge: null, expires: null, secure: this.secure, httpOnly: true, domain: this.domain, path: '/', sameSite: this.sameSite };
@@ -270,7 +270,7 @@ function hookWriteHead(res, fn) {
 // sessionproxy returns the middleware. Options are accepted for
 // express-session's sake and ignored: the store, the cookie, the ID and
 // the expiry are the proxy's.
-function sessionproxy(options) { // eslint-disable-line no-unused-vars
+function sessionproxy(options) {
   return function sessionproxyMiddleware(req, res, next) {
     if (req.session) { // mounted twice, or after express-session
       next();

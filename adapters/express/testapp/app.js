@@ -106,7 +106,7 @@ app.get('/express/late', (req, res) => {
   setTimeout(() => res.end('done\n'), 10);
 });
 
-app.use((err, req, res, next) => { // eslint-disable-line no-unused-vars
+app.use((err, req, res, next) => {
   res.status(500).json({ error: String(err) });
 });
 
