@@ -529,7 +529,7 @@ func TestServletAdapterBehindProxy(t *testing.T) {
 		}
 	})
 
-	t.Run("changes after output and before a redirect", func(t *testing.T) {
+	t.Run("changes after output, before a redirect, before a forward", func(t *testing.T) {
 		t.Parallel()
 		b := s.browser(t)
 		// 20 KB: past JSP's own 8 KiB buffer, within the adapter's 256 KiB.
@@ -546,6 +546,15 @@ func TestServletAdapterBehindProxy(t *testing.T) {
 		}
 		if st := s.stored(t, b2.cookie()); st == nil || st.Attributes["early"] != `"yes"` || st.Attributes["late"] != "" {
 			t.Fatalf("a change after 400 KB of output: the store holds %+v, want early only (documented)", st)
+		}
+		// A forward, and code that goes around the adapter to Tomcat's own
+		// session: no JSESSIONID (get checks every answer for one).
+		b4 := s.browser(t)
+		if m, _ := b4.facts("/forward.jsp"); m["user"] != "via-forward" || m["id"] != b4.cookie() {
+			t.Fatalf("after a forward: %v, cookie %q", m, b4.cookie())
+		}
+		if m, _ := b4.facts("/container.jsp"); m["ownIsOther"] != "true" || m["url"] != "whoami.jsp" || m["wrapped"] != "sessionproxy.servlet.ProxiedRequest" {
+			t.Fatalf("Tomcat's own session: %v", m)
 		}
 		b3 := s.browser(t)
 		if m, _ := b3.facts("/redirect.jsp"); m["id"] != b3.cookie() {
