@@ -180,7 +180,16 @@ final class SessionState {
         if (proxyId == null) {
             return; // no proxy to tell
         }
-        for (String[] h : headers()) {
+        List<String[]> headers = headers();
+        if (!headers.isEmpty() && resp.isCommitted()) {
+            // The app wrote to the container's response around the adapter
+            // (an unwrapped response): the container drops the headers.
+            warned = true;
+            context.log("sessionproxy: the response was committed around the adapter;"
+                    + " this request's session changes were not saved");
+            return;
+        }
+        for (String[] h : headers) {
             resp.addHeader(h[0], h[1]);
         }
     }
