@@ -71,6 +71,31 @@ func buildJar(t *testing.T) string {
 	return jar
 }
 
+// The Servlet API jars the adapter builds against: Debian's
+// libjakarta-servlet-api-java (5.0, which the Makefile prefers) and
+// Tomcat 10.1's own (6.0, which removed HttpSession.getSessionContext).
+const (
+	servletAPI50 = "/usr/share/java/jakarta-servlet-api.jar"
+	servletAPI60 = "/usr/share/java/tomcat10-servlet-api.jar"
+)
+
+// buildJarAgainst builds the jar from a copy of the sources against the
+// API jar api and returns its path.
+func buildJarAgainst(t *testing.T, api string) string {
+	t.Helper()
+	if _, err := os.Stat(api); err != nil {
+		t.Fatalf("no %s: run `make deps` (Debian's libjakarta-servlet-api-java, libtomcat10-java)", api)
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("cp", "-r", "Makefile", "META-INF", "src", dir).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("make", "--no-print-directory", "-C", dir, "SERVLET_API="+api).CombinedOutput(); err != nil {
+		t.Fatalf("make SERVLET_API=%s: %v\n%s", api, err, out)
+	}
+	return filepath.Join(dir, "sessionproxy-servlet.jar")
+}
+
 // TestServletCodecVectors checks the Java codec against the vectors every
 // adapter shares (../testdata/vectors.json) and the edges of its JSON.
 func TestServletCodecVectors(t *testing.T) {
@@ -226,7 +251,13 @@ func startSite(t *testing.T) *site {
 	home := catalinaHome(t)
 	jar := buildJar(t)
 	py := python(t)
-	tomcats := []string{startTomcat(t, home, jar, "tomcat-1"), startTomcat(t, home, jar, "tomcat-2")}
+	// One Tomcat runs the jar as `make` builds it, the other one built
+	// against the other Servlet API: both must behave as one.
+	other := servletAPI60
+	if out, _ := exec.Command("jar", "tf", jar).Output(); !bytes.Contains(out, []byte("EmptySessionContext")) {
+		other = servletAPI50
+	}
+	tomcats := []string{startTomcat(t, home, jar, "tomcat-1"), startTomcat(t, home, buildJarAgainst(t, other), "tomcat-2")}
 	pyDir, _ := filepath.Abs("../python")
 	flask := testutil.FreeAddr(t)
 	run(t, "flask", []string{"PYTHONPATH=" + pyDir, "PYTHONDONTWRITEBYTECODE=1"},

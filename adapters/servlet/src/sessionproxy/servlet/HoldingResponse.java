@@ -151,11 +151,13 @@ final class HoldingResponse extends HttpServletResponseWrapper {
     }
 
     /** For Servlet 5.0 containers (removed in 6.0). */
+    @SuppressWarnings("deprecation")
     public String encodeUrl(String url) {
         return url;
     }
 
     /** For Servlet 5.0 containers (removed in 6.0). */
+    @SuppressWarnings("deprecation")
     public String encodeRedirectUrl(String url) {
         return url;
     }

@@ -65,6 +65,7 @@ final class ProxiedRequest extends HttpServletRequestWrapper {
     }
 
     /** For Servlet 5.0 containers (removed in 6.0). */
+    @SuppressWarnings("deprecation")
     public boolean isRequestedSessionIdFromUrl() {
         return false;
     }

@@ -19,8 +19,13 @@ import java.util.Map;
  * {@link #setAttribute} with an {@link IllegalArgumentException}, as Tomcat
  * refuses a non-serializable attribute in a distributable app. No session or
  * binding listeners are called.
+ *
+ * <p>Abstract for the one method Servlet 5.0 has and 6.0 removed
+ * ({@code getSessionContext()}, whose type 6.0 no longer has): the Makefile
+ * compiles {@code src/api5/} or {@code src/api6/}, whichever fits the API
+ * jar it builds against, and each defines {@code ConcreteSession}.
  */
-final class ProxiedSession implements HttpSession {
+abstract class ProxiedSession implements HttpSession {
     private final SessionState state;
     /** Changed by changeSessionId. */
     volatile String id;
@@ -40,6 +45,12 @@ final class ProxiedSession implements HttpSession {
         this.fresh = attrs == null;
         this.attrs = Collections.synchronizedMap(new LinkedHashMap<>(attrs == null ? Map.of() : attrs));
         this.maxInactiveInterval = state.maxInactiveInterval;
+    }
+
+    /** Returns the session class of the API the jar was built against. */
+    static ProxiedSession create(SessionState state, String id, long created, boolean isNew,
+            Map<String, Object> attrs) {
+        return new ConcreteSession(state, id, created, isNew, attrs);
     }
 
     boolean valid() {
@@ -153,11 +164,13 @@ final class ProxiedSession implements HttpSession {
     // The methods Servlet 6.0 removed, for Servlet 5.0 containers (Tomcat 10.0).
 
     /** Deprecated since Servlet 2.2: {@link #getAttribute}. */
+    @SuppressWarnings("deprecation")
     public Object getValue(String name) {
         return getAttribute(name);
     }
 
     /** Deprecated since Servlet 2.2: {@link #getAttributeNames}. */
+    @SuppressWarnings("deprecation")
     public String[] getValueNames() {
         check("getValueNames");
         synchronized (attrs) {
@@ -166,11 +179,13 @@ final class ProxiedSession implements HttpSession {
     }
 
     /** Deprecated since Servlet 2.2: {@link #setAttribute}. */
+    @SuppressWarnings("deprecation")
     public void putValue(String name, Object value) {
         setAttribute(name, value);
     }
 
     /** Deprecated since Servlet 2.2: {@link #removeAttribute}. */
+    @SuppressWarnings("deprecation")
     public void removeValue(String name) {
         removeAttribute(name);
     }

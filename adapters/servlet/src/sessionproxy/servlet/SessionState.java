@@ -98,7 +98,7 @@ final class SessionState {
         }
         if (current == null && !invalidated && (stored || create)) {
             String id = proxyId != null ? proxyId : Codec.newId();
-            current = new ProxiedSession(this, id, created, !stored, incoming);
+            current = ProxiedSession.create(this, id, created, !stored, incoming);
             return current;
         }
         if (!create) {
@@ -106,7 +106,7 @@ final class SessionState {
         }
         // A new session after invalidate(): the proxy starts it under the ID
         // the app sees now (X-Session-Invalidate with X-Session-Rotate).
-        current = new ProxiedSession(this, Codec.newId(), System.currentTimeMillis(), true, null);
+        current = ProxiedSession.create(this, Codec.newId(), System.currentTimeMillis(), true, null);
         return current;
     }
 
