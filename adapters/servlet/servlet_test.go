@@ -212,6 +212,17 @@ func startTomcat(t *testing.T, home, jar, name string) string {
 		copyFile(t, p, filepath.Join(root, filepath.Base(p)))
 	}
 	copyFile(t, jar, filepath.Join(root, "WEB-INF", "lib", "sessionproxy-servlet.jar"))
+	// /legacy: an app whose web.xml is metadata-complete (no fragments),
+	// with the listener declared there and a session-reading filter of
+	// its own.
+	legacy := filepath.Join(base, "webapps", "legacy")
+	copyFile(t, "testdata/legacy/WEB-INF/web.xml", filepath.Join(legacy, "WEB-INF", "web.xml"))
+	copyFile(t, "testdata/app/whoami.jsp", filepath.Join(legacy, "whoami.jsp"))
+	copyFile(t, jar, filepath.Join(legacy, "WEB-INF", "lib", "sessionproxy-servlet.jar"))
+	if out, err := exec.Command("javac", "-cp", filepath.Join(home, "lib", "servlet-api.jar"), "-d",
+		filepath.Join(legacy, "WEB-INF", "classes"), "testdata/legacy/SeenFilter.java").CombinedOutput(); err != nil {
+		t.Fatalf("javac SeenFilter: %v\n%s", err, out)
+	}
 	cp := filepath.Join(home, "bin", "bootstrap.jar") + string(os.PathListSeparator) + filepath.Join(home, "bin", "tomcat-juli.jar")
 	// A small heap and the quick JIT tier: two instances share a small
 	// machine with the rest of the tests.
@@ -586,6 +597,24 @@ func TestServletAdapterBehindProxy(t *testing.T) {
 		}
 		if m, _ := b4.facts("/container.jsp"); m["ownIsOther"] != "true" || m["url"] != "whoami.jsp" || m["wrapped"] != "sessionproxy.servlet.ProxiedRequest" {
 			t.Fatalf("Tomcat's own session: %v", m)
+		}
+		// An app of its own web.xml (metadata-complete, the listener
+		// declared there): its own filter sees the proxy's session.
+		for i, seen := 0, map[string]bool{}; len(seen) < 2; i++ {
+			if i == 30 {
+				t.Fatalf("/legacy/ answered from %v only", seen)
+			}
+			resp, err := b4.c.Get(s.base + "/legacy/whoami.jsp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			want := b4.cookie() + " sessionproxy.servlet.ConcreteSession"
+			if resp.StatusCode != 200 || resp.Header.Get("X-Seen-Session") != want || !strings.Contains(string(body), "id="+b4.cookie()) {
+				t.Fatalf("/legacy/whoami.jsp: %d, the app's filter saw %q (want %q): %q", resp.StatusCode, resp.Header.Get("X-Seen-Session"), want, body)
+			}
+			seen[resp.Header.Get("Server")] = true
 		}
 		b3 := s.browser(t)
 		if m, _ := b3.facts("/redirect.jsp"); m["id"] != b3.cookie() {
