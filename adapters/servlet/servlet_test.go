@@ -192,10 +192,13 @@ func startTomcat(t *testing.T, home, jar, name string) string {
 	}
 	addr := testutil.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
+	// maxHttpHeaderSize as the README asks: Tomcat's default of 8 KiB
+	// bounds response headers too, and a larger attribute would fail there
+	// (500) long before the proxy's max_size.
 	serverXML := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
 <Server port="-1" shutdown="SHUTDOWN">
   <Service name="Catalina">
-    <Connector port="%s" address="127.0.0.1" protocol="HTTP/1.1" server="%s" connectionTimeout="20000"/>
+    <Connector port="%s" address="127.0.0.1" protocol="HTTP/1.1" server="%s" connectionTimeout="20000" maxHttpHeaderSize="81920"/>
     <Engine name="Catalina" defaultHost="localhost">
       <Host name="localhost" appBase="webapps" unpackWARs="false" autoDeploy="false"/>
     </Engine>
@@ -622,6 +625,33 @@ func TestServletAdapterBehindProxy(t *testing.T) {
 		}
 		if st := s.stored(t, b3.cookie()); st == nil || st.Attributes["flash"] != `"saved"` {
 			t.Fatalf("a change before sendRedirect: the store holds %+v", st)
+		}
+	})
+
+	t.Run("a session up to max_size, and over it", func(t *testing.T) {
+		t.Parallel()
+		b := s.browser(t)
+		// 60 KB of attribute: within the proxy's default max_size (64 KiB),
+		// stored and sent back to either Tomcat.
+		b.get("/large.jsp?size=60000")
+		if st := s.stored(t, b.cookie()); st == nil || len(st.Attributes["large"]) != 60002 {
+			t.Fatalf("a 60 KB attribute was not stored")
+		}
+		for i := 0; i < 2; i++ {
+			if m, _ := b.facts("/whoami.jsp"); m["id"] != b.cookie() {
+				t.Fatalf("request %d with a 60 KB session: %v", i, m)
+			}
+		}
+		// Over max_size: the proxy refuses the whole update with 502, as the
+		// README says; nothing of it is stored.
+		b2 := s.browser(t)
+		resp, err := b2.c.Get(s.base + "/large.jsp?size=70000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway || b2.cookie() != "" {
+			t.Fatalf("a 70 KB session: %d, cookie %q; want 502 and no session", resp.StatusCode, b2.cookie())
 		}
 	})
 }
