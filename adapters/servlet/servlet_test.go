@@ -10,6 +10,7 @@ package servlet_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,7 +34,7 @@ import (
 
 // catalinaHome is Debian's tomcat10 (libtomcat10-java), or $CATALINA_HOME.
 // None is a failure, not a skip: `make deps` installs it.
-func catalinaHome(t *testing.T) string {
+func catalinaHome(t testing.TB) string {
 	t.Helper()
 	home := os.Getenv("CATALINA_HOME")
 	if home == "" {
@@ -58,7 +59,7 @@ var (
 
 // buildJar builds sessionproxy-servlet.jar as a user would (make -C
 // adapters/servlet) and returns its path.
-func buildJar(t *testing.T) string {
+func buildJar(t testing.TB) string {
 	t.Helper()
 	catalinaHome(t)
 	buildOnce.Do(func() {
@@ -109,6 +110,108 @@ func TestServletCodecVectors(t *testing.T) {
 		t.Fatalf("CodecVectors: %v\n%s", err, out)
 	}
 	t.Logf("%s", bytes.TrimSpace(out))
+}
+
+// javaCodec is a running testdata/CodecFuzz.java: the adapter's codec,
+// asked one line at a time.
+type javaCodec struct {
+	mu  sync.Mutex
+	in  io.Writer
+	out *bufio.Reader
+}
+
+func startJavaCodec(tb testing.TB) *javaCodec {
+	tb.Helper()
+	jar := buildJar(tb)
+	classes := tb.TempDir()
+	if out, err := exec.Command("javac", "-encoding", "UTF-8", "-cp", jar, "-d", classes, "testdata/CodecFuzz.java").CombinedOutput(); err != nil {
+		tb.Fatalf("javac: %v\n%s", err, out)
+	}
+	cmd := exec.Command("java", "-cp", jar+string(os.PathListSeparator)+classes, "sessionproxy.servlet.CodecFuzz")
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		in.Close()
+		cmd.Wait()
+	})
+	return &javaCodec{in: in, out: bufio.NewReaderSize(out, 1<<16)}
+}
+
+func (j *javaCodec) ask(t *testing.T, op string, in []byte) string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := fmt.Fprintf(j.in, "%s %s\n", op, hex.EncodeToString(in)); err != nil {
+		t.Fatalf("CodecFuzz: %v", err)
+	}
+	line, err := j.out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("CodecFuzz: %v", err)
+	}
+	return strings.TrimSuffix(line, "\n")
+}
+
+// unpercent is CONTRACT.md section 13's percent-decoding: %XX is that byte,
+// any other % is literal.
+func unpercent(in []byte) []byte {
+	out := make([]byte, 0, len(in))
+	for i := 0; i < len(in); i++ {
+		if in[i] == '%' && i+2 < len(in) && isHex(in[i+1]) && isHex(in[i+2]) {
+			b, _ := hex.DecodeString(string(in[i+1 : i+3]))
+			out = append(out, b[0])
+			i += 2
+			continue
+		}
+		out = append(out, in[i])
+	}
+	return out
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// FuzzServletCodec checks the Java adapter's codec on any input: reading a
+// value or a name never throws, its JSON reader agrees with encoding/json
+// on what is JSON (so a value another language wrote is never misread as a
+// plain string, nor the other way round), and any text and any name
+// survive writing and reading back.
+func FuzzServletCodec(f *testing.F) {
+	j := startJavaCodec(f)
+	for _, seed := range []string{
+		`[1,2]`, `{"items":[1,2]}`, `{"a":`, `%22Jos%C3%A9%22`, "%ZZ", "%", "%2", "100%", "-0", "1e5", "1E+2",
+		"01", "1.", "-", ".5", `"\u0041"`, `"\u٣٣٣٣"`, `"\ud83d\ude42"`, `"\x"`, " 1 ", "\t[ ]\r\n", "{}",
+		`{"a":[1,{"b":null}],"c":true}`, "José 🙂", "pojun.tech", "a-zz", "USER_49D", "\xff\xfe", "caf\xe9",
+		"tru", "nul", "", "[1,]", `{"a" 1}`, `{1:2}`, "1 2", "\"a\x01\"", strings.Repeat("[", 600),
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) > 4096 {
+			return
+		}
+		got := j.ask(t, "V", in)
+		dec := unpercent(in)
+		want := "P"
+		// The adapter reads JSON nested up to 512 deep (deeper is a plain
+		// string), encoding/json up to 10000.
+		deep := bytes.Count(dec, []byte("[")) + bytes.Count(dec, []byte("{"))
+		if json.Valid(dec) && (deep < 500 || got != "P") {
+			want = "J"
+		}
+		if got != want {
+			t.Fatalf("%q (decoded %q): the adapter says %s, encoding/json says %s", in, dec, got, want)
+		}
+		for _, op := range []string{"R", "N", "D"} {
+			if a := j.ask(t, op, in); a != "ok" {
+				t.Fatalf("%s %q: %s", op, in, a)
+			}
+		}
+	})
 }
 
 // lockedBuffer collects a process's output while it runs.

@@ -87,12 +87,17 @@ public final class Codec {
      * is returned as that plain string.
      */
     public static Object decodeValue(String text) {
-        String plain = new String(unescape(bytes(text), '%'), StandardCharsets.UTF_8);
+        String plain = unpercent(text);
         try {
             return Json.decode(plain);
         } catch (Json.NotJson | RuntimeException e) {
             return plain;
         }
+    }
+
+    /** The header value {@code text} percent-decoded, as UTF-8 text. */
+    static String unpercent(String text) {
+        return new String(unescape(bytes(text), '%'), StandardCharsets.UTF_8);
     }
 
     /**

@@ -286,7 +286,9 @@ final class Json {
                     }
                     int cp = 0;
                     for (int k = 0; k < 4; k++) {
-                        int d = Character.digit(s.charAt(i + k), 16);
+                        char h = s.charAt(i + k);
+                        // ASCII hex digits only: Character.digit takes other scripts' digits too.
+                        int d = h < 0x80 ? Character.digit(h, 16) : -1;
                         if (d < 0) {
                             throw new NotJson("bad \\u escape");
                         }
