@@ -735,7 +735,7 @@ func TestServletAdapterBehindProxy(t *testing.T) {
 		t.Parallel()
 		b := s.browser(t)
 		// 60 KB of attribute: within the proxy's default max_size (64 KiB),
-		// stored and sent back to either Tomcat.
+		// stored, and sent back with the next requests.
 		b.get("/large.jsp?size=60000")
 		if st := s.stored(t, b.cookie()); st == nil || len(st.Attributes["large"]) != 60002 {
 			t.Fatalf("a 60 KB attribute was not stored")
