@@ -284,16 +284,16 @@ func copyFile(t *testing.T, src, dst string) {
 // webapp as ROOT with the jar in WEB-INF/lib and nothing else (no
 // web.xml: the jar's web-fragment.xml is what installs the adapter), and
 // starts Tomcat in the foreground. Its Server header names the instance.
-func startTomcat(t *testing.T, home, jar, name string) string {
+func startTomcat(t *testing.T, home, jar, name string) (addr, base string) {
 	t.Helper()
-	base := t.TempDir()
+	base = t.TempDir()
 	for _, f := range []string{"web.xml", "catalina.properties", "context.xml", "logging.properties"} {
 		copyFile(t, filepath.Join(home, "etc", f), filepath.Join(base, "conf", f))
 	}
 	for _, d := range []string{"logs", "temp", "work", "lib"} {
 		os.MkdirAll(filepath.Join(base, d), 0o755)
 	}
-	addr := testutil.FreeAddr(t)
+	addr = testutil.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	// maxHttpHeaderSize as the README asks: Tomcat's default of 8 KiB
 	// bounds response headers too, and a larger attribute would fail there
@@ -338,7 +338,7 @@ func startTomcat(t *testing.T, home, jar, name string) string {
 		"-Djava.util.logging.config.file="+filepath.Join(base, "conf", "logging.properties"),
 		"-Dsessionproxy.test.instance="+name,
 		"-cp", cp, "org.apache.catalina.startup.Bootstrap", "start")
-	return addr
+	return addr, base
 }
 
 // python returns an interpreter that has Flask (see adapters/python).
@@ -361,6 +361,21 @@ func python(t *testing.T) string {
 // app with the Python adapter as the upstream "flask" (/flask/…).
 type site struct {
 	base, admin string
+	tomcats     []string // each Tomcat's CATALINA_BASE
+}
+
+// logged reports whether a Tomcat's log for the app (ServletContext.log,
+// logs/localhost.*.log) has a line containing s.
+func (s *site) logged(text string) bool {
+	for _, base := range s.tomcats {
+		files, _ := filepath.Glob(filepath.Join(base, "logs", "localhost.*.log"))
+		for _, f := range files {
+			if b, _ := os.ReadFile(f); bytes.Contains(b, []byte(text)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func startSite(t *testing.T) *site {
@@ -374,7 +389,9 @@ func startSite(t *testing.T) *site {
 	if out, _ := exec.Command("jar", "tf", jar).Output(); !bytes.Contains(out, []byte("EmptySessionContext")) {
 		other = servletAPI50
 	}
-	tomcats := []string{startTomcat(t, home, jar, "tomcat-1"), startTomcat(t, home, buildJarAgainst(t, other), "tomcat-2")}
+	t1, base1 := startTomcat(t, home, jar, "tomcat-1")
+	t2, base2 := startTomcat(t, home, buildJarAgainst(t, other), "tomcat-2")
+	tomcats := []string{t1, t2}
 	pyDir, _ := filepath.Abs("../python")
 	flask := testutil.FreeAddr(t)
 	run(t, "flask", []string{"PYTHONPATH=" + pyDir, "PYTHONDONTWRITEBYTECODE=1"},
@@ -417,7 +434,7 @@ session:
 	for _, a := range tomcats {
 		waitListen(t, a, "tomcat", 120*time.Second)
 	}
-	return &site{base: "http://" + listen, admin: "http://" + admin}
+	return &site{base: "http://" + listen, admin: "http://" + admin, tomcats: []string{base1, base2}}
 }
 
 // browser is a client with its own cookie jar.
@@ -695,6 +712,10 @@ func TestServletAdapterBehindProxy(t *testing.T) {
 		if st := s.stored(t, b2.cookie()); st == nil || st.Attributes["early"] != `"yes"` || st.Attributes["late"] != "" {
 			t.Fatalf("a change after 400 KB of output: the store holds %+v, want early only (documented)", st)
 		}
+		// The log says so (the file handler writes asynchronously).
+		testutil.WaitFor(t, 10*time.Second, "the lost change in Tomcat's log", func() bool {
+			return s.logged("a session change after the response started was not saved")
+		})
 		// A forward, and code that goes around the adapter to Tomcat's own
 		// session: no JSESSIONID (get checks every answer for one).
 		b4 := s.browser(t)
