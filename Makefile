@@ -60,8 +60,11 @@ DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools pyth
 # /usr/bin/python3, which adapters/python's tests use whatever python3 is first on PATH.
 # adapters/servlet builds its jar with the JDK's javac and jar (no Maven) against
 # the Servlet 5.0 API (libjakarta-servlet-api-java) and Tomcat 10.1's 6.0 one, and
-# runs two Tomcat 10 from /usr/share/tomcat10.
-PKGDEPS := python3-flask python3-django python3-pyflakes pycodestyle tomcat10 default-jdk-headless libjakarta-servlet-api-java
+# runs two Tomcat 10 from /usr/share/tomcat10 with a conf/ of its own. Tomcat's
+# runtime only (tomcat10-common, libtomcat10-java), not the tomcat10 package: that
+# one enables and starts a system Tomcat on port 8080, where the README's first
+# command, `sessionproxy demo`, listens.
+PKGDEPS := python3-flask python3-django python3-pyflakes pycodestyle tomcat10-common libtomcat10-java default-jdk-headless libjakarta-servlet-api-java
 
 deps:
 	@missing=""; for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
