@@ -59,7 +59,13 @@ DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools pyth
 # The adapters' tests run the real frameworks and lint the Python adapters: Debian
 # packages that are libraries, not commands, checked with dpkg. They install into
 # /usr/bin/python3, which adapters/python's tests use whatever python3 is first on PATH.
-PKGDEPS := python3-flask python3-django python3-pyflakes pycodestyle
+# adapters/servlet builds its jar with the JDK's javac and jar (no Maven) against
+# the Servlet 5.0 API (libjakarta-servlet-api-java) and Tomcat 10.1's 6.0 one, and
+# runs two Tomcat 10 from /usr/share/tomcat10 with a conf/ of its own. Tomcat's
+# runtime only (tomcat10-common, libtomcat10-java), not the tomcat10 package: that
+# one enables and starts a system Tomcat on port 8080, where the README's first
+# command, `sessionproxy demo`, listens.
+PKGDEPS := python3-flask python3-django python3-pyflakes pycodestyle tomcat10-common libtomcat10-java default-jdk-headless libjakarta-servlet-api-java
 
 deps:
 	@missing=""; for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \

@@ -1,0 +1,6 @@
+<%@ page trimDirectiveWhitespaces="true" %>
+<%-- Post/redirect/get: a change just before sendRedirect is saved. --%>
+<%
+session.setAttribute("flash", "saved");
+response.sendRedirect("whoami.jsp");
+%>
