@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -22,12 +21,11 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"sessionproxy/internal/memcachedtest"
-	"sessionproxy/internal/testutil"
+	"sessionproxy/internal/proctest"
 )
 
 // node returns the node binary; none is a failure, not a skip: `make
@@ -66,119 +64,32 @@ func installDeps(t *testing.T) {
 	}
 }
 
-// python returns an interpreter that has Flask, as adapters/python's test
-// finds it: Debian's python3-flask installs into /usr/bin/python3, which
-// need not be the python3 first on PATH.
-func python(t *testing.T) string {
-	t.Helper()
-	candidates := []string{"/usr/bin/python3"}
-	if p, err := exec.LookPath("python3"); err == nil {
-		candidates = append(candidates, p)
-	}
-	for _, p := range candidates {
-		if exec.Command(p, "-c", "import flask").Run() == nil {
-			return p
-		}
-	}
-	t.Fatalf("no python3 with Flask among %v: run `make deps` (Debian's python3-flask)", candidates)
-	return ""
-}
-
-// lockedBuffer collects a process's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// run starts argv and stops it when the test ends; its output is shown
-// if the test failed.
-func run(t *testing.T, name string, env []string, argv ...string) *lockedBuffer {
-	t.Helper()
-	out := &lockedBuffer{}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("output of %s:\n%s", name, out.String())
-		}
-	})
-	return out
-}
-
-func waitListen(t *testing.T, addr, what string) {
-	t.Helper()
-	testutil.WaitFor(t, 30*time.Second, what+" listening on "+addr, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-}
-
-// freeAddrs returns n distinct loopback addresses that nothing listens
-// on. testutil.FreeAddr one at a time may hand out a port again before the
-// app given it has bound it (Python takes a while to start): each listener
-// is held until all are drawn.
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs
-}
-
 // site is the proxy with two Express apps as its default pool
 // (/express/…) and two Flask apps, the Python adapter's test app, as the
 // upstream "flask" (/flask/…).
 type site struct {
 	base, admin string
-	log         *lockedBuffer
+	log         *proctest.Output
 }
 
 func startSite(t *testing.T) *site {
 	t.Helper()
 	installDeps(t)
-	nodeBin, py := node(t), python(t)
+	nodeBin, py := node(t), proctest.Python(t, "flask")
 	pyDir, err := filepath.Abs("../python")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pyEnv := []string{"PYTHONPATH=" + pyDir, "PYTHONDONTWRITEBYTECODE=1"}
-	addrs := freeAddrs(t, 6)
+	addrs := proctest.FreeAddrs(t, 6)
 	listen, admin := addrs[4], addrs[5]
 	var express, flask []string
 	for i := 1; i <= 2; i++ {
 		ea, fa := addrs[2*i-2], addrs[2*i-1]
 		// As the README says to: Node's default of 16 KiB of request
 		// headers is less than the proxy's max_size.
-		run(t, fmt.Sprintf("express-%d", i), nil, nodeBin, "--max-http-header-size=81920", "testapp/app.js", "--listen", ea, "--name", fmt.Sprintf("express-%d", i))
-		run(t, fmt.Sprintf("flask-%d", i), pyEnv, py, filepath.Join(pyDir, "tests/apps/flask_app.py"), "--listen", fa, "--name", fmt.Sprintf("flask-%d", i))
+		proctest.Run(t, fmt.Sprintf("express-%d", i), nil, nodeBin, "--max-http-header-size=81920", "testapp/app.js", "--listen", ea, "--name", fmt.Sprintf("express-%d", i))
+		proctest.Run(t, fmt.Sprintf("flask-%d", i), pyEnv, py, filepath.Join(pyDir, "tests/apps/flask_app.py"), "--listen", fa, "--name", fmt.Sprintf("flask-%d", i))
 		express, flask = append(express, ea), append(flask, fa)
 	}
 	bin := filepath.Join(t.TempDir(), "sessionproxy")
@@ -210,10 +121,10 @@ session:
 	if out, err := exec.Command(bin, "check", "-config", confFile).CombinedOutput(); err != nil {
 		t.Fatalf("check: %v\n%s", err, out)
 	}
-	log := run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
-	waitListen(t, listen, "sessionproxy")
+	log := proctest.Run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
+	proctest.WaitListen(t, listen, "sessionproxy", 30*time.Second)
 	for _, a := range append(express, flask...) {
-		waitListen(t, a, "an app")
+		proctest.WaitListen(t, a, "an app", 30*time.Second)
 	}
 	return &site{base: "http://" + listen, admin: "http://" + admin, log: log}
 }

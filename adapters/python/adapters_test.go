@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -17,85 +16,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/internal/proctest"
 	"sessionproxy/internal/testutil"
 )
-
-// python returns an interpreter that has Flask and Django. Debian's
-// python3-flask and python3-django install into /usr/bin/python3, which
-// need not be the python3 first on PATH (pyenv's, a virtualenv's): that
-// one is tried first, then PATH's. None is a failure, not a skip: `make
-// deps` installs them.
-func python(t *testing.T) string {
-	t.Helper()
-	candidates := []string{"/usr/bin/python3"}
-	if p, err := exec.LookPath("python3"); err == nil {
-		candidates = append(candidates, p)
-	}
-	for _, p := range candidates {
-		if exec.Command(p, "-c", "import flask, django").Run() == nil {
-			return p
-		}
-	}
-	t.Fatalf("no python3 with Flask and Django among %v: run `make deps` (Debian's python3-flask python3-django)", candidates)
-	return ""
-}
-
-// lockedBuffer collects a process's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// run starts argv and stops it when the test ends; its output is shown
-// if the test failed.
-func run(t *testing.T, name string, env []string, argv ...string) *lockedBuffer {
-	t.Helper()
-	out := &lockedBuffer{}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("output of %s:\n%s", name, out.String())
-		}
-	})
-	return out
-}
-
-func waitListen(t *testing.T, addr, what string) {
-	t.Helper()
-	testutil.WaitFor(t, 30*time.Second, what+" listening on "+addr, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-}
 
 // site is the proxy with two Flask apps as its default pool (/flask/…)
 // and two Django apps as the upstream "django" (/django/…).
@@ -105,7 +32,7 @@ type site struct {
 
 func startSite(t *testing.T) *site {
 	t.Helper()
-	py := python(t)
+	py := proctest.Python(t, "flask", "django")
 	dir, err := filepath.Abs(".")
 	if err != nil {
 		t.Fatal(err)
@@ -118,8 +45,8 @@ func startSite(t *testing.T) *site {
 	var flask, django []string
 	for i := 1; i <= 2; i++ {
 		fa, da := testutil.FreeAddr(t), testutil.FreeAddr(t)
-		run(t, fmt.Sprintf("flask-%d", i), env, py, "tests/apps/flask_app.py", "--listen", fa, "--name", fmt.Sprintf("flask-%d", i))
-		run(t, fmt.Sprintf("django-%d", i), env, py, "tests/apps/django_app.py", "--db", db, "--listen", da, "--name", fmt.Sprintf("django-%d", i))
+		proctest.Run(t, fmt.Sprintf("flask-%d", i), env, py, "tests/apps/flask_app.py", "--listen", fa, "--name", fmt.Sprintf("flask-%d", i))
+		proctest.Run(t, fmt.Sprintf("django-%d", i), env, py, "tests/apps/django_app.py", "--db", db, "--listen", da, "--name", fmt.Sprintf("django-%d", i))
 		flask, django = append(flask, fa), append(django, da)
 	}
 	bin := filepath.Join(t.TempDir(), "sessionproxy")
@@ -152,10 +79,10 @@ session:
 	if out, err := exec.Command(bin, "check", "-config", confFile).CombinedOutput(); err != nil {
 		t.Fatalf("check: %v\n%s", err, out)
 	}
-	run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
-	waitListen(t, listen, "sessionproxy")
+	proctest.Run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
+	proctest.WaitListen(t, listen, "sessionproxy", 30*time.Second)
 	for _, a := range append(flask, django...) {
-		waitListen(t, a, "an app")
+		proctest.WaitListen(t, a, "an app", 30*time.Second)
 	}
 	return &site{base: "http://" + listen, admin: "http://" + admin}
 }
@@ -384,7 +311,7 @@ func mustURL(s string) *url.URL {
 // ../testdata/vectors.json, Flask's and Django's test clients) with the
 // interpreter that has the frameworks, so that `make test` runs them.
 func TestPythonUnitTests(t *testing.T) {
-	cmd := exec.Command(python(t), "-W", "ignore::DeprecationWarning", "-m", "unittest", "-v")
+	cmd := exec.Command(proctest.Python(t, "flask", "django"), "-W", "ignore::DeprecationWarning", "-m", "unittest", "-v")
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil || bytes.Contains(out, []byte("skipped")) {
@@ -395,7 +322,7 @@ func TestPythonUnitTests(t *testing.T) {
 // TestPythonLint keeps the package PEP 8 (99 columns, which PEP 8 allows a
 // team) and free of what pyflakes finds; `make deps` installs both.
 func TestPythonLint(t *testing.T) {
-	py := python(t)
+	py := proctest.Python(t, "flask", "django")
 	for _, argv := range [][]string{{py, "-m", "pyflakes", "."}, {py, "-m", "pycodestyle", "--max-line-length=99", "."}} {
 		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 			t.Errorf("%s: %v\n%s", strings.Join(argv[1:], " "), err, out)

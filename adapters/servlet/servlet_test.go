@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/internal/proctest"
 	"sessionproxy/internal/testutil"
 )
 
@@ -215,57 +216,6 @@ func FuzzServletCodec(f *testing.F) {
 	})
 }
 
-// lockedBuffer collects a process's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// run starts argv and stops it when the test ends; its output is shown
-// if the test failed.
-func run(t *testing.T, name string, env []string, argv ...string) *lockedBuffer {
-	t.Helper()
-	out := &lockedBuffer{}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("output of %s:\n%s", name, out.String())
-		}
-	})
-	return out
-}
-
-func waitListen(t *testing.T, addr, what string, timeout time.Duration) {
-	t.Helper()
-	testutil.WaitFor(t, timeout, what+" listening on "+addr, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-}
-
 func copyFile(t *testing.T, src, dst string) {
 	t.Helper()
 	b, err := os.ReadFile(src)
@@ -296,7 +246,7 @@ func copyFile(t *testing.T, src, dst string) {
 // <Context> settings, which the test does not need; without
 // conf/logging.properties JULI logs to the console (the JDK's defaults),
 // which is the output run collects.
-func startTomcat(t *testing.T, home, jar, name string) (addr string, log *lockedBuffer) {
+func startTomcat(t *testing.T, home, jar, name string) (addr string, log *proctest.Output) {
 	t.Helper()
 	base := t.TempDir()
 	copyFile(t, "testdata/conf/web.xml", filepath.Join(base, "conf", "web.xml"))
@@ -342,7 +292,7 @@ func startTomcat(t *testing.T, home, jar, name string) (addr string, log *locked
 	cp := filepath.Join(home, "bin", "bootstrap.jar") + string(os.PathListSeparator) + filepath.Join(home, "bin", "tomcat-juli.jar")
 	// A small heap and the quick JIT tier: two instances share a small
 	// machine with the rest of the tests.
-	log = run(t, name, nil, "java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+	log = proctest.Run(t, name, nil, "java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
 		"-Dcatalina.home="+home, "-Dcatalina.base="+base, "-Djava.io.tmpdir="+filepath.Join(base, "temp"),
 		"-Djava.util.logging.manager=org.apache.juli.ClassLoaderLogManager",
 		"-Dsessionproxy.test.instance="+name,
@@ -350,27 +300,11 @@ func startTomcat(t *testing.T, home, jar, name string) (addr string, log *locked
 	return addr, log
 }
 
-// python returns an interpreter that has Flask (see adapters/python).
-func python(t *testing.T) string {
-	t.Helper()
-	candidates := []string{"/usr/bin/python3"}
-	if p, err := exec.LookPath("python3"); err == nil {
-		candidates = append(candidates, p)
-	}
-	for _, p := range candidates {
-		if exec.Command(p, "-c", "import flask").Run() == nil {
-			return p
-		}
-	}
-	t.Fatalf("no python3 with Flask among %v: run `make deps` (Debian's python3-flask)", candidates)
-	return ""
-}
-
 // site is the proxy with the two Tomcats as its default pool and a Flask
 // app with the Python adapter as the upstream "flask" (/flask/…).
 type site struct {
 	base, admin string
-	tomcats     []*lockedBuffer // each Tomcat's log (its output)
+	tomcats     []*proctest.Output // each Tomcat's log (its output)
 }
 
 // logged reports whether a Tomcat's log has a line containing text
@@ -388,7 +322,7 @@ func startSite(t *testing.T) *site {
 	t.Helper()
 	home := catalinaHome(t)
 	jar := buildJar(t)
-	py := python(t)
+	py := proctest.Python(t, "flask")
 	// One Tomcat runs the jar as `make` builds it, the other one built
 	// against the other Servlet API: both must behave as one.
 	other := servletAPI60
@@ -400,7 +334,7 @@ func startSite(t *testing.T) *site {
 	tomcats := []string{t1, t2}
 	pyDir, _ := filepath.Abs("../python")
 	flask := testutil.FreeAddr(t)
-	run(t, "flask", []string{"PYTHONPATH=" + pyDir, "PYTHONDONTWRITEBYTECODE=1"},
+	proctest.Run(t, "flask", []string{"PYTHONPATH=" + pyDir, "PYTHONDONTWRITEBYTECODE=1"},
 		py, filepath.Join(pyDir, "tests", "apps", "flask_app.py"), "--listen", flask, "--name", "flask")
 	bin := filepath.Join(t.TempDir(), "sessionproxy")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sessionproxy").CombinedOutput(); err != nil {
@@ -432,15 +366,15 @@ session:
 	if out, err := exec.Command(bin, "check", "-config", confFile).CombinedOutput(); err != nil {
 		t.Fatalf("check: %v\n%s", err, out)
 	}
-	run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
-	waitListen(t, listen, "sessionproxy", 30*time.Second)
-	waitListen(t, flask, "flask", 30*time.Second)
+	proctest.Run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
+	proctest.WaitListen(t, listen, "sessionproxy", 30*time.Second)
+	proctest.WaitListen(t, flask, "flask", 30*time.Second)
 	// Tomcat takes seconds to start on a loaded machine; then each page
 	// is compiled on its first request.
 	for _, a := range tomcats {
-		waitListen(t, a, "tomcat", 120*time.Second)
+		proctest.WaitListen(t, a, "tomcat", 120*time.Second)
 	}
-	return &site{base: "http://" + listen, admin: "http://" + admin, tomcats: []*lockedBuffer{log1, log2}}
+	return &site{base: "http://" + listen, admin: "http://" + admin, tomcats: []*proctest.Output{log1, log2}}
 }
 
 // browser is a client with its own cookie jar.
