@@ -24,8 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"sessionproxy/internal/apptest"
 	"sessionproxy/internal/memcachedtest"
-	"sessionproxy/internal/proctest"
 )
 
 // node returns the node binary; none is a failure, not a skip: `make
@@ -69,27 +69,27 @@ func installDeps(t *testing.T) {
 // upstream "flask" (/flask/…).
 type site struct {
 	base, admin string
-	log         *proctest.Output
+	log         *apptest.Output
 }
 
 func startSite(t *testing.T) *site {
 	t.Helper()
 	installDeps(t)
-	nodeBin, py := node(t), proctest.Python(t, "flask")
+	nodeBin, py := node(t), apptest.Python(t, "flask")
 	pyDir, err := filepath.Abs("../python")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pyEnv := []string{"PYTHONPATH=" + pyDir, "PYTHONDONTWRITEBYTECODE=1"}
-	addrs := proctest.FreeAddrs(t, 6)
+	addrs := apptest.FreeAddrs(t, 6)
 	listen, admin := addrs[4], addrs[5]
 	var express, flask []string
 	for i := 1; i <= 2; i++ {
 		ea, fa := addrs[2*i-2], addrs[2*i-1]
 		// As the README says to: Node's default of 16 KiB of request
 		// headers is less than the proxy's max_size.
-		proctest.Run(t, fmt.Sprintf("express-%d", i), nil, nodeBin, "--max-http-header-size=81920", "testapp/app.js", "--listen", ea, "--name", fmt.Sprintf("express-%d", i))
-		proctest.Run(t, fmt.Sprintf("flask-%d", i), pyEnv, py, filepath.Join(pyDir, "tests/apps/flask_app.py"), "--listen", fa, "--name", fmt.Sprintf("flask-%d", i))
+		apptest.Run(t, fmt.Sprintf("express-%d", i), nil, nodeBin, "--max-http-header-size=81920", "testapp/app.js", "--listen", ea, "--name", fmt.Sprintf("express-%d", i))
+		apptest.Run(t, fmt.Sprintf("flask-%d", i), pyEnv, py, filepath.Join(pyDir, "tests/apps/flask_app.py"), "--listen", fa, "--name", fmt.Sprintf("flask-%d", i))
 		express, flask = append(express, ea), append(flask, fa)
 	}
 	bin := filepath.Join(t.TempDir(), "sessionproxy")
@@ -121,10 +121,10 @@ session:
 	if out, err := exec.Command(bin, "check", "-config", confFile).CombinedOutput(); err != nil {
 		t.Fatalf("check: %v\n%s", err, out)
 	}
-	log := proctest.Run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
-	proctest.WaitListen(t, listen, "sessionproxy", 30*time.Second)
+	log := apptest.Run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
+	apptest.WaitListen(t, listen, "sessionproxy", 30*time.Second)
 	for _, a := range append(express, flask...) {
-		proctest.WaitListen(t, a, "an app", 30*time.Second)
+		apptest.WaitListen(t, a, "an app", 30*time.Second)
 	}
 	return &site{base: "http://" + listen, admin: "http://" + admin, log: log}
 }
@@ -206,25 +206,10 @@ func (b *browser) cookie() string {
 	return ""
 }
 
-// stored returns the attributes the store holds for id (the admin's
-// GET /sessions/<id>), or nil if it holds no such session.
+// stored returns the attributes the store holds for id, or nil.
 func (s *site) stored(t *testing.T, id string) map[string]string {
 	t.Helper()
-	resp, err := http.Get(s.admin + "/sessions/" + id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil
-	}
-	var doc struct {
-		Attributes map[string]string `json:"attributes"`
-	}
-	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&doc) != nil {
-		t.Fatalf("GET /sessions/%s: %d", id, resp.StatusCode)
-	}
-	return doc.Attributes
+	return apptest.Stored(t, s.admin, id)
 }
 
 // sameJSON reports whether the JSON texts a and b hold the same value.

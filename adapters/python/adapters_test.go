@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"sessionproxy/internal/apptest"
 	"sessionproxy/internal/memcachedtest"
-	"sessionproxy/internal/proctest"
 	"sessionproxy/internal/testutil"
 )
 
@@ -32,7 +32,7 @@ type site struct {
 
 func startSite(t *testing.T) *site {
 	t.Helper()
-	py := proctest.Python(t, "flask", "django")
+	py := apptest.Python(t, "flask", "django")
 	dir, err := filepath.Abs(".")
 	if err != nil {
 		t.Fatal(err)
@@ -45,8 +45,8 @@ func startSite(t *testing.T) *site {
 	var flask, django []string
 	for i := 1; i <= 2; i++ {
 		fa, da := testutil.FreeAddr(t), testutil.FreeAddr(t)
-		proctest.Run(t, fmt.Sprintf("flask-%d", i), env, py, "tests/apps/flask_app.py", "--listen", fa, "--name", fmt.Sprintf("flask-%d", i))
-		proctest.Run(t, fmt.Sprintf("django-%d", i), env, py, "tests/apps/django_app.py", "--db", db, "--listen", da, "--name", fmt.Sprintf("django-%d", i))
+		apptest.Run(t, fmt.Sprintf("flask-%d", i), env, py, "tests/apps/flask_app.py", "--listen", fa, "--name", fmt.Sprintf("flask-%d", i))
+		apptest.Run(t, fmt.Sprintf("django-%d", i), env, py, "tests/apps/django_app.py", "--db", db, "--listen", da, "--name", fmt.Sprintf("django-%d", i))
 		flask, django = append(flask, fa), append(django, da)
 	}
 	bin := filepath.Join(t.TempDir(), "sessionproxy")
@@ -79,10 +79,10 @@ session:
 	if out, err := exec.Command(bin, "check", "-config", confFile).CombinedOutput(); err != nil {
 		t.Fatalf("check: %v\n%s", err, out)
 	}
-	proctest.Run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
-	proctest.WaitListen(t, listen, "sessionproxy", 30*time.Second)
+	apptest.Run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
+	apptest.WaitListen(t, listen, "sessionproxy", 30*time.Second)
 	for _, a := range append(flask, django...) {
-		proctest.WaitListen(t, a, "an app", 30*time.Second)
+		apptest.WaitListen(t, a, "an app", 30*time.Second)
 	}
 	return &site{base: "http://" + listen, admin: "http://" + admin}
 }
@@ -155,25 +155,10 @@ func (b *browser) cookie() string {
 	return ""
 }
 
-// stored returns the attributes the store holds for id (the admin's
-// GET /sessions/<id>), or nil if it holds no such session.
+// stored returns the attributes the store holds for id, or nil.
 func (s *site) stored(t *testing.T, id string) map[string]string {
 	t.Helper()
-	resp, err := http.Get(s.admin + "/sessions/" + id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil
-	}
-	var doc struct {
-		Attributes map[string]string `json:"attributes"`
-	}
-	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&doc) != nil {
-		t.Fatalf("GET /sessions/%s: %d", id, resp.StatusCode)
-	}
-	return doc.Attributes
+	return apptest.Stored(t, s.admin, id)
 }
 
 func TestPythonAdaptersBehindProxy(t *testing.T) {
@@ -311,7 +296,7 @@ func mustURL(s string) *url.URL {
 // ../testdata/vectors.json, Flask's and Django's test clients) with the
 // interpreter that has the frameworks, so that `make test` runs them.
 func TestPythonUnitTests(t *testing.T) {
-	cmd := exec.Command(proctest.Python(t, "flask", "django"), "-W", "ignore::DeprecationWarning", "-m", "unittest", "-v")
+	cmd := exec.Command(apptest.Python(t, "flask", "django"), "-W", "ignore::DeprecationWarning", "-m", "unittest", "-v")
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil || bytes.Contains(out, []byte("skipped")) {
@@ -322,7 +307,7 @@ func TestPythonUnitTests(t *testing.T) {
 // TestPythonLint keeps the package PEP 8 (99 columns, which PEP 8 allows a
 // team) and free of what pyflakes finds; `make deps` installs both.
 func TestPythonLint(t *testing.T) {
-	py := proctest.Python(t, "flask", "django")
+	py := apptest.Python(t, "flask", "django")
 	for _, argv := range [][]string{{py, "-m", "pyflakes", "."}, {py, "-m", "pycodestyle", "--max-line-length=99", "."}} {
 		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 			t.Errorf("%s: %v\n%s", strings.Join(argv[1:], " "), err, out)

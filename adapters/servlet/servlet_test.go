@@ -28,8 +28,8 @@ import (
 	"testing"
 	"time"
 
+	"sessionproxy/internal/apptest"
 	"sessionproxy/internal/memcachedtest"
-	"sessionproxy/internal/proctest"
 	"sessionproxy/internal/testutil"
 )
 
@@ -246,7 +246,7 @@ func copyFile(t *testing.T, src, dst string) {
 // <Context> settings, which the test does not need; without
 // conf/logging.properties JULI logs to the console (the JDK's defaults),
 // which is the output run collects.
-func startTomcat(t *testing.T, home, jar, name string) (addr string, log *proctest.Output) {
+func startTomcat(t *testing.T, home, jar, name string) (addr string, log *apptest.Output) {
 	t.Helper()
 	base := t.TempDir()
 	copyFile(t, "testdata/conf/web.xml", filepath.Join(base, "conf", "web.xml"))
@@ -292,7 +292,7 @@ func startTomcat(t *testing.T, home, jar, name string) (addr string, log *procte
 	cp := filepath.Join(home, "bin", "bootstrap.jar") + string(os.PathListSeparator) + filepath.Join(home, "bin", "tomcat-juli.jar")
 	// A small heap and the quick JIT tier: two instances share a small
 	// machine with the rest of the tests.
-	log = proctest.Run(t, name, nil, "java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+	log = apptest.Run(t, name, nil, "java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
 		"-Dcatalina.home="+home, "-Dcatalina.base="+base, "-Djava.io.tmpdir="+filepath.Join(base, "temp"),
 		"-Djava.util.logging.manager=org.apache.juli.ClassLoaderLogManager",
 		"-Dsessionproxy.test.instance="+name,
@@ -304,7 +304,7 @@ func startTomcat(t *testing.T, home, jar, name string) (addr string, log *procte
 // app with the Python adapter as the upstream "flask" (/flask/…).
 type site struct {
 	base, admin string
-	tomcats     []*proctest.Output // each Tomcat's log (its output)
+	tomcats     []*apptest.Output // each Tomcat's log (its output)
 }
 
 // logged reports whether a Tomcat's log has a line containing text
@@ -322,7 +322,7 @@ func startSite(t *testing.T) *site {
 	t.Helper()
 	home := catalinaHome(t)
 	jar := buildJar(t)
-	py := proctest.Python(t, "flask")
+	py := apptest.Python(t, "flask")
 	// One Tomcat runs the jar as `make` builds it, the other one built
 	// against the other Servlet API: both must behave as one.
 	other := servletAPI60
@@ -334,7 +334,7 @@ func startSite(t *testing.T) *site {
 	tomcats := []string{t1, t2}
 	pyDir, _ := filepath.Abs("../python")
 	flask := testutil.FreeAddr(t)
-	proctest.Run(t, "flask", []string{"PYTHONPATH=" + pyDir, "PYTHONDONTWRITEBYTECODE=1"},
+	apptest.Run(t, "flask", []string{"PYTHONPATH=" + pyDir, "PYTHONDONTWRITEBYTECODE=1"},
 		py, filepath.Join(pyDir, "tests", "apps", "flask_app.py"), "--listen", flask, "--name", "flask")
 	bin := filepath.Join(t.TempDir(), "sessionproxy")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sessionproxy").CombinedOutput(); err != nil {
@@ -366,15 +366,15 @@ session:
 	if out, err := exec.Command(bin, "check", "-config", confFile).CombinedOutput(); err != nil {
 		t.Fatalf("check: %v\n%s", err, out)
 	}
-	proctest.Run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
-	proctest.WaitListen(t, listen, "sessionproxy", 30*time.Second)
-	proctest.WaitListen(t, flask, "flask", 30*time.Second)
+	apptest.Run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
+	apptest.WaitListen(t, listen, "sessionproxy", 30*time.Second)
+	apptest.WaitListen(t, flask, "flask", 30*time.Second)
 	// Tomcat takes seconds to start on a loaded machine; then each page
 	// is compiled on its first request.
 	for _, a := range tomcats {
-		proctest.WaitListen(t, a, "tomcat", 120*time.Second)
+		apptest.WaitListen(t, a, "tomcat", 120*time.Second)
 	}
-	return &site{base: "http://" + listen, admin: "http://" + admin, tomcats: []*proctest.Output{log1, log2}}
+	return &site{base: "http://" + listen, admin: "http://" + admin, tomcats: []*apptest.Output{log1, log2}}
 }
 
 // browser is a client with its own cookie jar.

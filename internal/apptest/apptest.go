@@ -1,11 +1,13 @@
-// Package proctest starts the real programs that end-to-end tests put
+// Package apptest starts the real programs that end-to-end tests put
 // behind the proxy (framework apps in Python, Node.js, Java), collects
 // their output and waits for them to listen. The adapters' tests share it.
-package proctest
+package apptest
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -112,4 +114,26 @@ func Python(t testing.TB, modules ...string) string {
 	}
 	t.Fatalf("no python3 that can %q among %v: run `make deps` (Debian's python3-* packages)", imports, candidates)
 	return ""
+}
+
+// Stored returns the attributes the proxy's store holds for session id,
+// through the admin listener at admin (GET /sessions/<id>), or nil if it
+// holds no such session.
+func Stored(t testing.TB, admin, id string) map[string]string {
+	t.Helper()
+	resp, err := http.Get(admin + "/sessions/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil
+	}
+	var doc struct {
+		Attributes map[string]string `json:"attributes"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&doc) != nil {
+		t.Fatalf("GET /sessions/%s: %d", id, resp.StatusCode)
+	}
+	return doc.Attributes
 }
