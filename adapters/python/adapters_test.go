@@ -21,7 +21,6 @@ import (
 
 	"sessionproxy/internal/apptest"
 	"sessionproxy/internal/memcachedtest"
-	"sessionproxy/internal/testutil"
 )
 
 // site is the proxy with two Flask apps as its default pool (/flask/…)
@@ -42,9 +41,14 @@ func startSite(t *testing.T) *site {
 	if out, err := exec.Command(py, "tests/apps/django_app.py", "--db", db, "--setup").CombinedOutput(); err != nil {
 		t.Fatalf("django setup: %v\n%s", err, out)
 	}
+	// Every address drawn before any app starts: one drawn after an app
+	// was handed the one before could be that same port while Python is
+	// still starting.
+	addrs := apptest.FreeAddrs(t, 6)
+	listen, admin := addrs[4], addrs[5]
 	var flask, django []string
 	for i := 1; i <= 2; i++ {
-		fa, da := testutil.FreeAddr(t), testutil.FreeAddr(t)
+		fa, da := addrs[2*i-2], addrs[2*i-1]
 		apptest.Run(t, fmt.Sprintf("flask-%d", i), env, py, "tests/apps/flask_app.py", "--listen", fa, "--name", fmt.Sprintf("flask-%d", i))
 		apptest.Run(t, fmt.Sprintf("django-%d", i), env, py, "tests/apps/django_app.py", "--db", db, "--listen", da, "--name", fmt.Sprintf("django-%d", i))
 		flask, django = append(flask, fa), append(django, da)
@@ -54,7 +58,6 @@ func startSite(t *testing.T) *site {
 		t.Fatalf("building sessionproxy: %v\n%s", err, out)
 	}
 	n1, n2 := memcachedtest.Start(t), memcachedtest.Start(t)
-	listen, admin := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	// Everything not named here is the shipped default (access log on,
 	// create on write, sync writes, the local tier).
 	conf := fmt.Sprintf(`listen: %q
