@@ -121,6 +121,9 @@ func TestSiteExample(t *testing.T) {
 		t.Fatalf("check: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "run", "-config", confFile)
+	// A state_dir of its own (hint files, with memcached nodes): not the
+	// runner's ~/.local/state, which other tests' proxies share.
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir(), "STATE_DIRECTORY=")
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -79,11 +79,7 @@ session:
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(bin, "check", "-config", confFile).CombinedOutput(); err != nil {
-		t.Fatalf("check: %v\n%s", err, out)
-	}
-	apptest.Run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
-	apptest.WaitListen(t, listen, "sessionproxy", 30*time.Second)
+	apptest.StartProxy(t, bin, confFile, listen)
 	for _, a := range append(flask, django...) {
 		apptest.WaitListen(t, a, "an app", 30*time.Second)
 	}

@@ -363,11 +363,7 @@ session:
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(bin, "check", "-config", confFile).CombinedOutput(); err != nil {
-		t.Fatalf("check: %v\n%s", err, out)
-	}
-	apptest.Run(t, "sessionproxy", nil, bin, "run", "-config", confFile)
-	apptest.WaitListen(t, listen, "sessionproxy", 30*time.Second)
+	apptest.StartProxy(t, bin, confFile, listen)
 	apptest.WaitListen(t, flask, "flask", 30*time.Second)
 	// Tomcat takes seconds to start on a loaded machine; then each page
 	// is compiled on its first request.

@@ -137,3 +137,19 @@ func Stored(t testing.TB, admin, id string) map[string]string {
 	}
 	return doc.Attributes
 }
+
+// StartProxy runs `sessionproxy check` then `sessionproxy run` on the
+// config file conf with the binary bin, and waits until it listens on
+// listen. The proxy gets a state directory of its own ($XDG_STATE_HOME in
+// a temporary directory): with memcached nodes it keeps hint files there
+// by default, and a shared one (the runner's ~/.local/state) would let
+// one test's proxy adopt another's hints for nodes of the same ID.
+func StartProxy(t testing.TB, bin, conf, listen string) *Output {
+	t.Helper()
+	if out, err := exec.Command(bin, "check", "-config", conf).CombinedOutput(); err != nil {
+		t.Fatalf("sessionproxy check: %v\n%s", err, out)
+	}
+	out := Run(t, "sessionproxy", []string{"XDG_STATE_HOME=" + t.TempDir(), "STATE_DIRECTORY="}, bin, "run", "-config", conf)
+	WaitListen(t, listen, "sessionproxy", 30*time.Second)
+	return out
+}
