@@ -196,6 +196,8 @@ func TestAccessLogBytes(t *testing.T) {
 			w.WriteHeader(http.StatusNoContent)
 		case "/notmodified":
 			w.WriteHeader(http.StatusNotModified)
+		case "/noupgrade": // an upgrade request answered without 101
+			io.WriteString(w, "no websocket here")
 		}
 	})
 	logged := &loggedRequests{bytes: map[string][]int64{}}
@@ -220,6 +222,7 @@ func TestAccessLogBytes(t *testing.T) {
 		{"GET", "/chunked", nil, int64(len("part one part two"))},
 		{"GET", "/nocontent", nil, 0},
 		{"GET", "/notmodified", nil, 0},
+		{"GET", "/noupgrade", []string{"Connection", "Upgrade", "Upgrade", "websocket"}, int64(len("no websocket here"))},
 		{"GET", "/static/data.bin", nil, 1000},
 		{"GET", "/static/data.bin", []string{"Range", "bytes=0-0"}, 1},
 		{"GET", "/static/data.bin", []string{"Range", "bytes=990-"}, 10},

@@ -198,7 +198,7 @@ func isForwardingAlias(k []byte) bool {
 	return false
 }
 
-// equalFoldDash is equalFold reading "_" as "-".
+// equalFoldDash is equalFold reading "_" as "-"; b is as long as lower.
 func equalFoldDash(b []byte, lower string) bool {
 	for i, c := range b {
 		switch {
@@ -239,22 +239,7 @@ func plainName(k []byte, underscores bool) bool {
 // x-session- in any case, with "_" read as "-": a backend behind WSGI, CGI
 // or PHP sees X_Session_Attr_Role as X-Session-Attr-Role.
 func isSessionHeaderName(k []byte) bool {
-	if len(k) < len(sessionHeaderPrefix) {
-		return false
-	}
-	for i := 0; i < len(sessionHeaderPrefix); i++ {
-		c := k[i]
-		switch {
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case c == '_':
-			c = '-'
-		}
-		if c != sessionHeaderPrefix[i] {
-			return false
-		}
-	}
-	return true
+	return len(k) >= len(sessionHeaderPrefix) && equalFoldDash(k[:len(sessionHeaderPrefix)], sessionHeaderPrefix)
 }
 
 // dropTrailers removes the trailer section of a chunked request body and

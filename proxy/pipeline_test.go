@@ -845,3 +845,58 @@ func FuzzConditionalRaw(f *testing.F) {
 		}
 	})
 }
+
+// TestPipelineClientLeavesMidBody: a client that goes away in the middle
+// of a pipelined answer costs the requests written behind it nothing: the
+// rest of the answer is read off (it is within pipelineDrainMax) and the
+// POST behind it, which cannot be sent again, gets its own answer. Ending
+// the connection instead gave it 502: through the binary, four clients
+// that kept leaving 1 MiB downloads cost twenty others 5,184 POSTs in 8s.
+func TestPipelineClientLeavesMidBody(t *testing.T) {
+	const size = 512 << 10
+	readBig, readBehind, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	be := newSockBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		for {
+			r, _ := readReq(br)
+			if r == nil {
+				return
+			}
+			if r.URL.Path != "/big" {
+				answer(c, r.URL.Path)
+				continue
+			}
+			close(readBig)
+			r2, _ := readReq(br) // written behind /big on the same connection
+			if r2 == nil {
+				return
+			}
+			close(readBehind)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+			c.Write(make([]byte, 64<<10))
+			<-release
+			c.Write(make([]byte, size-64<<10))
+			answer(c, r2.URL.Path)
+		}
+	})
+	base := pipelinedProxy(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())}, oneConn)
+	// The leaving client, on raw bytes: it reads the head and some of the
+	// body, then resets its connection.
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-readBig
+	behind := asyncDo(t, "POST", base+"/behind", "x")
+	<-readBehind
+	if _, err := io.ReadFull(c, make([]byte, 16<<10)); err != nil {
+		t.Fatalf("the start of /big: %v", err)
+	}
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close()
+	time.Sleep(50 * time.Millisecond) // the reset reaches the proxy before the rest of /big
+	close(release)
+	if r := <-behind; r.status != 200 || r.body != "/behind" {
+		t.Fatalf("the POST written behind the answer its client left: %d %q", r.status, r.body)
+	}
+}

@@ -301,8 +301,10 @@ func normalPath(ctx *fasthttp.RequestCtx) ([]byte, error) {
 // answer was relayed chunked all the same.
 //
 // The response goes out on the hijacked connection after the handler
-// returns, as fasthttp would write it; the body closes, and its backend
-// connection goes back, when fasthttp releases the request.
+// returns, as fasthttp would write it. The body is closed there too, and
+// with it its backend connection goes back and the access-log line is
+// written: fasthttp would close it only when it releases the context,
+// after resetting the request the line describes.
 func closeDelimited(ctx *fasthttp.RequestCtx) {
 	resp := &ctx.Response
 	if !resp.IsBodyStream() || resp.Header.ContentLength() >= 0 || resp.SkipBody || ctx.IsHead() {
@@ -322,5 +324,6 @@ func closeDelimited(ctx *fasthttp.RequestCtx) {
 			// ReadIdle, as for any streamed response.
 			io.Copy(c, body)
 		}
+		ctx.Response.ResetBody() // closes body while ctx still holds its request
 	})
 }

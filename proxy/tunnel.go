@@ -308,26 +308,38 @@ func isTimeout(err error) bool {
 // answerBody is the body of a backend's answer other than 101 to an
 // upgrade request. fasthttp closes it once the body is written, or the
 // client went away; then the backend connection goes too: it carried an
-// upgrade request, and is never pooled.
+// upgrade request, and is never pooled. It counts what it relays for
+// the access log, as every body stream the proxy makes does.
 type answerBody struct {
 	r    io.Reader
 	conn net.Conn
 	br   *bufio.Reader
 	b    *balancer.Backend
 	once sync.Once
+	sent int64      // bytes handed to the client's connection
+	log  pendingLog // the access-log line, written on Close
 }
 
 // Read reads the body from the backend.
-func (a *answerBody) Read(p []byte) (int, error) { return a.r.Read(p) }
+func (a *answerBody) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	a.sent += int64(n)
+	return n, err
+}
 
-// Close closes the backend connection.
+// Close closes the backend connection and logs the request.
 func (a *answerBody) Close() error {
 	a.once.Do(func() {
 		a.conn.Close()
 		releaseHeadReader(a.br)
 		a.b.End()
+		a.log.done(a.sent)
 	})
 	return nil
+}
+
+func (a *answerBody) logWhenRelayed(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.RequestCtx, info *AccessInfo) {
+	a.log.set(log, ctx, info)
 }
 
 // tunnel is one upgraded connection: the client's, hijacked from fasthttp,

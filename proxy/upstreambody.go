@@ -191,10 +191,13 @@ func (b *upstreamBody[C]) fail(err error) error {
 // it did (fasthttp passes its write error). The connection is pooled only
 // when the body was read to its end and nothing went wrong.
 func (b *upstreamBody[C]) CloseWithError(werr error) error {
+	drained := false
 	if b.hc != nil { // a pipelined connection keeps its reader: it may hold the next answers
 		b.hc.ReleaseReader(b.br)
+	} else {
+		drained = b.drain()
 	}
-	if b.done && b.err == nil && werr == nil && !b.closeConn {
+	if b.done && b.err == nil && (werr == nil || drained) && !b.closeConn {
 		b.t.releaseConn(b.cc)
 	} else {
 		b.t.closeConn(b.cc)
@@ -205,6 +208,37 @@ func (b *upstreamBody[C]) CloseWithError(werr error) error {
 	*b = upstreamBody[C]{}
 	t.bodies.Put(b)
 	return nil
+}
+
+// pipelineDrainMax is how much of the rest of a pipelined answer is read
+// off when its client leaves before the end.
+const pipelineDrainMax = 1 << 20
+
+// drain reads off the rest of a pipelined answer whose client went away
+// before its end, when that rest is at most pipelineDrainMax, and reports
+// whether the body was then read to its end. The requests written behind
+// it on the connection are answered only after it: ending the connection
+// would fail them all, with 502 for those that cannot be sent again,
+// because one client left (issue 22: bad input costs nobody else a
+// request). Each read is still bounded by readIdle. A longer rest ends the
+// connection as before.
+func (b *upstreamBody[C]) drain() bool {
+	if b.done || b.err != nil || b.closeConn || b.framing == sized && b.left > pipelineDrainMax {
+		return false
+	}
+	b.client = nil // gone: its write deadline is of no use
+	sent := b.sent
+	buf := bulkBufs.Get().(*[32 << 10]byte)
+	for n := 0; n < pipelineDrainMax && !b.done; {
+		k, err := b.Read(buf[:])
+		n += k
+		if err != nil {
+			break
+		}
+	}
+	bulkBufs.Put(buf)
+	b.sent = sent // the log counts what the client got, not what was read off
+	return b.done && b.err == nil
 }
 
 // Errors in a backend's chunked framing.

@@ -157,13 +157,8 @@ func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 		return CookieKeep, nil, nil
 	}
 	if u.Rotate {
-		if len(u.rotateTo) > 0 {
-			if err := s.unknown(u.rotateTo); err != nil {
-				return CookieKeep, nil, err
-			}
-			r.newID = append(r.newID[:0], u.rotateTo...)
-		} else {
-			r.newID = AppendNewID(r.newID[:0])
+		if err := s.drawNewID(r); err != nil {
+			return CookieKeep, nil, err
 		}
 	}
 	switch err := s.change(id, u, r.New, r.newID, nil); {
@@ -180,6 +175,21 @@ func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 	return CookieKeep, nil, nil
 }
 
+// drawNewID sets r.newID, the ID a rotated or restarted session takes:
+// the backend's (X-Session-Rotate: <id>), which must be unknown to the
+// store, else a new one.
+func (s *Store) drawNewID(r *Request) error {
+	if to := r.Change.rotateTo; len(to) > 0 {
+		if err := s.unknown(to); err != nil {
+			return err
+		}
+		r.newID = append(r.newID[:0], to...)
+		return nil
+	}
+	r.newID = AppendNewID(r.newID[:0])
+	return nil
+}
+
 // restart ends r's session, if it was stored, and starts a new one under
 // a new ID (the backend's, with RotateTo) holding r.Change's sets. What the
 // backend's fault can refuse (a held ID, a new session over MaxSize) is
@@ -188,13 +198,8 @@ func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 // failure leaves the user logged out rather than in both sessions.
 func (s *Store) restart(r *Request) (CookieAction, []byte, error) {
 	u := &r.Change
-	if len(u.rotateTo) > 0 {
-		if err := s.unknown(u.rotateTo); err != nil {
-			return CookieKeep, nil, err
-		}
-		r.newID = append(r.newID[:0], u.rotateTo...)
-	} else {
-		r.newID = AppendNewID(r.newID[:0])
+	if err := s.drawNewID(r); err != nil {
+		return CookieKeep, nil, err
 	}
 	var probe Session // the new session as build will write it, near enough to size it
 	u.applyTo(&probe, &Session{ID: r.newID, Created: time.Now().UnixMilli(), Version: 1})

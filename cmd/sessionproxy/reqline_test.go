@@ -376,3 +376,26 @@ func TestHTTP10GetsNoChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP10StreamLogged: the access-log line of a streamed answer of
+// unknown length to an HTTP/1.0 client (sent close-delimited on the
+// hijacked connection) describes that request: it was written once
+// fasthttp had reset the request and response, as GET / 200 with no
+// request ID, whatever the client asked and the backend answered.
+func TestHTTP10StreamLogged(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, "part1-")
+		w.(http.Flusher).Flush() // no Content-Length: chunked to the proxy
+		io.WriteString(w, "part2")
+	}))
+	t.Cleanup(be.Close)
+	p := startProcess(t, "listen: '{{listen}}'\nbackends:\n  - url: '"+be.URL+"'\n")
+	resp, body := rawExchange(t, p.addr, "POST /h10/stream?q=1 HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+	if resp.StatusCode != 404 || body != "part1-part2" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	id := resp.Header.Get("X-Request-Id")
+	waitLog(t, p, "method=POST path=/h10/stream status=404 bytes=11 ")
+	waitLog(t, p, "request_id="+id+" ")
+}
