@@ -49,10 +49,47 @@ type Route struct {
 // or the host of an absolute-form target, port included) and path
 // (normalised). It does not allocate.
 func (r *Route) matches(host, path []byte) bool {
-	if len(path) < len(r.Path) || string(path[:len(r.Path)]) != r.Path {
-		return false
+	_, ok := r.match(host, path)
+	return ok
+}
+
+// match reports whether the route matches, and how many bytes of path its
+// Path covers.
+func (r *Route) match(host, path []byte) (n int, ok bool) {
+	n, ok = prefixLen(path, r.Path)
+	if !ok || r.Host != "" && !hostMatches(r.Host, matchHost(host)) {
+		return 0, false
 	}
-	return r.Host == "" || hostMatches(r.Host, matchHost(host))
+	return n, true
+}
+
+// prefixLen reports whether path, a normalised path, starts with prefix,
+// and how many of its bytes that prefix covers. The %2F and %25 that
+// normalizePath leaves escaped are read as the "/" and "%" they stand
+// for: /admin%2Fx is matched by /admin/, as nginx and every backend that
+// decodes its path read it, instead of slipping past that route to
+// another upstream where the app sees /admin/x.
+func prefixLen(path []byte, prefix string) (int, bool) {
+	i := 0
+	for j := 0; j < len(prefix); j++ {
+		if i >= len(path) {
+			return 0, false
+		}
+		c := path[i]
+		if c == '%' && i+2 < len(path) && path[i+1] == '2' {
+			switch path[i+2] {
+			case 'F', 'f':
+				c, i = '/', i+2
+			case '5':
+				c, i = '%', i+2
+			}
+		}
+		if c != prefix[j] {
+			return 0, false
+		}
+		i++
+	}
+	return i, true
 }
 
 // stripPort returns the host of a Host header value without its port;
@@ -172,9 +209,9 @@ func (rt *Router) ServeHTTP(ctx *fasthttp.RequestCtx) {
 func (rt *Router) route(ctx *fasthttp.RequestCtx, host []byte, t *reqTarget) {
 	for i := range rt.Routes {
 		r := &rt.Routes[i]
-		if r.matches(host, t.path) {
+		if n, ok := r.match(host, t.path); ok {
 			if r.Rewrite {
-				rewritePath(ctx, t, r)
+				rewritePath(ctx, t, r, n)
 			}
 			r.Handler.ServeHTTP(ctx)
 			return
@@ -198,10 +235,10 @@ func (rt *Router) refuse(ctx *fasthttp.RequestCtx, e *Error) {
 // rewritePath replaces the matched prefix of the normalised path, in t
 // for the checks that follow (sessions' ignore pattern) and in the URI
 // for the backend, %-escaped again: the normalised path is decoded.
-func rewritePath(ctx *fasthttp.RequestCtx, t *reqTarget, r *Route) {
+func rewritePath(ctx *fasthttp.RequestCtx, t *reqTarget, r *Route, matched int) {
 	s := scratchPool.Get().(*scratch)
 	b := append(s.b[:0], r.RewritePrefix...)
-	rest := t.path[len(r.Path):]
+	rest := t.path[matched:]
 	if len(b) > 0 && b[len(b)-1] == '/' && len(rest) > 0 && rest[0] == '/' {
 		rest = rest[1:]
 	}

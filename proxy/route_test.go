@@ -17,7 +17,13 @@ var routeMatchTests = []struct {
 	{Route{}, "any", "/", true},
 	{Route{Path: "/api/"}, "x", "/api/v1", true},
 	{Route{Path: "/api/"}, "x", "/api", false},
-	{Route{Path: "/api/"}, "x", "/API/v1", false}, // paths are compared byte for byte
+	{Route{Path: "/api/"}, "x", "/API/v1", false},     // paths are compared byte for byte
+	{Route{Path: "/admin/"}, "x", "/admin%2Fx", true}, // a normalised %2F is the "/" backends read
+	{Route{Path: "/admin/"}, "x", "/admin%2fx", true},
+	{Route{Path: "/admin/x"}, "x", "/admin%2Fx", true},
+	{Route{Path: "/admin/"}, "x", "/admin%25x", false},
+	{Route{Path: "/a%b/"}, "x", "/a%25b/c", true},
+	{Route{Path: "/admin/"}, "x", "/admin%2", false},
 	{Route{Host: "api.example.com"}, "api.example.com", "/", true},
 	{Route{Host: "api.example.com"}, "API.Example.COM:8080", "/", true},
 	{Route{Host: "api.example.com"}, "api.example.com.evil", "/", false},

@@ -173,6 +173,14 @@ func testRequestLine(t *testing.T, pipeline int) {
 			backend: api, line: "GET /v2/a%2Fb/c%20d/~!/caf%C3%A9/%3F/x?q=%2F HTTP/1.1",
 		},
 		{
+			// Backends decode %2F (net/http, PHP behind nginx): /api%2Fx
+			// is their /api/x, and slipping past the /api/ route to
+			// another upstream would dodge whatever that route is for.
+			name: "an escaped slash matches its route",
+			raw:  "GET /api%2fx/y%2Fz HTTP/1.1\r\nHost: x\r\n\r\n", status: 200,
+			backend: api, line: "GET /v2/x/y%2Fz HTTP/1.1",
+		},
+		{
 			name: "trailing dot in Host",
 			raw:  "GET /h HTTP/1.1\r\nHost: EXAMPLE.com.:8080\r\n\r\n", status: 200,
 			backend: hosted, line: "GET /h HTTP/1.1", host: "EXAMPLE.com.:8080",
