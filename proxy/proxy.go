@@ -202,6 +202,9 @@ func NewBackend(rawURL string, weight int, backup bool) (*balancer.Backend, erro
 	if err != nil {
 		return nil, fmt.Errorf("proxy: backend %w", err)
 	}
+	if u.Scheme == "unix" {
+		return &balancer.Backend{URL: "unix:" + u.Path, Addr: u.Path, Network: "unix", Weight: weight, Backup: backup}, nil
+	}
 	addr := u.Host
 	if u.Port() == "" {
 		if u.Scheme == "https" {
@@ -249,6 +252,9 @@ func newHostClient(b *balancer.Backend, t transportSettings, connect time.Durati
 	}
 	hc.Transport = newTransport(hc.AcquireConn, hc.CloseConn, hc.ReleaseConn, t)
 	hc.Dial = func(addr string) (net.Conn, error) {
+		if b.Network == "unix" {
+			return dialUnix(addr, connect)
+		}
 		c, err := dialer.DialTimeout(addr, connect)
 		if err != nil {
 			return nil, err
@@ -260,6 +266,12 @@ func newHostClient(b *balancer.Backend, t transportSettings, connect time.Durati
 		return clientHandshake(c, hc.TLSConfig, connect)
 	}
 	return hc
+}
+
+// dialUnix connects to the Unix socket at path. fasthttp's dialers are
+// TCP only; its HostClient takes any net.Conn from Dial.
+func dialUnix(path string, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("unix", path, timeout)
 }
 
 // clientHandshake completes the TLS handshake before HostClient sees the
