@@ -58,7 +58,7 @@ DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools pyth
 # The adapters' tests run the real frameworks and lint the Python adapters: Debian
 # packages that are libraries, not commands, checked with dpkg. They install into
 # /usr/bin/python3, which adapters/python's tests use whatever python3 is first on PATH.
-PKGDEPS := python3-flask python3-django python3-pyflakes pycodestyle
+PKGDEPS := python3-flask python3-django python3-pyflakes pycodestyle php-fpm php-cli
 
 deps:
 	@missing=""; for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \

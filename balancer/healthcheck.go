@@ -17,6 +17,9 @@ type Checker struct {
 	Interval time.Duration // between rounds (default 2s)
 	Timeout  time.Duration // per check (default Interval)
 	Client   *http.Client  // nil: a client with Timeout (and one per unix: backend)
+	// Probe, if not nil, checks a backend instead of an HTTP GET: a
+	// FastCGI backend is asked through its own client. nil error passes.
+	Probe func(ctx context.Context, b *Backend, path string) error
 }
 
 // Run checks every backend once at once and then every Interval until ctx
@@ -88,6 +91,15 @@ func checkURL(b *Backend, path string) string {
 }
 
 func (c *Checker) check(ctx context.Context, client *http.Client, b *Backend) (bool, error) {
+	if c.Probe != nil {
+		pctx, cancel := context.WithTimeout(ctx, client.Timeout)
+		err := c.Probe(pctx, b, c.Path)
+		cancel()
+		if err != nil && ctx.Err() != nil {
+			return !b.checkDown.Load(), nil // shutting down: leave the state alone
+		}
+		return err == nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, checkURL(b, c.Path), nil)
 	if err != nil {
 		return false, err

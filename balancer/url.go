@@ -12,20 +12,28 @@ import (
 // checks and by the proxy that dials it, so that check and run agree:
 // http or https, a host and an optional port, and no path, query or user
 // info (the client's path is forwarded unchanged); or unix:/abs/path.sock,
-// HTTP over a Unix socket (puma, gunicorn, uvicorn).
+// HTTP over a Unix socket (puma, gunicorn, uvicorn); or FastCGI (PHP-FPM)
+// at fastcgi://host:port or fastcgi+unix:/abs/path.sock. The URL's Scheme
+// is then "unix", "fastcgi" or "fastcgi+unix", and a socket's path is its
+// Path.
 func ParseBackendURL(s string) (*url.URL, error) {
-	if rest, ok := strings.CutPrefix(s, "unix:"); ok {
-		if err := socketPath(s, rest); err != nil {
-			return nil, err
+	for _, scheme := range [...]string{"unix", "fastcgi+unix"} {
+		if rest, ok := strings.CutPrefix(s, scheme+":"); ok {
+			if err := socketPath(s, rest); err != nil {
+				return nil, err
+			}
+			return &url.URL{Scheme: scheme, Path: rest}, nil
 		}
-		return &url.URL{Scheme: "unix", Path: rest}, nil
 	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return nil, fmt.Errorf("invalid URL %q: %v", s, err)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("URL %q must start with http://, https:// or unix:/", s)
+	if u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "fastcgi" {
+		return nil, fmt.Errorf("URL %q must start with http://, https://, unix:/, fastcgi:// or fastcgi+unix:/", s)
+	}
+	if u.Scheme == "fastcgi" && u.Port() == "" {
+		return nil, fmt.Errorf("URL %q needs a port (PHP-FPM listens on 9000 by default)", s)
 	}
 	if u.Host == "" || u.Hostname() == "" {
 		return nil, fmt.Errorf("URL %q has no host", s)

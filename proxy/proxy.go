@@ -111,6 +111,11 @@ type Proxy struct {
 	// ErrorPages, if not nil, gives the proxy's own errors HTML bodies.
 	ErrorPages *ErrorPages
 
+	// FastCGI, if not nil, makes every backend of Pool a FastCGI server
+	// (fastcgi:// or fastcgi+unix: URLs, PHP-FPM) and says which script
+	// a request runs.
+	FastCGI *FastCGI
+
 	once    sync.Once
 	clients []*fasthttp.HostClient // by Backend.Index
 	gauges  *metrics.Set           // this configuration's backends and nodes
@@ -172,9 +177,9 @@ func (p *Proxy) init() {
 		// never refuses a request the balancer let through for want of
 		// a connection slot that Take had already counted.
 		maxConns := b.Limit()
-		t := transportSettings{backend: b, responseTimeout: response, readIdle: readIdle, logger: p.logger()}
+		t := transportSettings{backend: b, responseTimeout: response, readIdle: readIdle, logger: p.logger(), fastcgi: p.FastCGI}
 		p.clients[i] = newHostClient(b, t, connect, maxConns, maxHeader)
-		if p.Pipeline > 0 && !p.clients[i].IsTLS {
+		if p.Pipeline > 0 && !p.clients[i].IsTLS && p.FastCGI == nil {
 			p.clients[i].Transport = newPipeline(p.clients[i].Transport, t,
 				pipelineSettings{depth: p.Pipeline, maxConns: maxConns, connect: connect, readBuffer: maxHeader})
 		}
@@ -202,8 +207,11 @@ func NewBackend(rawURL string, weight int, backup bool) (*balancer.Backend, erro
 	if err != nil {
 		return nil, fmt.Errorf("proxy: backend %w", err)
 	}
-	if u.Scheme == "unix" {
-		return &balancer.Backend{URL: "unix:" + u.Path, Addr: u.Path, Network: "unix", Weight: weight, Backup: backup}, nil
+	switch u.Scheme {
+	case "unix", "fastcgi+unix":
+		return &balancer.Backend{URL: u.Scheme + ":" + u.Path, Addr: u.Path, Network: "unix", Weight: weight, Backup: backup}, nil
+	case "fastcgi":
+		return &balancer.Backend{URL: "fastcgi://" + u.Host, Addr: u.Host, Weight: weight, Backup: backup}, nil
 	}
 	addr := u.Host
 	if u.Port() == "" {
@@ -250,7 +258,11 @@ func newHostClient(b *balancer.Backend, t transportSettings, connect time.Durati
 		ReadBufferSize:  maxHeader,
 		WriteBufferSize: 16 << 10,
 	}
-	hc.Transport = newTransport(hc.AcquireConn, hc.CloseConn, hc.ReleaseConn, t)
+	tr := newTransport(hc.AcquireConn, hc.CloseConn, hc.ReleaseConn, t)
+	hc.Transport = tr
+	if t.fastcgi != nil {
+		hc.Transport = newFastCGITransport(tr, *t.fastcgi, maxHeader)
+	}
 	hc.Dial = func(addr string) (net.Conn, error) {
 		if b.Network == "unix" {
 			return dialUnix(addr, connect)
@@ -354,7 +366,9 @@ var statePool = sync.Pool{New: func() any { return new(requestState) }}
 // ServeHTTP proxies one request. It is a fasthttp.RequestHandler.
 func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	p.once.Do(p.init)
-	if isUpgrade(&ctx.Request.Header) {
+	if isUpgrade(&ctx.Request.Header) && p.FastCGI == nil {
+		// A FastCGI script cannot take over a connection: the request
+		// runs as any other, without its Upgrade header.
 		p.serveUpgrade(ctx) // tunnel.go
 		return
 	}

@@ -64,6 +64,7 @@ type transportSettings struct {
 	responseTimeout time.Duration
 	readIdle        time.Duration
 	logger          *slog.Logger
+	fastcgi         *FastCGI // not nil: the backend is a FastCGI server
 }
 
 // staleAttempts bounds how many pooled connections a request may find

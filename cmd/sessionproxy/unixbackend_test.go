@@ -188,3 +188,22 @@ func TestUnixSocketBackendDead(t *testing.T) {
 		t.Fatalf("/status does not show the dead socket down:\n%s", status)
 	}
 }
+
+// httpoxy: a client's Proxy header never reaches an HTTP backend either
+// (CGI-style apps read it as HTTP_PROXY, their outgoing proxy).
+func TestProxyHeaderDropped(t *testing.T) {
+	sock := unixApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "proxy=%q other=%q", r.Header.Values("Proxy"), r.Header.Get("X-Other"))
+	}))
+	p := startProcess(t, fmt.Sprintf("listen: '{{listen}}'\nbackends:\n  - url: 'unix:%s'\n", sock))
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nProxy: http://evil:3128\r\nproxy: x\r\nX-Other: y\r\nConnection: close\r\n\r\n")
+	b, _ := io.ReadAll(c)
+	if !strings.Contains(string(b), `proxy=[] other="y"`) {
+		t.Fatalf("%s", b)
+	}
+}
