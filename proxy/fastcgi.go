@@ -255,9 +255,10 @@ func (t *fastcgiTransport[C]) params(a *fcgiAnswer, req *fasthttp.Request) error
 	p = fastcgi.AppendParamBytes(p, []byte("REQUEST_URI"), h.RequestURI())
 	p = fastcgi.AppendParamBytes(p, []byte("QUERY_STRING"), req.URI().QueryString())
 	p = fastcgi.AppendParamBytes(p, []byte("CONTENT_TYPE"), h.ContentType())
-	cl := len(req.Body())
-	if req.IsBodyStream() {
-		cl = h.ContentLength()
+	// Body() would read a streamed body whole into memory.
+	cl := h.ContentLength()
+	if !req.IsBodyStream() {
+		cl = len(req.Body())
 	}
 	var num [20]byte
 	if cl > 0 {

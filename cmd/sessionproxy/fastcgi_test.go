@@ -45,6 +45,12 @@ if (isset($_FILES['f'])) { echo 'file ', $_FILES['f']['size'], ' ', md5_file($_F
 $in = file_get_contents('php://input');
 echo 'raw ', strlen($in), ' ', md5($in);
 `,
+	"sink.php": `<?php
+$h = hash_init('md5'); $n = 0; $in = fopen('php://input', 'rb');
+while (!feof($in)) { $b = fread($in, 65536); $n += strlen($b); hash_update($h, $b); }
+echo $n, ' ', hash_final($h), ' ', $_SERVER['CONTENT_LENGTH'];
+`,
+	"slow.php":      `<?php sleep(3); echo 'late';`,
 	"sub/inner.php": `<?php echo 'inner ', $_SERVER['SCRIPT_NAME'], ' ', $_SERVER['PATH_INFO'] ?? '-';`,
 	"app.css":       `body{}`,
 	".env":          `SECRET=1`,
@@ -201,7 +207,7 @@ func TestFastCGIStreamsLargeResponse(t *testing.T) {
 	fpm := phpSite(t)
 	// The plain build: the race detector's own memory would drown the
 	// measure.
-	p := startBinary(t, plainBinary(t), phpConfig("fastcgi://"+fpm.Addr, fpm.Root))
+	p := startBinary(t, plainBinary(t), phpConfig("fastcgi://"+fpm.Addr, fpm.Root)+"max_body: 128MiB\n")
 	fetchBody(t, http.DefaultClient, "http://"+p.addr+"/big.php?mib=1")
 	before := procStatusKiB(t, p.cmd.Process.Pid, "VmHWM:")
 	resp, err := http.Get(fmt.Sprintf("http://%s/big.php?mib=%d", p.addr, mib))
@@ -219,10 +225,43 @@ func TestFastCGIStreamsLargeResponse(t *testing.T) {
 	if err != nil || n != mib<<20 || fmt.Sprintf("%x", got.Sum(nil)) != fmt.Sprintf("%x", want.Sum(nil)) {
 		t.Fatalf("%d of %d bytes, %v", n, mib<<20, err)
 	}
+	// A 48 MiB chunked upload: spooled to a temporary file so that
+	// CONTENT_LENGTH is known, never held in memory.
+	const up = 48 << 20
+	h := md5.New()
+	src := io.TeeReader(io.LimitReader(newBlocks(t), up), h)
+	req, _ := http.NewRequest("POST", "http://"+p.addr+"/sink.php", struct{ io.Reader }{src})
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf("%d %x %d", up, h.Sum(nil), up); resp.StatusCode != 200 || string(answer) != want {
+		t.Fatalf("upload: %d %q, want %q", resp.StatusCode, answer, want)
+	}
 	after := procStatusKiB(t, p.cmd.Process.Pid, "VmHWM:")
-	t.Logf("proxy VmHWM +%d KiB for %d MiB", after-before, mib)
+	t.Logf("proxy VmHWM +%d KiB for %d MiB down and %d MiB up", after-before, mib, up>>20)
 	if after-before >= limitKiB {
 		t.Fatalf("peak RSS grew by %d KiB, want under %d", after-before, limitKiB)
+	}
+}
+
+// A script slower than timeouts.response is answered 504, and the next
+// request is served.
+func TestFastCGIResponseTimeout(t *testing.T) {
+	fpm := phpSite(t)
+	p := startProcess(t, phpConfig("fastcgi://"+fpm.Addr, fpm.Root)+"timeouts:\n  response: 500ms\n")
+	client := &http.Client{Timeout: 10 * time.Second}
+	start := time.Now()
+	if code, _ := fetchBody(t, client, "http://"+p.addr+"/slow.php"); code != 504 {
+		t.Fatalf("slow.php: %d, want 504", code)
+	}
+	if took := time.Since(start); took > 2500*time.Millisecond {
+		t.Fatalf("504 took %v", took)
+	}
+	if code, body := fetchBody(t, client, "http://"+p.addr+"/me.php"); code != 200 || body != "user=-" {
+		t.Fatalf("after the timeout: %d %q", code, body)
 	}
 }
 
@@ -245,6 +284,17 @@ func TestFastCGIUpload(t *testing.T) {
 	resp.Body.Close()
 	if want := fmt.Sprintf("raw %d %s", len(data), sum); resp.StatusCode != 200 || string(b) != want {
 		t.Fatalf("chunked upload: %d %q, want %q", resp.StatusCode, b, want)
+	}
+
+	// With a length: streamed to PHP-FPM as it comes.
+	resp, err = http.Post("http://"+p.addr+"/upload.php", "application/octet-stream", strings.NewReader(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf("raw %d %s", len(data), sum); resp.StatusCode != 200 || string(b) != want {
+		t.Fatalf("upload with a length: %d %q, want %q", resp.StatusCode, b, want)
 	}
 
 	pr, pw := io.Pipe()
