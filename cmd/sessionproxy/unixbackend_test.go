@@ -207,3 +207,19 @@ func TestProxyHeaderDropped(t *testing.T) {
 		t.Fatalf("%s", b)
 	}
 }
+
+// pipeline works over a unix: backend too: its connections are dialed on
+// the socket.
+func TestUnixSocketBackendPipelined(t *testing.T) {
+	sock := unixApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "path=%s", r.URL.Path)
+	}))
+	p := startProcess(t, fmt.Sprintf("listen: '{{listen}}'\npipeline: 4\nbackends:\n  - url: 'unix:%s'\n", sock))
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := range 20 {
+		path := fmt.Sprintf("/r%d", i)
+		if code, body := fetchBody(t, client, "http://"+p.addr+path); code != 200 || body != "path="+path {
+			t.Fatalf("%s: %d %q", path, code, body)
+		}
+	}
+}
