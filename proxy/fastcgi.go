@@ -216,9 +216,7 @@ func (t *fastcgiTransport[C]) params(a *fcgiAnswer, req *fasthttp.Request) error
 		return errNoScript
 	}
 	script, pathInfo := splitScript(a.path)
-	if script == nil {
-		script, pathInfo = nil, nil
-	} else if bytes.IndexByte(script, '%') >= 0 {
+	if bytes.IndexByte(script, '%') >= 0 {
 		return errNoScript // an escaped "/" or "%" in a script's name
 	}
 	if h.ContentLength() < 0 && req.IsBodyStream() {
