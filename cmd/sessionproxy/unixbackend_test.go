@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // unixApp serves h on a Unix socket in a fresh temporary directory, as
@@ -220,6 +222,31 @@ func TestUnixSocketBackendPipelined(t *testing.T) {
 		path := fmt.Sprintf("/r%d", i)
 		if code, body := fetchBody(t, client, "http://"+p.addr+path); code != 200 || body != "path="+path {
 			t.Fatalf("%s: %d %q", path, code, body)
+		}
+	}
+}
+
+// A WebSocket tunnel to a unix: backend is dialed on its socket.
+func TestUnixSocketBackendWebSocket(t *testing.T) {
+	up := websocket.Upgrader{}
+	sock := unixApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			kind, msg, err := c.ReadMessage()
+			if err != nil || c.WriteMessage(kind, msg) != nil {
+				return
+			}
+		}
+	}))
+	p := startProcess(t, fmt.Sprintf("listen: '{{listen}}'\nbackends:\n  - url: 'unix:%s'\n", sock))
+	c := openTunnel(t, p.addr)
+	for i := range 3 {
+		if err := tunnelEcho(c, fmt.Sprintf("hello %d", i)); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
