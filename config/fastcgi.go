@@ -12,6 +12,11 @@ import (
 type FastCGI struct {
 	Root  string `yaml:"root"`  // the scripts' directory as the FastCGI server sees it, e.g. /var/www/app/public
 	Index string `yaml:"index"` // the front controller under root (default index.php)
+	// KeepConn keeps connections to PHP-FPM open between requests
+	// (default false, as nginx's fastcgi_keep_conn): PHP-FPM pins a
+	// worker to each kept connection, so turn it on only with
+	// pm.max_children at least the pool's max_conns.
+	KeepConn bool `yaml:"keep_conn"`
 }
 
 // IsFastCGI reports whether a backend URL names a FastCGI server.

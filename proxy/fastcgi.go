@@ -27,6 +27,13 @@ import (
 type FastCGI struct {
 	Root  string // the scripts' directory as the FastCGI server sees it
 	Index string // the front controller under Root (default index.php)
+
+	// KeepConn keeps connections open between requests (FastCGI's
+	// KEEP_CONN, nginx's fastcgi_keep_conn on). Off by default, as in
+	// nginx: PHP-FPM pins a worker to each kept connection until the
+	// proxy closes it, so with more connections than pm.max_children the
+	// extra requests wait in its listen queue behind idle connections.
+	KeepConn bool
 }
 
 // fastcgiTransport is a FastCGI backend's fasthttp.RoundTripper: it
@@ -34,8 +41,8 @@ type FastCGI struct {
 // session's headers) into CGI parameters and STDIN records, and the
 // script's STDOUT into a response whose body is relayed by the HTTP
 // transport's upstreamBody. HostClient keeps the pool of connections, as
-// for HTTP backends: one request per connection at a time, kept open
-// with KEEP_CONN.
+// for HTTP backends: one request per connection at a time, closed after
+// it unless FastCGI.KeepConn.
 type fastcgiTransport[C clientConn] struct {
 	*transport[C] // timeouts, the pool's hooks, the pooled bodies
 	fcgi          FastCGI
@@ -142,7 +149,7 @@ func (t *fastcgiTransport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.R
 			_, err = io.Copy(io.Discard, io.LimitReader(a.hr, 1<<20))
 		}
 		hc.ReleaseReader(a.conn)
-		if err != nil || !a.fr.Ended() {
+		if err != nil || !a.fr.Ended() || !t.fcgi.KeepConn {
 			t.closeConn(cc)
 		} else {
 			t.releaseConn(cc)
@@ -185,7 +192,7 @@ func (t *fastcgiTransport[C]) send(hc *fasthttp.HostClient, conn net.Conn, req *
 		bw = hc.AcquireWriter(conn)
 	}
 	defer hc.ReleaseWriter(bw)
-	fastcgi.WriteBegin(bw, true)
+	fastcgi.WriteBegin(bw, t.fcgi.KeepConn)
 	if err := fastcgi.WriteParams(bw, a.params); err != nil {
 		return err
 	}

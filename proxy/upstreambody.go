@@ -91,7 +91,7 @@ func (b *upstreamBody[C]) start(hc *fasthttp.HostClient, cc C, br *bufio.Reader,
 // head a.hr has just read.
 func (b *upstreamBody[C]) startFastCGI(hc *fasthttp.HostClient, cc C, t *fastcgiTransport[C], a *fcgiAnswer) {
 	*b = upstreamBody[C]{cc: cc, conn: cc.Conn(), br: a.hr, t: t.transport, framing: fcgiStdout,
-		fcgi: a, fcgiEnd: t.release, fcgiHC: hc}
+		fcgi: a, fcgiEnd: t.release, fcgiHC: hc, closeConn: !t.fcgi.KeepConn}
 }
 
 // Read reads the next piece of the body.

@@ -126,7 +126,7 @@ func newUpstream(ctx context.Context, c *config.Config, name string, u config.Up
 		Sessions:             base.Sessions,
 	}
 	if hasFastCGI(u) {
-		p.FastCGI = &proxy.FastCGI{Root: u.FastCGI.Root, Index: u.FastCGI.IndexOrDefault()}
+		p.FastCGI = &proxy.FastCGI{Root: u.FastCGI.Root, Index: u.FastCGI.IndexOrDefault(), KeepConn: u.FastCGI.KeepConn}
 	}
 	if u.Health.CheckPath != "" && len(backends) > 0 {
 		checker := &balancer.Checker{
