@@ -179,7 +179,7 @@ func groupCPUTicks(pgid int) int64 {
 		if g, _ := strconv.Atoi(f[2]); g != pgid { // field 5: pgrp
 			continue
 		}
-		u, _ := strconv.ParseInt(f[11], 10, 64) // field 14: utime
+		u, _ := strconv.ParseInt(f[11], 10, 64)  // field 14: utime
 		st, _ := strconv.ParseInt(f[12], 10, 64) // field 15: stime
 		total += u + st
 	}
