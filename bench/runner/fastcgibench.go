@@ -122,9 +122,16 @@ http {
 		addr string
 		pgid int
 	}{{"nginx fastcgi_pass", ngAddr, ngCmd.Process.Pid}, {"sessionproxy fastcgi://", spAddr, spCmd.Process.Pid}} {
-		plainWrk(t.addr, 2*time.Second) // warm up
+		if _, _, err := plainWrk(t.addr, 2*time.Second); err != nil { // warm up
+			e.stop() // log.Fatal skips the deferred stop
+			log.Fatal(err)
+		}
 		before := groupCPUTicks(t.pgid)
-		reqs, rps := plainWrk(t.addr, d)
+		reqs, rps, err := plainWrk(t.addr, d)
+		if err != nil {
+			e.stop()
+			log.Fatal(err)
+		}
 		ticks := groupCPUTicks(t.pgid) - before
 		us := float64(ticks) * 1e6 / 100 / float64(max(reqs, 1)) // USER_HZ is 100 on Linux
 		fmt.Printf("| %s | %.0f | %.1f |\n", t.name, rps, us)
@@ -136,25 +143,25 @@ var wrkTotals = regexp.MustCompile(`(\d+) requests in`)
 var wrkRPS = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 
 // plainWrk runs wrk without a script against /hello.php.
-func plainWrk(addr string, d time.Duration) (requests int64, rps float64) {
+func plainWrk(addr string, d time.Duration) (requests int64, rps float64, err error) {
 	out, err := exec.Command("wrk", fmt.Sprintf("-t%d", *threads), fmt.Sprintf("-c%d", *connections),
 		fmt.Sprintf("-d%ds", int(d.Seconds())), "http://"+addr+"/hello.php").CombinedOutput()
 	if err != nil {
-		log.Fatalf("wrk: %v\n%s", err, out)
+		return 0, 0, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
 	if strings.Contains(string(out), "Non-2xx") {
-		log.Fatalf("wrk got errors:\n%s", out)
+		return 0, 0, fmt.Errorf("wrk got errors:\n%s", out)
 	}
 	m, r := wrkTotals.FindStringSubmatch(string(out)), wrkRPS.FindStringSubmatch(string(out))
 	if m == nil || r == nil {
-		log.Fatalf("wrk printed no totals:\n%s", out)
+		return 0, 0, fmt.Errorf("wrk printed no totals:\n%s", out)
 	}
 	requests, _ = strconv.ParseInt(m[1], 10, 64)
 	if requests == 0 {
-		log.Fatalf("wrk: no request answered:\n%s", out)
+		return 0, 0, fmt.Errorf("wrk: no request answered:\n%s", out)
 	}
 	rps, _ = strconv.ParseFloat(r[1], 64)
-	return requests, rps
+	return requests, rps, nil
 }
 
 // groupCPUTicks sums utime and stime (clock ticks) of every process of
