@@ -264,10 +264,13 @@ func newHostClient(b *balancer.Backend, t transportSettings, connect time.Durati
 		hc.Transport = newFastCGITransport(tr, *t.fastcgi, maxHeader)
 	}
 	hc.Dial = func(addr string) (net.Conn, error) {
+		var c net.Conn
+		var err error
 		if b.Network == "unix" {
-			return dialUnix(addr, connect)
+			c, err = dialUnix(addr, connect)
+		} else {
+			c, err = dialer.DialTimeout(addr, connect)
 		}
-		c, err := dialer.DialTimeout(addr, connect)
 		if err != nil {
 			return nil, err
 		}

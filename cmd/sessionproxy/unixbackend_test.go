@@ -250,3 +250,39 @@ func TestUnixSocketBackendWebSocket(t *testing.T) {
 		}
 	}
 }
+
+// A unix: backend that closes idle keep-alive connections (gunicorn's
+// keepalive is 2s) before the proxy does (4s): a POST on the next request
+// must not find the closed connection and fail.
+func TestUnixSocketBackendClosesIdle(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sp-unix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "app.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{IdleTimeout: 300 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s", r.Method, b)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	p := startProcess(t, fmt.Sprintf("listen: '{{listen}}'\nbackends:\n  - url: 'unix:%s'\n", sock))
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := range 3 {
+		resp, err := client.Post("http://"+p.addr+"/", "text/plain", strings.NewReader(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != fmt.Sprintf("POST %d", i) {
+			t.Fatalf("POST %d: %d %q", i, resp.StatusCode, b)
+		}
+		time.Sleep(600 * time.Millisecond) // the backend closes the idle connection
+	}
+}
