@@ -13,9 +13,12 @@ var ErrHeader = errors.New("fastcgi: malformed CGI response header")
 // ReadHeader reads the CGI header lines at the head of a script's output
 // (RFC 3875 section 6) up to the empty line, calling fn with each header
 // but Status, and returns the status: Status's code, else 302 when the
-// script set Location, else 200. A line must fit br's buffer.
+// script set Location, else 200. The whole head must be no longer than
+// br's buffer, so that a script cannot make the caller hold an unbounded
+// header.
 func ReadHeader(br *bufio.Reader, fn func(name, value []byte)) (status int, err error) {
 	location := false
+	left := br.Size()
 	for first := true; ; first = false {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
@@ -23,6 +26,9 @@ func ReadHeader(br *bufio.Reader, fn func(name, value []byte)) (status int, err 
 				return 0, ErrHeader
 			}
 			return 0, unexpected(err)
+		}
+		if left -= len(line); left < 0 {
+			return 0, ErrHeader
 		}
 		line = bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
 		if len(line) == 0 {

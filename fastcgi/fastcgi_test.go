@@ -256,6 +256,8 @@ func TestReadHeader(t *testing.T) {
 		"X-A: b\r\n":                                        0,
 		"Bad Name: b\r\n\r\n":                               0,
 		"X-Long: " + strings.Repeat("a", 5000) + "\r\n\r\n": 0,
+		strings.Repeat("X-Many: aaaaaaaaaaaaaaaaaaaaaaaaa\r\n", 200) + "\r\n": 0,
+		strings.Repeat("X-Some: aaaaaaaaaaaaaaaaaaaaaaaaa\r\n", 100) + "\r\n": 200,
 	} {
 		got, err := ReadHeader(bufio.NewReaderSize(strings.NewReader(in), 4096), func(_, _ []byte) {})
 		if (err != nil) != (want == 0) || got != want {
