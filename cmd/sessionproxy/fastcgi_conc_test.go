@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,6 +53,29 @@ func TestFastCGIMoreClientsThanWorkers(t *testing.T) {
 		t.Logf("keep_conn %v: %d clients x 5 requests in %v", keep, clients, took)
 		if took > 2*time.Second {
 			t.Fatalf("keep_conn %v: %d clients x 5 requests took %v: requests waited behind idle connections", keep, clients, took)
+		}
+	}
+}
+
+// HEAD runs the script and answers its head with no body, and the
+// connection serves the next request (kept and not).
+func TestFastCGIHead(t *testing.T) {
+	fpm := phpSite(t)
+	for _, extra := range []string{"", "  keep_conn: true\n"} {
+		p := startProcess(t, phpConfig("fastcgi+unix:"+fpm.Socket, fpm.Root)+extra)
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "HEAD /big.php?mib=1 HTTP/1.1\r\nHost: a\r\n\r\nGET /me.php HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		got := string(b)
+		head, rest, _ := strings.Cut(got, "\r\n\r\n")
+		if !strings.HasPrefix(head, "HTTP/1.1 200") || !strings.Contains(head, "application/octet-stream") ||
+			!strings.HasPrefix(rest, "HTTP/1.1 200") || !strings.HasSuffix(rest, "\r\n\r\n6\r\nuser=-\r\n0\r\n\r\n") {
+			t.Fatalf("keep_conn %q: %q", extra, got)
 		}
 	}
 }
