@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -64,6 +65,25 @@ func startSite(t *testing.T) *site {
 		io.WriteString(w, `{"sid":"go"}`)
 	}))
 	t.Cleanup(goApp.Close)
+	// A Flask app with adapters/python: typed values across languages.
+	pyDir, _ := filepath.Abs("../python")
+	flaskAddr := testutil.FreeAddr(t)
+	flask := exec.Command("/usr/bin/python3", "tests/apps/flask_app.py", "--listen", flaskAddr, "--name", "flask")
+	flask.Dir = pyDir
+	flask.Env = append(os.Environ(), "PYTHONPATH="+pyDir, "PYTHONDONTWRITEBYTECODE=1")
+	flaskLog := &lockedLog{}
+	flask.Stdout, flask.Stderr = flaskLog, flaskLog
+	flask.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := flask.Start(); err != nil {
+		t.Fatalf("Flask (make deps installs python3-flask): %v", err)
+	}
+	t.Cleanup(func() {
+		flask.Process.Kill()
+		flask.Wait()
+		if t.Failed() {
+			t.Logf("flask:\n%s", flaskLog)
+		}
+	})
 	bin := filepath.Join(t.TempDir(), "sessionproxy")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sessionproxy").CombinedOutput(); err != nil {
 		t.Fatalf("building sessionproxy: %v\n%s", err, out)
@@ -81,13 +101,17 @@ fastcgi:
 upstreams:
   go:
     backends: [{url: %q}]
+  flask:
+    backends: [{url: "http://%s"}]
 routes:
   - match: {path: "/go/"}
     upstream: go
+  - match: {path: "/flask/"}
+    upstream: flask
 session:
   memcached:
     nodes: ["n1:%s", "n2:%s"]
-`, listen, admin, fpm.Addr, fpm.Socket, root, goApp.URL, n1.Addr, n2.Addr)
+`, listen, admin, fpm.Addr, fpm.Socket, root, goApp.URL, flaskAddr, n1.Addr, n2.Addr)
 	confFile := filepath.Join(t.TempDir(), "sessionproxy.yaml")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -114,6 +138,13 @@ session:
 		resp, err := http.Get("http://" + admin + "/healthz")
 		if err == nil {
 			resp.Body.Close()
+		}
+		return err == nil
+	})
+	testutil.WaitFor(t, 20*time.Second, "Flask listening", func() bool {
+		c, err := net.Dial("tcp", flaskAddr)
+		if err == nil {
+			c.Close()
 		}
 		return err == nil
 	})
@@ -155,6 +186,21 @@ func (b *browser) get(path string) page {
 		}
 	}
 	return p
+}
+
+// raw GETs path and returns the body, whatever it is.
+func (b *browser) raw(path string) string {
+	b.t.Helper()
+	resp, err := b.c.Get(b.site.base + path)
+	if err != nil {
+		b.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		b.t.Fatalf("GET %s: %d %q", path, resp.StatusCode, body)
+	}
+	return string(body)
 }
 
 func (b *browser) cookie() string {
@@ -255,6 +301,24 @@ func TestPHPAdapterBehindProxy(t *testing.T) {
 		me := b.get("/me.php")
 		if me.Session["score"] != float64(3) || fmt.Sprint(me.Session["tags"]) != "[a b]" || me.Session["legacy"] != "plain text" {
 			t.Fatalf("values set by the Go backend, read by PHP: %#v", me.Session)
+		}
+	})
+
+	t.Run("typed values between PHP and Flask", func(t *testing.T) {
+		b := s.browser(t)
+		b.get("/count.php")
+		b.raw("/flask/typed")
+		me := b.get("/me.php")
+		if me.Session["pojun.tech"] != "José 🙂" || me.Session["userId"] != float64(3) ||
+			fmt.Sprint(me.Session["cart"]) != "[1 two 3.5 <nil>]" || fmt.Sprint(me.Session["prefs"]) != "map[items:[1 2] name:Zoë ok:true]" {
+			t.Fatalf("Flask's values read by PHP: %#v", me.Session)
+		}
+		b.get("/login.php?u=Zoë")
+		dump := b.raw("/flask/dump")
+		for _, want := range []string{`"user":["str","Zo\u00eb"]`, `"ratio":["float",1.5]`, `"pojun.tech":["dict",{"items":[1,2]}]`, `"greeting":["str","Jos\u00e9 \ud83d\ude42"]`} {
+			if !strings.Contains(dump, want) {
+				t.Fatalf("PHP's values read by Flask: want %s in\n%s", want, dump)
+			}
 		}
 	})
 
