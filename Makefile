@@ -64,8 +64,9 @@ DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools pyth
 # runs two Tomcat 10 from /usr/share/tomcat10 with a conf/ of its own. Tomcat's
 # runtime only (tomcat10-common, libtomcat10-java), not the tomcat10 package: that
 # one enables and starts a system Tomcat on port 8080, where the README's first
-# command, `sessionproxy demo`, listens.
-PKGDEPS := python3-flask python3-django python3-pyflakes pycodestyle tomcat10-common libtomcat10-java default-jdk-headless libjakarta-servlet-api-java
+# command, `sessionproxy demo`, listens. adapters/php and the FastCGI backends run
+# PHP-FPM (php-fpm) and lint with php -l (php-cli).
+PKGDEPS := python3-flask python3-django python3-pyflakes pycodestyle tomcat10-common libtomcat10-java default-jdk-headless libjakarta-servlet-api-java php-fpm php-cli
 
 deps:
 	@missing=""; for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \

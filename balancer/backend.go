@@ -3,6 +3,7 @@ package balancer
 
 import (
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"time"
 )
@@ -11,11 +12,14 @@ import (
 // atomics so that every request can read them without a lock. A Backend must
 // not be copied after first use.
 type Backend struct {
-	URL    string // as configured, e.g. http://127.0.0.1:9001
-	Addr   string // host:port to dial
-	Weight int    // weighted policy share; values below 1 count as 1
-	Backup bool   // used only while no regular backend is available
-	Index  int    // position in its Pool's Backends, for per-backend tables kept by callers
+	URL  string // as configured, e.g. http://127.0.0.1:9001 or unix:/run/app.sock
+	Addr string // host:port to dial, or the socket's path when Network is "unix"
+	// Network is what Addr is dialed over: "unix" for a unix: URL, else
+	// "" (TCP).
+	Network string
+	Weight  int  // weighted policy share; values below 1 count as 1
+	Backup  bool // used only while no regular backend is available
+	Index   int  // position in its Pool's Backends, for per-backend tables kept by callers
 	// MaxConns caps the backend's active connections: requests in flight
 	// and open WebSocket tunnels, as nginx's max_conns does. A full
 	// backend is passed over by Pick, like one that is down, but is not
@@ -31,6 +35,9 @@ type Backend struct {
 	downUntil atomic.Int64 // unix nanos; passive failures keep it out until then
 	checkDown atomic.Bool  // the active check failed last time
 	down      atomic.Bool  // the state last logged, so each change is logged once
+
+	// checkClient is the active check's client of a unix: backend.
+	checkClient atomic.Pointer[http.Client]
 
 	// shared, when set by Adopt, is the inflight of the Backend this one
 	// replaced, counted by both.

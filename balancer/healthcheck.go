@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 )
@@ -15,7 +16,10 @@ type Checker struct {
 	Path     string        // request path, e.g. /healthz
 	Interval time.Duration // between rounds (default 2s)
 	Timeout  time.Duration // per check (default Interval)
-	Client   *http.Client  // nil: a client with Timeout
+	Client   *http.Client  // nil: a client with Timeout (and one per unix: backend)
+	// Probe, if not nil, checks a backend instead of an HTTP GET: a
+	// FastCGI backend is asked through its own client. nil error passes.
+	Probe func(ctx context.Context, b *Backend, path string) error
 }
 
 // Run checks every backend once at once and then every Interval until ctx
@@ -40,7 +44,7 @@ func (c *Checker) Run(ctx context.Context, p *Pool) {
 		done := make(chan struct{}, len(p.Backends))
 		for _, b := range p.Backends {
 			go func() {
-				b.setChecked(c.check(ctx, client, b))
+				b.setChecked(c.check(ctx, clientFor(client, c.Client == nil, timeout, b), b))
 				done <- struct{}{}
 			}()
 		}
@@ -55,8 +59,48 @@ func (c *Checker) Run(ctx context.Context, p *Pool) {
 	}
 }
 
+// clientFor returns the client that checks b: for a unix: backend, one
+// whose connections go to its socket (kept on b so that the round's
+// connections are reused), unless the Checker was given its own client.
+func clientFor(client *http.Client, own bool, timeout time.Duration, b *Backend) *http.Client {
+	if b.Network != "unix" || !own {
+		return client
+	}
+	if c := b.checkClient.Load(); c != nil {
+		return c
+	}
+	path := b.Addr
+	d := net.Dialer{}
+	c := &http.Client{Timeout: timeout, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", path)
+		},
+		MaxIdleConnsPerHost: 1,
+	}}
+	b.checkClient.Store(c)
+	return c
+}
+
+// checkURL is the URL GET goes to: a unix: backend is asked for
+// http://localhost/..., the Host a local app expects.
+func checkURL(b *Backend, path string) string {
+	if b.Network == "unix" {
+		return "http://localhost" + path
+	}
+	return b.URL + path
+}
+
 func (c *Checker) check(ctx context.Context, client *http.Client, b *Backend) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.URL+c.Path, nil)
+	if c.Probe != nil {
+		pctx, cancel := context.WithTimeout(ctx, client.Timeout)
+		err := c.Probe(pctx, b, c.Path)
+		cancel()
+		if err != nil && ctx.Err() != nil {
+			return !b.checkDown.Load(), nil // shutting down: leave the state alone
+		}
+		return err == nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, checkURL(b, c.Path), nil)
 	if err != nil {
 		return false, err
 	}

@@ -50,6 +50,7 @@ type Config struct {
 	Session          Session `yaml:"session"`    //
 
 	Pipeline      int                 `yaml:"pipeline"`       // requests in flight per connection to the top-level backends; 0 = off (config/pipeline.go)
+	FastCGI       FastCGI             `yaml:"fastcgi"`        // scripts of the top-level fastcgi:// backends (config/fastcgi.go)
 	Upstreams     map[string]Upstream `yaml:"upstreams"`      // named pools besides the top-level backends ("default")
 	Routes        []Route             `yaml:"routes"`         // tried in order; no match goes to "default"
 	ErrorPages    map[int]string      `yaml:"error_pages"`    // status -> HTML file for the proxy's own errors

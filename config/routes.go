@@ -21,6 +21,7 @@ type Upstream struct {
 	Backends []Backend `yaml:"backends"` // at least one
 	Health   Health    `yaml:"health"`   // each field not set is the top-level one's
 	Pipeline int       `yaml:"pipeline"` // requests in flight per backend connection; 0 = off, never inherited (config/pipeline.go)
+	FastCGI  FastCGI   `yaml:"fastcgi"`  // scripts of fastcgi:// backends (config/fastcgi.go); never inherited
 
 	// MaxConns caps each backend's active connections (default: the
 	// top-level max_conns).
@@ -64,7 +65,7 @@ func (c *Config) UpstreamNames() []string {
 // "default".
 func (c *Config) UpstreamConfig(name string) Upstream {
 	if name == DefaultUpstream {
-		return Upstream{Balancer: c.Balancer, Backends: c.Backends, Health: c.Health, Pipeline: c.Pipeline, MaxConns: c.MaxConns}
+		return Upstream{Balancer: c.Balancer, Backends: c.Backends, Health: c.Health, Pipeline: c.Pipeline, MaxConns: c.MaxConns, FastCGI: c.FastCGI}
 	}
 	return c.Upstreams[name]
 }

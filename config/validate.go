@@ -52,6 +52,7 @@ func (c *Config) Validate() error {
 	v.session()
 	v.frontDoor()
 	v.pipelines()
+	v.fastcgi()
 	v.limits()
 	v.tls()
 	if len(v.errs) > 0 {

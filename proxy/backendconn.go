@@ -20,33 +20,76 @@ import (
 // their own.
 type idleCheckConn struct {
 	*net.TCPConn // keeps SetKeepAlive, CloseWrite and the rest
-	raw          syscall.RawConn
-	peekFn       func(fd uintptr) // c.peek, bound once: a method value made per check would allocate
-	answered     bool             // read since the last write: the next write starts a new request
-	peekErr      error
-	peekBuf      [1]byte
+	idleCheck
+}
+
+// idleCheckUnixConn is idleCheckConn over a Unix socket (unix: backends,
+// which close idle connections as TCP ones do: gunicorn after 2s).
+type idleCheckUnixConn struct {
+	*net.UnixConn
+	idleCheck
+}
+
+// idleCheck is the state of the check, for either kind of connection.
+type idleCheck struct {
+	raw      syscall.RawConn
+	peekFn   func(fd uintptr) // c.peek, bound once: a method value made per check would allocate
+	answered bool             // read since the last write: the next write starts a new request
+	peekErr  error
+	peekBuf  [1]byte
 }
 
 // newIdleCheckConn wraps a TCP connection to a backend; other kinds of
 // connection are returned as they are.
 func newIdleCheckConn(c net.Conn) net.Conn {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return c
+	switch tc := c.(type) {
+	case *net.TCPConn:
+		raw, err := tc.SyscallConn()
+		if err != nil {
+			return c
+		}
+		ic := &idleCheckConn{TCPConn: tc, idleCheck: idleCheck{raw: raw}}
+		ic.peekFn = ic.peek
+		return ic
+	case *net.UnixConn:
+		raw, err := tc.SyscallConn()
+		if err != nil {
+			return c
+		}
+		ic := &idleCheckUnixConn{UnixConn: tc, idleCheck: idleCheck{raw: raw}}
+		ic.peekFn = ic.peek
+		return ic
 	}
-	raw, err := tc.SyscallConn()
-	if err != nil {
-		return c
+	return c
+}
+
+// idleCheckOf returns the check of a connection made by
+// newIdleCheckConn, or nil.
+func idleCheckOf(c net.Conn) *idleCheck {
+	switch ic := c.(type) {
+	case *idleCheckConn:
+		return &ic.idleCheck
+	case *idleCheckUnixConn:
+		return &ic.idleCheck
 	}
-	ic := &idleCheckConn{TCPConn: tc, raw: raw}
-	ic.peekFn = ic.peek
-	return ic
+	return nil
+}
+
+// checkBeforeUse runs the check of c, if it has one, when it carried a
+// request before: see staleBeforeUse.
+func checkBeforeUse(c net.Conn) bool {
+	ic := idleCheckOf(c)
+	if ic == nil || !ic.answered {
+		return false
+	}
+	ic.answered = false
+	return ic.stale()
 }
 
 // handshakeDone tells the idle check of c that the reads so far were a TLS
 // handshake, not the answer to a request.
 func handshakeDone(c net.Conn) {
-	if ic, ok := c.(*idleCheckConn); ok {
+	if ic := idleCheckOf(c); ic != nil {
 		ic.answered = false
 	}
 }
@@ -70,9 +113,26 @@ func (c *idleCheckConn) Write(b []byte) (int, error) {
 	return c.TCPConn.Write(b)
 }
 
+// Read reads the backend's answer.
+func (c *idleCheckUnixConn) Read(b []byte) (int, error) {
+	c.answered = true
+	return c.UnixConn.Read(b)
+}
+
+// Write writes a request, as idleCheckConn's Write does.
+func (c *idleCheckUnixConn) Write(b []byte) (int, error) {
+	if c.answered {
+		c.answered = false
+		if c.stale() {
+			return 0, errStaleConn
+		}
+	}
+	return c.UnixConn.Write(b)
+}
+
 // stale reports whether the socket holds unread bytes, end of file or an
 // error: anything but "nothing to read yet".
-func (c *idleCheckConn) stale() bool {
+func (c *idleCheck) stale() bool {
 	// Control, not RawConn.Read: Read gives up without calling peek once
 	// the read deadline HostClient set for the previous answer has passed,
 	// and Go's own Read with a deadline in the past makes no syscall.
@@ -84,7 +144,7 @@ func (c *idleCheckConn) stale() bool {
 
 // peek looks at the first unread byte without taking it off the socket:
 // peekErr is nil for data or end of file, EAGAIN for nothing to read yet.
-func (c *idleCheckConn) peek(fd uintptr) {
+func (c *idleCheck) peek(fd uintptr) {
 	for {
 		_, _, c.peekErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		if c.peekErr != syscall.EINTR {

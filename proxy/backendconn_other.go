@@ -10,3 +10,6 @@ func newIdleCheckConn(c net.Conn) net.Conn { return c }
 
 // handshakeDone has no idle check to tell.
 func handshakeDone(net.Conn) {}
+
+// checkBeforeUse has no idle check to run.
+func checkBeforeUse(net.Conn) bool { return false }

@@ -98,7 +98,7 @@ func (rb *requestBodies) wrap(next fasthttp.RequestHandler) fasthttp.RequestHand
 			return
 		}
 		b := clientBodyPool.Get().(*clientBody)
-		b.ctx, b.src, b.idle, b.limit = ctx, req.BodyStream(), rb.idle, rb.maxBody
+		b.ctx, b.src, b.idle, b.limit, b.tempDir = ctx, req.BodyStream(), rb.idle, rb.maxBody, rb.tempDir
 		if perr := rb.prepare(b, cl); perr != nil {
 			rb.refuse(ctx, perr)
 		} else {
@@ -166,6 +166,10 @@ type clientBody struct {
 	idle  time.Duration
 	limit int64
 	read  int64
+	// tempDir is where a body is spooled ("" is os.TempDir()): with
+	// request_buffering, or for a FastCGI backend, which needs a chunked
+	// body's length before it.
+	tempDir string
 
 	hdr headerEditor // scratch for dropping trailers
 

@@ -175,9 +175,11 @@ func (e *headerEditor) cleanRequest(h *fasthttp.RequestHeader, underscores bool)
 }
 
 // dropRequestHeader reports whether a client's header named k must not
-// reach a backend.
+// reach a backend. Proxy is never a client's to send (httpoxy): CGI,
+// PHP and WSGI hand it to the app as HTTP_PROXY, which many HTTP clients
+// take for their outgoing proxy.
 func dropRequestHeader(k []byte, underscores bool) bool {
-	if isHopHeader(k) || isSessionHeaderName(k) || !plainName(k, underscores) {
+	if isHopHeader(k) || isSessionHeaderName(k) || !plainName(k, underscores) || len(k) == 5 && equalFold(k, "proxy") {
 		return true
 	}
 	return underscores && isForwardingAlias(k)

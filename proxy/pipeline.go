@@ -301,7 +301,13 @@ func (p *pipeline) queue(w *pipeWork) (bool, error) {
 
 // dial opens a pipelined connection and starts its goroutines.
 func (p *pipeline) dial() (*pipeConn, error) {
-	conn, err := p.dialer.DialTimeout(p.addr, p.connect)
+	var conn net.Conn
+	var err error
+	if p.backend.Network == "unix" {
+		conn, err = dialUnix(p.addr, p.connect)
+	} else {
+		conn, err = p.dialer.DialTimeout(p.addr, p.connect)
+	}
 	if err != nil {
 		return nil, err
 	}

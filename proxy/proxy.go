@@ -111,6 +111,11 @@ type Proxy struct {
 	// ErrorPages, if not nil, gives the proxy's own errors HTML bodies.
 	ErrorPages *ErrorPages
 
+	// FastCGI, if not nil, makes every backend of Pool a FastCGI server
+	// (fastcgi:// or fastcgi+unix: URLs, PHP-FPM) and says which script
+	// a request runs.
+	FastCGI *FastCGI
+
 	once    sync.Once
 	clients []*fasthttp.HostClient // by Backend.Index
 	gauges  *metrics.Set           // this configuration's backends and nodes
@@ -172,9 +177,9 @@ func (p *Proxy) init() {
 		// never refuses a request the balancer let through for want of
 		// a connection slot that Take had already counted.
 		maxConns := b.Limit()
-		t := transportSettings{backend: b, responseTimeout: response, readIdle: readIdle, logger: p.logger()}
+		t := transportSettings{backend: b, responseTimeout: response, readIdle: readIdle, logger: p.logger(), fastcgi: p.FastCGI}
 		p.clients[i] = newHostClient(b, t, connect, maxConns, maxHeader)
-		if p.Pipeline > 0 && !p.clients[i].IsTLS {
+		if p.Pipeline > 0 && !p.clients[i].IsTLS && p.FastCGI == nil {
 			p.clients[i].Transport = newPipeline(p.clients[i].Transport, t,
 				pipelineSettings{depth: p.Pipeline, maxConns: maxConns, connect: connect, readBuffer: maxHeader})
 		}
@@ -201,6 +206,12 @@ func NewBackend(rawURL string, weight int, backup bool) (*balancer.Backend, erro
 	u, err := balancer.ParseBackendURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: backend %w", err)
+	}
+	switch u.Scheme {
+	case "unix", "fastcgi+unix":
+		return &balancer.Backend{URL: u.Scheme + ":" + u.Path, Addr: u.Path, Network: "unix", Weight: weight, Backup: backup}, nil
+	case "fastcgi":
+		return &balancer.Backend{URL: "fastcgi://" + u.Host, Addr: u.Host, Weight: weight, Backup: backup}, nil
 	}
 	addr := u.Host
 	if u.Port() == "" {
@@ -247,9 +258,19 @@ func newHostClient(b *balancer.Backend, t transportSettings, connect time.Durati
 		ReadBufferSize:  maxHeader,
 		WriteBufferSize: 16 << 10,
 	}
-	hc.Transport = newTransport(hc.AcquireConn, hc.CloseConn, hc.ReleaseConn, t)
+	tr := newTransport(hc.AcquireConn, hc.CloseConn, hc.ReleaseConn, t)
+	hc.Transport = tr
+	if t.fastcgi != nil {
+		hc.Transport = newFastCGITransport(tr, *t.fastcgi, maxHeader)
+	}
 	hc.Dial = func(addr string) (net.Conn, error) {
-		c, err := dialer.DialTimeout(addr, connect)
+		var c net.Conn
+		var err error
+		if b.Network == "unix" {
+			c, err = dialUnix(addr, connect)
+		} else {
+			c, err = dialer.DialTimeout(addr, connect)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -260,6 +281,12 @@ func newHostClient(b *balancer.Backend, t transportSettings, connect time.Durati
 		return clientHandshake(c, hc.TLSConfig, connect)
 	}
 	return hc
+}
+
+// dialUnix connects to the Unix socket at path. fasthttp's dialers are
+// TCP only; its HostClient takes any net.Conn from Dial.
+func dialUnix(path string, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("unix", path, timeout)
 }
 
 // clientHandshake completes the TLS handshake before HostClient sees the
@@ -342,7 +369,9 @@ var statePool = sync.Pool{New: func() any { return new(requestState) }}
 // ServeHTTP proxies one request. It is a fasthttp.RequestHandler.
 func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	p.once.Do(p.init)
-	if isUpgrade(&ctx.Request.Header) {
+	if isUpgrade(&ctx.Request.Header) && p.FastCGI == nil {
+		// A FastCGI script cannot take over a connection: the request
+		// runs as any other, without its Upgrade header.
 		p.serveUpgrade(ctx) // tunnel.go
 		return
 	}

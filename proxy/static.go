@@ -114,12 +114,18 @@ func (s *Static) serve(ctx *fasthttp.RequestCtx) *Error {
 	if strings.Contains(file, "%25") {
 		file = strings.ReplaceAll(file, "%25", "%")
 	}
+	if refusedName(file) {
+		return errNotFound
+	}
 	if s.prefix != "" && strings.HasPrefix(file, s.prefix) {
 		file = s.replacement + "/" + file[len(s.prefix):] // Join below collapses the "//"
 	}
 	name, e := s.resolve(filepath.Join(s.root, filepath.FromSlash(file)))
 	if e != nil {
 		return e
+	}
+	if refusedName(filepath.ToSlash(strings.TrimPrefix(name, s.root))) {
+		return errNotFound // a link to a script or a hidden file
 	}
 	fi, err := os.Stat(name)
 	if err != nil {
@@ -143,6 +149,25 @@ func (s *Static) serve(ctx *fasthttp.RequestCtx) *Error {
 		return errForbidden
 	}
 	return serveFile(ctx, name, fi)
+}
+
+// refusedName reports whether a path below a static root names what is
+// never served as a file (CONTRACT.md section 13): a name containing
+// ".php" in any case, whose source a PHP site keeps beside its assets,
+// and a segment starting with "." (.git, .env, .htpasswd) other than
+// .well-known.
+func refusedName(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if strings.HasPrefix(seg, ".") && seg != ".well-known" {
+			return true
+		}
+		for i := 0; i+4 <= len(seg); i++ {
+			if seg[i] == '.' && seg[i+1]|0x20 == 'p' && seg[i+2]|0x20 == 'h' && seg[i+3]|0x20 == 'p' {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // resolve follows symbolic links and refuses what lands outside the root.

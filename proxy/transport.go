@@ -64,6 +64,7 @@ type transportSettings struct {
 	responseTimeout time.Duration
 	readIdle        time.Duration
 	logger          *slog.Logger
+	fastcgi         *FastCGI // not nil: the backend is a FastCGI server
 }
 
 // staleAttempts bounds how many pooled connections a request may find
@@ -184,12 +185,7 @@ func staleBeforeUse(c net.Conn) bool {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	ic, ok := c.(*idleCheckConn)
-	if !ok || !ic.answered {
-		return false
-	}
-	ic.answered = false
-	return ic.stale()
+	return checkBeforeUse(c)
 }
 
 // readResponseHeader reads a response head, passing over informational

@@ -186,6 +186,9 @@ func (p *Proxy) dialUpgrade(ctx *fasthttp.RequestCtx, tried []*balancer.Backend)
 // dialBackend connects to b, with TLS when its URL is https, under the same
 // TLS settings as its HostClient.
 func (p *Proxy) dialBackend(b *balancer.Backend, connect time.Duration) (net.Conn, error) {
+	if b.Network == "unix" {
+		return dialUnix(b.Addr, connect)
+	}
 	d := net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	c, err := d.Dial("tcp", b.Addr)
 	if err != nil {

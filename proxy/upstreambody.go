@@ -42,6 +42,12 @@ type upstreamBody[C clientConn] struct {
 
 	sent int64      // bytes of the body handed to the client's connection
 	log  pendingLog // the access-log line, written when the relay ends
+
+	// fcgi, for a FastCGI backend, is the exchange the body is read
+	// from (br is its script output); its transport takes it back.
+	fcgi    *fcgiAnswer
+	fcgiEnd func(*fasthttp.HostClient, *fcgiAnswer)
+	fcgiHC  *fasthttp.HostClient
 }
 
 // framing is how a response body's end is known.
@@ -51,6 +57,7 @@ const (
 	sized      framing = iota // Content-Length
 	chunked                   // Transfer-Encoding: chunked
 	untilClose                // neither: the backend closes the connection
+	fcgiStdout                // a FastCGI script's output, up to END_REQUEST
 )
 
 // relayedBody is an upstreamBody of any transport.
@@ -80,6 +87,13 @@ func (b *upstreamBody[C]) start(hc *fasthttp.HostClient, cc C, br *bufio.Reader,
 	}
 }
 
+// startFastCGI makes b the body of a FastCGI script's answer, whose CGI
+// head a.hr has just read.
+func (b *upstreamBody[C]) startFastCGI(hc *fasthttp.HostClient, cc C, t *fastcgiTransport[C], a *fcgiAnswer) {
+	*b = upstreamBody[C]{cc: cc, conn: cc.Conn(), br: a.hr, t: t.transport, framing: fcgiStdout,
+		fcgi: a, fcgiEnd: t.release, fcgiHC: hc, closeConn: !t.fcgi.KeepConn}
+}
+
 // Read reads the next piece of the body.
 func (b *upstreamBody[C]) Read(p []byte) (int, error) {
 	if b.err != nil {
@@ -106,7 +120,7 @@ func (b *upstreamBody[C]) Read(p []byte) (int, error) {
 		n, err = b.readSized(p)
 	case chunked:
 		n, err = b.readChunked(p)
-	default:
+	default: // untilClose, and fcgiStdout, whose reader ends at END_REQUEST
 		n, err = b.br.Read(p)
 		if err == io.EOF {
 			b.done = true
@@ -196,6 +210,9 @@ func (b *upstreamBody[C]) CloseWithError(werr error) error {
 		b.hc.ReleaseReader(b.br)
 	} else {
 		drained = b.drain()
+	}
+	if b.fcgi != nil {
+		b.fcgiEnd(b.fcgiHC, b.fcgi)
 	}
 	if b.done && b.err == nil && (werr == nil || drained) && !b.closeConn {
 		b.t.releaseConn(b.cc)

@@ -98,6 +98,9 @@ func main() {
 	if *connMemMode {
 		os.Exit(runConnMem())
 	}
+	if *fastcgiMode {
+		os.Exit(runFastCGI()) // fastcgibench.go
+	}
 	if *redraw {
 		var t table
 		data, err := os.ReadFile(filepath.Join(*outDir, "latest.json"))

@@ -108,15 +108,7 @@ func newUpstream(ctx context.Context, c *config.Config, name string, u config.Up
 	if err != nil {
 		return nil, err
 	}
-	if u.Health.CheckPath != "" && len(backends) > 0 {
-		checker := &balancer.Checker{
-			Path:     u.Health.CheckPath,
-			Interval: u.Health.CheckInterval.Std(),
-			Timeout:  c.Timeouts.Connect.Std() + c.Timeouts.Response.Std()/10,
-		}
-		go checker.Run(ctx, pool)
-	}
-	return &proxy.Proxy{
+	p := &proxy.Proxy{
 		Pool:                 pool,
 		Upstream:             name,
 		Pipeline:             u.Pipeline,
@@ -132,7 +124,28 @@ func newUpstream(ctx context.Context, c *config.Config, name string, u config.Up
 		Metrics:              base.Metrics,
 		AccessLog:            base.AccessLog,
 		Sessions:             base.Sessions,
-	}, nil
+	}
+	if hasFastCGI(u) {
+		p.FastCGI = &proxy.FastCGI{Root: u.FastCGI.Root, Index: u.FastCGI.IndexOrDefault(), KeepConn: u.FastCGI.KeepConn}
+	}
+	if u.Health.CheckPath != "" && len(backends) > 0 {
+		checker := &balancer.Checker{
+			Path:     u.Health.CheckPath,
+			Interval: u.Health.CheckInterval.Std(),
+			Timeout:  c.Timeouts.Connect.Std() + c.Timeouts.Response.Std()/10,
+		}
+		if p.FastCGI != nil {
+			checker.Probe = p.Probe
+		}
+		go checker.Run(ctx, pool)
+	}
+	return p, nil
+}
+
+// hasFastCGI reports whether u's backends are FastCGI servers (config
+// refuses a pool that mixes them with HTTP ones).
+func hasFastCGI(u config.Upstream) bool {
+	return len(u.Backends) > 0 && config.IsFastCGI(u.Backends[0].URL)
 }
 
 // withoutSessions returns a Proxy that forwards through p's backend
@@ -154,6 +167,7 @@ func withoutSessions(p *proxy.Proxy) *proxy.Proxy {
 		Metrics:              p.Metrics,
 		AccessLog:            p.AccessLog,
 		ErrorPages:           p.ErrorPages,
+		FastCGI:              p.FastCGI,
 	}
 }
 
