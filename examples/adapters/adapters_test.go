@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"sessionproxy/internal/apptest"
+	"sessionproxy/internal/memcachedtest"
 )
 
 // page is the JSON form of the example apps' page.
@@ -105,6 +106,15 @@ func TestAdaptersExample(t *testing.T) {
 			testExample(t, bin, app)
 		})
 	}
+	t.Run("flask with -memcached", func(t *testing.T) {
+		apptest.Python(t, "flask")
+		mc := memcachedtest.Start(t)
+		testExample(t, bin, "flask", "-memcached", "n1:"+mc.Addr)
+		// The sessions went to that node, not to the proxy's own store.
+		if sets := memcachedtest.Stat(t, mc.Addr, "cmd_set"); sets == 0 {
+			t.Fatalf("memcached took no writes: -memcached was not used")
+		}
+	})
 }
 
 // npmCI installs the Express adapter's dev dependencies (express,
@@ -122,8 +132,8 @@ func npmCI(t *testing.T) {
 	}
 }
 
-func testExample(t *testing.T, bin, app string) {
-	cmd := exec.Command(bin, "-app", app, "-listen", "127.0.0.1:0")
+func testExample(t *testing.T, bin, app string, args ...string) {
+	cmd := exec.Command(bin, append([]string{"-app", app, "-listen", "127.0.0.1:0"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -244,6 +244,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer os.RemoveAll(tmp)
 
+	// Something else on the address (the demo, a second run) would answer
+	// the dials that wait for the proxy, and the URL would show it.
+	if *listen != "" && !strings.HasSuffix(*listen, ":0") {
+		ln, err := net.Listen("tcp", *listen)
+		if err != nil {
+			return fail("%v: stop what listens there or choose another with -listen", err)
+		}
+		ln.Close()
+	}
+
+	fmt.Fprintln(stderr, "adapters: building sessionproxy (go build ./cmd/sessionproxy)")
 	bin := filepath.Join(tmp, "sessionproxy")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/sessionproxy")
 	build.Dir = repo
@@ -336,7 +347,12 @@ session:
 			return fail("%v", err)
 		}
 	}
-	if err := start("sessionproxy", exec.Command(bin, "run", "-config", confFile)); err != nil {
+	proxy := exec.Command(bin, "run", "-config", confFile)
+	// With memcached nodes the proxy keeps hint files in its state
+	// directory: this run's are its own, not adopted from or left in
+	// ~/.local/state.
+	proxy.Env = append(os.Environ(), "XDG_STATE_HOME="+filepath.Join(tmp, "state"), "STATE_DIRECTORY=")
+	if err := start("sessionproxy", proxy); err != nil {
 		return fail("%v", err)
 	}
 	for i, addr := range append(apps, *listen) {
