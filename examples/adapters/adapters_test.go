@@ -66,6 +66,21 @@ func (b *browser) do(method, path string, form url.Values) page {
 	return p
 }
 
+// html gets path as a browser does and returns the HTML page.
+func (b *browser) html(path string) string {
+	b.t.Helper()
+	resp, err := b.c.Get(b.base + path)
+	if err != nil {
+		b.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		b.t.Fatalf("GET %s: %d %s %q", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	return string(body)
+}
+
 func (b *browser) cookie() string {
 	u, _ := url.Parse(b.base)
 	for _, c := range b.c.Jar.Cookies(u) {
@@ -187,6 +202,12 @@ func testExample(t *testing.T, bin, app string, args ...string) {
 	}
 
 	b := newBrowser(t, base)
+	// The page a browser gets: HTML naming the process and the session.
+	html := b.html("/")
+	if first := b.cookie(); first == "" || !strings.Contains(html, first) || !strings.Contains(html, app+"-") {
+		t.Fatalf("the HTML page (session %q):\n%s", first, html)
+	}
+	b = newBrowser(t, base)
 	seen, sid := map[string]bool{}, ""
 	for i := 1; i <= 4; i++ {
 		p := b.do(http.MethodGet, "/", nil)

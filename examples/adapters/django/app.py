@@ -67,6 +67,10 @@ def configure(db):
         MESSAGE_STORAGE="django.contrib.messages.storage.session.SessionStorage",
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": db}},
         USE_TZ=True,
+        # With DEBUG off, Django prints a failed request's traceback nowhere.
+        LOGGING={"version": 1, "disable_existing_loggers": False,
+                 "handlers": {"console": {"class": "logging.StreamHandler"}},
+                 "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}}},
     )
     django.setup()
 
@@ -74,7 +78,7 @@ def configure(db):
 def index(request):
     from django.contrib import messages
     from django.http import HttpResponse, JsonResponse
-    from django.template import engines
+    from django.template import Context, Engine
     request.session["visits"] = request.session.get("visits", 0) + 1
     page = dict(name=NAME, sid=request.session.session_key, visits=request.session["visits"],
                 user=request.user.username if request.user.is_authenticated else "",
@@ -82,7 +86,7 @@ def index(request):
     if "application/json" in request.headers.get("Accept", ""):
         return JsonResponse(page)
     color = "#1565c0" if NAME.endswith("1") else "#2e7d32"
-    html = engines["django"].from_string(PAGE).render(dict(page, color=color))
+    html = Engine().from_string(PAGE).render(Context(dict(page, color=color)))
     resp = HttpResponse(html)
     resp["Cache-Control"] = "no-store"
     return resp
