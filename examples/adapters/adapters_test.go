@@ -159,7 +159,7 @@ func testExample(t *testing.T, bin, app string, args ...string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
+	exited, done := make(chan error, 1), make(chan struct{})
 	guide := &apptest.Output{}
 	lines := make(chan string, 16)
 	go func() {
@@ -170,9 +170,17 @@ func testExample(t *testing.T, bin, app string, args ...string) {
 		}
 		close(lines)
 		exited <- cmd.Wait()
+		close(done)
 	}()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		// Ctrl-C, so that a failed run too removes its temporary
+		// directory; killed if it does not stop.
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+		}
 		if t.Failed() {
 			t.Logf("the program printed:\n%s\nand logged:\n%s", guide.String(), logs.String())
 		}
