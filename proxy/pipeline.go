@@ -111,15 +111,24 @@ func (p *Proxy) pipelines() bool {
 // makes it the backend's (HTTP/1.1, no Connection: close), whether it is
 // not to share a pipelined connection (CONTRACT.md section 12): only a
 // client's HTTP/1.1 request that keeps its connection does, and never a
-// HEAD or a conditional or range request (conditional). The answer to a
-// HEAD or a conditional request may have no body, whatever its
-// Content-Length says, and a range is a body backends often frame
-// wrongly: bytes a buggy backend sends beyond it would be read as the
-// next answer. Nothing is noted, and nothing allocated, for the common
-// request.
+// HEAD or a conditional or range request (conditional), nor one that is
+// not idempotent or has a body. The answer to a HEAD or a conditional
+// request may have no body, whatever its Content-Length says, and a range
+// is a body backends often frame wrongly: bytes a buggy backend sends
+// beyond it would be read as the next answer. A pipelined connection can
+// end under the requests written behind an answer through nobody's fault
+// (the backend's keep-alive limit, a client leaving a long download,
+// stray bytes); those behind are then sent again on another connection
+// (retryStaleConn), which is safe only for an idempotent request without a
+// body, so a POST or a request with a body behind would cost its user a
+// 502 for someone else's departure. Nothing is noted, and nothing allocated, for the
+// common request.
 func holdApart(req *fasthttp.Request) {
 	h := &req.Header
-	if !h.IsHTTP11() || h.ConnectionClose() || h.IsHead() || conditional(h) {
+	// ContentLength: -2 no body, -1 chunked, >= 0 a length.
+	n := h.ContentLength()
+	if !h.IsHTTP11() || h.ConnectionClose() || h.IsHead() || !idempotent(h) || n > 0 || n == -1 ||
+		conditional(h) {
 		req.SetUserValue(unshared{}, true)
 	}
 }

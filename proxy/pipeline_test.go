@@ -186,8 +186,9 @@ func TestPipelineAnswersInOrder(t *testing.T) {
 }
 
 // TestPipelineStreamedRequestBodyGoesAlone: a request whose body streams
-// from the client takes a connection of its own; one with a small whole
-// body is pipelined.
+// from the client takes a connection of its own, and so does one with a
+// small whole body (holdApart): neither ever shares the pipelined
+// connection the GETs share.
 func TestPipelineStreamedRequestBodyGoesAlone(t *testing.T) {
 	var mu sync.Mutex
 	connOf := map[string]int{}
@@ -208,18 +209,23 @@ func TestPipelineStreamedRequestBodyGoesAlone(t *testing.T) {
 	if r := do(t, "POST", base+"/big", big); r.status != 200 || r.body != fmt.Sprint(len(big)) {
 		t.Fatalf("streamed POST: %d %q", r.status, r.body)
 	}
-	for _, path := range []string{"/after1", "/small", "/after2"} {
-		if r := do(t, "POST", base+path, "tiny"); r.status != 200 || r.body != "4" {
-			t.Fatalf("%s: %d %q", path, r.status, r.body)
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/after1", ""}, {"POST", "/small", "tiny"}, {"GET", "/after2", ""},
+	} {
+		if r := do(t, tc.method, base+tc.path, tc.body); r.status != 200 || r.body != fmt.Sprint(len(tc.body)) {
+			t.Fatalf("%s %s: %d %q", tc.method, tc.path, r.status, r.body)
 		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	if connOf["/after2"] != connOf["/after1"] {
+		t.Fatalf("the GETs were not pipelined on one connection: %v", connOf)
+	}
 	if connOf["/big"] == connOf["/after1"] {
 		t.Fatalf("the streamed body went on the pipelined connection: %v", connOf)
 	}
-	if connOf["/small"] != connOf["/after1"] || connOf["/after2"] != connOf["/after1"] {
-		t.Fatalf("small bodies were not pipelined on one connection: %v", connOf)
+	if connOf["/small"] == connOf["/after1"] {
+		t.Fatalf("the small body went on the pipelined connection: %v", connOf)
 	}
 }
 
@@ -284,13 +290,15 @@ func TestPipelineStreamedResponse(t *testing.T) {
 	}
 }
 
-// queuedBehind sends GET /a, POST /b and GET /c so that the backend's
-// first connection reads them in that order before it answers, and
-// returns their results. first is how that connection answers; later
-// connections answer normally.
+// queuedBehind sends GET /a, /b and /c so that the backend's first
+// connection reads them in that order before it answers, and returns
+// their results. first is how that connection answers; later connections
+// answer normally. While they are queued, and before first runs, a POST
+// is sent: it must not go behind them (holdApart), but on another
+// connection, and be answered there at once.
 func queuedBehind(t *testing.T, p *Proxy, h *balancer.Health, first func(c net.Conn)) (a, b, c result, be *sockBackend) {
 	t.Helper()
-	read := make(chan string)
+	read, posted := make(chan string), make(chan struct{})
 	be = newSockBackend(t, func(n int, conn net.Conn, br *bufio.Reader) {
 		for {
 			r, _ := readReq(br)
@@ -303,6 +311,7 @@ func queuedBehind(t *testing.T, p *Proxy, h *balancer.Health, first func(c net.C
 			}
 			read <- r.URL.Path
 			if r.URL.Path == "/c" {
+				<-posted
 				first(conn)
 				return
 			}
@@ -312,10 +321,21 @@ func queuedBehind(t *testing.T, p *Proxy, h *balancer.Health, first func(c net.C
 	base := pipelinedProxy(t, p, oneConn)
 	ra := asyncDo(t, "GET", base+"/a", "")
 	<-read
-	rb := asyncDo(t, "POST", base+"/b", "x")
+	rb := asyncDo(t, "GET", base+"/b", "")
 	<-read
 	rc := asyncDo(t, "GET", base+"/c", "")
 	<-read
+	// The connection holds three unanswered requests: the POST must not
+	// wait behind them.
+	select {
+	case post := <-asyncDo(t, "POST", base+"/post", "x"):
+		if post.status != 200 || post.body != "again /post" {
+			t.Errorf("POST /post while GETs were queued: %d %q, want it answered on another connection", post.status, post.body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("POST /post while GETs were queued: no answer in 10s (queued behind them?)")
+	}
+	close(posted)
 	return <-ra, <-rb, <-rc, be
 }
 
@@ -327,9 +347,9 @@ func chargeLogged() (*balancer.Health, *lockedBuffer) {
 }
 
 // TestPipelineUntilCloseFailsBehind: a response without a length ends
-// its connection: of the requests written behind it, the idempotent one
-// is sent again and the POST gets 502, and the backend, which did
-// nothing wrong, is not charged.
+// its connection: the requests written behind it are sent again (a POST
+// never is behind it: queuedBehind), and the backend, which did nothing
+// wrong, is not charged.
 func TestPipelineUntilCloseFailsBehind(t *testing.T) {
 	h, log := chargeLogged()
 	p := &Proxy{}
@@ -339,8 +359,8 @@ func TestPipelineUntilCloseFailsBehind(t *testing.T) {
 	if a.status != 200 || a.body != "partial" {
 		t.Fatalf("/a: %d %q", a.status, a.body)
 	}
-	if b.status != 502 {
-		t.Fatalf("POST /b behind an until-close answer: %d %q, want 502", b.status, b.body)
+	if b.status != 200 || b.body != "again /b" {
+		t.Fatalf("GET /b behind an until-close answer: %d %q, want it sent again", b.status, b.body)
 	}
 	if c.status != 200 || c.body != "again /c" {
 		t.Fatalf("GET /c behind an until-close answer: %d %q, want it sent again", c.status, c.body)
@@ -350,24 +370,43 @@ func TestPipelineUntilCloseFailsBehind(t *testing.T) {
 	}
 }
 
-// TestPipelineBrokenConnection: the backend answers the first request
-// and closes: the POST it broke under gets 502 and charges the backend
-// once; the GET behind is sent again.
+// TestPipelineBrokenConnection: a backend that closes a pipelined
+// connection after an answer (a keep-alive limit) costs the requests
+// behind nothing: they are sent again, and the backend is not charged.
+// One that closes it in the middle of an answer fails the request it
+// broke under, which is charged to it once, and the GET behind is sent
+// again.
 func TestPipelineBrokenConnection(t *testing.T) {
-	h, log := chargeLogged()
-	p := &Proxy{}
-	a, b, c, _ := queuedBehind(t, p, h, func(conn net.Conn) { answer(conn, "a") })
-	if a.status != 200 || a.body != "a" {
-		t.Fatalf("/a: %d %q", a.status, a.body)
-	}
-	if b.status != 502 {
-		t.Fatalf("POST /b on a broken connection: %d %q, want 502", b.status, b.body)
-	}
-	if c.status != 200 || c.body != "again /c" {
-		t.Fatalf("GET /c on a broken connection: %d %q, want it sent again", c.status, c.body)
-	}
-	if !strings.Contains(log.String(), "backend down") {
-		t.Fatal("the backend that broke the connection was not charged")
+	for _, tc := range []struct {
+		name    string
+		first   func(conn net.Conn)
+		bStatus int
+		bBody   string
+		charged bool
+	}{
+		{"after an answer", func(conn net.Conn) { answer(conn, "a") }, 200, "again /b", false},
+		{"mid-answer", func(conn net.Conn) {
+			answer(conn, "a")
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n/b")
+		}, 502, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, log := chargeLogged()
+			p := &Proxy{}
+			a, b, c, _ := queuedBehind(t, p, h, tc.first)
+			if a.status != 200 || a.body != "a" {
+				t.Fatalf("/a: %d %q", a.status, a.body)
+			}
+			if b.status != tc.bStatus || tc.bBody != "" && b.body != tc.bBody {
+				t.Fatalf("GET /b on a broken connection: %d %q, want %d %q", b.status, b.body, tc.bStatus, tc.bBody)
+			}
+			if c.status != 200 || c.body != "again /c" {
+				t.Fatalf("GET /c on a broken connection: %d %q, want it sent again", c.status, c.body)
+			}
+			if charged := strings.Contains(log.String(), "backend down"); charged != tc.charged {
+				t.Fatalf("backend charged: %v, want %v:\n%s", charged, tc.charged, log.String())
+			}
+		})
 	}
 }
 
@@ -392,7 +431,7 @@ func TestPipelineResponseTimeout(t *testing.T) {
 		<-hold // /c is never answered
 	})
 	if a.status != 200 || b.status != 200 || b.body != "b" {
-		t.Fatalf("/a %d, POST /b %d %q: want both answered, %v after the first", a.status, b.status, b.body, 2*step)
+		t.Fatalf("/a %d, /b %d %q: want both answered, %v after the first", a.status, b.status, b.body, 2*step)
 	}
 	if c.status != 504 {
 		t.Fatalf("/c never answered: %d %q, want 504", c.status, c.body)
@@ -578,9 +617,10 @@ func rawClient(t *testing.T, base, raw string, head bool) (result, error) {
 }
 
 // TestPipelineWhatNeverShares: with a pipelined connection held by a slow
-// answer, a client's HTTP/1.0 request, its Connection: close, a HEAD and
-// every conditional or range request go on a connection of their own and
-// are answered at once; an ordinary GET is queued behind the slow answer,
+// answer, a client's HTTP/1.0 request, its Connection: close, a HEAD,
+// every conditional or range request, a request that is not idempotent
+// (even without a body) and one with a body go on a connection of their
+// own and are answered at once; an ordinary GET is queued behind the slow answer,
 // on its connection (which shows the test would see sharing).
 func TestPipelineWhatNeverShares(t *testing.T) {
 	slowRead, release := make(chan struct{}), make(chan struct{})
@@ -630,6 +670,15 @@ func TestPipelineWhatNeverShares(t *testing.T) {
 		{"/ir", "GET /ir HTTP/1.1\r\nHost: app\r\nIf-Range: \"x\"\r\nRange: bytes=0-1\r\n\r\n"},
 		{"/range", "GET /range HTTP/1.1\r\nHost: app\r\nRANGE: bytes=0-1\r\n\r\n"},
 		{"/post-inm", "POST /post-inm HTTP/1.1\r\nHost: app\r\nIf-None-Match: *\r\nContent-Length: 1\r\n\r\nx"},
+		// Not idempotent, or with a body: the connection can end under a
+		// request written behind an answer, and these could not be sent
+		// again.
+		{"/post", "POST /post HTTP/1.1\r\nHost: app\r\nContent-Length: 1\r\n\r\nx"},
+		{"/post-empty", "POST /post-empty HTTP/1.1\r\nHost: app\r\nContent-Length: 0\r\n\r\n"},
+		{"/put", "PUT /put HTTP/1.1\r\nHost: app\r\nContent-Length: 3\r\n\r\nabc"},
+		// Kept apart by holdApart, and also by shareable: the server
+		// streams a chunked body (StreamRequestBody).
+		{"/chunked", "GET /chunked HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"},
 	} {
 		head := strings.HasPrefix(tc.raw, "HEAD")
 		r, err := rawClient(t, base, tc.raw, head)
@@ -671,8 +720,8 @@ func TestPipelineWhatNeverShares(t *testing.T) {
 
 // TestPipelineBytesBeyondAnswer: bytes a backend sends after an answer,
 // ahead of the next one, end the connection and never become the next
-// request's answer: the POST behind gets 502, the GET is sent again on a
-// fresh connection. Some of these fasthttp's parser would take as an
+// request's answer: the GETs behind are sent again on a fresh
+// connection (a POST never is behind: queuedBehind). Some of these fasthttp's parser would take as an
 // answer (blank lines before a status line, any HTTP/x.y).
 func TestPipelineBytesBeyondAnswer(t *testing.T) {
 	for _, tc := range []struct{ name, first, stray string }{
@@ -695,8 +744,8 @@ func TestPipelineBytesBeyondAnswer(t *testing.T) {
 			if a.status != 200 && a.status != 204 && a.status != 304 || a.status == 200 && a.body != "/a" {
 				t.Fatalf("/a: %d %q", a.status, a.body)
 			}
-			if b.status != 502 {
-				t.Fatalf("POST /b behind stray bytes: %d %q, want 502", b.status, b.body)
+			if b.status != 200 || b.body != "again /b" {
+				t.Fatalf("GET /b behind stray bytes: %d %q, want it sent again", b.status, b.body)
 			}
 			if c.status != 200 || c.body != "again /c" {
 				t.Fatalf("GET /c behind stray bytes: %d %q, want it sent again", c.status, c.body)
@@ -847,21 +896,34 @@ func FuzzConditionalRaw(f *testing.F) {
 }
 
 // TestPipelineClientLeavesMidBody: a client that goes away in the middle
-// of a pipelined answer costs the requests written behind it nothing: the
-// rest of the answer is read off (it is within pipelineDrainMax) and the
-// POST behind it, which cannot be sent again, gets its own answer. Ending
-// the connection instead gave it 502: through the binary, four clients
-// that kept leaving 1 MiB downloads cost twenty others 5,184 POSTs in 8s.
+// of a pipelined answer costs the requests written behind it nothing:
+// the rest of an answer within pipelineDrainMax is read off and the GET
+// behind gets its answer on the same connection; past it the connection
+// ends and the GET is sent again on another. A POST, which could not be
+// sent again, is never written behind (holdApart): it is answered while
+// the download is held. Through the binary, four clients that kept
+// leaving 2 MiB downloads cost twenty others 454 POSTs in 8s, as 502s.
 func TestPipelineClientLeavesMidBody(t *testing.T) {
-	const size = 512 << 10
+	for _, size := range []int{512 << 10, pipelineDrainMax + 1<<20} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { clientLeavesMidBody(t, size) })
+	}
+}
+
+func clientLeavesMidBody(t *testing.T, size int) {
 	readBig, readBehind, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	posted := make(chan struct{})
+	var releaseOnce, postedOnce sync.Once
+	t.Cleanup(func() {
+		postedOnce.Do(func() { close(posted) })
+		releaseOnce.Do(func() { close(release) })
+	})
 	be := newSockBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
 		for {
 			r, _ := readReq(br)
 			if r == nil {
 				return
 			}
-			if r.URL.Path != "/big" {
+			if r.URL.Path != "/big" || n > 1 {
 				answer(c, r.URL.Path)
 				continue
 			}
@@ -871,10 +933,13 @@ func TestPipelineClientLeavesMidBody(t *testing.T) {
 				return
 			}
 			close(readBehind)
+			<-posted // the head is not sent yet: the connection is not streaming
 			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
 			c.Write(make([]byte, 64<<10))
 			<-release
-			c.Write(make([]byte, size-64<<10))
+			if _, err := c.Write(make([]byte, size-64<<10)); err != nil {
+				return // the proxy ended the connection: past pipelineDrainMax
+			}
 			answer(c, r2.URL.Path)
 		}
 	})
@@ -887,16 +952,27 @@ func TestPipelineClientLeavesMidBody(t *testing.T) {
 	}
 	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
 	<-readBig
-	behind := asyncDo(t, "POST", base+"/behind", "x")
+	behind := asyncDo(t, "GET", base+"/behind", "")
 	<-readBehind
+	// The connection holds /big, not yet answered, and /behind: a POST
+	// would go behind them if it might.
+	select {
+	case r := <-asyncDo(t, "POST", base+"/post", "x"):
+		if r.status != 200 || r.body != "/post" {
+			t.Fatalf("POST while the download is held: %d %q", r.status, r.body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("POST while the download is held: no answer in 10s: queued behind it")
+	}
+	postedOnce.Do(func() { close(posted) })
 	if _, err := io.ReadFull(c, make([]byte, 16<<10)); err != nil {
 		t.Fatalf("the start of /big: %v", err)
 	}
 	c.(*net.TCPConn).SetLinger(0)
 	c.Close()
 	time.Sleep(50 * time.Millisecond) // the reset reaches the proxy before the rest of /big
-	close(release)
+	releaseOnce.Do(func() { close(release) })
 	if r := <-behind; r.status != 200 || r.body != "/behind" {
-		t.Fatalf("the POST written behind the answer its client left: %d %q", r.status, r.body)
+		t.Fatalf("the GET written behind the answer its client left: %d %q", r.status, r.body)
 	}
 }
