@@ -974,7 +974,8 @@ func clientLeavesMidBody(t *testing.T, size int) {
 	releaseOnce.Do(func() { close(release) })
 	if r := <-behind; r.status != 200 || r.body != "/behind" {
 		t.Fatalf("the GET written behind the answer its client left: %d %q", r.status, r.body)
-	} // The backend's connections: the pipelined one and the POST's, and
+	}
+	// The backend's connections: the pipelined one and the POST's, and
 	// past pipelineDrainMax the one /behind was sent again on.
 	want := int64(2)
 	if size > pipelineDrainMax {
