@@ -855,7 +855,13 @@ func FuzzPipelineStrayBytes(f *testing.F) {
 		if r := get(t, base+"/a"); r.status != 200 || r.body != "/a" {
 			t.Fatalf("/a: %d %q", r.status, r.body)
 		}
-		if r := get(t, base+"/b"); r.status != 200 || r.body != "/b" {
+		// /b never gets another request's answer. It may get 502: once
+		// in a CI run under load (seed 67059ff4c8f89e2e, which passes
+		// when run alone), a status line in the stray bytes was read as
+		// /b's answer, whose framing then failed. That is the case
+		// strayAhead cannot tell apart (bytes dated after /b was written),
+		// here caught as invalid rather than relayed.
+		if r := get(t, base+"/b"); r.status == 200 && r.body != "/b" || r.status != 200 && r.status != 502 {
 			t.Fatalf("/b after %q: %d %q", b, r.status, r.body)
 		}
 	})
