@@ -315,7 +315,7 @@ func (p *pipeline) dial() (*pipeConn, error) {
 	if p.backend.Network == "unix" {
 		conn, err = dialUnix(p.addr, p.connect)
 	} else {
-		conn, err = p.dialer.DialTimeout(p.addr, p.connect)
+		conn, err = p.dialer.DialDualStackTimeout(p.addr, p.connect)
 	}
 	if err != nil {
 		return nil, err

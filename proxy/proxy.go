@@ -269,7 +269,7 @@ func newHostClient(b *balancer.Backend, t transportSettings, connect time.Durati
 		if b.Network == "unix" {
 			c, err = dialUnix(addr, connect)
 		} else {
-			c, err = dialer.DialTimeout(addr, connect)
+			c, err = dialer.DialDualStackTimeout(addr, connect) // [::1] and localhost on ::1: DialTimeout is IPv4 only
 		}
 		if err != nil {
 			return nil, err
