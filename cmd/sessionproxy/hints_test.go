@@ -211,7 +211,7 @@ func TestCorruptHintFileIsReported(t *testing.T) {
 // the node is marked for a full copy, the mark survives a restart of the
 // proxy, and the node is copied in full before it serves reads again.
 func TestHintFileBoundMarksAFullCopyAcrossARestart(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() { // make test and CI never pass -short: they run it
 		t.Skip("writes 64 MiB of hints")
 	}
 	n1, n2 := memcachedtest.StartMB(t, 256), memcachedtest.StartMB(t, 256)
