@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -17,38 +16,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"sessionproxy/internal/apptest"
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/phpfpmtest"
-	"sessionproxy/internal/testutil"
 )
 
 // site is the proxy with both PHP-FPM pools (TCP and unix socket) as its
 // default pool, and a Go backend without an adapter under /go/.
 type site struct {
 	base, admin string
-	log         *lockedLog
-}
-
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	log         *apptest.Output
 }
 
 func startSite(t *testing.T) *site {
@@ -67,29 +47,15 @@ func startSite(t *testing.T) *site {
 	t.Cleanup(goApp.Close)
 	// A Flask app with adapters/python: typed values across languages.
 	pyDir, _ := filepath.Abs("../python")
-	flaskAddr := testutil.FreeAddr(t)
-	flask := exec.Command("/usr/bin/python3", "tests/apps/flask_app.py", "--listen", flaskAddr, "--name", "flask")
-	flask.Dir = pyDir
-	flask.Env = append(os.Environ(), "PYTHONPATH="+pyDir, "PYTHONDONTWRITEBYTECODE=1")
-	flaskLog := &lockedLog{}
-	flask.Stdout, flask.Stderr = flaskLog, flaskLog
-	flask.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := flask.Start(); err != nil {
-		t.Fatalf("Flask (make deps installs python3-flask): %v", err)
-	}
-	t.Cleanup(func() {
-		flask.Process.Kill()
-		flask.Wait()
-		if t.Failed() {
-			t.Logf("flask:\n%s", flaskLog)
-		}
-	})
+	addrs := apptest.FreeAddrs(t, 3) // all drawn before any app starts
+	flaskAddr, listen, admin := addrs[0], addrs[1], addrs[2]
+	apptest.Run(t, "flask", []string{"PYTHONPATH=" + pyDir, "PYTHONDONTWRITEBYTECODE=1"},
+		apptest.Python(t, "flask"), filepath.Join(pyDir, "tests/apps/flask_app.py"), "--listen", flaskAddr, "--name", "flask")
 	bin := filepath.Join(t.TempDir(), "sessionproxy")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sessionproxy").CombinedOutput(); err != nil {
 		t.Fatalf("building sessionproxy: %v\n%s", err, out)
 	}
 	n1, n2 := memcachedtest.Start(t), memcachedtest.Start(t)
-	listen, admin := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	// Everything not named here is the shipped default.
 	conf := fmt.Sprintf(`listen: %q
 admin: %q
@@ -116,38 +82,13 @@ session:
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(bin, "check", "-config", confFile).CombinedOutput(); err != nil {
-		t.Fatalf("check: %v\n%s", err, out)
-	}
-	log := &lockedLog{}
-	cmd := exec.Command(bin, "run", "-config", confFile)
-	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	log := apptest.StartProxy(t, bin, confFile, listen)
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
 		if t.Failed() {
-			t.Logf("sessionproxy:\n%s\nphp-fpm:\n%s", log, fpm.Output())
+			t.Logf("php-fpm:\n%s", fpm.Output())
 		}
 	})
-	testutil.WaitFor(t, 10*time.Second, "sessionproxy listening", func() bool {
-		resp, err := http.Get("http://" + admin + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
-	testutil.WaitFor(t, 20*time.Second, "Flask listening", func() bool {
-		c, err := net.Dial("tcp", flaskAddr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	apptest.WaitListen(t, flaskAddr, "Flask", 20*time.Second)
 	return &site{base: "http://" + listen, admin: "http://" + admin, log: log}
 }
 
@@ -213,25 +154,10 @@ func (b *browser) cookie() string {
 	return ""
 }
 
-// stored is the store's attributes of id (admin GET /sessions/<id>), or
-// nil when it holds no such session.
+// stored is the store's attributes of id, or nil.
 func (s *site) stored(t *testing.T, id string) map[string]string {
 	t.Helper()
-	resp, err := http.Get(s.admin + "/sessions/" + id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil
-	}
-	var doc struct {
-		Attributes map[string]string `json:"attributes"`
-	}
-	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&doc) != nil {
-		t.Fatalf("GET /sessions/%s: %d", id, resp.StatusCode)
-	}
-	return doc.Attributes
+	return apptest.Stored(t, s.admin, id)
 }
 
 func TestPHPAdapterBehindProxy(t *testing.T) {
