@@ -117,4 +117,37 @@ function unescape(raw, mark) {
   return out.subarray(0, n);
 }
 
-module.exports = { MAX_NAME_LEN, encodeName, decodeName, encodeValue, decodeValue, newID };
+// The proxy's default session.max_size, in bytes of its stored encoding.
+const DEFAULT_MAX_SIZE = 64 * 1024;
+
+// The least the proxy's stored encoding of a session spends besides its
+// attributes: format and flags (2 bytes), version (at least 1), creation
+// time in unix ms (6 bytes until the year 2109), last use in unix s (5),
+// attribute count (at least 1). The proxy also spends 5 on the expiry
+// and more on a larger version or count, so a size counted with this
+// is never above the proxy's: an adapter refuses no session that the
+// proxy would store (sessionstore's AppendEncode).
+const SIZE_OVERHEAD = 15;
+
+function uvarintLen(n) {
+  let len = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    len++;
+  }
+  return len;
+}
+
+// storedSize returns the size, at least, of the proxy's stored encoding
+// of a session whose attributes have names and values of the given byte
+// lengths ([nameLen, valueLen] pairs): each is a length-prefixed name and
+// a length-prefixed value.
+function storedSize(lengths) {
+  let n = SIZE_OVERHEAD;
+  for (const [nameLen, valueLen] of lengths) {
+    n += uvarintLen(nameLen) + nameLen + uvarintLen(valueLen) + valueLen;
+  }
+  return n;
+}
+
+module.exports = { MAX_NAME_LEN, DEFAULT_MAX_SIZE, SIZE_OVERHEAD, encodeName, decodeName, encodeValue, decodeValue, newID, storedSize };

@@ -377,23 +377,77 @@ func TestExpressAdapterBehindProxy(t *testing.T) {
 		if len(seen) != 2 {
 			t.Fatalf("the large session was read by %v, want both processes", seen)
 		}
-		// Over max_size: the proxy refuses the update, the session is as
-		// it was.
-		req, _ := http.NewRequest(http.MethodGet, s.base+"/express/big?n=70000", nil)
-		if code, body := b.send(req); code != http.StatusBadGateway {
-			t.Fatalf("a session over max_size: %d %q, want 502", code, body)
+		// Over max_size: the adapter counts the session as the proxy
+		// stores it (15 bytes of overhead, then each name and value with
+		// its length: counter=1 takes 10 bytes, big=<n quoted> 1+3+3+n+2)
+		// and passes the error to Express's error handler, whose 500 the
+		// test app writes; the store is as it was.
+		atLimit := 64<<10 - 15 - 10 - (1 + 3 + 3 + 2)
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/express/big?n=%d", s.base, atLimit+1), nil)
+		if code, body := b.send(req); code != http.StatusInternalServerError || !bytes.Contains(body, []byte("over the proxy's max_size of 65536")) {
+			t.Fatalf("a session over max_size: %d %q, want the error handler's 500", code, body)
 		}
 		if attrs := s.stored(t, b.cookie()); attrs["counter"] != "1" || len(attrs["big"]) != 40002 {
 			t.Fatalf("after the refused update the store holds counter=%q and %d bytes of big", attrs["counter"], len(attrs["big"]))
 		}
+		// At the adapter's limit the proxy's own count (with the expiry)
+		// is over: the adapter is never stricter than the proxy, and
+		// between the two the proxy's 502 remains.
+		req, _ = http.NewRequest(http.MethodGet, fmt.Sprintf("%s/express/big?n=%d", s.base, atLimit), nil)
+		if code, body := b.send(req); code != http.StatusBadGateway {
+			t.Fatalf("a session at the adapter's limit: %d %q, want the proxy's 502", code, body)
+		}
+		b.get(fmt.Sprintf("/express/big?n=%d", atLimit-32))
+		if attrs := s.stored(t, b.cookie()); len(attrs["big"]) != atLimit-32+2 {
+			t.Fatalf("32 bytes under the adapter's limit the store holds %d bytes of big", len(attrs["big"]))
+		}
 	})
 
-	t.Run("changes after the head is sent are lost", func(t *testing.T) {
-		// README, what differs: the session goes with the response head.
+	t.Run("changes after some output is written are saved", func(t *testing.T) {
+		// CONTRACT.md section 13, timing: the adapter holds the output
+		// until res.end.
 		b := s.browser(t)
 		req, _ := http.NewRequest(http.MethodGet, s.base+"/express/late", nil)
 		if code, body := b.send(req); code != 200 || string(body) != "streaming\ndone\n" {
 			t.Fatalf("/express/late: %d %q", code, body)
+		}
+		if attrs := s.stored(t, b.cookie()); attrs["early"] != "1" || attrs["late"] != "1" {
+			t.Fatalf("the store holds %v: want early and late", attrs)
+		}
+	})
+
+	t.Run("changes after 64 KiB of output are lost", func(t *testing.T) {
+		// README, what differs: past holdBytes the head goes out with the
+		// session as it is then.
+		b := s.browser(t)
+		req, _ := http.NewRequest(http.MethodGet, s.base+"/express/late?pad=70000", nil)
+		if code, body := b.send(req); code != 200 || len(body) != 70001+len("done\n") {
+			t.Fatalf("/express/late?pad=70000: %d, %d bytes", code, len(body))
+		}
+		if attrs := s.stored(t, b.cookie()); attrs["early"] != "1" || attrs["late"] != "" {
+			t.Fatalf("the store holds %v: want early, not late", attrs)
+		}
+	})
+
+	t.Run("an event stream is not held", func(t *testing.T) {
+		b := s.browser(t)
+		start := time.Now()
+		resp, err := b.c.Get(s.base + "/express/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		buf := make([]byte, len("data: first\n\n"))
+		if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "data: first\n\n" {
+			t.Fatalf("first event: %q, %v", buf, err)
+		}
+		// The handler ends the stream 1.5 s after its first event.
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("the first event took %v: held until the end", d)
+		}
+		rest, _ := io.ReadAll(resp.Body)
+		if string(rest) != "data: last\n\n" {
+			t.Fatalf("the rest of the stream: %q", rest)
 		}
 		if attrs := s.stored(t, b.cookie()); attrs["early"] != "1" || attrs["late"] != "" {
 			t.Fatalf("the store holds %v: want early, not late", attrs)

@@ -6,8 +6,8 @@
 //
 // req.session and req.sessionID then read the session the proxy sent in
 // X-Session-* request headers, and the session's changes go back as
-// X-Session-* response headers just before the response's head is
-// written; the proxy applies them to its store and strips them
+// X-Session-* response headers with the response's head, which waits
+// for res.end (up to holdBytes of output); the proxy applies them to its store and strips them
 // (CONTRACT.md sections 3 and 13). The session has express-session's API
 // (regenerate, destroy, save, reload, touch, cookie), so passport's
 // req.login and req.logout work unchanged.
@@ -86,6 +86,11 @@ class Session {
         const now = snapshot(this);
         for (const name of now.keys()) {
           codec.encodeName(name);
+        }
+        // The proxy would refuse it: the error passport's login passes on.
+        const tooLarge = sizeError(st, responseHeaders(this.req), st.maxSize);
+        if (tooLarge) {
+          throw tooLarge;
         }
         st.stored = now;
       } catch (e) {
@@ -192,8 +197,11 @@ function readRequest(req) {
   const sid = typeof h['x-session-id'] === 'string' && h['x-session-id'] !== '' ? h['x-session-id'] : undefined;
   const created = Number.parseInt(h['x-session-created'], 10);
   const values = {};
+  const raw = new Map();
   for (const key of Object.keys(h)) {
     if (key.startsWith(ATTR) && key.length > ATTR.length) {
+      // Node reads header bytes as Latin-1: a character is a byte.
+      raw.set(key.slice(ATTR.length), String(h[key]).length);
       values[codec.decodeName(key.slice(ATTR.length))] = codec.decodeValue(h[key]);
     }
   }
@@ -207,6 +215,7 @@ function readRequest(req) {
       rotateTo: null, // the ID regenerate() drew
       sent: false, // the response's head is written
       failed: false, // encoding the session failed once (the error went to the app)
+      raw: raw, // Map of stored name to value length, as the proxy sent them
     },
     sid,
     values,
@@ -256,21 +265,253 @@ function responseHeaders(req) {
   return out;
 }
 
-// hookWriteHead runs fn just before res's head is written, however that
-// happens (res.writeHead, or the first write, end or flushHeaders, which
-// all call it), as the on-headers package that express-session uses.
-function hookWriteHead(res, fn) {
-  const writeHead = res.writeHead;
+// The proxy's session.max_size default, and how much written output the
+// middleware holds before it sends the head (and with it the session).
+const DEFAULT_HOLD_BYTES = 64 * 1024;
+
+// sizeError returns the error for a session the proxy would refuse as
+// over its max_size, or null. headers are the X-Session-* response
+// headers about to be sent; st.raw the session as the proxy sent it.
+function sizeError(st, headers, maxSize) {
+  if (!(maxSize > 0)) {
+    return null;
+  }
+  const attrs = st.ended ? new Map() : new Map(st.raw);
+  let sets = 0;
+  for (const [name, value] of headers) {
+    if (name.startsWith('X-Session-Set-')) {
+      attrs.set(name.slice('X-Session-Set-'.length), value.length);
+      sets++;
+    } else if (name === 'X-Session-Unset') {
+      for (const n of value.split(', ')) {
+        attrs.delete(n);
+      }
+    }
+  }
+  if (sets === 0) {
+    return null; // nothing grows: no update the proxy could refuse for its size
+  }
+  const size = codec.storedSize(Array.from(attrs, ([name, len]) => [name.length, len]));
+  if (size <= maxSize) {
+    return null;
+  }
+  const err = new Error(`sessionproxy: the session is ${size} bytes, over the proxy's max_size of ${maxSize}; it was not saved`);
+  err.code = 'ESESSIONTOOLARGE';
+  err.status = 500;
+  return err;
+}
+
+// isEventStream reports whether the response is an event stream, by its
+// Content-Type set with setHeader or in the headers held for writeHead:
+// such a response is sent as it is written, never held.
+function isEventStream(res, head) {
+  const re = /^\s*text\/event-stream/i;
+  if (re.test(String(res.getHeader ? res.getHeader('content-type') || '' : ''))) {
+    return true;
+  }
+  const h = head && (typeof head[1] === 'object' && head[1] !== null ? head[1] : head[2]);
+  if (!h) {
+    return false;
+  }
+  const pairs = Array.isArray(h) ? (Array.isArray(h[0]) ? h : h.reduce((a, v, i) => (i % 2 ? a : a.concat([[v, h[i + 1]]])), [])) : Object.entries(h);
+  return pairs.some(([k, v]) => String(k).toLowerCase() === 'content-type' && re.test(String(v)));
+}
+
+// hookResponse makes res carry the session's changes to the proxy. The
+// changes go as response headers, so res's head waits: what the app
+// writes (res.writeHead, res.write) is held in memory until res.end, so
+// that a change made after writing some output is still saved, as with
+// express-session. A response that outgrows holdBytes, an event stream,
+// or res.flushHeaders()/res.flush() sends the head with the session at
+// that point, and later changes are lost. A session over maxSize is not
+// sent: the error goes to next(err), Express's error handlers, as
+// express-session passes its store's errors; if nothing of the response
+// was sent yet the held output is dropped, so the error handler's page
+// goes out instead.
+function hookResponse(req, res, st, opts, next) {
+  const { writeHead, write, end, flushHeaders } = res;
+  let holding = opts.holdBytes > 0;
+  let held = []; // Buffers written while holding
+  let heldBytes = 0;
+  let head = null; // the arguments of a held res.writeHead
+
+  // putSession sets the session's response headers, once, and returns
+  // the size error, if any (then nothing of the session is sent). It
+  // throws what encoding throws (a name too long, a BigInt), and the
+  // error page that follows goes out without the session.
+  function putSession() {
+    if (st.sent) {
+      return null;
+    }
+    if (st.failed) {
+      st.sent = true;
+      return null;
+    }
+    let headers;
+    try {
+      headers = responseHeaders(req);
+    } catch (e) {
+      st.failed = true;
+      held = [];
+      heldBytes = 0;
+      head = null;
+      throw e;
+    }
+    st.sent = true;
+    const err = sizeError(st, headers, opts.maxSize);
+    if (err) {
+      st.failed = true;
+      return err;
+    }
+    for (const [name, value] of headers) {
+      res.setHeader(name, value);
+    }
+    return null;
+  }
+
+  // release stops holding: the head goes out with the session, then what
+  // was held. A session over max_size goes to the error handlers after
+  // the head, as express-session's store errors do. It returns what
+  // res.write returned, or true.
+  function release() {
+    holding = false;
+    const err = putSession();
+    if (err) {
+      defer(next, err);
+    }
+    if (head) {
+      writeHead.apply(res, head);
+      head = null;
+    }
+    const body = Buffer.concat(held);
+    held = [];
+    heldBytes = 0;
+    return body.length > 0 ? write.call(res, body) : true;
+  }
+
+  function hold(chunk, encoding) {
+    if (chunk === undefined || chunk === null) {
+      return;
+    }
+    const b = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : Buffer.from(chunk);
+    held.push(b);
+    heldBytes += b.length;
+  }
+
   res.writeHead = function () {
-    fn();
+    if (holding) {
+      head = Array.from(arguments);
+      if (typeof head[0] === 'number') {
+        res.statusCode = head[0];
+      }
+      if (isEventStream(res, head)) {
+        release();
+      }
+      return this;
+    }
+    // Node's own call (_implicitHeader), or the app's once not holding.
+    const err = putSession();
+    if (err) {
+      defer(next, err);
+    }
     return writeHead.apply(this, arguments);
+  };
+
+  res.write = function (chunk, encoding, cb) {
+    if (!holding) {
+      return write.apply(this, arguments);
+    }
+    if (isEventStream(res, head)) {
+      release();
+      return write.apply(this, arguments);
+    }
+    if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    hold(chunk, encoding);
+    if (heldBytes > opts.holdBytes) {
+      const ok = release();
+      if (typeof cb === 'function') {
+        setImmediate(cb);
+      }
+      return ok;
+    }
+    if (typeof cb === 'function') {
+      setImmediate(cb);
+    }
+    return true;
+  };
+
+  res.end = function (chunk, encoding, cb) {
+    if (!holding) {
+      return end.apply(this, arguments);
+    }
+    if (typeof chunk === 'function') {
+      cb = chunk;
+      chunk = undefined;
+    } else if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    holding = false;
+    hold(chunk, encoding);
+    const err = putSession();
+    if (err) {
+      // Nothing was sent: the error handler's page goes out instead.
+      held = [];
+      heldBytes = 0;
+      head = null;
+      defer(next, err);
+      return this;
+    }
+    if (head) {
+      writeHead.apply(this, head);
+      head = null;
+    }
+    const body = Buffer.concat(held);
+    held = [];
+    heldBytes = 0;
+    return body.length > 0 ? end.call(this, body, cb) : end.call(this, cb);
+  };
+
+  res.flushHeaders = function () {
+    if (holding) {
+      release();
+    }
+    return flushHeaders.apply(this, arguments);
+  };
+
+  // res.flush (compression's, or none): what is held goes out now.
+  const flush = res.flush;
+  res.flush = function () {
+    if (holding) {
+      release();
+    }
+    if (typeof flush === 'function') {
+      return flush.apply(this, arguments);
+    }
+    return undefined;
   };
 }
 
-// sessionproxy returns the middleware. Options are accepted for
-// express-session's sake and ignored: the store, the cookie, the ID and
-// the expiry are the proxy's.
+// sessionproxy returns the middleware. Its options:
+//
+//   maxSize    the proxy's session.max_size in bytes (default 64 KiB, the
+//              proxy's default): a session that would be larger is not
+//              sent and the error goes to Express's error handlers; 0
+//              leaves the check to the proxy (a 502).
+//   holdBytes  how much written output is held so that the session can
+//              still change after it (default 64 KiB); 0 sends the head
+//              at the first write.
+//
+// express-session's options are accepted and ignored: the store, the
+// cookie, the ID and the expiry are the proxy's.
 function sessionproxy(options) {
+  const opts = {
+    maxSize: options && options.maxSize !== undefined ? Number(options.maxSize) : codec.DEFAULT_MAX_SIZE,
+    holdBytes: options && options.holdBytes !== undefined ? Number(options.holdBytes) : DEFAULT_HOLD_BYTES,
+  };
   return function sessionproxyMiddleware(req, res, next) {
     if (req.session) { // mounted twice, or after express-session
       next();
@@ -286,30 +527,8 @@ function sessionproxy(options) {
     // in another spelling (1.0 for 1) is not written back unchanged.
     st.incoming = snapshot(req.session);
     st.stored = st.isNew ? null : new Map(st.incoming);
-    hookWriteHead(res, function () {
-      if (st.sent) {
-        return;
-      }
-      if (st.failed) {
-        // The app has had the error; its error page goes out without
-        // the session's changes.
-        st.sent = true;
-        return;
-      }
-      let headers;
-      try {
-        headers = responseHeaders(req);
-      } catch (e) {
-        // As express-session's save at res.end: the error reaches the code
-        // that wrote the response, and nothing of the session is sent.
-        st.failed = true;
-        throw e;
-      }
-      st.sent = true;
-      for (const [name, value] of headers) {
-        res.setHeader(name, value);
-      }
-    });
+    st.maxSize = opts.maxSize;
+    hookResponse(req, res, st, opts, next);
     next();
   };
 }

@@ -40,12 +40,26 @@ function fakeRes() {
       this.head = Object.assign({}, this.out);
       return this;
     },
-    write() {
+    getHeader(name) {
+      return this.out[name.toLowerCase()];
+    },
+    body: [],
+    write(chunk) {
       if (!this.headersSent) {
         this.writeHead(this.statusCode);
       }
+      this.body.push(String(chunk));
+      return true;
     },
-    end() {
+    end(chunk) {
+      if (!this.headersSent) {
+        this.writeHead(this.statusCode);
+      }
+      if (typeof chunk !== 'function' && chunk !== undefined) {
+        this.body.push(String(chunk));
+      }
+    },
+    flushHeaders() {
       if (!this.headersSent) {
         this.writeHead(this.statusCode);
       }
@@ -66,7 +80,7 @@ function sessionHeaders(res) {
 
 // run passes a request with the proxy's headers for a stored session
 // holding attrs (name to header value) through the middleware.
-function run(attrs, extra) {
+function run(attrs, extra, options, onError) {
   const headers = Object.assign({ 'X-Session-Id': SID, 'X-Session-Created': '1700000000000' }, extra);
   for (const [name, value] of Object.entries(attrs || {})) {
     headers['X-Session-Attr-' + codec.encodeName(name)] = value;
@@ -74,7 +88,14 @@ function run(attrs, extra) {
   const req = fakeReq(headers);
   const res = fakeRes();
   let called = 0;
-  sessionproxy()(req, res, () => called++);
+  sessionproxy(options)(req, res, (err) => {
+    if (err) {
+      assert.ok(onError, String(err));
+      onError(err);
+      return;
+    }
+    called++;
+  });
   assert.equal(called, 1);
   return { req, res };
 }
@@ -236,17 +257,85 @@ test('save reports what cannot be written', async () => {
   assert.ok(err2 instanceof TypeError, String(err2));
 });
 
-test('changes after the head is written are lost, and say so', async () => {
+test('output is held until end, so that changes after a write are saved', () => {
   const { req, res } = run({ n: '1' });
   req.session.n = 2;
   res.write('first bytes');
+  res.writeHead(201);
+  assert.equal(res.head, null, 'nothing is sent before end');
+  req.session.n = 3;
+  res.end('last');
+  assert.equal(res.statusCode, 201);
+  assert.deepEqual(sessionHeaders(res), { 'x-session-set-n': '3' });
+  assert.deepEqual(res.body, ['first byteslast']);
+});
+
+test('changes after the head is flushed are lost, and say so', async () => {
+  for (const flush of [
+    (res) => res.flushHeaders(),
+    (res) => res.flush(),
+    (res) => res.write('x'.repeat(64 * 1024 + 1)),
+    (res) => { res.setHeader('Content-Type', 'text/event-stream'); res.write('data: 1\n\n'); },
+    (res) => res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' }),
+    (res) => res.writeHead(200, ['Content-Type', 'text/event-stream']),
+  ]) {
+    const { req, res } = run({ n: '1' });
+    req.session.n = 2;
+    res.write('first bytes');
+    flush(res);
+    assert.notEqual(res.head, null, `${flush}: the head is sent`);
+    req.session.n = 3;
+    res.end();
+    assert.deepEqual(sessionHeaders(res), { 'x-session-set-n': '2' }, String(flush));
+    const err = await new Promise((resolve) => req.session.save(resolve));
+    assert.match(String(err), /headers are sent/);
+    const err2 = await new Promise((resolve) => req.session.regenerate(resolve));
+    assert.match(String(err2), /headers are sent/);
+  }
+  // holdBytes: 0 sends the head at the first write.
+  const { req, res } = run({ n: '1' }, {}, { holdBytes: 0 });
+  res.write('a');
   req.session.n = 3;
   res.end();
-  assert.deepEqual(sessionHeaders(res), { 'x-session-set-n': '2' });
+  assert.deepEqual(sessionHeaders(res), {});
+});
+
+test('a session over max_size goes to next(err), nothing of it sent', async () => {
+  // 15 bytes of overhead, "n" and "1" (4), "big" (4) and the quoted value (3 + n + 2).
+  const fits = 64 * 1024 - 15 - 4 - (1 + 3) - (3 + 2);
+  for (const [n, over] of [[fits, false], [fits + 1, true]]) {
+    const errs = [];
+    const { req, res } = run({ n: '1' }, {}, {}, (err) => errs.push(err));
+    req.session.big = 'x'.repeat(n);
+    res.write('page');
+    res.end();
+    await tick();
+    if (!over) {
+      assert.equal(errs.length, 0, String(errs));
+      assert.equal(sessionHeaders(res)['x-session-set-big'].length, n + 2);
+      continue;
+    }
+    assert.equal(errs.length, 1);
+    assert.equal(errs[0].code, 'ESESSIONTOOLARGE');
+    assert.equal(res.head, null, 'the held page is dropped: the error handler answers');
+    res.statusCode = 500;
+    res.end('error page');
+    assert.deepEqual(sessionHeaders(res), {});
+    assert.deepEqual(res.body, ['error page']);
+  }
+  // The session the proxy sent counts, by its bytes as sent.
+  const { req } = run({ old: 'y'.repeat(40000) });
+  req.session.more = 'z'.repeat(30000);
   const err = await new Promise((resolve) => req.session.save(resolve));
-  assert.match(String(err), /headers are sent/);
-  const err2 = await new Promise((resolve) => req.session.regenerate(resolve));
-  assert.match(String(err2), /headers are sent/);
+  assert.equal(err && err.code, 'ESESSIONTOOLARGE');
+  delete req.session.old;
+  const ok = await new Promise((resolve) => req.session.save(resolve));
+  assert.equal(ok, undefined, 'unsetting makes room');
+  // maxSize: 0 leaves it to the proxy.
+  const loose = run({}, {}, { maxSize: 0 });
+  loose.req.session.big = 'x'.repeat(100000);
+  loose.res.end();
+  assert.equal(sessionHeaders(loose.res)['x-session-set-big'].length, 100002);
 });
 
 test('an attribute that cannot be encoded fails the response once, then the error page goes out', () => {

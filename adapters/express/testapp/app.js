@@ -97,13 +97,26 @@ app.get('/express/bigsize', (req, res) => {
 });
 
 app.get('/express/late', (req, res) => {
-  // A change before the first bytes goes out with the head; one after
-  // is lost (README: what differs from express-session).
+  // Output written before a session change is held until res.end, so the
+  // change is saved; past the adapter's holdBytes (64 KiB) the head goes
+  // out with the session as it is then, and a later change is lost
+  // (README: what differs from express-session).
   req.session.early = 1;
   res.type('text/plain');
-  res.write('streaming\n');
+  res.write(req.query.pad ? 'x'.repeat(Number(req.query.pad)) + '\n' : 'streaming\n');
   req.session.late = 1;
   setTimeout(() => res.end('done\n'), 10);
+});
+
+app.get('/express/events', (req, res) => {
+  // An event stream is never held: its first event reaches the client at
+  // once, with the session as it was then.
+  req.session.early = 1;
+  res.set('Content-Type', 'text/event-stream');
+  res.set('Cache-Control', 'no-cache');
+  res.write('data: first\n\n');
+  req.session.late = 1;
+  setTimeout(() => res.end('data: last\n\n'), 1500);
 });
 
 app.use((err, req, res, next) => {
