@@ -154,6 +154,18 @@ func (b *browser) cookie() string {
 	return ""
 }
 
+// send does a GET of path and returns the answer's status and body.
+func (b *browser) send(path string) (int, string) {
+	b.t.Helper()
+	resp, err := b.c.Get(b.site.base + path)
+	if err != nil {
+		b.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
 // stored returns the attributes the store holds for id, or nil.
 func (s *site) stored(t *testing.T, id string) map[string]string {
 	t.Helper()
@@ -162,6 +174,55 @@ func (s *site) stored(t *testing.T, id string) map[string]string {
 
 func TestPythonAdaptersBehindProxy(t *testing.T) {
 	s := startSite(t)
+
+	// Each framework: its first-visit page and the attribute it sets to 1
+	// (name and value take 1+len(name)+1+1 bytes in the proxy's store).
+	for _, fw := range []struct{ name, visit, attr string }{{"flask", "count", "counter"}, {"django", "visit", "visits"}} {
+		t.Run(fw.name+" changes after the page is written are saved", func(t *testing.T) {
+			b := s.browser(t)
+			b.get("/" + fw.name + "/" + fw.visit)
+			if code, body := b.send("/" + fw.name + "/late"); code != 200 || body != "written\n" {
+				t.Fatalf("late: %d %q", code, body)
+			}
+			if attrs := s.stored(t, b.cookie()); attrs["late"] != "1" {
+				t.Fatalf("the store holds %v: want late", attrs)
+			}
+			// A streamed body runs after the session went out (README).
+			if code, body := b.send("/" + fw.name + "/stream"); code != 200 || body != "first\nlast\n" {
+				t.Fatalf("stream: %d %q", code, body)
+			}
+			if attrs := s.stored(t, b.cookie()); attrs["early"] != "1" {
+				t.Fatalf("the store holds %v: want early", attrs)
+			}
+		})
+
+		t.Run(fw.name+" a session over max_size is the framework's 500", func(t *testing.T) {
+			b := s.browser(t)
+			b.get("/" + fw.name + "/" + fw.visit)
+			// 15 bytes of overhead, the visit's attribute, and big with
+			// its quoted value (1+3 + 3+n+2).
+			atLimit := 64<<10 - 15 - (3 + len(fw.attr)) - (1 + 3 + 3 + 2)
+			code, body := b.send(fmt.Sprintf("/%s/big?n=%d", fw.name, atLimit+1))
+			if code != 500 || !strings.Contains(body, "SessionTooLarge") || !strings.Contains(body, "max_size of 65536") {
+				t.Fatalf("over max_size: %d %q, want the app's 500 handler with SessionTooLarge", code, body)
+			}
+			if attrs := s.stored(t, b.cookie()); len(attrs) != 1 || attrs[fw.attr] != "1" {
+				t.Fatalf("after the refused update the store holds %v", attrs)
+			}
+			// At the adapter's limit the proxy's own count (with the
+			// expiry) is over: the adapter is never stricter, and
+			// between the two the proxy's 502 remains.
+			if code, body := b.send(fmt.Sprintf("/%s/big?n=%d", fw.name, atLimit)); code != http.StatusBadGateway {
+				t.Fatalf("at the adapter's limit: %d %q, want the proxy's 502", code, body)
+			}
+			if code, body := b.send(fmt.Sprintf("/%s/big?n=%d", fw.name, atLimit-32)); code != 200 {
+				t.Fatalf("32 bytes under the adapter's limit: %d %q", code, body)
+			}
+			if attrs := s.stored(t, b.cookie()); len(attrs["big"]) != atLimit-32+2 {
+				t.Fatalf("32 bytes under the adapter's limit the store holds %d bytes of big", len(attrs["big"]))
+			}
+		})
+	}
 
 	t.Run("flask session counter across two processes", func(t *testing.T) {
 		b := s.browser(t)

@@ -18,9 +18,12 @@ from django.utils.cache import patch_vary_headers
 from django.utils.deprecation import MiddlewareMixin
 
 from .codec import new_id
-from .wsgi import Incoming, read_environ, response_headers
+from django.conf import settings
 
-__all__ = ["SessionMiddleware", "SessionStore"]
+from .wsgi import (DEFAULT_MAX_SIZE, Incoming, SessionTooLarge, check_size, read_environ,
+                   response_headers)
+
+__all__ = ["SessionMiddleware", "SessionStore", "SessionTooLarge"]
 
 
 class SessionStore(SessionBase):
@@ -82,10 +85,19 @@ class SessionStore(SessionBase):
         pass  # the proxy expires sessions
 
     def response_headers(self):
-        """The X-Session-* headers that send this request's changes."""
+        """The X-Session-* headers that send this request's changes.
+
+        It raises SessionTooLarge, as a Django backend raises its store's
+        error from save(), when the session would be over
+        settings.SESSIONPROXY_MAX_SIZE (default 64 KiB, the proxy's
+        default max_size; 0 leaves the check to the proxy).
+        """
         current = getattr(self, "_session_cache", None)
-        return response_headers(self.incoming, current,
-                                invalidate=self.invalidated, rotate_to=self.rotate_to)
+        headers = response_headers(self.incoming, current,
+                                   invalidate=self.invalidated, rotate_to=self.rotate_to)
+        check_size(self.incoming, headers,
+                   getattr(settings, "SESSIONPROXY_MAX_SIZE", DEFAULT_MAX_SIZE))
+        return headers
 
 
 class SessionMiddleware(MiddlewareMixin):
@@ -102,7 +114,10 @@ class SessionMiddleware(MiddlewareMixin):
             return response
         if session.accessed:
             patch_vary_headers(response, ("Cookie",))
-        # As Django's own middleware: no session save for a 500.
+        # As Django's own middleware: no session save for a 500. A save
+        # that fails raises, as Django's does with its backend's error:
+        # Django logs it and answers with its 500 handler, and nothing of
+        # the session is sent.
         if response.status_code == 500:
             return response
         for name, value in session.response_headers():

@@ -17,9 +17,9 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
 from .codec import new_id
-from .wsgi import read_environ, response_headers
+from .wsgi import DEFAULT_MAX_SIZE, SessionTooLarge, check_size, read_environ, response_headers
 
-__all__ = ["SessionProxyInterface", "SessionProxySession"]
+__all__ = ["SessionProxyInterface", "SessionProxySession", "SessionTooLarge"]
 
 
 class SessionProxySession(CallbackDict, SessionMixin):
@@ -45,6 +45,7 @@ class SessionProxySession(CallbackDict, SessionMixin):
         self.created = incoming.created
         self.invalidated = False
         self.rotate_to = None
+        self.failed = False  # saving raised once: Flask's error page goes out without it
 
     def __getitem__(self, key):
         self.accessed = True
@@ -75,9 +76,19 @@ class SessionProxySession(CallbackDict, SessionMixin):
 
 
 class SessionProxyInterface(SessionInterface):
-    """A Flask session interface that keeps sessions in sessionproxy."""
+    """A Flask session interface that keeps sessions in sessionproxy.
+
+    ``max_size`` is the proxy's session.max_size in bytes (default 64 KiB,
+    the proxy's default): a session that would be larger makes
+    save_session raise SessionTooLarge, which Flask handles as any error
+    of a request (logged, then the 500 error handler), and nothing of the
+    session's changes is sent. 0 leaves the check to the proxy (a 502).
+    """
 
     session_class = SessionProxySession
+
+    def __init__(self, max_size=DEFAULT_MAX_SIZE):
+        self.max_size = max_size
 
     def open_session(self, app, request):
         return self.session_class(read_environ(request.environ))
@@ -85,9 +96,17 @@ class SessionProxyInterface(SessionInterface):
     def save_session(self, app, session, response):
         if session.accessed:
             response.vary.add("Cookie")
+        if session.failed:
+            return  # the error page of the failure below
         # Every value is compared, not only those Flask saw touched: an
         # in-place change through .values() or iteration sets no flag.
-        for name, value in response_headers(
-                session.incoming, dict(session),
-                invalidate=session.invalidated, rotate_to=session.rotate_to):
+        headers = response_headers(
+            session.incoming, dict(session),
+            invalidate=session.invalidated, rotate_to=session.rotate_to)
+        try:
+            check_size(session.incoming, headers, self.max_size)
+        except SessionTooLarge:
+            session.failed = True
+            raise
+        for name, value in headers:
             response.headers[name] = value

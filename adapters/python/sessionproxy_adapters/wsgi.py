@@ -6,7 +6,26 @@ frameworks.
 """
 from .codec import decode_name, decode_value, encode_name, encode_value
 
-__all__ = ["Incoming", "read_environ", "response_headers"]
+__all__ = ["DEFAULT_MAX_SIZE", "Incoming", "SessionTooLarge", "check_size",
+           "read_environ", "response_headers", "stored_size"]
+
+# The proxy's default session.max_size, in bytes of its stored encoding.
+DEFAULT_MAX_SIZE = 64 * 1024
+
+# The least the proxy's stored encoding of a session spends besides its
+# attributes: format and flags (2 bytes), version (at least 1), creation
+# time in unix ms (6 bytes until the year 2109), last use in unix s (5),
+# attribute count (at least 1). The proxy also spends 5 on the expiry and
+# more on a larger version or count, so a size counted with this is never
+# above the proxy's: the adapters refuse no session that the proxy would
+# store (sessionstore's AppendEncode).
+SIZE_OVERHEAD = 15
+
+
+class SessionTooLarge(ValueError):
+    """The session is larger than the proxy's max_size: the proxy would
+    refuse it, so nothing of this request's changes is sent."""
+
 
 # A WSGI server gives X-Session-Attr-<name> as HTTP_X_SESSION_ATTR_<NAME>,
 # with - turned into _ and letters upper-cased: the name encoding reads
@@ -25,11 +44,13 @@ class Incoming(object):
     it, so that only what changed is written back.
     """
 
-    __slots__ = ("sid", "new", "created", "attrs", "wire")
+    __slots__ = ("sid", "new", "created", "attrs", "wire", "raw")
 
-    def __init__(self, sid=None, new=True, created=None, attrs=None):
+    def __init__(self, sid=None, new=True, created=None, attrs=None, raw=None):
         self.sid, self.new, self.created = sid, new, created
         self.attrs = attrs if attrs is not None else {}
+        # Stored name to the byte length of its value as the proxy sent it.
+        self.raw = raw if raw is not None else {}
         self.wire = {}
         for name, value in self.attrs.items():
             self.wire[name] = _wire(value)
@@ -43,11 +64,14 @@ def read_environ(environ):
         created = int(created) if created else None
     except ValueError:
         created = None
-    attrs = {}
+    attrs, raw = {}, {}
     for key, value in environ.items():
         if key.startswith(_ATTR) and len(key) > len(_ATTR):
             attrs[decode_name(key[len(_ATTR):])] = decode_value(value)
-    return Incoming(sid, environ.get("HTTP_X_SESSION_NEW") == "1" or sid is None, created, attrs)
+            # WSGI gives header bytes as Latin-1: a character is a byte.
+            raw[key[len(_ATTR):].lower().replace("_", "-")] = len(value)
+    new = environ.get("HTTP_X_SESSION_NEW") == "1" or sid is None
+    return Incoming(sid, new, created, attrs, raw)
 
 
 def response_headers(incoming, current, invalidate=False, rotate_to=None):
@@ -77,6 +101,47 @@ def response_headers(incoming, current, invalidate=False, rotate_to=None):
     if rotate_to:
         headers.append(("X-Session-Rotate", rotate_to))
     return headers
+
+
+def _uvarint_len(n):
+    length = 1
+    while n >= 0x80:
+        n >>= 7
+        length += 1
+    return length
+
+
+def stored_size(incoming, headers):
+    """Return the size, at least, of the proxy's stored encoding of the
+    session that the response ``headers`` (response_headers') make of
+    ``incoming``, or None when they set nothing (no update whose size the
+    proxy could refuse)."""
+    sizes, sets = ({} if any(n == "X-Session-Invalidate" for n, _ in headers)
+                   else dict(incoming.raw)), 0
+    for name, value in headers:
+        if name.startswith("X-Session-Set-"):
+            sizes[name[len("X-Session-Set-"):]] = len(value)
+            sets += 1
+        elif name == "X-Session-Unset":
+            for n in value.split(", "):
+                sizes.pop(n, None)
+    if not sets:
+        return None
+    return SIZE_OVERHEAD + sum(_uvarint_len(len(n)) + len(n) + _uvarint_len(v) + v
+                               for n, v in sizes.items())
+
+
+def check_size(incoming, headers, max_size):
+    """Raise SessionTooLarge if the session the response ``headers`` make
+    of ``incoming`` is over ``max_size`` bytes (0 or None: no check; the
+    proxy still refuses it with a 502)."""
+    if not max_size:
+        return
+    size = stored_size(incoming, headers)
+    if size is not None and size > max_size:
+        raise SessionTooLarge(
+            "sessionproxy: the session is %d bytes, over the proxy's max_size of %d; "
+            "it was not saved" % (size, max_size))
 
 
 def _wire(value):

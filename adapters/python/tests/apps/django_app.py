@@ -31,6 +31,8 @@ def configure(db):
         # A fast hasher: the tests log in often on a loaded machine.
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
         USE_TZ=True,
+        # What the proxy is started with (its default).
+        SESSIONPROXY_MAX_SIZE=64 * 1024,
     )
     django.setup()
 
@@ -75,6 +77,41 @@ def dump(request):
     return state(request, attrs={k: [type(v).__name__, v] for k, v in request.session.items()})
 
 
+def late(request):
+    # The page is written before the session changes: the middleware
+    # sends the session once the view has returned, so the change is kept.
+    from django.http import HttpResponse
+    response = HttpResponse(content_type="text/plain")
+    response.write("written\n")
+    request.session["late"] = 1
+    return response
+
+
+def stream(request):
+    # A streamed body runs after the middleware sent the session: its
+    # change is lost (README).
+    from django.http import StreamingHttpResponse
+    request.session["early"] = 1
+
+    def body():
+        yield "first\n"
+        request.session["late"] = 1
+        yield "last\n"
+    return StreamingHttpResponse(body(), content_type="text/plain")
+
+
+def big(request):
+    request.session["big"] = "x" * int(request.GET["n"])
+    return state(request)
+
+
+def handler500(request):
+    # Django's 500 handler, called while the error is being handled: the
+    # middleware's SessionTooLarge, as a backend's save() error.
+    from django.http import JsonResponse
+    return JsonResponse({"error": repr(sys.exc_info()[1])}, status=500)
+
+
 def urls():
     from django.urls import path
     from django.views.decorators.csrf import csrf_exempt
@@ -84,6 +121,9 @@ def urls():
         path("django/login", csrf_exempt(login_view)),
         path("django/logout", logout_view),
         path("django/dump", dump),
+        path("django/late", late),
+        path("django/stream", stream),
+        path("django/big", big),
     ]
 
 

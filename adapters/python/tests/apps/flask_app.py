@@ -6,7 +6,8 @@ Usage: flask_app.py --listen 127.0.0.1:9001 --name flask-1
 import argparse
 import logging
 
-from flask import Flask, jsonify, request, session
+from flask import Flask, Response, jsonify, make_response, request, session, \
+    stream_with_context
 
 from sessionproxy_adapters.flask import SessionProxyInterface
 
@@ -60,6 +61,40 @@ def login():
 def logout():
     session.invalidate()
     return state()
+
+
+@app.route("/flask/late")
+def late():
+    # The page is written before the session changes: Flask saves the
+    # session once the view has returned, so the change is kept.
+    resp = make_response("written\n")
+    session["late"] = 1
+    return resp
+
+
+@app.route("/flask/stream")
+def stream():
+    # A streamed body runs after the session is saved: its change is lost
+    # (README).
+    session["early"] = 1
+
+    def body():
+        yield "first\n"
+        session["late"] = 1
+        yield "last\n"
+    return Response(stream_with_context(body()), mimetype="text/plain")
+
+
+@app.route("/flask/big")
+def big():
+    session["big"] = "x" * int(request.args["n"])
+    return state()
+
+
+@app.errorhandler(500)
+def server_error(e):
+    # Flask's handler for an error of the request, save_session's included.
+    return jsonify(error=repr(getattr(e, "original_exception", e))), 500
 
 
 if __name__ == "__main__":
