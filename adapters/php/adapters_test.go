@@ -29,6 +29,7 @@ import (
 type site struct {
 	base, admin string
 	log         *apptest.Output
+	fpm         *phpfpmtest.Server
 }
 
 func startSite(t *testing.T) *site {
@@ -89,7 +90,7 @@ session:
 		}
 	})
 	apptest.WaitListen(t, flaskAddr, "Flask", 20*time.Second)
-	return &site{base: "http://" + listen, admin: "http://" + admin, log: log}
+	return &site{base: "http://" + listen, admin: "http://" + admin, log: log, fpm: fpm}
 }
 
 type browser struct {
@@ -263,6 +264,38 @@ func TestPHPAdapterBehindProxy(t *testing.T) {
 		me := b.get("/me.php")
 		if me.Session["before"] != float64(1) || me.Session["after"] != nil {
 			t.Fatalf("after big.php: %#v", me.Session)
+		}
+	})
+
+	t.Run("a session over max_size fails the session write", func(t *testing.T) {
+		b := s.browser(t)
+		b.get("/count.php")
+		// 15 bytes of overhead, count=1 (1+5+1+1), big with its quoted
+		// value (1+3 + 3+n+2).
+		atLimit := 64<<10 - 15 - 8 - (1 + 3 + 3 + 2)
+		// PHP's way with a save handler that cannot write: a warning, and
+		// the page goes out.
+		b.raw(fmt.Sprintf("/huge.php?n=%d", atLimit+1))
+		if !strings.Contains(s.fpm.Output(), "Failed to write session data") {
+			t.Fatalf("no PHP warning in php-fpm's log:\n%s", s.fpm.Output())
+		}
+		if attrs := s.stored(t, b.cookie()); len(attrs) != 1 || attrs["count"] != "1" {
+			t.Fatalf("after the refused write the store holds %v", attrs)
+		}
+		// At the adapter's limit the proxy's own count (with the expiry)
+		// is over: the adapter is never stricter, and between the two the
+		// proxy's 502 remains.
+		resp, err := b.c.Get(fmt.Sprintf("%s/huge.php?n=%d", s.base, atLimit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("at the adapter's limit: %d, want the proxy's 502", resp.StatusCode)
+		}
+		b.raw(fmt.Sprintf("/huge.php?n=%d", atLimit-32))
+		if attrs := s.stored(t, b.cookie()); len(attrs["big"]) != atLimit-32+2 {
+			t.Fatalf("32 bytes under the adapter's limit the store holds %d bytes of big", len(attrs["big"]))
 		}
 	})
 }

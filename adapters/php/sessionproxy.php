@@ -89,6 +89,10 @@ final class Handler implements \SessionHandlerInterface, \SessionIdInterface
     private bool $destroyed = false;
     private ?string $rotateTo = null;
     private bool $emitted = false;
+    /** write() refused the session as over max_size: nothing is sent */
+    private bool $failed = false;
+    /** @var array<string,int> stored name to the length of its value, as the proxy sent them */
+    private array $raw = [];
 
     public function __construct()
     {
@@ -96,6 +100,7 @@ final class Handler implements \SessionHandlerInterface, \SessionIdInterface
         foreach ($_SERVER as $k => $v) {
             if (is_string($k) && str_starts_with($k, $prefix) && is_string($v)) {
                 $this->original[Codec::decodeName(substr($k, strlen($prefix)))] = Codec::decodeValue($v);
+                $this->raw[strtolower(strtr(substr($k, strlen($prefix)), '_', '-'))] = strlen($v);
             }
         }
     }
@@ -119,7 +124,16 @@ final class Handler implements \SessionHandlerInterface, \SessionIdInterface
     public function write(string $id, string $data): bool
     {
         $v = @unserialize($data);
-        $this->current = is_array($v) ? $v : [];
+        $now = is_array($v) ? $v : [];
+        if (!$this->emitted && ($size = $this->oversize($this->headerList($now))) !== null) {
+            // The proxy would refuse it: PHP's "Failed to write session
+            // data" warning, as for any save handler that cannot write,
+            // and nothing of the session's changes is sent.
+            $this->failed = true;
+            error_log(sprintf('sessionproxy: the session is %d bytes, over the proxy\'s max_size of %d; it was not saved', $size, self::maxSize()));
+            return false;
+        }
+        $this->current = $now;
         return true;
     }
 
@@ -154,35 +168,122 @@ final class Handler implements \SessionHandlerInterface, \SessionIdInterface
     public function emit(): void
     {
         if ($this->emitted) {
-            if (session_status() === PHP_SESSION_ACTIVE && $this->changes($_SESSION) !== [[], []]) {
+            if (!$this->failed && session_status() === PHP_SESSION_ACTIVE && $this->changes($_SESSION) !== [[], []]) {
                 error_log('sessionproxy: session changed after the response was flushed; the change is lost');
             }
             return;
         }
         $this->emitted = true;
+        if ($this->failed) {
+            return; // write() refused it: the session stays as it was
+        }
         if (headers_sent()) {
             error_log('sessionproxy: output was sent before the session headers; session changes are lost');
             return;
         }
         $now = session_status() === PHP_SESSION_ACTIVE ? $_SESSION : $this->current;
-        if ($this->rotateTo !== null) {
-            header('X-Session-Rotate: ' . $this->rotateTo);
-        } elseif ($this->destroyed) {
-            header('X-Session-Invalidate: 1');
+        $headers = $this->headerList($now);
+        if (($size = $this->oversize($headers)) !== null) {
+            // The session is still open at a flush: no write() to fail, so
+            // the warning PHP gives a failed write is given here.
+            $this->failed = true;
+            trigger_error(sprintf('sessionproxy: the session is %d bytes, over the proxy\'s max_size of %d; it was not saved', $size, self::maxSize()), E_USER_WARNING);
+            return;
+        }
+        foreach ($headers as [$name, $value]) {
+            header($name . ': ' . $value, false);
         }
         if ($now === null) {
             return;
         }
-        [$set, $unset] = $this->changes($now);
-        foreach ($set as $name => $value) {
-            header('X-Session-Set-' . Codec::encodeName((string) $name) . ': ' . Codec::encodeValue($value), false);
-        }
-        if ($unset !== [] && !$this->destroyed) {
-            header('X-Session-Unset: ' . implode(', ', array_map(fn ($n) => Codec::encodeName((string) $n), $unset)), false);
-        }
         // What was emitted is now the proxy's view.
         $this->original = $now;
         $this->current = null;
+    }
+
+    /**
+     * The X-Session-* headers, as [name, value] pairs, that turn the
+     * session the proxy sent into $now (null: the script never wrote it).
+     *
+     * @return list<array{0: string, 1: string}>
+     */
+    private function headerList(?array $now): array
+    {
+        $out = [];
+        if ($this->rotateTo !== null) {
+            $out[] = ['X-Session-Rotate', $this->rotateTo];
+        } elseif ($this->destroyed) {
+            $out[] = ['X-Session-Invalidate', '1'];
+        }
+        if ($now === null) {
+            return $out;
+        }
+        [$set, $unset] = $this->changes($now);
+        foreach ($set as $name => $value) {
+            $out[] = ['X-Session-Set-' . Codec::encodeName((string) $name), Codec::encodeValue($value)];
+        }
+        if ($unset !== [] && !$this->destroyed) {
+            $out[] = ['X-Session-Unset', implode(', ', array_map(fn ($n) => Codec::encodeName((string) $n), $unset))];
+        }
+        return $out;
+    }
+
+    /**
+     * The proxy's session.max_size in bytes: the constant
+     * SESSIONPROXY_MAX_SIZE if the app defines it, else the environment's
+     * SESSIONPROXY_MAX_SIZE (an FPM pool's env[...]), else the proxy's
+     * default, 64 KiB. 0 leaves the check to the proxy (a 502).
+     */
+    public static function maxSize(): int
+    {
+        if (defined('SESSIONPROXY_MAX_SIZE')) {
+            return (int) constant('SESSIONPROXY_MAX_SIZE');
+        }
+        $env = getenv('SESSIONPROXY_MAX_SIZE');
+        return is_string($env) && $env !== '' ? (int) $env : 64 << 10;
+    }
+
+    /**
+     * The size of the session that $headers make of the one the proxy
+     * sent, as the proxy stores it, if that is over maxSize(); else null.
+     * Each name and value counts with its length prefix (a varint), plus
+     * 15 bytes: the least the proxy's encoding spends besides them (format,
+     * flags, version, creation and last-use times, count; it also keeps
+     * the expiry), so that the adapter never refuses what the proxy would
+     * store (sessionstore's AppendEncode).
+     *
+     * @param list<array{0: string, 1: string}> $headers
+     */
+    private function oversize(array $headers): ?int
+    {
+        $max = self::maxSize();
+        if ($max <= 0) {
+            return null;
+        }
+        $sizes = $this->raw;
+        $sets = 0;
+        foreach ($headers as [$name, $value]) {
+            if ($name === 'X-Session-Invalidate') {
+                $sizes = [];
+            } elseif (str_starts_with($name, 'X-Session-Set-')) {
+                $sizes[substr($name, strlen('X-Session-Set-'))] = strlen($value);
+                $sets++;
+            } elseif ($name === 'X-Session-Unset') {
+                foreach (explode(', ', $value) as $n) {
+                    unset($sizes[$n]);
+                }
+            }
+        }
+        if ($sets === 0) {
+            return null; // nothing grows
+        }
+        $varint = fn (int $n): int => $n < 0x80 ? 1 : ($n < 0x4000 ? 2 : ($n < 0x200000 ? 3 : 4));
+        $size = 15;
+        foreach ($sizes as $name => $len) {
+            $l = strlen((string) $name);
+            $size += $varint($l) + $l + $varint($len) + $len;
+        }
+        return $size > $max ? $size : null;
     }
 
     /** @return array{0: array<string,mixed>, 1: list<string>} attributes set and removed */
