@@ -689,7 +689,7 @@ func TestServletAdapterBehindProxy(t *testing.T) {
 		}
 	})
 
-	t.Run("a session up to max_size, and over it", func(t *testing.T) {
+	t.Run("a session up to max_size, and over it is the container's 500", func(t *testing.T) {
 		t.Parallel()
 		b := s.browser(t)
 		// 60 KB of attribute: within the proxy's default max_size (64 KiB),
@@ -703,16 +703,46 @@ func TestServletAdapterBehindProxy(t *testing.T) {
 				t.Fatalf("request %d with a 60 KB session: %v", i, m)
 			}
 		}
-		// Over max_size: the proxy refuses the whole update with 502, as the
-		// README says; nothing of it is stored.
-		b2 := s.browser(t)
-		resp, err := b2.c.Get(s.base + "/large.jsp?size=70000")
-		if err != nil {
-			t.Fatal(err)
+		// Over max_size: the adapter counts the session as the proxy
+		// stores it (15 bytes of overhead, "large" 1+5, its quoted value
+		// 3+n+2) and fails the request with an IllegalStateException
+		// before anything is committed: Tomcat's error page (500), its log
+		// names the exception, and the store is as it was.
+		atLimit := 64<<10 - 15 - 6 - 5
+		get := func(b *browser, size int) (int, string) {
+			resp, err := b.c.Get(fmt.Sprintf("%s/large.jsp?size=%d", s.base, size))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(body)
 		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadGateway || b2.cookie() != "" {
-			t.Fatalf("a 70 KB session: %d, cookie %q; want 502 and no session", resp.StatusCode, b2.cookie())
+		if code, body := get(b, atLimit+1); code != http.StatusInternalServerError || !strings.Contains(body, "IllegalStateException") {
+			t.Fatalf("a session over max_size: %d %q, want Tomcat's 500 page", code, body)
+		}
+		if !s.logged("over the proxy's max_size of 65536; it was not saved") {
+			t.Fatal("Tomcat's log does not name the exception")
+		}
+		if st := s.stored(t, b.cookie()); st == nil || len(st.Attributes["large"]) != 60002 {
+			t.Fatalf("after the refused update the store holds %+v", st)
+		}
+		// At the adapter's limit the proxy's own count (with the expiry)
+		// is over: the adapter is never stricter, and between the two the
+		// proxy's 502 remains.
+		if code, _ := get(b, atLimit); code != http.StatusBadGateway {
+			t.Fatalf("a session at the adapter's limit: %d, want the proxy's 502", code)
+		}
+		if code, _ := get(b, atLimit-32); code != 200 {
+			t.Fatalf("32 bytes under the adapter's limit: %d", code)
+		}
+		if st := s.stored(t, b.cookie()); st == nil || len(st.Attributes["large"]) != atLimit-32+2 {
+			t.Fatalf("32 bytes under the adapter's limit the store does not hold it")
+		}
+		// A new session over it: no session, no cookie.
+		b2 := s.browser(t)
+		if code, _ := get(b2, 70000); code != http.StatusInternalServerError || b2.cookie() != "" {
+			t.Fatalf("a new 70 KB session: %d, cookie %q; want 500 and no session", code, b2.cookie())
 		}
 	})
 }

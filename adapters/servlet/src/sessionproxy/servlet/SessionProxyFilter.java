@@ -22,23 +22,30 @@ import java.io.IOException;
  * <p>Parameters (filter init-params, or context-params prefixed
  * {@code sessionproxy.}): {@code bufferSize}, how much output is held
  * before the session headers must go (default 262144 bytes or characters),
- * and {@code maxInactiveInterval}, what
+ * {@code maxSize}, the proxy's session.max_size (default 65536 bytes: a
+ * session larger than that fails the request with an
+ * IllegalStateException, the container's 500, instead of the proxy's 502;
+ * 0 leaves the check to the proxy), and {@code maxInactiveInterval}, what
  * {@code HttpSession.getMaxInactiveInterval()} reports, in seconds (default
  * 1800: the proxy's default session.ttl, 30m).
  */
 public final class SessionProxyFilter implements Filter {
     static final int DEFAULT_BUFFER_SIZE = 256 * 1024;
     static final int DEFAULT_MAX_INACTIVE_INTERVAL = 1800;
+    /** The proxy's default session.max_size. */
+    static final int DEFAULT_MAX_SIZE = 64 * 1024;
 
     private ServletContext context;
     private int bufferSize = DEFAULT_BUFFER_SIZE;
     private int maxInactiveInterval = DEFAULT_MAX_INACTIVE_INTERVAL;
+    private int maxSize = DEFAULT_MAX_SIZE;
 
     @Override
     public void init(FilterConfig config) throws ServletException {
         context = config.getServletContext();
         bufferSize = param(config, "bufferSize", DEFAULT_BUFFER_SIZE);
         maxInactiveInterval = param(config, "maxInactiveInterval", DEFAULT_MAX_INACTIVE_INTERVAL);
+        maxSize = param(config, "maxSize", DEFAULT_MAX_SIZE);
     }
 
     private static int param(FilterConfig config, String name, int def) throws ServletException {
@@ -78,7 +85,7 @@ public final class SessionProxyFilter implements Filter {
             state.send(hresp);
             return;
         }
-        state = new SessionState(hreq, context != null ? context : req.getServletContext(), maxInactiveInterval);
+        state = new SessionState(hreq, context != null ? context : req.getServletContext(), maxInactiveInterval, maxSize);
         req.setAttribute(SessionState.ATTRIBUTE, state);
         ProxiedRequest preq = new ProxiedRequest(hreq, state);
         HoldingResponse held = new HoldingResponse(hresp, state, bufferSize);
@@ -93,6 +100,8 @@ public final class SessionProxyFilter implements Filter {
         }
         // With async processing the response goes on after this returns:
         // the session is sent now, and what the async part writes is not held.
+        // A session over max_size throws here, before the held output goes:
+        // the container's error page (500) answers instead.
         held.release();
     }
 

@@ -37,6 +37,10 @@ final class SessionState {
      * changed or removed under that name, not under its re-encoding.
      */
     final Map<String, String> incomingHeader = new LinkedHashMap<>();
+    /** Each stored name's value length, as the proxy sent it (bytes: headers are ISO-8859-1). */
+    private final Map<String, Integer> incomingSize = new LinkedHashMap<>();
+    /** The proxy's session.max_size in bytes; 0: no check here (the proxy's 502). */
+    private final int maxSize;
 
     /** The session the app holds, or null before it asked for one. */
     private ProxiedSession current;
@@ -48,8 +52,9 @@ final class SessionState {
     private boolean sent;
     private boolean warned;
 
-    SessionState(HttpServletRequest req, ServletContext context, int maxInactiveInterval) {
+    SessionState(HttpServletRequest req, ServletContext context, int maxInactiveInterval, int maxSize) {
         this.context = context;
+        this.maxSize = maxSize;
         this.maxInactiveInterval = maxInactiveInterval;
         String id = req.getHeader("X-Session-Id");
         this.proxyId = id == null || id.isEmpty() ? null : id;
@@ -73,6 +78,7 @@ final class SessionState {
                     && name.toLowerCase(Locale.ROOT).startsWith(ATTR_PREFIX)) {
                 String value = req.getHeader(name);
                 String attr = Codec.decodeName(name.substring(ATTR_PREFIX.length()));
+                incomingSize.put(name.substring(ATTR_PREFIX.length()).toLowerCase(Locale.ROOT), value.length());
                 if (!incoming.containsKey(attr)) {
                     incoming.put(attr, Codec.decodeValue(value));
                     incomingWire.put(attr, wire(incoming.get(attr), value));
@@ -171,6 +177,8 @@ final class SessionState {
      *
      * @throws IllegalArgumentException if a value was changed in place into
      *     something JSON cannot hold
+     * @throws IllegalStateException if the session is over the proxy's
+     *     max_size: nothing is sent
      */
     synchronized void send(HttpServletResponse resp) {
         if (sent) {
@@ -181,6 +189,16 @@ final class SessionState {
             return; // no proxy to tell
         }
         List<String[]> headers = headers();
+        long size = storedSize(headers);
+        if (maxSize > 0 && size > maxSize) {
+            // The proxy would refuse the update (502): fail the request the
+            // servlet way instead, before anything is committed, so that
+            // the container's error page goes out; the session stays as
+            // the proxy has it.
+            warned = true;
+            throw new IllegalStateException("sessionproxy: the session is " + size
+                    + " bytes, over the proxy's max_size of " + maxSize + "; it was not saved");
+        }
         if (!headers.isEmpty() && resp.isCommitted()) {
             // The app wrote to the container's response around the adapter
             // (an unwrapped response): the container drops the headers.
@@ -192,6 +210,50 @@ final class SessionState {
         for (String[] h : headers) {
             resp.addHeader(h[0], h[1]);
         }
+    }
+
+    /**
+     * The size, at least, of the proxy's stored encoding of the session
+     * that {@code headers} make of the incoming one, or 0 when they set
+     * nothing (no update the proxy could refuse for its size). Each name
+     * and value counts with its length prefix (a varint), plus 15 bytes:
+     * the least the proxy's encoding spends besides them (format, flags,
+     * version, creation and last-use times, count; it also keeps the
+     * expiry), so that the adapter never refuses what the proxy would
+     * store (sessionstore's AppendEncode).
+     */
+    long storedSize(List<String[]> headers) {
+        Map<String, Integer> sizes = new LinkedHashMap<>(incomingSize);
+        int sets = 0;
+        for (String[] h : headers) {
+            if (h[0].equals("X-Session-Invalidate")) {
+                sizes.clear();
+            } else if (h[0].startsWith("X-Session-Set-")) {
+                sizes.put(h[0].substring("X-Session-Set-".length()), h[1].length());
+                sets++;
+            } else if (h[0].equals("X-Session-Unset")) {
+                for (String n : h[1].split(", ")) {
+                    sizes.remove(n);
+                }
+            }
+        }
+        if (sets == 0) {
+            return 0;
+        }
+        long n = 15;
+        for (Map.Entry<String, Integer> e : sizes.entrySet()) {
+            n += varintLen(e.getKey().length()) + e.getKey().length() + varintLen(e.getValue()) + e.getValue();
+        }
+        return n;
+    }
+
+    private static int varintLen(long n) {
+        int len = 1;
+        while (n >= 0x80) {
+            n >>>= 7;
+            len++;
+        }
+        return len;
     }
 
     /** The response headers that turn the incoming session into the current one. */
