@@ -53,6 +53,11 @@ def make_app():
         flask.session["." * 67] = 1
         return "ok"
 
+    @app.route("/big/<int:n>")
+    def big(n):
+        flask.session["big"] = "x" * n
+        return "ok"
+
     @app.route("/logout-and-flash")
     def logout_and_flash():
         flask.session.invalidate()
@@ -123,6 +128,34 @@ class FlaskTest(unittest.TestCase):
                                      headers={"X-Session-Id": "AAAAAAAAAAAAAAAAAAAAAA"})
         self.assertEqual(resp.status_code, 500)
         self.assertEqual(self.session_headers(resp), {})
+
+    def test_over_max_size_fails_the_request(self):
+        # 15 bytes of overhead, "old" with its 40000-byte value as sent
+        # (1+3 + 3+40000), "big" with its quoted value (1+3 + 3+n+2).
+        fits = 64 * 1024 - 15 - (4 + 40003) - (4 + 3 + 2)
+        old = "y" * 40000
+        resp = self.get("/big/%d" % fits, old=old)
+        self.assertEqual(resp.status_code, 200)
+        self.assertEqual(len(resp.headers["X-Session-Set-big"]), fits + 2)
+        app = make_app()
+        app.testing = False  # a 500, as in production, not the exception
+        errors = []
+
+        def on_error(e):
+            errors.append(e.original_exception)
+            return "err", 500
+        app.register_error_handler(500, on_error)
+        resp = app.test_client().get("/big/%d" % (fits + 1), headers={
+            "X-Session-Id": "AAAAAAAAAAAAAAAAAAAAAA", "X-Session-Attr-old": old})
+        self.assertEqual(resp.status_code, 500)
+        self.assertEqual(self.session_headers(resp), {})
+        from sessionproxy_adapters.wsgi import SessionTooLarge
+        self.assertEqual([type(e) for e in errors], [SessionTooLarge])
+        # Unsetting makes room; max_size=0 leaves it to the proxy.
+        from sessionproxy_adapters.wsgi import Incoming, check_size
+        check_size(Incoming(raw={"old": 40000}), [("X-Session-Unset", "old"),
+                                                  ("X-Session-Set-big", "x" * 60000)], 64 * 1024)
+        check_size(Incoming(), [("X-Session-Set-big", "x" * 100000)], 0)
 
 
 if __name__ == "__main__":
