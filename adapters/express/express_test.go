@@ -416,6 +416,17 @@ func TestExpressAdapterBehindProxy(t *testing.T) {
 		}
 	})
 
+	t.Run("an error after some output: the error page alone", func(t *testing.T) {
+		b := s.browser(t)
+		req, _ := http.NewRequest(http.MethodGet, s.base+"/express/fails", nil)
+		if code, body := b.send(req); code != 500 || string(body) != `{"error":"Error: boom"}` {
+			t.Fatalf("/express/fails: %d %q, want the error handler's page alone", code, body)
+		}
+		if attrs := s.stored(t, b.cookie()); attrs["before"] != "1" {
+			t.Fatalf("the store holds %v: want before, as express-session saves", attrs)
+		}
+	})
+
 	t.Run("changes after 64 KiB of output are lost", func(t *testing.T) {
 		// README, what differs: past holdBytes the head goes out with the
 		// session as it is then.

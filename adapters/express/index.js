@@ -309,12 +309,51 @@ function isEventStream(res, head) {
   if (re.test(String(res.getHeader ? res.getHeader('content-type') || '' : ''))) {
     return true;
   }
+  return headerPairs(head).some(([k, v]) => String(k).toLowerCase() === 'content-type' && re.test(String(v)));
+}
+
+// headerPairs returns the headers of held writeHead arguments as [name,
+// value] pairs (an object, or Node's flat [k, v, k, v, …]).
+function headerPairs(head) {
   const h = head && (typeof head[1] === 'object' && head[1] !== null ? head[1] : head[2]);
   if (!h) {
-    return false;
+    return [];
   }
-  const pairs = Array.isArray(h) ? (Array.isArray(h[0]) ? h : h.reduce((a, v, i) => (i % 2 ? a : a.concat([[v, h[i + 1]]])), [])) : Object.entries(h);
-  return pairs.some(([k, v]) => String(k).toLowerCase() === 'content-type' && re.test(String(v)));
+  if (!Array.isArray(h)) {
+    return Object.entries(h);
+  }
+  const out = [];
+  for (let i = 0; i + 1 < h.length; i += 2) {
+    out.push([h[i], h[i + 1]]);
+  }
+  return out;
+}
+
+// contentLength returns the Content-Length the app set, with setHeader or
+// in held writeHead arguments, or null.
+function contentLength(res, head) {
+  let v = res.getHeader ? res.getHeader('content-length') : undefined;
+  for (const [k, hv] of headerPairs(head)) {
+    if (String(k).toLowerCase() === 'content-length') {
+      v = hv;
+    }
+  }
+  const n = Number(v);
+  return v === undefined || v === null || !Number.isInteger(n) ? null : n;
+}
+
+// dropHeader removes a header the app set, with setHeader or in held
+// writeHead arguments.
+function dropHeader(res, head, name) {
+  if (res.removeHeader) {
+    res.removeHeader(name);
+  }
+  const i = head && (typeof head[1] === 'object' && head[1] !== null ? 1 : 2);
+  if (!head || !head[i]) {
+    return;
+  }
+  const kept = headerPairs(head).filter(([k]) => String(k).toLowerCase() !== name);
+  head[i] = Array.isArray(head[i]) ? kept.flat() : Object.fromEntries(kept);
 }
 
 // hookResponse makes res carry the session's changes to the proxy. The
@@ -455,7 +494,24 @@ function hookResponse(req, res, st, opts, next) {
       encoding = undefined;
     }
     holding = false;
+    const before = heldBytes;
     hold(chunk, encoding);
+    const last = heldBytes - before;
+    const declared = contentLength(res, head);
+    if (before > 0 && declared !== null && declared !== heldBytes && req.method !== 'HEAD') {
+      if (declared === last) {
+        // A whole new body after some writes (res.send, res.json): unheld,
+        // that throws (the head is out), so it is an error handler's page
+        // after a failed one. As a servlet container resets its buffer for
+        // an error page, the earlier output goes.
+        held = last > 0 ? [held[held.length - 1]] : [];
+        heldBytes = last;
+        head = null;
+      } else {
+        // The app's length is not the body's: Node frames what is sent.
+        dropHeader(res, head, 'content-length');
+      }
+    }
     const err = putSession();
     if (err) {
       // Nothing was sent: the error handler's page goes out instead.

@@ -35,6 +35,7 @@ function fakeRes() {
       this.out[name.toLowerCase()] = value;
     },
     writeHead(status) {
+      this.headArgs = Array.from(arguments);
       this.statusCode = status;
       this.headersSent = true;
       this.head = Object.assign({}, this.out);
@@ -42,6 +43,9 @@ function fakeRes() {
     },
     getHeader(name) {
       return this.out[name.toLowerCase()];
+    },
+    removeHeader(name) {
+      delete this.out[name.toLowerCase()];
     },
     body: [],
     write(chunk) {
@@ -268,6 +272,38 @@ test('output is held until end, so that changes after a write are saved', () => 
   assert.equal(res.statusCode, 201);
   assert.deepEqual(sessionHeaders(res), { 'x-session-set-n': '3' });
   assert.deepEqual(res.body, ['first byteslast']);
+});
+
+test('an error page after some output replaces it; a wrong length is dropped', () => {
+  // res.send after res.write: the output before it goes, as a servlet
+  // container resets its buffer for an error page.
+  const a = run({ n: '1' });
+  a.res.writeHead(200, { 'X-Page': 'ok' });
+  a.res.write('half a page');
+  a.res.statusCode = 500;
+  a.res.setHeader('Content-Length', 5);
+  a.res.end('error');
+  assert.equal(a.res.statusCode, 500);
+  assert.deepEqual(a.res.body, ['error']);
+  // A length that matches neither: the header goes, Node frames the body.
+  const b = run({ n: '1' });
+  b.res.writeHead(200, ['Content-Length', '2', 'X-Page', 'ok']);
+  b.res.write('abc');
+  b.res.end('def');
+  assert.deepEqual(b.res.body, ['abcdef']);
+  assert.deepEqual(b.res.headArgs, [200, ['X-Page', 'ok']]);
+  const c = run({ n: '1' });
+  c.res.setHeader('Content-Length', 5);
+  c.res.write('ab');
+  c.res.end('cdef');
+  assert.equal(c.res.out['content-length'], undefined);
+  // A length that is the whole body stays.
+  const d = run({ n: '1' });
+  d.res.setHeader('Content-Length', 4);
+  d.res.write('ab');
+  d.res.end('cd');
+  assert.equal(d.res.out['content-length'], 4);
+  assert.deepEqual(d.res.body, ['abcd']);
 });
 
 test('changes after the head is flushed are lost, and say so', async () => {

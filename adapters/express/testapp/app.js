@@ -108,6 +108,16 @@ app.get('/express/late', (req, res) => {
   setTimeout(() => res.end('done\n'), 10);
 });
 
+app.get('/express/fails', (req, res) => {
+  // Some output, then an error: the error handler's page replaces the
+  // held output (unheld, Express would cut the connection); the session
+  // goes with it, as express-session saves it whatever the status.
+  req.session.before = 1;
+  res.type('text/plain');
+  res.write('half a page\n');
+  throw new Error('boom');
+});
+
 app.get('/express/events', (req, res) => {
   // An event stream is never held: its first event reaches the client at
   // once, with the session as it was then.
