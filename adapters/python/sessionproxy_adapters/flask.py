@@ -100,12 +100,13 @@ class SessionProxyInterface(SessionInterface):
             return  # the error page of the failure below
         # Every value is compared, not only those Flask saw touched: an
         # in-place change through .values() or iteration sets no flag.
-        headers = response_headers(
-            session.incoming, dict(session),
-            invalidate=session.invalidated, rotate_to=session.rotate_to)
         try:
+            headers = response_headers(
+                session.incoming, dict(session),
+                invalidate=session.invalidated, rotate_to=session.rotate_to)
             check_size(session.incoming, headers, self.max_size)
-        except SessionTooLarge:
+        except (SessionTooLarge, TypeError, ValueError):
+            # Once: Flask calls save_session again for its error page.
             session.failed = True
             raise
         for name, value in headers:
