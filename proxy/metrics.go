@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"io"
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -17,6 +16,7 @@ import (
 // created on first use and then found by index, so counting a request does
 // not format a name.
 type Metrics struct {
+	// Set holds the counters, for the admin listener's /metrics.
 	Set      *metrics.Set
 	codes    [600]atomic.Pointer[metrics.Counter]
 	duration *metrics.PrometheusHistogram
@@ -72,11 +72,10 @@ func (m *Metrics) code(status int) *metrics.Counter {
 	return c
 }
 
-// WritePrometheus writes p's metrics: the shared counters, p's gauges and
-// the process's own (memory, CPU, file descriptors).
-func (p *Proxy) WritePrometheus(w io.Writer) {
+// Gauges returns the gauges that describe p's configuration: its
+// backends and its session store. They live as long as p, while Metrics'
+// counters outlive reloads; the admin listener's /metrics writes both.
+func (p *Proxy) Gauges() *metrics.Set {
 	p.once.Do(p.init)
-	p.Metrics.Set.WritePrometheus(w)
-	p.gauges.WritePrometheus(w)
-	metrics.WriteProcessMetrics(w)
+	return p.gauges
 }

@@ -122,7 +122,7 @@ func defaultLogProxy(t *testing.T, p *Proxy) *syncBuffer {
 // metric returns the value of one line of p's metrics, or "missing".
 func metric(p *Proxy, name string) string {
 	var b bytes.Buffer
-	p.WritePrometheus(&b)
+	writeMetrics(&b, p)
 	for _, l := range strings.Split(b.String(), "\n") {
 		if v, ok := strings.CutPrefix(l, name+" "); ok {
 			return v

@@ -141,7 +141,7 @@ func waitClosed(t *testing.T, c *websocket.Conn, within time.Duration) {
 
 func tunnelsActive(p *Proxy) string {
 	var b bytes.Buffer
-	p.WritePrometheus(&b)
+	writeMetrics(&b, p)
 	for _, l := range strings.Split(b.String(), "\n") {
 		if strings.HasPrefix(l, "sessionproxy_tunnels_active ") {
 			return strings.TrimPrefix(l, "sessionproxy_tunnels_active ")
