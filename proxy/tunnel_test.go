@@ -541,7 +541,7 @@ func TestTunnelsShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- p.Metrics.Tunnels().Shutdown(ctx) }()
+	go func() { done <- p.Tunnels.Shutdown(ctx) }()
 	echo(t, c, "still served during the grace period")
 	select {
 	case err := <-done:

@@ -133,9 +133,9 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		Logger:               logger,
 	}
 	if prev != nil {
-		p.Metrics = prev.proxy.Metrics
+		p.Metrics, p.Tunnels = prev.proxy.Metrics, prev.proxy.Tunnels
 	} else {
-		p.Metrics = proxy.NewMetrics()
+		p.Metrics, p.Tunnels = proxy.NewMetrics(), new(proxy.Tunnels)
 	}
 	var store *sessionstore.Store
 	if prev != nil && sameStore(prev.cfg, c) {
