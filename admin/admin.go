@@ -44,14 +44,14 @@ func Handler(current func() Target) http.Handler {
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		WriteMetrics(w, current().Upstreams)
+		writeMetrics(w, current().Upstreams)
 	})
 	// Profiles, for finding where a slow proxy spends its time.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, current().Status())
+		writeJSON(w, http.StatusOK, current().status())
 	})
 	mux.HandleFunc("GET /sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
 		serveSessionGet(w, current().Store, r.PathValue("id"))
@@ -62,11 +62,11 @@ func Handler(current func() Target) http.Handler {
 	return mux
 }
 
-// WriteMetrics writes the page of /metrics in Prometheus' text format: the
+// writeMetrics writes the page of /metrics in Prometheus' text format: the
 // counters every Proxy shares (they outlive reloads), each upstream's
 // gauges (its backends, and the session store's, which the store names
 // itself), then the process's own (memory, CPU, file descriptors).
-func WriteMetrics(w io.Writer, upstreams []*proxy.Proxy) {
+func writeMetrics(w io.Writer, upstreams []*proxy.Proxy) {
 	for i, p := range upstreams {
 		gauges := p.Gauges() // first: it sets up p, Metrics included
 		if i == 0 {

@@ -4,6 +4,7 @@ import "sessionproxy/sessionstore"
 
 // Status is the JSON document of GET /status.
 type Status struct {
+	// Backends lists every upstream's backends, "default" first.
 	Backends []BackendStatus `json:"backends"`
 	// StoreStatus lists the session store's nodes. Embedded, so that its
 	// fields sit beside "backends" in the document, as they always have;
@@ -22,9 +23,9 @@ type BackendStatus struct {
 	Served   uint64 `json:"served"`
 }
 
-// Status reports the live state of every upstream's backends, each with
+// status reports the live state of every upstream's backends, each with
 // its upstream's name, and of the session store's nodes.
-func (t Target) Status() Status {
+func (t Target) status() Status {
 	s := Status{Backends: []BackendStatus{}, StoreStatus: t.Store.Status()}
 	for _, p := range t.Upstreams {
 		for _, b := range p.Pool.Backends {
