@@ -1,11 +1,8 @@
 package proxy
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,7 +34,6 @@ var sessionBehaviours = []storetest.Case{
 	{Name: "concurrent requests keep all attributes", Test: testConcurrentRequestsKeepAllAttributes},
 	{Name: "bad updates rejected", Test: testBadUpdatesRejected},
 	{Name: "sliding expiry", Test: testSlidingExpiryThroughProxy},
-	{Name: "admin sessions and status", Test: testAdminSessions},
 	{Name: "slow request racing rotation", Test: testSlowRequestRacingRotation},
 	{Name: "backend sets a large session", Test: testBackendSetsLargeSession},
 }
@@ -290,71 +286,6 @@ func testSlidingExpiryThroughProxy(t *testing.T, d *storetest.Deployment) {
 	}
 }
 
-func testAdminSessions(t *testing.T, d *storetest.Deployment) {
-	e := startSessionEnv(t, envOptions{shared: d, local: 1 << 20})
-	u, id := e.loggedIn(t, "/?set=user:bob")
-	r := get(t, e.adminURL+"/sessions/"+id)
-	var doc SessionJSON
-	if err := json.Unmarshal([]byte(r.body), &doc); err != nil || doc.ID != id || doc.Attributes["user"] != "bob" || doc.Created == 0 {
-		t.Fatalf("GET /sessions/id = %d %q", r.status, r.body)
-	}
-	for _, unknown := range []string{"nope", string(sessionstore.AppendNewID(nil))} {
-		if r := get(t, e.adminURL+"/sessions/"+unknown); r.status != 404 {
-			t.Fatalf("GET /sessions/%s = %d", unknown, r.status)
-		}
-	}
-	if r := do(t, http.MethodDelete, e.adminURL+"/sessions/"+id, ""); r.status != 204 {
-		t.Fatalf("DELETE = %d %q", r.status, r.body)
-	}
-	if r := u.get(e.base + "/"); !r.view.New {
-		t.Fatalf("session alive after admin DELETE: %+v", r.view)
-	}
-	want := []string{`sessionproxy_session_lookups_total{result="local"} `, `sessionproxy_session_lookups_total{result="miss"} `}
-	var st Status
-	if d.Kind.Redis {
-		// Servers are probed in the background, a Cluster's once the
-		// client has read the slot map from the seeds.
-		allUp := func() bool {
-			st = Status{}
-			json.Unmarshal([]byte(get(t, e.adminURL+"/status").body), &st)
-			for _, addr := range d.Addrs() {
-				if i := slices.IndexFunc(st.Redis, func(s RedisStatus) bool { return s.Addr == addr }); i < 0 || !st.Redis[i].Up {
-					return false
-				}
-			}
-			return true
-		}
-		for deadline := time.Now().Add(15 * time.Second); !allUp(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("/status redis = %+v, want every one of %v up", st.Redis, d.Addrs())
-			}
-		}
-		if len(st.Memcached) != 0 {
-			t.Fatalf("/status lists memcached nodes under redis: %+v", st.Memcached)
-		}
-		for _, addr := range d.Addrs() {
-			want = append(want, fmt.Sprintf(`sessionproxy_redis_up{server=%q} 1`, addr))
-		}
-	} else {
-		json.Unmarshal([]byte(get(t, e.adminURL+"/status").body), &st)
-		if len(st.Memcached) != 2 || len(st.Redis) != 0 {
-			t.Fatalf("/status = %+v", st)
-		}
-		for i, n := range st.Memcached {
-			if n.ID != fmt.Sprintf("n%d", i+1) || n.Addr != d.Addrs()[i] || !n.Up {
-				t.Fatalf("/status memcached = %+v", st.Memcached)
-			}
-			want = append(want, fmt.Sprintf(`sessionproxy_memcached_up{node=%q} 1`, n.ID))
-		}
-	}
-	m := get(t, e.adminURL+"/metrics").body
-	for _, w := range want {
-		if !strings.Contains(m, w) {
-			t.Errorf("/metrics lacks %q", w)
-		}
-	}
-}
-
 // TestStoreDown: with every server of the shared store down, a request
 // with a session cookie gets 503 (store_down: reject) or a fresh session
 // (new), and one without a cookie is served either way.
@@ -380,18 +311,13 @@ func TestStoreDown(t *testing.T) {
 					t.Fatalf("cookieless request with the store down: %d %s", r.status, r.body)
 				}
 				waitFor(t, "status down", func() bool {
-					st := e.proxy.Status()
-					for _, n := range st.Memcached {
+					nodes := e.store.Nodes()
+					for _, n := range nodes {
 						if n.Up {
 							return false
 						}
 					}
-					for _, s := range st.Redis {
-						if s.Up {
-							return false
-						}
-					}
-					return len(st.Memcached)+len(st.Redis) > 0
+					return len(nodes) > 0
 				})
 			})
 		}

@@ -2,7 +2,8 @@ package proxy
 
 import (
 	"fmt"
-	"io"
+	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -17,14 +18,17 @@ import (
 // created on first use and then found by index, so counting a request does
 // not format a name.
 type Metrics struct {
+	// Set holds the counters, for the admin listener's /metrics.
 	Set      *metrics.Set
 	codes    [600]atomic.Pointer[metrics.Counter]
 	duration *metrics.PrometheusHistogram
 	lookups  [sessionstore.NumLookups]*metrics.Counter // by Lookup; none is not counted
 	rejected *metrics.Counter
-	tunnels  Tunnels // open WebSocket tunnels, which outlive reloads like the counters
 	// tunnelsRefused counts handshakes refused by a limit, by refusal.
 	tunnelsRefused [numRefusals]*metrics.Counter
+
+	mu      sync.Mutex // protects tunnels
+	tunnels []*Tunnels // the registries whose open tunnels the gauge sums
 }
 
 // A tunnelRefusal is the limit a WebSocket handshake was refused by (503).
@@ -46,7 +50,7 @@ func NewMetrics() *Metrics {
 		duration: s.NewPrometheusHistogram("sessionproxy_request_duration_seconds"),
 		rejected: s.NewCounter("sessionproxy_session_updates_rejected_total"),
 	}
-	s.NewGauge("sessionproxy_tunnels_active", func() float64 { return float64(m.tunnels.Active()) })
+	s.NewGauge("sessionproxy_tunnels_active", m.tunnelsActive)
 	for r, name := range refusalNames {
 		m.tunnelsRefused[r] = s.NewCounter(fmt.Sprintf(`sessionproxy_tunnels_refused_total{reason=%q}`, name))
 	}
@@ -56,9 +60,27 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// Tunnels returns the registry of open WebSocket tunnels of every Proxy
-// that shares m; a shutdown closes them through it.
-func (m *Metrics) Tunnels() *Tunnels { return &m.tunnels }
+// countTunnels makes the sessionproxy_tunnels_active gauge count the
+// tunnels of t too. The Proxies that share m normally share one registry
+// (a reload passes both on); one that was given none has its own, and the
+// gauge still counts every tunnel open.
+func (m *Metrics) countTunnels(t *Tunnels) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !slices.Contains(m.tunnels, t) {
+		m.tunnels = append(m.tunnels, t)
+	}
+}
+
+func (m *Metrics) tunnelsActive() float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, t := range m.tunnels {
+		n += t.Active()
+	}
+	return float64(n)
+}
 
 func (m *Metrics) code(status int) *metrics.Counter {
 	if status < 100 || status >= len(m.codes) {
@@ -72,11 +94,10 @@ func (m *Metrics) code(status int) *metrics.Counter {
 	return c
 }
 
-// WritePrometheus writes p's metrics: the shared counters, p's gauges and
-// the process's own (memory, CPU, file descriptors).
-func (p *Proxy) WritePrometheus(w io.Writer) {
+// Gauges returns the gauges that describe p's configuration: its
+// backends and its session store. They live as long as p, while Metrics'
+// counters outlive reloads; the admin listener's /metrics writes both.
+func (p *Proxy) Gauges() *metrics.Set {
 	p.once.Do(p.init)
-	p.Metrics.Set.WritePrometheus(w)
-	p.gauges.WritePrometheus(w)
-	metrics.WriteProcessMetrics(w)
+	return p.gauges
 }

@@ -56,7 +56,7 @@ type Proxy struct {
 	TunnelIdle time.Duration
 
 	// MaxTunnels caps the WebSocket tunnels open at once across every
-	// Proxy that shares Metrics, so across reloads too; a handshake over
+	// Proxy that shares Tunnels, so across reloads too; a handshake over
 	// it gets 503 before any backend is dialed (default 10000). Each
 	// backend's own cap, on requests in flight and tunnels together, is
 	// its balancer.Backend.MaxConns.
@@ -86,6 +86,12 @@ type Proxy struct {
 
 	// Metrics counts requests (default: a new set, see NewMetrics).
 	Metrics *Metrics
+
+	// Tunnels records the open WebSocket tunnels, for MaxTunnels and for
+	// a shutdown to close them: give every Proxy of a process the same
+	// one, across reloads too, as tunnels outlive the Proxy that opened
+	// them (default: a registry of p's own).
+	Tunnels *Tunnels
 
 	// AccessLog, if not nil, is called once per request: when the
 	// response is ready, or for a streamed body once it is relayed
@@ -148,6 +154,10 @@ func (p *Proxy) init() {
 	if p.Metrics == nil {
 		p.Metrics = NewMetrics()
 	}
+	if p.Tunnels == nil {
+		p.Tunnels = new(Tunnels)
+	}
+	p.Metrics.countTunnels(p.Tunnels)
 	if p.ClientsFrom != nil {
 		p.shareClients()
 		return

@@ -42,7 +42,7 @@ func TestRedisEmptyMasterRestart(t *testing.T) {
 	testutil.WaitFor(t, 15*time.Second, "the replica synced the empty master", func() bool {
 		return linked() && exists(replica, "sp:"+id) == "0"
 	})
-	waitFor(t, "redis up again", func() bool { st := e.proxy.Status(); return len(st.Redis) == 1 && st.Redis[0].Up })
+	waitFor(t, "redis up again", func() bool { n := e.store.Nodes(); return len(n) == 1 && n[0].Up })
 	r := u.get(e.base + "/")
 	if r.status != 200 || !r.view.New || r.view.ID == id || len(r.view.Attrs) != 0 {
 		t.Fatalf("after the empty restart: %d %+v, want a fresh session", r.status, r.view)

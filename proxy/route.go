@@ -2,12 +2,9 @@ package proxy
 
 import (
 	"bytes"
-	"io"
-	"net/http"
 	"sync"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 )
 
@@ -134,7 +131,7 @@ type Router struct {
 	RedirectHTTPSPort string
 
 	// Upstreams lists the proxies of every upstream, "default" first, for
-	// /status and /metrics.
+	// the admin listener's /status and /metrics.
 	Upstreams []*Proxy
 
 	// Recorder counts and logs the redirects; nil: not counted.
@@ -309,21 +306,6 @@ func (rt *Router) redirect(ctx *fasthttp.RequestCtx, host, origin []byte) {
 
 var hdrLocation = []byte("Location")
 
-// Status reports every upstream's backends, each with its upstream's name,
-// and the memcached nodes.
-func (rt *Router) Status() Status {
-	var s Status
-	for i, p := range rt.Upstreams {
-		ps := p.Status()
-		if i == 0 {
-			s = ps
-			continue
-		}
-		s.Backends = append(s.Backends, ps.Backends...)
-	}
-	return s
-}
-
 // Recorder counts and logs the requests that no Proxy answers: static
 // files and redirects. A nil Recorder records nothing.
 type Recorder struct {
@@ -357,28 +339,9 @@ func (r *Recorder) finish(ctx *fasthttp.RequestCtx, start time.Time) {
 	scratchPool.Put(s)
 }
 
-// WritePrometheus writes the shared counters, every upstream's gauges and
-// the process's own metrics.
-func (rt *Router) WritePrometheus(w io.Writer) {
-	for i, p := range rt.Upstreams {
-		p.once.Do(p.init)
-		if i == 0 {
-			p.Metrics.Set.WritePrometheus(w)
-		}
-		p.gauges.WritePrometheus(w)
-	}
-	metrics.WriteProcessMetrics(w)
-}
-
-// Sessions live in one store shared by every upstream: the first
-// upstream's answers for all.
-func (rt *Router) serveSessionGet(w http.ResponseWriter, id string) {
-	rt.Upstreams[0].serveSessionGet(w, id)
-}
-
-func (rt *Router) serveSessionDelete(w http.ResponseWriter, id string) {
-	rt.Upstreams[0].serveSessionDelete(w, id)
-}
+// UpstreamName names p's pool in /status and in the upstream label of its
+// backends' metrics: Upstream, or "default".
+func (p *Proxy) UpstreamName() string { return p.upstream() }
 
 func (p *Proxy) upstream() string {
 	if p.Upstream == "" {

@@ -155,30 +155,6 @@ func TestSessionFreeRouteStripsBackendSessionHeaders(t *testing.T) {
 	}
 }
 
-func TestRouterStatusAndMetricsNameUpstreams(t *testing.T) {
-	s := newRoutedSite(t)
-	get(t, s.url+"/v1/x", "Host", "api.example.com")
-	st := s.router.Status()
-	if len(st.Backends) != 2 || st.Backends[0].Upstream != "default" || st.Backends[1].Upstream != "api" ||
-		st.Backends[1].URL != s.api.url() || st.Backends[1].Served != 1 {
-		t.Fatalf("status: %+v", st.Backends)
-	}
-	var sb strings.Builder
-	s.router.WritePrometheus(&sb)
-	for _, want := range []string{
-		`sessionproxy_backend_up{upstream="default",backend="` + s.app.url() + `"} 1`,
-		`sessionproxy_backend_up{upstream="api",backend="` + s.api.url() + `"} 1`,
-		`sessionproxy_requests_total{code="200"} 1`,
-	} {
-		if !strings.Contains(sb.String(), want) {
-			t.Errorf("metrics lack %s", want)
-		}
-	}
-	if n := strings.Count(sb.String(), "sessionproxy_backend_up{"); n != 2 {
-		t.Errorf("%d backend_up series, want 2 (a session-free route adds none)", n)
-	}
-}
-
 func TestRedirectToHTTPS(t *testing.T) {
 	for _, tc := range []struct{ port, host, uri, want string }{
 		{"8443", "www.example.com:8080", "/a/b?c=d", "https://www.example.com:8443/a/b?c=d"},

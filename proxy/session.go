@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"regexp"
 	"strconv"
 	"sync"
@@ -53,39 +52,9 @@ var errStoreDown = &Error{fasthttp.StatusServiceUnavailable, "session store unav
 
 func (s *Sessions) init(m *Metrics, gauges *metrics.Set) {
 	s.metrics = m
-	if s.Store.Kind() == "redis" {
-		s.redisGauges(gauges)
-	}
-	for i, n := range s.memcachedNodes() {
-		node := func() sessionstore.NodeState { return s.Store.Nodes()[i] }
-		gauges.NewGauge(fmt.Sprintf(`sessionproxy_memcached_up{node=%q}`, n.ID), func() float64 {
-			if node().Up {
-				return 1
-			}
-			return 0
-		})
-		gauges.NewGauge(fmt.Sprintf(`sessionproxy_handoff_pending{node=%q}`, n.ID), func() float64 {
-			return float64(node().HandoffPending)
-		})
-		gauges.NewGauge(fmt.Sprintf(`sessionproxy_handoff_replayed_total{node=%q}`, n.ID), func() float64 {
-			return float64(node().HandoffReplayed)
-		})
-		gauges.NewGauge(fmt.Sprintf(`sessionproxy_memcached_copied_total{node=%q}`, n.ID), func() float64 {
-			return float64(node().Copied)
-		})
-		gauges.NewGauge(fmt.Sprintf(`sessionproxy_memcached_catchups_total{node=%q}`, n.ID), func() float64 {
-			return float64(node().Catchups)
-		})
-		gauges.NewGauge(fmt.Sprintf(`sessionproxy_memcached_last_catchup_seconds{node=%q}`, n.ID), func() float64 {
-			return node().LastCatchup.Seconds()
-		})
-	}
-	gauges.NewGauge("sessionproxy_local_cache_entries", func() float64 { n, _ := s.Store.LocalStats(); return float64(n) })
-	gauges.NewGauge("sessionproxy_local_cache_hit_rate", func() float64 { _, r := s.Store.LocalStats(); return r })
-	gauges.NewGauge("sessionproxy_sessions_pending_writeback", func() float64 { return float64(s.Store.Dirty()) })
-	gauges.NewGauge("sessionproxy_session_async_pending", func() float64 { return float64(s.Store.Pending()) })
-	gauges.NewGauge("sessionproxy_session_async_written", func() float64 { w, _ := s.Store.AsyncStats(); return float64(w) })
-	gauges.NewGauge("sessionproxy_session_async_inline", func() float64 { _, i := s.Store.AsyncStats(); return float64(i) })
+	// The store names its own gauges: what is worth watching depends on
+	// its kind, which the request path need not know.
+	s.Store.RegisterGauges(func(name string, value func() float64) { gauges.NewGauge(name, value) })
 	sameSite := s.SameSite
 	if sameSite == "" {
 		sameSite = "Lax"
@@ -278,68 +247,3 @@ func (s *Sessions) setCookie(ctx *fasthttp.RequestCtx, id []byte, st *sessionSta
 }
 
 var setCookieKey = []byte(fasthttp.HeaderSetCookie)
-
-func (s *Sessions) nodeStatus() []NodeStatus {
-	out := []NodeStatus{}
-	for _, n := range s.memcachedNodes() {
-		out = append(out, NodeStatus{ID: n.ID, Addr: n.Addr, Up: n.Up, Failover: n.Failover,
-			State: n.State.String(), HandoffPending: n.HandoffPending, HandoffReplayed: n.HandoffReplayed,
-			Copied: n.Copied, Catchups: n.Catchups, LastCatchupMs: n.LastCatchup.Milliseconds()})
-	}
-	return out
-}
-
-// SessionJSON is the document of GET /sessions/<id>.
-type SessionJSON struct {
-	ID         string            `json:"id"`
-	Created    int64             `json:"created"`
-	Version    uint64            `json:"version"`
-	Attributes map[string]string `json:"attributes"`
-}
-
-// adminSession answers 404 and returns false unless sessions are on and id
-// is well formed.
-func (p *Proxy) adminSession(w http.ResponseWriter, id string) bool {
-	switch {
-	case p.Sessions == nil:
-		writeText(w, http.StatusNotFound, "sessions are not enabled")
-	case !sessionstore.ValidID([]byte(id)):
-		writeText(w, http.StatusNotFound, "no such session")
-	default:
-		return true
-	}
-	return false
-}
-
-func (p *Proxy) serveSessionGet(w http.ResponseWriter, id string) {
-	if !p.adminSession(w, id) {
-		return
-	}
-	var sess sessionstore.Session
-	_, err := p.Sessions.Store.Load([]byte(id), &sess)
-	switch {
-	case errors.Is(err, sessionstore.ErrNotFound):
-		writeText(w, http.StatusNotFound, "no such session")
-		return
-	case err != nil:
-		writeText(w, http.StatusServiceUnavailable, "session store unavailable")
-		return
-	}
-	doc := SessionJSON{ID: id, Created: sess.Created, Version: sess.Version, Attributes: map[string]string{}}
-	for i := 0; i < sess.Len(); i++ {
-		n, v := sess.Attr(i)
-		doc.Attributes[string(n)] = string(v)
-	}
-	writeJSON(w, http.StatusOK, doc)
-}
-
-func (p *Proxy) serveSessionDelete(w http.ResponseWriter, id string) {
-	if !p.adminSession(w, id) {
-		return
-	}
-	if err := p.Sessions.Store.Delete([]byte(id)); err != nil {
-		writeText(w, http.StatusServiceUnavailable, "session store unavailable")
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}

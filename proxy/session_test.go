@@ -79,14 +79,13 @@ func sessionApp(name string) http.HandlerFunc {
 }
 
 type sessionEnv struct {
-	base     string
-	proxy    *Proxy
-	store    *sessionstore.Store
-	nodes    []*memcachedtest.Server
-	deploy   *storetest.Deployment // envOptions.shared
-	prefix   string                // the store's key prefix
-	apps     []*httptest.Server
-	adminURL string
+	base   string
+	proxy  *Proxy
+	store  *sessionstore.Store
+	nodes  []*memcachedtest.Server
+	deploy *storetest.Deployment // envOptions.shared
+	prefix string                // the store's key prefix
+	apps   []*httptest.Server
 }
 
 type envOptions struct {
@@ -169,9 +168,6 @@ func startSessionEnv(t *testing.T, o envOptions) *sessionEnv {
 	s.Store = store
 	e.proxy = &Proxy{Pool: newPool(t, "round_robin", nil, urls...), Retries: 1, Sessions: s}
 	e.base = startProxy(t, e.proxy, ServerOptions{})
-	admin := httptest.NewServer(AdminHandler(func() *Proxy { return e.proxy }))
-	t.Cleanup(admin.Close)
-	e.adminURL = admin.URL
 	return e
 }
 
@@ -302,7 +298,7 @@ func TestFrozenNodeThenResumed(t *testing.T) {
 		t.Fatalf("write with n1 frozen: %d %s", r.status, r.body)
 	}
 	e.nodes[0].Thaw()
-	waitFor(t, "n1 back", func() bool { return e.proxy.Status().Memcached[0].Up })
+	waitFor(t, "n1 back", func() bool { return e.store.Nodes()[0].Up })
 	for i := 0; i < 10; i++ {
 		if r := u.get(e.base + "/"); r.view.Attrs["v"] != "new" {
 			t.Fatalf("read %d after resuming n1: v=%s", i, r.view.Attrs["v"])
@@ -321,7 +317,9 @@ func TestAllNodesDownKeepsLocalChanges(t *testing.T) {
 			t.Fatalf("request %d with memcached down: %d %+v", i, r.status, r.view)
 		}
 	}
-	m := get(t, e.adminURL+"/metrics").body
+	var b strings.Builder
+	writeMetrics(&b, e.proxy)
+	m := b.String()
 	for _, want := range []string{`sessionproxy_memcached_up{node="n1"} 0`, `sessionproxy_memcached_up{node="n2"} 0`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics with both nodes down lacks %q", want)
@@ -329,7 +327,7 @@ func TestAllNodesDownKeepsLocalChanges(t *testing.T) {
 	}
 	e.nodes[0].Restart()
 	e.nodes[1].Restart()
-	waitFor(t, "written back", func() bool { return e.store.Dirty() == 0 && e.proxy.Status().Memcached[1].Up })
+	waitFor(t, "written back", func() bool { return e.store.Dirty() == 0 && e.store.Nodes()[1].Up })
 	id := u.cookie(e.base)
 	it, err := memcache.New(e.nodes[0].Addr).Get("sp:" + id)
 	if err != nil {

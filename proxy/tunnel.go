@@ -111,7 +111,7 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx) {
 // other answer gets a body that streams from the backend and closes the
 // connection when done, and gives the tunnel's place back at once.
 func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (*tunnel, *balancer.Backend, *Error) {
-	reg := p.Metrics.Tunnels()
+	reg := p.Tunnels
 	if !reg.reserve(p.maxTunnels()) {
 		p.Metrics.tunnelsRefused[refusedMaxTunnels].Inc()
 		return nil, nil, errTunnelsFull
@@ -254,7 +254,7 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, b *balancer.Backend, c net.Co
 		releaseHeadReader(br)
 		return nil, errClosed
 	}
-	t := &tunnel{backend: c, b: b, reg: p.Metrics.Tunnels(), idle: p.tunnelIdle()}
+	t := &tunnel{backend: c, b: b, reg: p.Tunnels, idle: p.tunnelIdle()}
 	// Frames the backend sent right behind its 101 are the client's.
 	if n := br.Buffered(); n > 0 {
 		pending, _ := br.Peek(n)

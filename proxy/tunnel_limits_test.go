@@ -122,7 +122,7 @@ func defaultLogProxy(t *testing.T, p *Proxy) *syncBuffer {
 // metric returns the value of one line of p's metrics, or "missing".
 func metric(p *Proxy, name string) string {
 	var b bytes.Buffer
-	p.WritePrometheus(&b)
+	writeMetrics(&b, p)
 	for _, l := range strings.Split(b.String(), "\n") {
 		if v, ok := strings.CutPrefix(l, name+" "); ok {
 			return v
@@ -197,6 +197,34 @@ func TestMaxTunnels(t *testing.T) {
 		defer log.mu.Unlock()
 		return strings.Contains(log.b.String(), "status=503")
 	})
+}
+
+// TestTunnelsSharedByProxies: MaxTunnels counts the tunnels of every
+// Proxy that shares one Tunnels registry, as the upstreams of one
+// configuration and those of the next do, and the tunnels gauge of their
+// shared Metrics counts every registry it was given.
+func TestTunnelsSharedByProxies(t *testing.T) {
+	ws := newWSBackend(t, "W")
+	m, reg := NewMetrics(), new(Tunnels)
+	a := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), MaxTunnels: 1, Metrics: m, Tunnels: reg}
+	b := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), MaxTunnels: 1, Metrics: m, Tunnels: reg, Upstream: "b"}
+	own := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), MaxTunnels: 1, Metrics: m, Upstream: "own"}
+	baseA, baseB, baseOwn := startTunnelProxy(t, a), startTunnelProxy(t, b), startTunnelProxy(t, own)
+
+	openRaw(t, baseA)
+	waitTunnels(t, a, "1")
+	_, resp, body := rawHandshake(t, baseB)
+	wantRefused(t, resp, body, "max_tunnels")
+	if reg.Active() != 1 || b.Tunnels != reg {
+		t.Fatalf("the shared registry holds %d tunnels, want 1", reg.Active())
+	}
+	// A Proxy given no registry has one of its own, with its own limit,
+	// and the shared gauge counts its tunnel too.
+	openRaw(t, baseOwn)
+	waitTunnels(t, a, "2")
+	if own.Tunnels == reg || own.Tunnels.Active() != 1 {
+		t.Fatalf("the Proxy without a registry shares one: %d open in its own", own.Tunnels.Active())
+	}
 }
 
 // TestMaxTunnelsCountsHandshakesInFlight: handshakes waiting for their

@@ -141,7 +141,7 @@ func waitClosed(t *testing.T, c *websocket.Conn, within time.Duration) {
 
 func tunnelsActive(p *Proxy) string {
 	var b bytes.Buffer
-	p.WritePrometheus(&b)
+	writeMetrics(&b, p)
 	for _, l := range strings.Split(b.String(), "\n") {
 		if strings.HasPrefix(l, "sessionproxy_tunnels_active ") {
 			return strings.TrimPrefix(l, "sessionproxy_tunnels_active ")
@@ -541,7 +541,7 @@ func TestTunnelsShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- p.Metrics.Tunnels().Shutdown(ctx) }()
+	go func() { done <- p.Tunnels.Shutdown(ctx) }()
 	echo(t, c, "still served during the grace period")
 	select {
 	case err := <-done:

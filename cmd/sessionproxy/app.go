@@ -18,6 +18,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"sessionproxy/admin"
 	"sessionproxy/certs"
 	"sessionproxy/config"
 	"sessionproxy/membudget"
@@ -99,10 +100,13 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 	})
 	if c.Admin != "" {
 		// The token follows reloads, like the proxy the handler reports on.
-		h := proxy.RouterAdminHandler(func() *proxy.Router { return a.current.Load().router })
+		h := admin.Handler(func() admin.Target {
+			g := a.current.Load()
+			return admin.Target{Upstreams: g.router.Upstreams, Store: g.store}
+		})
 		a.admin = &http.Server{
 			Addr:              c.Admin,
-			Handler:           proxy.RequireToken(func() string { return a.current.Load().cfg.AdminToken }, h),
+			Handler:           admin.RequireToken(func() string { return a.current.Load().cfg.AdminToken }, h),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 	}
@@ -129,9 +133,9 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		Logger:               logger,
 	}
 	if prev != nil {
-		p.Metrics = prev.proxy.Metrics
+		p.Metrics, p.Tunnels = prev.proxy.Metrics, prev.proxy.Tunnels
 	} else {
-		p.Metrics = proxy.NewMetrics()
+		p.Metrics, p.Tunnels = proxy.NewMetrics(), new(proxy.Tunnels)
 	}
 	var store *sessionstore.Store
 	if prev != nil && sameStore(prev.cfg, c) {

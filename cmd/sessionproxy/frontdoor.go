@@ -122,6 +122,7 @@ func newUpstream(ctx context.Context, c *config.Config, name string, u config.Up
 		UnderscoresInHeaders: base.UnderscoresInHeaders,
 		Logger:               base.Logger,
 		Metrics:              base.Metrics,
+		Tunnels:              base.Tunnels,
 		AccessLog:            base.AccessLog,
 		Sessions:             base.Sessions,
 	}
@@ -165,6 +166,7 @@ func withoutSessions(p *proxy.Proxy) *proxy.Proxy {
 		UnderscoresInHeaders: p.UnderscoresInHeaders,
 		Logger:               p.Logger,
 		Metrics:              p.Metrics,
+		Tunnels:              p.Tunnels,
 		AccessLog:            p.AccessLog,
 		ErrorPages:           p.ErrorPages,
 		FastCGI:              p.FastCGI,

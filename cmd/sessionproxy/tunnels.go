@@ -11,7 +11,7 @@ import (
 // rest of timeouts.shutdown) to end on their own, then closes them. The
 // HTTP server's shutdown does not see them: they left it at the upgrade.
 func (a *app) closeTunnels(ctx context.Context) {
-	tunnels := a.current.Load().proxy.Metrics.Tunnels()
+	tunnels := a.current.Load().proxy.Tunnels
 	n := tunnels.Active()
 	if n == 0 {
 		tunnels.Shutdown(ctx) // refuses handshakes still in flight

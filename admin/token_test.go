@@ -1,21 +1,22 @@
-package proxy
+package admin
 
 import (
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"sessionproxy/proxy"
 )
 
 // TestAdminToken checks the admin token rule over raw HTTP: with a token
 // set, every admin path but /healthz answers 401 without it.
 func TestAdminToken(t *testing.T) {
-	a := newTestBackend(t, "A")
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, a.url()), Retries: 1}
+	p := newUpstream(t, "", nil, newBackend(t, "A"))
 	var token atomic.Value // changed below, as a config reload would
 	token.Store("s3cret-token")
 	admin := httptest.NewServer(RequireToken(func() string { return token.Load().(string) },
-		AdminHandler(func() *Proxy { return p })))
+		Handler(func() Target { return Target{Upstreams: []*proxy.Proxy{p}} })))
 	t.Cleanup(admin.Close)
 
 	// status sends one raw request and returns the status line's code and

@@ -1,0 +1,92 @@
+// Package admin serves sessionproxy's admin listener: /healthz, /metrics,
+// /status, /sessions/<id> and pprof's profiles, behind a bearer token.
+//
+// It reports on the request path from beside it, with net/http: nothing
+// here runs per proxied request, so the proxy package keeps only what the
+// request path needs.
+package admin
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/pprof"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"sessionproxy/proxy"
+	"sessionproxy/sessionstore"
+)
+
+// Target is the configuration in service that the admin pages describe.
+// A reload builds a new one; Handler asks for it on every request.
+type Target struct {
+	// Upstreams are the proxies of every upstream, "default" first: their
+	// backends fill /status, their gauges /metrics, and the first one's
+	// Metrics, which every Proxy of the process shares, give the counters.
+	Upstreams []*proxy.Proxy
+
+	// Store holds the sessions that /sessions/<id> reads and deletes, and
+	// gives /status its nodes. nil: sessions are off, /sessions/<id> is
+	// 404 and /status lists no nodes.
+	Store *sessionstore.Store
+}
+
+// Handler serves /healthz, /metrics, /status, /sessions/<id> and
+// /debug/pprof/ for what current returns. current is called per request,
+// so that the pages follow config reloads. Handler checks no credentials:
+// wrap it in RequireToken unless it listens on loopback only.
+func Handler(current func() Target) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		writeMetrics(w, current().Upstreams)
+	})
+	// Profiles, for finding where a slow proxy spends its time.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, current().status())
+	})
+	mux.HandleFunc("GET /sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
+		serveSessionGet(w, current().Store, r.PathValue("id"))
+	})
+	mux.HandleFunc("DELETE /sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
+		serveSessionDelete(w, current().Store, r.PathValue("id"))
+	})
+	return mux
+}
+
+// writeMetrics writes the page of /metrics in Prometheus' text format: the
+// counters every Proxy shares (they outlive reloads), each upstream's
+// gauges (its backends, and the session store's, which the store names
+// itself), then the process's own (memory, CPU, file descriptors).
+func writeMetrics(w io.Writer, upstreams []*proxy.Proxy) {
+	for i, p := range upstreams {
+		gauges := p.Gauges() // first: it sets up p, Metrics included
+		if i == 0 {
+			p.Metrics.Set.WritePrometheus(w)
+		}
+		gauges.WritePrometheus(w)
+	}
+	metrics.WriteProcessMetrics(w)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeText(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	w.Write([]byte(msg + "\n"))
+}
