@@ -2,8 +2,14 @@ package nginximport
 
 import (
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
 
 	"sessionproxy/config"
 )
@@ -434,14 +440,52 @@ func TestTranslateNothing(t *testing.T) {
 	}
 }
 
+// TestYAMLQuoting: every string the encoder writes reads back as itself,
+// whatever YAML would make of it unquoted.
 func TestYAMLQuoting(t *testing.T) {
-	for _, s := range []string{`a"b\c`, "tab\there", "nl\nx", "\u0085\u2028\ufeff", "\x7f\x00", "ü€😀", "# not a comment", "x: y"} {
-		c, err := config.Parse([]byte("listen: " + q(s) + "\n"))
-		if err != nil || c.Listen != s {
-			t.Errorf("q(%q) = %s reads back as %q, %v", s, q(s), c.Listen, err)
+	for _, s := range awkward {
+		doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{mapping(false, "listen", text(s), "access_log", word(s))}}
+		out, err := yaml.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Parse(out)
+		if err != nil || c.Listen != s || c.AccessLog != s {
+			t.Errorf("%q written as %s reads back as %q, %v", s, out, c.Listen, err)
 		}
 	}
 }
+
+// FuzzYAMLText: any string, written by the encoder as a value of the
+// nginx file (text) or of the translator's own (word), reads back as
+// itself through the configuration parser. yaml.v3 reads only UTF-8, so
+// other input is where the file's reader would already have failed.
+func FuzzYAMLText(f *testing.F) {
+	for _, s := range awkward {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{mapping(false, "listen", text(s), "access_log", word(s))}}
+		out, err := yaml.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Parse(out)
+		if err != nil || c.Listen != s || c.AccessLog != s {
+			t.Fatalf("%q written as %s reads back as %q, %q, %v", s, out, c.Listen, c.AccessLog, err)
+		}
+	})
+}
+
+// awkward are strings YAML reads as something else unless quoted.
+var awkward = []string{`a"b\c`, "tab\there", "nl\nx", "\u0085\u2028\ufeff", "\x7f\x00", "ü€😀",
+	"# not a comment", "x: y", "a #b", "*alias", "&anchor", "!tag", "'single'", `"double"`, "true", "off",
+	"~", "null", "12", "0x1F", "1e3", "- item", "[a]", "{a: b}", "%x", "@x", "`x", "|", ">", " lead", "trail ",
+	"", ":80", "?", "a:b", "José 🙂", "\u00a0",
+	"/a very long path/" + strings.Repeat("with spaces and words ", 10) + "end"}
 
 // FuzzTranslate checks that no input panics the translation and that
 // whatever it outputs is YAML that sessionproxy reads.
@@ -508,5 +552,46 @@ func TestUnusedUpstreamNotesInFileOrder(t *testing.T) {
 		if got := notesText(res.Notes); got != want.String() {
 			t.Fatalf("notes:\n%swant:\n%s", got, want.String())
 		}
+	}
+}
+
+// TestAwkwardValuesRoundTrip: paths that YAML would misread unquoted (a
+// ": ", a "#", a leading "*" or "-", quotes, "true", Unicode) go from
+// nginx.conf through the translation and config.Load, validation
+// included, unchanged.
+func TestAwkwardValuesRoundTrip(t *testing.T) {
+	base := t.TempDir()
+	names := []string{"a: b", "#hash", "*star", "- dash", `q"uote'`, "true", "José 🙂", "x # y", "&anchor", "{flow}"}
+	var conf strings.Builder
+	conf.WriteString("http { server { listen 8080; location / { proxy_pass http://127.0.0.1:9001; }\n")
+	want := map[string]string{}
+	for i, n := range names {
+		dir := filepath.Join(base, n)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		path := fmt.Sprintf("/%d%s/", i, n)
+		want[path] = dir
+		fmt.Fprintf(&conf, "  location %s { root %s; }\n", quote(path), quote(dir))
+	}
+	conf.WriteString("} }\n")
+	ds, err := Parse("nginx.conf", []byte(conf.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Translate("nginx.conf", ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load([]byte(res.YAML))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, res.YAML)
+	}
+	got := map[string]string{}
+	for _, r := range c.Routes {
+		got[r.Match.Path] = r.Static
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("routes %v, want %v\n%s", got, want, res.YAML)
 	}
 }

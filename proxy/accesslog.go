@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
+
+	"sessionproxy/static"
 )
 
 // AccessLog writes one line per request: as log/slog's text or JSON
@@ -242,8 +244,14 @@ func appendJSONString(b []byte, s string) []byte {
 func logAccess(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.RequestCtx, info *AccessInfo) {
 	resp := &ctx.Response
 	if resp.IsBodyStream() {
-		if b, ok := resp.BodyStream().(countedBody); ok {
+		switch b := resp.BodyStream().(type) {
+		case countedBody:
 			b.logWhenRelayed(log, ctx, info)
+			return
+		case *static.Body:
+			l := observedLogPool.Get().(*observedLog)
+			l.set(log, ctx, info)
+			b.Observe(l)
 			return
 		}
 		// Every stream the proxy makes is counted; one that is not
@@ -295,6 +303,18 @@ func (l *pendingLog) done(sent int64) {
 	l.info.Duration = time.Since(l.info.Start)
 	l.log(l.ctx, &l.info)
 	*l = pendingLog{}
+}
+
+// observedLog is a pendingLog that a static file's body makes when it is
+// closed (static.Observer); pooled, as the request path does not allocate.
+type observedLog struct{ pendingLog }
+
+var observedLogPool = sync.Pool{New: func() any { return new(observedLog) }}
+
+// Relayed logs the request with sent bytes relayed.
+func (l *observedLog) Relayed(sent int64) {
+	l.done(sent)
+	observedLogPool.Put(l)
 }
 
 // appendCombined writes nginx's combined format:

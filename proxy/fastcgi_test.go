@@ -25,19 +25,6 @@ func TestSplitScript(t *testing.T) {
 	}
 }
 
-// refusedName: what a static route never serves.
-func TestRefusedName(t *testing.T) {
-	for path, want := range map[string]bool{
-		"/app.css": false, "/.well-known/acme-challenge/x": false, "/a/b.txt": false,
-		"/index.php": true, "/INDEX.PHP": true, "/a.php.bak": true, "/x.phps": true,
-		"/.env": true, "/.git/config": true, "/a/.htpasswd": true, "/a/..b": true,
-	} {
-		if got := refusedName(path); got != want {
-			t.Errorf("%s: %v, want %v", path, got, want)
-		}
-	}
-}
-
 // FuzzSplitScript: the script and PATH_INFO always make the path back,
 // the script names a .php segment, and PATH_INFO starts a segment.
 func FuzzSplitScript(f *testing.F) {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"sessionproxy/internal/urlpath"
 )
 
 // Handler serves the requests of one route. *Proxy (an upstream) and
@@ -241,38 +243,10 @@ func rewritePath(ctx *fasthttp.RequestCtx, t *reqTarget, r *Route, matched int) 
 	}
 	b = append(b, rest...)
 	t.path = append(t.path[:0], b...)
-	b = appendEscapedPath(b[:0], t.path)
+	b = urlpath.AppendEscaped(b[:0], t.path)
 	ctx.Request.URI().SetPathBytes(b)
 	s.b = b
 	scratchPool.Put(s)
-}
-
-// appendEscapedPath appends p, a normalised path (normalizePath), with
-// every byte that may not appear in a path segment (RFC 3986 pchar, plus
-// "/") %-escaped. The "%" of p are kept: they only start the %2F and %25
-// that normalizePath left escaped, so "%2F" stays "%2F".
-func appendEscapedPath(dst, p []byte) []byte {
-	const hex = "0123456789ABCDEF"
-	for _, c := range p {
-		if pathByteOK(c) {
-			dst = append(dst, c)
-			continue
-		}
-		dst = append(dst, '%', hex[c>>4], hex[c&15])
-	}
-	return dst
-}
-
-func pathByteOK(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '@', '/', '%':
-		return true
-	}
-	return false
 }
 
 // redirect answers 308 to https://<host without port>[:port]<path and

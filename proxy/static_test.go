@@ -190,33 +190,6 @@ func TestStaticConditionalAndRange(t *testing.T) {
 	}
 }
 
-var parseRangeTests = []struct {
-	spec          string
-	size          int64
-	start, length int64
-	ok            bool
-}{
-	{"bytes=0-0", 10, 0, 1, true},
-	{"bytes=0-", 10, 0, 10, true},
-	{"bytes=-20", 10, 0, 10, true},
-	{"bytes=-0", 10, 0, 0, false},
-	{"bytes=5-4", 10, 0, 0, false},
-	{"bytes=10-", 10, 0, 0, false},
-	{"bytes=0-1,3-4", 10, 0, 10, true}, // several ranges: the whole file
-	{"items=0-1", 10, 0, 10, true},     // another unit: ignored
-	{"bytes=x-1", 10, 0, 0, false},
-	{"bytes=-", 10, 0, 0, false},
-}
-
-func TestParseRange(t *testing.T) {
-	for _, tc := range parseRangeTests {
-		s, n, ok := parseRange([]byte(tc.spec), tc.size)
-		if s != tc.start || n != tc.length || ok != tc.ok {
-			t.Errorf("parseRange(%q, %d) = %d, %d, %v; want %d, %d, %v", tc.spec, tc.size, s, n, ok, tc.start, tc.length, tc.ok)
-		}
-	}
-}
-
 // TestStaticAlias: a static route with an alias serves prefix + rest from
 // root + replacement + rest, and redirects a directory to the path the
 // client asked for, not the rewritten one.

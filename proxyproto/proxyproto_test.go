@@ -2,8 +2,8 @@ package proxyproto
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
-	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	pp "github.com/pires/go-proxyproto"
 )
 
 // v2 builds a version 2 header: cmd 1 PROXY, 0 LOCAL.
@@ -33,85 +35,128 @@ func v6addrs(src, dst string, sp, dp uint16) []byte {
 	return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(b, sp), dp)
 }
 
-var parseTests = []struct {
+var v2sig = []byte("\r\n\r\n\x00\r\nQUIT\n")
+
+// headerTests are headers as a connection's first bytes, and the client
+// address the connection then has: "peer" for the TCP peer's own, ""
+// when the connection is closed unanswered (no valid header).
+var headerTests = []struct {
 	name string
 	in   []byte
-	src  string // "" for none
-	n    int
-	err  error
+	want string
 }{
-	{"v1 tcp4", []byte("PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\nGET"), "203.0.113.7:51234", 43, nil},
-	{"v1 tcp6", []byte("PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\n"), "[2001:db8::1]:1", 40, nil},
-	{"v1 unknown", []byte("PROXY UNKNOWN\r\n"), "", 15, nil},
-	{"v1 unknown with addresses", []byte("PROXY UNKNOWN ff 00 1 2\r\n"), "", 25, nil},
-	{"v1 incomplete", []byte("PROXY TCP4 203.0.113.7"), "", 0, ErrIncomplete},
-	{"v1 prefix", []byte("PRO"), "", 0, ErrIncomplete},
-	{"v1 family mismatch", []byte("PROXY TCP4 2001:db8::1 2001:db8::2 1 2\r\n"), "", 0, ErrInvalid},
-	{"v1 bad port", []byte("PROXY TCP4 1.2.3.4 5.6.7.8 65536 1\r\n"), "", 0, ErrInvalid},
-	{"v1 leading zero port", []byte("PROXY TCP4 1.2.3.4 5.6.7.8 080 1\r\n"), "", 0, ErrInvalid},
-	{"v1 too few fields", []byte("PROXY TCP4 1.2.3.4 5.6.7.8 80\r\n"), "", 0, ErrInvalid},
-	{"v1 too long", []byte("PROXY TCP4 " + strings.Repeat("1", 120)), "", 0, ErrInvalid},
-	{"v1 lowercase", []byte("proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n"), "", 0, ErrNoHeader},
-	{"plain http", []byte("GET / HTTP/1.1\r\n"), "", 0, ErrNoHeader},
-	{"v2 tcp4", v2(1, 0x11, v4addrs("203.0.113.7", "10.0.0.1", 51234, 443)), "203.0.113.7:51234", 28, nil},
-	{"v2 tcp6", v2(1, 0x21, v6addrs("2001:db8::1", "2001:db8::2", 7, 8)), "[2001:db8::1]:7", 52, nil},
-	{"v2 tcp4 with TLVs", v2(1, 0x11, append(v4addrs("203.0.113.7", "10.0.0.1", 1, 2), 0x04, 0, 1, 'x')), "203.0.113.7:1", 32, nil},
-	{"v2 local", v2(0, 0x00, nil), "", 16, nil},
-	{"v2 unspec", v2(1, 0x00, []byte{1, 2, 3}), "", 19, nil},
-	{"v2 short addresses", v2(1, 0x11, []byte{1, 2, 3}), "", 0, ErrInvalid},
-	{"v2 bad version", append(append([]byte{}, v2sig...), 0x11, 0x11, 0, 0), "", 0, ErrInvalid},
-	{"v2 bad command", append(append([]byte{}, v2sig...), 0x22, 0x11, 0, 0), "", 0, ErrInvalid},
-	{"v2 bad family", v2(1, 0x99, make([]byte, 12)), "", 0, ErrInvalid},
-	{"v2 incomplete", v2(1, 0x11, v4addrs("1.2.3.4", "5.6.7.8", 1, 2))[:20], "", 0, ErrIncomplete},
-	{"v2 signature prefix", v2sig[:5], "", 0, ErrIncomplete},
-	{"v2 huge", append(append([]byte{}, v2sig...), 0x21, 0x11, 0xff, 0xff), "", 0, ErrInvalid},
+	{"v1 tcp4", []byte("PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\n"), "203.0.113.7:51234"},
+	{"v1 tcp6", []byte("PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\n"), "[2001:db8::1]:1"},
+	{"v1 tcp6 mapped", []byte("PROXY TCP6 ::ffff:203.0.113.7 ::ffff:10.0.0.1 1 2\r\n"), "203.0.113.7:1"},
+	{"v1 unknown", []byte("PROXY UNKNOWN\r\n"), "peer"},
+	{"v1 unknown with addresses", []byte("PROXY UNKNOWN ff 00 1 2\r\n"), "peer"},
+	{"v1 incomplete", []byte("PROXY TCP4 203.0.113.7"), ""},
+	{"v1 prefix", []byte("PRO"), ""},
+	{"v1 family mismatch", []byte("PROXY TCP4 2001:db8::1 2001:db8::2 1 2\r\n"), ""},
+	{"v1 bad port", []byte("PROXY TCP4 1.2.3.4 5.6.7.8 65536 1\r\n"), ""},
+	{"v1 leading zero port", []byte("PROXY TCP4 1.2.3.4 5.6.7.8 080 1\r\n"), ""},
+	{"v1 too few fields", []byte("PROXY TCP4 1.2.3.4 5.6.7.8 80\r\n"), ""},
+	{"v1 too long", []byte("PROXY TCP4 " + strings.Repeat("1", 120)), ""},
+	{"v1 lowercase", []byte("proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n"), ""},
+	{"plain http", []byte("GET / HTTP/1.1\r\n"), ""},
+	{"v2 tcp4", v2(1, 0x11, v4addrs("203.0.113.7", "10.0.0.1", 51234, 443)), "203.0.113.7:51234"},
+	{"v2 udp4", v2(1, 0x12, v4addrs("203.0.113.7", "10.0.0.1", 51234, 443)), "203.0.113.7:51234"},
+	{"v2 tcp6", v2(1, 0x21, v6addrs("2001:db8::1", "2001:db8::2", 7, 8)), "[2001:db8::1]:7"},
+	{"v2 tcp6 mapped", v2(1, 0x21, v6addrs("::ffff:203.0.113.7", "::ffff:10.0.0.1", 7, 8)), "203.0.113.7:7"},
+	{"v2 tcp4 with TLVs", v2(1, 0x11, append(v4addrs("203.0.113.7", "10.0.0.1", 1, 2), 0x04, 0, 1, 'x')), "203.0.113.7:1"},
+	{"v2 local", v2(0, 0x00, nil), "peer"},
+	{"v2 local with addresses", v2(0, 0x11, v4addrs("203.0.113.7", "10.0.0.1", 1, 2)), "peer"},
+	{"v2 unix", v2(1, 0x31, make([]byte, 216)), "peer"},
+	// UNSPEC with the PROXY command: the spec lets a receiver accept it
+	// (with the peer's address) or refuse it; the hand-written parser
+	// accepted it, go-proxyproto refuses it. No balancer we know sends it
+	// (HAProxy sends LOCAL for a connection it has no address for).
+	{"v2 unspec", v2(1, 0x00, []byte{1, 2, 3}), ""},
+	{"v2 short addresses", v2(1, 0x11, []byte{1, 2, 3}), ""},
+	{"v2 bad version", append(append([]byte{}, v2sig...), 0x11, 0x11, 0, 0), ""},
+	{"v2 bad command", append(append([]byte{}, v2sig...), 0x22, 0x11, 0, 0), ""},
+	{"v2 bad family", v2(1, 0x99, make([]byte, 12)), ""},
+	{"v2 incomplete", v2(1, 0x11, v4addrs("1.2.3.4", "5.6.7.8", 1, 2))[:20], ""},
+	{"v2 signature prefix", v2sig[:5], ""},
+	{"v2 huge", append(append([]byte{}, v2sig...), 0x21, 0x11, 0xff, 0xff), ""},
 }
 
-func TestParse(t *testing.T) {
-	for _, tc := range parseTests {
-		h, n, err := Parse(tc.in)
-		if !errors.Is(err, tc.err) || n != tc.n {
-			t.Errorf("%s: n %d err %v, want %d %v", tc.name, n, err, tc.n, tc.err)
-			continue
+// TestHeaders sends each header and a line behind it to a real listener:
+// a valid header gives the connection its client address and the line
+// arrives whole; anything else closes the connection unanswered.
+func TestHeaders(t *testing.T) {
+	addr := echoServer(t)
+	for _, tc := range headerTests {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
 		}
-		got := ""
-		if h.Source.IsValid() {
-			got = h.Source.String()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write(append(append([]byte{}, tc.in...), "hello\n"...))
+		c.(*net.TCPConn).CloseWrite() // an incomplete header ends here
+		got, _ := io.ReadAll(c)
+		c.Close()
+		want := tc.want + " hello\n"
+		switch tc.want {
+		case "":
+			want = ""
+		case "peer":
+			want = c.LocalAddr().String() + " hello\n"
 		}
-		if got != tc.src {
-			t.Errorf("%s: source %q, want %q", tc.name, got, tc.src)
+		if string(got) != want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, want)
 		}
 	}
 }
 
-func FuzzParse(f *testing.F) {
-	for _, tc := range parseTests {
+// FuzzConn: whatever a connection starts with, it is refused exactly when
+// the library refuses those bytes as a header, and otherwise read on from
+// where the header ends, with the header's IP source (never a Unix
+// socket's name, never an IPv4-mapped IPv6 form) or the peer as client.
+func FuzzConn(f *testing.F) {
+	for _, tc := range headerTests {
 		f.Add(tc.in)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, n, err := Parse(b)
-		if err != nil {
-			if n != 0 || h.Source.IsValid() {
-				t.Fatalf("error %v with n %d source %v", err, n, h.Source)
+		in := append(append([]byte{}, b...), "\nEND"...)
+		br := bufio.NewReader(bytes.NewReader(in))
+		h, herr := pp.Read(br)
+		client, server := net.Pipe()
+		go func() {
+			client.Write(in)
+			client.Close()
+		}()
+		ln := &Listener{Listener: oneConn{server}, Timeout: time.Second}
+		c, _ := ln.Accept()
+		defer c.Close()
+		got, err := io.ReadAll(c)
+		remote := c.RemoteAddr()
+		if herr != nil {
+			if err == nil || remote != server.RemoteAddr() {
+				t.Fatalf("%q: the library refuses it (%v), the connection read %q as %v", in, herr, got, remote)
 			}
 			return
 		}
-		if n <= 0 || n > len(b) || n > MaxHeader {
-			t.Fatalf("n %d of %d bytes", n, len(b))
+		if err != nil || string(got) != string(in[len(in)-br.Buffered():]) {
+			t.Fatalf("%q: read %q, %v after the header", in, got, err)
 		}
-		// A header parsed from a prefix parses the same with more bytes behind it.
-		h2, n2, err2 := Parse(append(append([]byte{}, b[:n]...), "GET / HTTP/1.1\r\n"...))
-		if err2 != nil || n2 != n || h2 != h {
-			t.Fatalf("with a request behind: %v %d %v, alone %d %v", err2, n2, h2, n, h)
+		want := server.RemoteAddr()
+		if ip, ok := h.SourceAddr.(interface{ AddrPort() netip.AddrPort }); ok && !h.Command.IsLocal() {
+			ap := ip.AddrPort()
+			want = net.TCPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 		}
-		// Every shorter prefix is incomplete, never a different header.
-		for i := 1; i < n; i++ {
-			if _, _, err := Parse(b[:i]); err != ErrIncomplete && err != ErrInvalid {
-				t.Fatalf("prefix of %d bytes: %v", i, err)
-			}
+		if remote.String() != want.String() {
+			t.Fatalf("%q: client %v, want %v", in, remote, want)
 		}
 	})
 }
+
+// oneConn is a listener that accepts c once.
+type oneConn struct{ c net.Conn }
+
+func (l oneConn) Accept() (net.Conn, error) { return l.c, nil }
+func (l oneConn) Close() error              { return nil }
+func (l oneConn) Addr() net.Addr            { return l.c.LocalAddr() }
 
 // echoServer accepts through a PROXY listener and answers each connection
 // with its remote address and the first line it read.

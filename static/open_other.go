@@ -1,0 +1,6 @@
+//go:build !unix
+
+package static
+
+// openNonblock: no such flag here.
+const openNonblock = 0
