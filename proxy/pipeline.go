@@ -691,10 +691,12 @@ var (
 // without pipelining.) It waits, under the read deadline, for a status
 // line's first bytes; an error is left to readResponseHeader to report.
 //
-// A backend that sends a whole well-formed answer too many, after the
-// next request was written, cannot be told from one answering that
-// request; holdApart keeps the requests most prone to it (HEAD,
-// conditional, ranges) off pipelined connections.
+// A backend that sends a whole well-formed answer too many, or a
+// well-formed head, after the next request was written, cannot be told
+// from one answering that request, and is relayed as its answer; a head
+// that does not parse fails it with errUnanswered (unread). holdApart
+// keeps the requests most prone to it (HEAD, conditional, ranges) off
+// pipelined connections.
 func (c *pipeConn) strayAhead(w *pipeWork) bool {
 	b, err := c.br.Peek(len(statusLine11))
 	if err != nil {
