@@ -262,7 +262,9 @@ func (p *pipeline) queue(w *pipeWork) (bool, error) {
 	var pick *pipeConn
 	for i := 0; i < len(p.conns); {
 		c := p.conns[i]
-		if c.inflight == 0 && now.Sub(c.idleSince) > pipelineMaxIdle {
+		// A connection relaying a streamed body has nothing in flight
+		// and is busy all the same: its idle time starts at the end.
+		if c.inflight == 0 && !c.streaming && now.Sub(c.idleSince) > pipelineMaxIdle {
 			p.kill(c) // removes c from p.conns
 			continue
 		}
@@ -389,7 +391,7 @@ type pipeConn struct {
 	// Under p.mu.
 	inflight  int       // queued and not yet answered
 	streaming bool      // the reader is relaying a streamed body
-	idleSince time.Time // when inflight last went to 0
+	idleSince time.Time // when inflight last went to 0, or a streamed body ended with none in flight
 }
 
 // Conn is c's network connection.
@@ -793,6 +795,9 @@ func (c *pipeConn) stream(w *pipeWork, cl int, closeConn bool) error {
 	c.headSince = time.Now()
 	p.mu.Lock()
 	c.streaming = false
+	if c.inflight == 0 {
+		c.idleSince = c.headSince
+	}
 	p.mu.Unlock()
 	if !relayed || ends {
 		return errUnanswered

@@ -290,6 +290,49 @@ func TestPipelineStreamedResponse(t *testing.T) {
 	}
 }
 
+// TestPipelineLongStreamNotIdle: a connection relaying a streamed answer
+// has no request in flight once the head was handed on, but is not idle:
+// a request that comes pipelineMaxIdle later, which closes idle
+// connections, leaves the download alone.
+func TestPipelineLongStreamNotIdle(t *testing.T) {
+	const size = 1 << 20
+	release := make(chan struct{})
+	be := newSockBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		for {
+			r, _ := readReq(br)
+			if r == nil {
+				return
+			}
+			if r.URL.Path != "/big" {
+				answer(c, r.URL.Path)
+				continue
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+			c.Write(make([]byte, 64<<10))
+			<-release
+			c.Write(make([]byte, size-64<<10))
+		}
+	})
+	base := pipelinedProxy(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())}, nil)
+	resp := <-asyncGet(t, base+"/big")
+	if resp == nil {
+		t.FailNow()
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadFull(resp.Body, make([]byte, 64<<10)); err != nil {
+		t.Fatalf("the first 64 KiB: %v", err)
+	}
+	time.Sleep(pipelineMaxIdle + 500*time.Millisecond)
+	if r := get(t, base+"/other"); r.status != 200 || r.body != "/other" {
+		t.Fatalf("request during the stream: %d %q", r.status, r.body)
+	}
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || len(rest) != size-64<<10 {
+		t.Fatalf("rest of the body, %v into it: %d bytes, %v", pipelineMaxIdle, len(rest), err)
+	}
+}
+
 // queuedBehind sends GET /a, /b and /c so that the backend's first
 // connection reads them in that order before it answers, and returns
 // their results. first is how that connection answers; later connections
