@@ -29,7 +29,8 @@ import (
 // so bytes a backend sends beyond the answer it owes would be read as the
 // next request's answer, another client's. Any sign of them ends the
 // connection (see strayAhead and settle), and the requests written
-// behind are failed with errUnanswered.
+// behind, or being written, are failed with errUnanswered (see cause and
+// unread), which sends them again on another connection.
 //
 // Each connection has a writer and a reader goroutine. A response that
 // is streamed (larger than MaxBufferedBody, chunked, until close, or an
@@ -86,10 +87,12 @@ const pipelineConns = 2
 // waited for its answer while more are queued behind it.
 const pipelineSlowHead = 20 * time.Millisecond
 
-// errUnanswered is a pipelined request written behind a response that
-// ended, or was to hold for ever, its connection: it may have reached
-// the backend, which did nothing wrong, or sent bytes beyond an earlier
-// answer, which can no longer be told from this one's.
+// errUnanswered is a pipelined request written, or being written, behind
+// a response that ended, or was to hold for ever, its connection: it may
+// have reached the backend, which did nothing wrong, or sent bytes beyond
+// an earlier answer, which can no longer be told from this one's.
+// HostClient sends it again (retryStaleConn): shared requests are
+// idempotent.
 var errUnanswered = errors.New("proxy: pipelined request left unanswered when its connection ended")
 
 // unshared is the key of the user value that keeps a request off pipelined
@@ -259,7 +262,9 @@ func (p *pipeline) queue(w *pipeWork) (bool, error) {
 	var pick *pipeConn
 	for i := 0; i < len(p.conns); {
 		c := p.conns[i]
-		if c.inflight == 0 && now.Sub(c.idleSince) > pipelineMaxIdle {
+		// A connection relaying a streamed body has nothing in flight
+		// and is busy all the same: its idle time starts at the end.
+		if c.inflight == 0 && !c.streaming && now.Sub(c.idleSince) > pipelineMaxIdle {
 			p.kill(c) // removes c from p.conns
 			continue
 		}
@@ -386,7 +391,7 @@ type pipeConn struct {
 	// Under p.mu.
 	inflight  int       // queued and not yet answered
 	streaming bool      // the reader is relaying a streamed body
-	idleSince time.Time // when inflight last went to 0
+	idleSince time.Time // when inflight last went to 0, or a streamed body ended with none in flight
 }
 
 // Conn is c's network connection.
@@ -416,7 +421,7 @@ func (c *pipeConn) write(w *pipeWork) {
 	}
 	if c.werr != nil {
 		if w.sent {
-			w.err = timeoutAsErrTimeout(c.werr)
+			w.err = c.cause(c.werr)
 		}
 		c.end() // the requests in the buffer before it fail at the reader
 	}
@@ -490,6 +495,40 @@ func (c *pipeConn) next() (*pipeWork, bool) {
 		c.p.mu.Unlock()
 		return nil, true
 	}
+}
+
+// cause is what a request on c failed with when its write or read
+// failed with err: errUnanswered if c had been ended meanwhile (end,
+// retire), by the other side of c or another request's answer, which
+// closes the socket under whatever is being written or read; else err,
+// a timeout as fasthttp's. Called before the failing side ends c itself.
+//
+// A request being written when its predecessor's answer ends c (stray
+// bytes, Connection: close) failed its write on the closed socket: that
+// error is the proxy's doing, and the request, idempotent as all shared
+// ones are, is sent again on another connection as errUnanswered is.
+// Taken for the request's own failure, it was 502 and never retried.
+func (c *pipeConn) cause(err error) error {
+	if c.retired.Load() {
+		return errUnanswered
+	}
+	return timeoutAsErrTimeout(err)
+}
+
+// unread is what the seq-th request written on c failed with when the
+// head of its answer could not be read (err): see cause. Behind an
+// earlier answer, a head that does not parse may start with bytes the
+// backend sent beyond that answer once this request was written, which
+// strayAhead cannot date before it: the request is left unanswered, and
+// sent again on another connection, rather than failed for bytes that
+// were not its answer. (A connection closed before the head, io.EOF, was
+// sent again already.) A timeout stays one.
+func (c *pipeConn) unread(err error, seq uint64) error {
+	err = c.cause(err)
+	if seq > 1 && err != fasthttp.ErrTimeout {
+		return errUnanswered
+	}
+	return err
 }
 
 // complete hands w back to its caller with err, a nil err meaning the
@@ -578,8 +617,9 @@ func (c *pipeConn) read(w *pipeWork) error {
 		err = readResponseHeader(c.br, &resp.Header)
 	}
 	if err != nil {
+		err = c.unread(err, seq)
 		c.end()
-		c.complete(w, timeoutAsErrTimeout(err))
+		c.complete(w, err)
 		return err
 	}
 	closeConn := resp.Header.ConnectionClose()
@@ -599,8 +639,11 @@ func (c *pipeConn) read(w *pipeWork) error {
 			err = resp.ReadBody(c.br, MaxBufferedBody)
 		}
 		if err != nil {
+			// A head that parsed is taken for this request's answer: a
+			// body cut short is the backend's doing, charged to it.
+			err = c.cause(err)
 			c.end()
-			c.complete(w, timeoutAsErrTimeout(err))
+			c.complete(w, err)
 			return err
 		}
 	default:
@@ -650,10 +693,12 @@ var (
 // without pipelining.) It waits, under the read deadline, for a status
 // line's first bytes; an error is left to readResponseHeader to report.
 //
-// A backend that sends a whole well-formed answer too many, after the
-// next request was written, cannot be told from one answering that
-// request; holdApart keeps the requests most prone to it (HEAD,
-// conditional, ranges) off pipelined connections.
+// A backend that sends a whole well-formed answer too many, or a
+// well-formed head, after the next request was written, cannot be told
+// from one answering that request, and is relayed as its answer; a head
+// that does not parse fails it with errUnanswered (unread). holdApart
+// keeps the requests most prone to it (HEAD, conditional, ranges) off
+// pipelined connections.
 func (c *pipeConn) strayAhead(w *pipeWork) bool {
 	b, err := c.br.Peek(len(statusLine11))
 	if err != nil {
@@ -750,6 +795,9 @@ func (c *pipeConn) stream(w *pipeWork, cl int, closeConn bool) error {
 	c.headSince = time.Now()
 	p.mu.Lock()
 	c.streaming = false
+	if c.inflight == 0 {
+		c.idleSince = c.headSince
+	}
 	p.mu.Unlock()
 	if !relayed || ends {
 		return errUnanswered

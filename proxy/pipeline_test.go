@@ -290,6 +290,49 @@ func TestPipelineStreamedResponse(t *testing.T) {
 	}
 }
 
+// TestPipelineLongStreamNotIdle: a connection relaying a streamed answer
+// has no request in flight once the head was handed on, but is not idle:
+// a request that comes pipelineMaxIdle later, which closes idle
+// connections, leaves the download alone.
+func TestPipelineLongStreamNotIdle(t *testing.T) {
+	const size = 1 << 20
+	release := make(chan struct{})
+	be := newSockBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		for {
+			r, _ := readReq(br)
+			if r == nil {
+				return
+			}
+			if r.URL.Path != "/big" {
+				answer(c, r.URL.Path)
+				continue
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+			c.Write(make([]byte, 64<<10))
+			<-release
+			c.Write(make([]byte, size-64<<10))
+		}
+	})
+	base := pipelinedProxy(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())}, nil)
+	resp := <-asyncGet(t, base+"/big")
+	if resp == nil {
+		t.FailNow()
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadFull(resp.Body, make([]byte, 64<<10)); err != nil {
+		t.Fatalf("the first 64 KiB: %v", err)
+	}
+	time.Sleep(pipelineMaxIdle + 500*time.Millisecond)
+	if r := get(t, base+"/other"); r.status != 200 || r.body != "/other" {
+		t.Fatalf("request during the stream: %d %q", r.status, r.body)
+	}
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || len(rest) != size-64<<10 {
+		t.Fatalf("rest of the body, %v into it: %d bytes, %v", pipelineMaxIdle, len(rest), err)
+	}
+}
+
 // queuedBehind sends GET /a, /b and /c so that the backend's first
 // connection reads them in that order before it answers, and returns
 // their results. first is how that connection answers; later connections
@@ -798,10 +841,126 @@ func TestPipelineArrivals(t *testing.T) {
 	}
 }
 
+// TestPipelineEndedUnderWrite: a pipelined connection the proxy ends
+// (after an answer with stray bytes, or one that closes it) while the
+// request behind is being written costs that request nothing: its write
+// fails on the closed socket, and it is sent again on a fresh connection,
+// as one that was written whole is. The failed write was taken for the
+// request's own (502 invalid response, never retried): under CI load,
+// FuzzPipelineStrayBytes's request behind stray bytes was queued in the
+// moment between its predecessor's answer and settle's end of the
+// connection, and got 502.
+//
+// settle's moment cannot be held open from outside; the write can: the
+// request behind carries a header of 8 MiB, which the backend does not
+// read, so its write is still under way when the answer before it ends
+// the connection, whatever the scheduling.
+func TestPipelineEndedUnderWrite(t *testing.T) {
+	for name, head := range map[string]string{
+		"connection close": "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n/1",
+		"204 with a body":  "HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\nEVIL",
+	} {
+		t.Run(name, func(t *testing.T) { endedUnderWrite(t, head) })
+	}
+}
+
+func endedUnderWrite(t *testing.T, first string) {
+	read1, done := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	be := newSockBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		if n > 1 {
+			for {
+				r, _ := readReq(br)
+				if r == nil {
+					return
+				}
+				answer(c, r.URL.Path)
+			}
+		}
+		// A fixed receive buffer stops the window from growing: the
+		// request behind cannot be written whole while nobody reads it.
+		c.(*net.TCPConn).SetReadBuffer(64 << 10)
+		if r, _ := readReq(br); r == nil {
+			return
+		}
+		close(read1)
+		if _, err := br.Peek(1); err != nil { // the request behind is being written
+			return
+		}
+		io.WriteString(c, first)
+		<-done // the proxy, not the backend, ends the connection
+	})
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, be.url())}
+	base := pipelinedProxy(t, p, oneConn)
+	one := asyncDo(t, "GET", base+"/1", "")
+	<-read1
+	// Straight to the backend's HostClient: the proxy's front takes no
+	// header this large, and the request only needs to be slow to write.
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(be.url() + "/2")
+	req.Header.Set("X-Big", strings.Repeat("b", 8<<20))
+	err := p.clients[0].DoTimeout(req, resp, 20*time.Second)
+	if r := <-one; r.status/100 != 2 {
+		t.Fatalf("/1: %d %q", r.status, r.body)
+	}
+	if err != nil || resp.StatusCode() != 200 || string(resp.Body()) != "/2" {
+		t.Fatalf("/2, behind the answer that ended its connection: %v, %d %q", err, resp.StatusCode(), resp.Body())
+	}
+	if n := be.conns.Load(); n != 2 {
+		t.Fatalf("%d backend connections, want 2", n)
+	}
+}
+
+// TestPipelineStrayBytesAfterWrite: bytes a backend sends beyond an
+// answer only once the request behind was written cannot be dated before
+// it (strayAhead); if they do not start a status line, or the answer they
+// start does not parse, the request behind is sent again on a fresh
+// connection and gets its own answer, never them and never 502. (A whole
+// well-formed answer too many cannot be told from the request's own: see
+// strayAhead.)
+func TestPipelineStrayBytesAfterWrite(t *testing.T) {
+	for _, stray := range []string{
+		"EVIL",
+		"HTTP/1.1 200 OK\r\nContent-Length: EVIL\r\n\r\n",
+		"HTTP/1.1 2000 OK\r\nContent-Length: 4\r\n\r\nEVIL",
+		"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nEVIL",
+	} {
+		t.Run(fmt.Sprintf("%q", stray), func(t *testing.T) { strayAfterWrite(t, stray) })
+	}
+}
+
+func strayAfterWrite(t *testing.T, stray string) {
+	be := newSockBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		r, _ := readReq(br)
+		for r != nil {
+			answer(c, r.URL.Path)
+			next, _ := readReq(br) // the answer before it is read: the next is written
+			if next != nil && n == 1 {
+				io.WriteString(c, stray)
+			}
+			r = next
+		}
+	})
+	base := pipelinedProxy(t, &Proxy{Pool: newPool(t, "round_robin", nil, be.url())}, oneConn)
+	for _, path := range []string{"/1", "/2"} {
+		if r := get(t, base+path); r.status != 200 || r.body != path {
+			t.Fatalf("%s: %d %q", path, r.status, r.body)
+		}
+	}
+	if n := be.conns.Load(); n != 2 {
+		t.Fatalf("%d backend connections, want 2: /2 sent again on a fresh one", n)
+	}
+}
+
 // FuzzPipelineStrayBytes: whatever bytes a backend sends after an answer,
 // in the write of that answer, they never become the answer to the next
 // request, written after they reached the proxy: that request gets its
-// own.
+// own, on the same connection or, when the bytes ended it, sent again on
+// another; never 502. (Seed 67059ff4c8f89e2e got 502 under CI load: /b
+// was being written when settle ended the connection; see
+// TestPipelineEndedUnderWrite.)
 func FuzzPipelineStrayBytes(f *testing.F) {
 	for _, seed := range []string{
 		"", "\r\n", "\r\n\r\n", "EVIL", " ", "HTTP/1.1",
@@ -855,13 +1014,7 @@ func FuzzPipelineStrayBytes(f *testing.F) {
 		if r := get(t, base+"/a"); r.status != 200 || r.body != "/a" {
 			t.Fatalf("/a: %d %q", r.status, r.body)
 		}
-		// /b never gets another request's answer. It may get 502: once
-		// in a CI run under load (seed 67059ff4c8f89e2e, which passes
-		// when run alone), a status line in the stray bytes was read as
-		// /b's answer, whose framing then failed. That is the case
-		// strayAhead cannot tell apart (bytes dated after /b was written),
-		// here caught as invalid rather than relayed.
-		if r := get(t, base+"/b"); r.status == 200 && r.body != "/b" || r.status != 200 && r.status != 502 {
+		if r := get(t, base+"/b"); r.status != 200 || r.body != "/b" {
 			t.Fatalf("/b after %q: %d %q", b, r.status, r.body)
 		}
 	})
