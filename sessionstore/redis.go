@@ -243,8 +243,14 @@ func (r *Redis) monitor() {
 	defer r.wg.Done()
 	t := time.NewTicker(r.opts.ProbeInterval)
 	defer t.Stop()
+	replicas := map[string]rueidis.Client{} // probe connections, this goroutine's own
+	defer func() {
+		for _, c := range replicas {
+			c.Close()
+		}
+	}()
 	for {
-		r.probe()
+		r.probe(replicas)
 		select {
 		case <-r.closed:
 			return
@@ -307,7 +313,7 @@ func (r *Redis) presence() int {
 // marks needless.
 func (r *Redis) WatchPeers(fn func(others int)) { r.peers.watch(fn) }
 
-func (r *Redis) probe() {
+func (r *Redis) probe(replicas map[string]rueidis.Client) {
 	if err := r.connect(); err != nil {
 		r.setUp(r.opts.Addrs, nil)
 		return
@@ -316,16 +322,65 @@ func (r *Redis) probe() {
 	nodes := c.Nodes()
 	addrs := make([]string, 0, len(nodes))
 	var up []string
+	ping := func(n rueidis.Client) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout*5)
+		defer cancel()
+		return n.Do(ctx, n.B().Ping().Build()).Error() == nil
+	}
 	for addr, n := range nodes {
 		addrs = append(addrs, addr)
-		ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout*5)
-		err := n.Do(ctx, n.B().Ping().Build()).Error()
-		cancel()
-		if err == nil {
+		if ping(n) {
+			up = append(up, addr)
+		}
+	}
+	// A Cluster client holds connections to the masters only, so a
+	// replica (a configured seed, or a master that was failed over) is
+	// not among its nodes; it is pinged through a connection of its own,
+	// or /status and sessionproxy_redis_up would call a healthy replica
+	// down for as long as the process runs.
+	for _, addr := range r.unprobed(nodes) {
+		addrs = append(addrs, addr)
+		n := replicas[addr]
+		if n == nil {
+			var err error
+			if n, err = rueidis.NewClient(r.probeOption(addr)); err != nil {
+				continue
+			}
+			replicas[addr] = n
+		}
+		if ping(n) {
 			up = append(up, addr)
 		}
 	}
 	r.setUp(addrs, up)
+}
+
+// unprobed lists the servers seen so far that are not among nodes.
+func (r *Redis) unprobed(nodes map[string]rueidis.Client) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for addr := range r.servers {
+		if _, ok := nodes[addr]; !ok {
+			out = append(out, addr)
+		}
+	}
+	return out
+}
+
+// probeOption is a one-connection client for PING alone: no cache, no
+// tracking, the same credentials and timeouts as the store's own.
+func (r *Redis) probeOption(addr string) rueidis.ClientOption {
+	return rueidis.ClientOption{
+		InitAddress:       []string{addr},
+		ForceSingleClient: true,
+		DisableCache:      true,
+		Username:          r.opts.Username,
+		Password:          r.opts.Password,
+		Dialer:            net.Dialer{Timeout: r.opts.Timeout, KeepAlive: time.Second},
+		ConnWriteTimeout:  max(r.opts.Timeout, time.Second),
+		ClientName:        "sessionproxy-probe",
+	}
 }
 
 // setUp records which of addrs answered (up) and logs the changes.

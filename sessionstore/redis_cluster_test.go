@@ -217,3 +217,50 @@ func rejoin(t *testing.T, c *redistest.Cluster, s *redistest.Server) {
 	}
 	c.WaitOK(20 * time.Second)
 }
+
+// TestRedisClusterStatusShowsReplicas: a Cluster client talks to the
+// masters only, and its replicas were reported down for as long as the
+// process ran (/status and sessionproxy_redis_up said a healthy replica was
+// down). Every configured server is reported up once it answers, and a
+// stopped replica is reported down.
+func TestRedisClusterStatusShowsReplicas(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	s := newRedisStore(t, Options{Redis: redisOpts(c.Addrs()...)})
+	upOf := func() map[string]bool {
+		m := map[string]bool{}
+		for _, n := range s.Nodes() {
+			m[n.Addr] = n.Up
+		}
+		return m
+	}
+	waitFor := func(what string, ok func(map[string]bool) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok(upOf()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: store reports %v", what, upOf())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("every server up", func(m map[string]bool) bool {
+		for _, a := range c.Addrs() {
+			if !m[a] {
+				return false
+			}
+		}
+		return true
+	})
+	var replica *redistest.Server
+	for _, srv := range c.Servers {
+		if srv.Role() == "slave" {
+			replica = srv
+			break
+		}
+	}
+	if replica == nil {
+		t.Fatal("no replica in the cluster")
+	}
+	replica.Stop()
+	waitFor("the stopped replica down", func(m map[string]bool) bool { return !m[replica.Addr] })
+}
