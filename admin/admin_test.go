@@ -201,9 +201,8 @@ func testSessionsAndStatus(t *testing.T, d *storetest.Deployment) {
 		// Servers are probed in the background, a Cluster's once the
 		// client has read the slot map from the seeds. /status shows what
 		// the store reports: every server, each up or not as the store
-		// has it. (A Cluster's replicas stay down in the store's report
-		// until its client refreshes the slot map, so only a standalone
-		// server is required up.)
+		// has it, and every one of them up here (a Cluster's replicas
+		// included, pinged on connections of their own).
 		shown := func() bool {
 			st = Status{}
 			json.Unmarshal([]byte(get(t, admin+"/status").body), &st)
@@ -224,7 +223,7 @@ func testSessionsAndStatus(t *testing.T, d *storetest.Deployment) {
 					return false
 				}
 			}
-			return up == len(nodes) || d.Kind.Cluster && up > 0
+			return up == len(nodes)
 		}
 		for deadline := time.Now().Add(15 * time.Second); !shown(); time.Sleep(20 * time.Millisecond) {
 			if time.Now().After(deadline) {
