@@ -9,7 +9,7 @@ import (
 
 func TestAdminEndpoints(t *testing.T) {
 	a := newTestBackend(t, "A")
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, a.url(), "http://"+freePort(t)), Retries: 1}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, a.url(), "http://"+freePort(t)), Settings: Settings{Retries: 1}}
 	base := startProxy(t, p, ServerOptions{})
 	get(t, base+"/")
 	get(t, base+"/")

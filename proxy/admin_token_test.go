@@ -11,7 +11,7 @@ import (
 // set, every admin path but /healthz answers 401 without it.
 func TestAdminToken(t *testing.T) {
 	a := newTestBackend(t, "A")
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, a.url()), Retries: 1}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, a.url()), Settings: Settings{Retries: 1}}
 	var token atomic.Value // changed below, as a config reload would
 	token.Store("s3cret-token")
 	admin := httptest.NewServer(RequireToken(func() string { return token.Load().(string) },

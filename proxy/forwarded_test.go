@@ -134,7 +134,7 @@ func startForwarded(t *testing.T, ri *RealIP, proxyProto bool) *forwardedSetup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, headEchoBackend(t)), AccessLog: log.Log, Pipeline: testPipeline}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, headEchoBackend(t)), Pipeline: testPipeline, Settings: Settings{AccessLog: log.Log}}
 	rt := &Router{Default: p, RealIP: ri}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -248,7 +248,7 @@ func TestForwardingHeadersUnderscoreSpellings(t *testing.T) {
 	// underscores_in_headers is off by default (and such names are then
 	// dropped anyway); with it on, X_Forwarded_For must not pass for the
 	// proxy's X-Forwarded-For at a WSGI, CGI or PHP backend.
-	rt := &Router{Default: &Proxy{Pool: newPool(t, "round_robin", nil, headEchoBackend(t)), UnderscoresInHeaders: true}}
+	rt := &Router{Default: &Proxy{Pool: newPool(t, "round_robin", nil, headEchoBackend(t)), Settings: Settings{UnderscoresInHeaders: true}}}
 	url := startHandler(t, rt, ServerOptions{})
 	heads := exchange(t, strings.TrimPrefix(url, "http://"), "GET / HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\n"+
 		"X_Real_IP: 6.6.6.6\r\nx_forwarded_proto: https\r\nX-Forwarded_Host: evil\r\nX_Api_Key: kept\r\n\r\n")

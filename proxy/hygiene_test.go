@@ -257,7 +257,7 @@ func TestUnderscoreHeaders(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprint("underscores=", tt.underscores), func(t *testing.T) {
 			cb := newCaptureBackend(t)
-			p := &Proxy{Pool: newPool(t, "round_robin", nil, cb.url), UnderscoresInHeaders: tt.underscores}
+			p := &Proxy{Pool: newPool(t, "round_robin", nil, cb.url), Settings: Settings{UnderscoresInHeaders: tt.underscores}}
 			if raw := rawRequest(t, startProxy(t, p, ServerOptions{}), attack); !strings.HasPrefix(raw, "200\n") {
 				t.Fatalf("response:\n%s", raw)
 			}

@@ -421,7 +421,7 @@ func TestPipelineResponseTimeout(t *testing.T) {
 	const step, timeout = 1200 * time.Millisecond, 2 * time.Second
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })
-	p := &Proxy{ResponseTimeout: timeout}
+	p := &Proxy{Settings: Settings{ResponseTimeout: timeout}}
 	start := time.Now()
 	a, b, c, _ := queuedBehind(t, p, nil, func(conn net.Conn) {
 		time.Sleep(step)
@@ -838,7 +838,7 @@ func FuzzPipelineStrayBytes(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	p := &Proxy{Pool: pool, Pipeline: 8, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	p := &Proxy{Pool: pool, Pipeline: 8, Settings: Settings{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Fatal(err)

@@ -26,72 +26,17 @@ import (
 // zero field means the default given in its comment. Safe for concurrent
 // use by multiple goroutines.
 type Proxy struct {
+	// Settings are what every Proxy of one configuration shares. They are
+	// given whole, never field by field, so that a setting cannot be
+	// dropped on one route and silently take its default there.
+	Settings
+
 	// Pool holds the backends and the balancing policy. Required.
 	Pool *balancer.Pool
-
-	// Retries is how many other backends a request may be tried on after
-	// the first fails: any request whose connection could not be made, and
-	// idempotent requests that timed out or got no valid answer. POST and
-	// PATCH are never sent twice.
-	Retries int
-
-	// ConnectTimeout bounds dialing a backend (default 2s).
-	ConnectTimeout time.Duration
-
-	// ResponseTimeout bounds each try from sending the request to reading
-	// the response's headers; past it the client gets 504 (default 30s).
-	// The body is bounded by ReadIdle instead, so a long download or an
-	// event stream is never cut while it flows.
-	ResponseTimeout time.Duration
-
-	// ReadIdle bounds the silence between two reads of a response body,
-	// and between two writes of a streamed body to the backend (nginx's
-	// proxy_read_timeout and proxy_send_timeout); past it the client's
-	// connection is closed and the backend is charged a failure (default
-	// 60s).
-	ReadIdle time.Duration
-
-	// TunnelIdle closes a WebSocket tunnel that carried no byte in either
-	// direction for this long (default 1h).
-	TunnelIdle time.Duration
-
-	// MaxTunnels caps the WebSocket tunnels open at once across every
-	// Proxy that shares Metrics, so across reloads too; a handshake over
-	// it gets 503 before any backend is dialed (default 10000). Each
-	// backend's own cap, on requests in flight and tunnels together, is
-	// its balancer.Backend.MaxConns.
-	MaxTunnels int
-
-	// MaxResponseHeader caps a backend's response header, status line
-	// included; a larger one is an invalid response (502). A backend may
-	// set a whole session in one response, so it must be at least the
-	// store's max_size plus room for the other headers: max_size +
-	// 16 KiB (default 80 KiB, for the default max_size of 64 KiB). Each request in flight to a backend
-	// holds a read buffer of this size.
-	MaxResponseHeader int
-
-	// UnderscoresInHeaders passes request headers whose names contain "_"
-	// (nginx's underscores_in_headers). By default they are dropped:
-	// WSGI, CGI and PHP backends read "_" and "-" alike, so X_Real_IP
-	// would pass for X-Real-IP. A name that starts with X-Session- once
-	// "_" is read as "-" is dropped either way.
-	UnderscoresInHeaders bool
 
 	// Sessions, if not nil, loads each request's session before forwarding
 	// and applies the backend's session headers after.
 	Sessions *Sessions
-
-	// Logger receives errors and backend state changes (default slog.Default()).
-	Logger *slog.Logger
-
-	// Metrics counts requests (default: a new set, see NewMetrics).
-	Metrics *Metrics
-
-	// AccessLog, if not nil, is called once per request: when the
-	// response is ready, or for a streamed body once it is relayed
-	// (AccessInfo.Bytes). It runs on the client connection's goroutine
-	// and must not keep ctx or info.
-	AccessLog func(*fasthttp.RequestCtx, *AccessInfo)
 
 	// Upstream names the pool in /status and in the upstream label of
 	// backend metrics (default "default").
@@ -107,9 +52,6 @@ type Proxy struct {
 	// back (docs/config.md, "pipeline"). 0 sends one request per
 	// connection at a time.
 	Pipeline int
-
-	// ErrorPages, if not nil, gives the proxy's own errors HTML bodies.
-	ErrorPages *ErrorPages
 
 	// FastCGI, if not nil, makes every backend of Pool a FastCGI server
 	// (fastcgi:// or fastcgi+unix: URLs, PHP-FPM) and says which script

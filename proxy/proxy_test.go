@@ -158,7 +158,7 @@ func TestKilledBackendNoErrors(t *testing.T) {
 	a, b := newTestBackend(t, "A"), newTestBackend(t, "B")
 	h := &balancer.Health{MaxFails: 1, FailTimeout: 300 * time.Millisecond}
 	pool := newPool(t, "round_robin", h, a.url(), b.url())
-	p := &Proxy{Pool: pool, Retries: 1}
+	p := &Proxy{Pool: pool, Settings: Settings{Retries: 1}}
 	base := startProxy(t, p, ServerOptions{})
 	addr := strings.TrimPrefix(a.url(), "http://")
 
@@ -193,8 +193,10 @@ func TestRetryIdempotentOnTimeoutButNeverPOST(t *testing.T) {
 		time.Sleep(400 * time.Millisecond)
 		w.Write([]byte("late"))
 	})
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, slow.url(), fast.url()), Retries: 1,
-		ResponseTimeout: 150 * time.Millisecond}
+	p := &Proxy{
+		Pool:     newPool(t, "round_robin", nil, slow.url(), fast.url()),
+		Settings: Settings{Retries: 1, ResponseTimeout: 150 * time.Millisecond},
+	}
 	base := startProxy(t, p, ServerOptions{})
 
 	// Round robin starts at slow: the GET times out there and is retried.
@@ -226,7 +228,7 @@ func TestRetryIdempotentOnTimeoutButNeverPOST(t *testing.T) {
 
 func TestPOSTRetriedWhenNeverSent(t *testing.T) {
 	b := newTestBackend(t, "B")
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, "http://"+freePort(t), b.url()), Retries: 1}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, "http://"+freePort(t), b.url()), Settings: Settings{Retries: 1}}
 	base := startProxy(t, p, ServerOptions{})
 	r := do(t, http.MethodPost, base+"/form", "x=1")
 	if r.status != 200 || r.body != "B POST /form x=1" {
@@ -253,7 +255,7 @@ func TestProxyErrors(t *testing.T) {
 			var r result
 			switch tt.name {
 			case "unreachable":
-				p := &Proxy{Pool: newPool(t, "round_robin", nil, "http://"+freePort(t)), Retries: 1}
+				p := &Proxy{Pool: newPool(t, "round_robin", nil, "http://"+freePort(t)), Settings: Settings{Retries: 1}}
 				r = get(t, startProxy(t, p, ServerOptions{})+"/")
 			case "no backend up":
 				pool := newPool(t, "round_robin", &balancer.Health{MaxFails: 1, FailTimeout: time.Minute}, "http://"+freePort(t))
@@ -262,7 +264,7 @@ func TestProxyErrors(t *testing.T) {
 			case "timeout":
 				a := newTestBackend(t, "A")
 				a.setHandler(func(w http.ResponseWriter, r *http.Request) { time.Sleep(300 * time.Millisecond) })
-				p := &Proxy{Pool: newPool(t, "round_robin", nil, a.url()), ResponseTimeout: 100 * time.Millisecond}
+				p := &Proxy{Pool: newPool(t, "round_robin", nil, a.url()), Settings: Settings{ResponseTimeout: 100 * time.Millisecond}}
 				r = get(t, startProxy(t, p, ServerOptions{})+"/")
 			case "body too large":
 				a := newTestBackend(t, "A")
@@ -309,7 +311,7 @@ func TestBackupBackend(t *testing.T) {
 	bs, _ := NewBackend(spare.url(), 1, true)
 	pool, _ := balancer.NewPool("round_robin", []*balancer.Backend{ba, bs},
 		&balancer.Health{MaxFails: 1, FailTimeout: time.Minute})
-	base := startProxy(t, &Proxy{Pool: pool, Retries: 1}, ServerOptions{})
+	base := startProxy(t, &Proxy{Pool: pool, Settings: Settings{Retries: 1}}, ServerOptions{})
 	for i := 0; i < 3; i++ {
 		if r := get(t, base+"/"); r.header.Get("X-Backend") != "A" {
 			t.Fatalf("request %d went to %q while A is up", i, r.header.Get("X-Backend"))

@@ -228,7 +228,7 @@ func startTunnelProxy(t *testing.T, p *Proxy) string {
 // closes, and when it has been idle for TunnelIdle; the gauge follows.
 func TestTunnelEnds(t *testing.T) {
 	ws := newWSBackend(t, "W")
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), TunnelIdle: time.Second}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), Settings: Settings{TunnelIdle: time.Second}}
 	base := startTunnelProxy(t, p)
 	if got := tunnelsActive(p); got != "0" {
 		t.Fatalf("sessionproxy_tunnels_active = %s before any tunnel", got)
@@ -303,7 +303,7 @@ func TestTunnelsActiveCounts(t *testing.T) {
 func TestTunnelDeadBackend(t *testing.T) {
 	ws := newWSBackend(t, "W")
 	dead := "http://" + freePort(t)
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, dead, ws.url()), Retries: 1}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, dead, ws.url()), Settings: Settings{Retries: 1}}
 	base := startTunnelProxy(t, p)
 	for i := 0; i < 4; i++ {
 		c, _, greeting := dialWS(t, nil, base, nil)
@@ -515,7 +515,7 @@ func TestTunnelHandshakeTimeout(t *testing.T) {
 		}()
 		mutes = append(mutes, "http://"+ln.Addr().String())
 	}
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, mutes...), Retries: 1, ResponseTimeout: 300 * time.Millisecond}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, mutes...), Settings: Settings{Retries: 1, ResponseTimeout: 300 * time.Millisecond}}
 	resp, _, _ := rawExchange(t, startTunnelProxy(t, p), upgradeRequest+"\r\n", false)
 	if resp.StatusCode != http.StatusGatewayTimeout {
 		t.Fatalf("status %d, want 504", resp.StatusCode)
