@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"sessionproxy/balancer"
+	"sessionproxy/proxy"
 )
 
 // Config is the whole configuration file. Fields left out of the file keep
@@ -141,17 +142,17 @@ var DefaultConfig = Config{
 		CheckInterval: Duration(2 * time.Second),
 	},
 	Timeouts: Timeouts{
-		Connect:    Duration(2 * time.Second),
-		Response:   Duration(30 * time.Second),
-		ClientRead: Duration(30 * time.Second),
-		ClientIdle: Duration(90 * time.Second),
+		Connect:    Duration(proxy.DefaultConnectTimeout),
+		Response:   Duration(proxy.DefaultResponseTimeout),
+		ClientRead: Duration(proxy.DefaultClientReadTimeout),
+		ClientIdle: Duration(proxy.DefaultClientIdleTimeout),
 		Shutdown:   Duration(30 * time.Second),
-		TunnelIdle: Duration(time.Hour),
-		ReadIdle:   Duration(time.Minute),
+		TunnelIdle: Duration(proxy.DefaultTunnelIdle),
+		ReadIdle:   Duration(proxy.DefaultReadIdle),
 	},
 	Retries:   1,
 	TLS:       TLS{MinVersion: "1.2"},
-	MaxBody:   10 << 20,
+	MaxBody:   proxy.DefaultMaxBody,
 	AccessLog: "text",
 	Session: Session{
 		Cookie:         "SPSESSIONID",
@@ -173,7 +174,7 @@ var DefaultConfig = Config{
 	},
 
 	MaxConns:   balancer.DefaultMaxConns,
-	MaxTunnels: DefaultMaxTunnels,
+	MaxTunnels: proxy.DefaultMaxTunnels,
 }
 
 // Default returns a copy of DefaultConfig.

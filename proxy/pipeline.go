@@ -584,14 +584,14 @@ func (c *pipeConn) read(w *pipeWork) error {
 	}
 	closeConn := resp.Header.ConnectionClose()
 	cl := resp.Header.ContentLength()
-	switch {
-	case w.req.Header.IsHead() || statusHasNoBody(resp.Header.StatusCode()):
+	switch planBody(&w.req.Header, &resp.Header) {
+	case skipBody:
 		resp.SkipBody = true
 		if bodyDoubt(&resp.Header) {
 			closeConn = true
 			p.bodies.logger.Warn(msgBodyDoubt, "backend", p.backend.URL, "status", resp.Header.StatusCode())
 		}
-	case cl >= 0 && cl <= MaxBufferedBody && !eventStream(&resp.Header):
+	case bufferBody:
 		if c.br.Buffered() < cl {
 			err = c.conn.SetReadDeadline(time.Now().Add(p.readIdle))
 		}

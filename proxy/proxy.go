@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -79,13 +78,6 @@ type AccessInfo struct {
 	Bytes int64
 }
 
-func (p *Proxy) logger() *slog.Logger {
-	if p.Logger == nil {
-		return slog.Default()
-	}
-	return p.Logger
-}
-
 func (p *Proxy) init() {
 	if p.Metrics == nil {
 		p.Metrics = NewMetrics()
@@ -94,22 +86,8 @@ func (p *Proxy) init() {
 		p.shareClients()
 		return
 	}
-	connect := p.ConnectTimeout
-	if connect <= 0 {
-		connect = 2 * time.Second
-	}
-	maxHeader := p.MaxResponseHeader
-	if maxHeader <= 0 {
-		maxHeader = DefaultMaxResponseHeader
-	}
-	response := p.ResponseTimeout
-	if response <= 0 {
-		response = 30 * time.Second
-	}
-	readIdle := p.ReadIdle
-	if readIdle <= 0 {
-		readIdle = 60 * time.Second
-	}
+	connect, maxHeader := p.connectTimeout(), p.maxResponseHeader()
+	response, readIdle := p.responseTimeout(), p.readIdle()
 	p.gauges = metrics.NewSet()
 	p.clients = make([]*fasthttp.HostClient, len(p.Pool.Backends))
 	for i, b := range p.Pool.Backends {
@@ -165,10 +143,6 @@ func NewBackend(rawURL string, weight int, backup bool) (*balancer.Backend, erro
 	}
 	return &balancer.Backend{URL: u.Scheme + "://" + u.Host, Addr: addr, Weight: weight, Backup: backup}, nil
 }
-
-// DefaultMaxResponseHeader is Proxy.MaxResponseHeader's default: the
-// default session max_size (64 KiB) plus 16 KiB for the other headers.
-const DefaultMaxResponseHeader = 64<<10 + 16<<10
 
 func newHostClient(b *balancer.Backend, t transportSettings, connect time.Duration, maxConns, maxHeader int) *fasthttp.HostClient {
 	dialer := &fasthttp.TCPDialer{Concurrency: 0}

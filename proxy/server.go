@@ -8,6 +8,26 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// The defaults of ServerOptions, owned here: a zero field takes them,
+// and config's DefaultConfig names them.
+const (
+	// DefaultMaxBody is ServerOptions.MaxBody's default (10 MiB): ten
+	// times nginx's client_max_body_size, so that ordinary form and
+	// image uploads pass, while what one client can make the proxy and
+	// a backend read stays bounded.
+	DefaultMaxBody = 10 << 20
+
+	// DefaultClientReadTimeout is ServerOptions.ReadTimeout's default:
+	// a client that sends no byte of its request for 30s holds a
+	// connection for nothing (slow headers, a stalled body).
+	DefaultClientReadTimeout = 30 * time.Second
+
+	// DefaultClientIdleTimeout is ServerOptions.IdleTimeout's default:
+	// an idle keep-alive connection is kept 90s, a little over nginx's
+	// keepalive_timeout of 75s, for a browser's next click.
+	DefaultClientIdleTimeout = 90 * time.Second
+)
+
 // ServerOptions are the client-facing limits of NewServer.
 type ServerOptions struct {
 	Logger      *slog.Logger  // fasthttp's own connection errors, at debug level (default slog.Default())
@@ -29,15 +49,9 @@ type ServerOptions struct {
 // NewServer returns a fasthttp server that runs h (normally Proxy.ServeHTTP) for every request, with
 // settings that keep responses as the backend wrote them.
 func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
-	if o.MaxBody <= 0 {
-		o.MaxBody = 10 << 20
-	}
-	if o.ReadTimeout <= 0 {
-		o.ReadTimeout = 30 * time.Second
-	}
-	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 90 * time.Second
-	}
+	o.MaxBody = orDefault(o.MaxBody, DefaultMaxBody)
+	o.ReadTimeout = orDefault(o.ReadTimeout, DefaultClientReadTimeout)
+	o.IdleTimeout = orDefault(o.IdleTimeout, DefaultClientIdleTimeout)
 	maxBody := int(o.MaxBody) // for ExpectHandler
 	bodies := &requestBodies{maxBody: o.MaxBody, idle: o.ReadTimeout, buffering: o.RequestBuffering,
 		tempDir: o.TempDir, pages: o.ErrorPages}

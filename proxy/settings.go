@@ -5,7 +5,56 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"sessionproxy/sessionstore"
 )
+
+// The defaults of Settings, owned here: a zero field takes them, and
+// config's DefaultConfig names them, so that the proxy alone and the
+// proxy built from a default configuration behave alike.
+const (
+	// DefaultConnectTimeout is ConnectTimeout's default: a backend that
+	// has not accepted a connection in 2s is taken as unreachable, and
+	// the request goes to another (Retries) while the client still waits.
+	DefaultConnectTimeout = 2 * time.Second
+
+	// DefaultResponseTimeout is ResponseTimeout's default: it bounds the
+	// wait for the headers alone (the body has ReadIdle), so 30s is how
+	// long a backend may think before it answers, after which the
+	// client gets 504.
+	DefaultResponseTimeout = 30 * time.Second
+
+	// DefaultReadIdle is ReadIdle's default, nginx's proxy_read_timeout
+	// and proxy_send_timeout (60s).
+	DefaultReadIdle = 60 * time.Second
+
+	// DefaultTunnelIdle is TunnelIdle's default: a tunnel with no byte
+	// either way for an hour is taken as abandoned (its client gone
+	// without a close) and gives back its places in MaxTunnels and the
+	// backend's max_conns.
+	DefaultTunnelIdle = time.Hour
+
+	// DefaultMaxTunnels is MaxTunnels' default: with an idle tunnel
+	// costing the proxy about 17 KiB, 10,000 of them hold under 200 MiB.
+	DefaultMaxTunnels = 10000
+
+	// DefaultMaxResponseHeader is MaxResponseHeader's default: room for a
+	// whole session of the store's default max_size (see
+	// MaxResponseHeaderFor).
+	DefaultMaxResponseHeader = sessionstore.DefaultMaxSize + sessionHeaderRoom
+
+	// sessionHeaderRoom is what a response header holds beyond a whole
+	// session: the status line and the backend's other headers.
+	sessionHeaderRoom = 16 << 10
+)
+
+// MaxResponseHeaderFor is the MaxResponseHeader for a session store of
+// max_size sessionMaxSize: a backend may set a whole session in one
+// response, so the header must hold it plus room for the other headers
+// (16 KiB).
+func MaxResponseHeaderFor(sessionMaxSize int) int {
+	return sessionMaxSize + sessionHeaderRoom
+}
 
 // Settings are the settings every Proxy of one configuration shares,
 // whatever its upstream or route: cmd builds one value from the
@@ -78,4 +127,38 @@ type Settings struct {
 
 	// ErrorPages, if not nil, gives the proxy's own errors HTML bodies.
 	ErrorPages *ErrorPages
+}
+
+// orDefault returns v, or def when v is 0 or less: a zero setting means
+// its default.
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func (s *Settings) connectTimeout() time.Duration {
+	return orDefault(s.ConnectTimeout, DefaultConnectTimeout)
+}
+
+func (s *Settings) responseTimeout() time.Duration {
+	return orDefault(s.ResponseTimeout, DefaultResponseTimeout)
+}
+
+func (s *Settings) readIdle() time.Duration { return orDefault(s.ReadIdle, DefaultReadIdle) }
+
+func (s *Settings) tunnelIdle() time.Duration { return orDefault(s.TunnelIdle, DefaultTunnelIdle) }
+
+func (s *Settings) maxTunnels() int { return orDefault(s.MaxTunnels, DefaultMaxTunnels) }
+
+func (s *Settings) maxResponseHeader() int {
+	return orDefault(s.MaxResponseHeader, DefaultMaxResponseHeader)
+}
+
+func (s *Settings) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
 }

@@ -174,7 +174,7 @@ func proxySettings(c *config.Config, logger *slog.Logger, metrics *proxy.Metrics
 		ReadIdle:             c.Timeouts.ReadIdle.Std(),
 		TunnelIdle:           c.Timeouts.TunnelIdle.Std(),
 		MaxTunnels:           c.MaxTunnels,
-		MaxResponseHeader:    int(c.Session.MaxSize) + 16<<10,
+		MaxResponseHeader:    proxy.MaxResponseHeaderFor(int(c.Session.MaxSize)),
 		UnderscoresInHeaders: c.UnderscoresInHeaders,
 		Logger:               logger,
 		Metrics:              metrics,
