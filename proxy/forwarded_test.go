@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"sessionproxy/internal/rawtcp"
 	"sessionproxy/proxyproto"
 )
 
@@ -23,60 +24,25 @@ import (
 // connections.
 func headEchoBackend(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close() // the proxy keeps idle ones open
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return rawtcp.Serve(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					c.SetDeadline(time.Now().Add(10 * time.Second))
-					var head bytes.Buffer
-					for {
-						line, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						head.WriteString(line)
-						if line == "\r\n" {
-							break
-						}
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "+
-						strconv.Itoa(head.Len())+"\r\n\r\n"+head.String())
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			var head bytes.Buffer
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return
 				}
-			}()
+				head.WriteString(line)
+				if line == "\r\n" {
+					break
+				}
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "+
+				strconv.Itoa(head.Len())+"\r\n\r\n"+head.String())
 		}
-	}()
-	return "http://" + ln.Addr().String()
+	}).URL()
 }
 
 // forwardingLines returns, for each forwarding header, every line of it in

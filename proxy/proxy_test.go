@@ -282,20 +282,11 @@ func TestProxyErrors(t *testing.T) {
 				r.body = body
 				r.status = map[string]int{"400": 400}[code]
 			case "invalid response":
-				ln, _ := net.Listen("tcp", "127.0.0.1:0")
-				defer ln.Close()
-				go func() {
-					for {
-						c, err := ln.Accept()
-						if err != nil {
-							return
-						}
-						c.Read(make([]byte, 4096))
-						c.Write([]byte("NOT HTTP AT ALL\r\n\r\n"))
-						c.Close()
-					}
-				}()
-				p := &Proxy{Pool: newPool(t, "round_robin", nil, "http://"+ln.Addr().String())}
+				url, _ := rawBackend(t, nil, func(c net.Conn) {
+					c.Read(make([]byte, 4096))
+					c.Write([]byte("NOT HTTP AT ALL\r\n\r\n"))
+				})
+				p := &Proxy{Pool: newPool(t, "round_robin", nil, url)}
 				r = do(t, http.MethodPost, startProxy(t, p, ServerOptions{})+"/", "x")
 			}
 			if r.status != tt.status || r.body != tt.body {

@@ -17,6 +17,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/valyala/fasthttp"
+
+	"sessionproxy/internal/rawtcp"
 )
 
 // wsBackend is a real WebSocket server on a loopback port: it greets each
@@ -492,37 +494,14 @@ func TestTunnelPipelinedBytes(t *testing.T) {
 // answers gets 504 after ResponseTimeout and is charged; it is not tried
 // again, since it may have acted on the request.
 func TestTunnelHandshakeTimeout(t *testing.T) {
-	var mu sync.Mutex
-	accepted := 0
-	var mutes []string
-	for i := 0; i < 2; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				accepted++
-				mu.Unlock()
-				defer c.Close()
-			}
-		}()
-		mutes = append(mutes, "http://"+ln.Addr().String())
-	}
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, mutes...), Settings: Settings{Retries: 1, ResponseTimeout: 300 * time.Millisecond}}
+	mute := func(c net.Conn) { io.Copy(io.Discard, c) } // reads, never answers
+	a, b := rawtcp.Serve(t, mute), rawtcp.Serve(t, mute)
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, a.URL(), b.URL()), Settings: Settings{Retries: 1, ResponseTimeout: 300 * time.Millisecond}}
 	resp, _, _ := rawExchange(t, startTunnelProxy(t, p), upgradeRequest+"\r\n", false)
 	if resp.StatusCode != http.StatusGatewayTimeout {
 		t.Fatalf("status %d, want 504", resp.StatusCode)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if accepted != 1 {
+	if accepted := a.Accepted.Load() + b.Accepted.Load(); accepted != 1 {
 		t.Fatalf("the upgrade reached %d backends, want 1", accepted)
 	}
 	if p.Pool.Backends[0].Fails()+p.Pool.Backends[1].Fails() != 1 {

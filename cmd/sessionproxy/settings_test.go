@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sessionproxy/config"
+	"sessionproxy/internal/rawtcp"
 	"sessionproxy/proxy"
 )
 
@@ -172,12 +173,12 @@ timeouts: {response: 300ms}
 		{"path", "www.example", "/other/", "api"},
 		{"no sessions", "www.example", "/plain/", "api"},
 	} {
-		resp, body := rawExchange(t, p.addr, "GET "+tt.path+" HTTP/1.1\r\nHost: "+tt.host+"\r\nX_Api_Key: k\r\n\r\n")
+		resp, body := rawtcp.Exchange(t, p.addr, "GET "+tt.path+" HTTP/1.1\r\nHost: "+tt.host+"\r\nX_Api_Key: k\r\n\r\n")
 		if want := tt.backend + " key=k"; resp.StatusCode != 200 || body != want {
 			t.Errorf("%s route: %d %q, want 200 %q (underscores_in_headers not in effect?)", tt.route, resp.StatusCode, body, want)
 		}
 		start := time.Now()
-		resp, _ = rawExchange(t, p.addr, "GET "+tt.path+"slow HTTP/1.1\r\nHost: "+tt.host+"\r\n\r\n")
+		resp, _ = rawtcp.Exchange(t, p.addr, "GET "+tt.path+"slow HTTP/1.1\r\nHost: "+tt.host+"\r\n\r\n")
 		if took := time.Since(start); resp.StatusCode != http.StatusGatewayTimeout || took > 3*time.Second {
 			t.Errorf("%s route, a backend silent for 5s: %d after %v, want 504 after the 300ms response timeout",
 				tt.route, resp.StatusCode, took.Round(time.Millisecond))
