@@ -17,7 +17,9 @@ import (
 	"sessionproxy/sessionstore"
 )
 
-// Attacks found after the hygiene work, each sent as raw bytes on a socket.
+// Requests a client can craft to mislead a proxy, each sent as raw bytes
+// on a socket: CONNECT, header names that are not tokens, an absolute
+// https URI, a missing Content-Type, Expect over max_body.
 
 func TestConnectCountsAgainstNothing(t *testing.T) {
 	// Like Node without a "connect" listener: a CONNECT request gets no
