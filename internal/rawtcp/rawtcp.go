@@ -103,16 +103,25 @@ func Listen(t testing.TB) net.Listener {
 	return ln
 }
 
-// Exchange writes raw to addr on a new connection and reads one HTTP
-// response, body included, within 5 seconds.
-func Exchange(t testing.TB, addr, raw string) (*http.Response, string) {
+// Dial connects to addr with a deadline 5 seconds away, so that a test
+// waiting on a server that never answers fails instead of hanging. The
+// caller closes the connection.
+func Dial(t testing.TB, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
+// Exchange writes raw to addr on a new connection and reads one HTTP
+// response, body included, within 5 seconds.
+func Exchange(t testing.TB, addr, raw string) (*http.Response, string) {
+	t.Helper()
+	c := Dial(t, addr)
+	defer c.Close()
 	io.WriteString(c, raw)
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
