@@ -28,19 +28,12 @@ func headEchoBackend(t *testing.T) string {
 		br := bufio.NewReader(c)
 		for {
 			c.SetDeadline(time.Now().Add(10 * time.Second))
-			var head bytes.Buffer
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				head.WriteString(line)
-				if line == "\r\n" {
-					break
-				}
+			head, err := rawtcp.ReadHead(br)
+			if err != nil {
+				return
 			}
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "+
-				strconv.Itoa(head.Len())+"\r\n\r\n"+head.String())
+				strconv.Itoa(len(head))+"\r\n\r\n"+head)
 		}
 	}).URL()
 }

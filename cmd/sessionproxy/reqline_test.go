@@ -37,17 +37,12 @@ func newRawBackend(t *testing.T, name string) *rawBackend {
 func (b *rawBackend) serve(c net.Conn) {
 	br := bufio.NewReader(c)
 	for {
-		var head strings.Builder
+		head, err := rawtcp.ReadHead(br)
+		if err != nil {
+			return
+		}
 		length := 0
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			head.WriteString(line)
-			if line == "\r\n" {
-				break
-			}
+		for _, line := range strings.Split(head, "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Content-Length") {
 				length, _ = strconv.Atoi(strings.TrimSpace(v))
 			}
@@ -56,7 +51,7 @@ func (b *rawBackend) serve(c net.Conn) {
 			return
 		}
 		b.mu.Lock()
-		b.got = append(b.got, head.String())
+		b.got = append(b.got, head)
 		b.mu.Unlock()
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nX-Backend: %s\r\nContent-Length: 2\r\n\r\nok", b.name)
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -129,4 +130,21 @@ func Exchange(t testing.TB, addr, raw string) (*http.Response, string) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	return resp, string(body)
+}
+
+// ReadHead reads the head of a request or response from br byte for byte,
+// up to and including the blank line that ends it: the lines as the peer
+// wrote them, in order and as spelt, where a parser would merge them.
+func ReadHead(br *bufio.Reader) (string, error) {
+	var head strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return head.String(), err
+		}
+		head.WriteString(line)
+		if line == "\r\n" {
+			return head.String(), nil
+		}
+	}
 }
