@@ -15,7 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"sessionproxy/balancer"
-	"sessionproxy/proxy"
+	"sessionproxy/proxy/defaults"
 )
 
 // Config is the whole configuration file. Fields left out of the file keep
@@ -142,17 +142,17 @@ var DefaultConfig = Config{
 		CheckInterval: Duration(2 * time.Second),
 	},
 	Timeouts: Timeouts{
-		Connect:    Duration(proxy.DefaultConnectTimeout),
-		Response:   Duration(proxy.DefaultResponseTimeout),
-		ClientRead: Duration(proxy.DefaultClientReadTimeout),
-		ClientIdle: Duration(proxy.DefaultClientIdleTimeout),
+		Connect:    Duration(defaults.ConnectTimeout),
+		Response:   Duration(defaults.ResponseTimeout),
+		ClientRead: Duration(defaults.ClientReadTimeout),
+		ClientIdle: Duration(defaults.ClientIdleTimeout),
 		Shutdown:   Duration(30 * time.Second),
-		TunnelIdle: Duration(proxy.DefaultTunnelIdle),
-		ReadIdle:   Duration(proxy.DefaultReadIdle),
+		TunnelIdle: Duration(defaults.TunnelIdle),
+		ReadIdle:   Duration(defaults.ReadIdle),
 	},
 	Retries:   1,
 	TLS:       TLS{MinVersion: "1.2"},
-	MaxBody:   proxy.DefaultMaxBody,
+	MaxBody:   defaults.MaxBody,
 	AccessLog: "text",
 	Session: Session{
 		Cookie:         "SPSESSIONID",
@@ -174,7 +174,7 @@ var DefaultConfig = Config{
 	},
 
 	MaxConns:   balancer.DefaultMaxConns,
-	MaxTunnels: proxy.DefaultMaxTunnels,
+	MaxTunnels: defaults.MaxTunnels,
 }
 
 // Default returns a copy of DefaultConfig.

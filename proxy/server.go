@@ -6,26 +6,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-)
 
-// The defaults of ServerOptions, owned here: a zero field takes them,
-// and config's DefaultConfig names them.
-const (
-	// DefaultMaxBody is ServerOptions.MaxBody's default (10 MiB): ten
-	// times nginx's client_max_body_size, so that ordinary form and
-	// image uploads pass, while what one client can make the proxy and
-	// a backend read stays bounded.
-	DefaultMaxBody = 10 << 20
-
-	// DefaultClientReadTimeout is ServerOptions.ReadTimeout's default:
-	// a client that sends no byte of its request for 30s holds a
-	// connection for nothing (slow headers, a stalled body).
-	DefaultClientReadTimeout = 30 * time.Second
-
-	// DefaultClientIdleTimeout is ServerOptions.IdleTimeout's default:
-	// an idle keep-alive connection is kept 90s, a little over nginx's
-	// keepalive_timeout of 75s, for a browser's next click.
-	DefaultClientIdleTimeout = 90 * time.Second
+	"sessionproxy/proxy/defaults"
 )
 
 // ServerOptions are the client-facing limits of NewServer.
@@ -49,9 +31,9 @@ type ServerOptions struct {
 // NewServer returns a fasthttp server that runs h (normally Proxy.ServeHTTP) for every request, with
 // settings that keep responses as the backend wrote them.
 func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
-	o.MaxBody = orDefault(o.MaxBody, DefaultMaxBody)
-	o.ReadTimeout = orDefault(o.ReadTimeout, DefaultClientReadTimeout)
-	o.IdleTimeout = orDefault(o.IdleTimeout, DefaultClientIdleTimeout)
+	o.MaxBody = orDefault(o.MaxBody, defaults.MaxBody)
+	o.ReadTimeout = orDefault(o.ReadTimeout, defaults.ClientReadTimeout)
+	o.IdleTimeout = orDefault(o.IdleTimeout, defaults.ClientIdleTimeout)
 	maxBody := int(o.MaxBody) // for ExpectHandler
 	bodies := &requestBodies{maxBody: o.MaxBody, idle: o.ReadTimeout, buffering: o.RequestBuffering,
 		tempDir: o.TempDir, pages: o.ErrorPages}

@@ -6,38 +6,13 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"sessionproxy/proxy/defaults"
 	"sessionproxy/sessionstore"
 )
 
-// The defaults of Settings, owned here: a zero field takes them, and
-// config's DefaultConfig names them, so that the proxy alone and the
-// proxy built from a default configuration behave alike.
+// The defaults of Settings are package defaults' (a leaf that config
+// names too); the response header's room is owned here.
 const (
-	// DefaultConnectTimeout is ConnectTimeout's default: a backend that
-	// has not accepted a connection in 2s is taken as unreachable, and
-	// the request goes to another (Retries) while the client still waits.
-	DefaultConnectTimeout = 2 * time.Second
-
-	// DefaultResponseTimeout is ResponseTimeout's default: it bounds the
-	// wait for the headers alone (the body has ReadIdle), so 30s is how
-	// long a backend may think before it answers, after which the
-	// client gets 504.
-	DefaultResponseTimeout = 30 * time.Second
-
-	// DefaultReadIdle is ReadIdle's default, nginx's proxy_read_timeout
-	// and proxy_send_timeout (60s).
-	DefaultReadIdle = 60 * time.Second
-
-	// DefaultTunnelIdle is TunnelIdle's default: a tunnel with no byte
-	// either way for an hour is taken as abandoned (its client gone
-	// without a close) and gives back its places in MaxTunnels and the
-	// backend's max_conns.
-	DefaultTunnelIdle = time.Hour
-
-	// DefaultMaxTunnels is MaxTunnels' default: with an idle tunnel
-	// costing the proxy about 17 KiB, 10,000 of them hold under 200 MiB.
-	DefaultMaxTunnels = 10000
-
 	// DefaultMaxResponseHeader is MaxResponseHeader's default: room for a
 	// whole session of the store's default max_size (see
 	// MaxResponseHeaderFor).
@@ -139,18 +114,18 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 }
 
 func (s *Settings) connectTimeout() time.Duration {
-	return orDefault(s.ConnectTimeout, DefaultConnectTimeout)
+	return orDefault(s.ConnectTimeout, defaults.ConnectTimeout)
 }
 
 func (s *Settings) responseTimeout() time.Duration {
-	return orDefault(s.ResponseTimeout, DefaultResponseTimeout)
+	return orDefault(s.ResponseTimeout, defaults.ResponseTimeout)
 }
 
-func (s *Settings) readIdle() time.Duration { return orDefault(s.ReadIdle, DefaultReadIdle) }
+func (s *Settings) readIdle() time.Duration { return orDefault(s.ReadIdle, defaults.ReadIdle) }
 
-func (s *Settings) tunnelIdle() time.Duration { return orDefault(s.TunnelIdle, DefaultTunnelIdle) }
+func (s *Settings) tunnelIdle() time.Duration { return orDefault(s.TunnelIdle, defaults.TunnelIdle) }
 
-func (s *Settings) maxTunnels() int { return orDefault(s.MaxTunnels, DefaultMaxTunnels) }
+func (s *Settings) maxTunnels() int { return orDefault(s.MaxTunnels, defaults.MaxTunnels) }
 
 func (s *Settings) maxResponseHeader() int {
 	return orDefault(s.MaxResponseHeader, DefaultMaxResponseHeader)
