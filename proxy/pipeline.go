@@ -73,9 +73,9 @@ type pipelineSettings struct {
 	readBuffer int
 }
 
-// pipelineMaxIdle closes a pipelined connection idle this long, below the
-// 5s keep-alive timeout of common servers, as for pooled connections.
-const pipelineMaxIdle = 4 * time.Second
+// pipelineMaxIdle closes a pipelined connection idle this long, as for
+// pooled connections (backendMaxIdle).
+const pipelineMaxIdle = backendMaxIdle
 
 // pipelineConns is how many connections a backend gets before requests
 // queue behind others: two requests that wait on each other (a slow one

@@ -144,6 +144,12 @@ func NewBackend(rawURL string, weight int, backup bool) (*balancer.Backend, erro
 	return &balancer.Backend{URL: u.Scheme + "://" + u.Host, Addr: addr, Weight: weight, Backup: backup}, nil
 }
 
+// backendMaxIdle closes a backend connection idle this long, pooled or
+// pipelined: below the 5s keep-alive timeout of Node.js and other common
+// servers, so that a connection is rarely closed by the backend just as a
+// request is written to it.
+const backendMaxIdle = 4 * time.Second
+
 func newHostClient(b *balancer.Backend, t transportSettings, connect time.Duration, maxConns, maxHeader int) *fasthttp.HostClient {
 	dialer := &fasthttp.TCPDialer{Concurrency: 0}
 	hc := &fasthttp.HostClient{
@@ -152,12 +158,9 @@ func newHostClient(b *balancer.Backend, t transportSettings, connect time.Durati
 		TLSConfig: &tls.Config{
 			ServerName: hostOnly(b.Addr),
 		},
-		MaxConns:           maxConns,
-		MaxConnWaitTimeout: connect,
-		// Below the 5s keep-alive timeout of Node.js and other common
-		// servers, so that a pooled connection is rarely closed by the
-		// backend just as a request is written to it.
-		MaxIdleConnDuration: 4 * time.Second,
+		MaxConns:            maxConns,
+		MaxConnWaitTimeout:  connect,
+		MaxIdleConnDuration: backendMaxIdle,
 		// The proxy retries on its own, across backends. fasthttp may
 		// redo a request on a fresh connection when a pooled one turned
 		// out stale (retryStaleConn): any request whose first write found
