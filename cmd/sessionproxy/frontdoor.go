@@ -16,14 +16,14 @@ import (
 )
 
 // buildRouter makes one Proxy per upstream ("default" first), each with
-// settings s and, where a route wants them, sessions (nil: none), and the
+// settings and, where a route wants them, sessions (nil: none), and the
 // route table over them. Active health checks run until ctx is done.
-func buildRouter(ctx context.Context, c *config.Config, s proxy.Settings, sessions *proxy.Sessions, logger *slog.Logger) (*proxy.Router, error) {
-	rt := &proxy.Router{Recorder: &proxy.Recorder{Metrics: s.Metrics, AccessLog: s.AccessLog}}
+func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings, sessions *proxy.Sessions, logger *slog.Logger) (*proxy.Router, error) {
+	rt := &proxy.Router{Recorder: &proxy.Recorder{Metrics: settings.Metrics, AccessLog: settings.AccessLog}}
 	upstreams := map[string]*proxy.Proxy{}
 	for _, name := range c.UpstreamNames() {
 		u := c.UpstreamConfig(name)
-		p, err := newUpstream(ctx, c, name, u, s, sessions, logger)
+		p, err := newUpstream(ctx, c, name, u, settings, sessions, logger)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: %w", name, err)
 		}
@@ -85,7 +85,7 @@ func buildRouter(ctx context.Context, c *config.Config, s proxy.Settings, sessio
 }
 
 // newUpstream makes the pool and Proxy of one upstream.
-func newUpstream(ctx context.Context, c *config.Config, name string, u config.Upstream, s proxy.Settings, sessions *proxy.Sessions, logger *slog.Logger) (*proxy.Proxy, error) {
+func newUpstream(ctx context.Context, c *config.Config, name string, u config.Upstream, settings proxy.Settings, sessions *proxy.Sessions, logger *slog.Logger) (*proxy.Proxy, error) {
 	var backends []*balancer.Backend
 	for _, bc := range u.Backends {
 		b, err := proxy.NewBackend(bc.URL, bc.Weight, bc.Backup)
@@ -104,7 +104,7 @@ func newUpstream(ctx context.Context, c *config.Config, name string, u config.Up
 		return nil, err
 	}
 	p := &proxy.Proxy{
-		Settings: s,
+		Settings: settings,
 		Pool:     pool,
 		Upstream: name,
 		Pipeline: u.Pipeline,
