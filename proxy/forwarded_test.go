@@ -121,12 +121,8 @@ func (s *forwardedSetup) accessLog() string {
 // the heads the backend echoed.
 func exchange(t *testing.T, addr string, raws ...string) []string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(c)
 	var heads []string
 	for _, raw := range raws {

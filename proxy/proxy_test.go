@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sessionproxy/balancer"
+	"sessionproxy/internal/rawtcp"
 )
 
 func TestRoundRobinAcrossBackends(t *testing.T) {
@@ -360,12 +361,8 @@ func TestChunkedResponse(t *testing.T) {
 	p := &Proxy{Pool: newPool(t, "round_robin", nil, a.url())}
 	base := startProxy(t, p, ServerOptions{})
 	// Read the bytes themselves: http.ReadResponse hides Transfer-Encoding.
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, strings.TrimPrefix(base, "http://"))
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	raw, _ := io.ReadAll(c)
 	head, body, ok := strings.Cut(string(raw), "\r\n\r\n")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/internal/rawtcp"
 	"sessionproxy/sessionstore"
 )
 
@@ -151,12 +152,8 @@ func TestBackendDiesMidBody(t *testing.T) {
 // connection (or 5s pass).
 func rawUntilClose(t *testing.T, base, raw string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, strings.TrimPrefix(base, "http://"))
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, raw)
 	b, _ := io.ReadAll(c)
 	return string(b)

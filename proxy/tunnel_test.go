@@ -334,12 +334,8 @@ const upgradeRequest = "GET /chat HTTP/1.1\r\nHost: example.com\r\nConnection: U
 // askClosed, whether the proxy closed the connection after it.
 func rawExchange(t *testing.T, base, raw string, askClosed bool) (*http.Response, string, bool) {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, strings.TrimPrefix(base, "http://"))
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, raw)
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
@@ -419,12 +415,8 @@ func TestUpgradeAttacks(t *testing.T) {
 		e.proxy.Pool = newPool(t, "round_robin", nil, ws.url())
 		raw := upgradeRequest + "X-Session-Attr-User: admin\r\nX_Session_Attr_Role: admin\r\nx-session-id: forged\r\n" +
 			"Connection: X-Session-New\r\n\r\n"
-		c, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := rawtcp.Dial(t, strings.TrimPrefix(e.base, "http://"))
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
 		io.WriteString(c, raw)
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil || resp.StatusCode != 101 {
@@ -471,12 +463,8 @@ func TestTunnelPipelinedBytes(t *testing.T) {
 	})
 	p := &Proxy{Pool: newPool(t, "round_robin", nil, rogue.url())}
 	base := startTunnelProxy(t, p)
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, strings.TrimPrefix(base, "http://"))
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, upgradeRequest+"\r\nfrom-client;")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)

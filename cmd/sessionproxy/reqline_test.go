@@ -245,12 +245,8 @@ func TestHTTP10KeepsItsSemantics(t *testing.T) {
 	if !resp.Close {
 		t.Errorf("HTTP/1.0 without keep-alive: connection not closed")
 	}
-	c, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, p.addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(c)
 	for i := 0; i < 2; i++ {
 		io.WriteString(c, "GET /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
@@ -275,12 +271,8 @@ func TestHTTP10KeepsItsSemantics(t *testing.T) {
 // the backend never sees the expectation.
 func TestExpectContinueNotForwarded(t *testing.T) {
 	p, def, _, _ := reqlineSite(t, 0, "")
-	c, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, p.addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
 	br := bufio.NewReader(c)
 	line, err := br.ReadString('\n')
