@@ -105,7 +105,7 @@ func TestStatusAndMetricsNameUpstreams(t *testing.T) {
 	app, api := newUpstream(t, "", store, appURL), newUpstream(t, "api", store, apiURL)
 	api.Metrics = proxy.NewMetrics()
 	app.Metrics, app.Sessions = api.Metrics, api.Sessions // one process: shared counters and sessions
-	apiPlain := &proxy.Proxy{Pool: api.Pool, ClientsFrom: api, Metrics: api.Metrics, Upstream: "api", AccessLog: testAccessLog.Log}
+	apiPlain := &proxy.Proxy{Pool: api.Pool, ClientsFrom: api, Upstream: "api", Settings: proxy.Settings{Metrics: api.Metrics, AccessLog: testAccessLog.Log}}
 	rt := &proxy.Router{
 		Default:   app,
 		Upstreams: []*proxy.Proxy{app, api},

@@ -44,8 +44,13 @@ type Backend struct {
 	shared atomic.Pointer[atomic.Int64]
 }
 
-// DefaultMaxConns is Backend.MaxConns when it is 0 (config's max_conns
-// default).
+// DefaultMaxConns is Backend.MaxConns when it is 0, and config's
+// max_conns default, owned here because the balancer enforces it
+// (Pool.Take). 2048 was the proxy's per-backend connection cap before
+// max_conns existed, kept so that the limit a backend sees did not
+// change; unlike nginx's max_conns it is never off, as a limit off by
+// mistake let one client's 3,000 tunnels become 3,000 backend
+// connections.
 const DefaultMaxConns = 2048
 
 // Health holds the passive health settings shared by a pool's backends. Its

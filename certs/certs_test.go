@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"sessionproxy/config"
+	"sessionproxy/internal/rawtcp"
 	"sessionproxy/internal/tlstest"
 )
 
@@ -32,24 +33,11 @@ func handshake(t *testing.T, addr, name string, ca *tlstest.CA, maxVersion uint1
 	return st.PeerCertificates[0].Subject.CommonName, st.Version, nil
 }
 
+// serve answers TLS handshakes with st's certificates on a loopback port.
 func serve(t *testing.T, st *Store) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tl := tls.NewListener(ln, st.TLSConfig())
-	t.Cleanup(func() { tl.Close() })
-	go func() {
-		for {
-			c, err := tl.Accept()
-			if err != nil {
-				return
-			}
-			go func() { c.(*tls.Conn).Handshake(); c.Close() }()
-		}
-	}()
-	return ln.Addr().String()
+	tl := tls.NewListener(rawtcp.Listen(t), st.TLSConfig())
+	return rawtcp.ServeOn(t, tl, func(c net.Conn) { c.(*tls.Conn).Handshake() }).Addr
 }
 
 func TestSNIPicksTheCertificate(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"sessionproxy/balancer"
+	"sessionproxy/proxy/defaults"
 )
 
 // Config is the whole configuration file. Fields left out of the file keep
@@ -141,17 +142,17 @@ var DefaultConfig = Config{
 		CheckInterval: Duration(2 * time.Second),
 	},
 	Timeouts: Timeouts{
-		Connect:    Duration(2 * time.Second),
-		Response:   Duration(30 * time.Second),
-		ClientRead: Duration(30 * time.Second),
-		ClientIdle: Duration(90 * time.Second),
+		Connect:    Duration(defaults.ConnectTimeout),
+		Response:   Duration(defaults.ResponseTimeout),
+		ClientRead: Duration(defaults.ClientReadTimeout),
+		ClientIdle: Duration(defaults.ClientIdleTimeout),
 		Shutdown:   Duration(30 * time.Second),
-		TunnelIdle: Duration(time.Hour),
-		ReadIdle:   Duration(time.Minute),
+		TunnelIdle: Duration(defaults.TunnelIdle),
+		ReadIdle:   Duration(defaults.ReadIdle),
 	},
 	Retries:   1,
 	TLS:       TLS{MinVersion: "1.2"},
-	MaxBody:   10 << 20,
+	MaxBody:   defaults.MaxBody,
 	AccessLog: "text",
 	Session: Session{
 		Cookie:         "SPSESSIONID",
@@ -173,7 +174,7 @@ var DefaultConfig = Config{
 	},
 
 	MaxConns:   balancer.DefaultMaxConns,
-	MaxTunnels: DefaultMaxTunnels,
+	MaxTunnels: defaults.MaxTunnels,
 }
 
 // Default returns a copy of DefaultConfig.

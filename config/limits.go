@@ -1,9 +1,5 @@
 package config
 
-// DefaultMaxTunnels is max_tunnels' default: with an idle tunnel costing
-// the proxy about 17 KiB, 10,000 of them hold under 200 MiB.
-const DefaultMaxTunnels = 10000
-
 // limits checks max_tunnels and every upstream's max_conns: positive
 // whole numbers. 0 is refused rather than read as "no limit": a limit
 // that is off by mistake is how 3,000 tunnels from one client became

@@ -73,7 +73,7 @@ func startProxy(t *testing.T, backends ...string) string {
 		bs = append(bs, b)
 	}
 	pool, _ := balancer.NewPool("round_robin", bs, nil)
-	p := &proxy.Proxy{Pool: pool, Retries: 1, Sessions: &proxy.Sessions{Store: store}}
+	p := &proxy.Proxy{Pool: pool, Sessions: &proxy.Sessions{Store: store}, Settings: proxy.Settings{Retries: 1}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -12,18 +12,16 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"sessionproxy/internal/rawtcp"
 )
 
 // startApp runs h under Go's FastCGI server (net/http/fcgi) on a free
 // 127.0.0.1 port and returns its address.
 func startApp(t *testing.T, h http.Handler) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := rawtcp.Listen(t)
 	go fcgi.Serve(ln, h)
-	t.Cleanup(func() { ln.Close() })
 	return ln.Addr().String()
 }
 
@@ -151,37 +149,22 @@ func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 // rawApp answers every connection with the bytes of answer, then closes.
 func rawApp(t *testing.T, answer []byte) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return rawtcp.Serve(t, func(c net.Conn) {
+		// Read the request up to the empty STDIN record.
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			h := make([]byte, 8)
+			if _, err := io.ReadFull(br, h); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				// Read the request up to the empty STDIN record.
-				br := bufio.NewReader(c)
-				for {
-					h := make([]byte, 8)
-					if _, err := io.ReadFull(br, h); err != nil {
-						return
-					}
-					n := int(h[4])<<8 | int(h[5]) + int(h[6])
-					br.Discard(n)
-					if h[1] == typeStdin && h[4] == 0 && h[5] == 0 {
-						break
-					}
-				}
-				c.Write(answer)
-			}()
+			n := int(h[4])<<8 | int(h[5]) + int(h[6])
+			br.Discard(n)
+			if h[1] == typeStdin && h[4] == 0 && h[5] == 0 {
+				break
+			}
 		}
-	}()
-	return ln.Addr().String()
+		c.Write(answer)
+	}).Addr
 }
 
 // record builds one record as an application writes it.

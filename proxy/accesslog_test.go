@@ -206,7 +206,7 @@ func TestAccessLogBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt := &Router{
-		Default: &Proxy{Pool: newPool(t, "round_robin", nil, site.app.url()), AccessLog: logged.log},
+		Default: &Proxy{Pool: newPool(t, "round_robin", nil, site.app.url()), Settings: Settings{AccessLog: logged.log}},
 		Routes:  []Route{{Path: "/static/", Handler: st}},
 	}
 	url := startHandler(t, rt, ServerOptions{})

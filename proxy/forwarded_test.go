@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"sessionproxy/internal/rawtcp"
 	"sessionproxy/proxyproto"
 )
 
@@ -23,60 +24,18 @@ import (
 // connections.
 func headEchoBackend(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close() // the proxy keeps idle ones open
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return rawtcp.Serve(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			head, err := rawtcp.ReadHead(br)
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					c.SetDeadline(time.Now().Add(10 * time.Second))
-					var head bytes.Buffer
-					for {
-						line, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						head.WriteString(line)
-						if line == "\r\n" {
-							break
-						}
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "+
-						strconv.Itoa(head.Len())+"\r\n\r\n"+head.String())
-				}
-			}()
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "+
+				strconv.Itoa(len(head))+"\r\n\r\n"+head)
 		}
-	}()
-	return "http://" + ln.Addr().String()
+	}).URL()
 }
 
 // forwardingLines returns, for each forwarding header, every line of it in
@@ -134,7 +93,7 @@ func startForwarded(t *testing.T, ri *RealIP, proxyProto bool) *forwardedSetup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, headEchoBackend(t)), AccessLog: log.Log, Pipeline: testPipeline}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, headEchoBackend(t)), Pipeline: testPipeline, Settings: Settings{AccessLog: log.Log}}
 	rt := &Router{Default: p, RealIP: ri}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -162,12 +121,8 @@ func (s *forwardedSetup) accessLog() string {
 // the heads the backend echoed.
 func exchange(t *testing.T, addr string, raws ...string) []string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(c)
 	var heads []string
 	for _, raw := range raws {
@@ -248,7 +203,7 @@ func TestForwardingHeadersUnderscoreSpellings(t *testing.T) {
 	// underscores_in_headers is off by default (and such names are then
 	// dropped anyway); with it on, X_Forwarded_For must not pass for the
 	// proxy's X-Forwarded-For at a WSGI, CGI or PHP backend.
-	rt := &Router{Default: &Proxy{Pool: newPool(t, "round_robin", nil, headEchoBackend(t)), UnderscoresInHeaders: true}}
+	rt := &Router{Default: &Proxy{Pool: newPool(t, "round_robin", nil, headEchoBackend(t)), Settings: Settings{UnderscoresInHeaders: true}}}
 	url := startHandler(t, rt, ServerOptions{})
 	heads := exchange(t, strings.TrimPrefix(url, "http://"), "GET / HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\n"+
 		"X_Real_IP: 6.6.6.6\r\nx_forwarded_proto: https\r\nX-Forwarded_Host: evil\r\nX_Api_Key: kept\r\n\r\n")

@@ -18,7 +18,7 @@ func TestErrorPagesForTheProxysOwnErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, "http://"+freePort(t)), ErrorPages: pages}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, "http://"+freePort(t)), Settings: Settings{ErrorPages: pages}}
 	url := startHandler(t, p, ServerOptions{MaxBody: 10, ErrorPages: func() *ErrorPages { return pages }})
 
 	r := get(t, url+"/", "Accept", "text/html,application/xhtml+xml,*/*;q=0.8")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"sessionproxy/balancer"
+	"sessionproxy/internal/rawtcp"
 	"sessionproxy/internal/testutil"
 )
 
@@ -204,12 +205,8 @@ func get(t *testing.T, url string, hdr ...string) result {
 // rawRequest writes raw bytes to addr and returns the raw response.
 func rawRequest(t *testing.T, baseURL, raw string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(baseURL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, strings.TrimPrefix(baseURL, "http://"))
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, raw)
 	r := bufio.NewReader(c)
 	resp, err := http.ReadResponse(r, nil)

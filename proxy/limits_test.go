@@ -78,7 +78,7 @@ func TestMaxResponseHeaderIsTheLimit(t *testing.T) {
 		{8 << 10, 502},  // too small for a 12 KiB header
 		{DefaultMaxResponseHeader, 200},
 	} {
-		p := &Proxy{Pool: newPool(t, "round_robin", nil, app.URL), MaxResponseHeader: c.max}
+		p := &Proxy{Pool: newPool(t, "round_robin", nil, app.URL), Settings: Settings{MaxResponseHeader: c.max}}
 		if r := get(t, startProxy(t, p, ServerOptions{})+"/"); r.status != c.want {
 			t.Errorf("MaxResponseHeader %d, a 12 KiB response header: %d %q, want %d", c.max, r.status, r.body, c.want)
 		}

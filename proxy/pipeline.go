@@ -74,9 +74,9 @@ type pipelineSettings struct {
 	readBuffer int
 }
 
-// pipelineMaxIdle closes a pipelined connection idle this long, below the
-// 5s keep-alive timeout of common servers, as for pooled connections.
-const pipelineMaxIdle = 4 * time.Second
+// pipelineMaxIdle closes a pipelined connection idle this long, as for
+// pooled connections (backendMaxIdle).
+const pipelineMaxIdle = backendMaxIdle
 
 // pipelineConns is how many connections a backend gets before requests
 // queue behind others: two requests that wait on each other (a slow one
@@ -624,14 +624,14 @@ func (c *pipeConn) read(w *pipeWork) error {
 	}
 	closeConn := resp.Header.ConnectionClose()
 	cl := resp.Header.ContentLength()
-	switch {
-	case w.req.Header.IsHead() || statusHasNoBody(resp.Header.StatusCode()):
+	switch planBody(&w.req.Header, &resp.Header) {
+	case skipBody:
 		resp.SkipBody = true
 		if bodyDoubt(&resp.Header) {
 			closeConn = true
 			p.bodies.logger.Warn(msgBodyDoubt, "backend", p.backend.URL, "status", resp.Header.StatusCode())
 		}
-	case cl >= 0 && cl <= MaxBufferedBody && !eventStream(&resp.Header):
+	case bufferBody:
 		if c.br.Buffered() < cl {
 			err = c.conn.SetReadDeadline(time.Now().Add(p.readIdle))
 		}

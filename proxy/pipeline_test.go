@@ -18,54 +18,25 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"sessionproxy/balancer"
+	"sessionproxy/internal/rawtcp"
 )
 
 // sockBackend is an HTTP backend written on raw sockets, so that a test
 // decides what each connection reads and writes, and when.
 type sockBackend struct {
-	ln    net.Listener
-	conns atomic.Int64
+	srv   *rawtcp.Server
+	conns *atomic.Int64 // connections accepted
 }
 
 // newSockBackend serves each connection with serve; n counts connections
 // from 1.
 func newSockBackend(t testing.TB, serve func(n int, c net.Conn, br *bufio.Reader)) *sockBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &sockBackend{ln: ln}
-	var mu sync.Mutex
-	var open []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			open = append(open, c)
-			mu.Unlock()
-			n := int(b.conns.Add(1))
-			go func() {
-				defer c.Close()
-				serve(n, c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return b
+	s := rawtcp.ServeNumbered(t, rawtcp.Listen(t), func(n int, c net.Conn) { serve(n, c, bufio.NewReader(c)) })
+	return &sockBackend{srv: s, conns: &s.Accepted}
 }
 
-func (b *sockBackend) url() string { return "http://" + b.ln.Addr().String() }
+func (b *sockBackend) url() string { return b.srv.URL() }
 
 // readReq reads one request and its body; nil at the end of the
 // connection.
@@ -464,7 +435,7 @@ func TestPipelineResponseTimeout(t *testing.T) {
 	const step, timeout = 1200 * time.Millisecond, 2 * time.Second
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })
-	p := &Proxy{ResponseTimeout: timeout}
+	p := &Proxy{Settings: Settings{ResponseTimeout: timeout}}
 	start := time.Now()
 	a, b, c, _ := queuedBehind(t, p, nil, func(conn net.Conn) {
 		time.Sleep(step)
@@ -997,7 +968,7 @@ func FuzzPipelineStrayBytes(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	p := &Proxy{Pool: pool, Pipeline: 8, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	p := &Proxy{Pool: pool, Pipeline: 8, Settings: Settings{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -26,78 +25,17 @@ import (
 // zero field means the default given in its comment. Safe for concurrent
 // use by multiple goroutines.
 type Proxy struct {
+	// Settings are what every Proxy of one configuration shares. They are
+	// given whole, never field by field, so that a setting cannot be
+	// dropped on one route and silently take its default there.
+	Settings
+
 	// Pool holds the backends and the balancing policy. Required.
 	Pool *balancer.Pool
-
-	// Retries is how many other backends a request may be tried on after
-	// the first fails: any request whose connection could not be made, and
-	// idempotent requests that timed out or got no valid answer. POST and
-	// PATCH are never sent twice.
-	Retries int
-
-	// ConnectTimeout bounds dialing a backend (default 2s).
-	ConnectTimeout time.Duration
-
-	// ResponseTimeout bounds each try from sending the request to reading
-	// the response's headers; past it the client gets 504 (default 30s).
-	// The body is bounded by ReadIdle instead, so a long download or an
-	// event stream is never cut while it flows.
-	ResponseTimeout time.Duration
-
-	// ReadIdle bounds the silence between two reads of a response body,
-	// and between two writes of a streamed body to the backend (nginx's
-	// proxy_read_timeout and proxy_send_timeout); past it the client's
-	// connection is closed and the backend is charged a failure (default
-	// 60s).
-	ReadIdle time.Duration
-
-	// TunnelIdle closes a WebSocket tunnel that carried no byte in either
-	// direction for this long (default 1h).
-	TunnelIdle time.Duration
-
-	// MaxTunnels caps the WebSocket tunnels open at once across every
-	// Proxy that shares Tunnels, so across reloads too; a handshake over
-	// it gets 503 before any backend is dialed (default 10000). Each
-	// backend's own cap, on requests in flight and tunnels together, is
-	// its balancer.Backend.MaxConns.
-	MaxTunnels int
-
-	// MaxResponseHeader caps a backend's response header, status line
-	// included; a larger one is an invalid response (502). A backend may
-	// set a whole session in one response, so it must be at least the
-	// store's max_size plus room for the other headers: max_size +
-	// 16 KiB (default 80 KiB, for the default max_size of 64 KiB). Each request in flight to a backend
-	// holds a read buffer of this size.
-	MaxResponseHeader int
-
-	// UnderscoresInHeaders passes request headers whose names contain "_"
-	// (nginx's underscores_in_headers). By default they are dropped:
-	// WSGI, CGI and PHP backends read "_" and "-" alike, so X_Real_IP
-	// would pass for X-Real-IP. A name that starts with X-Session- once
-	// "_" is read as "-" is dropped either way.
-	UnderscoresInHeaders bool
 
 	// Sessions, if not nil, loads each request's session before forwarding
 	// and applies the backend's session headers after.
 	Sessions *Sessions
-
-	// Logger receives errors and backend state changes (default slog.Default()).
-	Logger *slog.Logger
-
-	// Metrics counts requests (default: a new set, see NewMetrics).
-	Metrics *Metrics
-
-	// Tunnels records the open WebSocket tunnels, for MaxTunnels and for
-	// a shutdown to close them: give every Proxy of a process the same
-	// one, across reloads too, as tunnels outlive the Proxy that opened
-	// them (default: a registry of p's own).
-	Tunnels *Tunnels
-
-	// AccessLog, if not nil, is called once per request: when the
-	// response is ready, or for a streamed body once it is relayed
-	// (AccessInfo.Bytes). It runs on the client connection's goroutine
-	// and must not keep ctx or info.
-	AccessLog func(*fasthttp.RequestCtx, *AccessInfo)
 
 	// Upstream names the pool in /status and in the upstream label of
 	// backend metrics (default "default").
@@ -113,9 +51,6 @@ type Proxy struct {
 	// back (docs/config.md, "pipeline"). 0 sends one request per
 	// connection at a time.
 	Pipeline int
-
-	// ErrorPages, if not nil, gives the proxy's own errors HTML bodies.
-	ErrorPages *ErrorPages
 
 	// FastCGI, if not nil, makes every backend of Pool a FastCGI server
 	// (fastcgi:// or fastcgi+unix: URLs, PHP-FPM) and says which script
@@ -143,13 +78,6 @@ type AccessInfo struct {
 	Bytes int64
 }
 
-func (p *Proxy) logger() *slog.Logger {
-	if p.Logger == nil {
-		return slog.Default()
-	}
-	return p.Logger
-}
-
 func (p *Proxy) init() {
 	if p.Metrics == nil {
 		p.Metrics = NewMetrics()
@@ -162,22 +90,8 @@ func (p *Proxy) init() {
 		p.shareClients()
 		return
 	}
-	connect := p.ConnectTimeout
-	if connect <= 0 {
-		connect = 2 * time.Second
-	}
-	maxHeader := p.MaxResponseHeader
-	if maxHeader <= 0 {
-		maxHeader = DefaultMaxResponseHeader
-	}
-	response := p.ResponseTimeout
-	if response <= 0 {
-		response = 30 * time.Second
-	}
-	readIdle := p.ReadIdle
-	if readIdle <= 0 {
-		readIdle = 60 * time.Second
-	}
+	connect, maxHeader := p.connectTimeout(), p.maxResponseHeader()
+	response, readIdle := p.responseTimeout(), p.readIdle()
 	p.gauges = metrics.NewSet()
 	p.clients = make([]*fasthttp.HostClient, len(p.Pool.Backends))
 	for i, b := range p.Pool.Backends {
@@ -234,9 +148,11 @@ func NewBackend(rawURL string, weight int, backup bool) (*balancer.Backend, erro
 	return &balancer.Backend{URL: u.Scheme + "://" + u.Host, Addr: addr, Weight: weight, Backup: backup}, nil
 }
 
-// DefaultMaxResponseHeader is Proxy.MaxResponseHeader's default: the
-// default session max_size (64 KiB) plus 16 KiB for the other headers.
-const DefaultMaxResponseHeader = 64<<10 + 16<<10
+// backendMaxIdle closes a backend connection idle this long, pooled or
+// pipelined: below the 5s keep-alive timeout of Node.js and other common
+// servers, so that a connection is rarely closed by the backend just as a
+// request is written to it.
+const backendMaxIdle = 4 * time.Second
 
 func newHostClient(b *balancer.Backend, t transportSettings, connect time.Duration, maxConns, maxHeader int) *fasthttp.HostClient {
 	dialer := &fasthttp.TCPDialer{Concurrency: 0}
@@ -246,12 +162,9 @@ func newHostClient(b *balancer.Backend, t transportSettings, connect time.Durati
 		TLSConfig: &tls.Config{
 			ServerName: hostOnly(b.Addr),
 		},
-		MaxConns:           maxConns,
-		MaxConnWaitTimeout: connect,
-		// Below the 5s keep-alive timeout of Node.js and other common
-		// servers, so that a pooled connection is rarely closed by the
-		// backend just as a request is written to it.
-		MaxIdleConnDuration: 4 * time.Second,
+		MaxConns:            maxConns,
+		MaxConnWaitTimeout:  connect,
+		MaxIdleConnDuration: backendMaxIdle,
 		// The proxy retries on its own, across backends. fasthttp may
 		// redo a request on a fresh connection when a pooled one turned
 		// out stale (retryStaleConn): any request whose first write found

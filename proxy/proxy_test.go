@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sessionproxy/balancer"
+	"sessionproxy/internal/rawtcp"
 )
 
 func TestRoundRobinAcrossBackends(t *testing.T) {
@@ -158,7 +159,7 @@ func TestKilledBackendNoErrors(t *testing.T) {
 	a, b := newTestBackend(t, "A"), newTestBackend(t, "B")
 	h := &balancer.Health{MaxFails: 1, FailTimeout: 300 * time.Millisecond}
 	pool := newPool(t, "round_robin", h, a.url(), b.url())
-	p := &Proxy{Pool: pool, Retries: 1}
+	p := &Proxy{Pool: pool, Settings: Settings{Retries: 1}}
 	base := startProxy(t, p, ServerOptions{})
 	addr := strings.TrimPrefix(a.url(), "http://")
 
@@ -193,8 +194,10 @@ func TestRetryIdempotentOnTimeoutButNeverPOST(t *testing.T) {
 		time.Sleep(400 * time.Millisecond)
 		w.Write([]byte("late"))
 	})
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, slow.url(), fast.url()), Retries: 1,
-		ResponseTimeout: 150 * time.Millisecond}
+	p := &Proxy{
+		Pool:     newPool(t, "round_robin", nil, slow.url(), fast.url()),
+		Settings: Settings{Retries: 1, ResponseTimeout: 150 * time.Millisecond},
+	}
 	base := startProxy(t, p, ServerOptions{})
 
 	// Round robin starts at slow: the GET times out there and is retried.
@@ -226,7 +229,7 @@ func TestRetryIdempotentOnTimeoutButNeverPOST(t *testing.T) {
 
 func TestPOSTRetriedWhenNeverSent(t *testing.T) {
 	b := newTestBackend(t, "B")
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, "http://"+freePort(t), b.url()), Retries: 1}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, "http://"+freePort(t), b.url()), Settings: Settings{Retries: 1}}
 	base := startProxy(t, p, ServerOptions{})
 	r := do(t, http.MethodPost, base+"/form", "x=1")
 	if r.status != 200 || r.body != "B POST /form x=1" {
@@ -253,7 +256,7 @@ func TestProxyErrors(t *testing.T) {
 			var r result
 			switch tt.name {
 			case "unreachable":
-				p := &Proxy{Pool: newPool(t, "round_robin", nil, "http://"+freePort(t)), Retries: 1}
+				p := &Proxy{Pool: newPool(t, "round_robin", nil, "http://"+freePort(t)), Settings: Settings{Retries: 1}}
 				r = get(t, startProxy(t, p, ServerOptions{})+"/")
 			case "no backend up":
 				pool := newPool(t, "round_robin", &balancer.Health{MaxFails: 1, FailTimeout: time.Minute}, "http://"+freePort(t))
@@ -262,7 +265,7 @@ func TestProxyErrors(t *testing.T) {
 			case "timeout":
 				a := newTestBackend(t, "A")
 				a.setHandler(func(w http.ResponseWriter, r *http.Request) { time.Sleep(300 * time.Millisecond) })
-				p := &Proxy{Pool: newPool(t, "round_robin", nil, a.url()), ResponseTimeout: 100 * time.Millisecond}
+				p := &Proxy{Pool: newPool(t, "round_robin", nil, a.url()), Settings: Settings{ResponseTimeout: 100 * time.Millisecond}}
 				r = get(t, startProxy(t, p, ServerOptions{})+"/")
 			case "body too large":
 				a := newTestBackend(t, "A")
@@ -280,20 +283,11 @@ func TestProxyErrors(t *testing.T) {
 				r.body = body
 				r.status = map[string]int{"400": 400}[code]
 			case "invalid response":
-				ln, _ := net.Listen("tcp", "127.0.0.1:0")
-				defer ln.Close()
-				go func() {
-					for {
-						c, err := ln.Accept()
-						if err != nil {
-							return
-						}
-						c.Read(make([]byte, 4096))
-						c.Write([]byte("NOT HTTP AT ALL\r\n\r\n"))
-						c.Close()
-					}
-				}()
-				p := &Proxy{Pool: newPool(t, "round_robin", nil, "http://"+ln.Addr().String())}
+				url, _ := rawBackend(t, nil, func(c net.Conn) {
+					c.Read(make([]byte, 4096))
+					c.Write([]byte("NOT HTTP AT ALL\r\n\r\n"))
+				})
+				p := &Proxy{Pool: newPool(t, "round_robin", nil, url)}
 				r = do(t, http.MethodPost, startProxy(t, p, ServerOptions{})+"/", "x")
 			}
 			if r.status != tt.status || r.body != tt.body {
@@ -309,7 +303,7 @@ func TestBackupBackend(t *testing.T) {
 	bs, _ := NewBackend(spare.url(), 1, true)
 	pool, _ := balancer.NewPool("round_robin", []*balancer.Backend{ba, bs},
 		&balancer.Health{MaxFails: 1, FailTimeout: time.Minute})
-	base := startProxy(t, &Proxy{Pool: pool, Retries: 1}, ServerOptions{})
+	base := startProxy(t, &Proxy{Pool: pool, Settings: Settings{Retries: 1}}, ServerOptions{})
 	for i := 0; i < 3; i++ {
 		if r := get(t, base+"/"); r.header.Get("X-Backend") != "A" {
 			t.Fatalf("request %d went to %q while A is up", i, r.header.Get("X-Backend"))
@@ -367,12 +361,8 @@ func TestChunkedResponse(t *testing.T) {
 	p := &Proxy{Pool: newPool(t, "round_robin", nil, a.url())}
 	base := startProxy(t, p, ServerOptions{})
 	// Read the bytes themselves: http.ReadResponse hides Transfer-Encoding.
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, strings.TrimPrefix(base, "http://"))
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	raw, _ := io.ReadAll(c)
 	head, body, ok := strings.Cut(string(raw), "\r\n\r\n")

@@ -85,9 +85,9 @@ func newRoutedSite(t *testing.T) *routedSite {
 	t.Cleanup(store.Close)
 	sessions := &Sessions{Store: store}
 	metrics := NewMetrics()
-	app := &Proxy{Pool: newPool(t, "round_robin", nil, s.app.url()), Sessions: sessions, Metrics: metrics}
-	api := &Proxy{Pool: newPool(t, "round_robin", nil, s.api.url()), Sessions: sessions, Metrics: metrics, Upstream: "api"}
-	apiPlain := &Proxy{Pool: api.Pool, ClientsFrom: api, Metrics: metrics, Upstream: "api"}
+	app := &Proxy{Pool: newPool(t, "round_robin", nil, s.app.url()), Sessions: sessions, Settings: Settings{Metrics: metrics}}
+	api := &Proxy{Pool: newPool(t, "round_robin", nil, s.api.url()), Sessions: sessions, Upstream: "api", Settings: Settings{Metrics: metrics}}
+	apiPlain := &Proxy{Pool: api.Pool, ClientsFrom: api, Upstream: "api", Settings: Settings{Metrics: metrics}}
 	s.router = &Router{
 		Default:   app,
 		Upstreams: []*Proxy{app, api},

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"sessionproxy/proxy/defaults"
 )
 
 // ServerOptions are the client-facing limits of NewServer.
@@ -29,15 +31,9 @@ type ServerOptions struct {
 // NewServer returns a fasthttp server that runs h (normally Proxy.ServeHTTP) for every request, with
 // settings that keep responses as the backend wrote them.
 func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
-	if o.MaxBody <= 0 {
-		o.MaxBody = 10 << 20
-	}
-	if o.ReadTimeout <= 0 {
-		o.ReadTimeout = 30 * time.Second
-	}
-	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 90 * time.Second
-	}
+	o.MaxBody = orDefault(o.MaxBody, defaults.MaxBody)
+	o.ReadTimeout = orDefault(o.ReadTimeout, defaults.ClientReadTimeout)
+	o.IdleTimeout = orDefault(o.IdleTimeout, defaults.ClientIdleTimeout)
 	maxBody := int(o.MaxBody) // for ExpectHandler
 	bodies := &requestBodies{maxBody: o.MaxBody, idle: o.ReadTimeout, buffering: o.RequestBuffering,
 		tempDir: o.TempDir, pages: o.ErrorPages}

@@ -166,7 +166,7 @@ func startSessionEnv(t *testing.T, o envOptions) *sessionEnv {
 		s = &Sessions{}
 	}
 	s.Store = store
-	e.proxy = &Proxy{Pool: newPool(t, "round_robin", nil, urls...), Retries: 1, Sessions: s}
+	e.proxy = &Proxy{Pool: newPool(t, "round_robin", nil, urls...), Sessions: s, Settings: Settings{Retries: 1}}
 	e.base = startProxy(t, e.proxy, ServerOptions{})
 	return e
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/internal/rawtcp"
 	"sessionproxy/sessionstore"
 )
 
@@ -89,7 +90,7 @@ func TestFlowingBodyOutlivesResponseTimeout(t *testing.T) {
 		}
 	}))
 	t.Cleanup(app.Close)
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, app.URL), ResponseTimeout: 300 * time.Millisecond, ReadIdle: 2 * time.Second}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, app.URL), Settings: Settings{ResponseTimeout: 300 * time.Millisecond, ReadIdle: 2 * time.Second}}
 	r := get(t, startProxy(t, p, ServerOptions{}))
 	if r.status != 200 || strings.Count(r.body, "part ") != 10 {
 		t.Fatalf("flowing body: %d %q", r.status, r.body)
@@ -107,7 +108,7 @@ func TestSilentBodyCutAfterReadIdle(t *testing.T) {
 	}))
 	t.Cleanup(app.Close)
 	pool := newPool(t, "round_robin", nil, app.URL)
-	p := &Proxy{Pool: pool, ReadIdle: 300 * time.Millisecond}
+	p := &Proxy{Pool: pool, Settings: Settings{ReadIdle: 300 * time.Millisecond}}
 	base := startProxy(t, p, ServerOptions{})
 	resp, err := http.Get(base)
 	if err != nil {
@@ -151,12 +152,8 @@ func TestBackendDiesMidBody(t *testing.T) {
 // connection (or 5s pass).
 func rawUntilClose(t *testing.T, base, raw string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, strings.TrimPrefix(base, "http://"))
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, raw)
 	b, _ := io.ReadAll(c)
 	return string(b)
@@ -317,7 +314,7 @@ func TestStreamedBodyNeverRetried(t *testing.T) {
 		br.Read(make([]byte, 1024)) // some of the body, then gone
 	})
 	pool := newPool(t, "round_robin", nil, bad, good.URL)
-	base := startProxy(t, &Proxy{Pool: pool, Retries: 1}, ServerOptions{MaxBody: 64 << 20})
+	base := startProxy(t, &Proxy{Pool: pool, Settings: Settings{Retries: 1}}, ServerOptions{MaxBody: 64 << 20})
 
 	put := func(size int64) int {
 		req, _ := http.NewRequest("PUT", base+"/upload", io.LimitReader(newPattern(), size))

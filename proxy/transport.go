@@ -18,8 +18,34 @@ import (
 // passed on: a body with a Content-Length up to this size is read at once
 // and written in one go, as before streaming existed; anything larger,
 // chunked, or without a length is relayed through a small buffer as it
-// arrives.
+// arrives (planBody).
 const MaxBufferedBody = 64 << 10
+
+// bodyPlan is what becomes of a response body once its head is read.
+type bodyPlan uint8
+
+const (
+	skipBody   bodyPlan = iota // none, whatever the head announces
+	bufferBody                 // read whole, then written in one go
+	streamBody                 // relayed as it arrives (upstreamBody)
+)
+
+// planBody is the buffer-or-stream rule for a response body, one for
+// plain and pipelined backend connections alike so that the two cannot
+// drift: no body after HEAD or for a status that has none (1xx, 204,
+// 304); a Content-Length up to MaxBufferedBody is buffered, unless it
+// is an event stream, whose events must go out as they come; anything
+// larger, chunked or read until close is streamed.
+func planBody(req *fasthttp.RequestHeader, resp *fasthttp.ResponseHeader) bodyPlan {
+	cl := resp.ContentLength() // -1 chunked, -2 until close
+	switch {
+	case req.IsHead() || statusHasNoBody(resp.StatusCode()):
+		return skipBody
+	case cl >= 0 && cl <= MaxBufferedBody && !eventStream(resp):
+		return bufferBody
+	}
+	return streamBody
+}
 
 // errUnexpectedUpgrade is a 101 the request did not ask for: what follows
 // on the connection is not HTTP.
@@ -120,10 +146,10 @@ func (t *transport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 	}
 	closeConn := req.Header.ConnectionClose() || resp.Header.ConnectionClose()
 	cl := resp.Header.ContentLength()
-	switch {
-	case req.Header.IsHead() || statusHasNoBody(resp.Header.StatusCode()):
+	switch planBody(&req.Header, &resp.Header) {
+	case skipBody:
 		resp.SkipBody = true
-	case cl >= 0 && cl <= MaxBufferedBody && !eventStream(&resp.Header):
+	case bufferBody:
 		if br.Buffered() < cl {
 			// The headers' deadline was for the headers.
 			err = conn.SetReadDeadline(time.Now().Add(t.readIdle))

@@ -126,29 +126,11 @@ func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (
 	return t, b, perr
 }
 
-// maxTunnels is MaxTunnels or its default.
-func (p *Proxy) maxTunnels() int {
-	if p.MaxTunnels <= 0 {
-		return DefaultMaxTunnels
-	}
-	return p.MaxTunnels
-}
-
-// DefaultMaxTunnels is Proxy.MaxTunnels' default.
-const DefaultMaxTunnels = 10000
-
 // dialUpgrade is handshake on a backend. Only a connection that could not
 // be made is tried on another backend: once the request was written, the
 // backend may have acted on it.
 func (p *Proxy) dialUpgrade(ctx *fasthttp.RequestCtx, tried []*balancer.Backend) (*tunnel, *balancer.Backend, *Error) {
-	connect := p.ConnectTimeout
-	if connect <= 0 {
-		connect = 2 * time.Second
-	}
-	timeout := p.ResponseTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
+	connect, timeout := p.connectTimeout(), p.responseTimeout()
 	var lastErr *Error
 	for try := 0; try <= p.Retries; try++ {
 		// The tunnel, if there is one, holds this count for its life:
@@ -264,22 +246,12 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, b *balancer.Backend, c net.Co
 	return t, nil
 }
 
-func (p *Proxy) tunnelIdle() time.Duration {
-	if p.TunnelIdle <= 0 {
-		return time.Hour
-	}
-	return p.TunnelIdle
-}
-
 // headReaders hold the backend's answer head while it is parsed: fasthttp
 // needs the whole head in the reader's buffer, up to MaxResponseHeader.
 var headReaders sync.Pool
 
 func (p *Proxy) acquireHeadReader(c net.Conn) *bufio.Reader {
-	size := p.MaxResponseHeader
-	if size <= 0 {
-		size = DefaultMaxResponseHeader
-	}
+	size := p.maxResponseHeader()
 	if br, ok := headReaders.Get().(*bufio.Reader); ok && br.Size() == size {
 		br.Reset(c)
 		return br

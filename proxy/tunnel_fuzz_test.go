@@ -35,7 +35,7 @@ func FuzzUpgradeAnswer(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	p := &Proxy{Metrics: NewMetrics()}
+	p := &Proxy{Settings: Settings{Metrics: NewMetrics()}}
 	b := &balancer.Backend{URL: "http://backend", Addr: "backend:80"}
 	f.Fuzz(func(t *testing.T, answer []byte) {
 		proxySide, backendSide := net.Pipe()

@@ -159,7 +159,7 @@ func wantRefused(t *testing.T, resp *http.Response, body, limit string) {
 // its place.
 func TestMaxTunnels(t *testing.T) {
 	ws := newWSBackend(t, "W")
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), MaxTunnels: 3}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), Settings: Settings{MaxTunnels: 3}}
 	log := defaultLogProxy(t, p)
 	base := startTunnelProxy(t, p)
 
@@ -206,9 +206,9 @@ func TestMaxTunnels(t *testing.T) {
 func TestTunnelsSharedByProxies(t *testing.T) {
 	ws := newWSBackend(t, "W")
 	m, reg := NewMetrics(), new(Tunnels)
-	a := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), MaxTunnels: 1, Metrics: m, Tunnels: reg}
-	b := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), MaxTunnels: 1, Metrics: m, Tunnels: reg, Upstream: "b"}
-	own := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), MaxTunnels: 1, Metrics: m, Upstream: "own"}
+	a := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), Settings: Settings{MaxTunnels: 1, Metrics: m, Tunnels: reg}}
+	b := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), Upstream: "b", Settings: Settings{MaxTunnels: 1, Metrics: m, Tunnels: reg}}
+	own := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), Upstream: "own", Settings: Settings{MaxTunnels: 1, Metrics: m}}
 	baseA, baseB, baseOwn := startTunnelProxy(t, a), startTunnelProxy(t, b), startTunnelProxy(t, own)
 
 	openRaw(t, baseA)
@@ -241,7 +241,7 @@ func TestMaxTunnelsCountsHandshakesInFlight(t *testing.T) {
 	var once sync.Once
 	free := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(free) // before the backend's Close, which waits for its handlers
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, slow.url()), MaxTunnels: 2}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, slow.url()), Settings: Settings{MaxTunnels: 2}}
 	defaultLogProxy(t, p)
 	base := startTunnelProxy(t, p)
 

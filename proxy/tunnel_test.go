@@ -17,6 +17,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/valyala/fasthttp"
+
+	"sessionproxy/internal/rawtcp"
 )
 
 // wsBackend is a real WebSocket server on a loopback port: it greets each
@@ -228,7 +230,7 @@ func startTunnelProxy(t *testing.T, p *Proxy) string {
 // closes, and when it has been idle for TunnelIdle; the gauge follows.
 func TestTunnelEnds(t *testing.T) {
 	ws := newWSBackend(t, "W")
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), TunnelIdle: time.Second}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, ws.url()), Settings: Settings{TunnelIdle: time.Second}}
 	base := startTunnelProxy(t, p)
 	if got := tunnelsActive(p); got != "0" {
 		t.Fatalf("sessionproxy_tunnels_active = %s before any tunnel", got)
@@ -303,7 +305,7 @@ func TestTunnelsActiveCounts(t *testing.T) {
 func TestTunnelDeadBackend(t *testing.T) {
 	ws := newWSBackend(t, "W")
 	dead := "http://" + freePort(t)
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, dead, ws.url()), Retries: 1}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, dead, ws.url()), Settings: Settings{Retries: 1}}
 	base := startTunnelProxy(t, p)
 	for i := 0; i < 4; i++ {
 		c, _, greeting := dialWS(t, nil, base, nil)
@@ -332,12 +334,8 @@ const upgradeRequest = "GET /chat HTTP/1.1\r\nHost: example.com\r\nConnection: U
 // askClosed, whether the proxy closed the connection after it.
 func rawExchange(t *testing.T, base, raw string, askClosed bool) (*http.Response, string, bool) {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, strings.TrimPrefix(base, "http://"))
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, raw)
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
@@ -417,12 +415,8 @@ func TestUpgradeAttacks(t *testing.T) {
 		e.proxy.Pool = newPool(t, "round_robin", nil, ws.url())
 		raw := upgradeRequest + "X-Session-Attr-User: admin\r\nX_Session_Attr_Role: admin\r\nx-session-id: forged\r\n" +
 			"Connection: X-Session-New\r\n\r\n"
-		c, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := rawtcp.Dial(t, strings.TrimPrefix(e.base, "http://"))
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
 		io.WriteString(c, raw)
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil || resp.StatusCode != 101 {
@@ -469,12 +463,8 @@ func TestTunnelPipelinedBytes(t *testing.T) {
 	})
 	p := &Proxy{Pool: newPool(t, "round_robin", nil, rogue.url())}
 	base := startTunnelProxy(t, p)
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, strings.TrimPrefix(base, "http://"))
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, upgradeRequest+"\r\nfrom-client;")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
@@ -492,37 +482,14 @@ func TestTunnelPipelinedBytes(t *testing.T) {
 // answers gets 504 after ResponseTimeout and is charged; it is not tried
 // again, since it may have acted on the request.
 func TestTunnelHandshakeTimeout(t *testing.T) {
-	var mu sync.Mutex
-	accepted := 0
-	var mutes []string
-	for i := 0; i < 2; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				accepted++
-				mu.Unlock()
-				defer c.Close()
-			}
-		}()
-		mutes = append(mutes, "http://"+ln.Addr().String())
-	}
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, mutes...), Retries: 1, ResponseTimeout: 300 * time.Millisecond}
+	mute := func(c net.Conn) { io.Copy(io.Discard, c) } // reads, never answers
+	a, b := rawtcp.Serve(t, mute), rawtcp.Serve(t, mute)
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, a.URL(), b.URL()), Settings: Settings{Retries: 1, ResponseTimeout: 300 * time.Millisecond}}
 	resp, _, _ := rawExchange(t, startTunnelProxy(t, p), upgradeRequest+"\r\n", false)
 	if resp.StatusCode != http.StatusGatewayTimeout {
 		t.Fatalf("status %d, want 504", resp.StatusCode)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if accepted != 1 {
+	if accepted := a.Accepted.Load() + b.Accepted.Load(); accepted != 1 {
 		t.Fatalf("the upgrade reached %d backends, want 1", accepted)
 	}
 	if p.Pool.Backends[0].Fails()+p.Pool.Backends[1].Fails() != 1 {

@@ -117,25 +117,13 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 // generation being replaced, whose parts may be kept.
 func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation, error) {
 	var err error
-	// p carries what every upstream's Proxy shares; buildRouter gives
-	// each its pool.
-	p := &proxy.Proxy{
-		Retries:         c.Retries,
-		ConnectTimeout:  c.Timeouts.Connect.Std(),
-		ResponseTimeout: c.Timeouts.Response.Std(),
-		TunnelIdle:      c.Timeouts.TunnelIdle.Std(),
-		MaxTunnels:      c.MaxTunnels,
-		ReadIdle:        c.Timeouts.ReadIdle.Std(),
-		// A backend may set a whole session in one response: room for
-		// max_size plus the other headers.
-		MaxResponseHeader:    int(c.Session.MaxSize) + 16<<10,
-		UnderscoresInHeaders: c.UnderscoresInHeaders,
-		Logger:               logger,
-	}
+	var metrics *proxy.Metrics
+	var tunnels *proxy.Tunnels
 	if prev != nil {
-		p.Metrics, p.Tunnels = prev.proxy.Metrics, prev.proxy.Tunnels
+		// The counters and the open tunnels survive a reload.
+		metrics, tunnels = prev.proxy.Metrics, prev.proxy.Tunnels
 	} else {
-		p.Metrics, p.Tunnels = proxy.NewMetrics(), new(proxy.Tunnels)
+		metrics, tunnels = proxy.NewMetrics(), new(proxy.Tunnels)
 	}
 	var store *sessionstore.Store
 	if prev != nil && sameStore(prev.cfg, c) {
@@ -155,16 +143,16 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 	} else if accessLog, err = proxy.NewAccessLog(c.AccessLog, os.Stderr); err != nil {
 		return nil, err
 	}
-	if accessLog != nil {
-		p.AccessLog = accessLog.Log
+	settings, err := proxySettings(c, logger, metrics, tunnels, accessLog)
+	if err != nil {
+		return nil, err
 	}
 	sessions, err := newSessions(c, store, logger)
 	if err != nil {
 		return nil, err
 	}
-	p.Sessions = sessions
 	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := buildRouter(ctx, c, p, logger)
+	rt, err := buildRouter(ctx, c, settings, sessions, logger)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -174,6 +162,35 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 	}
 	def := rt.Default.(*proxy.Proxy)
 	return &generation{proxy: def, router: rt, stop: cancel, store: store, accessLog: accessLog, cfg: c}, nil
+}
+
+// proxySettings builds the one proxy.Settings of configuration c. Every
+// Proxy of the configuration (each upstream's, and each session-free one
+// of a route with session: false) embeds this value whole, so a setting
+// added to proxy.Settings and set here is in effect on every route.
+func proxySettings(c *config.Config, logger *slog.Logger, metrics *proxy.Metrics, tunnels *proxy.Tunnels, accessLog *proxy.AccessLog) (proxy.Settings, error) {
+	pages, err := proxy.LoadErrorPages(c.ErrorPages)
+	if err != nil {
+		return proxy.Settings{}, err
+	}
+	s := proxy.Settings{
+		Retries:              c.Retries,
+		ConnectTimeout:       c.Timeouts.Connect.Std(),
+		ResponseTimeout:      c.Timeouts.Response.Std(),
+		ReadIdle:             c.Timeouts.ReadIdle.Std(),
+		TunnelIdle:           c.Timeouts.TunnelIdle.Std(),
+		MaxTunnels:           c.MaxTunnels,
+		MaxResponseHeader:    proxy.MaxResponseHeaderFor(int(c.Session.MaxSize)),
+		UnderscoresInHeaders: c.UnderscoresInHeaders,
+		Logger:               logger,
+		Metrics:              metrics,
+		Tunnels:              tunnels,
+		ErrorPages:           pages,
+	}
+	if accessLog != nil {
+		s.AccessLog = accessLog.Log
+	}
+	return s, nil
 }
 
 // instanceID names this process in the presence marks its stores keep on

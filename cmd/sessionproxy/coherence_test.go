@@ -89,10 +89,7 @@ func TestTwoProxiesDefaultConfig(t *testing.T) {
 	B := "http://" + b.addr
 	// A sees B within a presence round (1s); B saw A before its first
 	// request.
-	deadline := time.Now().Add(3 * time.Second)
-	for !strings.Contains(a.stderr(), "another proxy seen") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitLog(t, a, "another proxy seen")
 	// B reads the session, then again from its hot tier.
 	for i := 0; i < 2; i++ {
 		if v, _ := fetchV(t, B+"/", id); v != "ann" {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sessionproxy/internal/rawtcp"
 )
 
 // forwardingEcho is a backend that answers with every line of each
@@ -49,20 +51,6 @@ func wantEcho(t *testing.T, what, body string, want ...string) {
 	}
 }
 
-// waitLog waits for the process's standard error (the access log is
-// flushed every second) to show want.
-func waitLog(t *testing.T, p *process, want string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.stderr(), want) {
-		if time.Now().After(deadline) {
-			t.Errorf("the access log lacks %q:\n%s", want, p.stderr())
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // The shipped defaults (access log on, text) plus the one key under test.
 const forwardingConfig = "listen: \"{{listen}}\"\nbackends:\n%s%s"
 
@@ -77,14 +65,14 @@ func TestForwardingHeadersThroughBinary(t *testing.T) {
 
 	t.Run("no real_ip_from", func(t *testing.T) {
 		p := startProcess(t, fmt.Sprintf(forwardingConfig, backendsYAML(b.URL), ""))
-		_, body := rawExchange(t, p.addr, dup)
+		_, body := rawtcp.Exchange(t, p.addr, dup)
 		wantEcho(t, "duplicates", body, "x-forwarded-for=198.51.100.1, 198.51.100.2, 6.6.6.6, 6.6.6.8, 127.0.0.1",
 			"x-real-ip=127.0.0.1", "x-forwarded-proto=http", "x-forwarded-host=shop.example")
 		waitLog(t, p, "client=127.0.0.1 method=GET path=/dup ")
 	})
 	t.Run("untrusted peer", func(t *testing.T) {
 		p := startProcess(t, fmt.Sprintf(forwardingConfig, backendsYAML(b.URL), "real_ip_from: [\"10.0.0.0/8\"]\n"))
-		_, body := rawExchange(t, p.addr, dup)
+		_, body := rawtcp.Exchange(t, p.addr, dup)
 		wantEcho(t, "untrusted", body, "x-forwarded-for=127.0.0.1",
 			"x-real-ip=127.0.0.1", "x-forwarded-proto=http", "x-forwarded-host=shop.example")
 		waitLog(t, p, "client=127.0.0.1 method=GET path=/dup ")
@@ -93,7 +81,7 @@ func TestForwardingHeadersThroughBinary(t *testing.T) {
 	// the client forged.
 	t.Run("behind HAProxy", func(t *testing.T) {
 		p := startProcess(t, fmt.Sprintf(forwardingConfig, backendsYAML(b.URL), "real_ip_from: [\"127.0.0.0/8\"]\n"))
-		_, body := rawExchange(t, p.addr, "GET /ha HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-For: 6.6.6.6\r\n"+
+		_, body := rawtcp.Exchange(t, p.addr, "GET /ha HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-For: 6.6.6.6\r\n"+
 			"X-Forwarded-Proto: https\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 203.0.113.7\r\nConnection: close\r\n\r\n")
 		wantEcho(t, "haproxy", body, "x-forwarded-for=6.6.6.6, 203.0.113.7, 127.0.0.1",
 			"x-real-ip=203.0.113.7", "x-forwarded-proto=https", "x-forwarded-host=shop.example")
@@ -116,7 +104,7 @@ func TestProxyProtocolTrustThroughBinary(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startProcess(t, fmt.Sprintf(forwardingConfig, backendsYAML(b.URL),
 				fmt.Sprintf("proxy_protocol: true\nreal_ip_from: [%q]\n", tc.realIPFrom)))
-			_, body := rawExchange(t, p.addr, req)
+			_, body := rawtcp.Exchange(t, p.addr, req)
 			wantEcho(t, tc.name, body, "x-forwarded-for="+tc.client,
 				"x-real-ip="+tc.client, "x-forwarded-proto=http", "x-forwarded-host=a")
 			waitLog(t, p, "client="+tc.client+" method=GET path=/pp ")

@@ -15,23 +15,18 @@ import (
 	"sessionproxy/proxyproto"
 )
 
-// buildRouter makes one Proxy per upstream ("default" first) from the
-// template proxy base, which carries the settings they share, and the
+// buildRouter makes one Proxy per upstream ("default" first), each with
+// settings and, where a route wants them, sessions (nil: none), and the
 // route table over them. Active health checks run until ctx is done.
-func buildRouter(ctx context.Context, c *config.Config, base *proxy.Proxy, logger *slog.Logger) (*proxy.Router, error) {
-	pages, err := proxy.LoadErrorPages(c.ErrorPages)
-	if err != nil {
-		return nil, err
-	}
-	rt := &proxy.Router{Recorder: &proxy.Recorder{Metrics: base.Metrics, AccessLog: base.AccessLog}}
+func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings, sessions *proxy.Sessions, logger *slog.Logger) (*proxy.Router, error) {
+	rt := &proxy.Router{Recorder: &proxy.Recorder{Metrics: settings.Metrics, AccessLog: settings.AccessLog}}
 	upstreams := map[string]*proxy.Proxy{}
 	for _, name := range c.UpstreamNames() {
 		u := c.UpstreamConfig(name)
-		p, err := newUpstream(ctx, c, name, u, base, logger)
+		p, err := newUpstream(ctx, c, name, u, settings, sessions, logger)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: %w", name, err)
 		}
-		p.ErrorPages = pages
 		upstreams[name] = p
 		rt.Upstreams = append(rt.Upstreams, p)
 	}
@@ -57,7 +52,7 @@ func buildRouter(ctx context.Context, c *config.Config, base *proxy.Proxy, logge
 				route.Rewrite = false
 			}
 			route.Handler = s
-		case r.Sessions() || base.Sessions == nil:
+		case r.Sessions() || sessions == nil:
 			route.Handler = upstreams[r.Upstream]
 		default:
 			p := sessionFree[r.Upstream]
@@ -90,7 +85,7 @@ func buildRouter(ctx context.Context, c *config.Config, base *proxy.Proxy, logge
 }
 
 // newUpstream makes the pool and Proxy of one upstream.
-func newUpstream(ctx context.Context, c *config.Config, name string, u config.Upstream, base *proxy.Proxy, logger *slog.Logger) (*proxy.Proxy, error) {
+func newUpstream(ctx context.Context, c *config.Config, name string, u config.Upstream, settings proxy.Settings, sessions *proxy.Sessions, logger *slog.Logger) (*proxy.Proxy, error) {
 	var backends []*balancer.Backend
 	for _, bc := range u.Backends {
 		b, err := proxy.NewBackend(bc.URL, bc.Weight, bc.Backup)
@@ -109,22 +104,11 @@ func newUpstream(ctx context.Context, c *config.Config, name string, u config.Up
 		return nil, err
 	}
 	p := &proxy.Proxy{
-		Pool:                 pool,
-		Upstream:             name,
-		Pipeline:             u.Pipeline,
-		Retries:              base.Retries,
-		ConnectTimeout:       base.ConnectTimeout,
-		ResponseTimeout:      base.ResponseTimeout,
-		TunnelIdle:           base.TunnelIdle,
-		MaxTunnels:           base.MaxTunnels,
-		ReadIdle:             base.ReadIdle,
-		MaxResponseHeader:    base.MaxResponseHeader,
-		UnderscoresInHeaders: base.UnderscoresInHeaders,
-		Logger:               base.Logger,
-		Metrics:              base.Metrics,
-		Tunnels:              base.Tunnels,
-		AccessLog:            base.AccessLog,
-		Sessions:             base.Sessions,
+		Settings: settings,
+		Pool:     pool,
+		Upstream: name,
+		Pipeline: u.Pipeline,
+		Sessions: sessions,
 	}
 	if hasFastCGI(u) {
 		p.FastCGI = &proxy.FastCGI{Root: u.FastCGI.Root, Index: u.FastCGI.IndexOrDefault(), KeepConn: u.FastCGI.KeepConn}
@@ -153,23 +137,12 @@ func hasFastCGI(u config.Upstream) bool {
 // connections with no session work: a route with session: false.
 func withoutSessions(p *proxy.Proxy) *proxy.Proxy {
 	return &proxy.Proxy{
-		Pool:                 p.Pool,
-		Upstream:             p.Upstream,
-		ClientsFrom:          p,
-		Retries:              p.Retries,
-		ConnectTimeout:       p.ConnectTimeout,
-		ResponseTimeout:      p.ResponseTimeout,
-		TunnelIdle:           p.TunnelIdle,
-		MaxTunnels:           p.MaxTunnels,
-		ReadIdle:             p.ReadIdle,
-		MaxResponseHeader:    p.MaxResponseHeader,
-		UnderscoresInHeaders: p.UnderscoresInHeaders,
-		Logger:               p.Logger,
-		Metrics:              p.Metrics,
-		Tunnels:              p.Tunnels,
-		AccessLog:            p.AccessLog,
-		ErrorPages:           p.ErrorPages,
-		FastCGI:              p.FastCGI,
+		Settings:    p.Settings,
+		Pool:        p.Pool,
+		Upstream:    p.Upstream,
+		ClientsFrom: p,
+		Pipeline:    p.Pipeline,
+		FastCGI:     p.FastCGI,
 	}
 }
 

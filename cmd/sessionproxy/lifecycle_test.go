@@ -65,6 +65,20 @@ func (p *process) stderr() string {
 	return p.log.String()
 }
 
+// waitLog waits up to 10s for the process's standard error to hold want
+// (the access log is flushed every second), and fails the test with the
+// log if it never does.
+func waitLog(t *testing.T, p *process, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.stderr(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log lacks %q:\n%s", want, p.stderr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func freeAddr(t *testing.T) string { return testutil.FreeAddr(t) }
 
 // startProcess writes config (with {{listen}} replaced) and runs the binary.

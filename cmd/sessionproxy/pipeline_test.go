@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/internal/rawtcp"
 )
 
 // pipelineBackend answers each request with its path, on raw sockets, and
@@ -20,38 +21,24 @@ import (
 // connection was unanswered: whether the proxy pipelined to it.
 func pipelineBackend(t *testing.T) (addr string, overlapped *atomic.Bool) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	overlapped = new(atomic.Bool)
-	go func() {
+	srv := rawtcp.Serve(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			r, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					r, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, r.Body)
-					c.SetReadDeadline(time.Now().Add(2 * time.Millisecond))
-					if _, err := br.Peek(1); err == nil {
-						overlapped.Store(true)
-					}
-					c.SetReadDeadline(time.Time{})
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(r.URL.Path), r.URL.Path)
-				}
-			}()
+			io.Copy(io.Discard, r.Body)
+			c.SetReadDeadline(time.Now().Add(2 * time.Millisecond))
+			if _, err := br.Peek(1); err == nil {
+				overlapped.Store(true)
+			}
+			c.SetReadDeadline(time.Time{})
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(r.URL.Path), r.URL.Path)
 		}
-	}()
-	return ln.Addr().String(), overlapped
+	})
+	return srv.Addr, overlapped
 }
 
 // TestPipelineConfig: pipeline on the top level pipelines to the default
@@ -108,70 +95,56 @@ routes:
 // gets Connection: close and the connection is closed, as servers do.
 func ownerBackend(t *testing.T, buggy bool) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	srv := rawtcp.Serve(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			r, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					r, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, r.Body)
-					parts := strings.Split(r.URL.Path, "/") // "", "c", client, n
-					if len(parts) != 4 {
-						io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-						continue
-					}
-					client, token := parts[2], parts[2]+"/"+parts[3]
-					body := token + "|" + r.Header.Get("X-Session-Attr-Owner")
-					stray := fmt.Sprintf("HTTP/1.1 200 OK\r\nX-Session-Set-Owner: STRAY-%s\r\nContent-Length: %d\r\n\r\nSTRAY %s", client, len("STRAY ")+len(token), token)
-					var out strings.Builder
-					status := "200 OK"
-					if r.Header.Get("If-None-Match") != "" {
-						status = "304 Not Modified"
-					} else if r.URL.Query().Has("empty") {
-						status = "204 No Content"
-					}
-					fmt.Fprintf(&out, "HTTP/1.1 %s\r\nX-Session-Set-Owner: %s\r\n", status, client)
-					if r.Close {
-						out.WriteString("Connection: close\r\n")
-					}
-					switch {
-					case status == "204 No Content" && !buggy:
-						out.WriteString("\r\n")
-					case r.Method == http.MethodHead || status != "200 OK":
-						// A HEAD's or a 304's Content-Length is that of
-						// the 200 it stands for: allowed, and not a body.
-						fmt.Fprintf(&out, "Content-Length: %d\r\n\r\n", len(stray))
-						if buggy {
-							out.WriteString(stray)
-						}
-					default:
-						fmt.Fprintf(&out, "Content-Length: %d\r\n\r\n%s", len(body), body)
-						if buggy && r.URL.Query().Has("extra") {
-							out.WriteString(token + "|STRAY")
-						}
-					}
-					io.WriteString(c, out.String())
-					if r.Close {
-						return
-					}
+			io.Copy(io.Discard, r.Body)
+			parts := strings.Split(r.URL.Path, "/") // "", "c", client, n
+			if len(parts) != 4 {
+				io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+				continue
+			}
+			client, token := parts[2], parts[2]+"/"+parts[3]
+			body := token + "|" + r.Header.Get("X-Session-Attr-Owner")
+			stray := fmt.Sprintf("HTTP/1.1 200 OK\r\nX-Session-Set-Owner: STRAY-%s\r\nContent-Length: %d\r\n\r\nSTRAY %s", client, len("STRAY ")+len(token), token)
+			var out strings.Builder
+			status := "200 OK"
+			if r.Header.Get("If-None-Match") != "" {
+				status = "304 Not Modified"
+			} else if r.URL.Query().Has("empty") {
+				status = "204 No Content"
+			}
+			fmt.Fprintf(&out, "HTTP/1.1 %s\r\nX-Session-Set-Owner: %s\r\n", status, client)
+			if r.Close {
+				out.WriteString("Connection: close\r\n")
+			}
+			switch {
+			case status == "204 No Content" && !buggy:
+				out.WriteString("\r\n")
+			case r.Method == http.MethodHead || status != "200 OK":
+				// A HEAD's or a 304's Content-Length is that of
+				// the 200 it stands for: allowed, and not a body.
+				fmt.Fprintf(&out, "Content-Length: %d\r\n\r\n", len(stray))
+				if buggy {
+					out.WriteString(stray)
 				}
-			}()
+			default:
+				fmt.Fprintf(&out, "Content-Length: %d\r\n\r\n%s", len(body), body)
+				if buggy && r.URL.Query().Has("extra") {
+					out.WriteString(token + "|STRAY")
+				}
+			}
+			io.WriteString(c, out.String())
+			if r.Close {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
+	return srv.Addr
 }
 
 // rawClient is a client of the proxy that writes its requests as bytes on

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"sessionproxy/internal/memcachedtest"
-	"sessionproxy/internal/testutil"
 )
 
 // TestReloadRoutesUnderLoad changes routes and upstreams with SIGHUP while
@@ -100,7 +99,7 @@ routes:
 	time.Sleep(300 * time.Millisecond)
 	p.write(after)
 	p.signal(syscall.SIGHUP)
-	testutil.WaitFor(t, 10*time.Second, "the reload", func() bool { return strings.Contains(p.stderr(), "config reloaded") })
+	waitLog(t, p, "config reloaded")
 
 	if body := <-inflight; body != "slow" {
 		t.Errorf("the request in flight across the reload got %q", body)

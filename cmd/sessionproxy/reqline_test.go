@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"sessionproxy/internal/rawtcp"
 	"sessionproxy/internal/testutil"
 )
 
@@ -28,39 +29,20 @@ type rawBackend struct {
 
 func newRawBackend(t *testing.T, name string) *rawBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	b := &rawBackend{name: name, addr: ln.Addr().String()}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go b.serve(c)
-		}
-	}()
+	b := &rawBackend{name: name}
+	b.addr = rawtcp.Serve(t, b.serve).Addr
 	return b
 }
 
 func (b *rawBackend) serve(c net.Conn) {
-	defer c.Close()
 	br := bufio.NewReader(c)
 	for {
-		var head strings.Builder
+		head, err := rawtcp.ReadHead(br)
+		if err != nil {
+			return
+		}
 		length := 0
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			head.WriteString(line)
-			if line == "\r\n" {
-				break
-			}
+		for _, line := range strings.Split(head, "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Content-Length") {
 				length, _ = strconv.Atoi(strings.TrimSpace(v))
 			}
@@ -69,7 +51,7 @@ func (b *rawBackend) serve(c net.Conn) {
 			return
 		}
 		b.mu.Lock()
-		b.got = append(b.got, head.String())
+		b.got = append(b.got, head)
 		b.mu.Unlock()
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nX-Backend: %s\r\nContent-Length: 2\r\n\r\nok", b.name)
 	}
@@ -213,7 +195,7 @@ func testRequestLine(t *testing.T, pipeline int) {
 		{name: "garbage version", raw: "GET / HTTP/1.1x\r\nHost: x\r\n\r\n", status: 400},
 		{name: "fragment", raw: "GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n", status: 400},
 	} {
-		resp, body := rawExchange(t, p.addr, tc.raw)
+		resp, body := rawtcp.Exchange(t, p.addr, tc.raw)
 		if resp.StatusCode != tc.status {
 			t.Errorf("%s: status %d %q, want %d", tc.name, resp.StatusCode, body, tc.status)
 		}
@@ -259,16 +241,12 @@ func countLines(head, prefix string) int {
 // saw HTTP/1.1 both times.
 func TestHTTP10KeepsItsSemantics(t *testing.T) {
 	p, def, _, _ := reqlineSite(t, 0, "")
-	resp, _ := rawExchange(t, p.addr, "GET /a HTTP/1.0\r\nHost: x\r\n\r\n")
+	resp, _ := rawtcp.Exchange(t, p.addr, "GET /a HTTP/1.0\r\nHost: x\r\n\r\n")
 	if !resp.Close {
 		t.Errorf("HTTP/1.0 without keep-alive: connection not closed")
 	}
-	c, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, p.addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(c)
 	for i := 0; i < 2; i++ {
 		io.WriteString(c, "GET /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
@@ -293,12 +271,8 @@ func TestHTTP10KeepsItsSemantics(t *testing.T) {
 // the backend never sees the expectation.
 func TestExpectContinueNotForwarded(t *testing.T) {
 	p, def, _, _ := reqlineSite(t, 0, "")
-	c, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, p.addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
 	br := bufio.NewReader(c)
 	line, err := br.ReadString('\n')
@@ -348,7 +322,7 @@ func TestRedirectReadsTheRequestLine(t *testing.T) {
 		{"GET /x HTTP/1.1\r\nHost: :80\r\n\r\n", 400, ""},
 		{"GET /../x HTTP/1.1\r\nHost: site.test\r\n\r\n", 400, ""},
 	} {
-		resp, body := rawExchange(t, p.addr, tc.raw)
+		resp, body := rawtcp.Exchange(t, p.addr, tc.raw)
 		if resp.StatusCode != tc.status || resp.Header.Get("Location") != tc.location {
 			t.Errorf("%q: %d Location %q %q, want %d %q", tc.raw, resp.StatusCode, resp.Header.Get("Location"), body, tc.status, tc.location)
 		}
@@ -375,7 +349,7 @@ func TestHTTP10GetsNoChunks(t *testing.T) {
 		"GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
 	} {
-		resp, body := rawExchange(t, p.addr, req)
+		resp, body := rawtcp.Exchange(t, p.addr, req)
 		if resp.StatusCode != 200 || body != "part1-part2" {
 			t.Errorf("%q: %d %q", req, resp.StatusCode, body)
 		}
@@ -399,7 +373,7 @@ func TestHTTP10StreamLogged(t *testing.T) {
 	}))
 	t.Cleanup(be.Close)
 	p := startProcess(t, "listen: '{{listen}}'\nbackends:\n  - url: '"+be.URL+"'\n")
-	resp, body := rawExchange(t, p.addr, "POST /h10/stream?q=1 HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+	resp, body := rawtcp.Exchange(t, p.addr, "POST /h10/stream?q=1 HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
 	if resp.StatusCode != 404 || body != "part1-part2" {
 		t.Fatalf("%d %q", resp.StatusCode, body)
 	}

@@ -282,13 +282,7 @@ func TestReloadKeepsTunnels(t *testing.T) {
 	}
 	p.write(fmt.Sprintf(tunnelConfig, "3s", backend.URL))
 	p.signal(syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.stderr(), "config reloaded") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload:\n%s", p.stderr())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitLog(t, p, "config reloaded")
 	after := openTunnel(t, p.addr)
 	for _, c := range []*websocket.Conn{before, after} {
 		if err := tunnelEcho(c, "two"); err != nil {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sessionproxy/internal/rawtcp"
 )
 
 // Server is one memcached process listening on 127.0.0.1.
@@ -172,12 +174,8 @@ func (s *Server) PID() string {
 // has none of that name.
 func Stat(t testing.TB, addr, name string) int64 {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Write([]byte("stats\r\n")); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -10,26 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// rawExchange writes raw to the proxy and returns its response, the way an
-// attacker's socket would.
-func rawExchange(t *testing.T, addr, raw string) (*http.Response, string) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, raw)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("reading the response: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
-}
+	"sessionproxy/internal/rawtcp"
+)
 
 func TestUnderscoresInHeadersConfig(t *testing.T) {
 	got := make(chan http.Header, 2)
@@ -39,7 +21,7 @@ func TestUnderscoresInHeadersConfig(t *testing.T) {
 	t.Cleanup(b.Close)
 	for _, on := range []bool{false, true} {
 		p := startProcess(t, fmt.Sprintf(baseConfig, backendsYAML(b.URL))+fmt.Sprintf("underscores_in_headers: %v\n", on))
-		resp, _ := rawExchange(t, p.addr, "GET / HTTP/1.1\r\nHost: x\r\nX-Api_Key: k\r\nX_Session_Attr_Role: admin\r\n\r\n")
+		resp, _ := rawtcp.Exchange(t, p.addr, "GET / HTTP/1.1\r\nHost: x\r\nX-Api_Key: k\r\nX_Session_Attr_Role: admin\r\n\r\n")
 		if resp.StatusCode != 200 {
 			t.Fatalf("underscores_in_headers %v: status %d", on, resp.StatusCode)
 		}

@@ -21,57 +21,29 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"sessionproxy/balancer"
+	"sessionproxy/internal/rawtcp"
 	"sessionproxy/sessionstore"
 )
 
 // The tests in this file send each attack as raw bytes on a TCP socket, as
 // an attacker would, to a proxy in front of real backends on loopback.
 
-// rawBackend serves every accepted connection with serve on a loopback
-// port, for backend behaviour net/http would never produce. It returns the
-// backend's URL and a count of the connections it accepted.
+// rawBackend serves every accepted connection with serve on ln, or on a
+// loopback port when ln is nil, for backend behaviour net/http would
+// never produce. It returns the backend's URL and a count of the
+// connections it accepted.
 func rawBackend(t *testing.T, ln net.Listener, serve func(net.Conn)) (string, *atomic.Int64) {
 	t.Helper()
+	var s *rawtcp.Server
 	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
+		s = rawtcp.Serve(t, serve)
+	} else {
+		s = rawtcp.ServeOn(t, ln, serve)
 	}
-	var (
-		accepted atomic.Int64
-		mu       sync.Mutex
-		conns    []net.Conn
-	)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() {
-				defer c.Close()
-				serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	scheme := "http://"
 	if _, ok := ln.(tlsListener); ok {
-		scheme = "https://"
+		return "https://" + s.Addr, &s.Accepted
 	}
-	return scheme + ln.Addr().String(), &accepted
+	return s.URL(), &s.Accepted
 }
 
 // tlsListener marks a listener from tls.NewListener for rawBackend.
@@ -257,7 +229,7 @@ func TestUnderscoreHeaders(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprint("underscores=", tt.underscores), func(t *testing.T) {
 			cb := newCaptureBackend(t)
-			p := &Proxy{Pool: newPool(t, "round_robin", nil, cb.url), UnderscoresInHeaders: tt.underscores}
+			p := &Proxy{Pool: newPool(t, "round_robin", nil, cb.url), Settings: Settings{UnderscoresInHeaders: tt.underscores}}
 			if raw := rawRequest(t, startProxy(t, p, ServerOptions{}), attack); !strings.HasPrefix(raw, "200\n") {
 				t.Fatalf("response:\n%s", raw)
 			}

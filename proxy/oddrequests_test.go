@@ -14,10 +14,13 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"sessionproxy/balancer"
+	"sessionproxy/internal/rawtcp"
 	"sessionproxy/sessionstore"
 )
 
-// Attacks found after the hygiene work, each sent as raw bytes on a socket.
+// Requests a client can craft to mislead a proxy, each sent as raw bytes
+// on a socket: CONNECT, header names that are not tokens, an absolute
+// https URI, a missing Content-Type, Expect over max_body.
 
 func TestConnectCountsAgainstNothing(t *testing.T) {
 	// Like Node without a "connect" listener: a CONNECT request gets no
@@ -139,12 +142,8 @@ func TestNoContentTypeInvented(t *testing.T) {
 func TestExpectContinueOverMaxBody(t *testing.T) {
 	a := newTestBackend(t, "A")
 	base := startProxy(t, &Proxy{Pool: newPool(t, "round_robin", nil, a.url())}, ServerOptions{MaxBody: 1 << 20})
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawtcp.Dial(t, strings.TrimPrefix(base, "http://"))
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\nExpect: 100-continue\r\n\r\n")
 	br := bufio.NewReader(c)
 	var resp fasthttp.Response
@@ -161,12 +160,8 @@ func TestExpectContinueOverMaxBody(t *testing.T) {
 		t.Fatalf("backend saw %d requests", a.hits.Load())
 	}
 	// Under the limit, the client is still told to go on.
-	c2, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c2 := rawtcp.Dial(t, strings.TrimPrefix(base, "http://"))
 	defer c2.Close()
-	c2.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c2, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
 	br2 := bufio.NewReader(c2)
 	if line, err := br2.ReadString('\n'); err != nil || line != "HTTP/1.1 100 Continue\r\n" {
