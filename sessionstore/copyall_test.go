@@ -15,6 +15,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	mc "sessionproxy/internal/memcache"
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
 )
@@ -86,9 +87,9 @@ func (l *rawLoader) done() {
 	if err != nil || line != "MN\r\n" {
 		l.t.Fatalf("loading %s: %q %v", l.addr, line, err)
 	}
-	st, err := probe(l.addr, time.Second)
-	if err != nil || st.items != int64(l.items) {
-		l.t.Fatalf("%s holds %d items, want %d (%v)", l.addr, st.items, l.items, err)
+	st, err := mc.ReadStats(l.addr, time.Second)
+	if err != nil || st.CurrItems != int64(l.items) {
+		l.t.Fatalf("%s holds %d items, want %d (%v)", l.addr, st.CurrItems, l.items, err)
 	}
 	settleLRU(l.t, l.addr)
 }
@@ -274,8 +275,8 @@ func copyGrowth(t *testing.T, keys int) uint64 {
 	if copied != int64(len(forB)) {
 		t.Fatalf("%d keys: copied %d sessions to b, want the %d placed on b", keys, copied, len(forB))
 	}
-	if st, err := probe(b.Addr, time.Second); err != nil || st.items != copied {
-		t.Fatalf("b holds %d items, want only the %d copied to it (%v)", st.items, copied, err)
+	if st, err := mc.ReadStats(b.Addr, time.Second); err != nil || st.CurrItems != copied {
+		t.Fatalf("b holds %d items, want only the %d copied to it (%v)", st.CurrItems, copied, err)
 	}
 	if peak < base {
 		return 0
@@ -338,7 +339,7 @@ func TestFullCopyBusySourceIsAnError(t *testing.T) {
 		return last == nil
 	})
 	// Not all of them: a dump can miss an item memcached moves between its
-	// LRUs meanwhile (metadump.go), and on a loaded machine it did miss one.
+	// LRUs meanwhile (internal/memcache/metadump.go), and on a loaded machine it did miss one.
 	if listed < sessions*99/100 || listed > sessions {
 		t.Fatalf("listed %d sessions, want about %d (last error %v)", listed, sessions, last)
 	}

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
+	"sessionproxy/internal/memcache"
 )
 
 // Hinted handoff: a write or tombstone that one of a session's nodes
@@ -579,12 +579,12 @@ func (m *Memcached) differing(src, dst *node, keys []string) ([]string, error) {
 	have, held := flagCalls(len(keys)), flagCalls(len(keys))
 	defer releaseCalls(have)
 	defer releaseCalls(held)
-	src.pipe.startAll(have, bkeys)
-	dst.pipe.startAll(held, bkeys)
+	src.pipe.StartAll(have, bkeys)
+	dst.pipe.StartAll(held, bkeys)
 	var need []string
 	var srcErr, dstErr error
 	for i, k := range keys {
-		serr, derr := have[i].wait(), held[i].wait()
+		serr, derr := have[i].Wait(), held[i].Wait()
 		switch {
 		case serr != nil && serr != memcache.ErrCacheMiss:
 			srcErr = cmp.Or(srcErr, serr)
@@ -592,7 +592,7 @@ func (m *Memcached) differing(src, dst *node, keys []string) ([]string, error) {
 			dstErr = cmp.Or(dstErr, derr)
 		case serr != nil:
 			// gone since the listing
-		case derr == nil && have[i].flag != 0 && have[i].flag == held[i].flag:
+		case derr == nil && have[i].Flags() != 0 && have[i].Flags() == held[i].Flags():
 			// the same version on both
 		default:
 			need = append(need, k)
@@ -610,16 +610,16 @@ func (m *Memcached) differing(src, dst *node, keys []string) ([]string, error) {
 }
 
 // flagCalls returns n pooled calls asking for a key's flags.
-func flagCalls(n int) []*metaCall {
-	calls := make([]*metaCall, n)
+func flagCalls(n int) []*memcache.Call {
+	calls := make([]*memcache.Call, n)
 	for i := range calls {
-		calls[i] = newCall(opFlags, nil, 0, 0)
+		calls[i] = memcache.NewCall(memcache.OpFlags, nil, 0, 0, 0)
 	}
 	return calls
 }
 
-func releaseCalls(calls []*metaCall) {
+func releaseCalls(calls []*memcache.Call) {
 	for _, c := range calls {
-		c.release()
+		c.Release()
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"sessionproxy/internal/memcache"
 )
 
 // MemcachedOptions configure a Memcached store. A zero field means the
@@ -148,7 +150,7 @@ func (m *Memcached) Close() {
 	m.wg.Wait()
 	for _, n := range m.nodes {
 		n.client.Close()
-		n.pipe.shutdown()
+		n.pipe.Shutdown()
 	}
 	m.closeHints()
 }
@@ -217,7 +219,7 @@ type replicaRead struct {
 	val     []byte // the value held, in call's buffer
 	cas     uint64 // its CAS id
 	version uint64
-	call    *metaCall // holds val until releaseReads
+	call    *memcache.Call // holds val until releaseReads
 }
 
 // readReplicas gets key, with its CAS id, from each readable node. The
@@ -225,30 +227,30 @@ type replicaRead struct {
 // replica), so a cold read waits for one round trip, not one per replica.
 // The values stay in the calls' buffers: release them with releaseReads.
 func (m *Memcached) readReplicas(key []byte, nodes []*node, out []replicaRead) []replicaRead {
-	var calls [maxNodes]*metaCall
+	var calls [maxNodes]*memcache.Call
 	var asked [maxNodes]*node
 	k := 0
 	for _, n := range nodes {
 		if !n.readable() {
 			continue
 		}
-		c := newCall(opGet, nil, 0, 0)
-		n.pipe.start(c, key)
+		c := memcache.NewCall(memcache.OpGet, nil, 0, 0, 0)
+		n.pipe.Start(c, key)
 		calls[k], asked[k] = c, n
 		k++
 	}
 	out = out[:0]
 	for i := range k {
 		c, n := calls[i], asked[i]
-		err := c.wait()
+		err := c.Wait()
 		if m.check(n, err) {
-			c.release()
+			c.Release()
 			continue
 		}
 		r := replicaRead{node: n, call: c}
 		if err == nil {
-			if mt, perr := peek(c.val); perr == nil {
-				r.found, r.val, r.cas, r.version = true, c.val, c.cas, mt.version
+			if mt, perr := peek(c.Value()); perr == nil {
+				r.found, r.val, r.cas, r.version = true, c.Value(), c.CAS(), mt.version
 			} else {
 				// A value we cannot read is treated as absent and
 				// overwritten by the next write.
@@ -265,7 +267,7 @@ func (m *Memcached) readReplicas(key []byte, nodes []*node, out []replicaRead) [
 // used afterwards.
 func releaseReads(reads []replicaRead) {
 	for i := range reads {
-		reads[i].call.release()
+		reads[i].call.Release()
 		reads[i] = replicaRead{}
 	}
 }
@@ -329,10 +331,10 @@ func (m *Memcached) writeIfNewer(n *node, key, val []byte) bool {
 	}
 	exp := exptime(mt.expires)
 	for try := 0; try < 4; try++ {
-		c, err := n.pipe.get(key)
-		hm, perr := peek(c.val)
-		cas := c.cas
-		c.release()
+		c, err := n.pipe.Get(key)
+		hm, perr := peek(c.Value())
+		cas := c.CAS()
+		c.Release()
 		if m.check(n, err) {
 			return false
 		}
@@ -340,9 +342,9 @@ func (m *Memcached) writeIfNewer(n *node, key, val []byte) bool {
 			if perr == nil && hm.version >= mt.version {
 				return true
 			}
-			err = n.pipe.store(opCAS, key, val, cas, exp)
+			err = n.store(memcache.OpCAS, key, val, cas, exp)
 		} else {
-			err = n.pipe.store(opAdd, key, val, 0, exp)
+			err = n.store(memcache.OpAdd, key, val, 0, exp)
 		}
 		if err == nil {
 			return true
@@ -376,15 +378,15 @@ func (m *Memcached) Put(id, val []byte) error {
 	var p placement
 	m.place(id, &p)
 	nodes := p.write[:p.nWrit]
-	var calls [maxNodes]*metaCall
+	var calls [maxNodes]*memcache.Call
 	for i, n := range nodes {
-		calls[i] = newCall(opSet, val, 0, exp)
-		n.pipe.start(calls[i], key)
+		calls[i] = memcache.NewCall(memcache.OpSet, val, 0, versionFlags(val), exp)
+		n.pipe.Start(calls[i], key)
 	}
 	written := 0
 	for i, n := range nodes {
-		err := calls[i].wait()
-		calls[i].release()
+		err := calls[i].Wait()
+		calls[i].Release()
 		m.check(n, err)
 		if err == nil {
 			written++
@@ -483,9 +485,9 @@ func (m *Memcached) writeReplicas(key []byte, reads []replicaRead, val []byte) (
 	for i, r := range reads {
 		var err error
 		if r.found {
-			err = r.node.pipe.store(opCAS, key, val, r.cas, exp)
+			err = r.node.store(memcache.OpCAS, key, val, r.cas, exp)
 		} else {
-			err = r.node.pipe.store(opAdd, key, val, 0, exp)
+			err = r.node.store(memcache.OpAdd, key, val, 0, exp)
 		}
 		switch {
 		case err == nil:

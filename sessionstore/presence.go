@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"sessionproxy/internal/memcache"
 )
 
 // Presence marks: every process keeps a short-lived mark of its own on the
@@ -228,7 +230,7 @@ func (m *Memcached) presenceOn(n *node) ([]string, time.Duration, bool) {
 	self := m.opts.InstanceID
 	ttl := int32((markTTL(m.opts.ProbeInterval) + time.Second - 1) / time.Second)
 	mark := appendMark(nil, presenceInterval(m.opts.ProbeInterval))
-	if err := n.pipe.store(opSet, m.markKey(self), mark, 0, ttl); m.check(n, err) || err != nil {
+	if err := n.store(memcache.OpSet, m.markKey(self), mark, 0, ttl); m.check(n, err) || err != nil {
 		return nil, 0, false
 	}
 	// Two processes that start together both read the roster before
@@ -247,36 +249,36 @@ func (m *Memcached) presenceOn(n *node) ([]string, time.Duration, bool) {
 // process's, and false if n failed.
 func (m *Memcached) presenceRoster(n *node, self string) (live []string, longest time.Duration, lost, ok bool) {
 	rkey := m.rosterKey()
-	c, err := n.pipe.get(rkey)
+	c, err := n.pipe.Get(rkey)
 	var listed []string
 	found := err == nil
 	if found {
-		listed, _ = parseRoster(c.val) // an unreadable roster is replaced
+		listed, _ = parseRoster(c.Value()) // an unreadable roster is replaced
 	}
-	cas := c.cas
-	c.release()
+	cas := c.CAS()
+	c.Release()
 	if m.check(n, err) {
 		return nil, 0, false, false
 	}
 	// The others' marks, all in flight at once.
-	var calls []*metaCall
+	var calls []*memcache.Call
 	var ids []string
 	for _, id := range listed {
 		if id == self {
 			continue
 		}
-		call := newCall(opGet, nil, 0, 0)
-		n.pipe.start(call, m.markKey(id))
+		call := memcache.NewCall(memcache.OpGet, nil, 0, 0, 0)
+		n.pipe.Start(call, m.markKey(id))
 		calls, ids = append(calls, call), append(ids, id)
 	}
 	failed := false
 	for i, call := range calls {
-		err := call.wait()
+		err := call.Wait()
 		if err == nil {
 			live = append(live, ids[i])
-			longest = max(longest, parseMark(call.val))
+			longest = max(longest, parseMark(call.Value()))
 		}
-		call.release()
+		call.Release()
 		if m.check(n, err) {
 			failed = true
 		}
@@ -302,9 +304,9 @@ func (m *Memcached) presenceRoster(n *node, self string) (live []string, longest
 		// it, and what it lists that is gone is dropped here.
 		val := appendRoster(nil, want)
 		if found {
-			err = n.pipe.store(opCAS, rkey, val, cas, 0)
+			err = n.store(memcache.OpCAS, rkey, val, cas, 0)
 		} else {
-			err = n.pipe.store(opAdd, rkey, val, 0, 0)
+			err = n.store(memcache.OpAdd, rkey, val, 0, 0)
 		}
 		if m.check(n, err) {
 			return nil, 0, false, false
