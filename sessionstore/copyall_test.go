@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
 	mc "sessionproxy/internal/memcache"
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
@@ -155,9 +153,8 @@ func TestFullCopyBringsBackManySessions(t *testing.T) {
 	// Not sessions of this store: another prefix, and the prefix without a
 	// valid ID. A full copy leaves them where they are.
 	foreign := []string{"other:" + ids[0], DefaultKeyPrefix + "not-an-id", DefaultKeyPrefix + ids[0][:IDLen-1]}
-	raw := memcache.New(c.n2.Addr)
 	for _, k := range foreign {
-		if err := raw.Set(&memcache.Item{Key: k, Value: encodedSession([]byte(ids[0]), 9)}); err != nil {
+		if err := memcachedtest.Set(c.n2.Addr, k, encodedSession([]byte(ids[0]), 9), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -172,14 +169,12 @@ func TestFullCopyBringsBackManySessions(t *testing.T) {
 		t.Errorf("n1 was copied %d sessions, want all %d: %+v", st.Copied, sessions, st)
 	}
 	missing := 0
-	n1 := memcache.New(c.n1.Addr)
-	n1.Timeout = 5 * time.Second
 	for i := 0; i < sessions; i += 500 {
 		keys := make([]string, 0, 500)
 		for _, id := range ids[i:min(i+500, sessions)] {
 			keys = append(keys, DefaultKeyPrefix+id)
 		}
-		got, err := n1.GetMulti(keys)
+		got, err := memcachedtest.GetMulti(c.n1.Addr, keys...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +193,7 @@ func TestFullCopyBringsBackManySessions(t *testing.T) {
 		t.Fatalf("%d of %d sessions missing on n1 after the full copy", missing, sessions)
 	}
 	for _, k := range foreign {
-		if _, err := n1.Get(k); err != memcache.ErrCacheMiss {
+		if _, err := memcachedtest.Get(c.n1.Addr, k); err != memcachedtest.ErrMiss {
 			t.Errorf("%q, not a session of this store, was copied to n1 (%v)", k, err)
 		}
 	}
@@ -407,8 +402,8 @@ func TestFullCopyUnderReadsMissesNothing(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			c := memcache.New(a.Addr)
-			c.Timeout = 5 * time.Second
+			c := mc.New(a.Addr, 5*time.Second, 0)
+			defer c.Close()
 			for {
 				select {
 				case <-stop:
@@ -416,8 +411,10 @@ func TestFullCopyUnderReadsMissesNothing(t *testing.T) {
 				default:
 				}
 				k := keys[rand.N(len(keys))]
-				c.Get(k)
-				c.Get(k)
+				for range 2 {
+					v, _ := c.Get([]byte(k))
+					v.Release()
+				}
 			}
 		})
 	}
@@ -525,9 +522,8 @@ func TestFullCopyOfAgreeingReplicasReadsNoValues(t *testing.T) {
 	if want := int64(len(newer) + len(missing) + len(legacyOld)); nb.copied.Load() != want {
 		t.Errorf("copied %d sessions, want %d (the differing ones)", nb.copied.Load(), want)
 	}
-	raw := memcache.New(b.Addr)
 	for _, group := range [][]string{newer, missing, legacyOld, legacySame} {
-		got, err := raw.GetMulti(group)
+		got, err := memcachedtest.GetMulti(b.Addr, group...)
 		if err != nil {
 			t.Fatal(err)
 		}

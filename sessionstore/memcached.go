@@ -19,7 +19,7 @@ type MemcachedOptions struct {
 	Replicas      int           // copies of each session on distinct nodes (default 2)
 	KeyPrefix     string        // key prefix (default "sp:")
 	Timeout       time.Duration // per operation and dial (default 100ms)
-	MaxIdleConns  int           // idle connections kept per node (default 64)
+	MaxIdleConns  int           // connections kept open to each node, shared pipelined by every get and write (default 1)
 	ProbeInterval time.Duration // how often each node is probed, and presence marks refreshed (default 1s)
 	InstanceID    string        // this process in presence marks (default random; presence.go)
 	Logger        *slog.Logger  // node state changes (default slog.Default())
@@ -61,7 +61,7 @@ const (
 	DefaultReplicas      = 2
 	DefaultKeyPrefix     = "sp:"
 	DefaultTimeout       = 100 * time.Millisecond
-	DefaultMaxIdleConns  = 64
+	DefaultMaxIdleConns  = memcache.DefaultConns // one makes the largest batches (bench/README.md)
 	DefaultProbeInterval = time.Second
 )
 
@@ -149,7 +149,6 @@ func (m *Memcached) Close() {
 	m.closeOnce.Do(func() { close(m.closed) })
 	m.wg.Wait()
 	for _, n := range m.nodes {
-		n.client.Close()
 		n.pipe.Shutdown()
 	}
 	m.closeHints()

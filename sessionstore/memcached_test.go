@@ -3,12 +3,11 @@ package sessionstore
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/bradfitz/gomemcache/memcache"
 
 	mc "sessionproxy/internal/memcache"
 	"sessionproxy/internal/memcachedtest"
@@ -22,7 +21,6 @@ func TestStoredValuesCarryTheirVersionInTheFlags(t *testing.T) {
 	srv := memcachedtest.Start(t)
 	n := newNode(Node{ID: "a", Addr: srv.Addr}, time.Second, 0)
 	defer n.dropConns()
-	raw := memcache.New(srv.Addr)
 	id := AppendNewID(nil)
 	for _, tc := range []struct {
 		op    mc.Op
@@ -37,7 +35,7 @@ func TestStoredValuesCarryTheirVersionInTheFlags(t *testing.T) {
 		if err := n.store(tc.op, key, tc.val, 0, 0); err != nil {
 			t.Fatal(err)
 		}
-		it, err := raw.Get(string(key))
+		it, err := memcachedtest.Get(srv.Addr, string(key))
 		if err != nil || it.Flags != tc.flags {
 			t.Fatalf("stored %q: flags %v (%v), want %d", tc.val, it, err, tc.flags)
 		}
@@ -133,11 +131,25 @@ func benchReads(b *testing.B, read func(m *Memcached, id []byte, into *Session) 
 
 // TestPutSharesOneConnectionPerNode: 64 requests writing at once reach
 // each node over its one pipelined connection, not a connection each as
-// with a pooled client.
+// with a pooled client; MaxIdleConns (max_idle_conns) sizes those
+// connections, and nothing else opens one.
 func TestPutSharesOneConnectionPerNode(t *testing.T) {
+	for _, conns := range []int{0, 3} {
+		want := max(conns, mc.DefaultConns)
+		t.Run(fmt.Sprintf("MaxIdleConns=%d", conns), func(t *testing.T) { putOverConns(t, conns, want) })
+	}
+}
+
+// putOverConns checks that 1,280 sets from 64 writers reach each node
+// over want connections.
+func putOverConns(t *testing.T, conns, want int) {
 	n1, n2 := memcachedtest.Start(t), memcachedtest.Start(t)
+	var idle [2]int64 // connections open before the store (the stats one's own included)
+	for i, addr := range []string{n1.Addr, n2.Addr} {
+		idle[i] = memcachedStat(t, addr, "curr_connections")
+	}
 	m, err := NewMemcached(MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}},
-		ProbeInterval: time.Hour})
+		ProbeInterval: time.Hour, MaxIdleConns: conns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +160,7 @@ func TestPutSharesOneConnectionPerNode(t *testing.T) {
 	u.applyTo(&s, &Session{Version: 1})
 	s.Expires = time.Now().Add(time.Hour).Unix()
 	val := s.AppendEncode(nil)
-	if err := m.Put(AppendNewID(nil), val); err != nil { // dials the pipelined connections
+	if err := m.Put(AppendNewID(nil), val); err != nil { // dials one pipelined connection per node
 		t.Fatal(err)
 	}
 	// The start-up probe and reconciliation dial connections of their
@@ -180,8 +192,13 @@ func TestPutSharesOneConnectionPerNode(t *testing.T) {
 	for i, addr := range []string{n1.Addr, n2.Addr} {
 		// The stats connection itself counts one.
 		if opened := totalConnections(t, addr) - before[i] - 1; opened != 0 {
-			t.Errorf("node %d: %d connections opened for 1,280 concurrent sets, want none beyond its %d pipelined", i+1, opened, mc.DefaultConns)
+			t.Errorf("node %d: %d connections opened for 1,280 concurrent sets, want none beyond its %d pipelined", i+1, opened, want)
 		}
+		// The probe's and the listings' connections are closed; the
+		// pipelined ones stay open, as many as asked for.
+		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("node %d: %d connections open", i+1, want), func() bool {
+			return memcachedStat(t, addr, "curr_connections")-idle[i] == int64(want)
+		})
 	}
 }
 

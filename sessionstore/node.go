@@ -3,11 +3,8 @@ package sessionstore
 import (
 	"errors"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
-
-	gomemcache "github.com/bradfitz/gomemcache/memcache"
 
 	"sessionproxy/internal/memcache"
 )
@@ -49,9 +46,8 @@ func (st State) String() string {
 // marked down until a background probe finds them answering again.
 type node struct {
 	Node
-	pipe   *memcache.Client   // a request's gets and writes, pipelined
-	client *gomemcache.Client // multi-gets of a catch-up's copy
-	seed   uint64             // rendezvous hash of the node ID
+	pipe *memcache.Client // every get and write, pipelined
+	seed uint64           // rendezvous hash of the node ID
 
 	state   atomic.Int32 // a State
 	handoff handoff
@@ -61,11 +57,10 @@ type node struct {
 	copied        atomic.Int64 // sessions copied back from other replicas
 }
 
-func newNode(n Node, timeout time.Duration, maxIdle int) *node {
-	c := gomemcache.New(n.Addr)
-	c.Timeout = timeout
-	c.MaxIdleConns = maxIdle
-	return &node{Node: n, pipe: memcache.New(n.Addr, timeout, memcache.DefaultConns), client: c, seed: hashString(fnvOffset, n.ID)}
+// newNode makes n's state and its client, which spreads its commands over
+// conns connections (memcache.DefaultConns when 0).
+func newNode(n Node, timeout time.Duration, conns int) *node {
+	return &node{Node: n, pipe: memcache.New(n.Addr, timeout, conns), seed: hashString(fnvOffset, n.ID)}
 }
 
 // store runs a set, CAS or add of val under key on n and waits for it. The
@@ -75,10 +70,9 @@ func (n *node) store(op memcache.Op, key, val []byte, cas uint64, exp int32) err
 	return n.pipe.Store(op, key, val, cas, versionFlags(val), exp)
 }
 
-// dropConns closes every connection to the node, pooled or pipelined:
-// after a failure or a restart none of them is to be trusted.
+// dropConns closes every connection to the node: after a failure or a
+// restart none of them is to be trusted.
 func (n *node) dropConns() {
-	n.client.Close()
 	n.pipe.Close()
 }
 
@@ -91,18 +85,10 @@ func (n *node) readable() bool { return n.load() == StateUp }
 func (n *node) writable() bool { return n.load() != StateDown }
 
 // nodeFailed reports whether err says the node itself is unusable, as
-// opposed to an answer about the key (gomemcache's resumableError).
+// opposed to an answer about the key: a miss, a refused store, or
+// SERVER_ERROR, the node refusing this item (e.g. over its -I limit).
 func nodeFailed(err error) bool {
-	switch {
-	case err == nil, memcache.IsAnswer(err),
-		errors.Is(err, gomemcache.ErrCacheMiss),
-		errors.Is(err, gomemcache.ErrCASConflict),
-		errors.Is(err, gomemcache.ErrNotStored),
-		errors.Is(err, gomemcache.ErrMalformedKey):
-		return false
-	}
-	// The node answered, but refused this item (e.g. over its -I limit).
-	return !strings.Contains(err.Error(), "SERVER_ERROR")
+	return err != nil && !memcache.IsAnswer(err)
 }
 
 // check marks the node down if err says it failed, and reports whether it

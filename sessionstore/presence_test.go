@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
+	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
 )
 
@@ -43,7 +42,7 @@ func TestPresenceAuto(t *testing.T) {
 	}
 	// The roster lists the three instances, on each node.
 	for _, addr := range []string{c.n1.Addr, c.n2.Addr} {
-		it, err := memcache.New(addr).Get("sp:proxies")
+		it, err := memcachedtest.Get(addr, "sp:proxies")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +60,7 @@ func TestPresenceAuto(t *testing.T) {
 	}
 	// The roster has dropped the gone instances.
 	testutil.WaitFor(t, time.Second, "the roster drops the gone instances", func() bool {
-		it, err := memcache.New(c.n1.Addr).Get("sp:proxies")
+		it, err := memcachedtest.Get(c.n1.Addr, "sp:proxies")
 		return err == nil && !bytes.Contains(it.Value, []byte(" "))
 	})
 }

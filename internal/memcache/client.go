@@ -99,6 +99,7 @@ type Call struct {
 	exp  int32  // memcached's expiry
 	err  error
 	done chan struct{}
+	seen bool   // Wait has had the answer
 	buf  []byte // a get's read buffer, kept with the pooled call
 	end  int    // where its command ends in the batch it is written in
 }
@@ -110,7 +111,7 @@ var calls = sync.Pool{New: func() any { return &Call{done: make(chan struct{}, 1
 // returns); cas is the CAS id an OpCAS checks. A get takes none of them.
 func NewCall(op Op, val []byte, cas uint64, flags uint32, exp int32) *Call {
 	c := calls.Get().(*Call)
-	c.op, c.val, c.cas, c.flag, c.exp, c.err = op, val, cas, flags, exp, nil
+	c.op, c.val, c.cas, c.flag, c.exp, c.err, c.seen = op, val, cas, flags, exp, nil, false
 	if op == OpGet || op == OpFlags {
 		c.val, c.cas, c.flag, c.exp = nil, 0, 0, 0
 	}
@@ -134,8 +135,12 @@ const maxKeptValue = 64 << 10
 // Wait blocks until c is answered and returns its error: nil, one of
 // ErrCacheMiss, ErrNotStored, ErrCASConflict or ErrServer (answers about
 // the key, see IsAnswer), or the failure of the connection or server.
+// Once answered, Wait returns the same error again at once.
 func (c *Call) Wait() error {
-	<-c.done
+	if !c.seen {
+		<-c.done
+		c.seen = true
+	}
 	return c.err
 }
 

@@ -362,3 +362,35 @@ func textGet(t *testing.T, addr, key string) (val []byte, flags uint32) {
 	}
 	return val[:size], flags
 }
+
+// Wait answers again, at once and the same, once a call is answered: a
+// caller that waited for a batch reads each call's answer later.
+func TestWaitTwice(t *testing.T) {
+	srv := memcachedtest.Start(t)
+	p := New(srv.Addr, time.Second, 0)
+	defer p.Close()
+	if err := p.Store(OpSet, []byte("k"), []byte("v"), 0, 0, 60); err != nil {
+		t.Fatal(err)
+	}
+	hit, miss := NewCall(OpGet, nil, 0, 0, 0), NewCall(OpGet, nil, 0, 0, 0)
+	p.StartAll([]*Call{hit, miss}, [][]byte{[]byte("k"), []byte("absent")})
+	for range 2 {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := hit.Wait(); err != nil || string(hit.Value()) != "v" {
+				t.Errorf("hit: %q %v", hit.Value(), err)
+			}
+			if err := miss.Wait(); !errors.Is(err, ErrCacheMiss) {
+				t.Errorf("miss: %v", err)
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a second Wait blocks")
+		}
+	}
+	hit.Release()
+	miss.Release()
+}
