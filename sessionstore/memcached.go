@@ -43,7 +43,7 @@ type MemcachedOptions struct {
 type Memcached struct {
 	opts  MemcachedOptions
 	nodes []*node
-	peers peerCount // other processes with presence marks on the nodes
+	peers PeerCount // other processes with presence marks on the nodes
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -92,7 +92,7 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 		o.InstanceID = NewInstanceID()
 	}
 	if !ValidInstanceID(o.InstanceID) {
-		return nil, fmt.Errorf("sessionstore: instance ID %q: 1 to %d of [0-9A-Za-z_-]", o.InstanceID, maxInstanceID)
+		return nil, fmt.Errorf("sessionstore: instance ID %q: 1 to %d of [0-9A-Za-z_-]", o.InstanceID, MaxInstanceID)
 	}
 	if o.HintFileMax <= 0 {
 		o.HintFileMax = DefaultHintFileMax
@@ -118,7 +118,7 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 	// The first presence round before the store is handed out: a proxy
 	// that starts beside others knows them before its first request, and
 	// waits until they know it (presence.go).
-	if wait := seenBy(m.presenceRound()); wait > 0 {
+	if wait := SeenBy(m.presenceRound()); wait > 0 {
 		m.logger().Info("other proxies on the memcached nodes: waiting until they see this one", "wait", wait)
 		time.Sleep(wait)
 	}
@@ -176,7 +176,7 @@ func (m *Memcached) logger() *slog.Logger {
 
 // Kind returns "memcached", the name lookups from this store go by in
 // metrics and logs.
-func (m *Memcached) Kind() string { return "memcached" }
+func (m *Memcached) Kind() string { return KindMemcached }
 
 // Status reports every node's state, in configuration order.
 func (m *Memcached) Status() []NodeState {
@@ -417,14 +417,15 @@ func (m *Memcached) eachWritable(id, val []byte, write func(*node) bool) error {
 	return nil
 }
 
-// maxCASTries bounds the retries of a write that loses CAS races to other
-// proxy instances; writers within one process are serialised first.
-const maxCASTries = 16
+// MaxCASTries bounds the retries of a write that loses CAS races to other
+// proxy instances, after which a shared store's Merge gives up with
+// ErrConflict; writers within one process are serialised first.
+const MaxCASTries = 16
 
-// backoff waits a random while, growing with the tries, before a write
+// Backoff waits a random while, growing with the tries, before a write
 // that lost a race tries again: proxies that collided on one session would
 // otherwise collide again in lockstep.
-func backoff(try int) {
+func Backoff(try int) {
 	limit := time.Duration(100<<min(try, 6)) * time.Microsecond // up to 6.4ms
 	time.Sleep(rand.N(limit))
 }
@@ -442,7 +443,7 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 	var kb [64]byte
 	key := m.appendKey(kb[:0], id)
 	var buf [maxNodes]replicaRead
-	for try := 0; try < maxCASTries; try++ {
+	for try := 0; try < MaxCASTries; try++ {
 		reads := m.readReplicas(key, nodes, buf[:])
 		if len(reads) == 0 {
 			return ErrUnavailable
@@ -459,7 +460,7 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 		written, conflict := m.writeReplicas(key, reads, val)
 		releaseReads(reads)
 		if conflict {
-			backoff(try)
+			Backoff(try)
 			continue
 		}
 		var late [maxNodes]*node

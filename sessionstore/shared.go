@@ -100,5 +100,5 @@ func (embedded) Merge(_ []byte, mg Merger) error {
 func (embedded) Put(_, _ []byte) error        { return nil }
 func (embedded) PutIfNewer(_, _ []byte) error { return nil }
 func (embedded) Status() []NodeState          { return nil }
-func (embedded) Kind() string                 { return "local" }
+func (embedded) Kind() string                 { return KindLocal }
 func (embedded) Close()                       {}
