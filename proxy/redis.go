@@ -14,17 +14,15 @@ type RedisStatus struct {
 	Up   bool   `json:"up"` // answered the last PING
 }
 
-// memcachedNodes returns the store's memcached nodes: none when the store
-// is Redis, whose servers /status and /metrics list apart.
+// memcachedNodes returns the store's configured nodes (memcached's): none
+// when the store finds its servers (Redis), which /status and /metrics
+// list apart.
 func (s *Sessions) memcachedNodes() []sessionstore.NodeState {
-	if s.Store.Kind() == "redis" {
-		return nil
-	}
-	return s.Store.Nodes()
+	return s.Store.ConfiguredNodes()
 }
 
 func (s *Sessions) redisStatus() []RedisStatus {
-	if s.Store.Kind() != "redis" {
+	if !s.Store.FindsServers() {
 		return nil
 	}
 	out := []RedisStatus{}

@@ -53,7 +53,7 @@ var errStoreDown = &Error{fasthttp.StatusServiceUnavailable, "session store unav
 
 func (s *Sessions) init(m *Metrics, gauges *metrics.Set) {
 	s.metrics = m
-	if s.Store.Kind() == "redis" {
+	if s.Store.FindsServers() {
 		s.redisGauges(gauges)
 	}
 	for i, n := range s.memcachedNodes() {

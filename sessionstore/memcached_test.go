@@ -227,3 +227,16 @@ func freeze(t *testing.T, srv *memcachedtest.Server) {
 	srv.Freeze()
 	t.Cleanup(srv.Thaw) // resuming a running process does nothing
 }
+
+// A memcached store's nodes are configured ones (status pages list them
+// by ID, with their failover state), not servers it finds.
+func TestMemcachedNodesAreConfigured(t *testing.T) {
+	srv := memcachedtest.Start(t)
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "a", Addr: srv.Addr}}}})
+	if s.FindsServers() || len(s.ConfiguredNodes()) != 1 || s.ConfiguredNodes()[0].ID != "a" {
+		t.Fatalf("finds servers %v, configured nodes %+v: want node a, configured", s.FindsServers(), s.ConfiguredNodes())
+	}
+	if local := newStore(t, Options{LocalSize: 1 << 20}); local.FindsServers() || local.ConfiguredNodes() != nil {
+		t.Fatalf("an embedded store: finds servers %v, nodes %v", local.FindsServers(), local.ConfiguredNodes())
+	}
+}

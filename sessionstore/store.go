@@ -333,6 +333,24 @@ func (s *Store) Kind() string { return s.shared.Kind() }
 // configuration order.
 func (s *Store) Nodes() []NodeState { return s.shared.Status() }
 
+// FindsServers reports whether the shared store finds its servers by
+// itself and names them by address (ServerFinder: Redis), rather than
+// having nodes configured one by one, with IDs and failover states.
+func (s *Store) FindsServers() bool {
+	f, ok := s.shared.(ServerFinder)
+	return ok && f.FindsServers()
+}
+
+// ConfiguredNodes returns Nodes when the shared store's nodes are
+// configured one by one (memcached), and nil when it finds its servers
+// (FindsServers) or has none.
+func (s *Store) ConfiguredNodes() []NodeState {
+	if s.FindsServers() {
+		return nil
+	}
+	return s.Nodes()
+}
+
 // LocalStats returns the hot tier's entry count and hit rate (zeros when
 // it is off).
 func (s *Store) LocalStats() (entries int64, hitRate float64) {

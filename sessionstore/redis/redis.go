@@ -57,8 +57,9 @@ type redisSrv struct {
 }
 
 var (
-	_ sessionstore.Shared      = (*Store)(nil)
-	_ sessionstore.Invalidator = (*Store)(nil)
+	_ sessionstore.Shared       = (*Store)(nil)
+	_ sessionstore.Invalidator  = (*Store)(nil)
+	_ sessionstore.ServerFinder = (*Store)(nil)
 )
 
 func init() {
@@ -183,6 +184,10 @@ func (r *Store) Watch(fn func(id []byte)) bool {
 
 // Kind returns "redis".
 func (r *Store) Kind() string { return sessionstore.KindRedis }
+
+// FindsServers is true: Status lists the servers the client knows, by
+// address (a Cluster's promoted replica joins the list).
+func (r *Store) FindsServers() bool { return true }
 
 // Close stops the monitor and closes the connections.
 func (r *Store) Close() {

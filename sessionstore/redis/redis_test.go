@@ -19,8 +19,9 @@ func TestNewBuildsTheRegisteredStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if s.Kind() != sessionstore.KindRedis {
-		t.Fatalf("kind %q, want %q", s.Kind(), sessionstore.KindRedis)
+	if s.Kind() != sessionstore.KindRedis || !s.FindsServers() || s.ConfiguredNodes() != nil || len(s.Nodes()) != 1 {
+		t.Fatalf("kind %q, finds servers %v, configured nodes %v, nodes %v: want redis, its one server found",
+			s.Kind(), s.FindsServers(), s.ConfiguredNodes(), s.Nodes())
 	}
 	r, err := New(sessionstore.RedisOptions{Addrs: []string{srv.Addr}, ClientCache: true})
 	if err != nil {
