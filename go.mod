@@ -4,7 +4,6 @@ go 1.26.8
 
 require (
 	github.com/VictoriaMetrics/metrics v1.44.0
-	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c
 	github.com/coocood/freecache v1.2.7
 	github.com/gorilla/websocket v1.5.3
 	github.com/pires/go-proxyproto v0.15.0

@@ -128,7 +128,7 @@ type Memcached struct {
 	Replicas      int      `yaml:"replicas"`       // copies of each session, primary included (default 2)
 	KeyPrefix     string   `yaml:"key_prefix"`     // (default "sp:")
 	Timeout       Duration `yaml:"timeout"`        // per operation and dial (default 100ms)
-	MaxIdleConns  int      `yaml:"max_idle_conns"` // per node (default 64)
+	MaxIdleConns  int      `yaml:"max_idle_conns"` // connections kept open per node, shared pipelined (default 1)
 	ProbeInterval Duration `yaml:"probe_interval"` // how often a down node is probed (default 1s)
 }
 
@@ -167,7 +167,7 @@ var DefaultConfig = Config{
 			Replicas:      2,
 			KeyPrefix:     "sp:",
 			Timeout:       Duration(100 * time.Millisecond),
-			MaxIdleConns:  64,
+			MaxIdleConns:  1,
 			ProbeInterval: Duration(time.Second),
 		},
 		Redis: DefaultRedis,

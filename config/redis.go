@@ -4,7 +4,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"time"
+
+	"sessionproxy/sessionstore"
 )
 
 // Redis configures Redis, or a Redis Cluster, as the shared session store
@@ -19,21 +20,19 @@ type Redis struct {
 	ClientCache  bool     `yaml:"client_cache"`  // server-assisted invalidation of the hot tier (default true)
 }
 
-// DefaultRedis holds the defaults of session.redis.
+// DefaultRedis holds the defaults of session.redis: the store's, and
+// client-side caching on.
 var DefaultRedis = Redis{
-	KeyPrefix:   "sp:",
-	Timeout:     Duration(100 * time.Millisecond),
+	KeyPrefix:   sessionstore.DefaultRedisKeyPrefix,
+	Timeout:     Duration(sessionstore.DefaultRedisTimeout),
 	ClientCache: true,
 }
 
-// redis checks session.redis, and that it and session.memcached.nodes are
-// not both set.
+// redis checks the values of session.redis. Whether it goes with the
+// rest (memcached nodes, write modes) is the store's to say
+// (sessionstore.Options.Check, asked by session()).
 func (v *validator) redis() {
-	s := v.c.Session
-	r := s.Redis
-	if len(r.Addrs) > 0 && len(s.Memcached.Nodes) > 0 {
-		v.errf("session.redis.addrs", "session.redis.addrs and session.memcached.nodes exclude each other: choose one shared store")
-	}
+	r := v.c.Session.Redis
 	seen := map[string]bool{}
 	for i, a := range r.Addrs {
 		path := "session.redis.addrs[" + strconv.Itoa(i) + "]"
@@ -51,6 +50,4 @@ func (v *validator) redis() {
 	if r.WaitReplicas < 0 || r.WaitReplicas > 16 {
 		v.errf("session.redis.wait_replicas", "session.redis.wait_replicas must be between 0 and 16, got %d", r.WaitReplicas)
 	}
-	// Which write modes go with client_cache and wait_replicas is the
-	// store's to say (sessionstore.Options.Check, run by session()).
 }

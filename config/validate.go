@@ -181,13 +181,18 @@ func (v *validator) session() {
 	if lc := s.LocalCache; lc.Size != 0 && lc.Size < minLocalCache {
 		v.errf("session.local_cache.size", "session.local_cache.size must be 0 (off) or at least 512KiB, got %d", lc.Size)
 	}
-	v.memcached()
-	v.redis()
-	// The store owns which of its settings go together.
+	// The store owns which of its settings go together: config asks it,
+	// and says where in the file each answer points.
 	o := sessionstore.Options{Async: s.Write == "async", LocalSize: int(s.LocalCache.Size), LocalTTL: s.LocalCache.TTL.Std()}
 	o.Memcached.Nodes = make([]sessionstore.Node, len(s.Memcached.Nodes))
 	o.Redis.Addrs, o.Redis.ClientCache, o.Redis.WaitReplicas = s.Redis.Addrs, s.Redis.ClientCache, s.Redis.WaitReplicas
-	switch err := o.Check(); {
+	err := o.Check()
+	v.memcached()
+	if errors.Is(err, sessionstore.ErrTwoStores) {
+		v.errf("session.redis.addrs", "session.redis.addrs and session.memcached.nodes exclude each other: choose one shared store")
+	}
+	v.redis()
+	switch {
 	case errors.Is(err, sessionstore.ErrAsyncNeedsLocal):
 		v.errf("session.write", "session.write: %v", err)
 	case errors.Is(err, sessionstore.ErrAsyncClientCache):

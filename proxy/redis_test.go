@@ -8,6 +8,7 @@ import (
 	"sessionproxy/internal/redistest"
 	"sessionproxy/internal/testutil"
 	"sessionproxy/sessionstore"
+	_ "sessionproxy/sessionstore/redis" // New builds the Redis store of these tests
 )
 
 // TestRedisEmptyMasterRestart: a Redis master without persistence that is

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/storetest"
 	"sessionproxy/sessionstore"
@@ -329,7 +327,7 @@ func TestAllNodesDownKeepsLocalChanges(t *testing.T) {
 	e.nodes[1].Restart()
 	waitFor(t, "written back", func() bool { return e.store.Dirty() == 0 && e.store.Nodes()[1].Up })
 	id := u.cookie(e.base)
-	it, err := memcache.New(e.nodes[0].Addr).Get("sp:" + id)
+	it, err := memcachedtest.Get(e.nodes[0].Addr, "sp:"+id)
 	if err != nil {
 		t.Fatalf("session not written back to n1: %v", err)
 	}

@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
+	mc "sessionproxy/internal/memcache"
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
 )
@@ -86,9 +85,9 @@ func (l *rawLoader) done() {
 	if err != nil || line != "MN\r\n" {
 		l.t.Fatalf("loading %s: %q %v", l.addr, line, err)
 	}
-	st, err := probe(l.addr, time.Second)
-	if err != nil || st.items != int64(l.items) {
-		l.t.Fatalf("%s holds %d items, want %d (%v)", l.addr, st.items, l.items, err)
+	st, err := mc.ReadStats(l.addr, time.Second)
+	if err != nil || st.CurrItems != int64(l.items) {
+		l.t.Fatalf("%s holds %d items, want %d (%v)", l.addr, st.CurrItems, l.items, err)
 	}
 	settleLRU(l.t, l.addr)
 }
@@ -154,9 +153,8 @@ func TestFullCopyBringsBackManySessions(t *testing.T) {
 	// Not sessions of this store: another prefix, and the prefix without a
 	// valid ID. A full copy leaves them where they are.
 	foreign := []string{"other:" + ids[0], DefaultKeyPrefix + "not-an-id", DefaultKeyPrefix + ids[0][:IDLen-1]}
-	raw := memcache.New(c.n2.Addr)
 	for _, k := range foreign {
-		if err := raw.Set(&memcache.Item{Key: k, Value: encodedSession([]byte(ids[0]), 9)}); err != nil {
+		if err := memcachedtest.Set(c.n2.Addr, k, encodedSession([]byte(ids[0]), 9), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -171,14 +169,12 @@ func TestFullCopyBringsBackManySessions(t *testing.T) {
 		t.Errorf("n1 was copied %d sessions, want all %d: %+v", st.Copied, sessions, st)
 	}
 	missing := 0
-	n1 := memcache.New(c.n1.Addr)
-	n1.Timeout = 5 * time.Second
 	for i := 0; i < sessions; i += 500 {
 		keys := make([]string, 0, 500)
 		for _, id := range ids[i:min(i+500, sessions)] {
 			keys = append(keys, DefaultKeyPrefix+id)
 		}
-		got, err := n1.GetMulti(keys)
+		got, err := memcachedtest.GetMulti(c.n1.Addr, keys...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,7 +193,7 @@ func TestFullCopyBringsBackManySessions(t *testing.T) {
 		t.Fatalf("%d of %d sessions missing on n1 after the full copy", missing, sessions)
 	}
 	for _, k := range foreign {
-		if _, err := n1.Get(k); err != memcache.ErrCacheMiss {
+		if _, err := memcachedtest.Get(c.n1.Addr, k); err != memcachedtest.ErrMiss {
 			t.Errorf("%q, not a session of this store, was copied to n1 (%v)", k, err)
 		}
 	}
@@ -274,8 +270,8 @@ func copyGrowth(t *testing.T, keys int) uint64 {
 	if copied != int64(len(forB)) {
 		t.Fatalf("%d keys: copied %d sessions to b, want the %d placed on b", keys, copied, len(forB))
 	}
-	if st, err := probe(b.Addr, time.Second); err != nil || st.items != copied {
-		t.Fatalf("b holds %d items, want only the %d copied to it (%v)", st.items, copied, err)
+	if st, err := mc.ReadStats(b.Addr, time.Second); err != nil || st.CurrItems != copied {
+		t.Fatalf("b holds %d items, want only the %d copied to it (%v)", st.CurrItems, copied, err)
 	}
 	if peak < base {
 		return 0
@@ -338,7 +334,7 @@ func TestFullCopyBusySourceIsAnError(t *testing.T) {
 		return last == nil
 	})
 	// Not all of them: a dump can miss an item memcached moves between its
-	// LRUs meanwhile (metadump.go), and on a loaded machine it did miss one.
+	// LRUs meanwhile (internal/memcache/metadump.go), and on a loaded machine it did miss one.
 	if listed < sessions*99/100 || listed > sessions {
 		t.Fatalf("listed %d sessions, want about %d (last error %v)", listed, sessions, last)
 	}
@@ -406,8 +402,8 @@ func TestFullCopyUnderReadsMissesNothing(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			c := memcache.New(a.Addr)
-			c.Timeout = 5 * time.Second
+			c := mc.New(a.Addr, 5*time.Second, 0)
+			defer c.Close()
 			for {
 				select {
 				case <-stop:
@@ -415,8 +411,10 @@ func TestFullCopyUnderReadsMissesNothing(t *testing.T) {
 				default:
 				}
 				k := keys[rand.N(len(keys))]
-				c.Get(k)
-				c.Get(k)
+				for range 2 {
+					v, _ := c.Get([]byte(k))
+					v.Release()
+				}
 			}
 		})
 	}
@@ -524,9 +522,8 @@ func TestFullCopyOfAgreeingReplicasReadsNoValues(t *testing.T) {
 	if want := int64(len(newer) + len(missing) + len(legacyOld)); nb.copied.Load() != want {
 		t.Errorf("copied %d sessions, want %d (the differing ones)", nb.copied.Load(), want)
 	}
-	raw := memcache.New(b.Addr)
 	for _, group := range [][]string{newer, missing, legacyOld, legacySame} {
-		got, err := raw.GetMulti(group)
+		got, err := memcachedtest.GetMulti(b.Addr, group...)
 		if err != nil {
 			t.Fatal(err)
 		}

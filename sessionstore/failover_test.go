@@ -45,7 +45,7 @@ func TestInvalidationSurvivesNodeRestarts(t *testing.T) {
 func TestFailoverRoundTripUnderLoad(t *testing.T) {
 	c := startCluster(t)
 	const probe = 200 * time.Millisecond
-	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes(), ProbeInterval: probe, MaxIdleConns: 64}})
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes(), ProbeInterval: probe}})
 	const sessions = 400
 	ids := make([][]byte, sessions)
 	for i := range ids {

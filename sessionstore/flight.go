@@ -108,6 +108,11 @@ func (fl *flight) follow(out *Session) error {
 	return err
 }
 
+// maxKeptValue bounds the value buffer a pooled flight keeps: above the
+// sessions of most applications, so that shared cold reads allocate
+// nothing, without one huge session pinning its buffer in the pool.
+const maxKeptValue = 64 << 10
+
 func (fl *flight) recycle() {
 	if cap(fl.val) > maxKeptValue {
 		fl.val = nil

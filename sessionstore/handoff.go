@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
+	"sessionproxy/internal/memcache"
 )
 
 // Hinted handoff: a write or tombstone that one of a session's nodes
@@ -520,9 +520,10 @@ func (m *Memcached) copyFrom(src, n *node) error {
 
 // copyBatch copies keys from src to dst: first the version flags of
 // every key on both sides (one pipelined write and read each), then, for
-// the keys whose versions may differ, one multi-get on each side and one
-// write per session dst lacks or holds an older version of. Replicas that
-// agree, as they do at most starts, so cost no value read.
+// the keys whose versions may differ, one batch of gets on each side (all
+// its commands in one write) and one write per session dst lacks or holds
+// an older version of. Replicas that agree, as they do at most starts, so
+// cost no value read.
 func (m *Memcached) copyBatch(src, dst *node, keys []string) error {
 	if len(keys) == 0 {
 		return nil
@@ -534,31 +535,34 @@ func (m *Memcached) copyBatch(src, dst *node, keys []string) error {
 	if err != nil || len(keys) == 0 {
 		return err
 	}
-	have, err := src.client.GetMulti(keys)
+	bkeys := byteKeys(keys)
+	have, err := getAll(src, bkeys)
+	defer releaseCalls(have)
 	if err != nil {
 		m.check(src, err)
 		return fmt.Errorf("reading the sessions to copy from %s: %w", src.ID, err)
 	}
-	held, err := dst.client.GetMulti(keys)
+	held, err := getAll(dst, bkeys)
+	defer releaseCalls(held)
 	if err != nil {
 		m.check(dst, err)
 		return fmt.Errorf("reading the sessions %s holds: %w", dst.ID, err)
 	}
-	for _, key := range keys {
-		it := have[key]
-		if it == nil {
+	for i, key := range bkeys {
+		if have[i].Wait() != nil {
 			continue // gone since the listing
 		}
-		mt, err := peek(it.Value)
+		val := have[i].Value()
+		mt, err := peek(val)
 		if err != nil {
 			continue
 		}
-		if old := held[key]; old != nil {
-			if om, err := peek(old.Value); err == nil && om.version >= mt.version {
+		if held[i].Wait() == nil {
+			if om, err := peek(held[i].Value()); err == nil && om.version >= mt.version {
 				continue
 			}
 		}
-		if m.writeIfNewer(dst, []byte(key), it.Value) {
+		if m.writeIfNewer(dst, key, val) {
 			dst.copied.Add(1)
 		} else if !dst.writable() {
 			return fmt.Errorf("node %s failed", dst.ID)
@@ -567,24 +571,49 @@ func (m *Memcached) copyBatch(src, dst *node, keys []string) error {
 	return nil
 }
 
+// getAll gets keys from n in one batch, its commands in one write, and
+// waits for every answer. A miss is not an error: its call says so. The
+// error is the first other one. Release the calls after use, also on an
+// error.
+func getAll(n *node, keys [][]byte) ([]*memcache.Call, error) {
+	calls := make([]*memcache.Call, len(keys))
+	for i := range calls {
+		calls[i] = memcache.NewCall(memcache.OpGet, nil, 0, 0, 0)
+	}
+	n.pipe.StartAll(calls, keys)
+	var first error
+	for _, c := range calls {
+		if err := c.Wait(); err != nil && !errors.Is(err, memcache.ErrCacheMiss) {
+			first = cmp.Or(first, err)
+		}
+	}
+	return calls, first
+}
+
+// byteKeys is keys as the client takes them.
+func byteKeys(keys []string) [][]byte {
+	b := make([][]byte, len(keys))
+	for i, k := range keys {
+		b[i] = []byte(k)
+	}
+	return b
+}
+
 // differing returns the keys src holds whose copy on dst may be older:
 // dst lacks it, or holds it with other version flags, or one side holds
 // it without them (versionFlags). It reads the client flags only, never
 // the values.
 func (m *Memcached) differing(src, dst *node, keys []string) ([]string, error) {
-	bkeys := make([][]byte, len(keys))
-	for i, k := range keys {
-		bkeys[i] = []byte(k)
-	}
+	bkeys := byteKeys(keys)
 	have, held := flagCalls(len(keys)), flagCalls(len(keys))
 	defer releaseCalls(have)
 	defer releaseCalls(held)
-	src.pipe.startAll(have, bkeys)
-	dst.pipe.startAll(held, bkeys)
+	src.pipe.StartAll(have, bkeys)
+	dst.pipe.StartAll(held, bkeys)
 	var need []string
 	var srcErr, dstErr error
 	for i, k := range keys {
-		serr, derr := have[i].wait(), held[i].wait()
+		serr, derr := have[i].Wait(), held[i].Wait()
 		switch {
 		case serr != nil && serr != memcache.ErrCacheMiss:
 			srcErr = cmp.Or(srcErr, serr)
@@ -592,7 +621,7 @@ func (m *Memcached) differing(src, dst *node, keys []string) ([]string, error) {
 			dstErr = cmp.Or(dstErr, derr)
 		case serr != nil:
 			// gone since the listing
-		case derr == nil && have[i].flag != 0 && have[i].flag == held[i].flag:
+		case derr == nil && have[i].Flags() != 0 && have[i].Flags() == held[i].Flags():
 			// the same version on both
 		default:
 			need = append(need, k)
@@ -610,16 +639,16 @@ func (m *Memcached) differing(src, dst *node, keys []string) ([]string, error) {
 }
 
 // flagCalls returns n pooled calls asking for a key's flags.
-func flagCalls(n int) []*metaCall {
-	calls := make([]*metaCall, n)
+func flagCalls(n int) []*memcache.Call {
+	calls := make([]*memcache.Call, n)
 	for i := range calls {
-		calls[i] = newCall(opFlags, nil, 0, 0)
+		calls[i] = memcache.NewCall(memcache.OpFlags, nil, 0, 0, 0)
 	}
 	return calls
 }
 
-func releaseCalls(calls []*metaCall) {
+func releaseCalls(calls []*memcache.Call) {
 	for _, c := range calls {
-		c.release()
+		c.Release()
 	}
 }

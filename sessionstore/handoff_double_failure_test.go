@@ -42,8 +42,8 @@ func TestHintReplayedWhileTheSourceIsDownIsKept(t *testing.T) {
 	if left := m.reconcile(n1, unread, "copy to n1"); len(left) != 0 {
 		t.Fatalf("the copy to n1 left %d nodes unread", len(left))
 	}
-	c1, err := n1.pipe.get(m.appendKey(nil, id))
-	c1.release()
+	c1, err := n1.pipe.Get(m.appendKey(nil, id))
+	c1.Release()
 	if err != nil {
 		t.Fatalf("n1 lacks the session it missed, now on n2 alone: %v (hints left: %d)", err, n1.handoff.len())
 	}

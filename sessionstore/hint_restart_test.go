@@ -119,8 +119,8 @@ func TestCorruptHintFileIsReportedAndTheRestUsed(t *testing.T) {
 	m.Reconciled()
 	waitState(t, m.nodes[1], StateUp)
 	for i, id := range ids {
-		c, err := m.nodes[1].pipe.get(m.appendKey(nil, id))
-		c.release()
+		c, err := m.nodes[1].pipe.Get(m.appendKey(nil, id))
+		c.Release()
 		if (err == nil) != (i != 1) {
 			t.Errorf("session %d on n2: %v", i, err)
 		}
@@ -173,8 +173,8 @@ func TestHintFileOverItsBoundMarksAFullCopyThatSurvivesARestart(t *testing.T) {
 	m2.Reconciled()
 	waitState(t, m2.nodes[1], StateUp)
 	for _, id := range ids {
-		c, err := m2.nodes[1].pipe.get(m2.appendKey(nil, id))
-		c.release()
+		c, err := m2.nodes[1].pipe.Get(m2.appendKey(nil, id))
+		c.Release()
 		if err != nil {
 			t.Fatalf("n2 lacks a session after its full copy: %v\n%s", err, logs.String())
 		}
@@ -252,8 +252,8 @@ func TestSharedStateDirAdoptsOnlyOrphans(t *testing.T) {
 	}
 	c.n2.Thaw()
 	waitState(t, c3.nodes[1], StateUp)
-	cl, err := c3.nodes[1].pipe.get(c3.appendKey(nil, ida))
-	cl.release()
+	cl, err := c3.nodes[1].pipe.Get(c3.appendKey(nil, ida))
+	cl.Release()
 	if err != nil {
 		t.Fatalf("n2 lacks the write a's hint held: %v", err)
 	}
@@ -359,8 +359,8 @@ func TestHintFileOnAFullDisk(t *testing.T) {
 		t.Fatalf("no full copy after the restart:\n%s", logs.String())
 	}
 	for _, id := range ids {
-		cl, err := m2.nodes[1].pipe.get(m2.appendKey(nil, id))
-		cl.release()
+		cl, err := m2.nodes[1].pipe.Get(m2.appendKey(nil, id))
+		cl.Release()
 		if err != nil {
 			t.Fatalf("n2 lacks a session written while the disk was full: %v", err)
 		}
@@ -394,12 +394,12 @@ func TestReloadedStoreAdoptsTheOldOnesHints(t *testing.T) {
 	c.n1.Stop()
 	c.n2.Restart() // empty: it holds version 2 only if the hint reached it
 	waitState(t, cur.nodes[1], StateUp)
-	cl, err := cur.nodes[1].pipe.get(cur.appendKey(nil, id))
+	cl, err := cur.nodes[1].pipe.Get(cur.appendKey(nil, id))
 	if err != nil {
 		t.Fatalf("n2 lacks the write the old store's hint held: %v", err)
 	}
-	v := versionOf(t, cl.val)
-	cl.release()
+	v := versionOf(t, cl.Value())
+	cl.Release()
 	if v != 2 {
 		t.Fatalf("n2 serves version %d after the reload, want 2:\n%s", v, logs.String())
 	}

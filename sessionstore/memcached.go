@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"sessionproxy/internal/memcache"
 )
 
 // MemcachedOptions configure a Memcached store. A zero field means the
@@ -17,7 +19,7 @@ type MemcachedOptions struct {
 	Replicas      int           // copies of each session on distinct nodes (default 2)
 	KeyPrefix     string        // key prefix (default "sp:")
 	Timeout       time.Duration // per operation and dial (default 100ms)
-	MaxIdleConns  int           // idle connections kept per node (default 64)
+	MaxIdleConns  int           // connections kept open to each node, shared pipelined by every get and write (default 1)
 	ProbeInterval time.Duration // how often each node is probed, and presence marks refreshed (default 1s)
 	InstanceID    string        // this process in presence marks (default random; presence.go)
 	Logger        *slog.Logger  // node state changes (default slog.Default())
@@ -41,7 +43,7 @@ type MemcachedOptions struct {
 type Memcached struct {
 	opts  MemcachedOptions
 	nodes []*node
-	peers peerCount // other processes with presence marks on the nodes
+	peers PeerCount // other processes with presence marks on the nodes
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -59,7 +61,7 @@ const (
 	DefaultReplicas      = 2
 	DefaultKeyPrefix     = "sp:"
 	DefaultTimeout       = 100 * time.Millisecond
-	DefaultMaxIdleConns  = 64
+	DefaultMaxIdleConns  = memcache.DefaultConns // one makes the largest batches (bench/README.md)
 	DefaultProbeInterval = time.Second
 )
 
@@ -90,7 +92,7 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 		o.InstanceID = NewInstanceID()
 	}
 	if !ValidInstanceID(o.InstanceID) {
-		return nil, fmt.Errorf("sessionstore: instance ID %q: 1 to %d of [0-9A-Za-z_-]", o.InstanceID, maxInstanceID)
+		return nil, fmt.Errorf("sessionstore: instance ID %q: 1 to %d of [0-9A-Za-z_-]", o.InstanceID, MaxInstanceID)
 	}
 	if o.HintFileMax <= 0 {
 		o.HintFileMax = DefaultHintFileMax
@@ -116,7 +118,7 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 	// The first presence round before the store is handed out: a proxy
 	// that starts beside others knows them before its first request, and
 	// waits until they know it (presence.go).
-	if wait := seenBy(m.presenceRound()); wait > 0 {
+	if wait := SeenBy(m.presenceRound()); wait > 0 {
 		m.logger().Info("other proxies on the memcached nodes: waiting until they see this one", "wait", wait)
 		time.Sleep(wait)
 	}
@@ -147,8 +149,7 @@ func (m *Memcached) Close() {
 	m.closeOnce.Do(func() { close(m.closed) })
 	m.wg.Wait()
 	for _, n := range m.nodes {
-		n.client.Close()
-		n.pipe.shutdown()
+		n.pipe.Shutdown()
 	}
 	m.closeHints()
 }
@@ -175,7 +176,7 @@ func (m *Memcached) logger() *slog.Logger {
 
 // Kind returns "memcached", the name lookups from this store go by in
 // metrics and logs.
-func (m *Memcached) Kind() string { return "memcached" }
+func (m *Memcached) Kind() string { return KindMemcached }
 
 // Status reports every node's state, in configuration order.
 func (m *Memcached) Status() []NodeState {
@@ -217,7 +218,7 @@ type replicaRead struct {
 	val     []byte // the value held, in call's buffer
 	cas     uint64 // its CAS id
 	version uint64
-	call    *metaCall // holds val until releaseReads
+	call    *memcache.Call // holds val until releaseReads
 }
 
 // readReplicas gets key, with its CAS id, from each readable node. The
@@ -225,30 +226,30 @@ type replicaRead struct {
 // replica), so a cold read waits for one round trip, not one per replica.
 // The values stay in the calls' buffers: release them with releaseReads.
 func (m *Memcached) readReplicas(key []byte, nodes []*node, out []replicaRead) []replicaRead {
-	var calls [maxNodes]*metaCall
+	var calls [maxNodes]*memcache.Call
 	var asked [maxNodes]*node
 	k := 0
 	for _, n := range nodes {
 		if !n.readable() {
 			continue
 		}
-		c := newCall(opGet, nil, 0, 0)
-		n.pipe.start(c, key)
+		c := memcache.NewCall(memcache.OpGet, nil, 0, 0, 0)
+		n.pipe.Start(c, key)
 		calls[k], asked[k] = c, n
 		k++
 	}
 	out = out[:0]
 	for i := range k {
 		c, n := calls[i], asked[i]
-		err := c.wait()
+		err := c.Wait()
 		if m.check(n, err) {
-			c.release()
+			c.Release()
 			continue
 		}
 		r := replicaRead{node: n, call: c}
 		if err == nil {
-			if mt, perr := peek(c.val); perr == nil {
-				r.found, r.val, r.cas, r.version = true, c.val, c.cas, mt.version
+			if mt, perr := peek(c.Value()); perr == nil {
+				r.found, r.val, r.cas, r.version = true, c.Value(), c.CAS(), mt.version
 			} else {
 				// A value we cannot read is treated as absent and
 				// overwritten by the next write.
@@ -265,7 +266,7 @@ func (m *Memcached) readReplicas(key []byte, nodes []*node, out []replicaRead) [
 // used afterwards.
 func releaseReads(reads []replicaRead) {
 	for i := range reads {
-		reads[i].call.release()
+		reads[i].call.Release()
 		reads[i] = replicaRead{}
 	}
 }
@@ -329,10 +330,10 @@ func (m *Memcached) writeIfNewer(n *node, key, val []byte) bool {
 	}
 	exp := exptime(mt.expires)
 	for try := 0; try < 4; try++ {
-		c, err := n.pipe.get(key)
-		hm, perr := peek(c.val)
-		cas := c.cas
-		c.release()
+		c, err := n.pipe.Get(key)
+		hm, perr := peek(c.Value())
+		cas := c.CAS()
+		c.Release()
 		if m.check(n, err) {
 			return false
 		}
@@ -340,9 +341,9 @@ func (m *Memcached) writeIfNewer(n *node, key, val []byte) bool {
 			if perr == nil && hm.version >= mt.version {
 				return true
 			}
-			err = n.pipe.store(opCAS, key, val, cas, exp)
+			err = n.store(memcache.OpCAS, key, val, cas, exp)
 		} else {
-			err = n.pipe.store(opAdd, key, val, 0, exp)
+			err = n.store(memcache.OpAdd, key, val, 0, exp)
 		}
 		if err == nil {
 			return true
@@ -376,15 +377,15 @@ func (m *Memcached) Put(id, val []byte) error {
 	var p placement
 	m.place(id, &p)
 	nodes := p.write[:p.nWrit]
-	var calls [maxNodes]*metaCall
+	var calls [maxNodes]*memcache.Call
 	for i, n := range nodes {
-		calls[i] = newCall(opSet, val, 0, exp)
-		n.pipe.start(calls[i], key)
+		calls[i] = memcache.NewCall(memcache.OpSet, val, 0, versionFlags(val), exp)
+		n.pipe.Start(calls[i], key)
 	}
 	written := 0
 	for i, n := range nodes {
-		err := calls[i].wait()
-		calls[i].release()
+		err := calls[i].Wait()
+		calls[i].Release()
 		m.check(n, err)
 		if err == nil {
 			written++
@@ -416,14 +417,15 @@ func (m *Memcached) eachWritable(id, val []byte, write func(*node) bool) error {
 	return nil
 }
 
-// maxCASTries bounds the retries of a write that loses CAS races to other
-// proxy instances; writers within one process are serialised first.
-const maxCASTries = 16
+// MaxCASTries bounds the retries of a write that loses CAS races to other
+// proxy instances, after which a shared store's Merge gives up with
+// ErrConflict; writers within one process are serialised first.
+const MaxCASTries = 16
 
-// backoff waits a random while, growing with the tries, before a write
+// Backoff waits a random while, growing with the tries, before a write
 // that lost a race tries again: proxies that collided on one session would
 // otherwise collide again in lockstep.
-func backoff(try int) {
+func Backoff(try int) {
 	limit := time.Duration(100<<min(try, 6)) * time.Microsecond // up to 6.4ms
 	time.Sleep(rand.N(limit))
 }
@@ -441,7 +443,7 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 	var kb [64]byte
 	key := m.appendKey(kb[:0], id)
 	var buf [maxNodes]replicaRead
-	for try := 0; try < maxCASTries; try++ {
+	for try := 0; try < MaxCASTries; try++ {
 		reads := m.readReplicas(key, nodes, buf[:])
 		if len(reads) == 0 {
 			return ErrUnavailable
@@ -458,7 +460,7 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 		written, conflict := m.writeReplicas(key, reads, val)
 		releaseReads(reads)
 		if conflict {
-			backoff(try)
+			Backoff(try)
 			continue
 		}
 		var late [maxNodes]*node
@@ -483,9 +485,9 @@ func (m *Memcached) writeReplicas(key []byte, reads []replicaRead, val []byte) (
 	for i, r := range reads {
 		var err error
 		if r.found {
-			err = r.node.pipe.store(opCAS, key, val, r.cas, exp)
+			err = r.node.store(memcache.OpCAS, key, val, r.cas, exp)
 		} else {
-			err = r.node.pipe.store(opAdd, key, val, 0, exp)
+			err = r.node.store(memcache.OpAdd, key, val, 0, exp)
 		}
 		switch {
 		case err == nil:

@@ -1,17 +1,12 @@
 package sessionstore
 
 import (
-	"bufio"
 	"errors"
-	"fmt"
-	"net"
 	"slices"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
+	"sessionproxy/internal/memcache"
 )
 
 // Node names one memcached server.
@@ -51,9 +46,8 @@ func (st State) String() string {
 // marked down until a background probe finds them answering again.
 type node struct {
 	Node
-	pipe   *metaPipe        // a request's gets and writes, pipelined
-	client *memcache.Client // multi-gets of a catch-up's copy
-	seed   uint64           // rendezvous hash of the node ID
+	pipe *memcache.Client // every get and write, pipelined
+	seed uint64           // rendezvous hash of the node ID
 
 	state   atomic.Int32 // a State
 	handoff handoff
@@ -63,18 +57,23 @@ type node struct {
 	copied        atomic.Int64 // sessions copied back from other replicas
 }
 
-func newNode(n Node, timeout time.Duration, maxIdle int) *node {
-	c := memcache.New(n.Addr)
-	c.Timeout = timeout
-	c.MaxIdleConns = maxIdle
-	return &node{Node: n, pipe: newMetaPipe(n.Addr, timeout), client: c, seed: hashString(fnvOffset, n.ID)}
+// newNode makes n's state and its client, which spreads its commands over
+// conns connections (memcache.DefaultConns when 0).
+func newNode(n Node, timeout time.Duration, conns int) *node {
+	return &node{Node: n, pipe: memcache.New(n.Addr, timeout, conns), seed: hashString(fnvOffset, n.ID)}
 }
 
-// dropConns closes every connection to the node, pooled or pipelined:
-// after a failure or a restart none of them is to be trusted.
+// store runs a set, CAS or add of val under key on n and waits for it. The
+// value's version goes in memcached's client flags (versionFlags), so
+// that a full copy compares versions without reading values.
+func (n *node) store(op memcache.Op, key, val []byte, cas uint64, exp int32) error {
+	return n.pipe.Store(op, key, val, cas, versionFlags(val), exp)
+}
+
+// dropConns closes every connection to the node: after a failure or a
+// restart none of them is to be trusted.
 func (n *node) dropConns() {
-	n.client.Close()
-	n.pipe.close()
+	n.pipe.Close()
 }
 
 func (n *node) load() State { return State(n.state.Load()) }
@@ -86,18 +85,10 @@ func (n *node) readable() bool { return n.load() == StateUp }
 func (n *node) writable() bool { return n.load() != StateDown }
 
 // nodeFailed reports whether err says the node itself is unusable, as
-// opposed to an answer about the key (gomemcache's resumableError).
+// opposed to an answer about the key: a miss, a refused store, or
+// SERVER_ERROR, the node refusing this item (e.g. over its -I limit).
 func nodeFailed(err error) bool {
-	switch {
-	case err == nil,
-		errors.Is(err, memcache.ErrCacheMiss),
-		errors.Is(err, memcache.ErrCASConflict),
-		errors.Is(err, memcache.ErrNotStored),
-		errors.Is(err, memcache.ErrMalformedKey):
-		return false
-	}
-	// The node answered, but refused this item (e.g. over its -I limit).
-	return !strings.Contains(err.Error(), "SERVER_ERROR")
+	return err != nil && !memcache.IsAnswer(err)
 }
 
 // check marks the node down if err says it failed, and reports whether it
@@ -138,7 +129,7 @@ func (m *Memcached) monitor(n *node) {
 	defer m.wg.Done()
 	t := time.NewTicker(m.opts.ProbeInterval)
 	defer t.Stop()
-	var last nodeStats // when last seen; zero: never seen
+	var last memcache.Stats // when last seen; zero: never seen
 	// unread: the nodes the last full copy to n did not copy from, a
 	// source that answered BUSY or failed, or one that was down (it may
 	// hold what n missed while no proxy ran, or while n was away). Until
@@ -152,7 +143,7 @@ func (m *Memcached) monitor(n *node) {
 	// useless.
 	var waiting []*node
 	lastAdopt := time.Now()
-	st, err := probe(n.Addr, m.opts.Timeout)
+	st, err := memcache.ReadStats(n.Addr, m.opts.Timeout)
 	if err != nil {
 		// Away when this process started: what it holds is unknown until
 		// it returns and catches up in full.
@@ -188,7 +179,7 @@ func (m *Memcached) monitor(n *node) {
 			return
 		case <-t.C:
 		}
-		st, err := probe(n.Addr, m.opts.Timeout)
+		st, err := memcache.ReadStats(n.Addr, m.opts.Timeout)
 		if err != nil {
 			continue // traffic, not the probe, takes a node down
 		}
@@ -202,10 +193,10 @@ func (m *Memcached) monitor(n *node) {
 				unread = m.replayWhileUp(n, unread)
 			}
 		}
-		seen := last.pid != 0
+		seen := last.PID != 0
 		// Another process, or one that started later (uptime has whole
 		// seconds, hence the slack): whatever it held is gone.
-		moved := seen && (st.pid != last.pid || absDiff(st.started, last.started) > 2)
+		moved := seen && (st.PID != last.PID || absDiff(st.Started(), last.Started()) > 2)
 		last = st
 		restarted := moved
 		switch n.load() {
@@ -242,7 +233,7 @@ func (m *Memcached) monitor(n *node) {
 		// What n lacks from unread is copied once it is up again (above),
 		// from those nodes only: a node down for good must not make every
 		// later catch-up a full copy from all the others.
-		full := restarted || st.items == 0
+		full := restarted || st.CurrItems == 0
 		left := m.catchUp(n, full)
 		waiting = nil
 		switch {
@@ -303,56 +294,6 @@ func absDiff(a, b int64) int64 {
 		return a - b
 	}
 	return b - a
-}
-
-// nodeStats is what a probe learns of a node.
-type nodeStats struct {
-	pid     int64
-	started int64 // unix seconds: the node's time less its uptime
-	items   int64 // curr_items
-}
-
-// probe asks addr for its stats on a fresh connection.
-func probe(addr string, timeout time.Duration) (nodeStats, error) {
-	var st nodeStats
-	c, err := net.DialTimeout("tcp", addr, timeout)
-	if err != nil {
-		return st, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(max(timeout, 100*time.Millisecond)))
-	if _, err := c.Write([]byte("stats\r\n")); err != nil {
-		return st, err
-	}
-	r := bufio.NewReader(c)
-	var now, uptime int64
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return st, err
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if line == "END" {
-			break
-		}
-		f := strings.Fields(line)
-		if len(f) != 3 || f[0] != "STAT" {
-			return st, fmt.Errorf("memcached probe: unexpected answer %q", line)
-		}
-		v, _ := strconv.ParseInt(f[2], 10, 64)
-		switch f[1] {
-		case "time":
-			now = v
-		case "uptime":
-			uptime = v
-		case "curr_items":
-			st.items = v
-		case "pid":
-			st.pid = v
-		}
-	}
-	st.started = now - uptime
-	return st, nil
 }
 
 // Rendezvous (highest random weight) hashing: each node scores each key and

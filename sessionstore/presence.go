@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"sessionproxy/internal/memcache"
 )
 
 // Presence marks: every process keeps a short-lived mark of its own on the
@@ -22,7 +24,7 @@ import (
 //
 // On memcached, a process's mark is the key <prefix>proxy:<instance>
 // holding its refresh interval in milliseconds, refreshed every probe
-// interval and expiring after markTTL by the node's own clock; the roster <prefix>proxies lists the instances that wrote
+// interval and expiring after MarkTTL by the node's own clock; the roster <prefix>proxies lists the instances that wrote
 // one, so that a process finds the others with one get and a get of each
 // listed mark, never a scan. A process adds itself to the roster with CAS
 // and drops the instances whose marks have expired. Every node that takes
@@ -45,13 +47,13 @@ type PeerWatcher interface {
 	WatchPeers(fn func(others int))
 }
 
-// markTTL is how long a presence mark outlives its last refresh: a few
+// MarkTTL is how long a presence mark outlives its last refresh: a few
 // refreshes, so that one slow round does not make the process look gone,
 // and longer than AutoCrowdedTTL plus a refresh, so that when a process
 // is seen to have gone, every hot-tier copy read while it was there has
 // expired (a process going back to trusting its copies must not trust one
 // older than the other's last write).
-func markTTL(interval time.Duration) time.Duration {
+func MarkTTL(interval time.Duration) time.Duration {
 	return max(3*time.Second, 3*interval)
 }
 
@@ -70,18 +72,18 @@ func NewInstanceID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Roster limits: an ID is 1 to maxInstanceID bytes of [0-9A-Za-z_-], and
+// Roster limits: an ID is 1 to MaxInstanceID bytes of [0-9A-Za-z_-], and
 // a roster lists at most maxRoster of them (past it, a process is not
 // listed, and others see it by no mark: a deployment of more than 256
 // proxies over one set of nodes is far beyond what it is built for).
 const (
-	maxInstanceID = 64
+	MaxInstanceID = 64
 	maxRoster     = 256
 )
 
 // ValidInstanceID reports whether id may name a process in a roster.
 func ValidInstanceID(id string) bool {
-	if len(id) == 0 || len(id) > maxInstanceID {
+	if len(id) == 0 || len(id) > MaxInstanceID {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -199,15 +201,16 @@ func (m *Memcached) presenceRound() time.Duration {
 		}
 	}
 	if answered {
-		m.peers.set(len(others))
+		m.peers.Set(len(others))
 	}
 	return longest
 }
 
-// seenBy waits, at start, until the processes that were there before this
-// one have had a presence round since its mark went up: the longest of
-// their intervals, and a margin for the round itself.
-func seenBy(longest time.Duration) time.Duration {
+// SeenBy is how long a store waits, at start, until the processes that
+// were there before this one have had a presence round since its mark
+// went up: the longest of their intervals, and a margin for the round
+// itself.
+func SeenBy(longest time.Duration) time.Duration {
 	if longest <= 0 {
 		return 0
 	}
@@ -226,9 +229,9 @@ func (m *Memcached) rosterKey() []byte { return []byte(m.opts.KeyPrefix + "proxi
 // interval they announce, and false if n failed.
 func (m *Memcached) presenceOn(n *node) ([]string, time.Duration, bool) {
 	self := m.opts.InstanceID
-	ttl := int32((markTTL(m.opts.ProbeInterval) + time.Second - 1) / time.Second)
+	ttl := int32((MarkTTL(m.opts.ProbeInterval) + time.Second - 1) / time.Second)
 	mark := appendMark(nil, presenceInterval(m.opts.ProbeInterval))
-	if err := n.pipe.store(opSet, m.markKey(self), mark, 0, ttl); m.check(n, err) || err != nil {
+	if err := n.store(memcache.OpSet, m.markKey(self), mark, 0, ttl); m.check(n, err) || err != nil {
 		return nil, 0, false
 	}
 	// Two processes that start together both read the roster before
@@ -247,36 +250,36 @@ func (m *Memcached) presenceOn(n *node) ([]string, time.Duration, bool) {
 // process's, and false if n failed.
 func (m *Memcached) presenceRoster(n *node, self string) (live []string, longest time.Duration, lost, ok bool) {
 	rkey := m.rosterKey()
-	c, err := n.pipe.get(rkey)
+	c, err := n.pipe.Get(rkey)
 	var listed []string
 	found := err == nil
 	if found {
-		listed, _ = parseRoster(c.val) // an unreadable roster is replaced
+		listed, _ = parseRoster(c.Value()) // an unreadable roster is replaced
 	}
-	cas := c.cas
-	c.release()
+	cas := c.CAS()
+	c.Release()
 	if m.check(n, err) {
 		return nil, 0, false, false
 	}
 	// The others' marks, all in flight at once.
-	var calls []*metaCall
+	var calls []*memcache.Call
 	var ids []string
 	for _, id := range listed {
 		if id == self {
 			continue
 		}
-		call := newCall(opGet, nil, 0, 0)
-		n.pipe.start(call, m.markKey(id))
+		call := memcache.NewCall(memcache.OpGet, nil, 0, 0, 0)
+		n.pipe.Start(call, m.markKey(id))
 		calls, ids = append(calls, call), append(ids, id)
 	}
 	failed := false
 	for i, call := range calls {
-		err := call.wait()
+		err := call.Wait()
 		if err == nil {
 			live = append(live, ids[i])
-			longest = max(longest, parseMark(call.val))
+			longest = max(longest, parseMark(call.Value()))
 		}
-		call.release()
+		call.Release()
 		if m.check(n, err) {
 			failed = true
 		}
@@ -302,9 +305,9 @@ func (m *Memcached) presenceRoster(n *node, self string) (live []string, longest
 		// it, and what it lists that is gone is dropped here.
 		val := appendRoster(nil, want)
 		if found {
-			err = n.pipe.store(opCAS, rkey, val, cas, 0)
+			err = n.store(memcache.OpCAS, rkey, val, cas, 0)
 		} else {
-			err = n.pipe.store(opAdd, rkey, val, 0, 0)
+			err = n.store(memcache.OpAdd, rkey, val, 0, 0)
 		}
 		if m.check(n, err) {
 			return nil, 0, false, false
@@ -316,18 +319,19 @@ func (m *Memcached) presenceRoster(n *node, self string) (live []string, longest
 
 // WatchPeers has fn told how many other processes keep presence marks on
 // the nodes (PeerWatcher).
-func (m *Memcached) WatchPeers(fn func(others int)) { m.peers.watch(fn) }
+func (m *Memcached) WatchPeers(fn func(others int)) { m.peers.Watch(fn) }
 
-// peerCount is the count of other processes last seen, and who is told of
-// its changes.
-type peerCount struct {
+// PeerCount is the count of other processes last seen, and who is told of
+// its changes: what a shared store that keeps presence marks reports
+// through PeerWatcher. The zero value counts none and tells no one.
+type PeerCount struct {
 	mu sync.Mutex // protects the fields below, and orders calls of fn
 	n  int
 	fn func(others int)
 }
 
-// set records n and tells the watcher if it changed.
-func (p *peerCount) set(n int) {
+// Set records n and tells the watcher if it changed.
+func (p *PeerCount) Set(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if n == p.n {
@@ -339,8 +343,8 @@ func (p *peerCount) set(n int) {
 	}
 }
 
-// watch makes fn the watcher and tells it the count unless it is 0.
-func (p *peerCount) watch(fn func(others int)) {
+// Watch makes fn the watcher and tells it the count unless it is 0.
+func (p *PeerCount) Watch(fn func(others int)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.fn = fn

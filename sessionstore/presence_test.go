@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
+	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
 )
 
@@ -43,7 +42,7 @@ func TestPresenceAuto(t *testing.T) {
 	}
 	// The roster lists the three instances, on each node.
 	for _, addr := range []string{c.n1.Addr, c.n2.Addr} {
-		it, err := memcache.New(addr).Get("sp:proxies")
+		it, err := memcachedtest.Get(addr, "sp:proxies")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,13 +54,13 @@ func TestPresenceAuto(t *testing.T) {
 	explicit.Close()
 	b.Close()
 	start := time.Now()
-	testutil.WaitFor(t, markTTL(100*time.Millisecond)+2*time.Second, "the first store alone again", func() bool { return !a.Crowded() })
+	testutil.WaitFor(t, MarkTTL(100*time.Millisecond)+2*time.Second, "the first store alone again", func() bool { return !a.Crowded() })
 	if d := time.Since(start); d < AutoCrowdedTTL {
 		t.Fatalf("trusted the hot tier again %v after the other left: copies it read while the other was there may still be cached", d)
 	}
 	// The roster has dropped the gone instances.
 	testutil.WaitFor(t, time.Second, "the roster drops the gone instances", func() bool {
-		it, err := memcache.New(c.n1.Addr).Get("sp:proxies")
+		it, err := memcachedtest.Get(c.n1.Addr, "sp:proxies")
 		return err == nil && !bytes.Contains(it.Value, []byte(" "))
 	})
 }

@@ -111,7 +111,7 @@ func TestRedisPresence(t *testing.T) {
 		t.Fatalf("marks on redis: %s, want 2 (none for the store with client_cache)", n)
 	}
 	b.Close()
-	testutil.WaitFor(t, markTTL(100*time.Millisecond)+2*time.Second, "a alone again", func() bool { return !a.Crowded() })
+	testutil.WaitFor(t, MarkTTL(100*time.Millisecond)+2*time.Second, "a alone again", func() bool { return !a.Crowded() })
 }
 
 // TestAsyncAnotherProxyLogged: with write: async, auto means 0 (the hot

@@ -1,36 +1,7 @@
 package sessionstore
 
-import "fmt"
-
-var _ Reporter = (*Redis)(nil)
-
 // RedisStatus describes one Redis server in /status.
 type RedisStatus struct {
 	Addr string `json:"addr"`
 	Up   bool   `json:"up"` // answered the last PING
-}
-
-// ReportStatus lists every server seen in st.Redis, sorted by address.
-func (r *Redis) ReportStatus(st *StoreStatus) {
-	st.Redis = []RedisStatus{}
-	for _, n := range r.Status() {
-		st.Redis = append(st.Redis, RedisStatus{Addr: n.Addr, Up: n.Up})
-	}
-}
-
-// RegisterGauges declares sessionproxy_redis_up{server} for each server
-// known now. A Cluster's list can grow (a replica promoted), so each gauge
-// looks its server up by address rather than by position.
-func (r *Redis) RegisterGauges(gauge func(name string, value func() float64)) {
-	for _, n := range r.Status() {
-		addr := n.Addr
-		gauge(fmt.Sprintf(`sessionproxy_redis_up{server=%q}`, addr), func() float64 {
-			for _, m := range r.Status() {
-				if m.Addr == addr && m.Up {
-					return 1
-				}
-			}
-			return 0
-		})
-	}
 }

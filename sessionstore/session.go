@@ -291,6 +291,20 @@ func versionFlags(val []byte) uint32 {
 	return uint32(m.version)
 }
 
+// ValueMeta is what a shared store reads of a stored value without
+// decoding it: the version its writes compare, and when it expires.
+type ValueMeta struct {
+	Version uint64
+	Expires int64 // unix seconds
+}
+
+// PeekMeta returns the version and expiry of a stored value (an encoded
+// session) without decoding the rest, or ErrCorrupt.
+func PeekMeta(val []byte) (ValueMeta, error) {
+	m, err := peek(val)
+	return ValueMeta{Version: m.version, Expires: m.expires}, err
+}
+
 // peekVersion returns the version and deleted flag of a stored value.
 func peekVersion(data []byte) (uint64, bool, error) {
 	m, err := peek(data)

@@ -34,6 +34,16 @@ type Shared interface {
 	Close()
 }
 
+// A ServerFinder is a Shared store whose Status lists the servers it finds
+// by itself, named by address, a list that may grow (Redis: a Cluster's
+// promoted replica), rather than nodes configured one by one with IDs and
+// failover states (Memcached). Status pages and metrics show the two
+// apart (Store.FindsServers).
+type ServerFinder interface {
+	Shared
+	FindsServers() bool
+}
+
 // A ValueTaker is handed a stored value that is valid only during Take:
 // it decodes or copies what it needs.
 type ValueTaker interface {
@@ -100,5 +110,5 @@ func (embedded) Merge(_ []byte, mg Merger) error {
 func (embedded) Put(_, _ []byte) error        { return nil }
 func (embedded) PutIfNewer(_, _ []byte) error { return nil }
 func (embedded) Status() []NodeState          { return nil }
-func (embedded) Kind() string                 { return "local" }
+func (embedded) Kind() string                 { return KindLocal }
 func (embedded) Close()                       {}

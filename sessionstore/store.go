@@ -111,17 +111,26 @@ var ErrTwoStores = errors.New("memcached nodes and redis addresses exclude each 
 // older copy would evict the only copy of its change before it is written.
 var ErrAsyncClientCache = errors.New("async writes need the hot tier as the authoritative copy, which redis client_cache (several proxies writing) rules out")
 
-// Check reports options that cannot work together.
+// Check reports options that cannot work together: it is the one place
+// that says so (config asks it too). ErrTwoStores is reported with the
+// first of the others, if any (errors.Join): two problems a user fixes
+// apart.
 func (o *Options) Check() error {
 	if o.LocalTTL < 0 && o.LocalTTL != AutoTTL {
 		return ErrBadLocalTTL
 	}
+	var two error
+	if len(o.Memcached.Nodes) > 0 && len(o.Redis.Addrs) > 0 {
+		two = ErrTwoStores
+	}
+	return errors.Join(two, o.checkModes())
+}
+
+// checkModes is the first write mode problem of o.
+func (o *Options) checkModes() error {
 	// With async, AutoTTL means 0: the hot tier is the authoritative copy.
 	if o.Async && (o.LocalSize <= 0 || (o.LocalTTL != 0 && o.LocalTTL != AutoTTL)) {
 		return ErrAsyncNeedsLocal
-	}
-	if len(o.Memcached.Nodes) > 0 && len(o.Redis.Addrs) > 0 {
-		return ErrTwoStores
 	}
 	if o.Async && len(o.Redis.Addrs) > 0 && o.Redis.ClientCache {
 		return ErrAsyncClientCache
@@ -222,7 +231,11 @@ func New(o Options) (*Store, error) {
 		if o.Redis.Logger == nil {
 			o.Redis.Logger = o.Logger
 		}
-		r, err := NewRedis(o.Redis)
+		open := opener(KindRedis)
+		if open == nil {
+			return nil, errNotLinked(KindRedis)
+		}
+		r, err := open(o)
 		if err != nil {
 			return nil, err
 		}
@@ -252,6 +265,41 @@ func New(o Options) (*Store, error) {
 	s.wg.Add(1)
 	go s.writeBackLoop()
 	return s, nil
+}
+
+// The kinds of shared store, as Kind names them.
+const (
+	KindMemcached = "memcached"
+	KindRedis     = "redis"
+	KindLocal     = "local"
+)
+
+// An Opener builds the shared store of its kind for o.
+type Opener func(o Options) (Shared, error)
+
+var (
+	openersMu sync.Mutex
+	openers   = map[string]Opener{}
+)
+
+// Register makes New build the shared store of kind with open when the
+// options ask for it. A store in a package of its own registers itself
+// when imported (sessionstore/redis), so that only a program that links
+// it in has its client.
+func Register(kind string, open Opener) {
+	openersMu.Lock()
+	defer openersMu.Unlock()
+	openers[kind] = open
+}
+
+func opener(kind string) Opener {
+	openersMu.Lock()
+	defer openersMu.Unlock()
+	return openers[kind]
+}
+
+func errNotLinked(kind string) error {
+	return fmt.Errorf("sessionstore: no %s store in this program (import sessionproxy/sessionstore/%s)", kind, kind)
 }
 
 // Close stops background work, the shared store's included; call Flush
@@ -284,6 +332,24 @@ func (s *Store) Kind() string { return s.shared.Kind() }
 // Nodes returns every node of the shared store and its state, in
 // configuration order.
 func (s *Store) Nodes() []NodeState { return s.shared.Status() }
+
+// FindsServers reports whether the shared store finds its servers by
+// itself and names them by address (ServerFinder: Redis), rather than
+// having nodes configured one by one, with IDs and failover states.
+func (s *Store) FindsServers() bool {
+	f, ok := s.shared.(ServerFinder)
+	return ok && f.FindsServers()
+}
+
+// ConfiguredNodes returns Nodes when the shared store's nodes are
+// configured one by one (memcached), and nil when it finds its servers
+// (FindsServers) or has none.
+func (s *Store) ConfiguredNodes() []NodeState {
+	if s.FindsServers() {
+		return nil
+	}
+	return s.Nodes()
+}
 
 // LocalStats returns the hot tier's entry count and hit rate (zeros when
 // it is off).

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
 )
@@ -81,8 +79,8 @@ func mustLoad(t *testing.T, s *Store, id []byte, want string) {
 // rawVersion reads the version a node holds for id directly, or -1.
 func rawVersion(t *testing.T, addr, key string) int64 {
 	t.Helper()
-	it, err := memcache.New(addr).Get(key)
-	if errors.Is(err, memcache.ErrCacheMiss) {
+	it, err := memcachedtest.Get(addr, key)
+	if errors.Is(err, memcachedtest.ErrMiss) {
 		return -1
 	}
 	if err != nil {

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
 	"sessionproxy/sessionstore"
@@ -349,7 +347,7 @@ func TestLogsHoldNoWholeSessionID(t *testing.T) {
 	}
 
 	// A corrupt value where the session is.
-	if err := memcache.New(node.Addr).Set(&memcache.Item{Key: "sp:" + id, Value: []byte("garbage")}); err != nil {
+	if err := memcachedtest.Set(node.Addr, "sp:"+id, []byte("garbage"), 0); err != nil {
 		t.Fatal(err)
 	}
 	req, _ := http.NewRequest(http.MethodGet, "http://"+p.addr+"/", nil)

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
 	"sessionproxy/sessionstore"
@@ -196,13 +194,12 @@ func TestCorruptHintFileIsReported(t *testing.T) {
 		}
 	}
 	// n2 is caught up in the background: the readable records reach it.
-	mc := memcache.New(n2.Addr)
 	testutil.WaitFor(t, 20*time.Second, "the readable records replayed to n2", func() bool {
-		_, err0 := mc.Get("sp:" + string(ids[0]))
-		_, err2 := mc.Get("sp:" + string(ids[2]))
+		_, err0 := memcachedtest.Get(n2.Addr, "sp:"+string(ids[0]))
+		_, err2 := memcachedtest.Get(n2.Addr, "sp:"+string(ids[2]))
 		return err0 == nil && err2 == nil
 	})
-	if _, err := mc.Get("sp:" + string(ids[1])); err != memcache.ErrCacheMiss {
+	if _, err := memcachedtest.Get(n2.Addr, "sp:"+string(ids[1])); err != memcachedtest.ErrMiss {
 		t.Errorf("the damaged record's session on n2: %v", err)
 	}
 }
@@ -240,8 +237,8 @@ func TestHintFileBoundMarksAFullCopyAcrossARestart(t *testing.T) {
 	if !strings.Contains(log, "full_copy=true") || !strings.Contains(log, "hint file adopted") {
 		t.Fatalf("n2 was not copied in full after the restart:\n%s", log)
 	}
-	if _, err := memcache.New(n2.Addr).Get("sp:" + last); err != nil {
-		_, err1 := memcache.New(n1.Addr).Get("sp:" + last)
+	if _, err := memcachedtest.Get(n2.Addr, "sp:"+last); err != nil {
+		_, err1 := memcachedtest.Get(n1.Addr, "sp:"+last)
 		t.Fatalf("n2 lacks the last session written while it was away (%q): %v (n1: %v)\n%s", last, err, err1, log)
 	}
 }
@@ -282,7 +279,7 @@ func TestSharedStateDirAdoptsOrphans(t *testing.T) {
 	}
 	n2.Thaw()
 	testutil.WaitFor(t, 20*time.Second, "n2 given the dead proxy's write", func() bool {
-		_, err := memcache.New(n2.Addr).Get("sp:" + sa)
+		_, err := memcachedtest.Get(n2.Addr, "sp:"+sa)
 		return err == nil
 	})
 	_ = sb

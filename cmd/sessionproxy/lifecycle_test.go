@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
 	"sessionproxy/sessionstore"
@@ -352,7 +350,7 @@ func TestAsyncWriteThenSIGTERMIsStored(t *testing.T) {
 	if code := p.wait(10 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	it, err := memcache.New(n1.Addr).Get("sp:" + id)
+	it, err := memcachedtest.Get(n1.Addr, "sp:"+id)
 	if err != nil {
 		t.Fatalf("async write not in memcached after SIGTERM: %v", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"sessionproxy/config"
 	"sessionproxy/sessionstore"
+	_ "sessionproxy/sessionstore/redis" // the Redis store, built by sessionstore.New when session.redis names addresses
 )
 
 // redisOptions turns session.redis into the store's options; no addresses

@@ -6,7 +6,9 @@ package memcachedtest
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -194,4 +196,85 @@ func Stat(t testing.TB, addr, name string) int64 {
 	}
 	t.Fatalf("no %s in the stats of %s (%v)", name, addr, sc.Err())
 	return 0
+}
+
+// Item is a value and its client flags as memcached holds them.
+type Item struct {
+	Value []byte
+	Flags uint32
+}
+
+// ErrMiss is Get's error for a key the server does not hold.
+var ErrMiss = errors.New("memcachedtest: cache miss")
+
+// Get reads key from the memcached at addr in the text protocol, on a
+// connection of its own: what another client reads. A key the server does
+// not hold is ErrMiss.
+func Get(addr, key string) (*Item, error) {
+	items, err := GetMulti(addr, key)
+	if err != nil {
+		return nil, err
+	}
+	if it := items[key]; it != nil {
+		return it, nil
+	}
+	return nil, ErrMiss
+}
+
+// GetMulti reads keys from the memcached at addr in one text-protocol get;
+// the keys it does not hold are absent from the map.
+func GetMulti(addr string, keys ...string) (map[string]*Item, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := fmt.Fprintf(c, "get %s\r\n", strings.Join(keys, " ")); err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(c)
+	items := map[string]*Item{}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		if line == "END\r\n" {
+			return items, nil
+		}
+		var key string
+		var flags uint32
+		var size int
+		if _, err := fmt.Sscanf(line, "VALUE %s %d %d", &key, &flags, &size); err != nil {
+			return nil, fmt.Errorf("memcachedtest: get answered %q", line)
+		}
+		val := make([]byte, size+2)
+		if _, err := io.ReadFull(br, val); err != nil {
+			return nil, err
+		}
+		items[key] = &Item{Value: val[:size], Flags: flags}
+	}
+}
+
+// Set stores val under key, with client flags, on the memcached at addr in
+// the text protocol, as another client would write it.
+func Set(addr, key string, val []byte, flags uint32) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(c, "set %s %d 0 %d\r\n%s\r\n", key, flags, len(val), val); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "STORED\r\n" {
+		return fmt.Errorf("memcachedtest: set %s answered %q", key, line)
+	}
+	return nil
 }

@@ -245,7 +245,7 @@ func dial(addr string) (net.Conn, error) {
 	return c, nil
 }
 
-// stats reads a memcached's "stats" (gomemcache has no stats call).
+// stats reads a memcached's "stats": all of them, by name.
 func stats(addr string) (map[string]string, error) {
 	c, err := dial(addr)
 	if err != nil {

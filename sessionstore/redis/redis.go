@@ -1,4 +1,8 @@
-package sessionstore
+// Package redis keeps sessions on Redis or a Redis Cluster: the shared
+// store behind sessionstore.Options.Redis. Importing it registers it with
+// sessionstore (sessionstore.Register), which builds it for a Store whose
+// options name Redis addresses.
+package redis
 
 import (
 	"context"
@@ -15,45 +19,19 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"sessionproxy/sessionstore"
 )
 
-// RedisOptions configure a Redis store. A zero field means the default in
-// its comment.
-type RedisOptions struct {
-	// Addrs is one standalone server, or seed nodes of a Redis Cluster
-	// (the client asks them for the slot map and finds the rest).
-	Addrs     []string
-	Username  string        // ACL user (default none: the "default" user)
-	Password  string        // AUTH password (default none)
-	KeyPrefix string        // key prefix (default "sp:")
-	Timeout   time.Duration // per command and dial (default 100ms)
-	// WaitReplicas is how many replicas must acknowledge each write
-	// (WAIT) before it counts; a write fewer replicas took within Timeout
-	// is reported as ErrUnavailable. 0 (the default) waits for none.
-	WaitReplicas int
-	// ClientCache turns on server-assisted client-side caching: the
-	// servers tell this process about every change of a session key, and
-	// the Store evicts it from its hot tier (see Invalidator).
-	ClientCache bool
-	// ProbeInterval paces the PINGs behind Status and the refresh of the
-	// presence mark (default 1s).
-	ProbeInterval time.Duration
-	// InstanceID names this process in its presence mark (default random;
-	// presence.go). Marks are kept without ClientCache only: with it, the
-	// servers' invalidations keep every hot tier coherent.
-	InstanceID string
-	Logger     *slog.Logger // server state changes (default slog.Default())
-}
-
-// Redis keeps each session as one string key on a standalone Redis server
+// Store keeps each session as one string key on a standalone Redis server
 // or a Redis Cluster, written with small Lua scripts that compare the
 // version the value carries, so that a writer never replaces a newer copy
 // and concurrent writers of one session (in this process or others) retry
 // on the newest copy instead of losing a change. Replication and failover
 // are the deployment's own: the store talks to the masters and leaves
 // replicas to Redis. Safe for concurrent use by multiple goroutines.
-type Redis struct {
-	opts RedisOptions
+type Store struct {
+	opts sessionstore.RedisOptions
 
 	client atomic.Pointer[rueidis.Client] // nil until the first connection succeeds
 
@@ -61,7 +39,7 @@ type Redis struct {
 	// until Watch. A nil id means every key (a connection was lost).
 	onInval atomic.Pointer[func(id []byte)]
 
-	peers peerCount // other processes with presence marks (without ClientCache)
+	peers sessionstore.PeerCount // other processes with presence marks (without ClientCache)
 
 	mu      sync.Mutex           // protects servers
 	servers map[string]*redisSrv // every server seen, by address
@@ -79,34 +57,41 @@ type redisSrv struct {
 }
 
 var (
-	_ Shared      = (*Redis)(nil)
-	_ Invalidator = (*Redis)(nil)
+	_ sessionstore.Shared       = (*Store)(nil)
+	_ sessionstore.Invalidator  = (*Store)(nil)
+	_ sessionstore.ServerFinder = (*Store)(nil)
 )
 
-// NewRedis returns a store over o.Addrs. It does not wait for a server:
-// until one answers, reads and writes fail with ErrUnavailable and a
+func init() {
+	sessionstore.Register(sessionstore.KindRedis, func(o sessionstore.Options) (sessionstore.Shared, error) {
+		return New(o.Redis)
+	})
+}
+
+// New returns a store over o.Addrs. It does not wait for a server:
+// until one answers, reads and writes fail with sessionstore.ErrUnavailable and a
 // background loop keeps trying, as memcached nodes that are down at start
 // are probed until they return.
-func NewRedis(o RedisOptions) (*Redis, error) {
+func New(o sessionstore.RedisOptions) (*Store, error) {
 	if len(o.Addrs) == 0 {
 		return nil, errors.New("sessionstore: no redis addresses")
 	}
 	if o.KeyPrefix == "" {
-		o.KeyPrefix = DefaultKeyPrefix
+		o.KeyPrefix = sessionstore.DefaultRedisKeyPrefix
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
+		o.Timeout = sessionstore.DefaultRedisTimeout
 	}
 	if o.ProbeInterval <= 0 {
-		o.ProbeInterval = DefaultProbeInterval
+		o.ProbeInterval = sessionstore.DefaultRedisProbeInterval
 	}
 	if o.InstanceID == "" {
-		o.InstanceID = NewInstanceID()
+		o.InstanceID = sessionstore.NewInstanceID()
 	}
-	if !ValidInstanceID(o.InstanceID) {
-		return nil, fmt.Errorf("sessionstore: instance ID %q: 1 to %d of [0-9A-Za-z_-]", o.InstanceID, maxInstanceID)
+	if !sessionstore.ValidInstanceID(o.InstanceID) {
+		return nil, fmt.Errorf("sessionstore: instance ID %q: 1 to %d of [0-9A-Za-z_-]", o.InstanceID, sessionstore.MaxInstanceID)
 	}
-	r := &Redis{opts: o, servers: map[string]*redisSrv{}, closed: make(chan struct{})}
+	r := &Store{opts: o, servers: map[string]*redisSrv{}, closed: make(chan struct{})}
 	for _, a := range o.Addrs {
 		r.servers[a] = &redisSrv{addr: a}
 	}
@@ -115,7 +100,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	} else if r.presence() > 0 {
 		// Before the store is handed out, as on memcached; the others'
 		// interval is taken to be this one's (the marks do not say it).
-		wait := seenBy(r.opts.ProbeInterval)
+		wait := sessionstore.SeenBy(r.opts.ProbeInterval)
 		r.logger().Info("other proxies on redis: waiting until they see this one", "wait", wait)
 		time.Sleep(wait)
 	}
@@ -124,7 +109,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	return r, nil
 }
 
-func (r *Redis) logger() *slog.Logger {
+func (r *Store) logger() *slog.Logger {
 	if r.opts.Logger == nil {
 		return slog.Default()
 	}
@@ -132,7 +117,7 @@ func (r *Redis) logger() *slog.Logger {
 }
 
 // connect builds the client, once.
-func (r *Redis) connect() error {
+func (r *Store) connect() error {
 	if r.client.Load() != nil {
 		return nil
 	}
@@ -167,7 +152,7 @@ func (r *Redis) connect() error {
 // invalidated receives the servers' invalidation pushes: the keys changed,
 // or nil when a connection closed (its tracking, and what it would have
 // reported, are gone).
-func (r *Redis) invalidated(keys []rueidis.RedisMessage) {
+func (r *Store) invalidated(keys []rueidis.RedisMessage) {
 	fn := r.onInval.Load()
 	if fn == nil {
 		return
@@ -189,7 +174,7 @@ func (r *Redis) invalidated(keys []rueidis.RedisMessage) {
 // Watch has fn called with the ID of every session whose key changes on
 // the servers, by any writer, and with nil when changes may have gone
 // unreported. It reports whether it will: only with ClientCache.
-func (r *Redis) Watch(fn func(id []byte)) bool {
+func (r *Store) Watch(fn func(id []byte)) bool {
 	if !r.opts.ClientCache {
 		return false
 	}
@@ -198,10 +183,14 @@ func (r *Redis) Watch(fn func(id []byte)) bool {
 }
 
 // Kind returns "redis".
-func (r *Redis) Kind() string { return "redis" }
+func (r *Store) Kind() string { return sessionstore.KindRedis }
+
+// FindsServers is true: Status lists the servers the client knows, by
+// address (a Cluster's promoted replica joins the list).
+func (r *Store) FindsServers() bool { return true }
 
 // Close stops the monitor and closes the connections.
-func (r *Redis) Close() {
+func (r *Store) Close() {
 	r.closeOnce.Do(func() {
 		close(r.closed)
 		if c := r.client.Load(); c != nil {
@@ -214,18 +203,18 @@ func (r *Redis) Close() {
 // Status reports every server seen (the configured addresses and, on a
 // Cluster, each node the slot map named since), sorted by address. A
 // server that went away stays listed as down.
-func (r *Redis) Status() []NodeState {
+func (r *Store) Status() []sessionstore.NodeState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]NodeState, 0, len(r.servers))
+	out := make([]sessionstore.NodeState, 0, len(r.servers))
 	for _, s := range r.servers {
-		st := StateDown
+		st := sessionstore.StateDown
 		if s.up {
-			st = StateUp
+			st = sessionstore.StateUp
 		}
-		out = append(out, NodeState{Node: Node{ID: s.addr, Addr: s.addr}, State: st, Up: s.up})
+		out = append(out, sessionstore.NodeState{Node: sessionstore.Node{ID: s.addr, Addr: s.addr}, State: st, Up: s.up})
 	}
-	slices.SortFunc(out, func(a, b NodeState) int {
+	slices.SortFunc(out, func(a, b sessionstore.NodeState) int {
 		switch {
 		case a.Addr < b.Addr:
 			return -1
@@ -239,7 +228,7 @@ func (r *Redis) Status() []NodeState {
 
 // monitor connects if the first attempt failed and PINGs every server the
 // client knows, for Status.
-func (r *Redis) monitor() {
+func (r *Store) monitor() {
 	defer r.wg.Done()
 	t := time.NewTicker(r.opts.ProbeInterval)
 	defer t.Stop()
@@ -276,7 +265,7 @@ return redis.call('ZCARD', KEYS[1]) - 1
 // presence refreshes this process's mark and counts the others'
 // (presence.go); without ClientCache only. When Redis does not answer, the
 // last count stands. It returns the count (-1: unknown).
-func (r *Redis) presence() int {
+func (r *Store) presence() int {
 	if r.opts.ClientCache {
 		return -1
 	}
@@ -287,7 +276,7 @@ func (r *Redis) presence() int {
 	ctx, cancel := r.ctx()
 	defer cancel()
 	key := r.opts.KeyPrefix + "proxies"
-	ttl := strconv.FormatInt(markTTL(r.opts.ProbeInterval).Milliseconds(), 10)
+	ttl := strconv.FormatInt(sessionstore.MarkTTL(r.opts.ProbeInterval).Milliseconds(), 10)
 	for _, bySha := range [2]bool{true, false} {
 		var cmd rueidis.Completed
 		if bySha {
@@ -302,7 +291,7 @@ func (r *Redis) presence() int {
 		if err != nil {
 			return -1
 		}
-		r.peers.set(int(n))
+		r.peers.Set(int(n))
 		return int(n)
 	}
 	return -1
@@ -311,9 +300,9 @@ func (r *Redis) presence() int {
 // WatchPeers has fn told how many other processes keep presence marks on
 // Redis (PeerWatcher); never with ClientCache, whose invalidations make
 // marks needless.
-func (r *Redis) WatchPeers(fn func(others int)) { r.peers.watch(fn) }
+func (r *Store) WatchPeers(fn func(others int)) { r.peers.Watch(fn) }
 
-func (r *Redis) probe(replicas map[string]rueidis.Client) {
+func (r *Store) probe(replicas map[string]rueidis.Client) {
 	if err := r.connect(); err != nil {
 		r.setUp(r.opts.Addrs, nil)
 		return
@@ -356,7 +345,7 @@ func (r *Redis) probe(replicas map[string]rueidis.Client) {
 }
 
 // unprobed lists the servers seen so far that are not among nodes.
-func (r *Redis) unprobed(nodes map[string]rueidis.Client) []string {
+func (r *Store) unprobed(nodes map[string]rueidis.Client) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
@@ -370,7 +359,7 @@ func (r *Redis) unprobed(nodes map[string]rueidis.Client) []string {
 
 // probeOption is a one-connection client for PING alone: no cache, no
 // tracking, the same credentials and timeouts as the store's own.
-func (r *Redis) probeOption(addr string) rueidis.ClientOption {
+func (r *Store) probeOption(addr string) rueidis.ClientOption {
 	return rueidis.ClientOption{
 		InitAddress:       []string{addr},
 		ForceSingleClient: true,
@@ -384,7 +373,7 @@ func (r *Redis) probeOption(addr string) rueidis.ClientOption {
 }
 
 // setUp records which of addrs answered (up) and logs the changes.
-func (r *Redis) setUp(addrs, up []string) {
+func (r *Store) setUp(addrs, up []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, a := range addrs {
@@ -409,28 +398,28 @@ func (r *Redis) setUp(addrs, up []string) {
 	}
 }
 
-func (r *Redis) key(id []byte) string { return r.opts.KeyPrefix + string(id) }
+func (r *Store) key(id []byte) string { return r.opts.KeyPrefix + string(id) }
 
-func (r *Redis) ctx() (context.Context, context.CancelFunc) {
+func (r *Store) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), r.opts.Timeout)
 }
 
-// cli returns the client, or ErrUnavailable before the first connection.
-func (r *Redis) cli() (rueidis.Client, error) {
+// cli returns the client, or sessionstore.ErrUnavailable before the first connection.
+func (r *Store) cli() (rueidis.Client, error) {
 	if c := r.client.Load(); c != nil {
 		return *c, nil
 	}
-	return nil, ErrUnavailable
+	return nil, sessionstore.ErrUnavailable
 }
 
-// unavailable turns a client error into ErrUnavailable, keeping the cause
+// unavailable turns a client error into sessionstore.ErrUnavailable, keeping the cause
 // for the log.
 func unavailable(err error) error {
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: %v", sessionstore.ErrUnavailable, err)
 }
 
 // Get returns the session's value from its master.
-func (r *Redis) Get(id []byte) ([]byte, error) {
+func (r *Store) Get(id []byte) ([]byte, error) {
 	c, err := r.cli()
 	if err != nil {
 		return nil, err
@@ -440,7 +429,7 @@ func (r *Redis) Get(id []byte) ([]byte, error) {
 	v, err := c.Do(ctx, c.B().Get().Key(r.key(id)).Build()).AsBytes()
 	switch {
 	case rueidis.IsRedisNil(err):
-		return nil, ErrNotFound
+		return nil, sessionstore.ErrNotFound
 	case err != nil:
 		return nil, unavailable(err)
 	}
@@ -516,7 +505,7 @@ func exat(expires int64) string {
 // replica came online took about 800ms to be acknowledged, the client
 // gave up at 100ms, and the store kept the write as if the shared store
 // were down).
-func (r *Redis) script(s *lua, key string, args ...string) (int64, error) {
+func (r *Store) script(s *lua, key string, args ...string) (int64, error) {
 	c, err := r.cli()
 	if err != nil {
 		return 0, err
@@ -553,16 +542,16 @@ func (r *Redis) script(s *lua, key string, args ...string) (int64, error) {
 		if wait {
 			acked, err := res[1].AsInt64()
 			if err != nil {
-				return 0, fmt.Errorf("%w: %w: waiting for %d replicas: %v", ErrUnavailable, ErrNotReplicated, r.opts.WaitReplicas, err)
+				return 0, fmt.Errorf("%w: %w: waiting for %d replicas: %v", sessionstore.ErrUnavailable, sessionstore.ErrNotReplicated, r.opts.WaitReplicas, err)
 			}
 			if acked < int64(r.opts.WaitReplicas) {
 				return 0, fmt.Errorf("%w: %w: %d of %d replicas acknowledged the write within %v",
-					ErrUnavailable, ErrNotReplicated, acked, r.opts.WaitReplicas, r.opts.Timeout)
+					sessionstore.ErrUnavailable, sessionstore.ErrNotReplicated, acked, r.opts.WaitReplicas, r.opts.Timeout)
 			}
 		}
 		return n, nil
 	}
-	return 0, ErrUnavailable
+	return 0, sessionstore.ErrUnavailable
 }
 
 // Merge reads the session, has mg build the new value on it, and writes it
@@ -570,46 +559,46 @@ func (r *Redis) script(s *lua, key string, args ...string) (int64, error) {
 // in between it builds again on the newer copy. So concurrent requests
 // through several proxies that change different attributes keep every
 // change.
-func (r *Redis) Merge(id []byte, mg Merger) error {
+func (r *Store) Merge(id []byte, mg sessionstore.Merger) error {
 	key := r.key(id)
-	for try := 0; try < maxCASTries; try++ {
+	for try := 0; try < sessionstore.MaxCASTries; try++ {
 		cur, err := r.Get(id)
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, sessionstore.ErrNotFound):
 			cur = nil
 		case err != nil:
 			return err
 		}
 		held := int64(-1)
 		if cur != nil {
-			if mt, err := peek(cur); err == nil {
-				held = int64(mt.version)
+			if mt, err := sessionstore.PeekMeta(cur); err == nil {
+				held = int64(mt.Version)
 			}
 		}
 		val, err := mg.Merge(cur)
 		if err != nil {
 			return err
 		}
-		mt, err := peek(val)
+		mt, err := sessionstore.PeekMeta(val)
 		if err != nil {
 			return err
 		}
-		ok, err := r.script(casScript, key, strconv.FormatInt(held, 10), string(val), exat(mt.expires))
+		ok, err := r.script(casScript, key, strconv.FormatInt(held, 10), string(val), exat(mt.Expires))
 		if err != nil {
 			return err
 		}
 		if ok == 1 {
 			return nil
 		}
-		backoff(try)
+		sessionstore.Backoff(try)
 	}
-	return ErrConflict
+	return sessionstore.ErrConflict
 }
 
 // Put sets val whatever is held: only for a caller whose copy is the
 // authoritative one.
-func (r *Redis) Put(id, val []byte) error {
-	mt, err := peek(val)
+func (r *Store) Put(id, val []byte) error {
+	mt, err := sessionstore.PeekMeta(val)
 	if err != nil {
 		return err
 	}
@@ -620,12 +609,12 @@ func (r *Redis) Put(id, val []byte) error {
 	if r.opts.WaitReplicas > 0 {
 		// The same conditional write with WAIT behind it: a Put of the
 		// one writer always carries a newer version than what is held.
-		_, err := r.script(newerScript, r.key(id), strconv.FormatUint(mt.version, 10), string(val), exat(mt.expires))
+		_, err := r.script(newerScript, r.key(id), strconv.FormatUint(mt.Version, 10), string(val), exat(mt.Expires))
 		return err
 	}
 	ctx, cancel := r.ctx()
 	defer cancel()
-	cmd := c.B().Set().Key(r.key(id)).Value(rueidis.BinaryString(val)).ExatTimestamp(max(mt.expires, time.Now().Unix()+1)).Build()
+	cmd := c.B().Set().Key(r.key(id)).Value(rueidis.BinaryString(val)).ExatTimestamp(max(mt.Expires, time.Now().Unix()+1)).Build()
 	if err := c.Do(ctx, cmd).Error(); err != nil {
 		return unavailable(err)
 	}
@@ -634,11 +623,11 @@ func (r *Redis) Put(id, val []byte) error {
 
 // PutIfNewer stores val unless the session's version or a newer one is
 // held.
-func (r *Redis) PutIfNewer(id, val []byte) error {
-	mt, err := peek(val)
+func (r *Store) PutIfNewer(id, val []byte) error {
+	mt, err := sessionstore.PeekMeta(val)
 	if err != nil {
 		return err
 	}
-	_, err = r.script(newerScript, r.key(id), strconv.FormatUint(mt.version, 10), string(val), exat(mt.expires))
+	_, err = r.script(newerScript, r.key(id), strconv.FormatUint(mt.Version, 10), string(val), exat(mt.Expires))
 	return err
 }

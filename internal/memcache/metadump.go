@@ -1,4 +1,4 @@
-package sessionstore
+package memcache
 
 import (
 	"bufio"
@@ -27,74 +27,81 @@ import (
 // a copy the node's gets waited up to about 45 ms (6 ms with "all") on
 // memcached 1.6.18, within the default 100 ms timeout.
 
-// metadumpIdle is how long the listing may wait for the next bytes from
-// the node before it gives up. It is an idle deadline, extended whenever
-// bytes arrive, not a total one: the listing of a node holding millions
-// of sessions, on a loaded machine, may take long, and no fixed total fits
-// every size. A node that stops
-// sending altogether (hung, partitioned) still ends the listing. A var so
-// that tests can shorten it.
-var metadumpIdle = 30 * time.Second
+// MetadumpMaxLine is the longest line Metadump accepts (its reader's
+// buffer): a line names one key (at most 250 bytes, 750 URL-escaped) and a
+// few fields.
+const MetadumpMaxLine = 64 << 10
 
-// metadumpBuf is the reader's buffer, and so the longest line accepted: a
-// line names one key (at most 250 bytes, 750 URL-escaped) and a few fields.
-const metadumpBuf = 64 << 10
-
-// eachKey calls fn with every session key (KeyPrefix and a valid ID) that
-// n holds, in the order lru_crawler metadump lists them, each as soon as
-// its line is read; key is valid only during the call (it is decoded into
-// one reused buffer, so that the keys a copy skips cost no allocation). It
-// runs on a connection of its own: the dump streams every key, so it must
-// not hold a pooled connection for that long. An
-// error from fn ends the listing and is returned as is; the listing's own
-// errors (dial, a broken or stalled stream, a malformed line, memcached's
-// BUSY while another dump runs on the node) name the node.
-func (m *Memcached) eachKey(n *node, fn func(key []byte) error) error {
-	fail := func(err error) error { return fmt.Errorf("listing keys of %s: %w", n.ID, err) }
-	c, err := net.DialTimeout("tcp", n.Addr, max(m.opts.Timeout, time.Second))
+// Metadump calls fn with every key the server at addr holds, in the order
+// lru_crawler metadump lists them, each as soon as its line is read; key
+// is valid only during the call (it is decoded into one reused buffer, so
+// that the keys a caller skips cost no allocation). It runs on a
+// connection of its own, dialled and written within timeout: the dump
+// streams every key, so it must not hold a connection that commands
+// share.
+//
+// idle is how long the listing may wait for the next bytes from the
+// server before it gives up. It is an idle deadline, extended whenever
+// bytes arrive, not a total one: the listing of a server holding millions
+// of keys, on a loaded machine, may take long, and no fixed total fits
+// every size. A server that stops sending altogether (hung, partitioned)
+// still ends the listing. Closing stop ends it at once, with ErrClosed:
+// a server that hangs would otherwise hold a caller that is stopping for
+// idle.
+//
+// An error from fn ends the listing and is returned as is. The listing's
+// own errors are the dial's, a broken or stalled stream, a malformed line,
+// or memcached's BUSY while another dump runs on the server.
+func Metadump(addr string, timeout, idle time.Duration, stop <-chan struct{}, fn func(key []byte) error) error {
+	c, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	defer c.Close()
-	// Close stops the listing too: a node that hangs would hold it (and
-	// a process that is stopping) for metadumpIdle.
 	listed := make(chan struct{})
 	defer close(listed)
 	go func() {
 		select {
-		case <-m.closed:
+		case <-stop:
 			c.Close()
 		case <-listed:
 		}
 	}()
-	c.SetWriteDeadline(time.Now().Add(max(m.opts.Timeout, time.Second)))
-	if _, err := c.Write([]byte("lru_crawler metadump hash\r\n")); err != nil {
-		return fail(err)
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
 	}
-	r := bufio.NewReaderSize(idleReader{c, metadumpIdle}, metadumpBuf)
-	prefix := []byte(m.opts.KeyPrefix)
+	c.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte("lru_crawler metadump hash\r\n")); err != nil {
+		return err
+	}
+	r := bufio.NewReaderSize(idleReader{c, idle}, MetadumpMaxLine)
 	var buf []byte
 	for {
 		line, err := r.ReadSlice('\n')
 		switch {
-		case err != nil && m.closing():
-			return errClosed
+		case err != nil && stopped():
+			return ErrClosed
 		case errors.Is(err, bufio.ErrBufferFull):
-			return fail(fmt.Errorf("lru_crawler metadump: a line longer than %d bytes", metadumpBuf))
+			return fmt.Errorf("lru_crawler metadump: a line longer than %d bytes", MetadumpMaxLine)
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			return fail(fmt.Errorf("lru_crawler metadump: nothing received for %v: %w", metadumpIdle, err))
+			return fmt.Errorf("lru_crawler metadump: nothing received for %v: %w", idle, err)
 		case err != nil:
-			return fail(fmt.Errorf("lru_crawler metadump: stream broken before END: %w", err))
+			return fmt.Errorf("lru_crawler metadump: stream broken before END: %w", err)
 		}
 		key, end, err := metadumpKey(buf[:0], line)
 		buf = key[:0]
 		switch {
 		case err != nil:
-			return fail(err)
+			return err
 		case end:
 			return nil
-		case !bytes.HasPrefix(key, prefix) || !ValidID(key[len(prefix):]):
-			continue // not a session of this store
+		case len(key) == 0:
+			continue // OK
 		}
 		if err := fn(key); err != nil {
 			return err
@@ -128,9 +135,9 @@ func metadumpKey(dst, line []byte) (key []byte, end bool, err error) {
 	enc, _, _ := bytes.Cut(line[len("key="):], []byte(" "))
 	key, ok := appendUnescaped(dst, enc)
 	if !ok || len(key) == len(dst) {
-		// The key may be a session's: the error shows no more of it than
-		// a log line may hold of a session ID.
-		return dst, false, fmt.Errorf("lru_crawler metadump: malformed key %q", LogID(enc))
+		// The key may hold a secret (sessionstore's hold a session ID):
+		// the error shows no more of it than a log line may.
+		return dst, false, fmt.Errorf("lru_crawler metadump: malformed key %q", enc[:min(len(enc), keyShown)])
 	}
 	return key, false, nil
 }
@@ -169,6 +176,10 @@ func unhex(c byte) int {
 	return -1
 }
 
+// keyShown is how much of a malformed key an error shows: as much as
+// sessionstore lets a log line show of a session ID (LogIDLen).
+const keyShown = 6
+
 // clip shortens a line quoted in an error.
 func clip(line []byte) []byte {
 	const n = 120
@@ -180,7 +191,7 @@ func clip(line []byte) []byte {
 
 // idleReader extends the connection's read deadline before each read, so
 // that only time spent waiting for the node counts against it, not the
-// time the reader spends copying between reads (metadumpIdle).
+// time the reader spends copying between reads (Metadump's idle).
 type idleReader struct {
 	c    net.Conn
 	idle time.Duration

@@ -1,4 +1,4 @@
-package sessionstore
+package memcache
 
 import (
 	"fmt"
@@ -19,18 +19,18 @@ func TestMetaPipeStartAllOverInflightBound(t *testing.T) {
 	srv := memcachedtest.Start(t)
 	const keys = 3*maxInflight + 123
 	bkeys := flaggedKeys(t, srv.Addr, keys)
-	p := newMetaPipe(srv.Addr, 5*time.Second)
-	defer p.close()
+	p := New(srv.Addr, 5*time.Second, 0)
+	defer p.Close()
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for range 2 {
 		wg.Go(func() {
 			for range 3 {
 				calls := flagCalls(keys)
-				p.startAll(calls, bkeys)
+				p.StartAll(calls, bkeys)
 				var bad error
 				for i, c := range calls {
-					if err := c.wait(); (err != nil || c.flag != uint32(i+1)) && bad == nil {
+					if err := c.Wait(); (err != nil || c.flag != uint32(i+1)) && bad == nil {
 						bad = fmt.Errorf("flags of %s: %d %v, want %d", bkeys[i], c.flag, err, i+1)
 					}
 				}
@@ -47,7 +47,7 @@ func TestMetaPipeStartAllOverInflightBound(t *testing.T) {
 			for i := range 3000 {
 				key := []byte(fmt.Sprintf("own%d-%d", g, i%50))
 				val := []byte(fmt.Sprintf("v%d", i))
-				if err := p.store(opSet, key, val, 0, 60); err != nil {
+				if err := p.Store(OpSet, key, val, 0, 0, 60); err != nil {
 					errs <- err
 					return
 				}
@@ -74,35 +74,35 @@ func TestMetaPipeStartAllDuringAStall(t *testing.T) {
 	const keys = 2*maxInflight + 7
 	bkeys := flaggedKeys(t, srv.Addr, keys)
 	const timeout = 3 * time.Second
-	p := newMetaPipe(srv.Addr, timeout)
-	defer p.close()
-	if err := p.store(opSet, []byte("k"), []byte("v"), 0, 60); err != nil {
+	p := New(srv.Addr, timeout, 0)
+	defer p.Close()
+	if err := p.Store(OpSet, []byte("k"), []byte("v"), 0, 0, 60); err != nil {
 		t.Fatal(err)
 	}
 	freeze(t, srv)
 	calls := flagCalls(keys)
 	started := make(chan struct{})
 	go func() {
-		p.startAll(calls, bkeys)
+		p.StartAll(calls, bkeys)
 		close(started)
 	}()
 	time.Sleep(200 * time.Millisecond)
-	var gets []*metaCall
+	var gets []*Call
 	for range 100 {
-		c := newCall(opGet, nil, 0, 0)
-		p.start(c, []byte("k"))
+		c := NewCall(OpGet, nil, 0, 0, 0)
+		p.Start(c, []byte("k"))
 		gets = append(gets, c)
 	}
 	srv.Thaw()
 	<-started
 	failed := 0
 	for i, c := range calls {
-		if err := c.wait(); err != nil || c.flag != uint32(i+1) {
+		if err := c.Wait(); err != nil || c.flag != uint32(i+1) {
 			failed++
 		}
 	}
 	for _, c := range gets {
-		if err := c.wait(); err != nil || string(c.val) != "v" {
+		if err := c.Wait(); err != nil || string(c.val) != "v" {
 			failed++
 		}
 	}

@@ -1,14 +1,17 @@
-package sessionstore
+package memcache
 
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"sessionproxy/internal/memcachedtest"
 )
 
 // uriencode escapes key as memcached's metadump does: every byte but
@@ -81,7 +84,7 @@ func FuzzMetadumpKey(f *testing.F) {
 	for _, tt := range metadumpKeyTests {
 		f.Add([]byte(tt.line), tt.key)
 	}
-	f.Add([]byte("key=sp%3AAAAAAAAAAAAAAAAAAAAAAA exp=-1\n"), "sp:"+strings.Repeat("A", IDLen))
+	f.Add([]byte("key=sp%3AAAAAAAAAAAAAAAAAAAAAAA exp=-1\n"), "sp:"+strings.Repeat("A", 22))
 	f.Add([]byte("key=\xff\x00 exp\r\n"), "\xff\x00 \r\n%")
 	f.Fuzz(func(t *testing.T, line []byte, key string) {
 		dst := []byte("held")
@@ -112,8 +115,8 @@ func FuzzMetadumpKey(f *testing.F) {
 
 // fakeMetadump is a server that expects lru_crawler metadump hash and then
 // lets answer write what it likes: protocol corner cases memcached itself
-// cannot be made to produce.
-func fakeMetadump(t *testing.T, answer func(c net.Conn)) *Memcached {
+// cannot be made to produce. It returns the server's address.
+func fakeMetadump(t *testing.T, answer func(c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -137,15 +140,13 @@ func fakeMetadump(t *testing.T, answer func(c net.Conn)) *Memcached {
 			}()
 		}
 	}()
-	return idleMemcached(t, 1, Node{ID: "fake", Addr: ln.Addr().String()})
+	return ln.Addr().String()
 }
-
-func sessionKey() string { return DefaultKeyPrefix + string(AppendNewID(nil)) }
 
 // Every broken answer ends the listing with an error that says what was
 // wrong, after handing on only the keys of the lines before it.
 func TestMetadumpBrokenStreams(t *testing.T) {
-	k1, k2 := sessionKey(), sessionKey()
+	k1, k2 := "sp:one", "sp:two two"
 	good := metadumpLine(k1) + metadumpLine(k2)
 	tests := []struct {
 		name   string
@@ -155,35 +156,32 @@ func TestMetadumpBrokenStreams(t *testing.T) {
 		err    string
 	}{
 		{name: "complete", answer: good + "END\r\n", keys: 2},
-		{name: "foreign keys skipped", answer: metadumpLine("other:x") + metadumpLine(DefaultKeyPrefix+"short") + good + "END\r\n", keys: 2},
 		{name: "OK before the dump", answer: "OK\r\n" + good + "END\r\n", keys: 2},
 		{name: "busy", answer: "BUSY currently processing crawler request\r\n", err: "BUSY"},
-		{name: "malformed line", answer: good + "garbage\r\n" + metadumpLine(sessionKey()) + "END\r\n", keys: 2, err: `malformed line "garbage"`},
+		{name: "malformed line", answer: good + "garbage\r\n" + metadumpLine("sp:three") + "END\r\n", keys: 2, err: `malformed line "garbage"`},
 		{name: "malformed key", answer: good + "key=%G0 exp=-1\n" + "END\r\n", keys: 2, err: "malformed key"},
 		{name: "closed before END", answer: good, keys: 2, err: "stream broken before END: EOF"},
 		{name: "closed inside a line", answer: good + "key=sp%3Aab", keys: 2, err: "stream broken before END"},
-		{name: "line too long", answer: good + strings.Repeat("x", metadumpBuf+10) + "\n", keys: 2, err: "longer than"},
+		{name: "line too long", answer: good + strings.Repeat("x", MetadumpMaxLine+10) + "\n", keys: 2, err: "longer than"},
 		{name: "stalled", answer: good, stall: true, keys: 2, err: "nothing received for"},
 	}
-	defer func(d time.Duration) { metadumpIdle = d }(metadumpIdle)
-	metadumpIdle = 500 * time.Millisecond
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			release := make(chan struct{})
 			defer close(release)
-			m := fakeMetadump(t, func(c net.Conn) {
+			addr := fakeMetadump(t, func(c net.Conn) {
 				c.Write([]byte(tt.answer))
 				if tt.stall {
 					<-release
 				}
 			})
 			var keys []string
-			err := m.eachKey(m.nodes[0], func(k []byte) error { keys = append(keys, string(k)); return nil })
+			err := Metadump(addr, time.Second, 500*time.Millisecond, nil, func(k []byte) error { keys = append(keys, string(k)); return nil })
 			switch {
 			case tt.err == "" && err != nil:
 				t.Fatalf("listing: %v", err)
-			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "listing keys of fake")):
-				t.Fatalf("listing: %v, want an error naming the node with %q", err, tt.err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Fatalf("listing: %v, want an error with %q", err, tt.err)
 			}
 			if len(keys) != tt.keys || tt.keys == 2 && (keys[0] != k1 || keys[1] != k2) {
 				t.Fatalf("listing handed on %q, want the first %d of %q", keys, tt.keys, []string{k1, k2})
@@ -196,19 +194,18 @@ func TestMetadumpBrokenStreams(t *testing.T) {
 // slowly, or a reader that takes its time between keys (copying them),
 // lasts as long as it needs, several times the idle deadline.
 func TestMetadumpDeadlineIsIdleNotTotal(t *testing.T) {
-	defer func(d time.Duration) { metadumpIdle = d }(metadumpIdle)
-	metadumpIdle = time.Second
+	const idle = time.Second
 	const lines = 100
-	m := fakeMetadump(t, func(c net.Conn) {
+	addr := fakeMetadump(t, func(c net.Conn) {
 		for i := 0; i < lines; i++ {
-			c.Write([]byte(metadumpLine(sessionKey())))
+			c.Write([]byte(metadumpLine(fmt.Sprintf("sp:%d", i))))
 			time.Sleep(25 * time.Millisecond)
 		}
 		c.Write([]byte("END\r\n"))
 	})
 	start := time.Now()
 	n := 0
-	err := m.eachKey(m.nodes[0], func([]byte) error {
+	err := Metadump(addr, time.Second, idle, nil, func([]byte) error {
 		n++
 		time.Sleep(30 * time.Millisecond) // the copying: 3s in all
 		return nil
@@ -216,19 +213,80 @@ func TestMetadumpDeadlineIsIdleNotTotal(t *testing.T) {
 	if err != nil || n != lines {
 		t.Fatalf("slow listing: %d keys, %v; want %d and no error", n, err, lines)
 	}
-	if took := time.Since(start); took < 2*metadumpIdle {
+	if took := time.Since(start); took < 2*idle {
 		t.Fatalf("the listing took %v, under twice the idle deadline: it tests nothing", took)
 	}
 }
 
+// Closing stop ends a listing that waits for a server that hangs, at once
+// and with ErrClosed, not after the idle deadline.
+func TestMetadumpStop(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	addr := fakeMetadump(t, func(c net.Conn) {
+		c.Write([]byte(metadumpLine("sp:a")))
+		<-release
+	})
+	stop := make(chan struct{})
+	time.AfterFunc(200*time.Millisecond, func() { close(stop) })
+	start := time.Now()
+	err := Metadump(addr, time.Second, 30*time.Second, stop, func([]byte) error { return nil })
+	if !errors.Is(err, ErrClosed) || time.Since(start) > 5*time.Second {
+		t.Fatalf("stopped listing: %v after %v, want ErrClosed at once", err, time.Since(start))
+	}
+}
+
+// An error from fn ends the listing and comes back as it is.
+func TestMetadumpFnError(t *testing.T) {
+	addr := fakeMetadump(t, func(c net.Conn) {
+		c.Write([]byte(metadumpLine("sp:a") + metadumpLine("sp:b") + "END\r\n"))
+	})
+	stopHere := errors.New("enough")
+	n := 0
+	err := Metadump(addr, time.Second, time.Second, nil, func([]byte) error { n++; return stopHere })
+	if err != stopHere || n != 1 {
+		t.Fatalf("fn's error: %v after %d keys, want it as is after 1", err, n)
+	}
+}
+
+// Against memcached itself: every key stored is listed once, escaped by
+// memcached and unescaped back as it was.
+func TestMetadumpListsWhatMemcachedHolds(t *testing.T) {
+	srv := memcachedtest.Start(t)
+	p := New(srv.Addr, time.Second, 0)
+	defer p.Close()
+	want := map[string]bool{}
+	for i := range 500 {
+		key := fmt.Sprintf("sp:%d/%%+~", i)
+		if err := p.Store(OpSet, []byte(key), []byte("v"), 0, 0, 3600); err != nil {
+			t.Fatal(err)
+		}
+		want[key] = true
+	}
+	got := map[string]int{}
+	err := Metadump(srv.Addr, time.Second, 5*time.Second, nil, func(k []byte) error { got[string(k)]++; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range want {
+		if got[k] != 1 {
+			t.Errorf("%q listed %d times, want once", k, got[k])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("listed %d keys, want %d", len(got), len(want))
+	}
+}
+
 // A line costs no allocation once the key buffer has grown: most keys a
-// node lists are skipped by a copy, and would otherwise be garbage.
+// server lists are skipped by a copy, and would otherwise be garbage.
 func TestMetadumpKeyAllocatesNothing(t *testing.T) {
-	line := []byte(metadumpLine(sessionKey()))
+	key := "sp:" + strings.Repeat("A", 22)
+	line := []byte(metadumpLine(key))
 	buf := make([]byte, 0, 64)
 	if n := testing.AllocsPerRun(100, func() {
 		k, _, err := metadumpKey(buf[:0], line)
-		if err != nil || len(k) != len(DefaultKeyPrefix)+IDLen {
+		if err != nil || string(k) != key {
 			t.Fatalf("%q, %v", k, err)
 		}
 	}); n != 0 {

@@ -1,4 +1,4 @@
-package sessionstore
+package memcache
 
 import (
 	"testing"
@@ -17,9 +17,9 @@ import (
 func TestMetaPipeBacklogOverInflightBound(t *testing.T) {
 	srv := memcachedtest.Start(t)
 	const timeout = 3 * time.Second
-	p := newMetaPipe(srv.Addr, timeout)
-	defer p.close()
-	if err := p.store(opSet, []byte("k"), []byte("v"), 0, 60); err != nil {
+	p := New(srv.Addr, timeout, 0)
+	defer p.Close()
+	if err := p.Store(OpSet, []byte("k"), []byte("v"), 0, 0, 60); err != nil {
 		t.Fatal(err)
 	}
 	mc := &p.conns[0]
@@ -27,8 +27,8 @@ func TestMetaPipeBacklogOverInflightBound(t *testing.T) {
 	// Fill the channel: the reader holds one call, the channel the rest.
 	calls := startGets(p, "k", maxInflight+1)
 	// One more blocks its writer on the full channel...
-	blocked := newCall(opGet, nil, 0, 0)
-	go p.start(blocked, []byte("k"))
+	blocked := NewCall(OpGet, nil, 0, 0, 0)
+	go p.Start(blocked, []byte("k"))
 	deadline := time.Now().Add(timeout / 2)
 	for {
 		mc.mu.Lock()
@@ -49,13 +49,13 @@ func TestMetaPipeBacklogOverInflightBound(t *testing.T) {
 	failed := 0
 	var first error
 	for _, c := range calls {
-		if err := c.wait(); err != nil || string(c.val) != "v" {
+		if err := c.Wait(); err != nil || string(c.val) != "v" {
 			if failed == 0 {
 				first = err
 			}
 			failed++
 		}
-		c.release()
+		c.Release()
 	}
 	if failed > 0 {
 		t.Fatalf("%d of %d gets failed after the node answered again (first: %v)", failed, len(calls), first)
