@@ -3,6 +3,7 @@ package memcache
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -150,10 +151,14 @@ func appendUnescaped(dst, enc []byte) ([]byte, bool) {
 	for i := 0; i < len(enc); i++ {
 		switch c := enc[i]; c {
 		case '%':
-			if i+2 >= len(enc) || unhex(enc[i+1]) < 0 || unhex(enc[i+2]) < 0 {
+			var b [1]byte
+			if i+2 >= len(enc) {
 				return dst, false
 			}
-			dst = append(dst, byte(unhex(enc[i+1])<<4|unhex(enc[i+2])))
+			if _, err := hex.Decode(b[:], enc[i+1:i+3]); err != nil {
+				return dst, false
+			}
+			dst = append(dst, b[0])
 			i += 2
 		case '+':
 			dst = append(dst, ' ')
@@ -162,18 +167,6 @@ func appendUnescaped(dst, enc []byte) ([]byte, bool) {
 		}
 	}
 	return dst, true
-}
-
-func unhex(c byte) int {
-	switch {
-	case '0' <= c && c <= '9':
-		return int(c - '0')
-	case 'a' <= c && c <= 'f':
-		return int(c - 'a' + 10)
-	case 'A' <= c && c <= 'F':
-		return int(c - 'A' + 10)
-	}
-	return -1
 }
 
 // keyShown is how much of a malformed key an error shows: as much as
