@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sessionproxy/internal/rawtcp"
 )
 
 // TestLogIDs: what a log line may hold of a session ID, directly
@@ -33,23 +35,13 @@ func TestLogIDs(t *testing.T) {
 // line (and a line end) to it.
 func outOfStepAnswer(t *testing.T, line []byte) error {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	srv := rawtcp.Serve(t, func(c net.Conn) {
 		if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
 			c.Write(append(line, "\r\n"...))
 		}
 		c.Read(make([]byte, 1)) // until the client hangs up
-	}()
-	n := newNode(Node{ID: "fake", Addr: ln.Addr().String()}, time.Second, 0)
+	})
+	n := newNode(Node{ID: "fake", Addr: srv.Addr}, time.Second, 0)
 	defer n.dropConns()
 	c, err := n.pipe.Get([]byte("sp:" + string(AppendNewID(nil))))
 	c.Release()
