@@ -55,7 +55,7 @@ func serveSessionDelete(w http.ResponseWriter, store *sessionstore.Store, id str
 	if !sessionOK(w, store, id) {
 		return
 	}
-	if err := store.Delete([]byte(id)); err != nil {
+	if err := store.DeleteAs([]byte(id), sessionstore.EndAdmin); err != nil {
 		writeText(w, http.StatusServiceUnavailable, "session store unavailable")
 		return
 	}
