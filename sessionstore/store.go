@@ -24,12 +24,12 @@ type Options struct {
 	// Memcached. The Store closes it.
 	Shared Shared
 
-	TTL     time.Duration // sliding idle lifetime of a session (default 30m)
+	TTL time.Duration // sliding idle lifetime of a session (default 30m)
 	// MaxAge is the absolute lifetime of a session from its creation,
 	// whatever its activity: one past it is ended on its next load (Open),
 	// as if invalidated. 0: none.
-	MaxAge time.Duration
-	MaxSize int           // largest encoded session (default 64 KiB)
+	MaxAge  time.Duration
+	MaxSize int // largest encoded session (default 64 KiB)
 
 	LocalSize int // bytes of the freecache hot tier; 0 turns it off
 	// LocalTTL bounds how long the hot tier trusts its copy of a session:

@@ -224,6 +224,7 @@ func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logge
 		},
 		Redis:            redisOptions(sc.Redis),
 		TTL:              sc.TTL.Std(),
+		MaxAge:           sc.MaxAge.Std(),
 		MaxSize:          int(sc.MaxSize),
 		LocalSize:        int(sc.LocalCache.Size),
 		LocalTTL:         sc.LocalCache.TTL.Std(),
@@ -247,7 +248,7 @@ func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logge
 // sameStore reports whether two configurations can share one store.
 func sameStore(a, b *config.Config) bool {
 	x, y := a.Session, b.Session
-	return a.StateDir == b.StateDir && x.TTL == y.TTL && x.MaxSize == y.MaxSize && x.LocalCache == y.LocalCache && x.Write == y.Write &&
+	return a.StateDir == b.StateDir && x.TTL == y.TTL && x.MaxAge == y.MaxAge && x.MaxSize == y.MaxSize && x.LocalCache == y.LocalCache && x.Write == y.Write &&
 		fmt.Sprint(x.Memcached) == fmt.Sprint(y.Memcached) && fmt.Sprint(x.Redis) == fmt.Sprint(y.Redis)
 }
 
@@ -257,6 +258,8 @@ func newSessions(c *config.Config, store *sessionstore.Store, logger *slog.Logge
 		Store:        store,
 		Cookie:       sc.Cookie,
 		CookieSecure: sc.CookieSecure,
+		CookieDomain: sc.CookieDomain,
+		CookiePath:   sc.CookiePath,
 		SameSite:     map[string]string{"lax": "Lax", "strict": "Strict", "none": "None"}[sc.CookieSameSite],
 		Logger:       logger,
 	}
