@@ -165,3 +165,27 @@ func testCookieSlides(t *testing.T, e *storeEnv) {
 		t.Fatal("a used remember-me session expired")
 	}
 }
+
+// TestTTLAfterAttributes checks that a session's own ttl is written after
+// its attributes and changes nothing before them, so that a proxy of the
+// previous release, which stops reading after the attributes, still reads
+// a remember-me session.
+func TestTTLAfterAttributes(t *testing.T) {
+	plain := sessionWith("user", "ann", "cart", "3")
+	plain.Created, plain.Version, plain.Touched, plain.Expires = 1700000000123, 7, 1700000000, 1700009000
+	long := *plain
+	long.TTL = 30 * 24 * 3600
+	a, b := plain.AppendEncode(nil), long.AppendEncode(nil)
+	if len(b) <= len(a) || string(b[2:len(a)]) != string(a[2:]) || b[1] != a[1]|flagTTL {
+		t.Fatalf("with a ttl the encoding changes before the attributes' end:\n%x\n%x", a, b)
+	}
+	var got Session
+	if err := got.Decode(b); err != nil || got.TTL != long.TTL || !sameSession(&got, &long) {
+		t.Fatalf("Decode = %v, ttl %d", err, got.TTL)
+	}
+	// What an earlier reader sees: the flag it does not know, and the
+	// bytes it never reads, ignored.
+	if err := got.Decode(append([]byte{formatV1, a[1]}, b[2:]...)); err != nil || !sameSession(&got, plain) {
+		t.Fatalf("the value without the ttl flag: %v", err)
+	}
+}
