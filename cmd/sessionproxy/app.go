@@ -105,8 +105,9 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 			return admin.Target{Upstreams: g.router.Upstreams, Store: g.store}
 		})
 		a.admin = &http.Server{
-			Addr:              c.Admin,
-			Handler:           admin.RequireToken(func() string { return a.current.Load().cfg.AdminToken }, h),
+			Addr: c.Admin,
+			Handler: admin.RequireLocalHost(c.Admin,
+				admin.RequireToken(func() string { return a.current.Load().cfg.AdminToken }, h)),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 	}
