@@ -135,3 +135,11 @@ func (s *Store) endTooOld(r *Request) {
 	CountEnded(EndMaxAge)
 	r.Lookup = LookupMiss
 }
+
+// TTLOf is the idle lifetime of sess: its own, else the store's.
+func (s *Store) TTLOf(sess *Session) time.Duration {
+	if sess.TTL > 0 {
+		return time.Duration(sess.TTL) * time.Second
+	}
+	return s.opts.TTL
+}
