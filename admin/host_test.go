@@ -37,10 +37,10 @@ func TestAdminForeignHost(t *testing.T) {
 	for _, host := range []string{
 		"evil.example:" + port, // DNS rebinding: the attacker's name, resolved to 127.0.0.1
 		"evil.example",
-		"localhost",           // the wrong port (none: 80)
-		"localhost:1",         // the wrong port
-		"127.0.0.2:" + port,   // another loopback address is not this listener's
-		"localhost.:" + port,  // not the same name to a browser's origin
+		"localhost",          // the wrong port (none: 80)
+		"localhost:1",        // the wrong port
+		"127.0.0.2:" + port,  // another loopback address is not this listener's
+		"localhost.:" + port, // not the same name to a browser's origin
 	} {
 		for _, path := range []string{"/status", "/healthz", "/sessions/x"} {
 			if code := status(host, path, "Bearer tok"); code != "403" {
