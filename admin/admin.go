@@ -30,6 +30,10 @@ type Target struct {
 	// gives /status its nodes. nil: sessions are off, /sessions/<id> is
 	// 404 and /status lists no nodes.
 	Store *sessionstore.Store
+
+	// Principal is the attribute naming a session's logged-in user
+	// (session.principal), shown in /sessions/<id>; "" shows none.
+	Principal string
 }
 
 // Handler serves /healthz, /metrics, /status, /sessions/<id> and
@@ -54,7 +58,8 @@ func Handler(current func() Target) http.Handler {
 		writeJSON(w, http.StatusOK, current().status())
 	})
 	mux.HandleFunc("GET /sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
-		serveSessionGet(w, current().Store, r.PathValue("id"))
+		t := current()
+		serveSessionGet(w, t.Store, t.Principal, r.PathValue("id"))
 	})
 	mux.HandleFunc("DELETE /sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
 		serveSessionDelete(w, current().Store, r.PathValue("id"))

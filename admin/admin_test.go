@@ -183,6 +183,17 @@ func testSessionsAndStatus(t *testing.T, d *storetest.Deployment) {
 	if err := json.Unmarshal([]byte(r.body), &doc); err != nil || doc.ID != id || doc.Attributes["user"] != "bob" || doc.Created == 0 {
 		t.Fatalf("GET /sessions/id = %d %q", r.status, r.body)
 	}
+	// Section 16: created, last access and ttl; the principal is empty
+	// unless Target.Principal names an attribute.
+	if doc.LastAccess < doc.Created-1000 || doc.LastAccess > time.Now().UnixMilli() || doc.TTL != 1800 || doc.Principal != "" ||
+		!strings.Contains(r.body, `"principal": ""`) || !strings.Contains(r.body, `"last_access": `) {
+		t.Fatalf("GET /sessions/id: last access, ttl or principal wrong: %s", r.body)
+	}
+	withPrincipal := startAdmin(t, Target{Upstreams: []*proxy.Proxy{p}, Store: store, Principal: "user"})
+	if err := json.Unmarshal([]byte(get(t, withPrincipal+"/sessions/"+id).body), &doc); err != nil || doc.Principal != "bob" {
+		t.Fatalf("GET /sessions/id with principal user: %+v %v", doc, err)
+	}
+	endedBefore := sessionstore.Ended(sessionstore.EndAdmin)
 	for _, unknown := range []string{"nope", string(sessionstore.AppendNewID(nil))} {
 		if r := get(t, admin+"/sessions/"+unknown); r.status != 404 {
 			t.Fatalf("GET /sessions/%s = %d", unknown, r.status)
@@ -190,6 +201,12 @@ func testSessionsAndStatus(t *testing.T, d *storetest.Deployment) {
 	}
 	if r := do(t, http.MethodDelete, admin+"/sessions/"+id); r.status != 204 {
 		t.Fatalf("DELETE = %d %q", r.status, r.body)
+	}
+	if sessionstore.Ended(sessionstore.EndAdmin) == endedBefore {
+		t.Fatal("admin DELETE not counted in sessions_ended_total{reason=admin}")
+	}
+	if m := get(t, admin+"/metrics").body; !strings.Contains(m, `sessionproxy_sessions_ended_total{reason="admin"} `) {
+		t.Fatal("/metrics has no sessionproxy_sessions_ended_total{reason=\"admin\"}")
 	}
 	if r := get(t, base+"/", "Cookie", cookie); !strings.HasPrefix(r.body, "new ") {
 		t.Fatalf("session alive after admin DELETE: %q", r.body)

@@ -8,7 +8,8 @@ import (
 )
 
 // RequireToken wraps an admin handler so that every path but /healthz
-// answers 401 unless the request carries "Authorization: Bearer <token>";
+// answers 401 unless the request carries "Authorization: Bearer <token>"
+// or HTTP Basic credentials with the token as password (any user);
 // /healthz stays open for load balancers and service managers. token is
 // called per request, so that a config reload can change it; while it
 // returns "" every request passes, as on an admin listener on loopback,
@@ -21,7 +22,7 @@ func RequireToken(token func() string, h http.Handler) http.Handler {
 			return
 		}
 		auth := r.Header.Get("Authorization")
-		if bearerMatches(auth, want) {
+		if bearerMatches(auth, want) || basicMatches(r, want) {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -30,8 +31,23 @@ func RequireToken(token func() string, h http.Handler) http.Handler {
 			challenge += `, error="invalid_token"` // RFC 6750 section 3.1
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
+		// A browser asks for Basic credentials only when challenged so;
+		// the token is the password, any user name.
+		w.Header().Add("WWW-Authenticate", `Basic realm="sessionproxy admin", charset="UTF-8"`)
 		writeText(w, http.StatusUnauthorized, "unauthorized")
 	})
+}
+
+// basicMatches reports whether r carries HTTP Basic credentials whose
+// password is the token want, whatever the user name: so that a browser
+// can open the admin pages (CONTRACT.md section 16).
+func basicMatches(r *http.Request, want string) bool {
+	_, password, ok := r.BasicAuth()
+	if !ok {
+		return false
+	}
+	got, exp := sha256.Sum256([]byte(password)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(got[:], exp[:]) == 1
 }
 
 // bearerMatches reports whether an Authorization value is the Bearer

@@ -31,7 +31,7 @@ func TestAdminToken(t *testing.T) {
 		code, _, _ := strings.Cut(resp, "\n")
 		var challenge string
 		for _, line := range strings.Split(resp, "\r\n") {
-			if v, ok := strings.CutPrefix(line, "Www-Authenticate: "); ok {
+			if v, ok := strings.CutPrefix(line, "Www-Authenticate: "); ok && challenge == "" {
 				challenge = v
 			}
 		}

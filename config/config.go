@@ -102,6 +102,9 @@ type Session struct {
 	CookieSecure   bool       `yaml:"cookie_secure"`    // (default false)
 	CookieSameSite string     `yaml:"cookie_same_site"` // lax | strict | none (default lax)
 	TTL            Duration   `yaml:"ttl"`              // sliding idle lifetime (default 30m)
+	MaxAge         Duration   `yaml:"max_age"`          // absolute lifetime from creation (default 0: none)
+	CookieDomain   string     `yaml:"cookie_domain"`    // the cookie's Domain (default none: this host only)
+	CookiePath     string     `yaml:"cookie_path"`      // the cookie's Path (default /)
 	Ignore         string     `yaml:"ignore"`           // regexp of paths that get no session (default none)
 	Create         string     `yaml:"create"`           // on_write | always (default on_write)
 	Write          string     `yaml:"write"`            // sync | async (default sync)
@@ -157,6 +160,7 @@ var DefaultConfig = Config{
 	Session: Session{
 		Cookie:         "SPSESSIONID",
 		CookieSameSite: "lax",
+		CookiePath:     "/",
 		TTL:            Duration(30 * time.Minute),
 		Create:         "on_write",
 		Write:          "sync",

@@ -167,6 +167,10 @@ var errorTests = []struct {
 		[]string{`line 4: unknown key "adrs"`}},
 	{"same_site none needs secure", "backends: [{url: 'http://a:1'}]\nsession:\n  cookie_same_site: none\n",
 		[]string{"line 3: session.cookie_same_site: none needs cookie_secure"}},
+	{"bad session lifetime and cookie", "backends: [{url: 'http://a:1'}]\nsession:\n  max_age: 500ms\n  cookie_domain: 'a.com; x'\n  cookie_path: 'app'\n",
+		[]string{"line 3: session.max_age", "line 4: session.cookie_domain", "line 5: session.cookie_path"}},
+	{"cookie_path with a semicolon", "backends: [{url: 'http://a:1'}]\nsession:\n  cookie_path: '/a;Domain=evil'\n",
+		[]string{"line 3: session.cookie_path"}},
 	{"bad access_log", "backends: [{url: 'http://a:1'}]\naccess_log: verbose\n",
 		[]string{"line 2: access_log"}},
 }

@@ -54,6 +54,13 @@ func NewMetrics() *Metrics {
 	for r, name := range refusalNames {
 		m.tunnelsRefused[r] = s.NewCounter(fmt.Sprintf(`sessionproxy_tunnels_refused_total{reason=%q}`, name))
 	}
+	for r := sessionstore.EndReason(0); r < sessionstore.NumEndReasons; r++ {
+		// The store counts the sessions it ends; the counts outlive the
+		// Store a reload replaces, as this Set does.
+		s.NewGauge(fmt.Sprintf(`sessionproxy_sessions_ended_total{reason=%q}`, r), func() float64 {
+			return float64(sessionstore.Ended(r))
+		})
+	}
 	for l := sessionstore.LookupNone + 1; l < sessionstore.NumLookups; l++ {
 		m.lookups[l] = s.NewCounter(fmt.Sprintf(`sessionproxy_session_lookups_total{result=%q}`, l))
 	}

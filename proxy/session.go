@@ -34,6 +34,12 @@ type Sessions struct {
 	// (default Lax).
 	SameSite string
 
+	// CookieDomain, if set, is the cookie's Domain; CookiePath its Path
+	// (default "/"). Both are on every Set-Cookie, deletions included, or
+	// a browser would keep the cookie a deletion was meant for.
+	CookieDomain string
+	CookiePath   string
+
 	// Ignore, if not nil, matches request paths that get no session at all
 	// (memcached-session-manager's requestUriIgnorePattern). It is matched
 	// against the normalised path ("%2e%2e", "..;x" and "//" resolved),
@@ -59,7 +65,7 @@ func (s *Sessions) init(m *Metrics, gauges *metrics.Set) {
 	if sameSite == "" {
 		sameSite = "Lax"
 	}
-	s.attrs = []byte("; Path=/; HttpOnly; SameSite=" + sameSite)
+	s.attrs = cookieAttrs(s.CookieDomain, s.CookiePath, sameSite)
 	if s.Cookie == "" {
 		s.Cookie = "SPSESSIONID"
 	}
@@ -161,9 +167,9 @@ func (s *Sessions) apply(ctx *fasthttp.RequestCtx, st *sessionState, e *headerEd
 	}
 	switch action {
 	case sessionstore.CookieSet:
-		s.setCookie(ctx, id, st)
+		s.setCookie(ctx, id, st.req.CookieMaxAge(), st)
 	case sessionstore.CookieExpire:
-		s.setCookie(ctx, nil, st)
+		s.setCookie(ctx, nil, 0, st)
 	}
 	return nil
 }
@@ -196,6 +202,8 @@ func parseInstruction(u *sessionstore.Update, rest, v []byte) error {
 		}
 		u.Rotate = u.Rotate || on
 		return nil
+	case equalFold(rest, "max-age"):
+		return parseMaxAge(u, v)
 	}
 	return nil
 }
@@ -219,6 +227,8 @@ func (s *Sessions) reject(ctx *fasthttp.RequestCtx, err error) *Error {
 		reason = "bad attribute name" + reason[len(sessionstore.ErrBadName.Error()):]
 	case errors.Is(err, sessionstore.ErrTooLarge):
 		reason = "session over max_size" + reason[len(sessionstore.ErrTooLarge.Error()):]
+	case errors.Is(err, sessionstore.ErrBadTTL):
+		reason = "X-Session-Max-Age: " + reason[len("sessionstore: "):]
 	case errors.Is(err, sessionstore.ErrBadID):
 		reason = "X-Session-Rotate: unusable session ID" + reason[len(sessionstore.ErrBadID.Error()):]
 	}
@@ -230,13 +240,18 @@ func (s *Sessions) reject(ctx *fasthttp.RequestCtx, err error) *Error {
 }
 
 // setCookie sets the session cookie to id, or expires it when id is nil.
-// The header is written by hand so that its attributes read exactly as
-// documented (fasthttp's Cookie writes them in its own spelling).
-func (s *Sessions) setCookie(ctx *fasthttp.RequestCtx, id []byte, st *sessionState) {
+// maxAge > 0 makes it a persistent cookie of that many seconds (the
+// session's own ttl). The header is written by hand so that its
+// attributes read exactly as documented (fasthttp's Cookie writes them in
+// its own spelling).
+func (s *Sessions) setCookie(ctx *fasthttp.RequestCtx, id []byte, maxAge int32, st *sessionState) {
 	b := append(append(st.buf[:0], s.Cookie...), '=')
 	b = append(b, id...)
 	if id == nil {
 		b = append(b, "; Max-Age=0"...)
+	} else if maxAge > 0 {
+		b = append(b, "; Max-Age="...)
+		b = strconv.AppendInt(b, int64(maxAge), 10)
 	}
 	b = append(b, s.attrs...)
 	if s.CookieSecure || ctx.IsTLS() {

@@ -49,14 +49,15 @@ type Request struct {
 	Lookup Lookup
 	New    bool // this request started the session
 
-	hadCookie bool // the client sent a well-formed session ID
-	newID     []byte
+	hadCookie    bool // the client sent a well-formed session ID
+	newID        []byte
+	cookieMaxAge int32 // CookieMaxAge
 }
 
 func (r *Request) reset() {
 	r.Session.Reset()
 	r.Change.Reset()
-	r.Lookup, r.New, r.hadCookie = LookupNone, false, false
+	r.Lookup, r.New, r.hadCookie, r.cookieMaxAge = LookupNone, false, false, 0
 	r.newID = r.newID[:0]
 }
 
@@ -74,6 +75,8 @@ func (s *Store) Open(r *Request, cookie []byte) error {
 		r.hadCookie = true
 		src, err := s.Load(cookie, &r.Session)
 		switch {
+		case err == nil && s.tooOld(&r.Session):
+			s.endTooOld(r)
 		case err == nil:
 			r.Lookup = LookupLocal
 			if src == FromShared {
@@ -125,7 +128,10 @@ func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 			return s.restart(r)
 		}
 		if !r.New {
-			if err := s.change(id, u, false, nil, nil); err != nil && !errors.Is(err, ErrNotFound) {
+			switch err := s.change(id, u, false, nil, nil); {
+			case err == nil:
+				CountEnded(EndInvalidated)
+			case !errors.Is(err, ErrNotFound):
 				return CookieKeep, nil, err
 			}
 		}
@@ -161,6 +167,10 @@ func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 			return CookieKeep, nil, err
 		}
 	}
+	r.cookieMaxAge = r.Session.TTL
+	if u.ttlSet {
+		r.cookieMaxAge = u.ttl
+	}
 	switch err := s.change(id, u, r.New, r.newID, nil); {
 	case errors.Is(err, ErrNotFound):
 		// Invalidated or expired by another request meanwhile.
@@ -169,7 +179,9 @@ func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 		return CookieKeep, nil, err
 	case u.Rotate:
 		return CookieSet, r.newID, nil
-	case r.New:
+	case r.New, u.ttlSet, r.cookieMaxAge > 0:
+		// A persistent cookie is sent again with every write of its
+		// session, so that it slides with it; a changed ttl changes it.
 		return CookieSet, id, nil
 	}
 	return CookieKeep, nil, nil
@@ -208,9 +220,16 @@ func (s *Store) restart(r *Request) (CookieAction, []byte, error) {
 		return CookieKeep, nil, tooLarge(n, s.opts.MaxSize)
 	}
 	if !r.New {
-		if err := s.change(r.Session.ID, u, false, nil, nil); err != nil && !errors.Is(err, ErrNotFound) {
+		switch err := s.change(r.Session.ID, u, false, nil, nil); {
+		case err == nil:
+			CountEnded(EndInvalidated)
+		case !errors.Is(err, ErrNotFound):
 			return CookieKeep, nil, err
 		}
+	}
+	r.cookieMaxAge = 0
+	if u.ttlSet {
+		r.cookieMaxAge = u.ttl
 	}
 	// Nothing of the old session carries over: its unsets mean nothing to
 	// the new one, which gets the sets alone.

@@ -91,6 +91,9 @@ type Session struct {
 	// session between nodes.
 	Expires int64
 	Deleted bool // a tombstone left by invalidate, so that no stale copy can come back
+	// TTL is this session's own idle lifetime in seconds, set by a
+	// backend's X-Session-Max-Age ("remember me"); 0 is the store's.
+	TTL int32
 
 	// MovedTo and MovedAt, on a tombstone left by a rotation, are the new
 	// ID and the rotation's time (unix ms): a request that began before
@@ -136,7 +139,7 @@ func (s *Session) CopyFrom(o *Session) {
 	s.Reset()
 	s.ID = append(s.ID, o.ID...)
 	s.Created, s.Version, s.Touched, s.Deleted = o.Created, o.Version, o.Touched, o.Deleted
-	s.Expires = o.Expires
+	s.Expires, s.TTL = o.Expires, o.TTL
 	s.MovedTo, s.MovedAt = append(s.MovedTo, o.MovedTo...), o.MovedAt
 	s.buf = append(s.buf, o.buf...)
 	s.attrs = append(s.attrs, o.attrs...)
@@ -153,12 +156,18 @@ func (s *Session) CopyFrom(o *Session) {
 //	if moved: uvarint length, new ID, varint moved at (unix ms)
 //	uvarint  attribute count
 //	then per attribute: uvarint name length, name, uvarint value length, value
+//	if ttl (flag bit 3): varint ttl, seconds
+//
+// The ttl comes last so that a proxy of an earlier release, which stops
+// after the attributes, still reads the session (it drops the ttl when it
+// writes it).
 const formatV1 = 1
 
 const (
 	flagDeleted = 1
 	flagMoved   = 2
 	flagExpires = 4
+	flagTTL     = 8
 )
 
 // AppendEncode appends the stored form of s to dst.
@@ -172,6 +181,9 @@ func (s *Session) AppendEncode(dst []byte) []byte {
 	}
 	if s.Expires != 0 {
 		flags |= flagExpires
+	}
+	if s.TTL != 0 {
+		flags |= flagTTL
 	}
 	dst = append(dst, formatV1, flags)
 	dst = binary.AppendUvarint(dst, s.Version)
@@ -191,6 +203,9 @@ func (s *Session) AppendEncode(dst []byte) []byte {
 		dst = append(dst, sp.name(s.buf)...)
 		dst = binary.AppendUvarint(dst, uint64(sp.valueLen))
 		dst = append(dst, sp.value(s.buf)...)
+	}
+	if s.TTL != 0 {
+		dst = binary.AppendVarint(dst, int64(s.TTL))
 	}
 	return dst
 }
@@ -242,6 +257,15 @@ func (s *Session) Decode(data []byte) error {
 			return ErrCorrupt
 		}
 		s.buf, s.attrs = appendSpan(s.buf, s.attrs, name, value)
+	}
+	if data[1]&flagTTL != 0 {
+		ttl := r.varint()
+		if r.err || ttl <= 0 || ttl > MaxTTL {
+			s.Reset()
+			s.ID = id
+			return ErrCorrupt
+		}
+		s.TTL = int32(ttl)
 	}
 	return nil
 }
@@ -363,6 +387,8 @@ type Update struct {
 	unsets   []span // names (value empty)
 	buf      []byte
 	rotateTo []byte // the new ID the backend drew, if it named one (RotateTo)
+	ttl      int32  // the session's own ttl in seconds (SetTTL), when ttlSet
+	ttlSet   bool
 }
 
 // Reset empties u, keeping its buffers.
@@ -387,7 +413,7 @@ func (u *Update) RotateTo(id []byte) error {
 
 // Empty reports whether u asks for nothing.
 func (u *Update) Empty() bool {
-	return len(u.sets) == 0 && len(u.unsets) == 0 && !u.Invalidate && !u.Rotate
+	return len(u.sets) == 0 && len(u.unsets) == 0 && !u.Invalidate && !u.Rotate && !u.ttlSet
 }
 
 // Set records name=value, lower-casing name. It returns an error wrapping
@@ -432,7 +458,10 @@ func appendLower(dst, s []byte) []byte {
 func (u *Update) applyTo(dst, base *Session) {
 	dst.Reset()
 	dst.ID = append(dst.ID, base.ID...)
-	dst.Created, dst.Version, dst.Touched = base.Created, base.Version, base.Touched
+	dst.Created, dst.Version, dst.Touched, dst.TTL = base.Created, base.Version, base.Touched, base.TTL
+	if u.ttlSet {
+		dst.TTL = u.ttl
+	}
 	for _, sp := range base.attrs {
 		name := sp.name(base.buf)
 		if u.changes(name) {

@@ -34,7 +34,7 @@ func encodeSeed(flags byte, version uint64, created, touched int64, kv ...string
 // in the same order.
 func sameSession(a, b *Session) bool {
 	if a.Created != b.Created || a.Version != b.Version || a.Touched != b.Touched ||
-		a.Deleted != b.Deleted || a.Len() != b.Len() {
+		a.Deleted != b.Deleted || a.TTL != b.TTL || a.Len() != b.Len() {
 		return false
 	}
 	for i := 0; i < a.Len(); i++ {
@@ -64,6 +64,8 @@ func FuzzDecode(f *testing.F) {
 	valid.Created, valid.Version, valid.Touched = 1700000000123, 42, 1700000000
 	tomb := &Session{Deleted: true, Version: math.MaxUint64, Created: -1, Touched: math.MinInt64}
 	big := sessionWith("big", strings.Repeat("x", 16<<10+1)) // a 3-byte length
+	withTTL := sessionWith("user", "ann")
+	withTTL.TTL = MaxTTL
 	for _, seed := range [][]byte{
 		valid.AppendEncode(nil),
 		tomb.AppendEncode(nil),
@@ -81,10 +83,15 @@ func FuzzDecode(f *testing.F) {
 		{formatV1, 0, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},                                             // count far beyond the data
 		append(encodeSeed(0, 1, 0, 0)[:5], 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 'a'), // name length 2^63
 		encodeSeed(0, 1, 0, 0, "", "empty name"),
-		encodeSeed(0, 1, 0, 0, "a\r\nx-evil: 1", "v"),   // a name no backend could set
-		encodeSeed(0, 1, 0, 0, "b", "1", "a", "2"),      // out of order
-		encodeSeed(0, 1, 0, 0, "a", "1", "a", "2"),      // duplicate
-		encodeSeed(flagDeleted, 9, 5, 5, "user", "bob"), // a tombstone with data
+		encodeSeed(0, 1, 0, 0, "a\r\nx-evil: 1", "v"),               // a name no backend could set
+		encodeSeed(0, 1, 0, 0, "b", "1", "a", "2"),                  // out of order
+		encodeSeed(0, 1, 0, 0, "a", "1", "a", "2"),                  // duplicate
+		encodeSeed(flagDeleted, 9, 5, 5, "user", "bob"),             // a tombstone with data
+		withTTL.AppendEncode(nil),                                   // remember me: the ttl after the attributes
+		append(encodeSeed(flagTTL, 1, 0, 0, "a", "1"), 0),           // a ttl of 0 is never written
+		append(encodeSeed(flagTTL, 1, 0, 0, "a", "1"), 1),           // a negative ttl
+		binary.AppendVarint(encodeSeed(flagTTL, 1, 0, 0), MaxTTL+1), // over MaxTTL
+		encodeSeed(flagTTL, 1, 0, 0, "a", "1"),                      // the flag without the ttl
 	} {
 		f.Add(seed)
 	}

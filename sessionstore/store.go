@@ -24,8 +24,12 @@ type Options struct {
 	// Memcached. The Store closes it.
 	Shared Shared
 
-	TTL     time.Duration // sliding idle lifetime of a session (default 30m)
-	MaxSize int           // largest encoded session (default 64 KiB)
+	TTL time.Duration // sliding idle lifetime of a session (default 30m)
+	// MaxAge is the absolute lifetime of a session from its creation,
+	// whatever its activity: one past it is ended on its next load (Open),
+	// as if invalidated. 0: none.
+	MaxAge  time.Duration
+	MaxSize int // largest encoded session (default 64 KiB)
 
 	LocalSize int // bytes of the freecache hot tier; 0 turns it off
 	// LocalTTL bounds how long the hot tier trusts its copy of a session:
@@ -395,7 +399,7 @@ func (s *Store) localExpiry(sess *Session) int {
 // changed should be written again to keep it alive: once a quarter of the
 // TTL has passed since its last write.
 func (s *Store) needsRefresh(sess *Session) bool {
-	return time.Now().Unix()-sess.Touched >= int64(s.opts.TTL/4/time.Second)
+	return s.refreshDue(sess)
 }
 
 // setLocal caches an encoded session. An entry too large for freecache

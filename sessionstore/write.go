@@ -229,7 +229,7 @@ func (s *Store) build(w *writeContext) error {
 	w.u.applyTo(&w.next, &w.base)
 	w.next.Version = w.base.Version + 1
 	w.next.Touched = time.Now().Unix()
-	w.next.Expires = s.expires(w.next.Touched)
+	w.next.Expires = s.expiresFor(w.next.Touched, w.next.TTL)
 	w.enc = w.next.AppendEncode(w.enc[:0])
 	if len(w.enc) > s.opts.MaxSize {
 		return tooLarge(len(w.enc), s.opts.MaxSize)

@@ -236,6 +236,27 @@ func TestExpressAdapterBehindProxy(t *testing.T) {
 		}
 	})
 
+	// Section 16: express-session's cookie.maxAge (ms) reaches the proxy
+	// as X-Session-Max-Age (s): the session's own ttl in the store and a
+	// persistent cookie; null goes back to a session cookie.
+	t.Run("cookie.maxAge is remember me", func(t *testing.T) {
+		code, set := apptest.SessionSetCookie(t, s.base+"/express/remember?ms=1209600000", "", "SPSESSIONID")
+		id, _, _ := strings.Cut(strings.TrimPrefix(set, "SPSESSIONID="), ";")
+		if code != 200 || !strings.Contains(set, "; Max-Age=1209600;") {
+			t.Fatalf("remember me: %d, Set-Cookie %q", code, set)
+		}
+		if got := apptest.StoredTTL(t, s.admin, id); got != 1209600 {
+			t.Fatalf("the store holds ttl %d, want 1209600", got)
+		}
+		code, set = apptest.SessionSetCookie(t, s.base+"/express/remember?ms=null", "SPSESSIONID="+id, "SPSESSIONID")
+		if code != 200 || set != "SPSESSIONID="+id+"; Path=/; HttpOnly; SameSite=Lax" {
+			t.Fatalf("maxAge null: %d, Set-Cookie %q, want a session cookie", code, set)
+		}
+		if got := apptest.StoredTTL(t, s.admin, id); got != 1800 {
+			t.Fatalf("maxAge null: the store holds ttl %d, want the default 1800", got)
+		}
+	})
+
 	t.Run("passport login rotates, logout invalidates", func(t *testing.T) {
 		b := s.browser(t)
 		b.get("/express/count")

@@ -16,6 +16,12 @@ const codec = require('./codec');
 
 const ATTR = 'x-session-attr-';
 
+// MAX_AGE keeps, on a Cookie, the maxAge the app set in this request.
+const MAX_AGE = Symbol('maxAge');
+
+// MAX_TTL is the longest X-Session-Max-Age the proxy takes (400 days).
+const MAX_TTL = 400 * 24 * 3600;
+
 // The per-request state, out of the session object so that none of it is
 // taken for an attribute.
 const STATE = Symbol('sessionproxy');
@@ -133,9 +139,15 @@ class Session {
 
 // Cookie describes the proxy's session cookie with its default settings
 // (CONTRACT.md section 4): a browser-session cookie for the whole site.
-// Changing it changes nothing; the proxy sets the cookie.
+// The proxy sets the cookie; of its attributes only maxAge (milliseconds,
+// as express-session's) reaches it: set in a request, it becomes the
+// session's own idle ttl at the proxy and the cookie's Max-Age, in seconds
+// ("remember me", X-Session-Max-Age, CONTRACT.md section 16); null or 0
+// goes back to the proxy's ttl and a session cookie. The proxy keeps it
+// with the session; a later request reads null here until it sets one.
 class Cookie {
   constructor() {
+    Object.defineProperty(this, MAX_AGE, { value: undefined, writable: true });
     this.path = '/';
     this.httpOnly = true;
     this.sameSite = 'lax';
@@ -146,10 +158,13 @@ class Cookie {
   }
 
   get maxAge() {
-    return null;
+    return this[MAX_AGE] === undefined ? null : this[MAX_AGE];
   }
 
-  set maxAge(ms) {}
+  set maxAge(ms) {
+    this[MAX_AGE] = ms === null || ms === undefined ? null : Number(ms);
+    this.originalMaxAge = this[MAX_AGE];
+  }
 
   get data() {
     return { originalMaxAge: null, expires: null, secure: this.secure, httpOnly: true, domain: this.domain, path: '/', sameSite: this.sameSite };
@@ -158,6 +173,19 @@ class Cookie {
   toJSON() {
     return this.data;
   }
+}
+
+// maxAgeHeader returns the X-Session-Max-Age pair for a cookie whose
+// maxAge was set in this request, or null: seconds, rounded up, within
+// what the proxy takes (400 days); null, 0 or less, or not a number go back
+// to the default.
+function maxAgeHeader(cookie) {
+  if (!(cookie instanceof Cookie) || cookie[MAX_AGE] === undefined) {
+    return null;
+  }
+  const ms = cookie[MAX_AGE];
+  const s = Number.isFinite(ms) && ms > 0 ? Math.min(Math.ceil(ms / 1000), MAX_TTL) : 0;
+  return ['X-Session-Max-Age', String(s)];
 }
 
 // late returns the error of a session change made after the response's
@@ -239,6 +267,10 @@ function responseHeaders(req) {
       if (now.size > 0 && st.rotateTo) {
         out.push(['X-Session-Rotate', st.rotateTo]);
       }
+      const maxAge = maxAgeHeader(session.cookie);
+      if (now.size > 0 && maxAge) {
+        out.push(maxAge);
+      }
     }
     return out;
   }
@@ -261,6 +293,10 @@ function responseHeaders(req) {
   }
   if (gone.length > 0) {
     out.push(['X-Session-Unset', gone.join(', ')]);
+  }
+  const maxAge = maxAgeHeader(session.cookie);
+  if (maxAge) {
+    out.push(maxAge);
   }
   return out;
 }

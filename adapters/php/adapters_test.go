@@ -211,6 +211,27 @@ func TestPHPAdapterBehindProxy(t *testing.T) {
 		}
 	})
 
+	// Section 16: session_start(['cookie_lifetime' => n]) reaches the
+	// proxy with the session's write as
+	// X-Session-Max-Age: its own ttl in the store and a persistent cookie.
+	t.Run("a cookie lifetime is remember me", func(t *testing.T) {
+		code, set := apptest.SessionSetCookie(t, s.base+"/remember.php?lifetime=1209600", "", "SPSESSIONID")
+		id, _, _ := strings.Cut(strings.TrimPrefix(set, "SPSESSIONID="), ";")
+		if code != 200 || !strings.Contains(set, "; Max-Age=1209600;") {
+			t.Fatalf("remember me: %d, Set-Cookie %q", code, set)
+		}
+		if got := apptest.StoredTTL(t, s.admin, id); got != 1209600 {
+			t.Fatalf("the store holds ttl %d, want 1209600", got)
+		}
+		// The same lifetime again without a change: no write, no cookie.
+		if _, set := apptest.SessionSetCookie(t, s.base+"/remember.php?lifetime=1209600", "SPSESSIONID="+id, "SPSESSIONID"); set != "" {
+			t.Fatalf("unchanged: Set-Cookie %q", set)
+		}
+		if got := apptest.StoredTTL(t, s.admin, id); got != 1209600 {
+			t.Fatalf("unchanged: the store holds ttl %d", got)
+		}
+	})
+
 	t.Run("session changed after output", func(t *testing.T) {
 		b := s.browser(t)
 		b.get("/count.php")

@@ -94,8 +94,12 @@ final class Handler implements \SessionHandlerInterface, \SessionIdInterface
     /** @var array<string,int> stored name to the length of its value, as the proxy sent them */
     private array $raw = [];
 
+    /** session.cookie_lifetime when the request began (php.ini's) */
+    private int $lifetime;
+
     public function __construct()
     {
+        $this->lifetime = (int) ini_get('session.cookie_lifetime');
         $prefix = 'HTTP_X_SESSION_ATTR_';
         foreach ($_SERVER as $k => $v) {
             if (is_string($k) && str_starts_with($k, $prefix) && is_string($v)) {
@@ -225,7 +229,33 @@ final class Handler implements \SessionHandlerInterface, \SessionIdInterface
         if ($unset !== [] && !$this->destroyed) {
             $out[] = ['X-Session-Unset', implode(', ', array_map(fn ($n) => Codec::encodeName((string) $n), $unset))];
         }
+        if (($maxAge = $this->maxAge($out)) !== null) {
+            $out[] = $maxAge;
+        }
         return $out;
+    }
+
+    /**
+     * X-Session-Max-Age ("remember me", CONTRACT.md section 16) when the
+     * script set a session.cookie_lifetime other than php.ini's
+     * (session_start(['cookie_lifetime' => n]) or ini_set('session.cookie_lifetime', n)
+     * before session_start; PHP refuses session_set_cookie_params while
+     * session.use_cookies is 0)
+     * and the session is written: the session's own idle ttl at the proxy
+     * and a persistent cookie, which the proxy keeps with the session. It
+     * goes with a write only, so that a script that sets the lifetime on
+     * every request does not rewrite the session on every request.
+     *
+     * @param list<array{0: string, 1: string}> $headers the changes
+     * @return array{0: string, 1: string}|null
+     */
+    private function maxAge(array $headers): ?array
+    {
+        $lifetime = (int) ini_get('session.cookie_lifetime');
+        if ($lifetime === $this->lifetime || $headers === []) {
+            return null;
+        }
+        return ['X-Session-Max-Age', (string) min(max($lifetime, 0), 400 * 24 * 3600)];
     }
 
     /**

@@ -314,6 +314,39 @@ func TestPythonAdaptersBehindProxy(t *testing.T) {
 		}
 	})
 
+	// Section 16: the frameworks' own "remember me" calls reach the proxy
+	// as X-Session-Max-Age: the session's own ttl in the store, and a
+	// persistent cookie; turning it off goes back to a session cookie.
+	for _, c := range []struct {
+		name, on, off, sid string
+		ttl                int64
+	}{
+		{"flask permanent session", "/flask/remember?on=1", "/flask/remember?on=0", "sid", 14 * 24 * 3600},
+		{"django set_expiry", "/django/remember?n=2592000", "/django/remember?n=0", "key", 2592000},
+	} {
+		t.Run(c.name+" is remember me", func(t *testing.T) {
+			code, set := apptest.SessionSetCookie(t, s.base+c.on, "", "SPSESSIONID")
+			id, _, _ := strings.Cut(strings.TrimPrefix(set, "SPSESSIONID="), ";")
+			if code != 200 || !strings.Contains(set, fmt.Sprintf("; Max-Age=%d;", c.ttl)) {
+				t.Fatalf("remember me: %d, Set-Cookie %q", code, set)
+			}
+			if got := apptest.StoredTTL(t, s.admin, id); got != c.ttl {
+				t.Fatalf("the store holds ttl %d, want %d", got, c.ttl)
+			}
+			// Used again without a change: no new cookie (more than half left).
+			if _, set := apptest.SessionSetCookie(t, s.base+c.on, "SPSESSIONID="+id, "SPSESSIONID"); set != "" {
+				t.Fatalf("remember me again, unchanged: Set-Cookie %q", set)
+			}
+			code, set = apptest.SessionSetCookie(t, s.base+c.off, "SPSESSIONID="+id, "SPSESSIONID")
+			if code != 200 || set != "SPSESSIONID="+id+"; Path=/; HttpOnly; SameSite=Lax" {
+				t.Fatalf("off: %d, Set-Cookie %q, want a session cookie", code, set)
+			}
+			if got := apptest.StoredTTL(t, s.admin, id); got != 1800 {
+				t.Fatalf("off: the store holds ttl %d, want the default 1800", got)
+			}
+		})
+	}
+
 	t.Run("typed values from flask read by django", func(t *testing.T) {
 		b := s.browser(t)
 		b.get("/flask/typed")

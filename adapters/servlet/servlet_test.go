@@ -508,6 +508,28 @@ func TestServletAdapterBehindProxy(t *testing.T) {
 		}
 	})
 
+	// Section 16: setMaxInactiveInterval(n) reaches the proxy as
+	// X-Session-Max-Age: the session's own ttl in the store and a
+	// persistent cookie; the filter's default goes back to a session cookie.
+	t.Run("setMaxInactiveInterval is remember me", func(t *testing.T) {
+		t.Parallel()
+		code, set := apptest.SessionSetCookie(t, s.base+"/remember.jsp?n=1209600", "", "SPSESSIONID")
+		id, _, _ := strings.Cut(strings.TrimPrefix(set, "SPSESSIONID="), ";")
+		if code != 200 || !strings.Contains(set, "; Max-Age=1209600;") {
+			t.Fatalf("remember me: %d, Set-Cookie %q", code, set)
+		}
+		if got := apptest.StoredTTL(t, s.admin, id); got != 1209600 {
+			t.Fatalf("the store holds ttl %d, want 1209600", got)
+		}
+		code, set = apptest.SessionSetCookie(t, s.base+"/remember.jsp?n=1800", "SPSESSIONID="+id, "SPSESSIONID")
+		if code != 200 || set != "SPSESSIONID="+id+"; Path=/; HttpOnly; SameSite=Lax" {
+			t.Fatalf("back to the default: %d, Set-Cookie %q, want a session cookie", code, set)
+		}
+		if got := apptest.StoredTTL(t, s.admin, id); got != 1800 {
+			t.Fatalf("back to the default: the store holds ttl %d, want 1800", got)
+		}
+	})
+
 	t.Run("changeSessionId rotates, invalidate logs out", func(t *testing.T) {
 		t.Parallel()
 		b := s.browser(t)

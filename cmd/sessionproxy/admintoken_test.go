@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -76,6 +79,35 @@ func TestAdminTokenWired(t *testing.T) {
 	})
 	check("/status", "Bearer first-token", 401)
 	check("/healthz", "", 200)
+
+	// Section 16, through the binary, as raw bytes: a browser's Basic
+	// credentials carry the token; a foreign Host (DNS rebinding) gets
+	// 403 whatever the credentials, /healthz included.
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("anyone:second-token"))
+	_, port, _ := net.SplitHostPort(p.admin)
+	for _, c := range []struct {
+		host, path, auth string
+		want             string
+	}{
+		{p.admin, "/status", "Authorization: " + basic + "\r\n", "200"},
+		{"localhost:" + port, "/status", "Authorization: " + basic + "\r\n", "200"},
+		{p.admin, "/status", "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("x:first-token")) + "\r\n", "401"},
+		{"evil.example:" + port, "/status", "Authorization: Bearer second-token\r\n", "403"},
+		{"evil.example:" + port, "/status", "Authorization: " + basic + "\r\n", "403"},
+		{"evil.example:" + port, "/healthz", "", "403"},
+	} {
+		conn, err := net.Dial("tcp", p.admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(conn, "GET "+c.path+" HTTP/1.1\r\nHost: "+c.host+"\r\nConnection: close\r\n"+c.auth+"\r\n")
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		conn.Close()
+		if !strings.HasPrefix(line, "HTTP/1.1 "+c.want+" ") {
+			t.Errorf("Host %q %s %q: %q, want %s", c.host, c.path, c.auth, line, c.want)
+		}
+	}
 }
 
 // adminStatus sends one raw GET to the admin listener of p.

@@ -105,8 +105,9 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 			return admin.Target{Upstreams: g.router.Upstreams, Store: g.store}
 		})
 		a.admin = &http.Server{
-			Addr:              c.Admin,
-			Handler:           admin.RequireToken(func() string { return a.current.Load().cfg.AdminToken }, h),
+			Addr: c.Admin,
+			Handler: admin.RequireLocalHost(c.Admin,
+				admin.RequireToken(func() string { return a.current.Load().cfg.AdminToken }, h)),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 	}
@@ -224,6 +225,7 @@ func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logge
 		},
 		Redis:            redisOptions(sc.Redis),
 		TTL:              sc.TTL.Std(),
+		MaxAge:           sc.MaxAge.Std(),
 		MaxSize:          int(sc.MaxSize),
 		LocalSize:        int(sc.LocalCache.Size),
 		LocalTTL:         sc.LocalCache.TTL.Std(),
@@ -247,7 +249,7 @@ func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logge
 // sameStore reports whether two configurations can share one store.
 func sameStore(a, b *config.Config) bool {
 	x, y := a.Session, b.Session
-	return a.StateDir == b.StateDir && x.TTL == y.TTL && x.MaxSize == y.MaxSize && x.LocalCache == y.LocalCache && x.Write == y.Write &&
+	return a.StateDir == b.StateDir && x.TTL == y.TTL && x.MaxAge == y.MaxAge && x.MaxSize == y.MaxSize && x.LocalCache == y.LocalCache && x.Write == y.Write &&
 		fmt.Sprint(x.Memcached) == fmt.Sprint(y.Memcached) && fmt.Sprint(x.Redis) == fmt.Sprint(y.Redis)
 }
 
@@ -257,6 +259,8 @@ func newSessions(c *config.Config, store *sessionstore.Store, logger *slog.Logge
 		Store:        store,
 		Cookie:       sc.Cookie,
 		CookieSecure: sc.CookieSecure,
+		CookieDomain: sc.CookieDomain,
+		CookiePath:   sc.CookiePath,
 		SameSite:     map[string]string{"lax": "Lax", "strict": "Strict", "none": "None"}[sc.CookieSameSite],
 		Logger:       logger,
 	}

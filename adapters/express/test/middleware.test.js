@@ -145,14 +145,30 @@ test('writes only what changed: sets, in-place changes and unsets', () => {
   req.session.undef = undefined; // JSON leaves it out: removed
   req.session['José'] = 'x';
   req.session.fn = () => 1; // JSON leaves it out: never written
-  req.session.cookie.maxAge = 1000; // the proxy's cookie: never written
+  req.session.cookie.maxAge = 1000; // remember me: the session's own ttl at the proxy, in seconds
   res.end();
   assert.deepEqual(sessionHeaders(res), {
     'x-session-set-n': '2',
     'x-session-set-cart': '[1,2]',
     'x-session-set--4aos-c3-a9': '"x"',
     'x-session-unset': 'gone, gone2, undef',
+    'x-session-max-age': '1',
   });
+});
+
+test('cookie.maxAge in milliseconds becomes X-Session-Max-Age in seconds', () => {
+  for (const [ms, want] of [[1500, '2'], [14 * 24 * 3600 * 1000, '1209600'], [null, '0'], [0, '0'], [-5, '0'],
+    [1e15, String(400 * 24 * 3600)], ['abc', '0']]) {
+    const { req, res } = run({ n: '1' });
+    req.session.cookie.maxAge = ms;
+    res.end();
+    assert.deepEqual(sessionHeaders(res), { 'x-session-max-age': want }, String(ms));
+  }
+  // Not set in this request: nothing sent, the proxy keeps what it has.
+  const { req, res } = run({ n: '1' });
+  assert.equal(req.session.cookie.maxAge, null);
+  res.end();
+  assert.deepEqual(sessionHeaders(res), {});
 });
 
 test('a value in another spelling is not written back untouched', () => {

@@ -53,6 +53,14 @@ app.post('/express/login', passport.authenticate('local'), (req, res) => {
   res.json(state(req));
 });
 
+// "Remember me": cookie.maxAge (ms) is the session's own ttl at the proxy
+// and a persistent cookie; null goes back.
+app.get('/express/remember', (req, res) => {
+  req.session.user = 'ann';
+  req.session.cookie.maxAge = req.query.ms === 'null' ? null : Number(req.query.ms);
+  res.json(state(req));
+});
+
 app.get('/express/whoami', (req, res) => {
   res.json(state(req));
 });

@@ -10,6 +10,14 @@ applies and strips; the proxy sets the session cookie.
 ``django.contrib.auth``'s ``login()`` calls ``cycle_key()``, which rotates
 the session to a new ID; ``logout()`` calls ``flush()``, which invalidates
 it; a write after ``flush()`` starts a new session holding it.
+
+``request.session.set_expiry(n)`` ("remember me") gives the session its own
+idle lifetime of n seconds at the proxy and a persistent cookie
+(X-Session-Max-Age); ``set_expiry(0)`` (until the browser closes) and
+``set_expiry(None)`` go back to the proxy's ttl and a session cookie. A
+datetime or timedelta counts from now. The proxy's ttl stands in for
+SESSION_COOKIE_AGE, and SESSION_EXPIRE_AT_BROWSER_CLOSE is always the case
+until set_expiry says otherwise.
 """
 import copy
 
@@ -20,8 +28,8 @@ from django.utils.deprecation import MiddlewareMixin
 from .codec import new_id
 from django.conf import settings
 
-from .wsgi import (DEFAULT_MAX_SIZE, Incoming, SessionTooLarge, check_size, read_environ,
-                   response_headers)
+from .wsgi import (DEFAULT_MAX_SIZE, Incoming, SessionTooLarge, check_size, max_age_header,
+                   read_environ, response_headers)
 
 __all__ = ["SessionMiddleware", "SessionStore", "SessionTooLarge"]
 
@@ -95,9 +103,25 @@ class SessionStore(SessionBase):
         current = getattr(self, "_session_cache", None)
         headers = response_headers(self.incoming, current,
                                    invalidate=self.invalidated, rotate_to=self.rotate_to)
+        expiry = self._expiry_header(current)
+        if expiry is not None:
+            headers.append(expiry)
         check_size(self.incoming, headers,
                    getattr(settings, "SESSIONPROXY_MAX_SIZE", DEFAULT_MAX_SIZE))
         return headers
+
+    def _expiry_header(self, current):
+        """X-Session-Max-Age when set_expiry changed the session's expiry
+        (Django keeps it as the attribute _session_expiry), else None."""
+        if current is None:
+            return None
+        before = None if self.invalidated else self.incoming.attrs.get("_session_expiry")
+        after = current.get("_session_expiry")
+        if after == before:
+            return None
+        if after is None or after == 0:
+            return max_age_header(0)
+        return max_age_header(max(self.get_expiry_age(), 1))
 
 
 class SessionMiddleware(MiddlewareMixin):

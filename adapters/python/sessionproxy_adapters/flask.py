@@ -8,6 +8,11 @@ headers, and the changes go back as X-Session-* response headers, which
 the proxy applies and strips. No secret key, no cookie of Flask's own: the
 proxy sets the session cookie.
 
+``session.permanent = True`` ("remember me") gives the session its own idle
+lifetime of the app's PERMANENT_SESSION_LIFETIME at the proxy and a
+persistent cookie (X-Session-Max-Age); ``False`` goes back to the proxy's
+ttl and a session cookie.
+
 Beyond Flask's session API, the session has ``sid`` (the proxy's session
 ID), ``new``, ``created`` (unix milliseconds), ``regenerate()`` (a new ID,
 same data: call it after login) and ``invalidate()`` (end the session:
@@ -17,7 +22,8 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
 from .codec import new_id
-from .wsgi import DEFAULT_MAX_SIZE, SessionTooLarge, check_size, read_environ, response_headers
+from .wsgi import (DEFAULT_MAX_SIZE, SessionTooLarge, check_size, max_age_header, read_environ,
+                   response_headers)
 
 __all__ = ["SessionProxyInterface", "SessionProxySession", "SessionTooLarge"]
 
@@ -104,6 +110,11 @@ class SessionProxyInterface(SessionInterface):
             headers = response_headers(
                 session.incoming, dict(session),
                 invalidate=session.invalidated, rotate_to=session.rotate_to)
+            before = (not session.invalidated
+                      and bool(session.incoming.attrs.get("_permanent")))
+            if session.permanent != before:
+                headers.append(max_age_header(
+                    app.permanent_session_lifetime.total_seconds() if session.permanent else 0))
             check_size(session.incoming, headers, self.max_size)
         except (SessionTooLarge, TypeError, ValueError):
             # Once: Flask calls save_session again for its error page.

@@ -6,8 +6,12 @@ frameworks.
 """
 from .codec import decode_name, decode_value, encode_name, encode_value
 
-__all__ = ["DEFAULT_MAX_SIZE", "Incoming", "SessionTooLarge", "check_size",
-           "read_environ", "response_headers", "stored_size"]
+__all__ = ["DEFAULT_MAX_SIZE", "MAX_AGE_LIMIT", "Incoming", "SessionTooLarge", "check_size",
+           "max_age_header", "read_environ", "response_headers", "stored_size"]
+
+# The longest X-Session-Max-Age the proxy takes: 400 days, in seconds
+# (CONTRACT.md section 16). Longer is sent as this.
+MAX_AGE_LIMIT = 400 * 24 * 3600
 
 # The proxy's default session.max_size, in bytes of its stored encoding.
 DEFAULT_MAX_SIZE = 64 * 1024
@@ -101,6 +105,15 @@ def response_headers(incoming, current, invalidate=False, rotate_to=None):
     if rotate_to:
         headers.append(("X-Session-Rotate", rotate_to))
     return headers
+
+
+def max_age_header(seconds):
+    """Return the X-Session-Max-Age header, as a (name, value) pair, that
+    gives the session its own idle lifetime of ``seconds`` and a persistent
+    cookie ("remember me"); 0 or None go back to the proxy's ttl and a
+    session cookie. The proxy keeps it with the session until changed."""
+    seconds = int(seconds or 0)
+    return ("X-Session-Max-Age", str(min(max(seconds, 0), MAX_AGE_LIMIT)))
 
 
 def _uvarint_len(n):

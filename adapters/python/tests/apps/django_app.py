@@ -100,6 +100,15 @@ def stream(request):
     return StreamingHttpResponse(body(), content_type="text/plain")
 
 
+def remember(request):
+    # "Remember me": set_expiry(n) is the session's own ttl at the proxy,
+    # with a persistent cookie; set_expiry(0) or None goes back.
+    n = request.GET.get("n", "none")
+    request.session["user"] = "ann"
+    request.session.set_expiry(None if n == "none" else int(n))
+    return state(request)
+
+
 def big(request):
     request.session["big"] = "x" * int(request.GET["n"])
     return state(request)
@@ -124,6 +133,7 @@ def urls():
         path("django/late", late),
         path("django/stream", stream),
         path("django/big", big),
+        path("django/remember", remember),
     ]
 
 

@@ -14,6 +14,7 @@ from sessionproxy_adapters.flask import SessionProxyInterface
 NAME = "flask"
 app = Flask(__name__)
 app.session_interface = SessionProxyInterface()
+app.config["PERMANENT_SESSION_LIFETIME"] = 14 * 24 * 3600  # seconds, as Flask takes it too
 
 
 def state(**extra):
@@ -54,6 +55,15 @@ def dump():
 def login():
     session.regenerate()
     session["user"] = request.args.get("user", "")
+    return state()
+
+
+@app.route("/flask/remember")
+def remember():
+    # "Remember me": PERMANENT_SESSION_LIFETIME becomes the session's own
+    # ttl at the proxy, with a persistent cookie.
+    session["user"] = request.args.get("user", "ann")
+    session.permanent = request.args.get("on", "1") == "1"
     return state()
 
 

@@ -36,6 +36,8 @@ abstract class ProxiedSession implements HttpSession {
     final Map<String, Object> attrs;
     private volatile boolean valid = true;
     private volatile int maxInactiveInterval;
+    /** setMaxInactiveInterval was called in this request. */
+    volatile boolean maxInactiveIntervalSet;
 
     ProxiedSession(SessionState state, String id, long created, boolean isNew, Map<String, Object> attrs) {
         this.state = state;
@@ -89,13 +91,37 @@ abstract class ProxiedSession implements HttpSession {
         return state.context;
     }
 
-    /** Kept for this request only: the proxy's session.ttl decides. */
+    /**
+     * Gives the session its own idle lifetime at the proxy, and a persistent
+     * cookie of that Max-Age ("remember me": X-Session-Max-Age, CONTRACT.md
+     * section 16), which the proxy keeps with the session. The filter's
+     * maxInactiveInterval (the proxy's session.ttl) goes back to the default
+     * and a session cookie; zero or less, "never", is the longest the proxy
+     * takes (400 days).
+     */
     @Override
     public void setMaxInactiveInterval(int interval) {
         maxInactiveInterval = interval;
+        maxInactiveIntervalSet = true;
     }
 
-    /** The filter's maxInactiveInterval parameter (the proxy's session.ttl). */
+    /** X-Session-Max-Age's value for what setMaxInactiveInterval set. */
+    String maxAgeHeader() {
+        int n = maxInactiveInterval;
+        if (n == state.maxInactiveInterval) {
+            return "0";
+        }
+        return Integer.toString(n <= 0 ? MAX_TTL : Math.min(n, MAX_TTL));
+    }
+
+    /** The longest X-Session-Max-Age the proxy takes: 400 days. */
+    static final int MAX_TTL = 400 * 24 * 3600;
+
+    /**
+     * What setMaxInactiveInterval set in this request, else the filter's
+     * maxInactiveInterval parameter (the proxy's session.ttl): the proxy
+     * does not tell a session's own.
+     */
     @Override
     public int getMaxInactiveInterval() {
         return maxInactiveInterval;

@@ -267,6 +267,9 @@ final class SessionState {
                             Codec.encodeValue(e.getValue())});
                 }
                 out.add(new String[] {"X-Session-Rotate", current.id});
+                if (current.maxInactiveIntervalSet) {
+                    out.add(new String[] {"X-Session-Max-Age", current.maxAgeHeader()});
+                }
             }
             return out;
         }
@@ -293,6 +296,9 @@ final class SessionState {
         }
         if (rotateTo != null) {
             out.add(new String[] {"X-Session-Rotate", rotateTo});
+        }
+        if (current.maxInactiveIntervalSet) {
+            out.add(new String[] {"X-Session-Max-Age", current.maxAgeHeader()});
         }
         return out;
     }
