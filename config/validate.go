@@ -178,6 +178,7 @@ func (v *validator) session() {
 		v.errf("session.max_size", "session.max_size must be between 64 and %d bytes (memcached's item limit), got %d", maxItemSize, s.MaxSize)
 	}
 	v.oneOf("session.store_down", s.StoreDown, "reject", "new")
+	v.principal()
 	if lc := s.LocalCache; lc.Size != 0 && lc.Size < minLocalCache {
 		v.errf("session.local_cache.size", "session.local_cache.size must be 0 (off) or at least 512KiB, got %d", lc.Size)
 	}
