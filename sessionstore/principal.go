@@ -235,7 +235,14 @@ type indexMerge struct {
 	limit   int
 	expires int64
 	dropped []indexEntry
+	// full: before dropping entries, stop with errIndexFull so that the
+	// caller can first find which are stale and when each was last used.
+	full bool
 }
+
+// errIndexFull is indexMerge's answer, with full, to an index that the
+// new entry would take over its limit.
+var errIndexFull = errors.New("sessionstore: principal index full")
 
 func (m *indexMerge) Merge(cur []byte) ([]byte, error) {
 	var ix index
@@ -259,6 +266,9 @@ func (m *indexMerge) Merge(cur []byte) ([]byte, error) {
 		}
 	}
 	if m.limit > 0 && len(ix.entries) > m.limit {
+		if m.full {
+			return nil, errIndexFull
+		}
 		// Least recently used first; among equals the oldest.
 		slices.SortFunc(ix.entries, func(a, b indexEntry) int {
 			if a.access != b.access {
@@ -320,22 +330,24 @@ func (p *principals) live(id, pr string) (access, created int64, ok bool, err er
 func (p *principals) add(pr string, id []byte, created int64) error {
 	key := indexID(pr)
 	now := time.Now().Unix()
-	m := &indexMerge{add: indexEntry{id: string(id), created: created, access: now}, limit: p.bound, expires: p.indexExpires()}
+	m := &indexMerge{add: indexEntry{id: string(id), created: created, access: now}, limit: p.bound, expires: p.indexExpires(), full: true}
 	if p.max > 0 {
 		m.limit = p.max
 	}
-	if val, err := p.s.shared.Get(key); err == nil {
-		if ix, err := decodeIndex(val); err == nil && len(ix.entries)+1 > m.limit {
-			// Over the limit as recorded: find which entries are still
-			// sessions of pr, and when each was last used, before choosing
-			// which to end.
+	err := p.s.shared.Merge(key, m)
+	if errors.Is(err, errIndexFull) {
+		// Over the limit as recorded: find which entries are still
+		// sessions of pr, and when each was last used, before choosing
+		// which to end. Only then: a login costs no reads of the others.
+		m.full = false
+		if ix, rerr := p.read(pr); rerr == nil {
 			for _, e := range ix.entries {
 				if e.id == string(id) {
 					continue
 				}
-				access, c, ok, err := p.live(e.id, pr)
+				access, c, ok, lerr := p.live(e.id, pr)
 				switch {
-				case err != nil:
+				case lerr != nil:
 				case !ok:
 					m.out = append(m.out, e.id)
 				default:
@@ -343,8 +355,9 @@ func (p *principals) add(pr string, id []byte, created int64) error {
 				}
 			}
 		}
+		err = p.s.shared.Merge(key, m)
 	}
-	if err := p.s.shared.Merge(key, m); err != nil {
+	if err != nil {
 		return err
 	}
 	reason := EndedIndexBound
@@ -384,10 +397,11 @@ func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 		return s.commit(r)
 	}
 	refresh := !r.New && s.needsRefresh(&r.Session)
-	oldID := append([]byte(nil), r.Session.ID...)
 	act, id, err := s.commit(r)
 	if err == nil {
-		s.principals.afterCommit(r, oldID, act, id, refresh)
+		// r.Session.ID is still the ID the request came with, but for a
+		// new session (which had no principal before).
+		s.principals.afterCommit(r, r.Session.ID, act, id, refresh)
 	}
 	return act, id, err
 }
@@ -420,6 +434,9 @@ func (p *principals) principalOf(sess *Session) (string, bool) {
 
 func (p *principals) afterCommit(r *Request, oldID []byte, act CookieAction, id []byte, refresh bool) {
 	u := &r.Change
+	if _, set, unset := u.change(p.attr); !set && !unset && !u.Invalidate && !u.Rotate && !refresh && act == CookieKeep {
+		return // the principal, and the ID, stay as they were
+	}
 	old, hadOld := "", false
 	if !r.New {
 		old, hadOld = p.principalOf(&r.Session)
