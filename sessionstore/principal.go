@@ -151,7 +151,7 @@ type PrincipalSession struct {
 type indexEntry struct {
 	id      string
 	created int64 // unix ms
-	access  int64 // unix s: the session's last write as last seen
+	access  int64 // unix ms: the session's last write as last seen (the index's own record, or its Touched)
 }
 
 // index is a decoded index value.
@@ -295,11 +295,70 @@ func (p *principals) indexExpires() int64 {
 	return p.s.expires(time.Now().Unix()) + int64(p.s.opts.TTL/4/time.Second) + 1
 }
 
-// live reads session id from the shared store: its last write (unix s),
-// its creation (unix ms), and whether it is still a live session of
-// principal pr. An error means the store could not tell.
+// sessionExpires is when the session id, as this process last wrote it,
+// may be dropped (0 if not known): a session with a lifetime of its own
+// (a backend's X-Session-Max-Age) may outlast the ttl, and its index must
+// not go first.
+func (p *principals) sessionExpires(id []byte) int64 {
+	if p.s.local == nil {
+		return 0
+	}
+	var m ValueMeta
+	p.s.local.GetFn(id, func(v []byte) error {
+		m, _ = PeekMeta(v)
+		return nil
+	})
+	return m.Expires + int64(p.s.opts.TTL/4/time.Second)
+}
+
+// indexStore is where indexes are kept: the shared store, or the hot tier
+// of a Store that has no shared store (sessions then live in this process
+// only, and so do their indexes).
+type indexStore interface {
+	Get(id []byte) ([]byte, error)
+	Merge(id []byte, mg Merger) error
+}
+
+func (p *principals) where() indexStore {
+	if p.s.Embedded() {
+		return localIndex{p.s}
+	}
+	return p.s.shared
+}
+
+// localIndex keeps indexes in the hot tier, their writes serialised by
+// the stripe of their ID like a session's.
+type localIndex struct{ s *Store }
+
+func (l localIndex) Get(id []byte) ([]byte, error) {
+	v, err := l.s.local.Get(id)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	return v, nil
+}
+
+func (l localIndex) Merge(id []byte, mg Merger) error {
+	mu := l.s.stripe(id)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, _ := l.Get(id)
+	val, err := mg.Merge(cur)
+	if err != nil {
+		return err
+	}
+	m, err := PeekMeta(val)
+	if err != nil {
+		return err
+	}
+	return l.s.local.Set(id, val, int(max(m.Expires-time.Now().Unix(), 1)))
+}
+
+// live reads session id from the store: its last write (unix ms, to the
+// second), its creation (unix ms), and whether it is still a live session
+// of principal pr. An error means the store could not tell.
 func (p *principals) live(id, pr string) (access, created int64, ok bool, err error) {
-	val, err := p.s.shared.Get([]byte(id))
+	val, err := p.where().Get([]byte(id))
 	if errors.Is(err, ErrNotFound) {
 		return 0, 0, false, nil
 	}
@@ -320,7 +379,7 @@ func (p *principals) live(id, pr string) (access, created int64, ok bool, err er
 	if got, err := DecodePrincipal(v); err != nil || got != pr {
 		return 0, 0, false, nil
 	}
-	return sess.Touched, sess.Created, true, nil
+	return sess.Touched * 1000, sess.Created, true, nil
 }
 
 // add puts session id (created at created, unix ms) in pr's index,
@@ -329,12 +388,12 @@ func (p *principals) live(id, pr string) (access, created int64, ok bool, err er
 // count against Max.
 func (p *principals) add(pr string, id []byte, created int64) error {
 	key := indexID(pr)
-	now := time.Now().Unix()
-	m := &indexMerge{add: indexEntry{id: string(id), created: created, access: now}, limit: p.bound, expires: p.indexExpires(), full: true}
+	now := time.Now().UnixMilli()
+	m := &indexMerge{add: indexEntry{id: string(id), created: created, access: now}, limit: p.bound, expires: max(p.indexExpires(), p.sessionExpires(id)), full: true}
 	if p.max > 0 {
 		m.limit = p.max
 	}
-	err := p.s.shared.Merge(key, m)
+	err := p.where().Merge(key, m)
 	if errors.Is(err, errIndexFull) {
 		// Over the limit as recorded: find which entries are still
 		// sessions of pr, and when each was last used, before choosing
@@ -355,7 +414,7 @@ func (p *principals) add(pr string, id []byte, created int64) error {
 				}
 			}
 		}
-		err = p.s.shared.Merge(key, m)
+		err = p.where().Merge(key, m)
 	}
 	if err != nil {
 		return err
@@ -384,7 +443,7 @@ func (p *principals) end(reason string) {
 // remove takes ids out of pr's index.
 func (p *principals) remove(pr string, ids ...string) error {
 	m := &indexMerge{out: ids, expires: p.indexExpires()}
-	return p.s.shared.Merge(indexID(pr), m)
+	return p.where().Merge(indexID(pr), m)
 }
 
 // Commit applies r.Change to the session (commit, lifecycle.go) and, with
@@ -515,11 +574,11 @@ func (s *Store) PrincipalSessions(pr string) ([]PrincipalSession, error) {
 		access, created, ok, err := p.live(e.id, pr)
 		switch {
 		case err != nil:
-			out = append(out, PrincipalSession{ID: e.id, Created: e.created, LastAccess: e.access * 1000})
+			out = append(out, PrincipalSession{ID: e.id, Created: e.created, LastAccess: e.access})
 		case !ok:
 			stale = append(stale, e.id)
 		default:
-			out = append(out, PrincipalSession{ID: e.id, Created: created, LastAccess: access * 1000})
+			out = append(out, PrincipalSession{ID: e.id, Created: created, LastAccess: max(access, e.access)})
 		}
 	}
 	if len(stale) > 0 {
@@ -531,7 +590,7 @@ func (s *Store) PrincipalSessions(pr string) ([]PrincipalSession, error) {
 
 // read returns pr's index; an empty one when there is none.
 func (p *principals) read(pr string) (index, error) {
-	val, err := p.s.shared.Get(indexID(pr))
+	val, err := p.where().Get(indexID(pr))
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return index{}, nil

@@ -230,6 +230,7 @@ func TestBadPrincipalNeverFailsTheRequest(t *testing.T) {
 	var ids []string
 	for i := 0; i < 5; i++ {
 		ids = append(ids, commit(t, a, "", false, false, "user", "eve"))
+		time.Sleep(5 * time.Millisecond) // last access is kept in milliseconds
 	}
 	if got, want := listed(t, a, "eve"), sorted(ids[2:]...); !slices.Equal(got, want) {
 		t.Fatalf("eve's index over its bound: %q, want the newest 3 %q", got, want)
@@ -272,5 +273,31 @@ func TestIndexIsNoSession(t *testing.T) {
 	var r Request
 	if err := a.Open(&r, []byte(key)); err != nil || !r.New || r.Lookup != LookupMiss {
 		t.Fatalf("the index's ID as a cookie: new=%v lookup=%v err=%v, want a fresh session", r.New, r.Lookup, err)
+	}
+}
+
+// TestPrincipalIndexEmbedded: with no shared store the index lives in the
+// hot tier beside the sessions, so listing and ending still work.
+func TestPrincipalIndexEmbedded(t *testing.T) {
+	s, err := New(Options{LocalSize: 4 << 20, Principal: PrincipalOptions{Attr: "user", Max: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s1 := commit(t, s, "", false, false, "user", "ann")
+	time.Sleep(5 * time.Millisecond) // last access is kept in milliseconds
+	s2 := commit(t, s, "", false, false, "user", "ann")
+	if got, want := listed(t, s, "ann"), sorted(s1, s2); !slices.Equal(got, want) {
+		t.Fatalf("ann: %q, want %q", got, want)
+	}
+	s3 := commit(t, s, "", false, false, "user", "ann")
+	if live(s, s1) || !live(s, s2) || !live(s, s3) {
+		t.Fatal("max_per_principal: the oldest should be the one ended")
+	}
+	if n, err := s.EndPrincipal("ann"); n != 2 || err != nil {
+		t.Fatalf("EndPrincipal = %d, %v", n, err)
+	}
+	if live(s, s2) || live(s, s3) {
+		t.Fatal("a session survived EndPrincipal")
 	}
 }
