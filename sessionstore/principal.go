@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -70,20 +72,94 @@ type principals struct {
 	max   int
 	bound int
 	ended func(reason string)
+
+	mu      sync.Mutex              // protects pending
+	pending map[string]pendingEntry // session ID → an entry the store could not take yet
 }
+
+// pendingEntry is an index entry to add again: while the shared store
+// takes nothing, a session may still be kept in the hot tier and written
+// back later, and its index entry must follow it, or a logout everywhere
+// would miss it.
+type pendingEntry struct {
+	principal string
+	created   int64
+}
+
+// maxPending bounds the entries waiting for the shared store; past it the
+// oldest are given up (and logged).
+const maxPending = 10000
 
 func newPrincipals(s *Store, o PrincipalOptions) *principals {
 	if o.Attr == "" {
 		return nil
 	}
-	p := &principals{s: s, attr: []byte(o.Attr), max: o.Max, bound: o.Bound, ended: o.OnEnded}
+	p := &principals{s: s, attr: []byte(o.Attr), max: o.Max, bound: o.Bound, ended: o.OnEnded, pending: map[string]pendingEntry{}}
 	if p.bound <= 0 {
 		p.bound = DefaultIndexBound
 	}
 	if p.max > 0 {
 		p.bound = min(p.bound, max(p.max, 1))
 	}
+	s.wg.Add(1)
+	go p.retryLoop()
 	return p
+}
+
+// retryLoop adds again, every writeBackInterval, the entries the shared
+// store could not take.
+func (p *principals) retryLoop() {
+	defer p.s.wg.Done()
+	t := time.NewTicker(writeBackInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.s.closed:
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		todo := maps.Clone(p.pending)
+		p.mu.Unlock()
+		for id, e := range todo {
+			if err := p.add(e.principal, []byte(id), e.created); errors.Is(err, ErrUnavailable) {
+				continue
+			}
+			p.mu.Lock()
+			if p.pending[id] == e {
+				delete(p.pending, id)
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+// later queues an entry the shared store could not take.
+func (p *principals) later(pr string, id []byte, created int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.pending) >= maxPending {
+		for old := range p.pending {
+			delete(p.pending, old)
+			p.s.logger().Error("principal index: too many entries waiting for the store; one given up", "session", LogID([]byte(old)))
+			break
+		}
+	}
+	p.pending[string(id)] = pendingEntry{principal: pr, created: created}
+}
+
+// pendingOf returns the waiting entries of principal pr, taking them out.
+func (p *principals) pendingOf(pr string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []string
+	for id, e := range p.pending {
+		if e.principal == pr {
+			ids = append(ids, id)
+			delete(p.pending, id)
+		}
+	}
+	return ids
 }
 
 // ErrBadPrincipal means a principal value is empty, too long, or not
@@ -538,7 +614,12 @@ func (p *principals) afterCommit(r *Request, oldID []byte, act CookieAction, id 
 		}
 		// The new entry first: a failure between the two leaves a stale
 		// entry (pruned on read), never a session the index misses.
-		p.logErr(p.add(pr, curID, created), curID)
+		if err := p.add(pr, curID, created); errors.Is(err, ErrUnavailable) {
+			p.later(pr, curID, created)
+			p.s.logger().Warn("principal index: the store is unavailable; the entry is added when it returns", "session", LogID(curID))
+		} else {
+			p.logErr(err, curID)
+		}
 	}
 	if hadOld && (!has || pr != old || moved) {
 		p.logErr(p.remove(old, string(oldID)), oldID)
@@ -621,6 +702,12 @@ func (s *Store) EndPrincipal(pr string) (int, error) {
 	var done []string
 	var failed error
 	n := 0
+	// Entries this process could not add yet are its sessions too.
+	for _, id := range p.pendingOf(pr) {
+		if ix.find(id) < 0 {
+			ix.entries = append(ix.entries, indexEntry{id: id})
+		}
+	}
 	for _, e := range ix.entries {
 		_, _, ok, lerr := p.live(e.id, pr)
 		if lerr == nil && !ok {

@@ -301,3 +301,49 @@ func TestPrincipalIndexEmbedded(t *testing.T) {
 		t.Fatal("a session survived EndPrincipal")
 	}
 }
+
+// TestPrincipalIndexAfterOutage: a login while every node is down is kept
+// in the hot tier and written back later; its index entry follows it when
+// the nodes return, so that a logout everywhere then still finds it.
+//
+// A's hot tier trusts its copies (ttl 0): with a bounded one (auto, once
+// another proxy is seen) a change kept through a total outage is dropped
+// with the copy after 1s, index or not (writeBackDirty).
+func TestPrincipalIndexAfterOutage(t *testing.T) {
+	n1, n2 := memcachedtest.Start(t), memcachedtest.Start(t)
+	_, b, _ := principalStores(t, 0, n1, n2)
+	a, err := New(Options{
+		Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}},
+		LocalSize: 4 << 20,
+		Principal: PrincipalOptions{Attr: "user"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	s1 := commit(t, a, "", false, false, "user", "ann")
+	// Frozen, not stopped: a restarted memcached comes back empty.
+	n1.Freeze()
+	n2.Freeze()
+	waitFor(t, "both nodes down", func() bool {
+		for _, n := range a.Nodes() {
+			if n.Up {
+				return false
+			}
+		}
+		return true
+	})
+	s2 := commit(t, a, "", false, false, "user", "ann")
+	n1.Thaw()
+	n2.Thaw()
+	waitFor(t, "the index entry written back", func() bool {
+		l, err := b.PrincipalSessions("ann")
+		return err == nil && len(l) == 2
+	})
+	if got, want := listed(t, b, "ann"), sorted(s1, s2); !slices.Equal(got, want) {
+		t.Fatalf("ann after the outage: %q, want %q", got, want)
+	}
+	if n, err := b.EndPrincipal("ann"); n != 2 || err != nil {
+		t.Fatalf("EndPrincipal = %d, %v", n, err)
+	}
+}
