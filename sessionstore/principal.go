@@ -532,11 +532,13 @@ func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
 		return s.commit(r)
 	}
 	refresh := !r.New && s.needsRefresh(&r.Session)
+	// commit clears Invalidate when it restarts the session.
+	invalidate := r.Change.Invalidate
 	act, id, err := s.commit(r)
 	if err == nil {
 		// r.Session.ID is still the ID the request came with, but for a
 		// new session (which had no principal before).
-		s.principals.afterCommit(r, r.Session.ID, act, id, refresh)
+		s.principals.afterCommit(r, r.Session.ID, act, id, refresh, invalidate)
 	}
 	return act, id, err
 }
@@ -567,16 +569,16 @@ func (p *principals) principalOf(sess *Session) (string, bool) {
 	return pr, err == nil
 }
 
-func (p *principals) afterCommit(r *Request, oldID []byte, act CookieAction, id []byte, refresh bool) {
+func (p *principals) afterCommit(r *Request, oldID []byte, act CookieAction, id []byte, refresh, invalidate bool) {
 	u := &r.Change
-	if _, set, unset := u.change(p.attr); !set && !unset && !u.Invalidate && !u.Rotate && !refresh && act == CookieKeep {
+	if _, set, unset := u.change(p.attr); !set && !unset && !invalidate && !u.Rotate && !refresh && act == CookieKeep {
 		return // the principal, and the ID, stay as they were
 	}
 	old, hadOld := "", false
 	if !r.New {
 		old, hadOld = p.principalOf(&r.Session)
 	}
-	if (u.Invalidate && len(u.sets) == 0) || act == CookieExpire {
+	if (invalidate && len(u.sets) == 0) || act == CookieExpire {
 		if hadOld {
 			p.logErr(p.remove(old, string(oldID)), oldID)
 		}
@@ -588,7 +590,7 @@ func (p *principals) afterCommit(r *Request, oldID []byte, act CookieAction, id 
 	}
 	moved := !bytes.Equal(curID, oldID)
 	pr, has := old, hadOld
-	if r.New || u.Invalidate {
+	if r.New || invalidate {
 		pr, has = "", false // a restarted session holds the sets alone
 	}
 	switch v, set, unset := u.change(p.attr); {

@@ -149,6 +149,14 @@ func TestPrincipalIndexLifecycle(t *testing.T) {
 	if got := listed(t, b, "ann"); !slices.Equal(got, []string{s6}) {
 		t.Fatalf("ann after flush-and-login: %q, want %q", got, s6)
 	}
+	// A restart that does not set the principal (a logout that leaves a
+	// message in a new session): the new session is nobody's.
+	s6b := commit(t, a, "", false, false, "user", `"ann"`)
+	anon := commit(t, a, s6b, false, true, "flash", "bye")
+	ix, _ := a.principals.read("ann")
+	if ix.find(anon) >= 0 || ix.find(s6b) >= 0 {
+		t.Fatalf("after a flush without the principal, ann's index holds %+v (new %s, old %s)", ix.entries, anon[:6], s6b[:6])
+	}
 
 	// Log ann out everywhere with n2 down: the index and the sessions
 	// are read from n1, tombstones replayed to n2 when it returns.
