@@ -64,6 +64,13 @@ func Handler(current func() Target) http.Handler {
 	mux.HandleFunc("DELETE /sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
 		serveSessionDelete(w, current().Store, r.PathValue("id"))
 	})
+	// A principal's sessions (principal.go).
+	mux.HandleFunc("GET /sessions", func(w http.ResponseWriter, r *http.Request) {
+		servePrincipalGet(w, current().Store, r.URL.Query().Get("principal"))
+	})
+	mux.HandleFunc("DELETE /sessions", func(w http.ResponseWriter, r *http.Request) {
+		servePrincipalDelete(w, current().Store, r.URL.Query().Get("principal"))
+	})
 	return mux
 }
 

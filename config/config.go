@@ -113,6 +113,12 @@ type Session struct {
 	LocalCache     LocalCache `yaml:"local_cache"`      //
 	Memcached      Memcached  `yaml:"memcached"`        //
 	Redis          Redis      `yaml:"redis"`            // instead of memcached (config/redis.go)
+
+	// Principal names the attribute that holds the logged-in user: sessions
+	// are indexed by it (config/principal.go). MaxPerPrincipal > 0 limits
+	// each principal's sessions. Both off by default.
+	Principal       string `yaml:"principal"`
+	MaxPerPrincipal int    `yaml:"max_per_principal"`
 }
 
 // LocalCache configures the in-process hot tier.

@@ -179,6 +179,7 @@ func (v *validator) session() {
 	}
 	v.oneOf("session.store_down", s.StoreDown, "reject", "new")
 	v.sessionLifetime()
+	v.principal()
 	if lc := s.LocalCache; lc.Size != 0 && lc.Size < minLocalCache {
 		v.errf("session.local_cache.size", "session.local_cache.size must be 0 (off) or at least 512KiB, got %d", lc.Size)
 	}

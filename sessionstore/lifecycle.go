@@ -110,7 +110,7 @@ const (
 	CookieExpire                     // expire it: the session is gone, or never existed
 )
 
-// Commit applies r.Change to the session: it creates a new session on its
+// commit applies r.Change to the session: it creates a new session on its
 // first write (or at once with Options.CreateAlways), changes, rotates
 // (to the ID the backend drew, or a new one) or invalidates it, or
 // rewrites an unchanged one that is due a refresh of its sliding expiry.
@@ -120,7 +120,7 @@ const (
 // reused). Errors: ErrTooLarge and ErrBadID (nothing applied: the
 // backend's fault) and ErrUnavailable or ErrConflict (the store could not
 // take it).
-func (s *Store) Commit(r *Request) (CookieAction, []byte, error) {
+func (s *Store) commit(r *Request) (CookieAction, []byte, error) {
 	u := &r.Change
 	id := r.Session.ID
 	if u.Invalidate {

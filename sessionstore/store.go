@@ -55,6 +55,10 @@ type Options struct {
 	Async      bool
 	AsyncQueue int
 
+	// Principal, when it names an attribute, indexes sessions by the
+	// principal it holds (principal.go).
+	Principal PrincipalOptions
+
 	// CreateAlways stores every new session, even when the backend sets
 	// nothing; by default a session is created on its first write.
 	CreateAlways bool
@@ -178,6 +182,8 @@ type Store struct {
 
 	async *asyncState // nil unless Options.Async
 
+	principals *principals // nil unless Options.Principal names an attribute
+
 	coherent *coherence // nil unless the shared store reports changes (coherent.go)
 
 	// auto: LocalTTL AutoTTL with a hot tier that nothing else keeps
@@ -247,6 +253,7 @@ func New(o Options) (*Store, error) {
 	default:
 		s.shared = embedded{}
 	}
+	s.principals = newPrincipals(s, o.Principal)
 	coherent := s.watch()
 	if o.LocalTTL == AutoTTL {
 		// As 0 until another process is seen; with async, or when the

@@ -233,6 +233,7 @@ func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logge
 		Async:            sc.Write == "async",
 		CreateAlways:     sc.Create == "always",
 		NewOnUnavailable: sc.StoreDown == "new",
+		Principal:        sessionstore.PrincipalOptions{Attr: sc.PrincipalAttr(), Max: sc.MaxPerPrincipal},
 		Previous:         previous,
 		Logger:           logger,
 	})
@@ -250,6 +251,7 @@ func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logge
 func sameStore(a, b *config.Config) bool {
 	x, y := a.Session, b.Session
 	return a.StateDir == b.StateDir && x.TTL == y.TTL && x.MaxAge == y.MaxAge && x.MaxSize == y.MaxSize && x.LocalCache == y.LocalCache && x.Write == y.Write &&
+		x.PrincipalAttr() == y.PrincipalAttr() && x.MaxPerPrincipal == y.MaxPerPrincipal &&
 		fmt.Sprint(x.Memcached) == fmt.Sprint(y.Memcached) && fmt.Sprint(x.Redis) == fmt.Sprint(y.Redis)
 }
 
