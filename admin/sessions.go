@@ -59,7 +59,11 @@ func serveSessionGet(w http.ResponseWriter, store *sessionstore.Store, principal
 		TTL: int64(store.TTLOf(&sess) / time.Second), Version: sess.Version, Attributes: map[string]string{}}
 	if principal != "" {
 		if v, ok := sess.Get(principal); ok {
+			// As the index compares it: an adapter's JSON text decoded.
 			doc.Principal = string(v)
+			if p, err := sessionstore.DecodePrincipal(v); err == nil {
+				doc.Principal = p
+			}
 		}
 	}
 	for i := 0; i < sess.Len(); i++ {

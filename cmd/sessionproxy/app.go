@@ -102,7 +102,7 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 		// The token follows reloads, like the proxy the handler reports on.
 		h := admin.Handler(func() admin.Target {
 			g := a.current.Load()
-			return admin.Target{Upstreams: g.router.Upstreams, Store: g.store}
+			return admin.Target{Upstreams: g.router.Upstreams, Store: g.store, Principal: g.cfg.Session.PrincipalAttr()}
 		})
 		a.admin = &http.Server{
 			Addr: c.Admin,

@@ -129,6 +129,20 @@ func principalScenario(t *testing.T, a, b *process, meanwhile, after func()) {
 	if l[0].Created == 0 || l[0].LastAccess == 0 || len(l[0].ID) != 6 {
 		t.Fatalf("listing: %+v", l)
 	}
+	// One session's own page names its principal, decoded as the index
+	// reads it.
+	for _, p := range []*process{a, b} {
+		var one struct{ Principal string }
+		resp, err := http.Get("http://" + p.admin + "/sessions/" + s2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&one)
+		resp.Body.Close()
+		if one.Principal != "ann" {
+			t.Fatalf("GET /sessions/<s2> through %s: principal %q, want ann", p.addr, one.Principal)
+		}
+	}
 	// Both proxies cache s1 in their hot tiers: the case the logout must
 	// reach.
 	for _, base := range []string{A, B, A, B} {
