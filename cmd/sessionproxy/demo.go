@@ -121,7 +121,7 @@ func demoBackends() (urls []string, stop func(), err error) {
 func demoConfig(listen, memcached string, backends []string) *config.Config {
 	c := config.Default()
 	c.Listen = listen
-	c.AccessLog = "off" // the demo prints its own guide to the terminal, which a line per request would bury
+	c.AccessLog.Format = "off" // the demo prints its own guide to the terminal, which a line per request would bury
 	for _, u := range backends {
 		c.Backends = append(c.Backends, config.Backend{URL: u, Weight: 1})
 	}
