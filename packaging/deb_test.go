@@ -23,6 +23,12 @@ func TestDeb(t *testing.T) {
 			t.Fatalf("%s is missing (Debian's dpkg and coreutils): %v", tool, err)
 		}
 	}
+	// The tree's version, asked before the build as the build asks it.
+	vs, err := exec.Command("sh", "version.sh").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.TrimSpace(string(vs))
 	out := t.TempDir()
 	b, err := exec.Command("sh", "deb/build.sh", out).CombinedOutput()
 	if err != nil {
@@ -75,11 +81,6 @@ func TestDeb(t *testing.T) {
 	}
 	// The binary's version is version.sh's, git describe's, and the
 	// package's is the same without its "v".
-	vs, err := exec.Command("sh", "version.sh").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := strings.TrimSpace(string(vs))
 	if got := strings.TrimSpace(string(v)); got != "sessionproxy "+want {
 		t.Errorf("version prints %q, want %q", got, "sessionproxy "+want)
 	}

@@ -162,7 +162,12 @@ func (w *logWriter) Close() {
 	close(w.stop)
 	<-w.done
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.closed = true
 	w.room.Broadcast()
-	w.mu.Unlock()
+	// Lines added after the goroutine's last flush.
+	if len(w.buf) > 0 {
+		w.out.Write(w.buf)
+		w.buf = w.buf[:0]
+	}
 }
