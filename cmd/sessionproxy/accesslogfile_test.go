@@ -112,3 +112,44 @@ func TestCheckAccessLogErrors(t *testing.T) {
 		t.Error("check created the log file")
 	}
 }
+
+// TestAccessLogReopenFailureKeepsFile: SIGUSR1 when the log's directory
+// has gone (renamed away): the binary logs the failure and keeps writing
+// to the file it has open.
+func TestAccessLogReopenFailureKeepsFile(t *testing.T) {
+	app, _ := namedBackend(t, "A", 0)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "logs", "access.log")
+	if err := os.Mkdir(filepath.Dir(logPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.Replace(fmt.Sprintf(baseConfig, backendsYAML(app.URL)), "backends:",
+		fmt.Sprintf("access_log:\n  format: combined\n  path: %q\nbackends:", logPath), 1)
+	p := startProcess(t, conf)
+	get := func(path string) {
+		resp, err := http.Get("http://" + p.addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	get("/before")
+	moved := filepath.Join(dir, "moved")
+	if err := os.Rename(filepath.Dir(logPath), moved); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(syscall.SIGUSR1)
+	waitLog(t, p, "access log not reopened, still writing to the old file")
+	get("/after")
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	b, err := os.ReadFile(filepath.Join(moved, "access.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"GET /before HTTP/1.1"`) || !strings.Contains(string(b), `"GET /after HTTP/1.1"`) {
+		t.Fatalf("the old file lacks a line:\n%s", b)
+	}
+}
