@@ -6,6 +6,9 @@ package main
 // is logged and the old file kept, so that no line is lost.
 func (a *app) reopenLogs() {
 	g := a.current.Load()
+	if g.accessLog == nil {
+		return // access_log: off
+	}
 	if err := g.accessLog.Reopen(); err != nil {
 		a.logger.Error("access log not reopened, still writing to the old file", "path", g.cfg.AccessLog.Path, "error", err)
 		return
