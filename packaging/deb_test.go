@@ -59,7 +59,8 @@ func TestDeb(t *testing.T) {
 		"/etc/logrotate.d/sessionproxy":            "-rw-r--r--",
 		"/lib/systemd/system/sessionproxy.service": "-rw-r--r--",
 		"/usr/share/doc/sessionproxy/CHANGELOG.md": "-rw-r--r--",
-		"/": "drwxr-xr-x",
+		"/var/log/sessionproxy/":                   "drwxr-xr-x",
+		"/":                                        "drwxr-xr-x",
 	} {
 		if modes[path] != mode {
 			t.Errorf("%s: mode %q, want %q", path, modes[path], mode)
@@ -100,9 +101,12 @@ func TestDeb(t *testing.T) {
 		t.Errorf("the logrotate snippet does not rotate the access log with USR1:\n%s", rotate)
 	}
 
-	// What systemd makes before it starts the unit (LogsDirectory=).
-	if err := os.MkdirAll(filepath.Join(root, "var/log/sessionproxy"), 0o755); err != nil {
-		t.Fatal(err)
+	if !strings.Contains(string(unit), "User=sessionproxy\n") || strings.Contains(string(unit), "DynamicUser") {
+		t.Errorf("the unit does not run as the package's user sessionproxy:\n%s", unit)
+	}
+	post, _ := exec.Command("dpkg-deb", "-I", deb, "postinst").CombinedOutput()
+	if !strings.Contains(string(post), "useradd --system") {
+		t.Errorf("postinst creates no system user:\n%s", post)
 	}
 	args := []string{root, "/usr/bin/sessionproxy", "check", "-config", "/etc/sessionproxy/sessionproxy.yaml"}
 	cmd := exec.Command("chroot", args...)
@@ -112,8 +116,8 @@ func TestDeb(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "configuration is valid") {
 		t.Fatalf("check of the shipped config in the scratch root: %v\n%s", err, b)
 	}
-	// And the shipped config names a log file that check tests: without
-	// its directory, check fails.
+	// The shipped config names a log file that check tests: without the
+	// directory the package ships, check fails.
 	os.Remove(filepath.Join(root, "var/log/sessionproxy"))
 	if b, err := exec.Command(cmd.Args[0], cmd.Args[1:]...).CombinedOutput(); err == nil {
 		t.Fatalf("check passed without /var/log/sessionproxy:\n%s", b)

@@ -21,7 +21,15 @@ CGO_ENABLED=0 GOOS=linux GOARCH=$GOARCH $GO build -trimpath -buildvcs=false \
 	-ldflags "-s -w -X main.version=$VERSION" -o "$root/usr/bin/sessionproxy" ./cmd/sessionproxy
 install -m 0644 packaging/deb/sessionproxy.yaml "$root/etc/sessionproxy/sessionproxy.yaml"
 install -m 0644 packaging/deb/sessionproxy.logrotate "$root/etc/logrotate.d/sessionproxy"
-sed 's#/usr/local/bin/sessionproxy#/usr/bin/sessionproxy#g' examples/sessionproxy.service >"$root/lib/systemd/system/sessionproxy.service"
+# The repository's unit, with the package's paths and its system user
+# (postinst creates it) instead of DynamicUser, so that the log directory
+# the package ships belongs to someone before the first start.
+sed -e 's#/usr/local/bin/sessionproxy#/usr/bin/sessionproxy#g' \
+	-e 's#^DynamicUser=yes$#User=sessionproxy\nGroup=sessionproxy#' \
+	examples/sessionproxy.service >"$root/lib/systemd/system/sessionproxy.service"
+grep -q '^User=sessionproxy$' "$root/lib/systemd/system/sessionproxy.service" || { echo "the unit has no DynamicUser=yes to replace" >&2; exit 1; }
+# access_log.path's directory, owned by the user once postinst has run.
+install -d -m 0755 "$root/var/log/sessionproxy"
 chmod 0644 "$root/lib/systemd/system/sessionproxy.service"
 for f in README.md CHANGELOG.md LICENSE docs/config.md; do install -m 0644 "$f" "$root/usr/share/doc/sessionproxy/"; done
 for s in postinst prerm postrm; do install -m 0755 "packaging/deb/$s" "$root/DEBIAN/$s"; done
@@ -34,6 +42,7 @@ Maintainer: sessionproxy maintainers <sessionproxy@localhost>
 Installed-Size: $(du -sk "$root" | cut -f1)
 Section: httpd
 Priority: optional
+Depends: passwd
 Suggests: memcached | redis-server, logrotate
 Description: load-balancing reverse proxy with a built-in session store
  sessionproxy balances HTTP requests over application servers and keeps
