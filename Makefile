@@ -2,6 +2,7 @@
 # make fuzz  - run each fuzz target for FUZZTIME (default 10000 inputs), one at a time
 # make allocs - the request path's benchmarks, failing if any allocates
 # make build - build bin/sessionproxy
+# make deb   - build dist/sessionproxy_<version>_<arch>.deb with dpkg-deb (packaging/deb)
 # make bench - Go benchmarks beside the code
 # make bench-wrk   - wrk against nginx on this machine (bench/, a module of its own); ARGS="-rounds 5" to pass flags
 # make bench-fault - the failover scenario over time, with a chart
@@ -9,7 +10,7 @@
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test deps build bench bench-wrk bench-fault fmt fuzz allocs
+.PHONY: test deps build deb bench bench-wrk bench-fault fmt fuzz allocs
 
 # staticcheck is pinned so that a new release cannot fail a build that passed.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -78,9 +79,15 @@ deps:
 	@for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || { echo "$${d%%:*} is still missing"; exit 1; }; done
 	@for p in $(PKGDEPS); do dpkg -s $$p >/dev/null 2>&1 || { echo "$$p is still missing"; exit 1; }; done
 
-# -buildvcs stamps the commit, which `sessionproxy version` prints.
+# The version is git describe's (packaging/version.sh; the first release tag
+# is v0.3.0), which `sessionproxy version` prints.
 build:
-	$(GO) build -buildvcs=auto -o bin/sessionproxy ./cmd/sessionproxy
+	$(GO) build -buildvcs=auto -ldflags "-X main.version=$$(sh packaging/version.sh)" -o bin/sessionproxy ./cmd/sessionproxy
+
+# dpkg-deb only (Debian's dpkg); packaging/deb_test.go installs the result in
+# a scratch root and runs it.
+deb:
+	GO=$(GO) sh packaging/deb/build.sh dist
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

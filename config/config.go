@@ -46,9 +46,9 @@ type Config struct {
 	MaxTunnels int `yaml:"max_tunnels"`
 	// RequestBuffering reads each request body whole (memory, then a
 	// temporary file) before picking a backend (default false: stream).
-	RequestBuffering bool    `yaml:"request_buffering"`
-	AccessLog        string  `yaml:"access_log"` // text | json | combined | off (default text)
-	Session          Session `yaml:"session"`    //
+	RequestBuffering bool      `yaml:"request_buffering"`
+	AccessLog        AccessLog `yaml:"access_log"` // format (text | json | combined | off | a template) and path (config/accesslog.go)
+	Session          Session   `yaml:"session"`    //
 
 	Pipeline      int                 `yaml:"pipeline"`       // requests in flight per connection to the top-level backends; 0 = off (config/pipeline.go)
 	FastCGI       FastCGI             `yaml:"fastcgi"`        // scripts of the top-level fastcgi:// backends (config/fastcgi.go)
@@ -162,7 +162,7 @@ var DefaultConfig = Config{
 	Retries:   1,
 	TLS:       TLS{MinVersion: "1.2"},
 	MaxBody:   defaults.MaxBody,
-	AccessLog: "text",
+	AccessLog: AccessLog{Format: "text"},
 	Session: Session{
 		Cookie:         "SPSESSIONID",
 		CookieSameSite: "lax",

@@ -90,7 +90,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Listen != ":8080" || c.Balancer != "round_robin" || c.Retries != 1 || c.MaxBody != 10<<20 ||
 		c.Session.TTL.Std() != 30*time.Minute || c.Session.LocalCache.Size != 64<<20 ||
-		c.Session.Memcached.MaxIdleConns != 1 || c.Session.Create != "on_write" || c.AccessLog != "text" {
+		c.Session.Memcached.MaxIdleConns != 1 || c.Session.Create != "on_write" || c.AccessLog.Format != "text" {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 }

@@ -48,7 +48,7 @@ func (c *Config) Validate() error {
 	if c.MaxBody <= 0 {
 		v.errf("max_body", "max_body must be above 0")
 	}
-	v.oneOf("access_log", c.AccessLog, "text", "json", "combined", "off")
+	v.accessLog()
 	v.session()
 	v.frontDoor()
 	v.pipelines()

@@ -450,7 +450,7 @@ func TestYAMLQuoting(t *testing.T) {
 			t.Fatal(err)
 		}
 		c, err := config.Parse(out)
-		if err != nil || c.Listen != s || c.AccessLog != s {
+		if err != nil || c.Listen != s || c.AccessLog.Format != s {
 			t.Errorf("%q written as %s reads back as %q, %v", s, out, c.Listen, err)
 		}
 	}
@@ -474,8 +474,8 @@ func FuzzYAMLText(f *testing.F) {
 			t.Fatal(err)
 		}
 		c, err := config.Parse(out)
-		if err != nil || c.Listen != s || c.AccessLog != s {
-			t.Fatalf("%q written as %s reads back as %q, %q, %v", s, out, c.Listen, c.AccessLog, err)
+		if err != nil || c.Listen != s || c.AccessLog.Format != s {
+			t.Fatalf("%q written as %s reads back as %q, %q, %v", s, out, c.Listen, c.AccessLog.Format, err)
 		}
 	})
 }

@@ -1,9 +1,9 @@
 package proxy
 
 import (
-	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -13,19 +13,22 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"sessionproxy/proxy/logformat"
 	"sessionproxy/static"
 )
 
 // AccessLog writes one line per request: as log/slog's text or JSON
-// handlers would write it, or in nginx's combined format for tools that
-// already read nginx logs. Lines are written by hand into a pooled
+// handlers would write it, in nginx's combined format for tools that
+// already read nginx logs, or from a template of nginx log_format
+// variables (logformat). Lines are written by hand into a pooled
 // buffer, not through slog, so that logging allocates nothing per
-// request; they go to a buffer flushed every second (and by Close), so
-// that logging does not put a write system call on every request. Safe
+// request; a logWriter takes them and writes them from a goroutine of
+// its own, so that logging puts no write system call on a request. Safe
 // for concurrent use by multiple goroutines.
 type AccessLog struct {
 	format logFormat
-	out    *bufferedWriter
+	parts  []logformat.Part // formatTemplate's, parsed once
+	out    *logWriter
 }
 
 // logFormat is an access log's line format.
@@ -35,25 +38,61 @@ const (
 	formatText logFormat = iota
 	formatJSON
 	formatCombined
+	formatTemplate
 )
 
-// NewAccessLog returns an access log in format text, json or combined
-// writing to w, or nil for off.
+// NewAccessLog returns an access log in format text, json, combined or
+// a template of $variables (logformat.Parse) writing to w, or nil for
+// off.
 func NewAccessLog(format string, w io.Writer) (*AccessLog, error) {
+	l, err := newAccessLog(format)
+	if l != nil {
+		l.out = newLogWriter(w, nil, "")
+	}
+	return l, err
+}
+
+// OpenAccessLog is NewAccessLog appending to the file at path (created
+// if need be), which Reopen opens again; an empty path is standard
+// error.
+func OpenAccessLog(format, path string) (*AccessLog, error) {
+	l, err := newAccessLog(format)
+	if l == nil || err != nil {
+		return nil, err
+	}
+	if path == "" {
+		l.out = newLogWriter(os.Stderr, nil, "")
+		return l, nil
+	}
+	f, err := openLogFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("access_log.path: %w", err)
+	}
+	l.out = newLogWriter(f, f, path)
+	return l, nil
+}
+
+func newAccessLog(format string) (*AccessLog, error) {
 	var f logFormat
-	switch format {
-	case "off", "":
+	switch {
+	case format == "off" || format == "":
 		return nil, nil
-	case "text":
+	case format == "text":
 		f = formatText
-	case "json":
+	case format == "json":
 		f = formatJSON
-	case "combined":
+	case format == "combined":
 		f = formatCombined
+	case logformat.IsTemplate(format):
+		parts, err := logformat.Parse(format)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: access log format: %w", err)
+		}
+		return &AccessLog{format: formatTemplate, parts: parts}, nil
 	default:
 		return nil, fmt.Errorf("proxy: unknown access log format %q", format)
 	}
-	return &AccessLog{format: f, out: newBufferedWriter(w)}, nil
+	return &AccessLog{format: f}, nil
 }
 
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -67,6 +106,8 @@ func (l *AccessLog) Log(ctx *fasthttp.RequestCtx, info *AccessInfo) {
 		b = appendText(b, ctx, info)
 	case formatJSON:
 		b = appendJSON(b, ctx, info)
+	case formatTemplate:
+		b = appendTemplate(b, l.parts, ctx, info)
 	default:
 		b = appendCombined(b, ctx, info)
 	}
@@ -118,6 +159,10 @@ func appendJSON(b []byte, ctx *fasthttp.RequestCtx, info *AccessInfo) []byte {
 	b = strconv.AppendInt(b, info.Bytes, 10)
 	b = append(b, `,"duration":`...)
 	b = strconv.AppendInt(b, int64(info.Duration), 10) // nanoseconds, as json.Marshal and slog
+	b = append(b, `,"request_time":`...)
+	b = appendSeconds(b, info.Duration) // seconds, as nginx's $request_time
+	b = append(b, `,"request_uri":`...)
+	b = appendJSONString(b, bstr(ctx.Request.Header.RequestURI())) // the target with its query
 	b = append(b, `,"backend":`...)
 	b = appendJSONString(b, backendURL(info))
 	b = append(b, `,"request_id":`...)
@@ -366,65 +411,22 @@ func appendEscaped(b, v []byte) []byte {
 	return b
 }
 
-// Close flushes what is buffered and stops the flusher.
+// Close writes out what is buffered and stops the writer's goroutine.
 func (l *AccessLog) Close() {
 	if l != nil {
 		l.out.Close()
 	}
 }
 
-// bufferedWriter is a bufio.Writer behind a mutex, flushed every second.
-type bufferedWriter struct {
-	mu     sync.Mutex // protects w and closed
-	w      *bufio.Writer
-	closed bool // no flusher: each write goes out at once
-	stop   chan struct{}
-	done   chan struct{}
-}
-
-func newBufferedWriter(w io.Writer) *bufferedWriter {
-	b := &bufferedWriter{w: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
-	go b.flusher()
-	return b
-}
-
-// Write buffers p; the flusher or Close writes it out. After Close it
-// writes p out at once: a streamed answer is logged when its body ends,
-// which may be long after a reload replaced this log.
-func (b *bufferedWriter) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n, err := b.w.Write(p)
-	if b.closed && err == nil {
-		err = b.w.Flush()
+// Reopen opens the log's file again, for logrotate (SIGUSR1): lines
+// logged before go to the file open before, the rest to the new one. On
+// failure the old file is kept. A log on standard error has nothing to
+// reopen.
+func (l *AccessLog) Reopen() error {
+	if l == nil {
+		return nil
 	}
-	return n, err
-}
-
-func (b *bufferedWriter) flusher() {
-	defer close(b.done)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			b.mu.Lock()
-			b.w.Flush()
-			b.mu.Unlock()
-		case <-b.stop:
-			return
-		}
-	}
-}
-
-// Close stops the flusher and writes out what is buffered.
-func (b *bufferedWriter) Close() {
-	close(b.stop)
-	<-b.done
-	b.mu.Lock()
-	b.closed = true
-	b.w.Flush()
-	b.mu.Unlock()
+	return l.out.Reopen()
 }
 
 // loggedPath is the path of the request target as it went on (the client's

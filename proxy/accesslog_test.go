@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -28,17 +30,27 @@ func slogLine(format logFormat, ctx *fasthttp.RequestCtx, info *AccessInfo) []by
 	if format == formatJSON {
 		h = slog.NewJSONHandler(&buf, nil)
 	}
-	slog.New(h).LogAttrs(context.Background(), slog.LevelInfo, "access",
+	attrs := []slog.Attr{
 		slog.String("client", ctx.RemoteIP().String()),
 		slog.String("method", string(ctx.Method())),
 		slog.String("path", string(loggedPath(ctx))),
 		slog.Int("status", ctx.Response.StatusCode()),
 		slog.Int64("bytes", info.Bytes),
 		slog.Duration("duration", info.Duration),
+	}
+	if format == formatJSON {
+		// JSON's own additions (0.3.0): seconds as nginx's
+		// $request_time, and the target with its query.
+		attrs = append(attrs,
+			slog.Any("request_time", json.RawMessage(fmt.Sprintf("%.3f", float64(info.Duration.Milliseconds())/1000))),
+			slog.String("request_uri", string(ctx.Request.Header.RequestURI())))
+	}
+	attrs = append(attrs,
 		slog.String("backend", backendURL(info)),
 		slog.String("request_id", string(ctx.Request.Header.Peek("X-Request-Id"))),
 		slog.String("session", info.Session),
 	)
+	slog.New(h).LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
 	return buf.Bytes()
 }
 
@@ -121,8 +133,12 @@ func BenchmarkAccessLogLine(b *testing.B) {
 	ctx.Request.Header.Set("X-Request-Id", "b220fc322032d8270000000000000001")
 	ctx.Request.Header.Set("User-Agent", "wrk")
 	info := &AccessInfo{Start: time.Now(), Duration: 1234567, Backend: &balancer.Backend{URL: "http://127.0.0.1:9001"}, Session: "local", Bytes: 5}
-	for _, format := range []string{"text", "json", "combined"} {
-		b.Run(format, func(b *testing.B) {
+	for _, format := range []string{"text", "json", "combined", templateAll} {
+		name := format
+		if format == templateAll {
+			name = "template"
+		}
+		b.Run(name, func(b *testing.B) {
 			l, err := NewAccessLog(format, io.Discard)
 			if err != nil {
 				b.Fatal(err)
@@ -282,5 +298,34 @@ func TestAccessLogPathAsSent(t *testing.T) {
 		if !strings.Contains(line, " path="+want+" ") {
 			t.Errorf("%s: %s", target, line)
 		}
+	}
+}
+
+// templateAll is a log_format template with every variable.
+const templateAll = `$remote_addr [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" ` +
+	`rt=$request_time ua=$upstream_addr urt=$upstream_response_time id=$request_id s=$session`
+
+// TestAccessLogTemplate: each variable is written as nginx writes it.
+func TestAccessLogTemplate(t *testing.T) {
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&ctx.Request, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 4000}, nil)
+	ctx.Request.SetRequestURI("/p?q=1")
+	ctx.Request.Header.Set("X-Request-Id", "rid-1")
+	ctx.Request.Header.Set("User-Agent", `a"b`)
+	ctx.Response.SetStatusCode(201)
+	start := time.Date(2026, 12, 7, 21, 0, 0, 0, time.UTC)
+	info := &AccessInfo{Start: start, Duration: 1234 * time.Millisecond, Upstream: 5 * time.Millisecond,
+		Backend: &balancer.Backend{URL: "http://127.0.0.1:9001"}, Bytes: 5, SessionID: [6]byte{'a', 'b', 'c', 'd', 'e', 'f'}}
+	l, _ := NewAccessLog(templateAll, io.Discard)
+	defer l.Close()
+	got := string(appendTemplate(nil, l.parts, &ctx, info))
+	want := `192.0.2.7 [07/Dec/2026:21:00:00 +0000] "GET /p?q=1 HTTP/1.1" 201 5 "-" "a\x22b" rt=1.234 ua=127.0.0.1:9001 urt=0.005 id=rid-1 s=abcdef` + "\n"
+	if got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	info.Backend, info.SessionID = nil, [6]byte{}
+	got = string(appendTemplate(nil, l.parts, &ctx, info))
+	if !strings.Contains(got, "ua=- urt=- id=rid-1 s=-") {
+		t.Fatalf("no backend, no session: %q", got)
 	}
 }

@@ -69,6 +69,13 @@ type AccessInfo struct {
 	Duration time.Duration
 	Backend  *balancer.Backend // nil if none answered
 	Session  string            // session lookup result: local, memcached, miss, new, error, none
+	// SessionID is the first bytes of the session ID the backend saw
+	// (X-Session-Id), zero without session handling: a copy, as the ID's
+	// buffer is reused before a streamed answer is logged.
+	SessionID [6]byte
+	// Upstream is how long the backends took to answer, tries included
+	// (nginx's $upstream_response_time); 0 if none was tried.
+	Upstream time.Duration
 
 	// Bytes is the response body's bytes relayed to the client (the
 	// body alone, as nginx's $body_bytes_sent; chunk framing is not
@@ -317,7 +324,9 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	perr := p.prepare(ctx, st, start)
 	info := &st.info
 	if perr == nil {
+		sent := time.Now()
 		info.Backend, perr = p.forward(ctx, st.tried[:0])
+		info.Upstream = time.Since(sent)
 	}
 	if perr == nil {
 		perr = p.applyResponse(ctx, st)
@@ -390,6 +399,9 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, st *requestState, start time.T
 	}
 	perr := p.Sessions.load(ctx, &st.session)
 	st.info.Session = st.session.lookup()
+	if st.session.active {
+		copy(st.info.SessionID[:], st.session.req.Session.ID)
+	}
 	return perr
 }
 

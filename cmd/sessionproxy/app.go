@@ -44,7 +44,7 @@ type app struct {
 	// tlsLn, if not nil, is the open listen_tls listener.
 	tlsLn net.Listener
 
-	// signals delivers SIGTERM, SIGINT and SIGHUP; tests send to it.
+	// signals delivers SIGTERM, SIGINT, SIGHUP and SIGUSR1; tests send to it.
 	signals chan os.Signal
 	// onListen, if set, is called with the listen address once serving.
 	onListen func(addr string)
@@ -141,7 +141,7 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 	var accessLog *proxy.AccessLog
 	if prev != nil && prev.cfg.AccessLog == c.AccessLog {
 		accessLog = prev.accessLog
-	} else if accessLog, err = proxy.NewAccessLog(c.AccessLog, os.Stderr); err != nil {
+	} else if accessLog, err = proxy.OpenAccessLog(c.AccessLog.Format, c.AccessLog.Path); err != nil {
 		return nil, err
 	}
 	settings, err := proxySettings(c, logger, metrics, tunnels, accessLog)
@@ -280,7 +280,7 @@ func newSessions(c *config.Config, store *sessionstore.Store, logger *slog.Logge
 func (a *app) serve() int {
 	// Handle signals before the port opens: an unhandled SIGHUP (a reload
 	// sent as soon as the proxy answers) would otherwise kill the process.
-	signal.Notify(a.signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(a.signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		a.logger.Error("cannot listen", "addr", a.cfg.Listen, "error", err)
@@ -308,7 +308,7 @@ func (a *app) serveOn(ln net.Listener) int {
 	a.logger.Info("sessionproxy listening", "addr", ln.Addr().String(), "backends", len(a.cfg.Backends),
 		"balancer", a.cfg.Balancer, "admin", a.cfg.Admin, "version", buildVersion())
 	sigs := a.signals
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 	if a.onListen != nil {
 		a.onListen(ln.Addr().String())
@@ -337,6 +337,10 @@ func (a *app) serveOn(ln net.Listener) int {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				a.reload()
+				continue
+			}
+			if sig == syscall.SIGUSR1 {
+				a.reopenLogs() // logs.go
 				continue
 			}
 			return a.shutdown(sig, sigs)

@@ -121,7 +121,7 @@ func demoBackends() (urls []string, stop func(), err error) {
 func demoConfig(listen, memcached string, backends []string) *config.Config {
 	c := config.Default()
 	c.Listen = listen
-	c.AccessLog = "off" // the demo prints its own guide to the terminal, which a line per request would bury
+	c.AccessLog.Format = "off" // the demo prints its own guide to the terminal, which a line per request would bury
 	for _, u := range backends {
 		c.Backends = append(c.Backends, config.Backend{URL: u, Weight: 1})
 	}
@@ -137,6 +137,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "listen `address`")
 	memcached := fs.String("memcached", "", "memcached `nodes`, comma separated host:port or id:host:port (default: sessions in this process)")
+	admin := fs.String("admin", "", "admin listener `address` (/status, /metrics; default off)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -147,6 +148,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	defer stop()
 	c := demoConfig(*listen, *memcached, urls)
+	c.Admin = *admin
 	if err := c.Validate(); err != nil {
 		reportConfigError(stderr, "", err, true)
 		return 1
@@ -160,6 +162,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "sessionproxy demo: backends A (%s) and B (%s) behind the proxy.\n", urls[0], urls[1])
 		fmt.Fprintf(stdout, "Open http://%s/ and reload: A and B take turns, one session, the counter climbs.\n", addr)
 		fmt.Fprintf(stdout, "JSON: curl -s -c jar -b jar -H 'Accept: application/json' http://%s/\n", addr)
+		if c.Admin != "" {
+			fmt.Fprintf(stdout, "Admin: http://%s/status shows the backends and the store's nodes.\n", c.Admin)
+		}
 		fmt.Fprintln(stdout, "Ctrl-C stops it.")
 	}
 	return a.serve()

@@ -14,9 +14,9 @@ import (
 )
 
 const usage = `usage:
-  sessionproxy run   [-config FILE] [-listen ADDR] [-backend URL]... [-memcached ADDR[,ADDR...]] [-admin ADDR]
+  sessionproxy run   [-config FILE] [-listen ADDR] [-backend URL]... [-memcached ADDR[,ADDR...] | -redis ADDR[,ADDR...]] [-admin ADDR]
   sessionproxy check -config FILE
-  sessionproxy demo  [-listen ADDR] [-memcached ADDR[,ADDR...]]
+  sessionproxy demo  [-listen ADDR] [-memcached ADDR[,ADDR...]] [-admin ADDR]
   sessionproxy import-nginx FILE    # print a config translated from an nginx.conf
   sessionproxy version
 `
@@ -63,6 +63,7 @@ type runFlags struct {
 	admin     string
 	backends  listFlag
 	memcached string
+	redis     string
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -71,6 +72,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.admin, "admin", "", "admin listener `address` (overrides admin:)")
 	fs.Var(&f.backends, "backend", "backend `URL`; repeat for more (replaces backends:)")
 	fs.StringVar(&f.memcached, "memcached", "", "memcached `nodes`, comma separated host:port or id:host:port (replaces session.memcached.nodes)")
+	fs.StringVar(&f.redis, "redis", "", "Redis `addresses`, comma separated host:port: one server, or several Cluster seed nodes (replaces session.redis.addrs)")
 }
 
 // load reads the config file, if any, and applies the flags over it.
@@ -100,6 +102,10 @@ func (f *runFlags) load() (*config.Config, error) {
 	if f.memcached != "" {
 		c.Session.Memcached.Nodes = strings.Split(f.memcached, ",")
 		c.Forget("session.memcached.nodes")
+	}
+	if f.redis != "" {
+		c.Session.Redis.Addrs = strings.Split(f.redis, ",")
+		c.Forget("session.redis.addrs")
 	}
 	return c, c.Validate()
 }
