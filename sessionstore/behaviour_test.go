@@ -380,6 +380,31 @@ func testRotationRaceFollowsNewID(t *testing.T, e *storeEnv) {
 	}
 }
 
+// TestKeptChangeOutlivesTheHotTiersBound: a change kept in the hot tier
+// while every server is down is the only copy of it, so it must outlive
+// the hot tier's own bound (local_cache.ttl, or auto's 1s once other
+// proxies are seen). It expired with that bound, and the write-back,
+// finding no copy, counted it written: the change was lost.
+func TestKeptChangeOutlivesTheHotTiersBound(t *testing.T) {
+	for _, k := range storetest.Restartable {
+		t.Run(k.Name, func(t *testing.T) {
+			e := newStoreEnv(k.Start(t))
+			bounded := e.uncached(t, Options{LocalSize: 1 << 20, LocalTTL: 3 * time.Second}) // at least 2s in freecache's whole seconds: room for the Stop below
+			id := AppendNewID(nil)
+			set(t, bounded, id, true, "a", "1")
+			e.d.Stop()
+			set(t, bounded, id, false, "a", "2")
+			if bounded.Dirty() != 1 {
+				t.Fatalf("Dirty = %d, want 1", bounded.Dirty())
+			}
+			time.Sleep(4500 * time.Millisecond) // past the bound, servers still down
+			e.d.Restart()
+			waitFor(t, "written back", func() bool { return bounded.Dirty() == 0 })
+			mustLoad(t, e.store(t, Options{}), id, "a=2")
+		})
+	}
+}
+
 // TestStoreDownAndBack: while every server of the shared store is down,
 // loads fail with ErrUnavailable, a change to a session the (trusted) hot
 // tier holds is kept and written back once the servers return, and a

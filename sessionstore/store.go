@@ -177,8 +177,9 @@ type Store struct {
 
 	flight flights // merges concurrent shared loads of one session
 
-	mu    sync.Mutex          // protects dirty
-	dirty map[string]struct{} // sessions changed while the shared store could take nothing
+	mu     sync.Mutex          // protects dirty
+	dirty  map[string]struct{} // sessions changed while the shared store could take nothing
+	ndirty atomic.Int64        // len(dirty), read without mu on every write
 
 	async *asyncState // nil unless Options.Async
 
@@ -415,7 +416,11 @@ func (s *Store) setLocal(id, enc []byte, sess *Session) {
 	if s.local == nil {
 		return
 	}
-	if err := s.local.Set(id, enc, s.localExpiry(sess)); err != nil {
+	exp := s.localExpiry(sess)
+	if s.isDirty(id) {
+		exp = s.keptExpiry(sess.Expires)
+	}
+	if err := s.local.Set(id, enc, exp); err != nil {
 		s.local.Del(id)
 	}
 }

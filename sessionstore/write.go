@@ -341,7 +341,34 @@ func (s *Store) tombstone(id []byte, version uint64, movedTo []byte) error {
 func (s *Store) markDirty(id []byte) {
 	s.mu.Lock()
 	s.dirty[string(id)] = struct{}{}
+	s.ndirty.Store(int64(len(s.dirty)))
 	s.mu.Unlock()
+	if v, err := s.local.Get(id); err == nil {
+		if m, err := peek(v); err == nil {
+			s.local.Touch(id, s.keptExpiry(m.expires))
+		}
+	}
+}
+
+// isDirty reports whether id holds a change only the hot tier has; one
+// atomic load while nothing is kept, as on every write outside an outage.
+func (s *Store) isDirty(id []byte) bool {
+	if s.ndirty.Load() == 0 {
+		return false
+	}
+	s.mu.Lock()
+	_, ok := s.dirty[string(id)]
+	s.mu.Unlock()
+	return ok
+}
+
+// keptExpiry is the hot-tier life, in seconds, of a change kept while the
+// shared store takes nothing: the session's own, never the hot tier's
+// bound (local_cache.ttl, or auto's 1s once other proxies are seen). The
+// copy is the only one; expiring with that bound, writeBackDirty found it
+// gone and the change was lost.
+func (s *Store) keptExpiry(expires int64) int {
+	return int(max(expires-time.Now().Unix(), 1))
 }
 
 // Dirty returns how many changes wait for the shared store to take them.
@@ -393,6 +420,7 @@ func (s *Store) writeBackDirty() {
 		}
 		s.mu.Lock()
 		delete(s.dirty, id)
+		s.ndirty.Store(int64(len(s.dirty)))
 		s.mu.Unlock()
 		written++
 	}
