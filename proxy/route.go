@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"regexp"
 	"sync"
 	"time"
 
@@ -41,6 +42,23 @@ type Route struct {
 	Rewrite       bool
 	RewritePrefix string
 
+	// Exact makes Path match the whole normalised path only (nginx's
+	// "location =").
+	Exact bool
+
+	// Regex, if not nil, is matched against the normalised path instead
+	// of Path (nginx's "location ~" and "~*"; RE2, compiled at load).
+	Regex *regexp.Regexp
+
+	// Guards decide, in order, whether a matched request reaches Handler
+	// (allow/deny, basic_auth, rate_limit); the first that refuses
+	// answers it.
+	Guards []Guard
+
+	// Headers, if not nil, edits the request before Handler and the
+	// response after it.
+	Headers *HeaderRules
+
 	Handler Handler
 }
 
@@ -55,11 +73,17 @@ func (r *Route) matches(host, path []byte) bool {
 // match reports whether the route matches, and how many bytes of path its
 // Path covers.
 func (r *Route) match(host, path []byte) (n int, ok bool) {
-	n, ok = prefixLen(path, r.Path)
-	if !ok || r.Host != "" && !hostMatches(r.Host, matchHost(host)) {
+	if r.Host != "" && !hostMatches(r.Host, matchHost(host)) {
 		return 0, false
 	}
-	return n, true
+	switch {
+	case r.Regex != nil:
+		return 0, r.Regex.Match(path)
+	case r.Exact:
+		n, ok = prefixLen(path, r.Path)
+		return n, ok && n == len(path)
+	}
+	return prefixLen(path, r.Path)
 }
 
 // prefixLen reports whether path, a normalised path, starts with prefix,
@@ -209,6 +233,10 @@ func (rt *Router) route(ctx *fasthttp.RequestCtx, host []byte, t *reqTarget) {
 	for i := range rt.Routes {
 		r := &rt.Routes[i]
 		if n, ok := r.match(host, t.path); ok {
+			if len(r.Guards) > 0 || r.Headers != nil {
+				rt.serveRuled(ctx, r, t, n) // rules.go
+				return
+			}
 			if r.Rewrite {
 				rewritePath(ctx, t, r, n)
 			}
