@@ -25,6 +25,10 @@ type entry struct {
 	hash []byte
 }
 
+// maxCost bounds the bcrypt cost of an entry: every request to the route
+// pays it (nginx's auth_basic does too), about 1s at 14.
+const maxCost = 14
+
 // LoadHtpasswd reads the file name. Errors name the line.
 func LoadHtpasswd(name string) (*Htpasswd, error) {
 	data, err := os.ReadFile(name)
@@ -58,6 +62,9 @@ func ParseHtpasswd(data []byte) (*Htpasswd, error) {
 		c, err := bcrypt.Cost(hash)
 		if err != nil {
 			return nil, fmt.Errorf("line %d: user %q: not a bcrypt hash (make entries with htpasswd -B)", n+1, user)
+		}
+		if c > maxCost {
+			return nil, fmt.Errorf("line %d: user %q: bcrypt cost %d is above %d: each request would take seconds", n+1, user, c, maxCost)
 		}
 		cost = max(cost, c)
 		h.entries = append(h.entries, entry{user: sha256.Sum256(user), hash: bytes.Clone(hash)})
