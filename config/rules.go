@@ -80,17 +80,14 @@ func PathMatchKind(p string) string {
 // exact match, or the compiled regular expression (nil for the others).
 // "^~ /path" is read as the prefix /path: routes are tried in order, so
 // nginx's "no regex after this prefix" is a matter of where it stands.
-func PathMatch(p string) (path string, re *regexp.Regexp, err error) {
+func PathMatch(p string) (path string, re *rules.PathRegex, err error) {
 	switch kind := PathMatchKind(p); kind {
 	case "regex", "regex_nocase":
 		expr := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(p, "~*"), "~"))
 		if expr == "" {
 			return "", nil, fmt.Errorf("%q: an empty regular expression", p)
 		}
-		if kind == "regex_nocase" {
-			expr = "(?i)" + expr
-		}
-		re, err := regexp.Compile(expr)
+		re, err := rules.CompilePathRegex(expr, kind == "regex_nocase")
 		if err != nil {
 			return "", nil, fmt.Errorf("invalid regular expression (RE2): %v", err)
 		}

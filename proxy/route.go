@@ -2,13 +2,13 @@ package proxy
 
 import (
 	"bytes"
-	"regexp"
 	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"sessionproxy/internal/urlpath"
+	"sessionproxy/proxy/rules"
 )
 
 // Handler serves the requests of one route. *Proxy (an upstream) and
@@ -48,7 +48,7 @@ type Route struct {
 
 	// Regex, if not nil, is matched against the normalised path instead
 	// of Path (nginx's "location ~" and "~*"; RE2, compiled at load).
-	Regex *regexp.Regexp
+	Regex *rules.PathRegex
 
 	// Guards decide, in order, whether a matched request reaches Handler
 	// (allow/deny, basic_auth, rate_limit); the first that refuses
@@ -73,7 +73,13 @@ func (r *Route) matches(host, path []byte) bool {
 // match reports whether the route matches, and how many bytes of path its
 // Path covers.
 func (r *Route) match(host, path []byte) (n int, ok bool) {
-	if r.Host != "" && !hostMatches(r.Host, matchHost(host)) {
+	return r.matchHost(matchHost(host), path)
+}
+
+// matchHost is match with the host already through matchHost (reqline.go),
+// which the Router does once for its whole table.
+func (r *Route) matchHost(host, path []byte) (n int, ok bool) {
+	if r.Host != "" && !hostMatches(r.Host, host) {
 		return 0, false
 	}
 	switch {
@@ -230,9 +236,10 @@ func (rt *Router) ServeHTTP(ctx *fasthttp.RequestCtx) {
 
 // route hands the request to the first route that matches it.
 func (rt *Router) route(ctx *fasthttp.RequestCtx, host []byte, t *reqTarget) {
+	mh := matchHost(host)
 	for i := range rt.Routes {
 		r := &rt.Routes[i]
-		if n, ok := r.match(host, t.path); ok {
+		if n, ok := r.matchHost(mh, t.path); ok {
 			if len(r.Guards) > 0 || r.Headers != nil {
 				rt.serveRuled(ctx, r, t, n) // rules.go
 				return

@@ -1,13 +1,16 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"sessionproxy/balancer"
+	"sessionproxy/proxy/rules"
 )
 
 // benchRouted is benchProxy behind a Router with a table of the size a
@@ -15,6 +18,23 @@ import (
 // walks to the end before reaching the default upstream; with
 // lastRouteMatches the last route matches instead and rewrites the path.
 func benchRouted(b *testing.B, lastRouteMatches bool) *fasthttp.HostClient {
+	p := benchUpstream(b)
+	last := Route{Path: "/nothing/", Handler: p}
+	if lastRouteMatches {
+		last = Route{Path: "/plain", Rewrite: true, RewritePrefix: "/plain", Handler: p}
+	}
+	return benchRouter(b, p, []Route{
+		{Host: "api.example.com", Path: "/v1/", Handler: p},
+		{Host: "*.cdn.example.com", Handler: p},
+		{Path: "/api/", Rewrite: true, RewritePrefix: "/", Handler: p},
+		{Path: "/static/", Handler: p},
+		{Host: "admin.example.com", Path: "/", Handler: p},
+		last,
+	})
+}
+
+// benchUpstream is benchProxy's Proxy, for a route table over it.
+func benchUpstream(b *testing.B) *Proxy {
 	backendLn := fasthttputil.NewInmemoryListener()
 	serveBench(b, backendLn)
 	be, _ := NewBackend("http://backend:80", 1, false)
@@ -22,18 +42,12 @@ func benchRouted(b *testing.B, lastRouteMatches bool) *fasthttp.HostClient {
 	p := &Proxy{Pool: pool}
 	p.once.Do(p.init)
 	p.clients[0].Dial = func(string) (net.Conn, error) { return backendLn.Dial() }
-	last := Route{Path: "/nothing/", Handler: p}
-	if lastRouteMatches {
-		last = Route{Path: "/plain", Rewrite: true, RewritePrefix: "/plain", Handler: p}
-	}
-	rt := &Router{Default: p, Upstreams: []*Proxy{p}, Routes: []Route{
-		{Host: "api.example.com", Path: "/v1/", Handler: p},
-		{Host: "*.cdn.example.com", Handler: p},
-		{Path: "/api/", Rewrite: true, RewritePrefix: "/", Handler: p},
-		{Path: "/static/", Handler: p},
-		{Host: "admin.example.com", Path: "/", Handler: p},
-		last,
-	}}
+	return p
+}
+
+// benchRouter serves routes over p as the default upstream.
+func benchRouter(b *testing.B, p *Proxy, routes []Route) *fasthttp.HostClient {
+	rt := &Router{Default: p, Upstreams: []*Proxy{p}, Routes: routes}
 	proxyLn := fasthttputil.NewInmemoryListener()
 	srv := NewServer(rt.ServeHTTP, ServerOptions{})
 	go srv.Serve(proxyLn)
@@ -51,4 +65,61 @@ func BenchmarkProxyRouted(b *testing.B) {
 // rewrites the path.
 func BenchmarkProxyRoutedRewrite(b *testing.B) {
 	runBench(b, benchRouted(b, true), "/plain", false)
+}
+
+// fiftyRoutes is a large site's table (section 15): 40 host, prefix and
+// exact routes and 10 regexes, none of which matches a GET /plain for
+// shop.example.com, so that the request walks all 50 to the default.
+func fiftyRoutes(h Handler) []Route {
+	var routes []Route
+	for i := range 20 {
+		routes = append(routes,
+			Route{Path: fmt.Sprintf("/section%d/", i), Handler: h},
+			Route{Host: fmt.Sprintf("site%d.example.com", i), Path: "/", Handler: h})
+	}
+	for i := range 10 {
+		routes[i*4+1] = Route{Path: fmt.Sprintf("/exact%d", i), Exact: true, Handler: h}
+	}
+	for _, re := range []string{
+		`\.(php|phar)$`, `^/api/[1-9]\d*/`, `(?i)\.(jpg|jpeg|png|gif|ico)$`, `^/(admin|wp-admin)/`,
+		`/\.git`, `^/u/[^/]+/avatar`, `\.env$`, `(?i)^/health`, `^/static/.*\.map$`, `^/v[0-9]+/`,
+	} {
+		routes = append(routes, Route{Regex: mustRegex(re), Handler: h})
+	}
+	return routes
+}
+
+// BenchmarkProxyRoutedFifty is BenchmarkProxyPlain through fiftyRoutes:
+// the cost of matching 50 routes with 10 regexes on a proxied request
+// (bench/README.md, "Route matching").
+func BenchmarkProxyRoutedFifty(b *testing.B) {
+	p := benchUpstream(b)
+	runBench(b, benchRouter(b, p, fiftyRoutes(p)), "/plain", false)
+}
+
+// BenchmarkProxyRoutedRules matches a route with guards (deny, a rate
+// limit never reached) and header rules: the request path of a route
+// of section 15 allocates nothing either.
+func BenchmarkProxyRoutedRules(b *testing.B) {
+	p := benchUpstream(b)
+	rate, _ := rules.ParseRate("1000000r/s")
+	route := Route{Path: "/plain", Handler: p,
+		Guards: []Guard{
+			&ACL{Deny: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+			&RateLimit{Limiter: rules.NewLimiter(rate, 1_000_000, 0)},
+		},
+		Headers: &HeaderRules{
+			Request:  HeaderEdit{Set: []Header{{"X-From-Proxy", "yes"}}, Remove: []string{"X-Drop"}},
+			Response: HeaderEdit{Set: []Header{{"Strict-Transport-Security", "max-age=63072000"}}, Remove: []string{"X-Powered-By"}},
+		},
+	}
+	runBench(b, benchRouter(b, p, []Route{route}), "/plain", false)
+}
+
+func mustRegex(expr string) *rules.PathRegex {
+	re, err := rules.CompilePathRegex(expr, false)
+	if err != nil {
+		panic(err)
+	}
+	return re
 }

@@ -71,3 +71,24 @@ func FuzzHtpasswd(f *testing.F) {
 		h.Verify([]byte("alice"), []byte("x"))
 	})
 }
+
+// FuzzPathRegex: the literal checks in front of the regular expression
+// never change its answer.
+func FuzzPathRegex(f *testing.F) {
+	for _, s := range [][3]string{
+		{`\.(php|phar)$`, "/x.php", ""}, {`^/api/[1-9]\d*/`, "/api/12/x", ""}, {`^/static/.*\.map$`, "/static/a.map", ""},
+		{`^/health`, "/HEALTH", "i"}, {`^/kelvin`, "/\u212aelvin", "i"}, {`/\.git`, "/a/.git/x", ""}, {`(a|b)+c{2,}`, "xabcc", ""},
+		{`^(/x)`, "/x", ""}, {`\.env$`, "/.ENV", "i"}, {`^/u/[^/]+/avatar`, "/u/bob/avatar", ""},
+	} {
+		f.Add(s[0], s[1], s[2] == "i")
+	}
+	f.Fuzz(func(t *testing.T, expr, path string, fold bool) {
+		p, err := CompilePathRegex(expr, fold)
+		if err != nil {
+			return
+		}
+		if got, want := p.Match([]byte(path)), p.re.MatchString(path); got != want {
+			t.Fatalf("%q (fold %v) on %q: %v, the regular expression says %v (prefix %q contains %q)", expr, fold, path, got, want, p.prefix, p.contains)
+		}
+	})
+}
