@@ -147,7 +147,7 @@ func TestRouteMatchKinds(t *testing.T) {
 		{"/x.phar", 200, "php /x.phar "},
 		{"/x.php.txt", 200, "app /x.php.txt "},
 		{"/api/12/events", 200, "api /api/12/events "},
-		{"/api/0/events", 200, "app /api/0/events "},  // ~ [1-9]
+		{"/api/0/events", 200, "app /api/0/events "},   // ~ [1-9]
 		{"/API/12/events", 200, "app /API/12/events "}, // ~: case counts
 		{"/api/%31%32/e", 200, "api /api/%31%32/e "},   // matched on the normalised path, sent as written
 	} {

@@ -94,6 +94,9 @@ func (h *Htpasswd) Verify(user, password []byte) bool {
 		}
 		found |= eq
 	}
-	ok := bcrypt.CompareHashAndPassword(hash, password) == nil
+	ok := compareHash(hash, password) == nil
 	return ok && found == 1
 }
+
+// compareHash is bcrypt's comparison; a test counts its calls.
+var compareHash = bcrypt.CompareHashAndPassword
