@@ -168,6 +168,8 @@ type Router struct {
 
 	// Recorder counts and logs the redirects; nil: not counted.
 	Recorder *Recorder
+
+	index *routeIndex // BuildIndex's; nil: walk the table
 }
 
 // scratch is a per-request buffer for building paths and URLs.
@@ -237,21 +239,34 @@ func (rt *Router) ServeHTTP(ctx *fasthttp.RequestCtx) {
 // route hands the request to the first route that matches it.
 func (rt *Router) route(ctx *fasthttp.RequestCtx, host []byte, t *reqTarget) {
 	mh := matchHost(host)
+	if x := rt.index; x != nil {
+		if i, n, ok := x.first(rt.Routes, mh, t.path); ok {
+			rt.serve(ctx, &rt.Routes[i], t, n)
+			return
+		}
+		rt.Default.ServeHTTP(ctx)
+		return
+	}
 	for i := range rt.Routes {
 		r := &rt.Routes[i]
 		if n, ok := r.matchHost(mh, t.path); ok {
-			if len(r.Guards) > 0 || r.Headers != nil {
-				rt.serveRuled(ctx, r, t, n) // rules.go
-				return
-			}
-			if r.Rewrite {
-				rewritePath(ctx, t, r, n)
-			}
-			r.Handler.ServeHTTP(ctx)
+			rt.serve(ctx, r, t, n)
 			return
 		}
 	}
 	rt.Default.ServeHTTP(ctx)
+}
+
+// serve hands the request to r, which matched it, n bytes of its path.
+func (rt *Router) serve(ctx *fasthttp.RequestCtx, r *Route, t *reqTarget, n int) {
+	if len(r.Guards) > 0 || r.Headers != nil {
+		rt.serveRuled(ctx, r, t, n) // guards.go
+		return
+	}
+	if r.Rewrite {
+		rewritePath(ctx, t, r, n)
+	}
+	r.Handler.ServeHTTP(ctx)
 }
 
 // refuse answers a request the Router sends nowhere, with the error

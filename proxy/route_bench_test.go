@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -48,6 +50,7 @@ func benchUpstream(b *testing.B) *Proxy {
 // benchRouter serves routes over p as the default upstream.
 func benchRouter(b *testing.B, p *Proxy, routes []Route) *fasthttp.HostClient {
 	rt := &Router{Default: p, Upstreams: []*Proxy{p}, Routes: routes}
+	rt.BuildIndex()
 	proxyLn := fasthttputil.NewInmemoryListener()
 	srv := NewServer(rt.ServeHTTP, ServerOptions{})
 	go srv.Serve(proxyLn)
@@ -122,4 +125,50 @@ func mustRegex(expr string) *rules.PathRegex {
 		panic(err)
 	}
 	return re
+}
+
+// BenchmarkProxyRoutedFiftyInterleaved measures, in one run and on one
+// connection each, the plain proxied request (BenchmarkProxyPlain's
+// Proxy without a Router), the same through a Router with no routes, and
+// through fiftyRoutes, taking turns in blocks of 20 requests so that the
+// load of a shared machine falls on the three alike; each one's ns/op is
+// the median of its blocks, which a block preempted midway does not
+// move. It reports what the fifty routes add as a share of the plain
+// request (bench/README.md, "Route matching").
+func BenchmarkProxyRoutedFiftyInterleaved(b *testing.B) {
+	p := benchUpstream(b)
+	clients := []*fasthttp.HostClient{
+		benchProxy(b, nil, false),
+		benchRouter(b, p, nil),
+		benchRouter(b, p, fiftyRoutes(p)),
+	}
+	var blocks [3][]time.Duration
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://proxy/plain")
+	b.ReportAllocs()
+	b.ResetTimer()
+	const block = 20
+	for done := 0; done < max(b.N, 3*block); done += block { // at least a block of each
+		k := (done / block) % len(clients)
+		start := time.Now()
+		for range block {
+			if err := clients[k].Do(req, resp); err != nil || resp.StatusCode() != 200 {
+				b.Fatalf("%v %d", err, resp.StatusCode())
+			}
+		}
+		blocks[k] = append(blocks[k], time.Since(start)/block)
+	}
+	median := func(k int) float64 {
+		d := slices.Clone(blocks[k])
+		slices.Sort(d)
+		return float64(d[len(d)/2].Nanoseconds())
+	}
+	plain, router0, router50 := median(0), median(1), median(2)
+	b.ReportMetric(plain, "plain-ns/op")
+	b.ReportMetric(router0, "router0-ns/op")
+	b.ReportMetric(router50, "router50-ns/op")
+	b.ReportMetric(100*(router50-router0)/plain, "match50-%")
+	b.ReportMetric(100*(router50-plain)/plain, "routed50-%")
 }

@@ -54,5 +54,13 @@ func BenchmarkRouterSixRoutesRewrite(b *testing.B) {
 // default: the work BenchmarkProxyRoutedFifty adds to
 // BenchmarkProxyPlain, and it allocates nothing.
 func BenchmarkRouterFiftyRoutes(b *testing.B) {
+	rt := &Router{Default: nopHandler{}, Routes: fiftyRoutes(nopHandler{})}
+	rt.BuildIndex()
+	runRouter(b, rt)
+}
+
+// BenchmarkRouterFiftyRoutesNoIndex is BenchmarkRouterFiftyRoutes
+// walking the whole table, without BuildIndex.
+func BenchmarkRouterFiftyRoutesNoIndex(b *testing.B) {
 	runRouter(b, &Router{Default: nopHandler{}, Routes: fiftyRoutes(nopHandler{})})
 }

@@ -70,6 +70,7 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 		}
 		rt.Routes = append(rt.Routes, route)
 	}
+	rt.BuildIndex()
 	if len(c.RealIPFrom) > 0 {
 		rt.RealIP = &proxy.RealIP{}
 		for _, s := range c.RealIPFrom {

@@ -137,3 +137,7 @@ func requiredLiteral(re *syntax.Regexp) string {
 	walk(re)
 	return best
 }
+
+// Prefix returns the literal every matching path starts with ("" when
+// none is known) and whether it is compared ignoring ASCII case.
+func (p *PathRegex) Prefix() (string, bool) { return string(p.prefix), p.fold }
