@@ -84,7 +84,17 @@ func (r *Route) matchHost(host, path []byte) (n int, ok bool) {
 	}
 	switch {
 	case r.Regex != nil:
-		return 0, r.Regex.Match(path)
+		if bytes.IndexByte(path, '%') < 0 {
+			return 0, r.Regex.Match(path)
+		}
+		// As for prefixes (prefixLen), the %2F and %25 that
+		// normalizePath leaves escaped are read as "/" and "%": a regex
+		// for ^/admin/ matches /admin%2Fx, as nginx decodes it.
+		s := scratchPool.Get().(*scratch)
+		s.b = appendUnescapedSlashes(s.b[:0], path)
+		ok = r.Regex.Match(s.b)
+		scratchPool.Put(s)
+		return 0, ok
 	case r.Exact:
 		n, ok = prefixLen(path, r.Path)
 		return n, ok && n == len(path)
@@ -119,6 +129,24 @@ func prefixLen(path []byte, prefix string) (int, bool) {
 		i++
 	}
 	return i, true
+}
+
+// appendUnescapedSlashes appends path with its %2F and %25 read as the
+// "/" and "%" they stand for.
+func appendUnescapedSlashes(dst, path []byte) []byte {
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if c == '%' && i+2 < len(path) && path[i+1] == '2' {
+			switch path[i+2] {
+			case 'F', 'f':
+				c, i = '/', i+2
+			case '5':
+				c, i = '%', i+2
+			}
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // stripPort returns the host of a Host header value without its port;

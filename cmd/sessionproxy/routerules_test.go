@@ -150,6 +150,7 @@ func TestRouteMatchKinds(t *testing.T) {
 		{"/api/0/events", 200, "app /api/0/events "},   // ~ [1-9]
 		{"/API/12/events", 200, "app /API/12/events "}, // ~: case counts
 		{"/api/%31%32/e", 200, "api /api/%31%32/e "},   // matched on the normalised path, sent as written
+		{"/api%2F12/e", 200, "api /api%2F12/e "},       // %2F read as "/", as for prefixes
 	} {
 		a := askRoute(t, p, "GET", c.target, nil)
 		if a.status != c.status || !strings.HasPrefix(a.body, c.prefix) {
