@@ -46,8 +46,28 @@ func (rt *Router) serveRuled(ctx *fasthttp.RequestCtx, r *Route, t *reqTarget, m
 	if r.Rewrite {
 		rewritePath(ctx, t, r, matched)
 	}
+	if r.Headers != nil {
+		ctx.SetUserValue(routeHeadersKey{}, r.Headers)
+	}
 	r.Handler.ServeHTTP(ctx)
-	r.Headers.response(ctx)
+	// A Proxy has applied them already (applyRouteHeaders); any other
+	// handler's answer gets them here.
+	applyRouteHeaders(ctx)
+}
+
+// routeHeadersKey holds, as a user value, the response header rules of
+// the route a request matched, until they are applied.
+type routeHeadersKey struct{}
+
+// applyRouteHeaders applies the response header rules of the request's
+// route once. A Proxy calls it before it logs the request and before it
+// writes an HTTP/1.0 client's streamed answer itself (closeDelimited),
+// after which an edit would come too late.
+func applyRouteHeaders(ctx *fasthttp.RequestCtx) {
+	if r, ok := ctx.UserValue(routeHeadersKey{}).(*HeaderRules); ok {
+		ctx.RemoveUserValue(routeHeadersKey{})
+		r.response(ctx)
+	}
 }
 
 func refuse(ctx *fasthttp.RequestCtx, status int, reason string) {

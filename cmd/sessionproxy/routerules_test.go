@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -22,6 +24,9 @@ func ruleBackend(t *testing.T, name string) string {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Session-Set-Seen", "1")
 		w.Header().Set("X-Powered-By", "php")
+		if strings.HasSuffix(r.URL.Path, "/stream") {
+			w.(http.Flusher).Flush() // a body of unknown length: streamed
+		}
 		fmt.Fprintf(w, "%s %s seen=%s from_proxy=%s drop_me=%s auth=%v",
 			name, r.URL.RequestURI(), r.Header.Get("X-Session-Attr-Seen"),
 			r.Header.Get("X-From-Proxy"), r.Header.Get("X-Drop-Me"), r.Header.Get("Authorization") != "")
@@ -344,5 +349,30 @@ routes:
 		if !strings.Contains(errOut, file+w) {
 			t.Errorf("check lacks %q:\n%s", file+w, errOut)
 		}
+	}
+}
+
+// TestRouteHeadersOnHTTP10StreamedAnswer: an HTTP/1.0 client's streamed
+// answer, which the proxy writes itself before its handler returns, gets
+// the route's response header rules too. Raw bytes: net/http speaks
+// HTTP/1.1 only.
+func TestRouteHeadersOnHTTP10StreamedAnswer(t *testing.T) {
+	p, _, _ := startRules(t)
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("GET /app/stream HTTP/1.0\r\nHost: www.example.com\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(c)
+	head, body, _ := strings.Cut(string(got), "\r\n\r\n")
+	if !strings.HasPrefix(body, "app /app/stream ") {
+		t.Fatalf("answer: %q", got)
+	}
+	if !strings.Contains(head, "\r\nStrict-Transport-Security: max-age=63072000") || strings.Contains(head, "X-Powered-By") {
+		t.Errorf("response header rules not applied to the streamed HTTP/1.0 answer:\n%s", head)
 	}
 }
