@@ -144,6 +144,8 @@ func (v *validator) routeRules(p string, r Route) {
 			for n, val := range what.m {
 				if !headerNameRE.MatchString(n) {
 					v.errf(hp+"."+what.key+"."+n, "%s.%s: %q is not a header name", hp, what.key, n)
+				} else if framingHeader(n) {
+					v.errf(hp+"."+what.key+"."+n, "%s.%s: %s frames the message; the proxy sets it", hp, what.key, n)
 				}
 				if strings.ContainsAny(val, "\r\n\x00") {
 					v.errf(hp+"."+what.key+"."+n, "%s.%s.%s: a header value holds no CR, LF or NUL", hp, what.key, n)
@@ -153,6 +155,8 @@ func (v *validator) routeRules(p string, r Route) {
 		for i, n := range side.e.Remove {
 			if !headerNameRE.MatchString(n) {
 				v.errf(fmt.Sprintf("%s.remove[%d]", hp, i), "%s.remove: %q is not a header name", hp, n)
+			} else if framingHeader(n) {
+				v.errf(fmt.Sprintf("%s.remove[%d]", hp, i), "%s.remove: %s frames the message; the proxy sets it", hp, n)
 			}
 		}
 	}
@@ -216,4 +220,16 @@ func (v *validator) tryFiles(p string, r Route) {
 			}
 		}
 	}
+}
+
+// framingHeader reports whether header rules must leave name alone: the
+// headers that say where a message ends or what the connection does,
+// which a rule could make disagree with the body (request smuggling,
+// a truncated answer).
+func framingHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "content-length", "transfer-encoding", "connection", "upgrade", "keep-alive", "te", "trailer":
+		return true
+	}
+	return false
 }

@@ -329,6 +329,11 @@ routes:
   - match: {path: "/b/"}
     upstream: default
     basic_auth: {realm: r, htpasswd: "`+filepath.Join(dir, "bad.htpasswd")+`"}
+  - match: {path: "/h/"}
+    upstream: default
+    headers:
+      request: {set: {Transfer-Encoding: chunked}}
+      response: {remove: [Content-Length]}
 `)
 	code, _, errOut := run("check", "-config", file)
 	want := []string{
@@ -341,6 +346,8 @@ routes:
 		":19: routes[5].try_files[1]: unknown variable $nope",
 		":19: routes[5].try_files[2]: unknown upstream \"nowhere\"",
 		":22: routes[6].basic_auth.htpasswd: ",
+		":26: routes[7].headers.request.set: Transfer-Encoding frames the message",
+		":27: routes[7].headers.response.remove: Content-Length frames the message",
 	}
 	if code != 1 {
 		t.Fatalf("check: exit %d, want 1:\n%s", code, errOut)
