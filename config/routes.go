@@ -39,12 +39,26 @@ type Route struct {
 	RewritePrefix string `yaml:"rewrite_prefix"`
 	// Session turns session work off on this route when false (default true).
 	Session *bool `yaml:"session"`
+
+	// The rest of nginx's vocabulary (contract section 15,
+	// config/rules.go): other answers than an upstream or files, and
+	// the rules a request passes on its way.
+	Respond   *Respond    `yaml:"respond"`   // a fixed answer (nginx's return CODE TEXT)
+	Redirect  *Redirect   `yaml:"redirect"`  // a redirect (return CODE URL)
+	TryFiles  []string    `yaml:"try_files"` // with static: files tried in order, then "@upstream" or "=CODE"
+	Headers   HeaderRules `yaml:"headers"`
+	Allow     []string    `yaml:"allow"` // client addresses or CIDR ranges let in; any other is refused (403)
+	Deny      []string    `yaml:"deny"`  // refused (403); checked before allow
+	BasicAuth *BasicAuth  `yaml:"basic_auth"`
+	RateLimit *RateLimit  `yaml:"rate_limit"`
 }
 
 // RouteMatch is what a route matches; a field left empty matches anything.
 type RouteMatch struct {
 	Host string `yaml:"host"` // exact, or "*.example.com" for its subdomains
-	Path string `yaml:"path"` // prefix of the normalised path
+	// Path is a prefix of the normalised path, or "= /path" (the whole
+	// path), "~ REGEX" or "~* REGEX" (RE2, "~*" ignoring case).
+	Path string `yaml:"path"`
 }
 
 // Sessions reports whether the route does session work.
@@ -161,10 +175,11 @@ func (v *validator) frontDoor() {
 func (v *validator) route(p string, r Route) {
 	c := v.c
 	switch {
-	case r.Upstream != "" && r.Static != "":
-		v.errf(p, "%s: a route names either upstream or static, not both", p)
+	case r.actions() > 1:
+		v.errf(p, "%s: a route names either upstream or static (or respond, redirect), not several", p)
+	case r.Respond != nil || r.Redirect != nil:
 	case r.Upstream == "" && r.Static == "":
-		v.errf(p, "%s: a route needs upstream: NAME or static: DIRECTORY", p)
+		v.errf(p, "%s: a route needs upstream: NAME, static: DIRECTORY, respond or redirect", p)
 	case r.Upstream != "":
 		if _, ok := c.Upstreams[r.Upstream]; !ok && r.Upstream != DefaultUpstream {
 			v.errf(p+".upstream", "%s.upstream: unknown upstream %q (define it under upstreams:)", p, r.Upstream)
@@ -179,15 +194,13 @@ func (v *validator) route(p string, r Route) {
 	if h := r.Match.Host; h != "" && !hostRE.MatchString(strings.ToLower(h)) {
 		v.errf(p+".match.host", "%s.match.host: %q is not a host name or *.domain", p, h)
 	}
-	if m := r.Match.Path; m != "" && !strings.HasPrefix(m, "/") {
-		v.errf(p+".match.path", "%s.match.path %q must start with /", p, m)
-	}
+	v.routeRules(p, r) // config/rules.go
 	if rw := r.RewritePrefix; rw != "" {
 		if !strings.HasPrefix(rw, "/") {
 			v.errf(p+".rewrite_prefix", "%s.rewrite_prefix %q must start with /", p, rw)
 		}
-		if r.Match.Path == "" {
-			v.errf(p+".rewrite_prefix", "%s.rewrite_prefix needs match.path: the prefix it replaces", p)
+		if r.Match.Path == "" || PathMatchKind(r.Match.Path) != "prefix" {
+			v.errf(p+".rewrite_prefix", "%s.rewrite_prefix needs a prefix match.path: the prefix it replaces", p)
 		}
 	}
 }

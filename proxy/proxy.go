@@ -353,6 +353,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	if http10 {
 		req.Header.SetProtocolBytes(valueHTTP10)
 	}
+	applyRouteHeaders(ctx) // guards.go: before the access log and an HTTP/1.0 body's write
 	p.finish(ctx, st, start)
 	if http10 {
 		closeDelimited(ctx)

@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"sessionproxy/internal/urlpath"
+	"sessionproxy/proxy/rules"
 )
 
 // Handler serves the requests of one route. *Proxy (an upstream) and
@@ -41,6 +42,23 @@ type Route struct {
 	Rewrite       bool
 	RewritePrefix string
 
+	// Exact makes Path match the whole normalised path only (nginx's
+	// "location =").
+	Exact bool
+
+	// Regex, if not nil, is matched against the normalised path instead
+	// of Path (nginx's "location ~" and "~*"; RE2, compiled at load).
+	Regex *rules.PathRegex
+
+	// Guards decide, in order, whether a matched request reaches Handler
+	// (allow/deny, basic_auth, rate_limit); the first that refuses
+	// answers it.
+	Guards []Guard
+
+	// Headers, if not nil, edits the request before Handler and the
+	// response after it.
+	Headers *HeaderRules
+
 	Handler Handler
 }
 
@@ -55,11 +73,33 @@ func (r *Route) matches(host, path []byte) bool {
 // match reports whether the route matches, and how many bytes of path its
 // Path covers.
 func (r *Route) match(host, path []byte) (n int, ok bool) {
-	n, ok = prefixLen(path, r.Path)
-	if !ok || r.Host != "" && !hostMatches(r.Host, matchHost(host)) {
+	return r.matchHost(matchHost(host), path)
+}
+
+// matchHost is match with the host already through matchHost (reqline.go),
+// which the Router does once for its whole table.
+func (r *Route) matchHost(host, path []byte) (n int, ok bool) {
+	if r.Host != "" && !hostMatches(r.Host, host) {
 		return 0, false
 	}
-	return n, true
+	switch {
+	case r.Regex != nil:
+		if bytes.IndexByte(path, '%') < 0 {
+			return 0, r.Regex.Match(path)
+		}
+		// As for prefixes (prefixLen), the %2F and %25 that
+		// normalizePath leaves escaped are read as "/" and "%": a regex
+		// for ^/admin/ matches /admin%2Fx, as nginx decodes it.
+		s := scratchPool.Get().(*scratch)
+		s.b = appendUnescapedSlashes(s.b[:0], path)
+		ok = r.Regex.Match(s.b)
+		scratchPool.Put(s)
+		return 0, ok
+	case r.Exact:
+		n, ok = prefixLen(path, r.Path)
+		return n, ok && n == len(path)
+	}
+	return prefixLen(path, r.Path)
 }
 
 // prefixLen reports whether path, a normalised path, starts with prefix,
@@ -89,6 +129,24 @@ func prefixLen(path []byte, prefix string) (int, bool) {
 		i++
 	}
 	return i, true
+}
+
+// appendUnescapedSlashes appends path with its %2F and %25 read as the
+// "/" and "%" they stand for.
+func appendUnescapedSlashes(dst, path []byte) []byte {
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if c == '%' && i+2 < len(path) && path[i+1] == '2' {
+			switch path[i+2] {
+			case 'F', 'f':
+				c, i = '/', i+2
+			case '5':
+				c, i = '%', i+2
+			}
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // stripPort returns the host of a Host header value without its port;
@@ -138,6 +196,8 @@ type Router struct {
 
 	// Recorder counts and logs the redirects; nil: not counted.
 	Recorder *Recorder
+
+	index *routeIndex // BuildIndex's; nil: walk the table
 }
 
 // scratch is a per-request buffer for building paths and URLs.
@@ -206,17 +266,35 @@ func (rt *Router) ServeHTTP(ctx *fasthttp.RequestCtx) {
 
 // route hands the request to the first route that matches it.
 func (rt *Router) route(ctx *fasthttp.RequestCtx, host []byte, t *reqTarget) {
+	mh := matchHost(host)
+	if x := rt.index; x != nil {
+		if i, n, ok := x.first(rt.Routes, mh, t.path); ok {
+			rt.serve(ctx, &rt.Routes[i], t, n)
+			return
+		}
+		rt.Default.ServeHTTP(ctx)
+		return
+	}
 	for i := range rt.Routes {
 		r := &rt.Routes[i]
-		if n, ok := r.match(host, t.path); ok {
-			if r.Rewrite {
-				rewritePath(ctx, t, r, n)
-			}
-			r.Handler.ServeHTTP(ctx)
+		if n, ok := r.matchHost(mh, t.path); ok {
+			rt.serve(ctx, r, t, n)
 			return
 		}
 	}
 	rt.Default.ServeHTTP(ctx)
+}
+
+// serve hands the request to r, which matched it, n bytes of its path.
+func (rt *Router) serve(ctx *fasthttp.RequestCtx, r *Route, t *reqTarget, n int) {
+	if len(r.Guards) > 0 || r.Headers != nil {
+		rt.serveRuled(ctx, r, t, n) // guards.go
+		return
+	}
+	if r.Rewrite {
+		rewritePath(ctx, t, r, n)
+	}
+	r.Handler.ServeHTTP(ctx)
 }
 
 // refuse answers a request the Router sends nowhere, with the error

@@ -49,3 +49,18 @@ func BenchmarkRouterSixRoutes(b *testing.B) { runRouter(b, benchTable(Route{Path
 func BenchmarkRouterSixRoutesRewrite(b *testing.B) {
 	runRouter(b, benchTable(Route{Path: "/plain", Rewrite: true, RewritePrefix: "/plain"}))
 }
+
+// BenchmarkRouterFiftyRoutes walks fiftyRoutes (10 regexes) to the
+// default: the work BenchmarkProxyRoutedFifty adds to
+// BenchmarkProxyPlain, and it allocates nothing.
+func BenchmarkRouterFiftyRoutes(b *testing.B) {
+	rt := &Router{Default: nopHandler{}, Routes: fiftyRoutes(nopHandler{})}
+	rt.BuildIndex()
+	runRouter(b, rt)
+}
+
+// BenchmarkRouterFiftyRoutesNoIndex is BenchmarkRouterFiftyRoutes
+// walking the whole table, without BuildIndex.
+func BenchmarkRouterFiftyRoutesNoIndex(b *testing.B) {
+	runRouter(b, &Router{Default: nopHandler{}, Routes: fiftyRoutes(nopHandler{})})
+}

@@ -50,3 +50,10 @@ func (s *Static) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	s.recorder.finish(ctx, start)
 }
+
+// serve answers the request from the file at path (try_files' choice).
+func (s *Static) serve(ctx *fasthttp.RequestCtx, path []byte) {
+	start := time.Now()
+	s.files.Serve(ctx, path)
+	s.recorder.finish(ctx, start)
+}

@@ -35,11 +35,14 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 	for i, r := range c.Routes {
 		route := proxy.Route{
 			Host:          r.Match.Host,
-			Path:          r.Match.Path,
 			Rewrite:       r.RewritePrefix != "",
 			RewritePrefix: r.RewritePrefix,
 		}
+		if err := addRules(&route, r, c, rt.Recorder); err != nil { // routerules.go
+			return nil, fmt.Errorf("routes[%d]: %w", i, err)
+		}
 		switch {
+		case route.Handler != nil: // respond or redirect
 		case r.Static != "":
 			s, err := proxy.NewStatic(r.Static, rt.Recorder)
 			if err != nil {
@@ -52,6 +55,9 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 				route.Rewrite = false
 			}
 			route.Handler = s
+			if len(r.TryFiles) > 0 {
+				route.Handler = tryFiles(s, r.TryFiles, upstreams)
+			}
 		case r.Sessions() || sessions == nil:
 			route.Handler = upstreams[r.Upstream]
 		default:
@@ -64,6 +70,7 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 		}
 		rt.Routes = append(rt.Routes, route)
 	}
+	rt.BuildIndex()
 	if len(c.RealIPFrom) > 0 {
 		rt.RealIP = &proxy.RealIP{}
 		for _, s := range c.RealIPFrom {
