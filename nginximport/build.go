@@ -14,13 +14,13 @@ import (
 // pool is one upstream of the output: an nginx upstream block, or the
 // address a proxy_pass names directly.
 type pool struct {
-	name     string // sessionproxy's name; "default" for the top-level backends
+	name string // sessionproxy's name; "default" for the top-level backends
 	// fcgiRoot and fcgiIndex are the pool's fastcgi: when its backends
 	// are FastCGI servers (fastcgi_pass).
 	fcgiRoot, fcgiIndex string
-	origin   string // what it came from, for the output's comment
-	balancer string
-	backends []backend
+	origin              string // what it came from, for the output's comment
+	balancer            string
+	backends            []backend
 	// nginx sets these per server, sessionproxy per pool: the last seen.
 	maxFails    *int
 	failTimeout *time.Duration

@@ -390,7 +390,7 @@ func (t *translator) access(r *route, set settings, note bool) bool {
 		}
 		r.auth = &basicAuth{realm: arg(set.authBasic, 0), htpasswd: f}
 	}
-		return true
+	return true
 }
 
 // forwarded are the request headers sessionproxy sets itself.
