@@ -501,7 +501,7 @@ func (t *translator) collectErrorPages(included []*server) {
 
 func (t *translator) errorPage(s *server, d *Directive) {
 	if len(d.Args) < 2 {
-		t.skip(d, "")
+		t.pageNote(d, "")
 		return
 	}
 	uri := d.Args[len(d.Args)-1]
@@ -513,14 +513,14 @@ func (t *translator) errorPage(s *server, d *Directive) {
 		}
 		c, err := strconv.Atoi(a)
 		if err != nil || c < 400 || c > 599 {
-			t.skip(d, "not a status from 400 to 599: "+a)
+			t.pageNote(d, "not a status from 400 to 599: "+a)
 			return
 		}
 		codes = append(codes, c)
 	}
 	file, why := t.errorFile(s, uri)
 	if file == "" {
-		t.skip(d, why)
+		t.pageNote(d, why)
 		return
 	}
 	for _, c := range codes {
@@ -530,6 +530,12 @@ func (t *translator) errorPage(s *server, d *Directive) {
 		}
 		t.errorPages[c], t.errorPageAt[c] = file, d
 	}
+}
+
+// pageNote names an error_page left out: the page shown for an error,
+// which cannot change who sees what.
+func (t *translator) pageNote(d *Directive, why string) {
+	t.note(d, "%s: not translated (%s); the proxy's own error pages stay plain", show(d), why)
 }
 
 func (t *translator) errorFile(s *server, uri string) (string, string) {

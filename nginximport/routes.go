@@ -606,10 +606,18 @@ func (t *translator) tryFiles(r *route, l *location, note bool) bool {
 		if nl.pass == nil && nl.fcgi == nil || nl.ret != nil || nl.root != l.root && nl.fcgi != nil && nl.root == nil {
 			return fail("the named location does not proxy")
 		}
-		for _, kind := range []string{"access", "limit_req", "add_header", "hide", "proxy_set_header"} {
-			if nl.set.own[kind] {
-				return fail("the named location has rules of its own")
-			}
+		// nginx checks the named location's access rules too: they must
+		// be the route's (inherited alike) or none.
+		if !sameList(nl.set.access, l.set.access) && len(nl.set.access) > 0 ||
+			!sameList(nl.set.limitReq, l.set.limitReq) && len(nl.set.limitReq) > 0 ||
+			nl.set.authBasic != l.set.authBasic && nl.set.authBasic != nil && arg(nl.set.authBasic, 0) != "off" {
+			return fail("the named location has access rules the route does not")
+		}
+		// Request headers the named location sets must be the route's;
+		// response headers only differ in what a response carries.
+		var probe route
+		if !t.headers(&probe, settings{reqHeader: nl.set.reqHeader}, false) || !probe.headers.empty() && !sameList(nl.set.reqHeader, l.set.reqHeader) {
+			return fail("the named location sets request headers of its own")
 		}
 		p, rewrite, ok := t.passPool(nl, note)
 		if !ok {
@@ -742,4 +750,17 @@ func (t *translator) fastcgiPool(addr, root, index string, at *Directive, note b
 		tg.key, tg.host = "fastcgi://"+addr, addr
 	}
 	return t.poolFor(tg, at), "", true
+}
+
+// sameList reports whether two inherited lists are the same directives.
+func sameList(a, b []*Directive) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -211,11 +211,15 @@ func show(d *Directive) string {
 // skip names a directive left out: an omission (exit status 2) unless
 // the directive is on the harmless list.
 func (t *translator) skip(d *Directive, why string) {
+	if harmless(d) {
+		t.note(d, "%s: left out (tuning, logging, caching or what sessionproxy does itself: cannot change who sees what)", show(d))
+		return
+	}
 	msg := show(d) + ": not translated"
 	if why != "" {
 		msg += " (" + why + ")"
 	}
-	t.notes = append(t.notes, Note{File: d.File, Line: d.Line, Msg: msg, Omitted: !harmless(d)})
+	t.omit(d, "%s", msg)
 }
 
 // omit names something left out that could change who sees what.
@@ -584,7 +588,7 @@ func (t *translator) global(d *Directive) {
 		case err != nil:
 			t.skip(d, err.Error())
 		case s == 0:
-			t.skip(d, "0 means no limit in nginx; sessionproxy's max_body needs one, set it yourself")
+			t.note(d, "%s: 0 means no limit in nginx; sessionproxy's max_body keeps its default, raise it yourself", show(d))
 		default:
 			t.maxBody = append(t.maxBody, measured{int64(s), d})
 		}
@@ -650,6 +654,12 @@ func (t *translator) global(d *Directive) {
 		t.skip(d, "sessionproxy uses its own defaults")
 	case "include":
 		t.skip(d, "no file matches it")
+	case "map":
+		if arg(d, 0) == "$http_upgrade" {
+			t.note(d, "%s: not needed (sessionproxy passes WebSocket upgrades itself)", show(d))
+			return
+		}
+		t.skip(d, "")
 	default:
 		t.skip(d, "")
 	}
