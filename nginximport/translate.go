@@ -563,6 +563,10 @@ func (t *translator) location(s *server, d *Directive, outer *location) {
 			loc.broken = true
 		case "ssl_certificate", "ssl_certificate_key":
 			t.skip(ld, "")
+		case "access_log":
+			// sessionproxy logs every request or none: one location's
+			// log is not the whole proxy's
+			t.skip(ld, "")
 		default:
 			t.global(ld)
 		}
