@@ -90,10 +90,10 @@ func (t *translator) build() error {
 	t.errorTargets = map[*location]bool{}
 	t.chooseListeners()
 	included := t.includedServers()
+	t.redirects(included)
 	def := t.defaultServer(included)
 	t.collectErrorPages(included)
 	t.collectCerts(included, def)
-	t.redirects(included)
 
 	type named struct {
 		host string
@@ -157,7 +157,9 @@ func (t *translator) build() error {
 }
 
 // serves reports whether s proxies or serves files.
-func (s *server) serves() bool { return len(s.locations) > 0 || s.set.root != nil || s.ret != nil }
+func (s *server) serves() bool {
+	return s.redirect == nil && (len(s.locations) > 0 || s.set.root != nil || s.ret != nil)
+}
 
 func normalAddr(a string) string {
 	for _, any := range []string{"0.0.0.0:", "[::]:", "*:"} {
@@ -235,18 +237,39 @@ func (t *translator) listenersText() string {
 // defaultServer is nginx's default server: the one marked default_server,
 // else the first. Its routes match every host.
 func (t *translator) defaultServer(included []*server) *server {
+	plain, tls := t.listenerDefault(included, false), t.listenerDefault(included, true)
+	switch {
+	case plain == nil:
+		return tls
+	case tls == nil || plain == tls || t.redirectTLS:
+		return plain
+	}
+	t.omit(plain.d, "server: the default server of listen %s, but the server at line %d is listen_tls %s's: sessionproxy's routes have one default server", t.plain, tls.d.Line, t.tls)
+	return tls
+}
+
+// listenerDefault is the default server of the plain or the TLS listener:
+// the one marked default_server there, else the first there.
+func (t *translator) listenerDefault(included []*server, ssl bool) *server {
+	want := t.plain
+	if ssl {
+		want = t.tls
+	}
 	var first *server
 	for _, s := range included {
 		if !s.serves() {
 			continue
 		}
 		for _, l := range s.listens {
+			if l.ssl != ssl || normalAddr(l.addr) != want {
+				continue
+			}
 			if l.def {
 				return s
 			}
-		}
-		if first == nil {
-			first = s
+			if first == nil {
+				first = s
+			}
 		}
 	}
 	return first

@@ -83,7 +83,7 @@ func (t *translator) serverRoutes(s *server, host string) {
 		t.routes = append(t.routes, r)
 	}
 	if len(s.locations) == 0 && s.set.root != nil {
-		r := route{path: "/", static: t.rootDir(s.set.root, first), at: s.set.root}
+		r := route{host: host, path: "/", static: t.rootDir(s.set.root, first), at: s.set.root}
 		t.access(&r, s.set, first)
 		t.routes = append(t.routes, r)
 		catchAll = true
