@@ -470,8 +470,8 @@ var translateTests = []struct {
 		},
 	},
 	{
-		name:   "a server without location / ends with a 404",
-		conf:   `http { server { server_name a.example; location /x/ { proxy_pass http://127.0.0.1:9001; } } server { server_name b.example; location / { proxy_pass http://127.0.0.1:9002; } } }`,
+		name: "a server without location / ends with a 404",
+		conf: `http { server { server_name a.example; location /x/ { proxy_pass http://127.0.0.1:9001; } } server { server_name b.example; location / { proxy_pass http://127.0.0.1:9002; } } }`,
 		// the default server's requests outside /x/ are nginx's 404, not
 		// another server's pool
 		routes: []string{"b.example/ -> upstream 127.0.0.1-9002", "/x/ -> upstream 127.0.0.1-9001", "/ -> respond 404"},
