@@ -282,12 +282,12 @@ func (t *translator) hostsOf(d *Directive, name string) []string {
 	case n == "" || n == "_":
 		return nil
 	case strings.HasPrefix(n, "~"):
-		t.note(d, "server_name %s: not translated (regular expressions; route hosts are exact or *.domain)", name)
+		t.omit(d, "server_name %s: not translated (regular expressions; route hosts are exact or *.domain)", name)
 		return nil
 	case strings.HasPrefix(n, "."):
 		return t.validHosts(d, name, n[1:], "*"+n)
 	case strings.Contains(strings.TrimPrefix(n, "*."), "*") || strings.Contains(n, "$"):
-		t.note(d, "server_name %s: not translated (route hosts are exact or *.domain)", name)
+		t.omit(d, "server_name %s: not translated (route hosts are exact or *.domain)", name)
 		return nil
 	}
 	return t.validHosts(d, name, n)
@@ -296,7 +296,7 @@ func (t *translator) hostsOf(d *Directive, name string) []string {
 func (t *translator) validHosts(d *Directive, name string, hosts ...string) []string {
 	for _, h := range hosts {
 		if !config.ValidRouteHost(h) {
-			t.note(d, "server_name %s: not translated (not a host name)", name)
+			t.omit(d, "server_name %s: not translated (not a host name)", name)
 			return nil
 		}
 	}

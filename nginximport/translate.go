@@ -468,8 +468,11 @@ func (t *translator) listen(s *server, d *Directive) {
 			t.note(d, "listen parameter %s: not translated (HTTP/1.1 only; docs/http2.md says why)", p)
 		case p == "reuseport" || p == "deferred" || strings.HasPrefix(p, "backlog=") || strings.HasPrefix(p, "ipv6only="):
 			t.note(d, "listen parameter %s: not needed", p)
+		case strings.HasPrefix(p, "rcvbuf=") || strings.HasPrefix(p, "sndbuf=") || strings.HasPrefix(p, "fastopen=") ||
+			p == "bind" || strings.HasPrefix(p, "so_keepalive=") || strings.HasPrefix(p, "accept_filter="):
+			t.note(d, "listen parameter %s: not needed (socket tuning)", p)
 		default:
-			t.note(d, "listen parameter %s: not translated", p)
+			t.omit(d, "listen parameter %s: not translated", p)
 		}
 	}
 	s.listens = append(s.listens, l)
