@@ -84,7 +84,9 @@ func (t *translator) serverRoutes(s *server, host string) {
 	}
 	if len(s.locations) == 0 && s.set.root != nil {
 		r := route{host: host, path: "/", static: t.rootDir(s.set.root, first), at: s.set.root}
-		t.access(&r, s.set, first)
+		if r.static == "" || !t.access(&r, s.set, first) || r.respond == nil && (!t.headers(&r, s.set, first) || !t.rateLimit(&r, s.set, first)) {
+			r = route{host: host, path: "/", respond: &respond{status: 404}, at: s.set.root}
+		}
 		t.routes = append(t.routes, r)
 		catchAll = true
 	}
