@@ -491,7 +491,9 @@ func (t *translator) upstreamServer(p *pool, d *Directive, scheme string) {
 				t.note(d, "max_fails=%s: not translated", value)
 			}
 		case name == "fail_timeout":
-			if dur, err := nginxDuration(value); err == nil {
+			if dur, err := nginxDuration(value); err == nil && dur == 0 {
+				t.note(d, "fail_timeout=0: not translated (sessionproxy's fail_timeout is above 0; its default is kept)")
+			} else if err == nil {
 				if p.failTimeout != nil && *p.failTimeout != dur {
 					t.note(d, "fail_timeout=%s: sessionproxy has one fail_timeout per upstream: the last one seen is used", value)
 				}

@@ -62,7 +62,7 @@ var fastcgiParams = map[string]bool{
 	"REQUEST_METHOD": true, "CONTENT_TYPE": true, "CONTENT_LENGTH": true, "REQUEST_URI": true, "DOCUMENT_URI": true,
 	"DOCUMENT_ROOT": true, "SERVER_PROTOCOL": true, "REQUEST_SCHEME": true, "HTTPS": true, "GATEWAY_INTERFACE": true,
 	"SERVER_SOFTWARE": true, "REMOTE_ADDR": true, "REMOTE_PORT": true, "SERVER_ADDR": true, "SERVER_PORT": true,
-	"SERVER_NAME": true, "REDIRECT_STATUS": true, "HTTP_PROXY": true,
+	"SERVER_NAME": true, "REDIRECT_STATUS": true, "HTTP_PROXY": true, "REMOTE_USER": true,
 }
 
 // harmlessIncludes are include files that, when absent here, hold only
@@ -76,7 +76,9 @@ func harmless(d *Directive) bool {
 	case "include":
 		return harmlessIncludes[path.Base(arg(d, 0))]
 	case "fastcgi_param":
-		return fastcgiParams[strings.ToUpper(arg(d, 0))]
+		// every request header goes as HTTP_* (section 13)
+		p := strings.ToUpper(arg(d, 0))
+		return fastcgiParams[p] || strings.HasPrefix(p, "HTTP_") && p != "HTTP_PROXY" && (arg(d, 1) == "$host" || arg(d, 1) == "$http_"+strings.ToLower(p[5:]))
 	case "listen":
 		return false
 	}

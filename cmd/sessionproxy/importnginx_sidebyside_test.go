@@ -71,7 +71,7 @@ type sideBySide struct {
 	// directories to the test's ({{dir}}), the listen address ({{listen}}).
 	edit     []string // pairs: old, new
 	backends []string // HTTP stubs answering "backend NAME"
-	sockets  []string // HTTP stubs on unix sockets
+	sockets  []string // HTTP stubs on unix sockets (app1 and app2 both answer "backend app": one pool)
 	fastcgi  []string // FastCGI stubs answering "fastcgi SCRIPT_FILENAME"
 	files    []string // files below {{dir}}, each holding "file NAME"
 	host     string
@@ -112,9 +112,9 @@ var sideBySides = []sideBySide{
 	{
 		file: "discourse.conf",
 		edit: []string{"listen 80;", "listen {{listen}};", "unix:/var/www/discourse/tmp/sockets/nginx.http.sock", "{{unix:app1}}",
-			"unix:/var/www/discourse/tmp/sockets/nginx2.http.sock", "{{unix:app1}}", "/var/www/discourse/public", "{{dir}}/public",
+			"unix:/var/www/discourse/tmp/sockets/nginx2.http.sock", "{{unix:app2}}", "/var/www/discourse/public", "{{dir}}/public",
 			"https://avatars.discourse.org/", "http://{{avatars}}/"},
-		sockets:  []string{"app1"},
+		sockets:  []string{"app1", "app2"},
 		backends: []string{"avatars"},
 		files:    []string{"public/assets/app.js", "public/favicon.ico", "public/admin/x.txt"},
 		host:     "forum.example.com",
@@ -169,7 +169,7 @@ func (sb sideBySide) run(t *testing.T) {
 	}
 	for _, name := range sb.sockets {
 		sock := filepath.Join(dir, name+".sock")
-		stubHTTP(t, "unix", sock, name)
+		stubHTTP(t, "unix", sock, strings.TrimRight(name, "0123456789"))
 		os.Chmod(sock, 0o777)
 		vars["{{unix:"+name+"}}"] = "unix:" + sock
 	}

@@ -183,7 +183,7 @@ http {
 	if code != 0 {
 		t.Fatalf("import-nginx: %d\n%s\n%s", code, out, errOut)
 	}
-	if !strings.Contains(errOut, ":4: include mime.types: not translated") {
+	if !strings.Contains(errOut, ":4: include mime.types: left out") {
 		t.Errorf("the missing include is not named:\n%s", errOut)
 	}
 	yaml := strings.Replace(out, `listen: "127.0.0.1:`+plainPort+`"`, `listen: "{{listen}}"`, 1)
