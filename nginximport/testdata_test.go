@@ -22,6 +22,9 @@ var realConfigs = []struct {
 	omitted  []string // "LINE: text" for an incomplete one
 	hosts    []string
 	samples  []sample
+	// toHTTPS: plain HTTP is redirected to HTTPS (redirect_to_https), as
+	// the file's port-80 "return 301 https://..." does
+	toHTTPS bool
 }{
 	{
 		file: "php-fpm.conf", complete: true, hosts: []string{"php.example.com", "other.example"},
@@ -43,7 +46,7 @@ var realConfigs = []struct {
 		omitted: []string{`9: location ~ /\.(?!well-known).* {...}: not translated (not an RE2 regular expression`},
 	},
 	{
-		file: "mastodon.conf", complete: true, hosts: []string{"mastodon.example.com"},
+		file: "mastodon.conf", complete: true, hosts: []string{"mastodon.example.com"}, toHTTPS: true,
 		samples: []sample{
 			{"mastodon.example.com", "/", "proxy http://127.0.0.1:3000"},
 			{"mastodon.example.com", "/@alice", "proxy http://127.0.0.1:3000"},
@@ -83,7 +86,7 @@ var realConfigs = []struct {
 		},
 	},
 	{
-		file: "netbox.conf", complete: true, hosts: []string{"netbox.example.com", "other.example"},
+		file: "netbox.conf", complete: true, hosts: []string{"netbox.example.com", "other.example"}, toHTTPS: true,
 		samples: []sample{
 			{"netbox.example.com", "/static/netbox.css", "static /opt/netbox/netbox"},
 			{"netbox.example.com", "/dcim/devices/", "proxy http://127.0.0.1:8001"},
@@ -148,6 +151,9 @@ func TestRealConfigs(t *testing.T) {
 				return
 			}
 			o := readOutput(t, res.YAML)
+			if o.redirectToHTTPS != tc.toHTTPS {
+				t.Errorf("redirect_to_https %v, want %v", o.redirectToHTTPS, tc.toHTTPS)
+			}
 			for _, s := range tc.samples {
 				if got := o.answer(s.host, s.path); got != s.want {
 					t.Errorf("%s%s: %s, want %s", s.host, s.path, got, s.want)

@@ -52,9 +52,11 @@ func (r *Result) Complete() bool {
 var ErrNothing = errors.New("nginximport: no server with proxy_pass or root: nothing to translate")
 
 // Translate turns parsed nginx directives (Parse, ParseFile) into a
-// sessionproxy configuration; source names the nginx file in the
-// output's header comment. Every directive it does not translate, or
-// translates with a difference worth knowing, is a Note.
+// sessionproxy configuration (CONTRACT sections 9 and 15); source names
+// the nginx file in the output's header comment. Every directive it does
+// not translate, or translates with a difference worth knowing, is a
+// Note; the YAML may be used only when the Result is Complete, since an
+// omitted directive could have kept someone from seeing something.
 func Translate(source string, ds []*Directive) (*Result, error) {
 	t := &translator{pools: map[string]*pool{}, blocks: map[string]*Directive{}}
 	t.top(ds)
