@@ -83,9 +83,10 @@ func (t *translator) serverRoutes(s *server, host string) {
 		t.routes = append(t.routes, r)
 	}
 	if len(s.locations) == 0 && s.set.root != nil {
-		r := route{host: host, path: "/", static: t.rootDir(s.set.root, first), at: s.set.root}
+		// made from the server: no location answers, its root does
+		r := route{host: host, path: "/", static: t.rootDir(s.set.root, first), at: s.d}
 		if r.static == "" || !t.access(&r, s.set, first) || r.respond == nil && (!t.headers(&r, s.set, first) || !t.rateLimit(&r, s.set, first)) {
-			r = route{host: host, path: "/", respond: &respond{status: 404}, at: s.set.root}
+			r = route{host: host, path: "/", respond: &respond{status: 404}, at: s.d}
 		}
 		t.routes = append(t.routes, r)
 		catchAll = true
