@@ -14,10 +14,13 @@ import (
 // pool is one upstream of the output: an nginx upstream block, or the
 // address a proxy_pass names directly.
 type pool struct {
-	name     string // sessionproxy's name; "default" for the top-level backends
-	origin   string // what it came from, for the output's comment
-	balancer string
-	backends []backend
+	name string // sessionproxy's name; "default" for the top-level backends
+	// fcgiRoot and fcgiIndex are the pool's fastcgi: when its backends
+	// are FastCGI servers (fastcgi_pass).
+	fcgiRoot, fcgiIndex string
+	origin              string // what it came from, for the output's comment
+	balancer            string
+	backends            []backend
 	// nginx sets these per server, sessionproxy per pool: the last seen.
 	maxFails    *int
 	failTimeout *time.Duration
@@ -31,11 +34,54 @@ type backend struct {
 
 // route is one route of the output, in order.
 type route struct {
-	host, path string
+	host, path string // path as section 15 writes it: "/prefix", "= /exact", "~ re", "~* re"
 	pool       *pool
 	static     string
 	rewrite    string
 	at         *Directive
+
+	respond  *respond
+	redirect *redirect
+	tryFiles []string // "@" stands for "@" + fallback's name
+	fallback *pool
+	headers  headerRules
+	allow    []string
+	deny     []string
+	auth     *basicAuth
+	rate     *rateLimit
+}
+
+type respond struct {
+	status int
+	body   string
+}
+
+type redirect struct {
+	to     string
+	status int
+}
+
+type headerRules struct {
+	respSet, respAdd, reqSet [][2]string
+	respRemove, reqRemove    []string
+}
+
+func (h headerRules) empty() bool {
+	return len(h.respSet)+len(h.respAdd)+len(h.reqSet)+len(h.respRemove)+len(h.reqRemove) == 0
+}
+
+type basicAuth struct{ realm, htpasswd string }
+
+type rateLimit struct {
+	rate  string
+	burst int
+}
+
+// plain reports whether the route only sends requests to its pool, so
+// that the top-level backends can stand for it.
+func (r route) plain() bool {
+	return r.pool != nil && r.rewrite == "" && r.respond == nil && r.redirect == nil && r.tryFiles == nil &&
+		r.headers.empty() && r.allow == nil && r.deny == nil && r.auth == nil && r.rate == nil
 }
 
 type certPair struct{ cert, key string }
@@ -44,10 +90,10 @@ func (t *translator) build() error {
 	t.errorTargets = map[*location]bool{}
 	t.chooseListeners()
 	included := t.includedServers()
+	t.redirects(included)
 	def := t.defaultServer(included)
 	t.collectErrorPages(included)
 	t.collectCerts(included, def)
-	t.redirects(included)
 
 	type named struct {
 		host string
@@ -65,7 +111,7 @@ func (t *translator) build() error {
 				for _, h := range t.hostsOf(nd, n) {
 					any = true
 					if prev := owner[h]; prev != nil && prev != s {
-						t.note(nd, "server_name %s: already routed to the server at %s:%d, which comes first: sessionproxy's routes do not tell the plain listener from TLS", h, prev.d.File, prev.d.Line)
+						t.omit(nd, "server_name %s: already routed to the server at %s:%d, which comes first: sessionproxy's routes do not tell the plain listener from TLS", h, prev.d.File, prev.d.Line)
 						continue
 					}
 					owner[h] = s
@@ -78,7 +124,7 @@ func (t *translator) build() error {
 			}
 		}
 		if !any {
-			t.note(s.d, "server: not translated (no server_name that routes can match, and not the default server)")
+			t.omit(s.d, "server: not translated (no server_name that routes can match, and not the default server)")
 		}
 	}
 	// nginx picks a server by exact name, then by the longest wildcard
@@ -89,10 +135,12 @@ func (t *translator) build() error {
 	if def != nil {
 		t.serverRoutes(def, "")
 	}
-	t.chooseDefaultPool(def)
-	// A last catch-all to the default pool says what no route says.
+	// The default server's last route, when it only sends every request
+	// to a pool, is the top-level backends; else no request reaches them.
 	if n := len(t.routes); n > 0 {
-		if r := t.routes[n-1]; r.host == "" && r.path == "/" && r.pool != nil && r.pool == t.defaultPool && r.rewrite == "" {
+		if r := t.routes[n-1]; r.host == "" && r.path == "/" && r.plain() {
+			t.defaultPool = r.pool
+			t.defaultPool.name = config.DefaultUpstream
 			t.routes = t.routes[:n-1]
 		}
 	}
@@ -109,7 +157,9 @@ func (t *translator) build() error {
 }
 
 // serves reports whether s proxies or serves files.
-func (s *server) serves() bool { return len(s.locations) > 0 || s.set.root != nil }
+func (s *server) serves() bool {
+	return s.redirect == nil && (len(s.locations) > 0 || s.set.root != nil || s.ret != nil)
+}
 
 func normalAddr(a string) string {
 	for _, any := range []string{"0.0.0.0:", "[::]:", "*:"} {
@@ -159,13 +209,13 @@ func (t *translator) includedServers() []*server {
 			if (!l.ssl && a == t.plain) || (l.ssl && a == t.tls) {
 				in = true
 			} else if l.d != s.d {
-				t.note(l.d, "%s: not translated (sessionproxy has one plain and one TLS listener: %s)", show(l.d), t.listenersText())
+				t.omit(l.d, "%s: not translated (sessionproxy has one plain and one TLS listener: %s)", show(l.d), t.listenersText())
 			}
 		}
 		if in {
 			out = append(out, s)
 		} else if s.serves() || s.redirect != nil {
-			t.note(s.d, "server: not translated (it listens on none of %s)", t.listenersText())
+			t.omit(s.d, "server: not translated (it listens on none of %s)", t.listenersText())
 		} else {
 			t.note(s.d, "server: not translated (neither location nor root)")
 		}
@@ -187,18 +237,39 @@ func (t *translator) listenersText() string {
 // defaultServer is nginx's default server: the one marked default_server,
 // else the first. Its routes match every host.
 func (t *translator) defaultServer(included []*server) *server {
+	plain, tls := t.listenerDefault(included, false), t.listenerDefault(included, true)
+	switch {
+	case plain == nil:
+		return tls
+	case tls == nil || plain == tls || t.redirectTLS:
+		return plain
+	}
+	t.omit(plain.d, "server: the default server of listen %s, but the server at line %d is listen_tls %s's: sessionproxy's routes have one default server", t.plain, tls.d.Line, t.tls)
+	return tls
+}
+
+// listenerDefault is the default server of the plain or the TLS listener:
+// the one marked default_server there, else the first there.
+func (t *translator) listenerDefault(included []*server, ssl bool) *server {
+	want := t.plain
+	if ssl {
+		want = t.tls
+	}
 	var first *server
 	for _, s := range included {
 		if !s.serves() {
 			continue
 		}
 		for _, l := range s.listens {
+			if l.ssl != ssl || normalAddr(l.addr) != want {
+				continue
+			}
 			if l.def {
 				return s
 			}
-		}
-		if first == nil {
-			first = s
+			if first == nil {
+				first = s
+			}
 		}
 	}
 	return first
@@ -211,12 +282,12 @@ func (t *translator) hostsOf(d *Directive, name string) []string {
 	case n == "" || n == "_":
 		return nil
 	case strings.HasPrefix(n, "~"):
-		t.note(d, "server_name %s: not translated (regular expressions; route hosts are exact or *.domain)", name)
+		t.omit(d, "server_name %s: not translated (regular expressions; route hosts are exact or *.domain)", name)
 		return nil
 	case strings.HasPrefix(n, "."):
 		return t.validHosts(d, name, n[1:], "*"+n)
 	case strings.Contains(strings.TrimPrefix(n, "*."), "*") || strings.Contains(n, "$"):
-		t.note(d, "server_name %s: not translated (route hosts are exact or *.domain)", name)
+		t.omit(d, "server_name %s: not translated (route hosts are exact or *.domain)", name)
 		return nil
 	}
 	return t.validHosts(d, name, n)
@@ -225,41 +296,11 @@ func (t *translator) hostsOf(d *Directive, name string) []string {
 func (t *translator) validHosts(d *Directive, name string, hosts ...string) []string {
 	for _, h := range hosts {
 		if !config.ValidRouteHost(h) {
-			t.note(d, "server_name %s: not translated (not a host name)", name)
+			t.omit(d, "server_name %s: not translated (not a host name)", name)
 			return nil
 		}
 	}
 	return hosts
-}
-
-// serverRoutes adds the routes of s's locations for host ("" for any),
-// longest prefix first: nginx picks the longest matching prefix,
-// sessionproxy the first matching route.
-func (t *translator) serverRoutes(s *server, host string) {
-	first := host == "" || t.firstHost(s, host)
-	locs := append([]*location(nil), s.locations...)
-	sort.SliceStable(locs, func(i, j int) bool { return len(locs[i].path) > len(locs[j].path) })
-	hasRoot := false
-	for _, l := range locs {
-		r, ok := t.locationRoute(l, first)
-		if !ok {
-			continue
-		}
-		r.host = host
-		hasRoot = hasRoot || r.path == "/"
-		t.routes = append(t.routes, r)
-	}
-	if len(s.locations) == 0 && s.set.root != nil {
-		t.routes = append(t.routes, route{host: host, path: "/", static: t.rootDir(s.set.root, first), at: s.set.root})
-		hasRoot = true
-	}
-	switch {
-	case hasRoot || !first:
-	case host != "":
-		t.note(s.d, "server: has no location /: its requests that match no location go to the routes that follow, not to a 404 as in nginx")
-	default:
-		t.note(s.d, "server: the default server has no location /: requests that match no route go to the default pool, not to a 404 as in nginx")
-	}
 }
 
 // firstHost reports whether host is the first route host of s, so that
@@ -274,71 +315,6 @@ func (t *translator) firstHost(s *server, host string) bool {
 		}
 	}
 	return true
-}
-
-// locationRoute translates one location; note says whether to write
-// notes (the first time the location is seen).
-func (t *translator) locationRoute(l *location, note bool) (route, bool) {
-	say := func(format string, args ...any) {
-		if note {
-			t.note(l.d, format, args...)
-		}
-	}
-	switch l.mod {
-	case "", "^~":
-	case "=":
-		if !t.errorTargets[l] {
-			say("%s: not translated (exact match; route paths are prefixes)", show(l.d))
-		}
-		return route{}, false
-	case "@":
-		say("%s: not translated (named locations)", show(l.d))
-		return route{}, false
-	default:
-		say("%s: not translated (regular expressions; route paths are prefixes)", show(l.d))
-		return route{}, false
-	}
-	if !strings.HasPrefix(l.path, "/") {
-		say("%s: not translated (a path prefix starts with /)", show(l.d))
-		return route{}, false
-	}
-	r := route{path: l.path, at: l.d}
-	switch {
-	case l.pass != nil:
-		tg, err := parseProxyPass(arg(l.pass, 0))
-		if err != nil {
-			say("%s: not translated (%v)", show(l.pass), err)
-			return route{}, false
-		}
-		r.pool = t.poolFor(tg, l.pass)
-		if tg.uri != "" && tg.uri != l.path {
-			r.rewrite = tg.uri // nginx: the URI replaces the matched prefix
-		}
-	case l.alias != nil:
-		dir := arg(l.alias, 0)
-		if strings.Contains(dir, "$") {
-			say("%s: not translated (variables)", show(l.alias))
-			return route{}, false
-		}
-		// alias DIR for location PREFIX serves DIR + the rest of the
-		// path: a root one level up when DIR ends with PREFIX, else a
-		// rewrite of the prefix to "/".
-		trimmed := strings.TrimSuffix(dir, "/")
-		if p := strings.TrimSuffix(l.path, "/"); p != "" && strings.HasSuffix(trimmed, p) && strings.HasSuffix(dir, "/") == strings.HasSuffix(l.path, "/") {
-			r.static = t.dirOf(strings.TrimSuffix(trimmed, p), l.alias, note)
-		} else {
-			r.static, r.rewrite = t.dirOf(dir, l.alias, note), "/"
-		}
-	case l.root != nil:
-		r.static = t.rootDir(l.root, note)
-	default:
-		say("%s: not translated (neither proxy_pass nor root)", show(l.d))
-		return route{}, false
-	}
-	if r.static == "" && r.pool == nil {
-		return route{}, false
-	}
-	return r, true
 }
 
 func (t *translator) rootDir(d *Directive, note bool) string { return t.dirOf(arg(d, 0), d, note) }
@@ -369,8 +345,14 @@ func (t *translator) dirOf(dir string, d *Directive, note bool) string {
 func (t *translator) poolFor(tg target, at *Directive) *pool {
 	key := tg.key
 	block := t.blocks[tg.host]
+	if tg.unix {
+		block = nil
+	}
 	if block != nil {
 		key = tg.host
+	}
+	if tg.scheme == "fastcgi" {
+		key = "fastcgi " + key + " " + tg.fcgiRoot + " " + tg.fcgiIndex // one pool per script root
 	}
 	if p := t.pools[key]; p != nil {
 		return p
@@ -378,12 +360,20 @@ func (t *translator) poolFor(tg target, at *Directive) *pool {
 	p := &pool{balancer: "round_robin"}
 	if block != nil {
 		p.name = t.uniqueName(tg.host)
+		if tg.scheme == "fastcgi" {
+			p.fcgiRoot, p.fcgiIndex = tg.fcgiRoot, tg.fcgiIndex
+		}
 		p.origin = fmt.Sprintf("nginx upstream %s (%s:%d)", tg.host, block.File, block.Line)
 		t.upstreamBlock(p, block, tg.scheme)
 	} else {
-		p.name = t.uniqueName(strings.NewReplacer(":", "-", "[", "", "]", "").Replace(tg.host))
-		p.origin = fmt.Sprintf("proxy_pass %s (%s:%d)", tg.key, at.File, at.Line)
-		p.backends = []backend{{url: tg.key, weight: 1}}
+		n := strings.NewReplacer(":", "-", "[", "", "]", "").Replace(tg.host)
+		if tg.unix {
+			n = strings.TrimSuffix(path.Base(tg.host), ".sock")
+		}
+		p.name = t.uniqueName(n)
+		p.origin = fmt.Sprintf("%s %s (%s:%d)", at.Name, arg(at, 0), at.File, at.Line)
+		p.backends = []backend{{url: tg.url(), weight: 1}}
+		p.fcgiRoot, p.fcgiIndex = tg.fcgiRoot, tg.fcgiIndex
 	}
 	t.pools[key] = p
 	t.poolOrder = append(t.poolOrder, p)
@@ -450,15 +440,33 @@ func (t *translator) upstreamBlock(p *pool, up *Directive, scheme string) {
 
 func (t *translator) upstreamServer(p *pool, d *Directive, scheme string) {
 	addr := arg(d, 0)
-	if addr == "" || strings.HasPrefix(addr, "unix:") {
-		t.skip(d, "unix sockets")
+	var url string
+	switch {
+	case addr == "":
+		t.skip(d, "")
 		return
-	}
-	if strings.ContainsAny(addr, "/?#@$ ") {
+	case strings.HasPrefix(addr, "unix:"):
+		sock := addr[len("unix:"):]
+		if !path.IsAbs(sock) || strings.ContainsAny(sock, "?#$ ") {
+			t.skip(d, "not a socket path")
+			return
+		}
+		switch scheme {
+		case "http":
+			url = "unix:" + sock
+		case "fastcgi":
+			url = "fastcgi+unix:" + sock
+		default:
+			t.skip(d, "TLS over a unix socket")
+			return
+		}
+	case strings.ContainsAny(addr, "/?#@$ "):
 		t.skip(d, "not an address")
 		return
+	default:
+		url = scheme + "://" + addr
 	}
-	b := backend{url: scheme + "://" + addr, weight: 1}
+	b := backend{url: url, weight: 1}
 	for _, param := range d.Args[1:] {
 		name, value, _ := strings.Cut(param, "=")
 		switch {
@@ -483,7 +491,9 @@ func (t *translator) upstreamServer(p *pool, d *Directive, scheme string) {
 				t.note(d, "max_fails=%s: not translated", value)
 			}
 		case name == "fail_timeout":
-			if dur, err := nginxDuration(value); err == nil {
+			if dur, err := nginxDuration(value); err == nil && dur == 0 {
+				t.note(d, "fail_timeout=0: not translated (sessionproxy's fail_timeout is above 0; its default is kept)")
+			} else if err == nil {
 				if p.failTimeout != nil && *p.failTimeout != dur {
 					t.note(d, "fail_timeout=%s: sessionproxy has one fail_timeout per upstream: the last one seen is used", value)
 				}
@@ -496,32 +506,6 @@ func (t *translator) upstreamServer(p *pool, d *Directive, scheme string) {
 		}
 	}
 	p.backends = append(p.backends, b)
-}
-
-// chooseDefaultPool makes the pool of the default server's "location /"
-// the top-level backends, or else the first pool.
-func (t *translator) chooseDefaultPool(def *server) {
-	for _, r := range t.routes {
-		if r.host == "" && r.path == "/" && r.pool != nil {
-			t.defaultPool = r.pool
-			break
-		}
-	}
-	if t.defaultPool == nil && len(t.poolOrder) > 0 && !t.catchAll() {
-		t.defaultPool = t.poolOrder[0]
-	}
-	if t.defaultPool != nil {
-		t.defaultPool.name = config.DefaultUpstream
-	}
-}
-
-func (t *translator) catchAll() bool {
-	for _, r := range t.routes {
-		if r.host == "" && r.path == "/" {
-			return true
-		}
-	}
-	return false
 }
 
 // collectErrorPages turns error_page URIs into files through the root or
@@ -542,7 +526,7 @@ func (t *translator) collectErrorPages(included []*server) {
 
 func (t *translator) errorPage(s *server, d *Directive) {
 	if len(d.Args) < 2 {
-		t.skip(d, "")
+		t.pageNote(d, "")
 		return
 	}
 	uri := d.Args[len(d.Args)-1]
@@ -554,14 +538,14 @@ func (t *translator) errorPage(s *server, d *Directive) {
 		}
 		c, err := strconv.Atoi(a)
 		if err != nil || c < 400 || c > 599 {
-			t.skip(d, "not a status from 400 to 599: "+a)
+			t.pageNote(d, "not a status from 400 to 599: "+a)
 			return
 		}
 		codes = append(codes, c)
 	}
 	file, why := t.errorFile(s, uri)
 	if file == "" {
-		t.skip(d, why)
+		t.pageNote(d, why)
 		return
 	}
 	for _, c := range codes {
@@ -571,6 +555,12 @@ func (t *translator) errorPage(s *server, d *Directive) {
 		}
 		t.errorPages[c], t.errorPageAt[c] = file, d
 	}
+}
+
+// pageNote names an error_page left out: the page shown for an error,
+// which cannot change who sees what.
+func (t *translator) pageNote(d *Directive, why string) {
+	t.note(d, "%s: not translated (%s); the proxy's own error pages stay plain", show(d), why)
 }
 
 func (t *translator) errorFile(s *server, uri string) (string, string) {

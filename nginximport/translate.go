@@ -19,6 +19,11 @@ type Note struct {
 	File string
 	Line int
 	Msg  string
+	// Omitted says that something of the nginx file that could change who
+	// sees what was left out: the translation must not be used (section 15:
+	// exit status 2). A Note without it is a difference worth knowing or
+	// a directive on the documented harmless list (docs/migrating.md).
+	Omitted bool
 }
 
 // String returns "FILE:LINE: message", as compilers and nginx -t write.
@@ -31,14 +36,27 @@ type Result struct {
 	Notes []Note // in the order the directives appear
 }
 
+// Complete reports whether nothing that matters was left out: only then
+// may the YAML be used.
+func (r *Result) Complete() bool {
+	for _, n := range r.Notes {
+		if n.Omitted {
+			return false
+		}
+	}
+	return true
+}
+
 // ErrNothing is returned for a configuration with no server that proxies
 // or serves files: there is nothing to translate.
 var ErrNothing = errors.New("nginximport: no server with proxy_pass or root: nothing to translate")
 
 // Translate turns parsed nginx directives (Parse, ParseFile) into a
-// sessionproxy configuration; source names the nginx file in the
-// output's header comment. Every directive it does not translate, or
-// translates with a difference worth knowing, is a Note.
+// sessionproxy configuration (CONTRACT sections 9 and 15); source names
+// the nginx file in the output's header comment. Every directive it does
+// not translate, or translates with a difference worth knowing, is a
+// Note; the YAML may be used only when the Result is Complete, since an
+// omitted directive could have kept someone from seeing something.
 func Translate(source string, ds []*Directive) (*Result, error) {
 	t := &translator{pools: map[string]*pool{}, blocks: map[string]*Directive{}}
 	t.top(ds)
@@ -69,12 +87,40 @@ func (t *translator) sortedNotes() []Note {
 	return t.notes
 }
 
-// settings are what an http or server block passes on to the blocks
-// inside it.
+// settings are what an http, server or location block passes on to the
+// blocks inside it. A list (allow/deny, add_header, proxy_set_header,
+// limit_req) set in a block replaces the inherited one, as in nginx.
 type settings struct {
 	root       *Directive
 	cert, key  *Directive
 	errorPages []*Directive
+	index      *Directive
+	access     []*Directive // allow and deny, in order
+	authBasic  *Directive
+	authFile   *Directive
+	limitReq   []*Directive
+	addHeader  []*Directive // add_header, more_set_headers
+	hide       []*Directive // proxy_hide_header, more_clear_headers
+	reqHeader  []*Directive // proxy_set_header
+	// own says which lists this block set itself, so that its first
+	// entry replaces the inherited list.
+	own map[string]bool
+}
+
+// inherit is the settings an inner block starts with.
+func (s settings) inherit() settings {
+	s.own = map[string]bool{}
+	return s
+}
+
+func (s *settings) appendOwn(kind string, list *[]*Directive, d *Directive) {
+	if s.own == nil {
+		s.own = map[string]bool{}
+	}
+	if !s.own[kind] {
+		*list, s.own[kind] = nil, true
+	}
+	*list = append(*list, d)
 }
 
 type listen struct {
@@ -90,7 +136,9 @@ type server struct {
 	names     []*Directive
 	set       settings
 	locations []*location
-	redirect  *Directive // return 3xx https://$host$request_uri
+	named     map[string]*location // @name locations
+	redirect  *Directive           // return 3xx https://$host$request_uri on a plain server
+	ret       *Directive           // any other return in the server block: every request's answer
 }
 
 type location struct {
@@ -98,8 +146,15 @@ type location struct {
 	mod    string // "", "=", "^~", "~", "~*", "@"
 	path   string
 	pass   *Directive
+	fcgi   *Directive // fastcgi_pass
 	root   *Directive // its own or inherited
 	alias  *Directive
+	ret    *Directive // return
+	try    *Directive // try_files
+	fcgiIx *Directive // fastcgi_index
+	set    settings
+	nested bool // inside another location
+	broken bool // a directive in it could not be translated: no route is made
 	server *server
 }
 
@@ -124,6 +179,7 @@ type translator struct {
 	minVersion                                     string
 	retries                                        int
 	accessLog                                      string
+	zones                                          map[string]*Directive // limit_req_zone by name
 
 	// built
 	pools        map[string]*pool // by nginx target: upstream name or scheme://host:port
@@ -154,12 +210,23 @@ func show(d *Directive) string {
 	return s
 }
 
+// skip names a directive left out: an omission (exit status 2) unless
+// the directive is on the harmless list.
 func (t *translator) skip(d *Directive, why string) {
-	if why == "" {
-		t.note(d, "%s: not translated", show(d))
+	if harmless(d) {
+		t.note(d, "%s: left out (tuning, logging, caching or what sessionproxy does itself: cannot change who sees what)", show(d))
 		return
 	}
-	t.note(d, "%s: not translated (%s)", show(d), why)
+	msg := show(d) + ": not translated"
+	if why != "" {
+		msg += " (" + why + ")"
+	}
+	t.omit(d, "%s", msg)
+}
+
+// omit names something left out that could change who sees what.
+func (t *translator) omit(d *Directive, format string, args ...any) {
+	t.notes = append(t.notes, Note{File: d.File, Line: d.Line, Msg: fmt.Sprintf(format, args...), Omitted: true})
 }
 
 // validUTF8 reports whether every word of d can go into YAML.
@@ -169,7 +236,7 @@ func (t *translator) validUTF8(d *Directive) bool {
 		ok = ok && utf8.ValidString(a)
 	}
 	if !ok {
-		t.note(d, "%q: not translated (not valid UTF-8)", d.Name)
+		t.omit(d, "%q: not translated (not valid UTF-8)", d.Name)
 	}
 	return ok
 }
@@ -181,21 +248,33 @@ func arg(d *Directive, i int) string {
 	return ""
 }
 
+// mainOnly are the directives of nginx's main context.
+var mainOnly = map[string]bool{"events": true, "worker_processes": true, "worker_rlimit_nofile": true, "pid": true,
+	"user": true, "daemon": true, "master_process": true, "load_module": true, "env": true, "pcre_jit": true,
+	"worker_cpu_affinity": true, "thread_pool": true, "worker_shutdown_timeout": true}
+
+// top reads the main context. A file without an http block (a file of
+// sites-enabled/, holding only server and upstream blocks) is read as the
+// inside of one.
 func (t *translator) top(ds []*Directive) {
+	var rest []*Directive
 	for _, d := range ds {
 		if !t.validUTF8(d) {
 			continue
 		}
-		switch d.Name {
-		case "http":
+		switch {
+		case d.Name == "http":
 			t.httpBlock(d.Block)
-		case "events", "worker_processes", "worker_rlimit_nofile", "pid", "user", "daemon", "master_process":
+		case mainOnly[d.Name]:
 			t.skip(d, "sessionproxy is one process with its own scheduling")
-		case "stream":
+		case d.Name == "stream":
 			t.skip(d, "TCP and UDP proxying")
 		default:
-			t.global(d)
+			rest = append(rest, d)
 		}
+	}
+	if len(rest) > 0 {
+		t.httpBlock(rest)
 	}
 }
 
@@ -221,6 +300,8 @@ func (t *translator) httpBlock(ds []*Directive) {
 			} else {
 				t.skip(d, "")
 			}
+		case "limit_req_zone":
+			t.limitZone(d)
 		case "error_page":
 			t.http.errorPages = append(t.http.errorPages, d)
 		default:
@@ -243,6 +324,22 @@ func (t *translator) setting(d *Directive, s *settings) bool {
 		s.cert = d
 	case "ssl_certificate_key":
 		s.key = d
+	case "index":
+		s.index = d
+	case "allow", "deny":
+		s.appendOwn("access", &s.access, d)
+	case "auth_basic":
+		s.authBasic = d
+	case "auth_basic_user_file":
+		s.authFile = d
+	case "limit_req":
+		s.appendOwn("limit_req", &s.limitReq, d)
+	case "add_header", "more_set_headers":
+		s.appendOwn("add_header", &s.addHeader, d)
+	case "proxy_hide_header", "more_clear_headers":
+		s.appendOwn("hide", &s.hide, d)
+	case "proxy_set_header":
+		s.appendOwn("proxy_set_header", &s.reqHeader, d)
 	default:
 		return false
 	}
@@ -250,7 +347,7 @@ func (t *translator) setting(d *Directive, s *settings) bool {
 }
 
 func (t *translator) server(d *Directive, inherited settings) {
-	s := &server{d: d, set: inherited}
+	s := &server{d: d, set: inherited.inherit(), named: map[string]*location{}}
 	s.set.errorPages = nil
 	ownPages, sslOn := false, false
 	var locations []*Directive // read after the server's own settings, which they inherit
@@ -273,8 +370,8 @@ func (t *translator) server(d *Directive, inherited settings) {
 		case "return":
 			if isHTTPSRedirect(sd) {
 				s.redirect = sd
-			} else {
-				t.skip(sd, "")
+			} else if s.ret == nil {
+				s.ret = sd
 			}
 		case "error_page":
 			if !ownPages {
@@ -290,9 +387,13 @@ func (t *translator) server(d *Directive, inherited settings) {
 	if !ownPages {
 		s.set.errorPages = inherited.errorPages
 	}
+	if s.ret != nil {
+		s.redirect = nil // nginx answers every request with the first return
+	}
 	for _, ld := range locations {
 		t.location(s, ld, nil)
 	}
+	t.httpsOnly(s, sslOn)
 	if len(s.listens) == 0 {
 		s.listens = []listen{{addr: ":80", d: d}} // nginx's default
 	}
@@ -300,6 +401,36 @@ func (t *translator) server(d *Directive, inherited settings) {
 		s.listens[i].ssl = s.listens[i].ssl || sslOn
 	}
 	t.servers = append(t.servers, s)
+}
+
+// httpsOnly recognises Mastodon's and certbot's plain server: "location /"
+// redirects to HTTPS and other locations (the ACME challenge) serve a
+// little over plain HTTP. It becomes redirect_to_https, which redirects
+// those too: nothing is seen that nginx did not show.
+func (t *translator) httpsOnly(s *server, sslOn bool) {
+	if s.ret != nil || s.redirect != nil || sslOn {
+		return
+	}
+	for _, l := range s.listens {
+		if l.ssl {
+			return
+		}
+	}
+	var slash *location
+	for _, l := range s.locations {
+		if (l.mod == "" || l.mod == "^~") && l.path == "/" && l.ret != nil && isHTTPSRedirect(l.ret) {
+			slash = l
+		}
+	}
+	if slash == nil {
+		return
+	}
+	for _, l := range s.locations {
+		if l != slash {
+			t.note(l.d, "%s: redirected to HTTPS with the rest of this plain server (redirect_to_https)", show(l.d))
+		}
+	}
+	s.redirect, s.locations = slash.ret, nil
 }
 
 // isHTTPSRedirect recognises the usual "send plain HTTP to HTTPS" server.
@@ -339,8 +470,11 @@ func (t *translator) listen(s *server, d *Directive) {
 			t.note(d, "listen parameter %s: not translated (HTTP/1.1 only; docs/http2.md says why)", p)
 		case p == "reuseport" || p == "deferred" || strings.HasPrefix(p, "backlog=") || strings.HasPrefix(p, "ipv6only="):
 			t.note(d, "listen parameter %s: not needed", p)
+		case strings.HasPrefix(p, "rcvbuf=") || strings.HasPrefix(p, "sndbuf=") || strings.HasPrefix(p, "fastopen=") ||
+			p == "bind" || strings.HasPrefix(p, "so_keepalive=") || strings.HasPrefix(p, "accept_filter="):
+			t.note(d, "listen parameter %s: not needed (socket tuning)", p)
 		default:
-			t.note(d, "listen parameter %s: not translated", p)
+			t.omit(d, "listen parameter %s: not translated", p)
 		}
 	}
 	s.listens = append(s.listens, l)
@@ -366,9 +500,9 @@ func listenAddr(s string) string {
 }
 
 func (t *translator) location(s *server, d *Directive, outer *location) {
-	loc := &location{d: d, server: s, root: s.set.root}
+	loc := &location{d: d, server: s, set: s.set.inherit()}
 	if outer != nil {
-		loc.root = outer.root
+		loc.set, loc.nested = outer.set.inherit(), true
 	}
 	switch len(d.Args) {
 	case 1:
@@ -382,37 +516,67 @@ func (t *translator) location(s *server, d *Directive, outer *location) {
 		t.skip(d, "")
 		return
 	}
-	s.locations = append(s.locations, loc)
+	switch loc.mod {
+	case "", "=", "^~", "~", "~*", "@":
+	default:
+		t.skip(d, "unknown location modifier")
+		return
+	}
+	if loc.mod == "@" {
+		if outer == nil {
+			s.named[loc.path[1:]] = loc
+		}
+	} else {
+		s.locations = append(s.locations, loc)
+	}
+	if outer != nil {
+		t.omit(d, "%s: not translated (nested locations: routes cannot reproduce nginx's choice inside another location)", show(d))
+		loc.broken = true
+	}
 	for _, ld := range d.Block {
 		if !t.validUTF8(ld) {
+			loc.broken = true
+			continue
+		}
+		if t.setting(ld, &loc.set) {
 			continue
 		}
 		switch ld.Name {
 		case "proxy_pass":
 			loc.pass = ld
-		case "root":
-			loc.root = ld
+		case "fastcgi_pass":
+			loc.fcgi = ld
+		case "fastcgi_index":
+			loc.fcgiIx = ld
 		case "alias":
 			loc.alias = ld
+		case "return":
+			if loc.ret == nil {
+				loc.ret = ld
+			}
+		case "try_files":
+			loc.try = ld
+		case "internal":
+			if loc.mod != "@" {
+				t.note(ld, "internal: translated as a 404 for requests from clients")
+				loc.ret = &Directive{Name: "return", Args: []string{"404"}, File: ld.File, Line: ld.Line}
+			}
 		case "location":
 			t.location(s, ld, loc)
-		case "try_files":
-			if strings.Join(ld.Args, " ") == "$uri $uri/ =404" || strings.Join(ld.Args, " ") == "$uri =404" {
-				continue // what a static route does anyway
-			}
-			t.skip(ld, "a static route serves the file asked for or 404")
-		case "index":
-			if strings.Join(ld.Args, " ") != "index.html" && strings.Join(ld.Args, " ") != "index.html index.htm" {
-				t.skip(ld, "a static route serves index.html for a directory")
-			}
 		case "error_page":
 			t.skip(ld, "error_pages apply to every route; give error_page in the server block")
+			loc.broken = true
 		case "ssl_certificate", "ssl_certificate_key":
+			t.skip(ld, "")
+		case "access_log":
+			// sessionproxy logs every request or none: one location's
+			// log is not the whole proxy's
 			t.skip(ld, "")
 		default:
 			t.global(ld)
 		}
 	}
+	loc.root = loc.set.root
 }
 
 // global handles the directives that have one setting for the whole of
@@ -433,7 +597,7 @@ func (t *translator) global(d *Directive) {
 		case err != nil:
 			t.skip(d, err.Error())
 		case s == 0:
-			t.skip(d, "0 means no limit in nginx; sessionproxy's max_body needs one, set it yourself")
+			t.note(d, "%s: 0 means no limit in nginx; sessionproxy's max_body keeps its default, raise it yourself", show(d))
 		default:
 			t.maxBody = append(t.maxBody, measured{int64(s), d})
 		}
@@ -473,17 +637,22 @@ func (t *translator) global(d *Directive) {
 			t.accessLog = "combined"
 			t.note(d, "%s: translated as access_log: combined on standard error", show(d))
 		}
-	case "proxy_set_header":
-		switch strings.ToLower(arg(d, 0)) {
-		case "host", "x-forwarded-for", "x-real-ip", "x-forwarded-proto", "x-forwarded-host", "connection":
-			if !strings.EqualFold(arg(d, 0), "connection") || arg(d, 1) == "" {
-				t.note(d, "%s: not needed (sessionproxy does this by default)", show(d))
-				return
-			}
-			t.skip(d, "")
-		default:
-			t.skip(d, "")
+	case "proxy_redirect":
+		if a := arg(d, 0); a == "off" || a == "default" {
+			t.note(d, "%s: not needed (sessionproxy passes Location as the backend sent it)", show(d))
+			return
 		}
+		t.skip(d, "")
+	case "satisfy":
+		if arg(d, 0) != "all" {
+			t.skip(d, "sessionproxy requires every access rule: satisfy all")
+		}
+	case "limit_req_status":
+		if arg(d, 0) != "429" {
+			t.note(d, "%s: sessionproxy answers 429 with Retry-After past a rate_limit", show(d))
+		}
+	case "limit_req_zone":
+		t.limitZone(d)
 	case "proxy_http_version":
 		t.note(d, "%s: not needed (sessionproxy always speaks HTTP/1.1 with keep-alive to backends)", show(d))
 	case "server_name", "listen":
@@ -494,6 +663,12 @@ func (t *translator) global(d *Directive) {
 		t.skip(d, "sessionproxy uses its own defaults")
 	case "include":
 		t.skip(d, "no file matches it")
+	case "map":
+		if arg(d, 0) == "$http_upgrade" {
+			t.note(d, "%s: not needed (sessionproxy passes WebSocket upgrades itself)", show(d))
+			return
+		}
+		t.skip(d, "")
 	default:
 		t.skip(d, "")
 	}
@@ -587,6 +762,20 @@ func nginxSize(s string) (config.Size, error) {
 // prefix.
 type target struct {
 	key, scheme, host, uri string
+	unix                   bool // host is a socket path
+	// fcgiRoot and fcgiIndex are the fastcgi: of a fastcgi_pass target.
+	fcgiRoot, fcgiIndex string
+}
+
+// url is the backend URL of a target that names no upstream block.
+func (tg target) url() string {
+	switch {
+	case tg.unix && tg.scheme == "fastcgi":
+		return "fastcgi+unix:" + tg.host
+	case tg.unix:
+		return "unix:" + tg.host
+	}
+	return tg.scheme + "://" + tg.host
 }
 
 func parseProxyPass(s string) (target, error) {
@@ -597,8 +786,13 @@ func parseProxyPass(s string) (target, error) {
 	if !ok || (scheme != "http" && scheme != "https") {
 		return target{}, errors.New("only http:// and https:// targets")
 	}
-	if strings.HasPrefix(rest, "unix:") {
-		return target{}, errors.New("unix sockets")
+	if sock, ok := strings.CutPrefix(rest, "unix:"); ok {
+		// http://unix:/run/app.sock:/uri
+		sock, uri, _ := strings.Cut(sock, ":")
+		if scheme != "http" || !strings.HasPrefix(sock, "/") || strings.ContainsAny(sock, "?#$ ") {
+			return target{}, errors.New("only http over a unix socket path")
+		}
+		return target{key: "unix:" + sock, scheme: scheme, host: sock, uri: uri, unix: true}, nil
 	}
 	host, uri := rest, ""
 	if i := strings.IndexByte(rest, '/'); i >= 0 {

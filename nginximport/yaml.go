@@ -62,6 +62,9 @@ func (t *translator) yaml(source string) string {
 		if h := healthYAML(p, false); h != nil {
 			add(top, "health", h)
 		}
+		if p.fcgiRoot != "" {
+			add(top, "fastcgi", fastcgiYAML(p))
+		}
 	} else {
 		empty := sequence(true)
 		empty.LineComment = comment("every request matches a route")
@@ -73,6 +76,9 @@ func (t *translator) yaml(source string) string {
 			up := mapping(false, "balancer", word(p.balancer), "backends", backendsYAML(p))
 			if h := healthYAML(p, t.defaultSetsHealth()); h != nil {
 				add(up, "health", h)
+			}
+			if p.fcgiRoot != "" {
+				add(up, "fastcgi", fastcgiYAML(p))
 			}
 			addKey(ups, text(p.name), up).LineComment = comment(p.origin)
 		}
@@ -88,14 +94,7 @@ func (t *translator) yaml(source string) string {
 			add(match, "path", text(r.path))
 			match.LineComment = comment(r.at.File + ":" + strconv.Itoa(r.at.Line) + " " + show(r.at))
 			route := mapping(false, "match", match)
-			if r.pool != nil {
-				add(route, "upstream", text(r.pool.name))
-			} else {
-				add(route, "static", text(r.static))
-			}
-			if r.rewrite != "" {
-				add(route, "rewrite_prefix", text(r.rewrite))
-			}
+			routeYAML(route, r)
 			routes.Content = append(routes.Content, route)
 		}
 		add(top, "routes", routes).LineComment = comment("the first match wins; add session: false where backends use no sessions")
@@ -141,6 +140,92 @@ func (t *translator) yaml(source string) string {
 	}
 	enc.Close()
 	return b.String()
+}
+
+func fastcgiYAML(p *pool) *yaml.Node {
+	return mapping(true, "root", text(p.fcgiRoot), "index", text(p.fcgiIndex))
+}
+
+// routeYAML writes what a route does, in section 15's keys.
+func routeYAML(route *yaml.Node, r route) {
+	switch {
+	case r.respond != nil:
+		resp := mapping(true, "status", integer(int64(r.respond.status)))
+		if r.respond.body != "" {
+			add(resp, "body", text(r.respond.body))
+		}
+		add(route, "respond", resp)
+	case r.redirect != nil:
+		add(route, "redirect", mapping(true, "to", text(r.redirect.to), "status", integer(int64(r.redirect.status))))
+	case r.pool != nil:
+		add(route, "upstream", text(r.pool.name))
+	default:
+		add(route, "static", text(r.static))
+	}
+	if r.rewrite != "" {
+		add(route, "rewrite_prefix", text(r.rewrite))
+	}
+	if r.tryFiles != nil {
+		files := sequence(true)
+		for _, f := range r.tryFiles {
+			if f == "@" {
+				f = "@" + r.fallback.name
+			}
+			files.Content = append(files.Content, text(f))
+		}
+		add(route, "try_files", files)
+	}
+	if !r.headers.empty() {
+		h := mapping(false)
+		resp, req := mapping(false), mapping(false)
+		pairs := func(m *yaml.Node, key string, kv [][2]string) {
+			if len(kv) > 0 {
+				set := mapping(false)
+				for _, p := range kv {
+					addKey(set, text(p[0]), text(p[1]))
+				}
+				add(m, key, set)
+			}
+		}
+		list := func(m *yaml.Node, key string, names []string) {
+			if len(names) > 0 {
+				l := sequence(true)
+				for _, n := range names {
+					l.Content = append(l.Content, text(n))
+				}
+				add(m, key, l)
+			}
+		}
+		pairs(resp, "set", r.headers.respSet)
+		pairs(resp, "add", r.headers.respAdd)
+		list(resp, "remove", r.headers.respRemove)
+		pairs(req, "set", r.headers.reqSet)
+		list(req, "remove", r.headers.reqRemove)
+		if len(resp.Content) > 0 {
+			add(h, "response", resp)
+		}
+		if len(req.Content) > 0 {
+			add(h, "request", req)
+		}
+		add(route, "headers", h)
+	}
+	cidrs := func(key string, l []string) {
+		if len(l) > 0 {
+			s := sequence(true)
+			for _, c := range l {
+				s.Content = append(s.Content, text(c))
+			}
+			add(route, key, s)
+		}
+	}
+	cidrs("allow", r.allow)
+	cidrs("deny", r.deny)
+	if r.auth != nil {
+		add(route, "basic_auth", mapping(true, "realm", text(r.auth.realm), "htpasswd", text(r.auth.htpasswd)))
+	}
+	if r.rate != nil {
+		add(route, "rate_limit", mapping(true, "key", word("client_ip"), "rate", text(r.rate.rate), "burst", integer(int64(r.rate.burst))))
+	}
 }
 
 // sessionTemplate is the session section to fill in: nginx has none.

@@ -33,7 +33,7 @@ func TestImportNginx(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	for _, want := range []string{"classic.conf:25: gzip on: not translated", "classic.conf:3: worker_processes", "classic.conf:11: keepalive 32"} {
+	for _, want := range []string{"classic.conf:25: gzip on: left out", "classic.conf:3: worker_processes", "classic.conf:11: keepalive 32"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr does not list %q:\n%s", want, errOut)
 		}
@@ -54,18 +54,24 @@ func TestImportNginxUnsupported(t *testing.T) {
 		t.Fatalf("import-nginx: %d %s", code, errOut)
 	}
 	if !strings.Contains(out, `listen: "127.0.0.1:8080"`) || !strings.Contains(out, "balancer: round_robin") ||
-		strings.Count(out, "url:") != 1 {
+		strings.Count(out, "url:") != 2 || !strings.Contains(out, `url: "unix:/tmp/x.sock"`) {
 		t.Fatalf("output:\n%s", out)
 	}
 	for _, want := range []string{":2: ip_hash: not translated", "sessionproxy shares sessions", ":2: server 127.0.0.1:9002 down: left out",
-		"unix sockets", ":3: proxy_buffering off: not translated"} {
+		":3: proxy_buffering off: left out (tuning"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}
 	}
-	nothing := writeFile(t, "http { server { listen 80; return 404; } }")
-	if code, _, errOut := run("import-nginx", nothing); code != 1 || !strings.Contains(errOut, "nothing to translate") {
-		t.Fatalf("config with nothing to translate: %d %q", code, errOut)
+	nothing := writeFile(t, "http { upstream a { server 1.2.3.4; } }")
+	if code, out, errOut := run("import-nginx", nothing); code != 2 || out != "" || !strings.Contains(errOut, "nothing to translate") {
+		t.Fatalf("config with nothing to translate: %d %q %q", code, out, errOut)
+	}
+	if code, _, _ := run("import-nginx"); code != 1 {
+		t.Errorf("usage error: exit %d, want 1", code)
+	}
+	if code, _, _ := run("import-nginx", filepath.Join(t.TempDir(), "absent.conf")); code != 1 {
+		t.Errorf("unreadable file: exit %d, want 1", code)
 	}
 	broken := writeFile(t, "http {\n server { listen 80;\n")
 	if code, _, errOut := run("import-nginx", broken); code != 1 || !strings.Contains(errOut, `:3: unexpected end of file, expecting "}"`) {
@@ -177,7 +183,7 @@ http {
 	if code != 0 {
 		t.Fatalf("import-nginx: %d\n%s\n%s", code, out, errOut)
 	}
-	if !strings.Contains(errOut, ":4: include mime.types: not translated") {
+	if !strings.Contains(errOut, ":4: include mime.types: left out") {
 		t.Errorf("the missing include is not named:\n%s", errOut)
 	}
 	yaml := strings.Replace(out, `listen: "127.0.0.1:`+plainPort+`"`, `listen: "{{listen}}"`, 1)

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/fcgi"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"sessionproxy/internal/testutil"
+)
+
+// TestImportNginxRefuses: section 15's exit status 2 for what cannot be
+// kept (nested locations, "if", a PCRE lookahead in a deny location),
+// with nothing on stdout and each omission named as FILE:LINE.
+func TestImportNginxRefuses(t *testing.T) {
+	for file, want := range map[string][]string{
+		"mastodon-nested.conf": {":9: location /system/ {...}: not translated (nested locations", ":13: add_header X-Cached $upstream_cache_status: not translated (variables)"},
+		"discourse-if.conf":    {":7: if ($http_cookie ~* _t= ) {...}: not translated"},
+		"php-lookahead.conf":   {`:9: location ~ /\.(?!well-known).* {...}: not translated`},
+	} {
+		path := filepath.Join("..", "..", "nginximport", "testdata", file)
+		code, out, errOut := run("import-nginx", path)
+		if code != 2 || out != "" {
+			t.Errorf("%s: exit %d, stdout %q; want 2 and nothing", file, code, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(errOut, path+w) {
+				t.Errorf("%s: stderr lacks %q:\n%s", file, path+w, errOut)
+			}
+		}
+	}
+}
+
+// TestImportNginxRealConfigsExitZero: the test configs in the shape of
+// Mastodon, Discourse, GitLab, NetBox, Sentry and a PHP-FPM site translate
+// with exit status 0 apart from the files they name that are missing on
+// this machine, which `check` reports (exit 1, output printed). It needs
+// section 15's route keys in config/ (branch i26-routes): before they are
+// merged, check refuses them too.
+func TestImportNginxRealConfigsExitZero(t *testing.T) {
+	for _, file := range []string{"php-fpm.conf", "mastodon.conf", "discourse.conf", "gitlab.conf", "netbox.conf", "sentry.conf", "prefix-static.conf"} {
+		path := filepath.Join("..", "..", "nginximport", "testdata", file)
+		code, out, errOut := run("import-nginx", path)
+		if code == 2 || out == "" {
+			t.Errorf("%s: exit %d:\n%s", file, code, errOut)
+			continue
+		}
+		// Only files missing here may fail check.
+		for _, line := range strings.Split(errOut, "\n") {
+			if strings.HasPrefix(line, "output:") && !strings.Contains(line, "no such file") && !strings.Contains(line, "does not exist") {
+				t.Errorf("%s: %s", file, line)
+			}
+		}
+	}
+}
+
+// sideBySide is one configuration run by nginx and by sessionproxy.
+type sideBySide struct {
+	file string
+	// edit rewrites the file for the test: addresses to the stubs'
+	// ({{NAME}} is the stub NAME's host:port, {{unix:NAME}} its socket),
+	// directories to the test's ({{dir}}), the listen address ({{listen}}).
+	edit     []string // pairs: old, new
+	backends []string // HTTP stubs answering "backend NAME"
+	sockets  []string // HTTP stubs on unix sockets (app1 and app2 both answer "backend app": one pool)
+	fastcgi  []string // FastCGI stubs answering "fastcgi SCRIPT_FILENAME"
+	files    []string // files below {{dir}}, each holding "file NAME"
+	host     string
+	paths    []string
+}
+
+var sideBySides = []sideBySide{
+	{
+		// Only what sessionproxy had before section 15: passes now.
+		file: "prefix-static.conf",
+		edit: []string{"listen 80;", "listen {{listen}};", "127.0.0.1:8001", "{{app}}", "127.0.0.1:8002", "{{api}}",
+			"/srv/www", "{{dir}}/www", "/srv/images/", "{{dir}}/images/"},
+		backends: []string{"app", "api"},
+		files:    []string{"www/static/a.css", "images/a.png", "www/index.html"},
+		host:     "any.example",
+		paths:    []string{"/", "/x", "/api/users", "/api/v2/users", "/static/a.css", "/static/none.css", "/img/a.png", "/img/none.png"},
+	},
+	{
+		file: "sentry.conf",
+		edit: []string{"user nginx;", "", "pid /var/run/nginx.pid;", "pid {{dir}}/nginx.pid;", "error_log /var/log/nginx/error.log warn;", "error_log {{dir}}/error.log;",
+			"listen 80;", "listen {{listen}};", "127.0.0.1:3000", "{{relay}}", "127.0.0.1:9000", "{{web}}", "root /var/www/;", "root {{dir}}/;"},
+		backends: []string{"relay", "web"},
+		files:    []string{"js-sdk/7.0/bundle.js"},
+		host:     "sentry.example.com",
+		paths: []string{"/api/1/envelope/", "/api/42/store/", "/api/store/", "/api/0/relays/register/", "/api/0/projects/",
+			"/js-sdk/7.0/bundle.js", "/js-sdk/none.js", "/_assets/app.js", "/_static/x.js", "/organizations/x/issues/"},
+	},
+	{
+		file: "gitlab.conf",
+		edit: []string{"listen 0.0.0.0:80 default_server;", "listen {{listen}} default_server;", "listen [::]:80 default_server;", "",
+			"unix:/home/git/gitlab/tmp/sockets/gitlab-workhorse.socket", "{{unix:workhorse}}", "/home/git/gitlab/public", "{{dir}}/public",
+			"/var/log/nginx/", "{{dir}}/"},
+		sockets: []string{"workhorse"},
+		files:   []string{"public/robots.txt", "public/help/index.html", "public/about.html", "public/502.html"},
+		host:    "gitlab.example.com",
+		paths:   []string{"/", "/robots.txt", "/help/", "/about", "/group/project/-/issues", "/502.html"},
+	},
+	{
+		file: "discourse.conf",
+		edit: []string{"listen 80;", "listen {{listen}};", "unix:/var/www/discourse/tmp/sockets/nginx.http.sock", "{{unix:app1}}",
+			"unix:/var/www/discourse/tmp/sockets/nginx2.http.sock", "{{unix:app2}}", "/var/www/discourse/public", "{{dir}}/public",
+			"https://avatars.discourse.org/", "http://{{avatars}}/"},
+		sockets:  []string{"app1", "app2"},
+		backends: []string{"avatars"},
+		files:    []string{"public/assets/app.js", "public/favicon.ico", "public/admin/x.txt"},
+		host:     "forum.example.com",
+		paths:    []string{"/assets/app.js", "/assets/none.js", "/favicon.ico", "/t/welcome/1", "/srv/status", "/letter_avatar_proxy/v4/a.png", "/admin/x.txt"},
+	},
+	{
+		file: "php-fpm.conf",
+		edit: []string{"listen 80 default_server;", "listen {{listen}} default_server;", "/var/www/app/public", "{{dir}}/public",
+			"include snippets/fastcgi-php.conf;", "include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name; try_files $uri =404;",
+			"127.0.0.1:9000", "{{fpm}}"},
+		fastcgi: []string{"fpm"},
+		files:   []string{"public/index.php", "public/config.php", "public/css/app.css", "public/.htaccess", "public/favicon.ico", "public/private/secret.php"},
+		host:    "php.example.com",
+		paths: []string{"/config.php", "/index.php", "/none.php", "/css/app.css", "/users/1", "/.htaccess", "/private/secret.php",
+			"/healthz", "/favicon.ico"},
+	},
+}
+
+// TestImportNginxSideBySide runs nginx and sessionproxy on the same
+// configuration (each test config, its addresses rewritten to stubs on
+// free 127.0.0.1 ports and sockets, its directories to temporary ones)
+// and compares, request by request, the status and which backend or file
+// answers. prefix-static.conf uses only what this tree's routes have and
+// must pass now; the others use section 15's keys and pass once branch
+// i26-routes is merged.
+func TestImportNginxSideBySide(t *testing.T) {
+	if _, err := exec.LookPath("nginx"); err != nil {
+		t.Skip("nginx is not installed")
+	}
+	for _, sb := range sideBySides {
+		t.Run(sb.file, func(t *testing.T) { sb.run(t) })
+	}
+}
+
+func (sb sideBySide) run(t *testing.T) {
+	dir := t.TempDir()
+	// nginx's workers may run as another user (nobody, when the tests
+	// run as root): the files and sockets must be theirs to read.
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	for _, f := range sb.files {
+		p := filepath.Join(dir, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte("file "+f), 0o644)
+		for d := filepath.Dir(p); d != dir; d = filepath.Dir(d) {
+			os.Chmod(d, 0o755) // MkdirAll's mode is masked by the umask
+		}
+	}
+	vars := map[string]string{"{{dir}}": dir}
+	for _, name := range sb.backends {
+		vars["{{"+name+"}}"] = stubHTTP(t, "tcp", "127.0.0.1:0", name)
+	}
+	for _, name := range sb.sockets {
+		sock := filepath.Join(dir, name+".sock")
+		stubHTTP(t, "unix", sock, strings.TrimRight(name, "0123456789"))
+		os.Chmod(sock, 0o777)
+		vars["{{unix:"+name+"}}"] = "unix:" + sock
+	}
+	for _, name := range sb.fastcgi {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go fcgi.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			env := fcgi.ProcessEnv(r)
+			fmt.Fprintf(w, "fastcgi %s", strings.TrimPrefix(env["SCRIPT_FILENAME"], dir))
+		}))
+		vars["{{"+name+"}}"] = ln.Addr().String()
+	}
+	src, err := os.ReadFile(filepath.Join("..", "..", "nginximport", "testdata", sb.file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(src)
+	nginxAddr := freeAddr(t)
+	vars["{{listen}}"] = nginxAddr
+	for i := 0; i+1 < len(sb.edit); i += 2 {
+		if !strings.Contains(conf, sb.edit[i]) {
+			t.Fatalf("%s has no %q", sb.file, sb.edit[i])
+		}
+		conf = strings.ReplaceAll(conf, sb.edit[i], sb.edit[i+1])
+	}
+	for k, v := range vars {
+		conf = strings.ReplaceAll(conf, k, v)
+	}
+	site := filepath.Join(dir, sb.file)
+	os.WriteFile(site, []byte(conf), 0o644)
+
+	// sessionproxy: the translation, on its own listener
+	code, out, errOut := run("import-nginx", site)
+	if code != 0 {
+		t.Fatalf("import-nginx: exit %d\n%s\n%s", code, errOut, out)
+	}
+	yaml := strings.Replace(out, `listen: "`+nginxAddr+`"`, `listen: "{{listen}}"`, 1)
+	p := startProcess(t, yaml)
+
+	// nginx: the same file, in a main file of its own when it holds only
+	// server blocks
+	main := site
+	if !strings.Contains(conf, "http {") {
+		main = filepath.Join(dir, "nginx.conf")
+		os.WriteFile(main, []byte(fmt.Sprintf("pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp {\n include %s;\n}\n", dir, dir, site)), 0o644)
+	}
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	ng := exec.Command("nginx", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", main, "-g", "daemon off;")
+	ng.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var ngErr strings.Builder
+	ng.Stderr = &ngErr
+	if err := ng.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ng.Process.Kill(); ng.Wait() })
+	testutil.WaitFor(t, 10*time.Second, "nginx", func() bool {
+		c, err := net.Dial("tcp", nginxAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+
+	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, path := range sb.paths {
+		nStatus, nBody := fetchVia(t, client, nginxAddr, sb.host, path)
+		sStatus, sBody := fetchVia(t, client, p.addr, sb.host, path)
+		// Bodies are compared where a backend or a file answers; nginx's
+		// and sessionproxy's own error pages differ in their words.
+		if nStatus != sStatus || nStatus < 300 && nBody != sBody {
+			t.Errorf("%s%s: nginx %d %q, sessionproxy %d %q", sb.host, path, nStatus, nBody, sStatus, sBody)
+		}
+	}
+	if t.Failed() {
+		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		t.Logf("nginx error log:\n%s%s\ntranslation:\n%s", b, ngErr.String(), out)
+	}
+}
+
+var htmlTags = regexp.MustCompile(`\s+`)
+
+func fetchVia(t *testing.T, c *http.Client, addr, host, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s%s from %s: %v", host, path, addr, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, htmlTags.ReplaceAllString(string(b), " ")
+}
+
+// stubHTTP is a backend that answers "backend NAME" on a TCP address or
+// a unix socket, and returns its address.
+func stubHTTP(t *testing.T, network, addr, name string) string {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "backend %s %s", name, r.URL.Path)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}

@@ -1,0 +1,107 @@
+package nginximport
+
+import (
+	"strings"
+	"testing"
+)
+
+// section15Tests: one location (or server) each, the route it becomes, and
+// whether the translation is complete (exit status 0) or names the line.
+var section15Tests = []struct {
+	name     string
+	conf     string
+	routes   []string // routesOf, in order; nil: not checked
+	omitted  string   // a note that must be Omitted; "" for a complete translation
+	contains string   // text the YAML must hold
+}{
+	{name: "allow then deny all", conf: `server { location / { allow 10.0.0.0/8; allow 192.168.1.5; deny all; proxy_pass http://127.0.0.1:1; } }`,
+		routes: []string{"/ -> upstream 127.0.0.1-1 allow 10.0.0.0/8 192.168.1.5/32"}},
+	{name: "deny then allow all", conf: `server { location / { deny 10.0.0.0/8; allow all; proxy_pass http://127.0.0.1:1; } }`,
+		routes: []string{"/ -> upstream 127.0.0.1-1 deny 10.0.0.0/8"}},
+	{name: "deny, allow, deny all", conf: `server { location / { deny 10.1.0.0/16; allow 10.0.0.0/8; deny all; proxy_pass http://127.0.0.1:1; } }`,
+		routes: []string{"/ -> upstream 127.0.0.1-1 allow 10.0.0.0/8 deny 10.1.0.0/16"}},
+	{name: "allow before a deny it does not overlap", conf: `server { location / { allow 10.0.0.1; deny 192.168.0.0/16; proxy_pass http://127.0.0.1:1; } }`,
+		routes: []string{"/ -> upstream 127.0.0.1-1 deny 192.168.0.0/16"}},
+	{name: "allow before a deny it overlaps", conf: `server { location / { allow 10.0.0.1; deny 10.0.0.0/8; proxy_pass http://127.0.0.1:1; } }`,
+		omitted: "nginx.conf:1: deny 10.0.0.0/8: not translated (it follows \"allow 10.0.0.1\""},
+	{name: "deny all is a 403 and the server's rules are inherited", conf: `server { deny all; location / { root /srv; } location /open/ { allow all; root /srv; } }`,
+		routes: []string{"/open/ -> static /srv", "/ -> respond 403"}},
+	{name: "return before access", conf: `server { location / { deny all; return 200 "hi"; } }`,
+		routes: []string{"/ -> respond 200"}},
+	{name: "redirect variables", conf: `server { server_name new.example; location /old/ { return 301 https://$server_name$uri?${args}; } location / { return https://$host$request_uri; } }`,
+		routes: []string{"/old/ -> redirect 301 https://new.example$uri?$args", "/ -> redirect 302 https://$host$request_uri"}},
+	{name: "unknown variable in a redirect", conf: `server { location / { return 301 https://$cookie_x$request_uri; } }`,
+		omitted: "nginx.conf:1: return 301 https://$cookie_x$request_uri: not translated (variables"},
+	{name: "server-level return answers everything", conf: `server { server_name gone.example; return 410; location / { proxy_pass http://127.0.0.1:1; } } server { listen 80 default_server; location / { proxy_pass http://127.0.0.1:2; } }`,
+		routes: []string{"gone.example/ -> respond 410"}},
+	{name: "regexes after ^~ and exact, before prefixes", conf: `server { location / { proxy_pass http://127.0.0.1:1; } location ~* \.(png|jpg)$ { root /img; } location ^~ /raw/ { root /raw; } location = /x.png { return 204; } location /deep/path/ { proxy_pass http://127.0.0.1:2; } }`,
+		routes: []string{"= /x.png -> respond 204", "/raw/ -> static /raw", `~* \.(png|jpg)$ -> static /img`, "/deep/path/ -> upstream 127.0.0.1-2"}},
+	{name: "a prefix extending ^~ with regexes around", conf: `server { location ^~ /a/ { root /a; } location /a/b/ { root /b; } location ~ \.php$ { return 403; } location / { root /r; } }`,
+		omitted: "nginx.conf:1: location /a/b/ {...}: not translated (it extends the \"^~\" location"},
+	{name: "no location /: a 404 ends the server's routes", conf: `server { server_name a.example; location /x/ { root /x; } } server { listen 80 default_server; location / { root /r; } }`,
+		routes: []string{"a.example/x/ -> static /x", "a.example/ -> respond 404", "/ -> static /r"}},
+	{name: "named fallback", conf: `upstream app { server unix:/run/app.sock; } server { root /srv; location / { try_files $uri $uri/ @app; } location @app { proxy_pass http://app; } }`,
+		routes: []string{"/ -> static /srv try $uri $uri/index.html @app"}, contains: `url: "unix:/run/app.sock"`},
+	{name: "try_files to a file", conf: `server { root /srv; location / { try_files $uri /index.html; } }`,
+		omitted: "try_files $uri /index.html: not translated"},
+	{name: "fastcgi on a unix socket", conf: `server { root /var/www; index index.php; location ~ \.php$ { fastcgi_pass unix:/run/php/php8.2-fpm.sock; include fastcgi_params; fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name; } location / { try_files $uri /index.php$is_args$args; } }`,
+		routes: []string{`~ \.php$ -> upstream php8.2-fpm`, "/ -> static /var/www try $uri @php8.2-fpm"}, contains: `fastcgi: {root: "/var/www", index: "index.php"}`},
+	{name: "a custom fastcgi_param", conf: `server { root /var/www; location ~ \.php$ { fastcgi_pass 127.0.0.1:9000; fastcgi_param APP_ENV prod; } }`,
+		omitted: "fastcgi_param APP_ENV prod: not translated"},
+	{name: "headers", conf: `server { add_header Strict-Transport-Security "max-age=1" always; location / { proxy_pass http://127.0.0.1:1; proxy_set_header X-Tenant acme; proxy_set_header Accept-Encoding ""; proxy_hide_header X-Powered-By; } }`,
+		contains: `"X-Tenant": "acme"`},
+	{name: "a location's add_header replaces the server's", conf: `server { add_header A 1; location / { add_header B 2; proxy_pass http://127.0.0.1:1; } }`,
+		contains: `"B": "2"`},
+	{name: "auth_basic and limit_req", conf: `limit_req_zone $binary_remote_addr zone=one:10m rate=5r/s; server { auth_basic "staff"; auth_basic_user_file /etc/htpasswd; location / { limit_req zone=one burst=10; proxy_pass http://127.0.0.1:1; } location /pub/ { auth_basic off; proxy_pass http://127.0.0.1:1; } }`,
+		contains: `basic_auth: {realm: "staff", htpasswd: "/etc/htpasswd"}`},
+	{name: "limit_req by another key", conf: `limit_req_zone $http_x_user zone=u:1m rate=1r/s; server { location / { limit_req zone=u; proxy_pass http://127.0.0.1:1; } }`,
+		omitted: "limit_req_zone $http_x_user zone=u:1m rate=1r/s: not translated (only zones keyed"},
+	{name: "auth_request", conf: `server { location / { auth_request /auth; proxy_pass http://127.0.0.1:1; } }`,
+		omitted: "nginx.conf:1: auth_request /auth: not translated"},
+	{name: "limit_except", conf: `server { location / { limit_except GET { deny all; } proxy_pass http://127.0.0.1:1; } }`,
+		omitted: "nginx.conf:1: limit_except GET {...}: not translated"},
+	{name: "an unknown directive", conf: `server { location / { frobnicate on; proxy_pass http://127.0.0.1:1; } }`,
+		omitted: "nginx.conf:1: frobnicate on: not translated"},
+	{name: "a PHP location beside root never becomes static", conf: `server { root /var/www; location ~ \.php$ { fastcgi_pass 127.0.0.1:9000; } }`,
+		routes: []string{`~ \.php$ -> upstream 127.0.0.1-9000`, "/ -> respond 404"}},
+}
+
+func TestSection15(t *testing.T) {
+	for _, tt := range section15Tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ds, err := Parse("nginx.conf", []byte(tt.conf))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Translate("nginx.conf", ds)
+			if err != nil && (err != ErrNothing || tt.omitted == "") {
+				t.Fatal(err)
+			}
+			if tt.omitted != "" {
+				found := false
+				for _, n := range res.Notes {
+					found = found || n.Omitted && strings.Contains(n.String(), tt.omitted)
+				}
+				if !found || res.Complete() {
+					t.Fatalf("complete %v, want an omission %q:\n%s", res.Complete(), tt.omitted, notesText(res.Notes))
+				}
+				return
+			}
+			if !res.Complete() {
+				t.Fatalf("not complete:\n%s", notesText(res.Notes))
+			}
+			if tt.routes != nil {
+				if got := routesOf(t, res.YAML); strings.Join(got, "\n") != strings.Join(tt.routes, "\n") {
+					t.Errorf("routes:\n%s\nwant\n%s\n%s", strings.Join(got, "\n"), strings.Join(tt.routes, "\n"), res.YAML)
+				}
+			}
+			if !strings.Contains(res.YAML, tt.contains) {
+				t.Errorf("no %q in\n%s", tt.contains, res.YAML)
+			}
+			o := readOutput(t, res.YAML)
+			if err := sameChoice(ds, o, []string{"a.example", "gone.example", "other.example"}, samplePaths(ds, "/x.png", "/a.PNG", "/raw/x.png", "/deep/path/x.jpg")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
