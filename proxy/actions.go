@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -100,8 +101,8 @@ func requestVars(ctx *fasthttp.RequestCtx, v *rules.Vars, hostBuf []byte) {
 }
 
 // TryFiles serves the first of Tries (templates expanded for the request,
-// as nginx's try_files) that names a file, or a directory when it ends in
-// "/", below Static's directory. When none does, the request goes to
+// as nginx's try_files) that names a file, or a directory when the entry
+// is written with a trailing "/", below Static's directory. When none does, the request goes to
 // Fallback (an upstream, "@name", with its session work) if set, else is
 // answered Code if set, else 404.
 type TryFiles struct {
@@ -120,6 +121,12 @@ func (a *TryFiles) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	defer scratchPool.Put(s)
 	for _, t := range a.Tries {
 		s.b = t.Append(s.b[:0], &v)
+		// As nginx: only an entry written with a trailing "/" ("$uri/")
+		// tries a directory. "$uri" for a request for "/" names a
+		// directory, which is no file: the next entry is tried.
+		if len(s.b) > 0 && s.b[len(s.b)-1] == '/' && !strings.HasSuffix(t.String(), "/") {
+			continue
+		}
 		if a.Static.files.Exists(s.b) {
 			a.Static.serve(ctx, s.b)
 			return
