@@ -122,24 +122,26 @@ func (b *bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	w.WriteHeader(resp.StatusCode)
-	relay(w, resp.Body, br)
+	relay(w, resp.Body, resp.ContentLength, br)
 }
 
-// relay copies a response body to the client, flushing whenever nothing
-// more has arrived yet: an event stream goes out event by event, a bulk
-// download in large frames.
-func relay(w http.ResponseWriter, body io.Reader, br *bufio.Reader) {
+// relay copies a response body of length n (-1: unknown) to the client,
+// flushing whenever nothing more has arrived yet: an event stream goes out
+// event by event, a bulk download in large frames. The end of a body of
+// known length is not flushed: the stream's end goes with it.
+func relay(w http.ResponseWriter, body io.Reader, n int64, br *bufio.Reader) {
 	fl, _ := w.(http.Flusher)
 	bp := buffers.Get().(*[]byte)
 	defer buffers.Put(bp)
 	buf := *bp
 	for {
-		n, err := body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
+		k, err := body.Read(buf)
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
 				return
 			}
-			if fl != nil && br.Buffered() == 0 {
+			n -= int64(k)
+			if fl != nil && br.Buffered() == 0 && n != 0 {
 				fl.Flush()
 			}
 		}
