@@ -76,21 +76,28 @@ func (b *bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer conn.Close()
 	b.f.conns.push(&innerConn{Conn: pc.Conn2(), c: cl})
 
-	wrote := make(chan struct{})
-	go func() {
-		defer close(wrote)
-		if writeRequest(conn, r) != nil {
+	if hasBody(r) {
+		// The body is written while the answer is read: the request
+		// path may answer (413) before it has all of it.
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			if writeRequest(conn, r) != nil {
+				conn.Close()
+			}
+		}()
+		defer func() {
+			// The request body may not be read once ServeHTTP returns:
+			// stop the writer (closing the body wakes a Read that
+			// waits for the client) and wait for it.
 			conn.Close()
-		}
-	}()
-	defer func() {
-		// The request body may not be read once ServeHTTP returns:
-		// stop the writer (closing the body wakes a Read that waits
-		// for the client) and wait for it.
-		conn.Close()
-		r.Body.Close()
-		<-wrote
-	}()
+			r.Body.Close()
+			<-wrote
+		}()
+	} else if writeRequest(conn, r) != nil {
+		http.Error(w, "Bad Gateway", http.StatusBadGateway)
+		return
+	}
 
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(conn)
@@ -180,9 +187,9 @@ func writeRequest(conn net.Conn, r *http.Request) error {
 			bw.WriteString("\r\n")
 		}
 	}
-	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+	body := hasBody(r)
 	switch {
-	case !hasBody:
+	case !body:
 		if r.ContentLength == 0 && r.Header.Get("Content-Length") != "" {
 			bw.WriteString("Content-Length: 0\r\n")
 		}
@@ -194,7 +201,7 @@ func writeRequest(conn net.Conn, r *http.Request) error {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	bw.WriteString("\r\n")
-	if err := bw.Flush(); err != nil || !hasBody {
+	if err := bw.Flush(); err != nil || !body {
 		return err
 	}
 	var dst io.Writer = bw
@@ -237,4 +244,10 @@ func hopByHop(k string) bool {
 		return true
 	}
 	return false
+}
+
+// hasBody reports whether r has a body to relay (an h2 request whose
+// HEADERS ended the stream has none).
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 }

@@ -198,7 +198,7 @@ func TestTranslateRealistic(t *testing.T) {
 		"nginx.conf:7: include mime.types: not translated (no file matches it)",
 		"nginx.conf:28: upstream unused: not translated (no translated proxy_pass uses it)",
 		"nginx.conf:34: return 301 https://$host$request_uri: translated as redirect_to_https",
-		"nginx.conf:38: listen parameter http2: not translated",
+		"nginx.conf:38: listen parameter http2: not needed",
 		"nginx.conf:57: expires 7d: not translated",
 		`nginx.conf:60: location ~ \.php$ {...}: not translated (regular expressions`,
 		"nginx.conf:11: proxy_read_timeout 60s: sessionproxy has one proxy_read_timeout for everything: the largest, 2m0s from nginx.conf:54",
