@@ -160,7 +160,7 @@ func relay(w http.ResponseWriter, body io.Reader, n int64, br *bufio.Reader) {
 
 // writeRequest writes r as an HTTP/1.1 request, its body streamed: with
 // its Content-Length when the client gave one, else chunked.
-func writeRequest(conn net.Conn, r *http.Request) error {
+func writeRequest(conn io.Writer, r *http.Request) error {
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(conn)
 	defer func() { bw.Reset(nil); writers.Put(bw) }()

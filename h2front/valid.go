@@ -81,7 +81,11 @@ func hostChars(s string) bool {
 	return true
 }
 
-// fieldValue: RFC 9113 §8.2.1, no NUL, CR or LF.
+// fieldValue: RFC 9113 §8.2.1, no NUL, CR or LF, and no whitespace at
+// either end (HTTP/1.1 would drop it, and the value would change).
 func fieldValue(s string) bool {
+	if s != "" && (s[0] == ' ' || s[0] == '\t' || s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		return false
+	}
 	return !strings.ContainsAny(s, "\x00\r\n")
 }
