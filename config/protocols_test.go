@@ -18,7 +18,7 @@ func TestProtocols(t *testing.T) {
 		t.Fatalf("http2: false: %v, %v", c.HTTP2, err)
 	}
 	for _, tt := range []struct{ name, text, want string }{
-		{"http3 not available", "backends: [{url: 'http://a:1'}]\nhttp3: true\n", "line 2: http3"},
+		{"http3 without listen_tls", "backends: [{url: 'http://a:1'}]\nhttp3: true\n", "line 2: http3 needs listen_tls"},
 		{"http2 not a bool", "backends: [{url: 'http://a:1'}]\nhttp2: sometimes\n", "line 2"},
 		{"http3 misspelt", "backends: [{url: 'http://a:1'}]\nhttp_3: true\n", "line 2"},
 	} {

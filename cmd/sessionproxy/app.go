@@ -43,8 +43,10 @@ type app struct {
 	certs certs.Store
 	// tlsLn, if not nil, is the open listen_tls listener.
 	tlsLn net.Listener
-	// h2, if not nil, serves listen_tls's HTTP/2 clients (h2.go).
+	// h2, if not nil, serves listen_tls's HTTP/2 clients (h2.go), and
+	// h3 its HTTP/3 ones.
 	h2 *h2front.Front
+	h3 *h2front.H3
 
 	// signals delivers SIGTERM, SIGINT and SIGHUP; tests send to it.
 	signals chan os.Signal
@@ -93,6 +95,7 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 		a.certs.Swap(set)
 	}
 	handler := func(ctx *fasthttp.RequestCtx) { a.current.Load().router.ServeHTTP(ctx) }
+	handler = withAltSvc(c, handler) // h2.go
 	a.server = proxy.NewServer(handler, proxy.ServerOptions{
 		MaxBody:          int64(c.MaxBody),
 		ReadTimeout:      c.Timeouts.ClientRead.Std(),
