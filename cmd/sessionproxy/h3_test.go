@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,7 +21,8 @@ import (
 // through the same request path (a session set and read back with its
 // cookie, the client's address in X-Forwarded-For, a streamed 16 MiB body,
 // an event stream flushed per event), and TLS answers over HTTP/1.1 and h2
-// advertise it with Alt-Svc.
+// advertise it with Alt-Svc. 5000 garbage datagrams on the port cost the
+// client nothing.
 func TestH3(t *testing.T) {
 	const size = 16 << 20
 	next := make(chan struct{})
@@ -77,6 +80,25 @@ func TestH3(t *testing.T) {
 		t.Fatalf("h3 second request: %q, want the session's user=ann", body)
 	}
 
+	// QUIC garbage: random datagrams, and ones shaped as Initial packets
+	// (long header, version 1) with nonsense after, cost nobody a request.
+	udp, err := net.Dial("udp", h.tls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := make([]byte, 1200)
+	for i := range 5000 {
+		rand.Read(junk)
+		if i%2 == 0 {
+			copy(junk, []byte{0xc3, 0, 0, 0, 1, 8})
+		}
+		udp.Write(junk)
+	}
+	udp.Close()
+	if _, body = get("/", strings.SplitN(sc, ";", 2)[0]); !strings.Contains(body, "user=ann ") {
+		t.Fatalf("h3 after 5000 garbage datagrams: %q", body)
+	}
+
 	// Alt-Svc over HTTP/1.1 (TLS) and h2.
 	_, port, _ := strings.Cut(h.tls, ":")
 	want := `h3=":` + port + `"`
@@ -91,7 +113,7 @@ func TestH3(t *testing.T) {
 	}
 
 	// A streamed body.
-	resp, err := c3.Get(h.url("/download"))
+	resp, err = c3.Get(h.url("/download"))
 	if err != nil {
 		t.Fatal(err)
 	}
