@@ -63,7 +63,11 @@ func runH2() int {
 	conf := strings.Replace(nginxConfig(e.dir, ngx, e.backend), "listen "+ngx+";", fmt.Sprintf(`listen %s ssl http2;
         ssl_certificate %s;
         ssl_certificate_key %s;
-        ssl_protocols TLSv1.2 TLSv1.3;`, ngx, cert, key), 1)
+        ssl_protocols TLSv1.2 TLSv1.3;
+        # nginx ends a connection after 1000 requests (keepalive_requests,
+        # which h2 follows too); h2load does not reconnect, so its rows would
+        # measure that. sessionproxy sets no such limit.
+        keepalive_requests 100000000;`, ngx, cert, key), 1)
 	os.WriteFile(filepath.Join(e.dir, "nginx.conf"), []byte(conf), 0o600)
 	ngCmd, err := e.spawnLog("nginx", "nginx", "-c", filepath.Join(e.dir, "nginx.conf"), "-p", e.dir, "-g", "daemon off;")
 	if err != nil {
