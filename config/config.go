@@ -59,6 +59,8 @@ type Config struct {
 	ProxyProtocol bool                `yaml:"proxy_protocol"` // PROXY protocol v1/v2 header required on every connection
 	ListenTLS     string              `yaml:"listen_tls"`     // HTTPS listener (default off)
 	TLS           TLS                 `yaml:"tls"`            //
+	HTTP2         bool                `yaml:"http2"`          // h2 on listen_tls through ALPN (default true; config/protocols.go)
+	HTTP3         bool                `yaml:"http3"`          // HTTP/3 on listen_tls's UDP port (default false; config/protocols.go)
 	// RedirectToHTTPS answers the plain listener with 308 to listen_tls.
 	RedirectToHTTPS bool `yaml:"redirect_to_https"`
 	// StateDir keeps what must survive a restart (the memcached nodes'
@@ -161,6 +163,7 @@ var DefaultConfig = Config{
 	},
 	Retries:   1,
 	TLS:       TLS{MinVersion: "1.2"},
+	HTTP2:     true,
 	MaxBody:   defaults.MaxBody,
 	AccessLog: AccessLog{Format: "text"},
 	Session: Session{

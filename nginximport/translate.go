@@ -466,8 +466,10 @@ func (t *translator) listen(s *server, d *Directive) {
 		case p == "proxy_protocol":
 			t.proxyProtocol = true
 			t.note(d, "proxy_protocol: translated as proxy_protocol: true, which expects the PROXY header on every connection of both listeners")
-		case p == "http2" || p == "quic" || p == "http3":
-			t.note(d, "listen parameter %s: not translated (HTTP/1.1 only; docs/http2.md says why)", p)
+		case p == "http2":
+			t.note(d, "listen parameter http2: not needed (http2: true is the default on listen_tls)")
+		case p == "quic" || p == "http3":
+			t.note(d, "listen parameter %s: not translated (no HTTP/3 yet; docs/http2.md)", p)
 		case p == "reuseport" || p == "deferred" || strings.HasPrefix(p, "backlog=") || strings.HasPrefix(p, "ipv6only="):
 			t.note(d, "listen parameter %s: not needed", p)
 		case strings.HasPrefix(p, "rcvbuf=") || strings.HasPrefix(p, "sndbuf=") || strings.HasPrefix(p, "fastopen=") ||

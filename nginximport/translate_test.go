@@ -276,7 +276,7 @@ func TestTranslateRealistic(t *testing.T) {
 		"nginx.conf:7: include mime.types: left out (tuning, logging",
 		"nginx.conf:28: upstream unused: not translated (no translated proxy_pass uses it)",
 		"nginx.conf:34: return 301 https://$host$request_uri: translated as redirect_to_https",
-		"nginx.conf:38: listen parameter http2: not translated",
+		"nginx.conf:38: listen parameter http2: not needed",
 		"nginx.conf:57: expires 7d: left out (tuning, logging, caching",
 		"nginx.conf:11: proxy_read_timeout 60s: sessionproxy has one proxy_read_timeout for everything: the largest, 2m0s from nginx.conf:54",
 		"nginx.conf:9: client_max_body_size 20m: sessionproxy has one client_max_body_size for everything: the largest, 104857600 from nginx.conf:68",

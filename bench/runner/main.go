@@ -101,6 +101,9 @@ func main() {
 	if *fastcgiMode {
 		os.Exit(runFastCGI()) // fastcgibench.go
 	}
+	if *h2Mode {
+		os.Exit(runH2()) // h2bench.go
+	}
 	if *redraw {
 		var t table
 		data, err := os.ReadFile(filepath.Join(*outDir, "latest.json"))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"sessionproxy/admin"
 	"sessionproxy/certs"
 	"sessionproxy/config"
+	"sessionproxy/h2front"
 	"sessionproxy/membudget"
 	"sessionproxy/proxy"
 	"sessionproxy/sessionstore"
@@ -43,6 +43,10 @@ type app struct {
 	certs certs.Store
 	// tlsLn, if not nil, is the open listen_tls listener.
 	tlsLn net.Listener
+	// h2, if not nil, serves listen_tls's HTTP/2 clients (h2.go), and
+	// h3 its HTTP/3 ones.
+	h2 *h2front.Front
+	h3 *h2front.H3
 
 	// signals delivers SIGTERM, SIGINT, SIGHUP and SIGUSR1; tests send to it.
 	signals chan os.Signal
@@ -91,6 +95,7 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 		a.certs.Swap(set)
 	}
 	handler := func(ctx *fasthttp.RequestCtx) { a.current.Load().router.ServeHTTP(ctx) }
+	handler = withAltSvc(c, handler) // h2.go
 	a.server = proxy.NewServer(handler, proxy.ServerOptions{
 		MaxBody:          int64(c.MaxBody),
 		ReadTimeout:      c.Timeouts.ClientRead.Std(),
@@ -321,8 +326,7 @@ func (a *app) serveOn(ln net.Listener) int {
 	// reads the 413 instead of a reset.
 	go func() { serveErr <- a.server.Serve(a.wrap(ln)) }()
 	if a.tlsLn != nil {
-		tlsLn := tls.NewListener(a.wrap(a.tlsLn), a.certs.TLSConfig())
-		go func() { serveErr <- a.server.Serve(tlsLn) }()
+		a.serveTLS(serveErr) // h2.go
 		a.logger.Info("sessionproxy listening for TLS", "addr", a.tlsLn.Addr().String(),
 			"certificates", len(a.cfg.TLS.Certificates))
 	}
@@ -404,7 +408,9 @@ func (a *app) shutdown(sig os.Signal, sigs <-chan os.Signal) int {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
+		h2done := a.shutdownH2(ctx) // h2.go
 		err := a.server.ShutdownWithContext(ctx)
+		<-h2done
 		a.closeTunnels(ctx)
 		done <- err
 	}()
