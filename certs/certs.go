@@ -68,10 +68,12 @@ func (s *Set) pick(name string) *tls.Certificate {
 	return s.first
 }
 
-// Store is the certificate set in service. Its zero value holds none; Swap
-// one in before serving. Safe for concurrent use by multiple goroutines.
+// Store is the certificate set in service, and the certificates an ACME
+// client manages beside it. Its zero value holds none; Swap one in (or
+// Manage) before serving. Safe for concurrent use by multiple goroutines.
 type Store struct {
-	cur atomic.Pointer[Set]
+	cur     atomic.Pointer[Set]
+	managed atomic.Pointer[managed]
 }
 
 // Swap puts s in service; handshakes already started keep the old set.
@@ -82,8 +84,13 @@ func (st *Store) Swap(s *Set) { st.cur.Store(s) }
 // the set current when it starts.
 func (st *Store) TLSConfig() *tls.Config {
 	return &tls.Config{
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
 			s := st.cur.Load()
+			if m := st.managed.Load(); m != nil {
+				if c := m.configFor(h, s); c != nil {
+					return c, nil
+				}
+			}
 			if s == nil {
 				return nil, errors.New("certs: no certificates loaded")
 			}

@@ -20,6 +20,7 @@ import (
 
 	"sessionproxy/admin"
 	"sessionproxy/certs"
+	"sessionproxy/certs/acme"
 	"sessionproxy/config"
 	"sessionproxy/membudget"
 	"sessionproxy/proxy"
@@ -43,6 +44,8 @@ type app struct {
 	certs certs.Store
 	// tlsLn, if not nil, is the open listen_tls listener.
 	tlsLn net.Listener
+	// acme, if not nil, keeps tls.acme's certificates (acme.go).
+	acme *acme.Manager
 
 	// signals delivers SIGTERM, SIGINT and SIGHUP; tests send to it.
 	signals chan os.Signal
@@ -83,14 +86,17 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.current.Store(g)
-	if c.ListenTLS != "" {
+	if c.ListenTLS != "" && len(c.TLS.Certificates) > 0 {
 		set, err := loadCertificates(c)
 		if err != nil {
 			return nil, err
 		}
 		a.certs.Swap(set)
 	}
-	handler := func(ctx *fasthttp.RequestCtx) { a.current.Load().router.ServeHTTP(ctx) }
+	if err := a.newACME(c); err != nil {
+		return nil, err
+	}
+	handler := a.withACME(func(ctx *fasthttp.RequestCtx) { a.current.Load().router.ServeHTTP(ctx) })
 	a.server = proxy.NewServer(handler, proxy.ServerOptions{
 		MaxBody:          int64(c.MaxBody),
 		ReadTimeout:      c.Timeouts.ClientRead.Std(),
@@ -320,6 +326,7 @@ func (a *app) serveOn(ln net.Listener) int {
 		a.logger.Info("sessionproxy listening for TLS", "addr", a.tlsLn.Addr().String(),
 			"certificates", len(a.cfg.TLS.Certificates))
 	}
+	a.startACME()
 	for {
 		select {
 		case err := <-serveErr:
@@ -370,7 +377,7 @@ func (a *app) reload() {
 		a.logger.Error("reload failed, keeping the old config", "error", err)
 		return
 	}
-	if a.tlsLn != nil {
+	if a.tlsLn != nil && len(c.TLS.Certificates) > 0 {
 		// A certificate that fails here, after check passed, keeps the
 		// old set: handshakes must not start failing on a reload.
 		if set, err := loadCertificates(c); err != nil {
@@ -419,6 +426,9 @@ func (a *app) shutdown(sig os.Signal, sigs <-chan os.Signal) int {
 	}
 	if a.admin != nil {
 		a.admin.Close()
+	}
+	if a.acme != nil {
+		a.acme.Stop()
 	}
 	g.stop()
 	g.store.Close()
