@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -65,6 +66,10 @@ type Options struct {
 	// last third of its lifetime, or in the window the CA suggests (ARI).
 	RenewCheck time.Duration
 	Logger     *slog.Logger // default slog.Default()
+	// DisableHTTP01 and DisableTLSALPN01 leave a challenge type out, for
+	// a listener the CA cannot reach (tests pin one type with them;
+	// otherwise the client picks at random among those offered).
+	DisableHTTP01, DisableTLSALPN01 bool
 }
 
 // Manager keeps the certificates of one tls.acme block. Safe for
@@ -76,6 +81,7 @@ type Manager struct {
 	names  map[string]bool
 	opts   Options
 	cancel context.CancelFunc
+	stop   sync.Once
 }
 
 // New prepares a Manager; Start begins obtaining certificates. It returns
@@ -131,6 +137,9 @@ func New(o Options) (*Manager, error) {
 		AltHTTPPort:    httpPort,
 		AltTLSALPNPort: tlsPort,
 		Logger:         zl,
+
+		DisableHTTPChallenge:    o.DisableHTTP01,
+		DisableTLSALPNChallenge: o.DisableTLSALPN01,
 	})
 	m.cfg.Issuers = []certmagic.Issuer{m.issuer}
 	return m, nil
@@ -166,12 +175,14 @@ func (m *Manager) Start() error {
 	return m.cfg.ManageAsync(ctx, m.opts.Domains)
 }
 
-// Stop ends renewals and orders under way.
+// Stop ends renewals and orders under way. Calling it again does nothing.
 func (m *Manager) Stop() {
-	if m.cancel != nil {
-		m.cancel()
-	}
-	m.cache.Stop()
+	m.stop.Do(func() {
+		if m.cancel != nil {
+			m.cancel()
+		}
+		m.cache.Stop()
+	})
 }
 
 // Manages reports whether name is one of the domains; name is lower case
