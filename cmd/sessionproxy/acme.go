@@ -1,6 +1,8 @@
 package main
 
 import (
+	"reflect"
+
 	"github.com/valyala/fasthttp"
 
 	"sessionproxy/certs/acme"
@@ -62,5 +64,13 @@ func (a *app) withACME(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		if !a.acme.ServeHTTPChallenge(ctx) {
 			next(ctx)
 		}
+	}
+}
+
+// warnACMEReload logs that a reload does not apply a changed tls.acme:
+// the manager, its orders and renewals belong to the process.
+func (a *app) warnACMEReload(c *config.Config) {
+	if !reflect.DeepEqual(a.cfg.TLS.ACME, c.TLS.ACME) {
+		a.logger.Warn("tls.acme changed: it is read at start, restart to apply it; the running one is kept")
 	}
 }

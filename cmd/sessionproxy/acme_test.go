@@ -188,7 +188,8 @@ backends:
 // TestACMERenewalEndToEnd: the proxy replaces a certificate in the last
 // third of its life (Pebble issues 30s ones; SESSIONPROXY_ACME_RENEW_CHECK
 // checks every second instead of every 10 minutes) and serves the new one
-// without a restart or reload.
+// without a restart or reload. A SIGHUP with a changed tls.acme warns
+// that the block needs a restart.
 func TestACMERenewalEndToEnd(t *testing.T) {
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 	t.Cleanup(be.Close)
@@ -205,7 +206,7 @@ tls:
 backends:
   - url: %q
 `, listen, listenTLS, dir, ca.Directory, ca.RootFile, be.URL)), 0o600)
-	startACMEProxy(t, conf, listen, "SESSIONPROXY_ACME_RENEW_CHECK=1s")
+	p := startACMEProxy(t, conf, listen, "SESSIONPROXY_ACME_RENEW_CHECK=1s")
 	roots := ca.Roots(t)
 	var first *x509.Certificate
 	testutil.WaitFor(t, 60*time.Second, "the first certificate", func() bool {
@@ -227,6 +228,14 @@ backends:
 	if n := ca.Issued(); n < 2 {
 		t.Fatalf("%d certificates issued", n)
 	}
+
+	// A reload does not apply a changed block, and says so.
+	b, _ := os.ReadFile(conf)
+	os.WriteFile(conf, []byte(strings.Replace(string(b), "ops@example.com", "other@example.com", 1)), 0o600)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	testutil.WaitFor(t, 10*time.Second, "the reload's warning", func() bool {
+		return strings.Contains(p.out.String(), "tls.acme changed")
+	})
 }
 
 // TestACMECheckReportsLines: `sessionproxy check` names the file and line

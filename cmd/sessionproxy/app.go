@@ -386,6 +386,7 @@ func (a *app) reload() {
 			a.certs.Swap(set)
 		}
 	}
+	a.warnACMEReload(c)
 	a.current.Store(g)
 	// Requests already running finish on the old settings.
 	prev.retire(g, a.cfg.Timeouts.Response.Std()+time.Second)
