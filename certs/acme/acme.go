@@ -23,6 +23,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -169,9 +170,21 @@ func splitPort(addr string) (host string, port int) {
 
 // Start loads the certificates already in the state directory and, in the
 // background, obtains those missing and renews those due, until Stop.
+// Loading is done before it returns: certmagic's ManageAsync loads in the
+// background too, and a handshake in between would get no certificate
+// (or a configured one) from a proxy that has the right one on disk.
 func (m *Manager) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
+	for _, d := range m.opts.Domains {
+		if _, err := m.cfg.CacheManagedCertificate(ctx, d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("acme: loading the stored certificate of %s: %w", d, err)
+		}
+	}
+	// Those loaded are managed now, and ManageAsync leaves them to the
+	// maintenance ticker, whose first tick is RenewCheck away: renew the
+	// ones already due now.
+	go m.cache.RenewManagedCertificates(ctx)
 	return m.cfg.ManageAsync(ctx, m.opts.Domains)
 }
 
