@@ -9,6 +9,10 @@ import (
 	"sync/atomic"
 )
 
+// nextProtos are the ALPN protocols of the listener, for configured and
+// managed certificates alike.
+var nextProtos = []string{"http/1.1"}
+
 // Set is one loaded group of certificates.
 type Set struct {
 	byName   map[string]*tls.Certificate // exact DNS names, lower case
@@ -49,7 +53,7 @@ func NewSet(certs []tls.Certificate, minVersion uint16) (*Set, error) {
 	s.config = &tls.Config{
 		MinVersion:     minVersion,
 		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return s.pick(h.ServerName), nil },
-		NextProtos:     []string{"http/1.1"},
+		NextProtos:     nextProtos,
 	}
 	return s, nil
 }

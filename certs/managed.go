@@ -31,9 +31,8 @@ type managed struct {
 
 // Manage serves src's certificates for its names, beside (and before) the
 // set in service, which keeps every other name and those src has no
-// certificate for yet. Clients must offer TLS minVersion or later;
-// nextProtos are the protocols offered on the listener (those of NewSet).
-func (st *Store) Manage(src Managed, minVersion uint16, nextProtos []string) {
+// certificate for yet. Clients must offer TLS minVersion or later.
+func (st *Store) Manage(src Managed, minVersion uint16) {
 	m := &managed{src: src}
 	m.config = &tls.Config{
 		MinVersion: minVersion,

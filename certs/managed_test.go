@@ -40,7 +40,7 @@ func TestManagedBesideSet(t *testing.T) {
 	m := &staticManaged{names: map[string]bool{"acme.example.com": true}, cert: load(t, ca, dir, "acme.example.com")}
 	var st Store
 	st.Swap(set)
-	st.Manage(m, tls.VersionTLS12, []string{"http/1.1"})
+	st.Manage(m, tls.VersionTLS12)
 	addr := serve(t, &st)
 
 	got, _, err := handshake(t, addr, "www.example.com", ca, 0)
@@ -59,7 +59,7 @@ func TestManagedBesideSet(t *testing.T) {
 	}
 
 	var only Store
-	only.Manage(m, tls.VersionTLS12, []string{"http/1.1"})
+	only.Manage(m, tls.VersionTLS12)
 	addr = serve(t, &only)
 	if got, _, err := handshake(t, addr, "acme.example.com", ca, 0); err != nil || got != "acme.example.com" {
 		t.Errorf("managed certificates only: %q %v", got, err)

@@ -54,7 +54,7 @@ func port(t *testing.T, addr string) int {
 // serve answers on f's listeners with m: HTTP-01 first, then "route" for
 // every other plain request; "tls" over TLS.
 func (f *front) serve(m *acme.Manager) {
-	f.store.Manage(m, tls.VersionTLS12, []string{"http/1.1"})
+	f.store.Manage(m, tls.VersionTLS12)
 	go fasthttp.Serve(f.http, func(ctx *fasthttp.RequestCtx) {
 		if !m.ServeHTTPChallenge(ctx) {
 			ctx.SetStatusCode(404)
@@ -137,7 +137,7 @@ func TestObtainTLSALPN01(t *testing.T) {
 	f.http.Close() // the CA must not get in through HTTP-01
 	ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(t, f.httpAddr), TLSPort: port(t, f.tlsAddr)})
 	m := newManager(t, ca, f, t.TempDir(), acme.Options{DisableHTTP01: true})
-	f.store.Manage(m, tls.VersionTLS12, []string{"http/1.1"})
+	f.store.Manage(m, tls.VersionTLS12)
 	go fasthttp.Serve(tls.NewListener(f.tls, f.store.TLSConfig()), func(ctx *fasthttp.RequestCtx) {})
 	if err := m.Start(); err != nil {
 		t.Fatal(err)

@@ -9,10 +9,6 @@ import (
 	"sessionproxy/config"
 )
 
-// nextProtos are the ALPN protocols of the TLS listener, for the
-// handshakes of ACME-managed names (certs.NewSet's for the others).
-var nextProtos = []string{"http/1.1"}
-
 // newACME makes the manager of tls.acme, or nil without one, and puts its
 // certificates beside the configured ones. It does not order yet:
 // startACME does, once the listeners that answer the CA are open.
@@ -39,7 +35,7 @@ func (a *app) newACME(c *config.Config) error {
 		return err
 	}
 	a.acme = m
-	a.certs.Manage(m, config.TLSVersion(c.TLS.MinVersion), nextProtos)
+	a.certs.Manage(m, config.TLSVersion(c.TLS.MinVersion))
 	return nil
 }
 
