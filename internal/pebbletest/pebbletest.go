@@ -97,6 +97,9 @@ func Start(t testing.TB, o Options) *CA {
 // finalized order.
 func (ca *CA) Issued() int { return strings.Count(ca.out.String(), "Issued certificate serial") }
 
+// Orders returns how many orders the CA has been sent, finalized or not.
+func (ca *CA) Orders() int { return strings.Count(ca.out.String(), "Added order ") }
+
 // Log returns Pebble's output so far.
 func (ca *CA) Log() string { return ca.out.String() }
 
