@@ -252,3 +252,53 @@ func TestACMECheckReportsLines(t *testing.T) {
 		t.Fatalf("check said:\n%s\nwant %q", out, want)
 	}
 }
+
+// TestACMESharedStateDir: a second proxy on the first one's state_dir
+// serves the certificate the first obtained without ordering it again,
+// and orders its own name, whose challenge the CA sends to the first
+// proxy (the only one it reaches): the first answers it from the shared
+// state_dir, though it does not manage that name.
+func TestACMESharedStateDir(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	t.Cleanup(be.Close)
+	addrs := apptest.FreeAddrs(t, 4)
+	ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: portOf(t, addrs[0]), TLSPort: portOf(t, addrs[1])})
+	dir := t.TempDir()
+	write := func(name, listen, listenTLS, domains string) string {
+		conf := filepath.Join(dir, name+".yaml")
+		os.WriteFile(conf, []byte(fmt.Sprintf(`listen: %q
+listen_tls: %q
+state_dir: %q
+tls:
+  acme: {email: ops@example.com, domains: %s, directory: %q, ca_root: %q}
+backends:
+  - url: %q
+`, listen, listenTLS, filepath.Join(dir, "state"), domains, ca.Directory, ca.RootFile, be.URL)), 0o600)
+		return conf
+	}
+	roots := ca.Roots(t)
+	get := func(addr, name string) *x509.Certificate {
+		t.Helper()
+		var leaf *x509.Certificate
+		testutil.WaitFor(t, 60*time.Second, name+" from "+addr, func() bool {
+			body, l, err := httpsGet(addr, name, roots)
+			if err != nil || body != "ok" {
+				time.Sleep(200 * time.Millisecond)
+				return false
+			}
+			leaf = l
+			return true
+		})
+		return leaf
+	}
+	startACMEProxy(t, write("first", addrs[0], addrs[1], "[a.test]"), addrs[0])
+	a := get(addrs[1], "a.test")
+	startACMEProxy(t, write("second", addrs[2], addrs[3], "[a.test, b.test]"), addrs[2])
+	if b := get(addrs[3], "a.test"); b.SerialNumber.Cmp(a.SerialNumber) != 0 {
+		t.Fatalf("the second proxy serves a.test's serial %v, the first %v", b.SerialNumber, a.SerialNumber)
+	}
+	get(addrs[3], "b.test")
+	if n, o := ca.Issued(), ca.Orders(); n != 2 || o < 2 {
+		t.Fatalf("%d orders, %d certificates issued; want one each for a.test and b.test", o, n)
+	}
+}
