@@ -9,6 +9,10 @@ import (
 	"sync/atomic"
 )
 
+// nextProtos are the ALPN protocols of the listener, for configured and
+// managed certificates alike.
+var nextProtos = []string{"http/1.1"}
+
 // Set is one loaded group of certificates.
 type Set struct {
 	byName   map[string]*tls.Certificate // exact DNS names, lower case
@@ -49,7 +53,7 @@ func NewSet(certs []tls.Certificate, minVersion uint16) (*Set, error) {
 	s.config = &tls.Config{
 		MinVersion:     minVersion,
 		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return s.pick(h.ServerName), nil },
-		NextProtos:     []string{"http/1.1"},
+		NextProtos:     nextProtos,
 	}
 	return s, nil
 }
@@ -68,10 +72,12 @@ func (s *Set) pick(name string) *tls.Certificate {
 	return s.first
 }
 
-// Store is the certificate set in service. Its zero value holds none; Swap
-// one in before serving. Safe for concurrent use by multiple goroutines.
+// Store is the certificate set in service, and the certificates an ACME
+// client manages beside it. Its zero value holds none; Swap one in (or
+// Manage) before serving. Safe for concurrent use by multiple goroutines.
 type Store struct {
-	cur atomic.Pointer[Set]
+	cur     atomic.Pointer[Set]
+	managed atomic.Pointer[managed]
 }
 
 // Swap puts s in service; handshakes already started keep the old set.
@@ -82,8 +88,13 @@ func (st *Store) Swap(s *Set) { st.cur.Store(s) }
 // the set current when it starts.
 func (st *Store) TLSConfig() *tls.Config {
 	return &tls.Config{
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
 			s := st.cur.Load()
+			if m := st.managed.Load(); m != nil {
+				if c := m.configFor(h, s); c != nil {
+					return c, nil
+				}
+			}
 			if s == nil {
 				return nil, errors.New("certs: no certificates loaded")
 			}

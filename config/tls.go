@@ -12,6 +12,8 @@ type TLS struct {
 	// the first is the default for names none of them carries.
 	Certificates []Certificate `yaml:"certificates"`
 	MinVersion   string        `yaml:"min_version"` // 1.2 | 1.3 (default 1.2)
+	// ACME, if set, gets certificates from an ACME CA (acme.go).
+	ACME *ACME `yaml:"acme"`
 }
 
 // Certificate is one PEM certificate chain and its private key.
@@ -47,12 +49,13 @@ func (v *validator) tls() {
 	c := v.c
 	v.addr("listen_tls", c.ListenTLS, true)
 	v.oneOf("tls.min_version", c.TLS.MinVersion, "1.2", "1.3")
-	if c.ListenTLS != "" && len(c.TLS.Certificates) == 0 {
-		v.errf("listen_tls", "listen_tls needs tls.certificates: at least one {cert, key} pair")
+	if c.ListenTLS != "" && len(c.TLS.Certificates) == 0 && c.TLS.ACME == nil {
+		v.errf("listen_tls", "listen_tls needs tls.certificates (at least one {cert, key} pair) or tls.acme")
 	}
 	if c.RedirectToHTTPS && c.ListenTLS == "" {
 		v.errf("redirect_to_https", "redirect_to_https needs listen_tls: the port to redirect to")
 	}
+	v.acme()
 	for i, cert := range c.TLS.Certificates {
 		p := fmt.Sprintf("tls.certificates[%d]", i)
 		if cert.Cert == "" || cert.Key == "" {

@@ -2,30 +2,33 @@ package h2front
 
 import (
 	"crypto/tls"
+	"slices"
 	"sync"
 )
 
 // OfferH2 returns a configuration that answers each handshake as base
 // does (base.GetConfigForClient, which must be set, picks the certificates
-// in service) and offers "h2" before "http/1.1" through ALPN. Each
-// configuration base hands out is cloned once and the clone kept, so a
-// handshake costs no copy; a new one (after a reload) replaces it.
+// in service) and offers "h2" before "http/1.1" through ALPN. A
+// configuration that does not offer "http/1.1" is handed out as it is: an
+// ACME CA's TLS-ALPN-01 handshake must negotiate "acme-tls/1" and nothing
+// else. Each configuration base hands out is cloned once and the clone
+// kept, so a handshake costs no copy; base hands out a few (the
+// configured set, ACME's), and a new one after each reload.
 func OfferH2(base *tls.Config) *tls.Config {
-	var mu sync.Mutex
-	var from, to *tls.Config
+	var clones sync.Map // *tls.Config -> *tls.Config
 	return &tls.Config{
 		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
 			c, err := base.GetConfigForClient(h)
-			if err != nil || c == nil {
+			if err != nil || c == nil || !slices.Contains(c.NextProtos, "http/1.1") || slices.Contains(c.NextProtos, "h2") {
 				return c, err
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if c != from {
-				from, to = c, c.Clone()
-				to.NextProtos = []string{"h2", "http/1.1"}
+			if to, ok := clones.Load(c); ok {
+				return to.(*tls.Config), nil
 			}
-			return to, nil
+			to := c.Clone()
+			to.NextProtos = append([]string{"h2"}, c.NextProtos...)
+			actual, _ := clones.LoadOrStore(c, to)
+			return actual.(*tls.Config), nil
 		},
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"sessionproxy/admin"
 	"sessionproxy/certs"
+	"sessionproxy/certs/acme"
 	"sessionproxy/config"
 	"sessionproxy/h2front"
 	"sessionproxy/membudget"
@@ -47,6 +48,8 @@ type app struct {
 	// h3 its HTTP/3 ones.
 	h2 *h2front.Front
 	h3 *h2front.H3
+	// acme, if not nil, keeps tls.acme's certificates (acme.go).
+	acme *acme.Manager
 
 	// signals delivers SIGTERM, SIGINT, SIGHUP and SIGUSR1; tests send to it.
 	signals chan os.Signal
@@ -87,14 +90,17 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.current.Store(g)
-	if c.ListenTLS != "" {
+	if c.ListenTLS != "" && len(c.TLS.Certificates) > 0 {
 		set, err := loadCertificates(c)
 		if err != nil {
 			return nil, err
 		}
 		a.certs.Swap(set)
 	}
-	handler := func(ctx *fasthttp.RequestCtx) { a.current.Load().router.ServeHTTP(ctx) }
+	if err := a.newACME(c); err != nil {
+		return nil, err
+	}
+	handler := a.withACME(func(ctx *fasthttp.RequestCtx) { a.current.Load().router.ServeHTTP(ctx) })
 	handler = withAltSvc(c, handler) // h2.go
 	a.server = proxy.NewServer(handler, proxy.ServerOptions{
 		MaxBody:          int64(c.MaxBody),
@@ -330,6 +336,7 @@ func (a *app) serveOn(ln net.Listener) int {
 		a.logger.Info("sessionproxy listening for TLS", "addr", a.tlsLn.Addr().String(),
 			"certificates", len(a.cfg.TLS.Certificates))
 	}
+	a.startACME()
 	for {
 		select {
 		case err := <-serveErr:
@@ -384,7 +391,7 @@ func (a *app) reload() {
 		a.logger.Error("reload failed, keeping the old config", "error", err)
 		return
 	}
-	if a.tlsLn != nil {
+	if a.tlsLn != nil && len(c.TLS.Certificates) > 0 {
 		// A certificate that fails here, after check passed, keeps the
 		// old set: handshakes must not start failing on a reload.
 		if set, err := loadCertificates(c); err != nil {
@@ -393,6 +400,7 @@ func (a *app) reload() {
 			a.certs.Swap(set)
 		}
 	}
+	a.warnACMEReload(c)
 	a.current.Store(g)
 	// Requests already running finish on the old settings.
 	prev.retire(g, a.cfg.Timeouts.Response.Std()+time.Second)
@@ -435,6 +443,9 @@ func (a *app) shutdown(sig os.Signal, sigs <-chan os.Signal) int {
 	}
 	if a.admin != nil {
 		a.admin.Close()
+	}
+	if a.acme != nil {
+		a.acme.Stop()
 	}
 	g.stop()
 	g.store.Close()
