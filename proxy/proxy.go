@@ -344,6 +344,10 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	if http10 {
 		req.Header.SetProtocolBytes(valueHTTP10)
 	}
+	if perr == nil && p.Compression.Proxied() {
+		// Before finish: the access log counts the compressed bytes.
+		p.Compression.Apply(ctx)
+	}
 	p.finish(ctx, st, start)
 	if http10 {
 		closeDelimited(ctx)

@@ -20,6 +20,7 @@ import (
 
 	"sessionproxy/admin"
 	"sessionproxy/certs"
+	"sessionproxy/compress"
 	"sessionproxy/config"
 	"sessionproxy/membudget"
 	"sessionproxy/proxy"
@@ -173,6 +174,10 @@ func proxySettings(c *config.Config, logger *slog.Logger, metrics *proxy.Metrics
 	if err != nil {
 		return proxy.Settings{}, err
 	}
+	compression, err := compress.New(c.Compression.Options())
+	if err != nil {
+		return proxy.Settings{}, err
+	}
 	s := proxy.Settings{
 		Retries:              c.Retries,
 		ConnectTimeout:       c.Timeouts.Connect.Std(),
@@ -186,6 +191,7 @@ func proxySettings(c *config.Config, logger *slog.Logger, metrics *proxy.Metrics
 		Metrics:              metrics,
 		Tunnels:              tunnels,
 		ErrorPages:           pages,
+		Compression:          compression,
 	}
 	if accessLog != nil {
 		s.AccessLog = accessLog.Log

@@ -51,6 +51,7 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 				s.Alias(route.Path, route.RewritePrefix)
 				route.Rewrite = false
 			}
+			s.Compression = settings.Compression
 			route.Handler = s
 		case r.Sessions() || sessions == nil:
 			route.Handler = upstreams[r.Upstream]

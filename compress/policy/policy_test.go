@@ -26,8 +26,8 @@ var negotiateTests = []struct {
 }{
 	{"", Identity},
 	{"gzip", Gzip},
-	{"gzip, deflate, br", Brotli},           // order of preference breaks the tie
-	{"gzip, deflate, br, zstd", Zstd},       // Chrome's
+	{"gzip, deflate, br", Brotli},             // order of preference breaks the tie
+	{"gzip, deflate, br, zstd", Zstd},         // Chrome's
 	{"br;q=1.0, gzip;q=0.8, *;q=0.1", Brotli}, // zstd only through "*", at 0.1
 	{"gzip;q=1, br;q=0.5", Gzip},
 	{"zstd;q=0, br;q=0, gzip;q=0", Identity},
