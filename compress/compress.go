@@ -214,7 +214,7 @@ func weakenETag(h *fasthttp.ResponseHeader) {
 	}
 	var b [128]byte
 	v := append(append(b[:0], valueWeak...), etag...)
-	h.SetCanonical(hdrETag, v)
+	h.SetBytesV(fasthttp.HeaderETag, v) // normalises the key, as the ETag set by static or a backend was
 }
 
 // addVary adds Accept-Encoding to Vary, once: not when a Vary line names
