@@ -294,7 +294,7 @@ func TestCompressionConditional(t *testing.T) {
 // the next event only once the client has decoded the one before.
 func TestCompressionSSEPerEvent(t *testing.T) {
 	const events = 5
-	got := make(chan struct{})
+	got := make(chan struct{}, events) // never blocks the client
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")
@@ -303,6 +303,8 @@ func TestCompressionSSEPerEvent(t *testing.T) {
 			w.(http.Flusher).Flush()
 			select {
 			case <-got:
+			case <-r.Context().Done():
+				return
 			case <-time.After(5 * time.Second):
 				return // the client never saw it: the test fails there
 			}
@@ -346,5 +348,30 @@ func TestCompressionSSEPerEvent(t *testing.T) {
 			t.Fatalf("event %d did not arrive on its own: not flushed", i)
 		}
 		got <- struct{}{}
+	}
+}
+
+// TestCheckCompression: check names an unknown encoding and a bad
+// min_length at their lines.
+func TestCheckCompression(t *testing.T) {
+	bad := writeFile(t, "backends:\n  - url: http://127.0.0.1:9001\ncompression:\n  encodings: [zstd, deflate, zstd]\n  min_length: 1KiB\n  types: [json]\n")
+	code, _, errOut := run("check", "-config", bad)
+	want := []string{
+		bad + `:4: compression.encodings[1]: unknown encoding "deflate" (want zstd | br | gzip)`,
+		bad + `:4: compression.encodings[2]: encoding "zstd" is listed twice`,
+		bad + `:6: compression.types[0]: type "json" is not type/subtype or type/*`,
+	}
+	if code != 1 || strings.TrimSpace(errOut) != strings.Join(want, "\n") {
+		t.Errorf("check: exit %d\n%s\nwant exit 1 and\n%s", code, errOut, strings.Join(want, "\n"))
+	}
+	for _, ml := range []string{"lots", "-1", "1.5KiB"} {
+		bad = writeFile(t, "backends:\n  - url: http://127.0.0.1:9001\ncompression:\n  min_length: "+ml+"\n")
+		if code, _, errOut = run("check", "-config", bad); code != 1 || !strings.HasPrefix(errOut, bad+":4: ") {
+			t.Errorf("check min_length %s: exit %d %q, want exit 1 and %s:4: ...", ml, code, errOut, bad)
+		}
+	}
+	off := writeFile(t, "backends:\n  - url: http://127.0.0.1:9001\ncompression: {encodings: []}\n")
+	if code, _, errOut = run("check", "-config", off); code != 0 {
+		t.Errorf("check with compression off: exit %d %q", code, errOut)
 	}
 }
