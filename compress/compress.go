@@ -55,6 +55,8 @@ var (
 	hdrCacheControl   = "Cache-Control"
 	hdrAcceptEncoding = "Accept-Encoding"
 	valueWeak         = []byte("W/")
+	valueAE           = []byte("Accept-Encoding")
+	valueNoTransform  = []byte("no-transform")
 )
 
 // Apply compresses the response in ctx, ready to be sent, when the
@@ -225,12 +227,12 @@ func addVary(h *fasthttp.ResponseHeader) {
 			var tok []byte
 			tok, v = cutComma(v)
 			tok = bytes.TrimSpace(tok)
-			if string(tok) == "*" || bytes.EqualFold(tok, []byte(hdrAcceptEncoding)) {
+			if string(tok) == "*" || bytes.EqualFold(tok, valueAE) {
 				return
 			}
 		}
 	}
-	h.AddBytesV(fasthttp.HeaderVary, []byte(hdrAcceptEncoding))
+	h.AddBytesV(fasthttp.HeaderVary, valueAE)
 }
 
 // noTransform reports whether Cache-Control lines hold no-transform
@@ -241,7 +243,7 @@ func noTransform(lines [][]byte) bool {
 		for len(v) > 0 {
 			var tok []byte
 			tok, v = cutComma(v)
-			if bytes.EqualFold(bytes.TrimSpace(tok), []byte("no-transform")) {
+			if bytes.EqualFold(bytes.TrimSpace(tok), valueNoTransform) {
 				return true
 			}
 		}

@@ -375,3 +375,57 @@ func TestCheckCompression(t *testing.T) {
 		t.Errorf("check with compression off: exit %d %q", code, errOut)
 	}
 }
+
+// TestCompressionStreamingMemory: a 128 MiB chunked answer through
+// proxied: true, run as its own process without the race detector,
+// arrives compressed and intact, and grows the proxy's peak RSS
+// (VmHWM) by less than 64 MiB: it is compressed as it streams.
+func TestCompressionStreamingMemory(t *testing.T) {
+	const size, limitKiB = 128 << 20, 64 << 10
+	chunk := compressible(1 << 20)
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		if r.URL.Path == "/warm" {
+			io.WriteString(w, "ok")
+			return
+		}
+		w.(http.Flusher).Flush() // chunked
+		for i := 0; i < size/len(chunk); i++ {
+			fmt.Fprintf(w, "%08d", i) // every MiB differs from the one before
+			w.Write(chunk[8:])
+		}
+	})
+	backend := httptest.NewServer(app)
+	t.Cleanup(backend.Close)
+	p := startBinary(t, plainBinary(t), fmt.Sprintf(`listen: "{{listen}}"
+admin: "{{admin}}"
+backends: [{url: %q}]
+compression: {proxied: true}
+`, backend.URL))
+	fetchRaw(t, "GET", "http://"+p.addr+"/warm", "Accept-Encoding", "gzip")
+	before := procStatusKiB(t, p.cmd.Process.Pid, "VmHWM:")
+	req, _ := http.NewRequest("GET", "http://"+p.addr+"/big", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: 2 * time.Minute}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+	}
+	zr, err := stdgzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, zr)
+	if err != nil || n != size {
+		t.Fatalf("decoded %d bytes (%v), want %d", n, err, size)
+	}
+	after := procStatusKiB(t, p.cmd.Process.Pid, "VmHWM:")
+	t.Logf("VmHWM %d KiB before, %d KiB after 128 MiB compressed", before, after)
+	if after-before > limitKiB {
+		t.Errorf("peak RSS grew by %d KiB, limit %d KiB", after-before, limitKiB)
+	}
+}
