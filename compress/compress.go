@@ -50,7 +50,6 @@ func New(o policy.Options) (*Compressor, error) {
 func (c *Compressor) Proxied() bool { return c != nil && c.policy.Proxied() }
 
 var (
-	hdrVary           = []byte("Vary")
 	hdrETag           = []byte("ETag")
 	hdrCacheControl   = "Cache-Control"
 	hdrAcceptEncoding = "Accept-Encoding"
