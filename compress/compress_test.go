@@ -195,3 +195,42 @@ func BenchmarkApply(b *testing.B) {
 		}
 	}
 }
+
+// TestApplyHeaders: Vary is added once, a weak ETag stays as it is, an
+// encoded answer is left alone, in memory as streamed.
+func TestApplyHeaders(t *testing.T) {
+	c := newCompressor(t)
+	page := text(4 << 10)
+	for _, tt := range []struct {
+		name           string
+		set            []string
+		wantVary, etag string
+		wantCE         string
+	}{
+		{"plain", nil, "Accept-Encoding", `W/"x"`, "gzip"},
+		{"other Vary", []string{"Vary", "Cookie"}, "Cookie,Accept-Encoding", `W/"x"`, "gzip"},
+		{"Vary named", []string{"Vary", "Cookie, accept-encoding"}, "Cookie, accept-encoding", `W/"x"`, "gzip"},
+		{"Vary *", []string{"Vary", "*"}, "*", `W/"x"`, "gzip"},
+		{"weak already", []string{"ETag", `W/"y"`}, "Accept-Encoding", `W/"y"`, "gzip"},
+		{"encoded", []string{"Content-Encoding", "br"}, "", `"x"`, "br"},
+		{"no-transform", []string{"Cache-Control", "max-age=60,no-transform"}, "", `"x"`, ""},
+	} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.Set("Accept-Encoding", "gzip")
+		h := &ctx.Response.Header
+		h.SetContentType("application/json")
+		h.Set("ETag", `"x"`)
+		for i := 0; i+1 < len(tt.set); i += 2 {
+			h.Set(tt.set[i], tt.set[i+1])
+		}
+		ctx.Response.SetBody(page)
+		c.Apply(&ctx)
+		vary := bytes.Join(h.PeekAll("Vary"), []byte(","))
+		if string(vary) != tt.wantVary || string(h.Peek("ETag")) != tt.etag || string(h.ContentEncoding()) != tt.wantCE {
+			t.Errorf("%s: Vary %q, ETag %q, Content-Encoding %q; want %q, %q, %q", tt.name, vary, h.Peek("ETag"), h.ContentEncoding(), tt.wantVary, tt.etag, tt.wantCE)
+		}
+		if tt.wantCE == "" && !bytes.Equal(ctx.Response.Body(), page) {
+			t.Errorf("%s: body changed", tt.name)
+		}
+	}
+}
