@@ -66,6 +66,9 @@ type Config struct {
 	// StateDir keeps what must survive a restart (the memcached nodes'
 	// hints); used only with a shared store (default: StateDirDefault).
 	StateDir string `yaml:"state_dir"`
+	// Compression compresses static files' answers, and backends' with
+	// proxied: true (config/compression.go).
+	Compression Compression `yaml:"compression"`
 
 	// lines maps a field path such as "backends[1].url" to its line in the
 	// file, so that checks made after decoding can still name a line.
@@ -186,14 +189,16 @@ var DefaultConfig = Config{
 		Redis: DefaultRedis,
 	},
 
-	MaxConns:   balancer.DefaultMaxConns,
-	MaxTunnels: defaults.MaxTunnels,
+	MaxConns:    balancer.DefaultMaxConns,
+	MaxTunnels:  defaults.MaxTunnels,
+	Compression: defaultCompression(),
 }
 
 // Default returns a copy of DefaultConfig.
 func Default() *Config {
 	c := DefaultConfig
 	c.Backends = nil
+	c.Compression = defaultCompression() // slices of its own, never the default's
 	return &c
 }
 

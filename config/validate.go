@@ -56,6 +56,7 @@ func (c *Config) Validate() error {
 	v.limits()
 	v.tls()
 	v.protocols()
+	v.compression()
 	if len(v.errs) > 0 {
 		// The checks run by topic, not down the file: list the errors in
 		// the order a reader meets them (those without a line, from flags

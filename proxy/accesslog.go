@@ -293,7 +293,7 @@ func logAccess(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.Reques
 		case countedBody:
 			b.logWhenRelayed(log, ctx, info)
 			return
-		case *static.Body:
+		case observedBody: // a static file's, or a compressed stream
 			l := observedLogPool.Get().(*observedLog)
 			l.set(log, ctx, info)
 			b.Observe(l)
@@ -315,6 +315,13 @@ func fixedBodyBytes(ctx *fasthttp.RequestCtx) int64 {
 		return 0
 	}
 	return int64(len(resp.Body())) // not a stream: Body reads nothing
+}
+
+// observedBody is a response body stream that tells a static.Observer
+// the bytes it sent once it is closed: a static file's body
+// (static.Body) and a compressed stream (package compress).
+type observedBody interface {
+	Observe(static.Observer)
 }
 
 // countedBody is a response body stream that counts the bytes it

@@ -354,6 +354,10 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		req.Header.SetProtocolBytes(valueHTTP10)
 	}
 	applyRouteHeaders(ctx) // guards.go: before the access log and an HTTP/1.0 body's write
+	if perr == nil && p.Compression.Proxied() {
+		// Before finish: the access log counts the compressed bytes.
+		p.Compression.Apply(ctx)
+	}
 	p.finish(ctx, st, start)
 	if http10 {
 		closeDelimited(ctx)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"sessionproxy/compress"
 	"sessionproxy/proxy/defaults"
 	"sessionproxy/sessionstore"
 )
@@ -107,6 +108,11 @@ type Settings struct {
 
 	// ErrorPages, if not nil, gives the proxy's own errors HTML bodies.
 	ErrorPages *ErrorPages
+
+	// Compression, if not nil, compresses static files' answers, and
+	// backends' when it is Proxied (package compress; nil: nothing is
+	// compressed).
+	Compression *compress.Compressor
 }
 
 // orDefault returns v, or def when v is 0 or less: a zero setting means

@@ -5,6 +5,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"sessionproxy/compress"
 	"sessionproxy/static"
 )
 
@@ -16,6 +17,10 @@ import (
 type Static struct {
 	files    *static.Files
 	recorder *Recorder
+
+	// Compression, if not nil, compresses the files' answers (package
+	// compress; nil: none are).
+	Compression *compress.Compressor
 }
 
 // NewStatic returns a Static for the directory root. rec, if not nil,
@@ -47,6 +52,7 @@ func (s *Static) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, errPath)
 	default:
 		s.files.Serve(ctx, path)
+		s.Compression.Apply(ctx) // before finish: the log counts what is sent
 	}
 	s.recorder.finish(ctx, start)
 }

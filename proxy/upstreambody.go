@@ -43,6 +43,8 @@ type upstreamBody[C clientConn] struct {
 	sent int64      // bytes of the body handed to the client's connection
 	log  pendingLog // the access-log line, written when the relay ends
 
+	skipClose bool // the next CloseWithError does nothing (SkipNextClose)
+
 	// fcgi, for a FastCGI backend, is the exchange the body is read
 	// from (br is its script output); its transport takes it back.
 	fcgi    *fcgiAnswer
@@ -201,10 +203,20 @@ func (b *upstreamBody[C]) fail(err error) error {
 	return b.err
 }
 
+// SkipNextClose makes the next CloseWithError do nothing: the body is
+// being moved into another stream (package compress), which closes it
+// instead, and fasthttp closes the stream a response holds when it is
+// given another.
+func (b *upstreamBody[C]) SkipNextClose() { b.skipClose = true }
+
 // CloseWithError ends the relay; werr is why the client side stopped, if
 // it did (fasthttp passes its write error). The connection is pooled only
 // when the body was read to its end and nothing went wrong.
 func (b *upstreamBody[C]) CloseWithError(werr error) error {
+	if b.skipClose {
+		b.skipClose = false
+		return nil
+	}
 	drained := false
 	if b.hc != nil { // a pipelined connection keeps its reader: it may hold the next answers
 		b.hc.ReleaseReader(b.br)

@@ -82,6 +82,8 @@ type Body struct {
 	f    *os.File
 	sent int64    // bytes handed to the client's connection
 	obs  Observer // told on Close; nil: no one
+
+	skipClose bool // the next Close does nothing (SkipNextClose)
 }
 
 // An Observer learns how many bytes of a file went to the client, once
@@ -117,8 +119,17 @@ func (b *Body) WriteTo(w io.Writer) (int64, error) {
 	return n, err
 }
 
+// SkipNextClose makes the next Close do nothing: the body is being moved
+// into another stream (package compress), which closes it instead, and
+// fasthttp closes the stream a response holds when it is given another.
+func (b *Body) SkipNextClose() { b.skipClose = true }
+
 // Close closes the file and tells the Observer what was sent.
 func (b *Body) Close() error {
+	if b.skipClose {
+		b.skipClose = false
+		return nil
+	}
 	err := b.f.Close()
 	if b.obs != nil {
 		b.obs.Relayed(b.sent)

@@ -20,6 +20,7 @@ import (
 	"sessionproxy/admin"
 	"sessionproxy/certs"
 	"sessionproxy/certs/acme"
+	"sessionproxy/compress"
 	"sessionproxy/config"
 	"sessionproxy/h2front"
 	"sessionproxy/membudget"
@@ -185,6 +186,10 @@ func proxySettings(c *config.Config, logger *slog.Logger, metrics *proxy.Metrics
 	if err != nil {
 		return proxy.Settings{}, err
 	}
+	compression, err := compress.New(c.Compression.Options())
+	if err != nil {
+		return proxy.Settings{}, err
+	}
 	s := proxy.Settings{
 		Retries:              c.Retries,
 		ConnectTimeout:       c.Timeouts.Connect.Std(),
@@ -198,6 +203,7 @@ func proxySettings(c *config.Config, logger *slog.Logger, metrics *proxy.Metrics
 		Metrics:              metrics,
 		Tunnels:              tunnels,
 		ErrorPages:           pages,
+		Compression:          compression,
 	}
 	if accessLog != nil {
 		s.AccessLog = accessLog.Log

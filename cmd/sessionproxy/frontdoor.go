@@ -54,6 +54,7 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 				s.Alias(route.Path, route.RewritePrefix)
 				route.Rewrite = false
 			}
+			s.Compression = settings.Compression
 			route.Handler = s
 			if len(r.TryFiles) > 0 {
 				route.Handler = tryFiles(s, r.TryFiles, upstreams)
