@@ -148,3 +148,15 @@ func outsideCode(md string) []string {
 	}
 	return lines
 }
+
+// TestReadmeIsShort keeps README.md a page a newcomer can scan (issue 29):
+// what it is, set-up, a tour, links. Details belong in docs/.
+func TestReadmeIsShort(t *testing.T) {
+	body, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(body), "\n"); n >= 200 {
+		t.Errorf("README.md has %d lines; keep it under 200 and move details to docs/", n)
+	}
+}
