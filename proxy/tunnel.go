@@ -21,7 +21,7 @@ import (
 // the proxy dials the backend itself, writes the upgrade request with the
 // session headers, reads the answer's head, and on 101 hijacks the client
 // connection and relays bytes both ways without looking at frames. See
-// "WebSocket" in README.md.
+// "WebSocket" in docs/forwarding.md.
 
 // isUpgrade reports whether a request asks for a WebSocket tunnel: an
 // HTTP/1.1 GET without a body, with Connection: Upgrade and Upgrade:

@@ -30,7 +30,7 @@ func main() {
 		// default limit on a request's headers, 1 MB, holds a session of
 		// sessionproxy's default max_size (64 KiB) many times over; set
 		// it explicitly above twice max_size if you raise max_size past
-		// 512 KiB. See "Header limits" in README.md.
+		// 512 KiB. See docs/limits.md.
 		MaxHeaderBytes: http.DefaultMaxHeaderBytes,
 	}
 	log.Fatal(srv.ListenAndServe())

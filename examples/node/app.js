@@ -25,7 +25,7 @@ const [host, port] = arg('--listen', '127.0.0.1:9001').split(/:(?=\d+$)/);
 // 431 to every request whose headers exceed 16 KiB in all (the default
 // --max-http-header-size), so a session that grew past that would lock its
 // user out, logout included. Allow twice sessionproxy's max_size (64 KiB
-// by default). See "Header limits" in README.md.
+// by default). See docs/limits.md.
 const options = { maxHeaderSize: 128 * 1024 };
 
 function reply(req, res, counter) {

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlparse
 # more than about 80 attributes gets 431 "Too many headers") and 65536
 # bytes per line (one attribute of the default max_size, 64 KiB, just
 # fits). Raise both: the line limit to at least max_size plus 1 KiB. See
-# "Header limits" in README.md.
+# docs/limits.md.
 http.client._MAXHEADERS = 1000
 http.client._MAXLINE = 128 * 1024
 
