@@ -38,7 +38,10 @@ type Dashboard struct {
 	// theirs cheaply (memcached's item count includes every replica and
 	// the principal indexes), so the page shows this one, saying so.
 	HotEntries int64 `json:"hot_entries"`
-	// HotHitRatio is the hot tier's hits over its lookups since start.
+	// HotHitRatio is the share of the session lookups since start (of a
+	// well-formed cookie) that the hot tier answered: from Lookups, as
+	// the page's ratio over the last interval is, rather than freecache's
+	// own hit rate, which counts the store's internal reads too.
 	HotHitRatio float64 `json:"hot_hit_ratio"`
 	// Sessions says whether sessions are on at all.
 	Sessions bool `json:"sessions"`
@@ -84,7 +87,7 @@ func serveDashboard(w http.ResponseWriter) {
 func (t Target) dashboard(metricsPage func(*bytes.Buffer)) Dashboard {
 	d := Dashboard{Time: time.Now().UnixMilli(), Status: t.status(), Sessions: t.Store != nil, Lookups: map[string]uint64{}}
 	if t.Store != nil {
-		d.HotEntries, d.HotHitRatio = t.Store.LocalStats()
+		d.HotEntries, _ = t.Store.LocalStats()
 	}
 	var page bytes.Buffer
 	metricsPage(&page)
@@ -104,6 +107,15 @@ func (t Target) dashboard(metricsPage func(*bytes.Buffer)) Dashboard {
 		case "sessionproxy_session_lookups_total":
 			d.Lookups[label(labels, "result")] += value
 		}
+	}
+	var all uint64
+	for result, n := range d.Lookups {
+		if result != "none" && result != "error" {
+			all += n
+		}
+	}
+	if all > 0 {
+		d.HotHitRatio = float64(d.Lookups["local"]) / float64(all)
 	}
 	return d
 }

@@ -89,7 +89,7 @@ func TestDashboardJSON(t *testing.T) {
 	if d.Requests != 4 || d.Errors != 1 {
 		t.Errorf("requests %d, errors %d, want 4 and 1:\n%s", d.Requests, d.Errors, body)
 	}
-	if !d.Sessions || d.HotEntries != 1 || d.Lookups["local"] != 2 || d.HotHitRatio <= 0 || d.Time == 0 {
+	if !d.Sessions || d.HotEntries != 1 || d.Lookups["local"] != 2 || d.HotHitRatio != 1 || d.Time == 0 {
 		t.Errorf("sessions %v, hot entries %d, lookups %v, hit ratio %v", d.Sessions, d.HotEntries, d.Lookups, d.HotHitRatio)
 	}
 	if len(d.Backends) != 2 || d.Backends[0].Upstream != "default" || d.Backends[0].Served != 3 ||

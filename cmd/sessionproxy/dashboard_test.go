@@ -132,7 +132,7 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.DisableGPU,
 		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox refuses to start
 		chromedp.UserDataDir(dir),
-		chromedp.WindowSize(1100, 640),
+		chromedp.WindowSize(1280, 560),
 	)...)
 	defer cancelAlloc()
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
