@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"sessionproxy/internal/memcachedtest"
+	"sessionproxy/internal/redistest"
 )
 
 // chromium returns Debian's chromium, or skips the test without one; under
@@ -81,7 +82,7 @@ const readDashboard = `({
 // it down. A page whose Host is a foreign name gets 403 in the browser
 // too. UPDATE_SCREENSHOT=1 writes the page to docs/dashboard.png.
 func TestDashboardInChromium(t *testing.T) {
-	browser := chromium(t)
+	chromium(t)
 	n1, n2 := memcachedtest.Start(t), memcachedtest.Start(t)
 	a, _ := namedBackend(t, "A", 0)
 	b, _ := namedBackend(t, "B", 0)
@@ -92,126 +93,11 @@ func TestDashboardInChromium(t *testing.T) {
 		fmt.Sprintf("session:\n  memcached:\n    nodes: [%q, %q]\n", n1.Addr, n2.Addr)
 	p := startProcess(t, cfg)
 
-	// Traffic: clients that each start a session, then come back with
-	// it, to the default upstream and to the api one.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var sent, failed atomic.Int64
-	for g := 0; g < 2; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				jar, _ := cookiejar.New(nil)
-				c := &http.Client{Jar: jar, Timeout: 5 * time.Second}
-				for _, path := range []string{"/?set=v", "/", "/api/x", "/", "/"} {
-					select {
-					case <-stop:
-						return
-					case <-time.After(10 * time.Millisecond):
-					}
-					resp, err := c.Get("http://" + p.addr + path)
-					sent.Add(1)
-					if err != nil || resp.StatusCode != 200 {
-						failed.Add(1)
-					}
-					if resp != nil {
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-					}
-				}
-			}
-		}()
-	}
-	t.Cleanup(func() { close(stop); wg.Wait() })
-
-	dir := t.TempDir()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
-		chromedp.Headless,
-		chromedp.DisableGPU,
-		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox refuses to start
-		chromedp.UserDataDir(dir),
-		chromedp.WindowSize(1280, 560),
-	)...)
-	defer cancelAlloc()
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	defer cancelCtx()
-
-	admin := "http://" + p.admin
-	_, port, _ := net.SplitHostPort(p.admin)
-	foreign := "http://rebind.localhost:" + port // Chromium resolves *.localhost to loopback itself
-
-	// Every request the page makes is paused here: it must go to the
-	// admin listener (nothing from outside), and a 401's challenge is
-	// answered with the token as the Basic password, as a user would type
-	// it into the browser's prompt.
-	var challenges atomic.Int64
-	var outside sync.Map
-	paused, auths := chromedp.Events(ctx, cdpfetch.RequestPaused), chromedp.Events(ctx, cdpfetch.AuthRequired)
-	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
-	go func() {
-		for ev, err := range paused {
-			if err != nil {
-				return
-			}
-			if u := ev.Request.URL; !strings.HasPrefix(u, admin+"/") && !strings.HasPrefix(u, foreign+"/") {
-				outside.Store(u, true)
-			}
-			chromedp.Call(ctx, cdpfetch.ContinueRequest, cdpfetch.ContinueRequestParams{RequestID: ev.RequestID})
-		}
-	}()
-	go func() {
-		for ev, err := range auths {
-			if err != nil {
-				return
-			}
-			resp := &cdpfetch.AuthChallengeResponse{Response: cdpfetch.AuthChallengeResponseResponseCancelAuth}
-			if strings.EqualFold(ev.AuthChallenge.Scheme, "basic") && ev.AuthChallenge.Realm == "sessionproxy admin" {
-				challenges.Add(1)
-				resp = &cdpfetch.AuthChallengeResponse{Response: cdpfetch.AuthChallengeResponseResponseProvideCredentials, Username: "admin", Password: token}
-			}
-			chromedp.Call(ctx, cdpfetch.ContinueWithAuth, cdpfetch.ContinueWithAuthParams{RequestID: ev.RequestID, AuthChallengeResponse: resp})
-		}
-	}()
-	var pageErrors sync.Map
-	go func() {
-		for ev, err := range exceptions {
-			if err != nil {
-				return
-			}
-			pageErrors.Store((&chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails}).Error(), true)
-		}
-	}()
-	yes := true
-	if _, err := chromedp.Call(ctx, cdpfetch.Enable, cdpfetch.EnableParams{HandleAuthRequests: &yes}); err != nil {
-		t.Fatal(err)
-	}
-	if err := chromedp.Do(ctx, chromedp.Navigate(admin+"/")); err != nil {
-		t.Fatal(err)
-	}
-	if challenges.Load() == 0 {
-		t.Errorf("the browser was not challenged for Basic credentials")
-	}
-
-	// wait reads the page until ok holds, for up to 15 s.
+	sent, failed := dashboardTraffic(t, p.addr)
+	ctx := openDashboard(t, p.admin, token)
 	wait := func(what string, ok func(v dashboardView) bool) dashboardView {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		var v dashboardView
-		for {
-			got, err := chromedp.Run(ctx, chromedp.Evaluate[dashboardView](readDashboard))
-			if err == nil {
-				v = got
-				if ok(v) {
-					return v
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the page never showed %s: %+v (%v)", what, v, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		return waitDashboard(t, ctx, what, ok)
 	}
 	rate := func(s string) float64 { f, _ := strconv.ParseFloat(s, 64); return f }
 	v := wait("three backends and two nodes up, req/s above zero", func(v dashboardView) bool {
@@ -263,14 +149,174 @@ func TestDashboardInChromium(t *testing.T) {
 
 	// A page whose Host is not the admin's own (DNS rebinding) gets 403,
 	// credentials or not.
-	resp, err := chromedp.RunResponse(ctx, chromedp.Navigate(foreign+"/"))
+	_, port, _ := net.SplitHostPort(p.admin)
+	resp, err := chromedp.RunResponse(ctx, chromedp.Navigate("http://rebind.localhost:"+port+"/"))
 	if err != nil || resp == nil || resp.Status != 403 {
 		t.Errorf("the dashboard under a foreign Host: %+v %v, want 403", resp, err)
 	}
-
-	outside.Range(func(k, _ any) bool { t.Errorf("the page requested %s, outside the admin listener", k); return true })
-	pageErrors.Range(func(k, _ any) bool { t.Errorf("the page threw: %s", k); return true })
 	if f := failed.Load(); f > 0 {
 		t.Errorf("%d of %d proxied requests failed", f, sent.Load())
+	}
+}
+
+// TestDashboardInChromiumRedis: with sessions on Redis and no token (an
+// admin listener on loopback), the page shows the Redis server up, then
+// down once it stops.
+func TestDashboardInChromiumRedis(t *testing.T) {
+	chromium(t)
+	srv := redistest.Start(t, redistest.Options{})
+	app, _ := namedBackend(t, "A", 0)
+	cfg := "admin: \"{{admin}}\"\n" + fmt.Sprintf(baseConfig, backendsYAML(app.URL)) +
+		fmt.Sprintf("session:\n  redis:\n    addrs: [%q]\n    timeout: 500ms\n", srv.Addr)
+	p := startProcess(t, cfg)
+	dashboardTraffic(t, p.addr) // its failures once Redis is stopped are not this test's concern
+	ctx := openDashboard(t, p.admin, "")
+	waitDashboard(t, ctx, "the Redis server up, req/s above zero", func(v dashboardView) bool {
+		r, _ := strconv.ParseFloat(v.ReqRate, 64)
+		return len(v.Backends) == 1 && v.Backends[0].State == "up" && len(v.Nodes) == 1 &&
+			v.Nodes[0].Addr == srv.Addr && v.Nodes[0].State == "up" && r > 0
+	})
+	srv.Stop()
+	waitDashboard(t, ctx, "the Redis server down", func(v dashboardView) bool {
+		return len(v.Nodes) == 1 && v.Nodes[0].State == "down"
+	})
+}
+
+// dashboardTraffic sends requests to the proxy at addr until the test
+// ends, from clients that each start a session and come back with it, to
+// / and to /api/; it counts the requests sent and those not answered 200.
+func dashboardTraffic(t *testing.T, addr string) (sent, failed *atomic.Int64) {
+	sent, failed = new(atomic.Int64), new(atomic.Int64)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 2; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				jar, _ := cookiejar.New(nil)
+				c := &http.Client{Jar: jar, Timeout: 5 * time.Second}
+				for _, path := range []string{"/?set=v", "/", "/api/x", "/", "/"} {
+					select {
+					case <-stop:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+					resp, err := c.Get("http://" + addr + path)
+					sent.Add(1)
+					if err != nil || resp.StatusCode != 200 {
+						failed.Add(1)
+					}
+					if resp != nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() { close(stop); wg.Wait() })
+	return sent, failed
+}
+
+// openDashboard opens the admin listener's / at adminAddr in a new
+// headless Chromium and returns its context. Every request the page makes
+// is paused on its way: it must go to the admin listener (nothing from
+// outside), and a 401's challenge is answered with token as the Basic
+// password, as a user would type it into the browser's prompt. When the
+// test ends, a request elsewhere or an exception the page threw fails it.
+func openDashboard(t *testing.T, adminAddr, token string) context.Context {
+	t.Helper()
+	browser := chromium(t)
+	dir := t.TempDir()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.Headless,
+		chromedp.DisableGPU,
+		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox refuses to start
+		chromedp.UserDataDir(dir),
+		chromedp.WindowSize(1280, 560),
+	)...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelCtx)
+
+	admin := "http://" + adminAddr
+	_, port, _ := net.SplitHostPort(adminAddr)
+	foreign := "http://rebind.localhost:" + port // Chromium resolves *.localhost to loopback itself
+
+	var challenges atomic.Int64
+	var outside sync.Map
+	paused, auths := chromedp.Events(ctx, cdpfetch.RequestPaused), chromedp.Events(ctx, cdpfetch.AuthRequired)
+	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
+	go func() {
+		for ev, err := range paused {
+			if err != nil {
+				return
+			}
+			if u := ev.Request.URL; !strings.HasPrefix(u, admin+"/") && !strings.HasPrefix(u, foreign+"/") {
+				outside.Store(u, true)
+			}
+			chromedp.Call(ctx, cdpfetch.ContinueRequest, cdpfetch.ContinueRequestParams{RequestID: ev.RequestID})
+		}
+	}()
+	go func() {
+		for ev, err := range auths {
+			if err != nil {
+				return
+			}
+			resp := &cdpfetch.AuthChallengeResponse{Response: cdpfetch.AuthChallengeResponseResponseCancelAuth}
+			if strings.EqualFold(ev.AuthChallenge.Scheme, "basic") && ev.AuthChallenge.Realm == "sessionproxy admin" {
+				challenges.Add(1)
+				resp = &cdpfetch.AuthChallengeResponse{Response: cdpfetch.AuthChallengeResponseResponseProvideCredentials, Username: "admin", Password: token}
+			}
+			chromedp.Call(ctx, cdpfetch.ContinueWithAuth, cdpfetch.ContinueWithAuthParams{RequestID: ev.RequestID, AuthChallengeResponse: resp})
+		}
+	}()
+	var pageErrors sync.Map
+	go func() {
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			pageErrors.Store((&chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails}).Error(), true)
+		}
+	}()
+	yes := true
+	if _, err := chromedp.Call(ctx, cdpfetch.Enable, cdpfetch.EnableParams{HandleAuthRequests: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(admin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	if token != "" && challenges.Load() == 0 {
+		t.Errorf("the browser was not challenged for Basic credentials")
+	}
+	// Checked when the test ends, the browser still running.
+	t.Cleanup(func() {
+		outside.Range(func(k, _ any) bool { t.Errorf("the page requested %s, outside the admin listener", k); return true })
+		pageErrors.Range(func(k, _ any) bool { t.Errorf("the page threw: %s", k); return true })
+	})
+
+	return ctx
+}
+
+// waitDashboard reads the page in ctx until ok holds, for up to 15 s.
+func waitDashboard(t *testing.T, ctx context.Context, what string, ok func(v dashboardView) bool) dashboardView {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var v dashboardView
+	for {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[dashboardView](readDashboard))
+		if err == nil {
+			v = got
+			if ok(v) {
+				return v
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page never showed %s: %+v (%v)", what, v, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
