@@ -55,8 +55,9 @@ fuzz:
 # Tests start real memcached and redis-server processes, run the example backends with
 # python3 and node, and put haproxy in front of the proxy; Debian's packages provide
 # whichever is missing. adapters/express's test runs `npm ci` (express, passport, from
-# the npm registry) when its node_modules lacks them, hence npm.
-DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools python3:python3 node:nodejs npm:npm haproxy:haproxy
+# the npm registry) when its node_modules lacks them, hence npm. The admin dashboard is
+# tested in headless Chromium (chromedp drives Debian's chromium).
+DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools python3:python3 node:nodejs npm:npm haproxy:haproxy chromium:chromium
 # The adapters' tests run the real frameworks and lint the Python adapters: Debian
 # packages that are libraries, not commands, checked with dpkg. They install into
 # /usr/bin/python3, which adapters/python's tests use whatever python3 is first on PATH.

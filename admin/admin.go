@@ -1,5 +1,6 @@
 // Package admin serves sessionproxy's admin listener: /healthz, /metrics,
-// /status, /sessions/<id> and pprof's profiles, behind a bearer token.
+// /status, /sessions/<id>, pprof's profiles and a dashboard at /, behind
+// a bearer token.
 //
 // It reports on the request path from beside it, with net/http: nothing
 // here runs per proxied request, so the proxy package keeps only what the
@@ -7,6 +8,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -36,9 +38,10 @@ type Target struct {
 	Principal string
 }
 
-// Handler serves /healthz, /metrics, /status, /sessions/<id> and
-// /debug/pprof/ for what current returns. current is called per request,
-// so that the pages follow config reloads. Handler checks no credentials:
+// Handler serves /healthz, /metrics, /status, /sessions/<id>, the
+// dashboard (/ and /dashboard.json) and /debug/pprof/ for what current
+// returns. current is called per request, so that the pages follow config
+// reloads. Handler checks no credentials:
 // wrap it in RequireToken unless it listens on loopback only.
 func Handler(current func() Target) http.Handler {
 	mux := http.NewServeMux()
@@ -70,6 +73,15 @@ func Handler(current func() Target) http.Handler {
 	})
 	mux.HandleFunc("DELETE /sessions", func(w http.ResponseWriter, r *http.Request) {
 		servePrincipalDelete(w, current().Store, r.URL.Query().Get("principal"))
+	})
+	// The dashboard (dashboard.go): the page, and the samples it fetches,
+	// whose counters are read from the /metrics page above.
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { serveDashboard(w) })
+	mux.HandleFunc("GET /dashboard.json", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, current().dashboard(func(b *bytes.Buffer) {
+			req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, "/metrics", nil)
+			mux.ServeHTTP(bufferWriter{b, http.Header{}}, req)
+		}))
 	})
 	return mux
 }

@@ -42,7 +42,7 @@ func TestAdminForeignHost(t *testing.T) {
 		"127.0.0.2:" + port,  // another loopback address is not this listener's
 		"localhost.:" + port, // not the same name to a browser's origin
 	} {
-		for _, path := range []string{"/status", "/healthz", "/sessions/x"} {
+		for _, path := range []string{"/status", "/healthz", "/sessions/x", "/", "/dashboard.json"} {
 			if code := status(host, path, "Bearer tok"); code != "403" {
 				t.Errorf("Host %q %s: %s, want 403", host, path, code)
 			}

@@ -63,7 +63,7 @@ func TestAdminTokenWired(t *testing.T) {
 			t.Errorf("GET %s with Authorization %q: %d, want %d", path, auth, got, want)
 		}
 	}
-	for _, path := range []string{"/status", "/metrics", "/sessions/x", "/debug/pprof/"} {
+	for _, path := range []string{"/status", "/metrics", "/sessions/x", "/debug/pprof/", "/", "/dashboard.json"} {
 		check(path, "", 401)
 		check(path, "Bearer wrong", 401)
 	}
