@@ -69,7 +69,10 @@ func (t *translator) serverRoutes(s *server, host string) {
 		order = append(append(append(append(order, exact...), stop...), regex...), prefix...)
 	}
 	catchAll := false
-	for _, l := range order {
+	for i, l := range order {
+		if i == len(exact) {
+			t.autoRedirects(s, host, exact)
+		}
 		r, ok := t.locationRoute(l, first)
 		if !ok {
 			// Left out, a location would send its requests to the
@@ -82,6 +85,9 @@ func (t *translator) serverRoutes(s *server, host string) {
 		catchAll = catchAll || (l.mod == "" || l.mod == "^~") && l.path == "/"
 		t.routes = append(t.routes, r)
 	}
+	if len(order) == len(exact) {
+		t.autoRedirects(s, host, exact)
+	}
 	if len(s.locations) == 0 && s.set.root != nil {
 		// made from the server: no location answers, its root does
 		r := route{host: host, path: "/", static: t.rootDir(s.set.root, first), at: s.d}
@@ -93,6 +99,32 @@ func (t *translator) serverRoutes(s *server, host string) {
 	}
 	if !catchAll {
 		t.routes = append(t.routes, route{host: host, path: "/", respond: &respond{status: 404}, at: s.d})
+	}
+}
+
+// autoRedirects adds nginx's redirect for a proxied location whose path
+// ends with a slash: a request for that path without the slash ("/api"
+// for "location /api/ { proxy_pass ... }", with proxy_pass or
+// fastcgi_pass) is answered 301 to the path with it and the query. nginx
+// decides it while it looks up the prefixes, before any regex and after
+// only an exact location of that path (auto_redirect in
+// ngx_http_core_find_static_location), so the routes go right after the
+// exact ones. Without them the request went on to another route: a
+// backend or a file nginx never let it reach.
+func (t *translator) autoRedirects(s *server, host string, exact []*location) {
+	for _, l := range s.locations {
+		if l.mod == "~" || l.mod == "~*" || l.mod == "@" || l.nested || l.broken || l.pass == nil && l.fcgi == nil ||
+			len(l.path) < 2 || !strings.HasSuffix(l.path, "/") || strings.ContainsAny(l.path, "$?# \"") {
+			continue
+		}
+		bare := strings.TrimSuffix(l.path, "/")
+		taken := false
+		for _, e := range exact {
+			taken = taken || e.path == bare
+		}
+		if !taken {
+			t.routes = append(t.routes, route{host: host, path: "= " + bare, redirect: &redirect{to: l.path + "$is_args$args", status: 301}, at: l.d})
+		}
 	}
 }
 
