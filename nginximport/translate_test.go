@@ -694,3 +694,45 @@ func TestAwkwardValuesRoundTrip(t *testing.T) {
 		t.Errorf("routes %v, want %v\n%s", got, want, res.YAML)
 	}
 }
+
+// TestTranslateHTTP2And3: section 14's keys from nginx's spellings.
+// "listen 443 quic" beside the TLS listener is http3: true; "http2 on"
+// and "listen ... http2" are the default; "http2 off" and "http3 off"
+// turn the protocol off for every server (sessionproxy has one setting);
+// a quic listener on another port than listen_tls cannot be kept.
+func TestTranslateHTTP2And3(t *testing.T) {
+	const tlsServer = `listen 443 ssl; ssl_certificate /c.pem; ssl_certificate_key /k.pem; location / { proxy_pass http://127.0.0.1:9001; }`
+	for _, tt := range []struct {
+		name, conf   string
+		http2, http3 bool
+		complete     bool
+		note         string
+	}{
+		{"quic on listen_tls's port", `server { ` + tlsServer + ` listen 443 quic reuseport; http2 on; http3 on; }`, true, true, true, "nginx.conf:1: listen 443 quic reuseport: translated as http3: true"},
+		{"listen ... http2", `server { listen 443 ssl http2; ssl_certificate /c.pem; ssl_certificate_key /k.pem; location / { proxy_pass http://127.0.0.1:9001; } }`, true, false, true, "listen parameter http2: not needed"},
+		{"http3 spelt as in nginx 1.25.0", `server { ` + tlsServer + ` listen 443 http3; }`, true, true, true, "listen 443 http3: translated as http3: true"},
+		{"http2 off and http3 off", `http { http2 off; server { ` + tlsServer + ` listen 443 quic; http3 off; } }`, false, false, true, "listen 443 quic: not translated (http3 off)"},
+		{"quic on another port", `server { ` + tlsServer + ` listen 8443 quic; }`, true, false, false, "nginx.conf:1: listen 8443 quic: not translated (sessionproxy serves HTTP/3 only on listen_tls's port"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ds, err := Parse("nginx.conf", []byte(tt.conf))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, _ := Translate("nginx.conf", ds)
+			if !noted(res.Notes, tt.note) {
+				t.Errorf("no note %q in\n%s", tt.note, notesText(res.Notes))
+			}
+			if res.Complete() != tt.complete {
+				t.Fatalf("complete %v, want %v:\n%s", res.Complete(), tt.complete, notesText(res.Notes))
+			}
+			if !tt.complete {
+				return
+			}
+			c := parseOutput(t, res.YAML)
+			if c.HTTP2 != tt.http2 || c.HTTP3 != tt.http3 {
+				t.Errorf("http2 %v http3 %v, want %v and %v\n%s", c.HTTP2, c.HTTP3, tt.http2, tt.http3, res.YAML)
+			}
+		})
+	}
+}
