@@ -21,7 +21,10 @@ import (
 // extends a "^~" one (a request for the longer prefix would stop at the
 // "^~" route, where nginx tries the regexes): such a file is refused.
 // The server's routes end with a 404 for its host unless a "/" prefix
-// catches everything, so that no request reaches another server's routes.
+// catches everything, so that no request reaches another server's routes;
+// with a root, they end with the root's files instead (nginx answers a
+// request no location matches from the server's root; a missing file is
+// that host's 404 all the same).
 func (t *translator) serverRoutes(s *server, host string) {
 	first := host == "" || t.firstHost(s, host)
 	if s.ret != nil {
@@ -88,8 +91,10 @@ func (t *translator) serverRoutes(s *server, host string) {
 	if len(order) == len(exact) {
 		t.autoRedirects(s, host, exact)
 	}
-	if len(s.locations) == 0 && s.set.root != nil {
-		// made from the server: no location answers, its root does
+	if !catchAll && s.set.root != nil {
+		// made from the server: a request no location matches is
+		// answered from the server's root, as nginx's static handler
+		// does in the server's own context
 		r := route{host: host, path: "/", static: t.rootDir(s.set.root, first), at: s.d}
 		if r.static == "" || !t.access(&r, s.set, first) || r.respond == nil && (!t.headers(&r, s.set, first) || !t.rateLimit(&r, s.set, first)) {
 			r = route{host: host, path: "/", respond: &respond{status: 404}, at: s.d}

@@ -49,7 +49,7 @@ func TestImportNginxRefuses(t *testing.T) {
 // section 15's route keys in config/ (branch i26-routes): before they are
 // merged, check refuses them too.
 func TestImportNginxRealConfigsExitZero(t *testing.T) {
-	for _, file := range []string{"php-fpm.conf", "mastodon.conf", "discourse.conf", "gitlab.conf", "netbox.conf", "sentry.conf", "prefix-static.conf"} {
+	for _, file := range []string{"php-fpm.conf", "mastodon.conf", "discourse.conf", "gitlab.conf", "netbox.conf", "sentry.conf", "prefix-static.conf", "two-sites.conf"} {
 		path := filepath.Join("..", "..", "nginximport", "testdata", file)
 		code, out, errOut := run("import-nginx", path)
 		if code == 2 || out == "" {
@@ -116,7 +116,7 @@ var sideBySides = []sideBySide{
 		files:    []string{"js-sdk/7.0/bundle.js", "js-sdk/.env", "sentry.conf.py"},
 		host:     "sentry.example.com",
 		paths: []string{"/api/1/envelope/", "/api/42/store/", "/api/store/", "/api/0/relays/register/", "/api/0/projects/",
-			"/js-sdk/7.0/bundle.js", "/js-sdk/none.js", "/_assets/app.js", "/_static/x.js", "/organizations/x/issues/",
+			"/js-sdk/7.0/bundle.js", "/js-sdk/7.0/bundle.js/", "/js-sdk/none.js", "/_assets/app.js", "/_static/x.js", "/organizations/x/issues/",
 			"/api/0/relays", "/api/0/relays?x=1", "/api/store", "/API/1/store/", "/api/01/store/", "/js-sdk/", "/js-sdk/../sentry.conf.py", "/sentry.conf.py",
 			"/js-sdk/.env", "//other.example.com/api/1/store/", "//other.example.com/js-sdk/7.0/bundle.js"},
 		dotfiles: map[string]string{"/js-sdk/.env": "404"},
@@ -179,6 +179,19 @@ var sideBySides = []sideBySide{
 		plain:    []string{"/", "/static/css/base.css", "/login/?next=/dcim/", "//other.example.com/x"},
 	},
 	{
+		// Two servers on one port: a path none of the app's locations
+		// matches is its 404, never the default site's file.
+		file: "two-sites.conf",
+		edit: []string{"listen 80;", "listen {{listen}};", "listen 80 default_server;", "listen {{listen}} default_server;",
+			"/srv/app/public", "{{dir}}/app", "/srv/www", "{{dir}}/www", "127.0.0.1:8001", "{{api}}"},
+		backends: []string{"api"},
+		files:    []string{"app/assets/a.css", "app/data.json", "app/assets/b.json", "app/index.html", "www/index.html", "www/about.html", "www/docs/index.html", "www/assets/a.css"},
+		host:     "app.example.com",
+		paths: []string{"/", "/index.html", "/about.html", "/assets/a.css", "/assets/b.json", "/assets/none.css", "/data.json", "/api/users", "/api",
+			"/healthz", "/healthz/", "/none", "/data%2ejson", "/data%2Ejson", "/assets/b%2ejson", "/data.json/", "/data.JSON", "//www.example.com/", "//www.example.com/about.html", "//www.example.com/docs/", "//www.example.com/assets/a.css",
+			"//www.example.com/data.json", "//other.example.com/about.html", "//other.example.com/api/users", "//APP.example.com/about.html"},
+	},
+	{
 		file: "php-fpm.conf",
 		edit: []string{"listen 80 default_server;", "listen {{listen}} default_server;", "/var/www/app/public", "{{dir}}/public",
 			"include snippets/fastcgi-php.conf;", "include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name; try_files $uri =404;",
@@ -188,9 +201,9 @@ var sideBySides = []sideBySide{
 			"public/private/secret.php", "public/private/notes.txt", "app.php"},
 		host: "php.example.com",
 		paths: []string{"/config.php", "/index.php", "/none.php", "/css/app.css", "/users/1", "/.htaccess", "/private/secret.php",
-			"/healthz", "/favicon.ico", "/.htpasswd", "/.env", "/private/", "/private/notes.txt", "/PRIVATE/secret.php", "/index.php/../config.php",
+			"/healthz", "/favicon.ico", "/.htpasswd", "/.env", "/private/", "/private/notes.txt", "/PRIVATE/secret.php", "/index.php/../config.php", "/css/app.css/",
 			"/css/app.css.php", "/healthz/", "/../app.php", "/CONFIG.PHP", "//other.example.com/config.php", "//other.example.com/private/notes.txt"},
-		// Not /config.php/x: nginx's try_files sends it to /index.php,
+		// Not /config.php/x nor /config.php/: nginx's try_files sends them to /index.php,
 		// sessionproxy's FastCGI pool runs config.php with PATH_INFO /x
 		// (proxy/fastcgi.go splitScript), a difference in the adapter,
 		// not in the translation; reported on issue 26.
