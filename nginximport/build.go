@@ -212,6 +212,19 @@ func (t *translator) includedServers() []*server {
 				t.omit(l.d, "%s: not translated (sessionproxy has one plain and one TLS listener: %s)", show(l.d), t.listenersText())
 			}
 		}
+		for _, l := range s.quic {
+			// HTTP/3 serves the same routes as the TLS listener: it
+			// changes the transport, not who sees what.
+			switch {
+			case in && t.tls != "" && normalAddr(l.addr) == t.tls && t.http3Off:
+				t.note(l.d, "%s: not translated (http3 off)", show(l.d))
+			case in && t.tls != "" && normalAddr(l.addr) == t.tls:
+				t.http3 = true
+				t.note(l.d, "%s: translated as http3: true (HTTP/3 on listen_tls's UDP port, advertised with Alt-Svc)", show(l.d))
+			default:
+				t.omit(l.d, "%s: not translated (sessionproxy serves HTTP/3 only on listen_tls's port: %s)", show(l.d), t.listenersText())
+			}
+		}
 		if in {
 			out = append(out, s)
 		} else if s.serves() || s.redirect != nil {

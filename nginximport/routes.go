@@ -21,7 +21,10 @@ import (
 // extends a "^~" one (a request for the longer prefix would stop at the
 // "^~" route, where nginx tries the regexes): such a file is refused.
 // The server's routes end with a 404 for its host unless a "/" prefix
-// catches everything, so that no request reaches another server's routes.
+// catches everything, so that no request reaches another server's routes;
+// with a root, they end with the root's files instead (nginx answers a
+// request no location matches from the server's root; a missing file is
+// that host's 404 all the same).
 func (t *translator) serverRoutes(s *server, host string) {
 	first := host == "" || t.firstHost(s, host)
 	if s.ret != nil {
@@ -69,7 +72,10 @@ func (t *translator) serverRoutes(s *server, host string) {
 		order = append(append(append(append(order, exact...), stop...), regex...), prefix...)
 	}
 	catchAll := false
-	for _, l := range order {
+	for i, l := range order {
+		if i == len(exact) {
+			t.autoRedirects(s, host, exact)
+		}
 		r, ok := t.locationRoute(l, first)
 		if !ok {
 			// Left out, a location would send its requests to the
@@ -82,8 +88,13 @@ func (t *translator) serverRoutes(s *server, host string) {
 		catchAll = catchAll || (l.mod == "" || l.mod == "^~") && l.path == "/"
 		t.routes = append(t.routes, r)
 	}
-	if len(s.locations) == 0 && s.set.root != nil {
-		// made from the server: no location answers, its root does
+	if len(order) == len(exact) {
+		t.autoRedirects(s, host, exact)
+	}
+	if !catchAll && s.set.root != nil {
+		// made from the server: a request no location matches is
+		// answered from the server's root, as nginx's static handler
+		// does in the server's own context
 		r := route{host: host, path: "/", static: t.rootDir(s.set.root, first), at: s.d}
 		if r.static == "" || !t.access(&r, s.set, first) || r.respond == nil && (!t.headers(&r, s.set, first) || !t.rateLimit(&r, s.set, first)) {
 			r = route{host: host, path: "/", respond: &respond{status: 404}, at: s.d}
@@ -93,6 +104,32 @@ func (t *translator) serverRoutes(s *server, host string) {
 	}
 	if !catchAll {
 		t.routes = append(t.routes, route{host: host, path: "/", respond: &respond{status: 404}, at: s.d})
+	}
+}
+
+// autoRedirects adds nginx's redirect for a proxied location whose path
+// ends with a slash: a request for that path without the slash ("/api"
+// for "location /api/ { proxy_pass ... }", with proxy_pass or
+// fastcgi_pass) is answered 301 to the path with it and the query. nginx
+// decides it while it looks up the prefixes, before any regex and after
+// only an exact location of that path (auto_redirect in
+// ngx_http_core_find_static_location), so the routes go right after the
+// exact ones. Without them the request went on to another route: a
+// backend or a file nginx never let it reach.
+func (t *translator) autoRedirects(s *server, host string, exact []*location) {
+	for _, l := range s.locations {
+		if l.mod == "~" || l.mod == "~*" || l.mod == "@" || l.nested || l.broken || l.pass == nil && l.fcgi == nil ||
+			len(l.path) < 2 || !strings.HasSuffix(l.path, "/") || strings.ContainsAny(l.path, "$?# \"") {
+			continue
+		}
+		bare := strings.TrimSuffix(l.path, "/")
+		taken := false
+		for _, e := range exact {
+			taken = taken || e.path == bare
+		}
+		if !taken {
+			t.routes = append(t.routes, route{host: host, path: "= " + bare, redirect: &redirect{to: l.path + "$is_args$args", status: 301}, at: l.d})
+		}
 	}
 }
 

@@ -254,6 +254,18 @@ func nginxPick(ds []*Directive, host, p string, tls bool) (line int, loc *Direct
 	if exact != nil {
 		return exact.Line, exact
 	}
+	// auto_redirect: a proxied location "/a/" answers "/a" with a 301,
+	// before the regexes (ngx_http_core_find_static_location)
+	for _, d := range chosen.Block {
+		if d.Name != "location" || len(d.Args) == 0 || d.Args[0] == "~" || d.Args[0] == "~*" || d.Args[len(d.Args)-1] != p+"/" {
+			continue
+		}
+		for _, ld := range d.Block {
+			if ld.Name == "proxy_pass" || ld.Name == "fastcgi_pass" {
+				return d.Line, d
+			}
+		}
+	}
 	if longest != nil && longestMod == "^~" {
 		return longest.Line, longest
 	}

@@ -133,6 +133,7 @@ type listen struct {
 type server struct {
 	d         *Directive
 	listens   []listen
+	quic      []listen // listen ... quic: UDP, HTTP/3 (http3: true when on listen_tls's port)
 	names     []*Directive
 	set       settings
 	locations []*location
@@ -174,7 +175,8 @@ type translator struct {
 	http      settings
 	// global settings, each as often as the file sets it
 	maxBody, connect, read, clientRead, clientIdle []measured
-	underscores, proxyProtocol                     bool
+	underscores, proxyProtocol, http3              bool
+	http2Off, http3Off                             bool // "http2 off", "http3 off" somewhere
 	realIPFrom                                     []string
 	minVersion                                     string
 	retries                                        int
@@ -457,6 +459,13 @@ func (t *translator) listen(s *server, d *Directive) {
 		t.skip(d, "unix sockets")
 		return
 	}
+	// "listen 443 quic" is the UDP side of a TLS server: neither the
+	// plain nor the TLS listener, but HTTP/3 on one of them, decided
+	// once the listeners are chosen (includedServers).
+	isQUIC := false
+	for _, p := range d.Args[1:] {
+		isQUIC = isQUIC || p == "quic"
+	}
 	for _, p := range d.Args[1:] {
 		switch {
 		case p == "ssl":
@@ -468,8 +477,9 @@ func (t *translator) listen(s *server, d *Directive) {
 			t.note(d, "proxy_protocol: translated as proxy_protocol: true, which expects the PROXY header on every connection of both listeners")
 		case p == "http2":
 			t.note(d, "listen parameter http2: not needed (http2: true is the default on listen_tls)")
-		case p == "quic" || p == "http3":
-			t.note(d, "listen parameter %s: not translated (no HTTP/3 yet; docs/http2.md)", p)
+		case p == "quic":
+		case p == "http3": // nginx 1.25.0's spelling of quic, before the release
+			isQUIC = true
 		case p == "reuseport" || p == "deferred" || strings.HasPrefix(p, "backlog=") || strings.HasPrefix(p, "ipv6only="):
 			t.note(d, "listen parameter %s: not needed", p)
 		case strings.HasPrefix(p, "rcvbuf=") || strings.HasPrefix(p, "sndbuf=") || strings.HasPrefix(p, "fastopen=") ||
@@ -478,6 +488,10 @@ func (t *translator) listen(s *server, d *Directive) {
 		default:
 			t.omit(d, "listen parameter %s: not translated", p)
 		}
+	}
+	if isQUIC {
+		s.quic = append(s.quic, l)
+		return
 	}
 	s.listens = append(s.listens, l)
 }
@@ -605,6 +619,22 @@ func (t *translator) global(d *Directive) {
 		}
 	case "underscores_in_headers":
 		t.underscores = arg(d, 0) == "on"
+	case "http2":
+		// sessionproxy has one http2 setting: off anywhere turns it off,
+		// so no server offers h2 that nginx did not.
+		if arg(d, 0) == "off" {
+			t.http2Off = true
+			t.note(d, "%s: translated as http2: false (for every server)", show(d))
+		} else {
+			t.note(d, "%s: not needed (http2: true is the default on listen_tls)", show(d))
+		}
+	case "http3":
+		if arg(d, 0) == "off" {
+			t.http3Off = true
+			t.note(d, "%s: translated as http3: false (for every server)", show(d))
+		} else {
+			t.note(d, "%s: not needed (listen ... quic on listen_tls's port makes http3: true)", show(d))
+		}
 	case "set_real_ip_from":
 		if _, err := config.ParsePrefix(arg(d, 0)); err != nil {
 			t.skip(d, err.Error())

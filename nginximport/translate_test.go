@@ -229,12 +229,15 @@ func noted(notes []Note, want string) bool {
 func TestTranslateRealistic(t *testing.T) {
 	c, out, notes := translate(t, realisticConf)
 	want := []string{
+		"api.example.com= /v1 -> redirect 301 /v1/$is_args$args",
+		"api.example.com= /legacy -> redirect 301 /legacy/$is_args$args",
 		"api.example.com/legacy/ -> upstream 10.0.2.5-8081 rewrite /new/",
 		"api.example.com/v1/ -> upstream api_pool",
 		"api.example.com/ -> respond 404", // no location /: nginx answers 404, not the default server
 		"static.example.com/ -> static /var/www/static",
 		"*.static.example.com/ -> static /var/www/static",
 		"= /50x.html -> static /usr/share/nginx/html",
+		"= /api -> redirect 301 /api/$is_args$args",
 		`~ \.php$ -> upstream 127.0.0.1-9000`, // before the prefixes, as nginx tries regexes first
 		"/static/ -> static /var/www/shop",
 		"/api/ -> upstream api_pool rewrite /",
@@ -314,7 +317,7 @@ var translateTests = []struct {
 	{
 		name:   "proxy_pass without a URI passes the path on",
 		conf:   `http { server { listen 8080; location / { proxy_pass http://127.0.0.1:9001; } location /app/ { proxy_pass http://127.0.0.1:9002; } } }`,
-		routes: []string{"/app/ -> upstream 127.0.0.1-9002"},
+		routes: []string{"= /app -> redirect 301 /app/$is_args$args", "/app/ -> upstream 127.0.0.1-9002"},
 		check: func(t *testing.T, c *config.Config) {
 			if c.Listen != ":8080" || c.Backends[0].URL != "http://127.0.0.1:9001" {
 				t.Errorf("listen %q backends %+v", c.Listen, c.Backends)
@@ -324,7 +327,7 @@ var translateTests = []struct {
 	{
 		name:   "proxy_pass with a URI replaces the prefix",
 		conf:   `http { upstream api { server 127.0.0.1:9001; } server { location /api/ { proxy_pass http://api/; } location /old/ { proxy_pass http://api/new/; } location / { root /srv/www; } } }`,
-		routes: []string{"/api/ -> upstream api rewrite /", "/old/ -> upstream api rewrite /new/", "/ -> static /srv/www"},
+		routes: []string{"= /api -> redirect 301 /api/$is_args$args", "= /old -> redirect 301 /old/$is_args$args", "/api/ -> upstream api rewrite /", "/old/ -> upstream api rewrite /new/", "/ -> static /srv/www"},
 		check: func(t *testing.T, c *config.Config) {
 			if len(c.Backends) != 0 || len(c.Upstreams["api"].Backends) != 1 {
 				t.Errorf("backends %+v upstreams %+v: a static catch-all needs no default pool", c.Backends, c.Upstreams)
@@ -418,7 +421,7 @@ var translateTests = []struct {
   upstream api { least_conn; server 127.0.0.1:9101; server 127.0.0.1:9102; }
   upstream search { ip_hash; server 127.0.0.1:9201 weight=2; server 127.0.0.1:9202 down; }
   server { location /api/ { proxy_pass http://api; } location /search/ { proxy_pass http://search; } location / { proxy_pass http://app; } } }`,
-		routes: []string{"/search/ -> upstream search", "/api/ -> upstream api"},
+		routes: []string{"= /api -> redirect 301 /api/$is_args$args", "= /search -> redirect 301 /search/$is_args$args", "/search/ -> upstream search", "/api/ -> upstream api"},
 		notes:  []string{"nginx.conf:4: ip_hash: not translated", "nginx.conf:4: server 127.0.0.1:9202 down: left out"},
 		check: func(t *testing.T, c *config.Config) {
 			if c.Health.MaxFails != 5 || c.Upstreams["api"].Balancer != "least_conn" || c.Upstreams["api"].Health.MaxFails != 3 ||
@@ -444,7 +447,7 @@ var translateTests = []struct {
 }`,
 		// an exact location and return are routes now; a location left out
 		// answers 404 rather than let its requests reach the next route
-		routes: []string{"example.com= /exact -> upstream 127.0.0.1-9001", "example.com/nothing/ -> respond 204",
+		routes: []string{"example.com= /exact -> upstream 127.0.0.1-9001", "example.com= /vars -> redirect 301 /vars/$is_args$args", "example.com/nothing/ -> respond 204",
 			"example.com/vars/ -> respond 404", "example.com/ -> upstream 127.0.0.1-9001"},
 		notes: []string{
 			"nginx.conf:4: server_name ~^(?<sub>.+)\\.example\\.com$: not translated (regular expressions",
@@ -474,7 +477,7 @@ var translateTests = []struct {
 		conf: `http { server { server_name a.example; location /x/ { proxy_pass http://127.0.0.1:9001; } } server { server_name b.example; location / { proxy_pass http://127.0.0.1:9002; } } }`,
 		// the default server's requests outside /x/ are nginx's 404, not
 		// another server's pool
-		routes: []string{"b.example/ -> upstream 127.0.0.1-9002", "/x/ -> upstream 127.0.0.1-9001", "/ -> respond 404"},
+		routes: []string{"b.example/ -> upstream 127.0.0.1-9002", "= /x -> redirect 301 /x/$is_args$args", "/x/ -> upstream 127.0.0.1-9001", "/ -> respond 404"},
 	},
 	{
 		name:  "timeouts and sizes in nginx's syntax",
@@ -689,5 +692,47 @@ func TestAwkwardValuesRoundTrip(t *testing.T) {
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("routes %v, want %v\n%s", got, want, res.YAML)
+	}
+}
+
+// TestTranslateHTTP2And3: section 14's keys from nginx's spellings.
+// "listen 443 quic" beside the TLS listener is http3: true; "http2 on"
+// and "listen ... http2" are the default; "http2 off" and "http3 off"
+// turn the protocol off for every server (sessionproxy has one setting);
+// a quic listener on another port than listen_tls cannot be kept.
+func TestTranslateHTTP2And3(t *testing.T) {
+	const tlsServer = `listen 443 ssl; ssl_certificate /c.pem; ssl_certificate_key /k.pem; location / { proxy_pass http://127.0.0.1:9001; }`
+	for _, tt := range []struct {
+		name, conf   string
+		http2, http3 bool
+		complete     bool
+		note         string
+	}{
+		{"quic on listen_tls's port", `server { ` + tlsServer + ` listen 443 quic reuseport; http2 on; http3 on; }`, true, true, true, "nginx.conf:1: listen 443 quic reuseport: translated as http3: true"},
+		{"listen ... http2", `server { listen 443 ssl http2; ssl_certificate /c.pem; ssl_certificate_key /k.pem; location / { proxy_pass http://127.0.0.1:9001; } }`, true, false, true, "listen parameter http2: not needed"},
+		{"http3 spelt as in nginx 1.25.0", `server { ` + tlsServer + ` listen 443 http3; }`, true, true, true, "listen 443 http3: translated as http3: true"},
+		{"http2 off and http3 off", `http { http2 off; server { ` + tlsServer + ` listen 443 quic; http3 off; } }`, false, false, true, "listen 443 quic: not translated (http3 off)"},
+		{"quic on another port", `server { ` + tlsServer + ` listen 8443 quic; }`, true, false, false, "nginx.conf:1: listen 8443 quic: not translated (sessionproxy serves HTTP/3 only on listen_tls's port"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ds, err := Parse("nginx.conf", []byte(tt.conf))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, _ := Translate("nginx.conf", ds)
+			if !noted(res.Notes, tt.note) {
+				t.Errorf("no note %q in\n%s", tt.note, notesText(res.Notes))
+			}
+			if res.Complete() != tt.complete {
+				t.Fatalf("complete %v, want %v:\n%s", res.Complete(), tt.complete, notesText(res.Notes))
+			}
+			if !tt.complete {
+				return
+			}
+			c := parseOutput(t, res.YAML)
+			if c.HTTP2 != tt.http2 || c.HTTP3 != tt.http3 {
+				t.Errorf("http2 %v http3 %v, want %v and %v\n%s", c.HTTP2, c.HTTP3, tt.http2, tt.http3, res.YAML)
+			}
+		})
 	}
 }

@@ -39,6 +39,12 @@ func (t *translator) yaml(source string) string {
 		}
 		add(top, "tls", tls)
 	}
+	if t.http2Off && t.tls != "" {
+		add(top, "http2", boolean(false))
+	}
+	if t.http3 {
+		add(top, "http3", boolean(true))
+	}
 	if t.redirectTLS {
 		add(top, "redirect_to_https", boolean(true))
 	}

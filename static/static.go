@@ -165,6 +165,11 @@ func (f *Files) serve(ctx *fasthttp.RequestCtx, path []byte) *problem {
 		if fi.IsDir() {
 			return errForbidden
 		}
+	} else if bytes.HasSuffix(path, []byte("/")) {
+		// "data.json/" names no file (ENOTDIR: nginx's 404). Served,
+		// the file would get past a route that matches its name only
+		// without the slash (location ~ \.json$ { deny all; }).
+		return errNotFound
 	}
 	if !fi.Mode().IsRegular() {
 		return errForbidden

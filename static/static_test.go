@@ -109,6 +109,26 @@ func TestSymlinks(t *testing.T) {
 	}
 }
 
+// TestFileWithTrailingSlash: "/app.css/" names no file (nginx: ENOTDIR,
+// 404), through a link as well. Served, a file would get past a route
+// that matches its name only without the slash, as import-nginx's
+// "location ~ \.json$ { deny all; }" before a static root
+// (TestImportNginxSideBySide/two-sites.conf).
+func TestFileWithTrailingSlash(t *testing.T) {
+	s := newSite(t)
+	for _, p := range []string{"/app.css/", "/rel-in.css/", "/sub/index.html/"} {
+		if status, body := s.get(p); status != 404 {
+			t.Errorf("%s: %d %q, want 404", p, status, body)
+		}
+		if s.files.Exists([]byte(p)) {
+			t.Errorf("%s: Exists, want not", p)
+		}
+	}
+	if status, _ := s.get("/sub/"); status != 200 {
+		t.Errorf("/sub/: %d, want 200 (a directory's index)", status)
+	}
+}
+
 // TestSymlinkSwappedIn replaces a file inside the root by a link to the
 // secret outside it after its name was checked and before it is opened:
 // the open itself refuses it. A check of the name before an open by name
