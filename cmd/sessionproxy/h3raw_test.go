@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/quic-go/qpack"
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/quic-go/quicvarint"
 
 	"sessionproxy/internal/tlstest"
@@ -249,5 +253,44 @@ func TestH3StreamLimit(t *testing.T) {
 	}
 	if n != 128 {
 		t.Fatalf("the client could open %d streams at once, want the limit 128", n)
+	}
+	// One-way streams: a client's control and two QPACK streams.
+	n = 0
+	for ; n < 1000; n++ {
+		if _, err := c.OpenUniStream(); err != nil {
+			break
+		}
+	}
+	if n != 3 {
+		t.Fatalf("the client could open %d unidirectional streams, want 3", n)
+	}
+}
+
+// TestH3Upload: an 8 MiB request body (under the default max_body 10MiB) over HTTP/3 reaches the backend
+// whole (the flow-control windows, 256 KiB a stream and 1 MiB a
+// connection, bound what waits unread, not what passes).
+func TestH3Upload(t *testing.T) {
+	const size = 8 << 20
+	got := make(chan string, 1)
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, _ := io.Copy(h, r.Body)
+		got <- fmt.Sprintf("%d %x", n, h.Sum(nil))
+	}))
+	t.Cleanup(be.Close)
+	h := startH2(t, "", be.URL, "http3: true\n")
+	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: h.ca.Pool, ServerName: "h2.test"}}
+	t.Cleanup(func() { tr.Close() })
+	sum := sha256.New()
+	body := io.TeeReader(io.LimitReader(newBlocks(t), size), sum)
+	req, _ := http.NewRequest(http.MethodPost, h.url("/upload"), body)
+	req.ContentLength = size
+	resp, err := (&http.Client{Transport: tr, Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("h3 upload: %v", err)
+	}
+	resp.Body.Close()
+	if want := fmt.Sprintf("%d %x", size, sum.Sum(nil)); resp.StatusCode != 200 || <-got != want {
+		t.Fatalf("h3 upload: status %d, or the backend got another body", resp.StatusCode)
 	}
 }
