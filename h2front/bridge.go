@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 )
 
@@ -103,56 +102,35 @@ func (b *bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(conn)
 	defer func() { br.Reset(nil); readers.Put(br) }()
-	// The answer's head is parsed by fasthttp's parser, which keeps
-	// it in reused buffers (http.ReadResponse built a textproto map and a
-	// Response per stream); its fields are copied once, into w's.
-	rh := respHeaders.Get().(*fasthttp.ResponseHeader)
-	defer func() { rh.Reset(); respHeaders.Put(rh) }()
+	var resp *http.Response
+	var err error
 	for {
-		rh.SetNoDefaultContentType(true) // no Content-Type the backend did not send
-		if err := rh.Read(br); err != nil {
+		resp, err = http.ReadResponse(br, &http.Request{Method: r.Method})
+		if err != nil {
 			// The request path always answers; no answer means it was
 			// shut down under us.
 			http.Error(w, "Bad Gateway", http.StatusBadGateway)
 			return
 		}
-		if rh.StatusCode() >= 200 || rh.StatusCode() == http.StatusSwitchingProtocols {
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
-		// 1xx: informational, dropped as HTTP/1.1 clients' proxies may.
+		resp.Body.Close() // 1xx: informational, dropped as HTTP/1.1 clients' proxies may
 	}
-	status := rh.StatusCode()
+	defer resp.Body.Close()
 	h := w.Header()
-	for k, v := range rh.All() {
-		key := string(k)
-		if hopByHop(key) || key == "Content-Length" {
+	for k, vv := range resp.Header {
+		if hopByHop(k) {
 			continue
 		}
-		h[key] = append(h[key], string(v))
+		h[k] = vv
 	}
-	var body io.Reader
-	n := int64(rh.ContentLength())
-	switch {
-	case r.Method == http.MethodHead:
-		body, n = http.NoBody, 0
-		if cl := rh.ContentLength(); cl >= 0 {
-			h.Set("Content-Length", strconv.Itoa(cl)) // the GET's length
-		}
-	case status == http.StatusNoContent || status == http.StatusNotModified:
-		body, n = http.NoBody, 0
-	case n >= 0:
-		body = io.LimitReader(br, n)
-		h.Set("Content-Length", strconv.FormatInt(n, 10))
-	case n == -1:
-		body, n = httputil.NewChunkedReader(br), -1
-	default: // until the connection ends
-		body, n = br, -1
+	if resp.ContentLength >= 0 && r.Method != http.MethodHead {
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
-	w.WriteHeader(status)
-	relay(w, body, n, br)
+	w.WriteHeader(resp.StatusCode)
+	relay(w, resp.Body, resp.ContentLength, br)
 }
-
-var respHeaders = sync.Pool{New: func() any { return new(fasthttp.ResponseHeader) }}
 
 // relay copies a response body of length n (-1: unknown) to the client,
 // flushing whenever nothing more has arrived yet: an event stream goes out
