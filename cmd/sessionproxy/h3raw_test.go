@@ -163,8 +163,8 @@ func TestH3Hygiene(t *testing.T) {
 	}
 
 	status, body, err := h3Read(h3Send(t, c, req()...))
-	if err != nil || status != "200" {
-		t.Fatalf("a good request after the bad ones: status %q, %v", status, err)
+	if err != nil || status != "200" || !strings.Contains(body, "proto=https") {
+		t.Fatalf("a good request after the bad ones: status %q body %q, %v", status, body, err)
 	}
 	// A session (h3Read keeps no response fields: its cookie comes from
 	// the h2 client), then its cookie among others as three fields.
