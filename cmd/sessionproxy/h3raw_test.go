@@ -294,3 +294,44 @@ func TestH3Upload(t *testing.T) {
 		t.Fatalf("h3 upload: status %d, or the backend got another body", resp.StatusCode)
 	}
 }
+
+// TestH3OversizedHeaders: a header block over the limit (16 KiB, as h2's
+// header list and an HTTP/1.1 request head) is refused by the HTTP/3
+// server (http3.Server.MaxHeaderBytes: 431, or the stream reset while it is
+// still being sent) before the bridge sees it,
+// never reaches the backend, and the same QUIC connection still gets
+// answers.
+func TestH3OversizedHeaders(t *testing.T) {
+	var seen atomic.Int64
+	be := sessionEcho(t, &seen)
+	h := startH2(t, "", be.URL, "http3: true\n")
+	c := h3Dial(t, h.tls, h.ca)
+	for _, size := range []int{20 << 10, 256 << 10} {
+		s, err := c.OpenStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var status string
+		if _, err = s.Write(h3Headers(":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "/", "x-big", strings.Repeat("a", size))); err == nil {
+			s.Close()
+			status, _, err = h3Read(s)
+		} // else the proxy reset the stream while it was written: a refusal
+		var se *quic.StreamError
+		if err != nil && !errors.As(err, &se) {
+			t.Fatalf("%d bytes of header: %v (the connection, not the stream, failed)", size, err)
+		}
+		if err == nil && status != "431" {
+			// The request path's 400 would be a refusal too, but one paid
+			// for by decoding the block and writing it to the request
+			// path: quic-go's MaxHeaderBytes must stop it first, with 431
+			// or by resetting the stream.
+			t.Errorf("%d bytes of header: status %q, want 431 or the stream reset at the header limit", size, status)
+		}
+	}
+	if n := seen.Load(); n != 0 {
+		t.Errorf("the backend got %d of the oversized requests", n)
+	}
+	if status, _, err := h3Read(h3Send(t, c, ":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "/")); err != nil || status != "200" {
+		t.Fatalf("a good request after the oversized ones: status %q, %v", status, err)
+	}
+}
