@@ -28,8 +28,21 @@ func (f *Front) NewH3(pc net.PacketConn, tlsConf *tls.Config) *H3 {
 		MaxHeaderBytes: f.o.MaxHeaderBytes,
 		IdleTimeout:    f.o.IdleTimeout,
 		QUICConfig: &quic.Config{
-			Allow0RTT:          false,
-			MaxIncomingStreams: int64(f.o.MaxConcurrentStreams),
+			Allow0RTT: false,
+			// As h2's: MaxConcurrentStreams request streams at a time
+			// (nginx's http3_max_concurrent_streams 128; quic-go's own
+			// default is 100), and a peer's control and QPACK streams,
+			// which are all an HTTP/3 client opens one way (nginx grants 3).
+			MaxIncomingStreams:    int64(f.o.MaxConcurrentStreams),
+			MaxIncomingUniStreams: 3,
+			// Bodies not yet read, bounded as h2's receive buffers: 256 KiB
+			// a stream, 1 MiB a connection (quic-go's defaults grow to 6
+			// and 15 MiB).
+			InitialStreamReceiveWindow:     64 << 10,
+			MaxStreamReceiveWindow:         256 << 10,
+			InitialConnectionReceiveWindow: 512 << 10,
+			MaxConnectionReceiveWindow:     1 << 20,
+			HandshakeIdleTimeout:           f.o.HandshakeTimeout,
 		},
 		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
 			cl := &client{addr: asTCP(c.RemoteAddr()), local: asTCP(c.LocalAddr()), state: c.ConnectionState().TLS}

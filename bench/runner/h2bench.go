@@ -16,7 +16,9 @@ import (
 // The HTTP/2 comparison (issue #25): nginx (`listen ssl http2`) and
 // sessionproxy (listen_tls, http2: true by default) in front of the same two
 // backends with the same certificate, each asked for /plain by h2load over
-// HTTP/1.1 (--h1) and over h2, in turn, in interleaved rounds. The figures
+// HTTP/1.1 (--h1) and over h2, and sessionproxy (http3: true) over HTTP/3 by
+// h3load (h3load.go: Debian's h2load has no HTTP/3, nor has nginx 1.22), in
+// turn, in interleaved rounds. The figures
 // are req/s and each proxy's CPU time per request (user + system of its
 // processes over the run, from /proc): on a machine shared with the
 // client, CPU per request is the figure that compares.
@@ -75,7 +77,7 @@ func runH2() int {
 	}
 	spTLS := freeAddr()
 	spConf := proxyConfig(freeAddr(), "sync", hotTier, e.backend, "") +
-		fmt.Sprintf("listen_tls: %q\ntls:\n  certificates: [{cert: %q, key: %q}]\n", spTLS, cert, key)
+		fmt.Sprintf("listen_tls: %q\nhttp3: true\ntls:\n  certificates: [{cert: %q, key: %q}]\n", spTLS, cert, key)
 	os.WriteFile(filepath.Join(e.dir, "sp.yaml"), []byte(spConf), 0o600)
 	spCmd, err := e.spawnLog("sessionproxy", sp, "run", "-config", filepath.Join(e.dir, "sp.yaml"))
 	if err != nil {
@@ -87,16 +89,23 @@ func runH2() int {
 	type target struct {
 		name, url string
 		pgid      int
-		h1        bool
+		h1, h3    bool
 	}
 	targets := []target{
-		{"nginx HTTP/1.1 (TLS)", "https://" + ngx + "/plain", ngCmd.Process.Pid, true},
-		{"sessionproxy HTTP/1.1 (TLS)", "https://" + spTLS + "/plain", spCmd.Process.Pid, true},
-		{"nginx h2 (listen ssl http2)", "https://" + ngx + "/plain", ngCmd.Process.Pid, false},
-		{"sessionproxy h2", "https://" + spTLS + "/plain", spCmd.Process.Pid, false},
+		{"nginx HTTP/1.1 (TLS)", "https://" + ngx + "/plain", ngCmd.Process.Pid, true, false},
+		{"sessionproxy HTTP/1.1 (TLS)", "https://" + spTLS + "/plain", spCmd.Process.Pid, true, false},
+		{"nginx h2 (listen ssl http2)", "https://" + ngx + "/plain", ngCmd.Process.Pid, false, false},
+		{"sessionproxy h2", "https://" + spTLS + "/plain", spCmd.Process.Pid, false, false},
+		{"sessionproxy h3 (http3: true)", "https://" + spTLS + "/plain", spCmd.Process.Pid, false, true},
+	}
+	load := func(t target, d time.Duration) (int64, float64, error) {
+		if t.h3 {
+			return h3load(t.url, cert, *connections, 10, d)
+		}
+		return h2load(t.url, t.h1, d)
 	}
 	for _, t := range targets { // warm up, and fail early
-		if _, _, err := h2load(t.url, t.h1, 2*time.Second); err != nil {
+		if _, _, err := load(t, 2*time.Second); err != nil {
 			e.stop()
 			log.Fatalf("%s: %v", t.name, err)
 		}
@@ -107,7 +116,7 @@ func runH2() int {
 		log.Printf("round %d of %d", r, *rounds)
 		for _, t := range targets {
 			before := groupCPUTicks(t.pgid)
-			reqs, x, err := h2load(t.url, t.h1, *duration)
+			reqs, x, err := load(t, *duration)
 			if err != nil {
 				e.stop()
 				log.Fatalf("%s: %v", t.name, err)
@@ -117,7 +126,7 @@ func runH2() int {
 			cpu[t.name] = append(cpu[t.name], float64(ticks)*1e6/100/float64(max(reqs, 1))) // USER_HZ is 100
 		}
 	}
-	fmt.Printf("h2load -c %d (-m 10 streams per connection over h2), %d rounds of %v, medians\n\n", *connections, *rounds, *duration)
+	fmt.Printf("h2load -c %d (-m 10 streams per connection over h2); h3load (h3load.go, quic-go's client) with as many QUIC connections and streams; %d rounds of %v, medians\n\n", *connections, *rounds, *duration)
 	fmt.Printf("| front end | requests/s | CPU per request (µs, proxy only) |\n| --- | --- | --- |\n")
 	for _, t := range targets {
 		fmt.Printf("| %s | %.0f | %.1f |\n", t.name, median(rps[t.name]), median(cpu[t.name]))
