@@ -37,6 +37,7 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 			Host:          r.Match.Host,
 			Rewrite:       r.RewritePrefix != "",
 			RewritePrefix: r.RewritePrefix,
+			Metrics:       settings.Metrics.Route(routeName(r.Match)),
 		}
 		if err := addRules(&route, r, c, rt.Recorder); err != nil { // routerules.go
 			return nil, fmt.Errorf("routes[%d]: %w", i, err)
@@ -90,6 +91,16 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 		rt.RedirectHTTPSPort = port
 	}
 	return rt, nil
+}
+
+// routeName labels a route's metrics: its host and path as configured
+// ("example.com/static/", "~ \\.php$"), "*" for a route matching anything.
+// Routes written alike share their counters.
+func routeName(m config.RouteMatch) string {
+	if m.Host == "" && m.Path == "" {
+		return "*"
+	}
+	return m.Host + m.Path
 }
 
 // newUpstream makes the pool and Proxy of one upstream.
