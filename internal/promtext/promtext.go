@@ -45,16 +45,46 @@ func Describe(family, typ, help string) {
 	descs[family] = desc{typ, help}
 }
 
+// libraryRenames gives conventional names to the library's process
+// metrics whose names promtool refuses: counts that do not end in _total,
+// and a gauge ending in _count, which only a histogram's or summary's
+// sample may.
+var libraryRenames = map[string]string{
+	"go_gc_forced_count": "go_gc_forced_total",
+	"go_cgo_calls_count": "go_cgo_calls_total",
+	"go_cpu_count":       "go_cpu_cores",
+}
+
 func init() {
 	// The library's own TYPE lines are read for families nobody
 	// declared (the process's go_* and process_*): they need them.
 	metrics.ExposeMetadata(true)
+	// The library calls these cumulative counts gauges.
+	for _, d := range [][2]string{
+		{"process_io_read_bytes_total", "Bytes the process read (rchar in /proc/self/io)."},
+		{"process_io_written_bytes_total", "Bytes the process wrote (wchar in /proc/self/io)."},
+		{"process_io_read_syscalls_total", "Read system calls the process made."},
+		{"process_io_write_syscalls_total", "Write system calls the process made."},
+		{"process_io_storage_read_bytes_total", "Bytes the process read from storage."},
+		{"process_io_storage_written_bytes_total", "Bytes the process wrote to storage."},
+	} {
+		Describe(d[0], Counter, d[1])
+	}
+	Describe("go_gc_forced_total", Counter, "Garbage collections forced by the program (runtime.GC).")
+	Describe("go_cgo_calls_total", Counter, "Calls from Go to C.")
+	Describe("go_cpu_cores", Gauge, "CPU cores on the host (runtime.NumCPU).")
 }
 
 // Family returns the family a sample name belongs to: the name without
 // labels, and for a declared histogram or summary without its _bucket,
 // _sum or _count.
 func Family(name string) string {
+	return familyOf(name, nil)
+}
+
+// familyOf is Family, with typed naming the families the library typed
+// that were not declared here.
+func familyOf(name string, typed map[string]string) string {
 	if i := strings.IndexByte(name, '{'); i >= 0 {
 		name = name[:i]
 	}
@@ -65,7 +95,11 @@ func Family(name string) string {
 		if !ok {
 			continue
 		}
-		if d, ok := descs[base]; ok && (d.typ == Histogram || d.typ == Summary) {
+		typ := typed[base]
+		if d, ok := descs[base]; ok {
+			typ = d.typ
+		}
+		if typ == Histogram || typ == Summary {
 			return base
 		}
 	}
@@ -86,6 +120,7 @@ func Write(w io.Writer, writers ...func(io.Writer)) error {
 		samples []string
 	}
 	families := map[string]*family{}
+	typed := map[string]string{} // the library's TYPE lines
 	var order []string
 	get := func(name string) *family {
 		f := families[name]
@@ -105,7 +140,11 @@ func Write(w io.Writer, writers ...func(io.Writer)) error {
 		}
 		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
 			if name, typ, ok := strings.Cut(rest, " "); ok {
-				if f := get(Family(name)); f.typ == "" {
+				if to, ok := libraryRenames[name]; ok {
+					name = to
+				}
+				typed[name] = typ
+				if f := get(familyOf(name, typed)); f.typ == "" {
 					f.typ = typ
 				}
 			}
@@ -115,7 +154,15 @@ func Write(w io.Writer, writers ...func(io.Writer)) error {
 			continue
 		}
 		name, _, _ := strings.Cut(line, " ")
-		f := get(Family(name))
+		bare, labels, _ := strings.Cut(name, "{")
+		if to, ok := libraryRenames[bare]; ok {
+			line = to + strings.TrimPrefix(line, bare)
+			name = to
+			if labels != "" {
+				name += "{" + labels
+			}
+		}
+		f := get(familyOf(name, typed))
 		f.samples = append(f.samples, line)
 	}
 	sort.Strings(order)
