@@ -61,8 +61,8 @@ func init() {
 	for _, d := range [][3]string{
 		{"sessionproxy_requests_total", promtext.Counter, "Requests answered, by upstream (\"none\": static files, redirects and fixed answers) and status code."},
 		{"sessionproxy_request_duration_seconds", promtext.Histogram, "Time from a request's arrival to its answer, by upstream."},
-		{"sessionproxy_route_requests_total", promtext.Counter, "Requests matched by a route, by route (host and path as configured)."},
-		{"sessionproxy_route_request_duration_seconds", promtext.Histogram, "Time to answer the requests a route matched, by route."},
+		{"sessionproxy_route_requests_total", promtext.Counter, "Requests matched by a route, by route (host and path as configured) and the upstream it sends to (\"none\": static, respond, redirect)."},
+		{"sessionproxy_route_request_duration_seconds", promtext.Histogram, "Time to answer the requests a route matched, by route and upstream."},
 		{"sessionproxy_session_updates_rejected_total", promtext.Counter, "Session updates from a backend refused (too large, malformed)."},
 		{"sessionproxy_tunnels_active", promtext.Gauge, "WebSocket tunnels open now."},
 		{"sessionproxy_tunnels_refused_total", promtext.Counter, "WebSocket handshakes refused with 503, by the limit that refused them."},
@@ -155,22 +155,27 @@ func (m *Metrics) upstream(name string) *upstreamMetrics {
 }
 
 // Route returns the counters of the route named name (its host and path
-// as configured), made on first use and kept across reloads. Call it
-// when loading a configuration, not per request.
-func (m *Metrics) Route(name string) *RouteMetrics {
+// as configured) that sends to upstream ("" for one no upstream answers:
+// static files, respond, redirect), made on first use and kept across
+// reloads. Call it when loading a configuration, not per request.
+func (m *Metrics) Route(name, upstream string) *RouteMetrics {
+	if upstream == "" {
+		upstream = upstreamNone
+	}
+	labels := fmt.Sprintf(`{route=%q,upstream=%q}`, name, upstream)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r := m.routes[name]; r != nil {
+	if r := m.routes[labels]; r != nil {
 		return r
 	}
 	if m.routes == nil {
 		m.routes = map[string]*RouteMetrics{}
 	}
 	r := &RouteMetrics{
-		requests: m.Set.NewCounter(fmt.Sprintf(`sessionproxy_route_requests_total{route=%q}`, name)),
-		duration: m.Set.NewPrometheusHistogram(fmt.Sprintf(`sessionproxy_route_request_duration_seconds{route=%q}`, name)),
+		requests: m.Set.NewCounter("sessionproxy_route_requests_total" + labels),
+		duration: m.Set.NewPrometheusHistogram("sessionproxy_route_request_duration_seconds" + labels),
 	}
-	m.routes[name] = r
+	m.routes[labels] = r
 	return r
 }
 

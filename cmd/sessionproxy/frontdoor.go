@@ -37,7 +37,6 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 			Host:          r.Match.Host,
 			Rewrite:       r.RewritePrefix != "",
 			RewritePrefix: r.RewritePrefix,
-			Metrics:       settings.Metrics.Route(routeName(r.Match)),
 		}
 		if err := addRules(&route, r, c, rt.Recorder); err != nil { // routerules.go
 			return nil, fmt.Errorf("routes[%d]: %w", i, err)
@@ -70,6 +69,11 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 			}
 			route.Handler = p
 		}
+		upstream := r.Upstream // the upstream label: "" (none) for files and fixed answers
+		if r.Static != "" || r.Respond != nil || r.Redirect != nil {
+			upstream = ""
+		}
+		route.Metrics = settings.Metrics.Route(routeName(r.Match), upstream)
 		rt.Routes = append(rt.Routes, route)
 	}
 	rt.BuildIndex()

@@ -85,21 +85,21 @@ routes:
 
 	samples, types := parseMetrics(t, page)
 	for name, want := range map[string]float64{
-		`sessionproxy_requests_total{upstream="default",code="200"}`:            3,
-		`sessionproxy_requests_total{upstream="api",code="200"}`:                1,
-		`sessionproxy_requests_total{upstream="none",code="200"}`:               1, // the static file
-		`sessionproxy_requests_total{upstream="flaky",code="502"}`:              1,
-		`sessionproxy_request_duration_seconds_count{upstream="default"}`:       3,
-		`sessionproxy_request_duration_seconds_count{upstream="api"}`:           1,
-		`sessionproxy_route_requests_total{route="/api/"}`:                      1,
-		`sessionproxy_route_requests_total{route="/files/"}`:                    1,
-		`sessionproxy_route_requests_total{route="/flaky/"}`:                    1,
-		`sessionproxy_route_request_duration_seconds_count{route="/api/"}`:      1,
-		`sessionproxy_route_request_duration_seconds_count{route="/files/"}`:    1,
-		`sessionproxy_backend_up{upstream="api",backend="` + api.URL + `"}`:     1,
-		`sessionproxy_backend_active{upstream="api",backend="` + api.URL + `"}`: 0,
-		`sessionproxy_memcached_up{node="n1"}`:                                  1,
-		`sessionproxy_handoff_replayed_total{node="n1"}`:                        0,
+		`sessionproxy_requests_total{upstream="default",code="200"}`:                         3,
+		`sessionproxy_requests_total{upstream="api",code="200"}`:                             1,
+		`sessionproxy_requests_total{upstream="none",code="200"}`:                            1, // the static file
+		`sessionproxy_requests_total{upstream="flaky",code="502"}`:                           1,
+		`sessionproxy_request_duration_seconds_count{upstream="default"}`:                    3,
+		`sessionproxy_request_duration_seconds_count{upstream="api"}`:                        1,
+		`sessionproxy_route_requests_total{route="/api/",upstream="api"}`:                    1,
+		`sessionproxy_route_requests_total{route="/files/",upstream="none"}`:                 1,
+		`sessionproxy_route_requests_total{route="/flaky/",upstream="flaky"}`:                1,
+		`sessionproxy_route_request_duration_seconds_count{route="/api/",upstream="api"}`:    1,
+		`sessionproxy_route_request_duration_seconds_count{route="/files/",upstream="none"}`: 1,
+		`sessionproxy_backend_up{upstream="api",backend="` + api.URL + `"}`:                  1,
+		`sessionproxy_backend_active{upstream="api",backend="` + api.URL + `"}`:              0,
+		`sessionproxy_memcached_up{node="n1"}`:                                               1,
+		`sessionproxy_handoff_replayed_total{node="n1"}`:                                     0,
 	} {
 		got, ok := samples[name]
 		if !ok {
