@@ -16,9 +16,11 @@ import (
 // Metrics holds the proxy's Prometheus counters. One Metrics lives as long
 // as the process and is shared by the proxies that reloads build, so that
 // counters do not restart at zero; gauges that describe one configuration's
-// backends and nodes live with that Proxy. Counters per status code are
-// created on first use and then found by index, so counting a request does
-// not format a name.
+// backends and nodes live with that Proxy. Counters per upstream and
+// route are found once, when a configuration is loaded; per status code
+// they are created on first use and then found by index, so counting a
+// request does not format a name. Each family's HELP and TYPE are
+// declared to promtext (init below), which writes /metrics.
 type Metrics struct {
 	// Set holds the counters, for the admin listener's /metrics.
 	Set *metrics.Set
