@@ -57,7 +57,12 @@ fuzz:
 # whichever is missing. adapters/express's test runs `npm ci` (express, passport, from
 # the npm registry) when its node_modules lacks them, hence npm. The admin dashboard is
 # tested in headless Chromium (chromedp drives Debian's chromium).
-DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools python3:python3 node:nodejs npm:npm haproxy:haproxy chromium:chromium
+# cmd/sessionproxy's TestMetricsPassPromtool checks /metrics with promtool, which
+# Debian ships only in the prometheus package (the server too: on a host with systemd
+# it starts Prometheus on :9090, the packaged sessionproxy.yaml's admin port, and
+# prometheus-node-exporter on :9100; `systemctl disable --now prometheus` on a
+# workstation that runs both).
+DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools python3:python3 node:nodejs npm:npm haproxy:haproxy chromium:chromium promtool:prometheus
 # The adapters' tests run the real frameworks and lint the Python adapters: Debian
 # packages that are libraries, not commands, checked with dpkg. They install into
 # /usr/bin/python3, which adapters/python's tests use whatever python3 is first on PATH.

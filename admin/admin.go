@@ -16,6 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"sessionproxy/internal/promtext"
 	"sessionproxy/proxy"
 	"sessionproxy/sessionstore"
 )
@@ -90,15 +91,20 @@ func Handler(current func() Target) http.Handler {
 // counters every Proxy shares (they outlive reloads), each upstream's
 // gauges (its backends, and the session store's, which the store names
 // itself), then the process's own (memory, CPU, file descriptors).
+//
+// The Sets are written through promtext, which gives every family its HELP
+// and TYPE lines once and keeps its samples together, as promtool wants.
 func writeMetrics(w io.Writer, upstreams []*proxy.Proxy) {
+	var writers []func(io.Writer)
 	for i, p := range upstreams {
 		gauges := p.Gauges() // first: it sets up p, Metrics included
 		if i == 0 {
-			p.Metrics.Set.WritePrometheus(w)
+			writers = append(writers, p.Metrics.Set.WritePrometheus)
 		}
-		gauges.WritePrometheus(w)
+		writers = append(writers, gauges.WritePrometheus)
 	}
-	metrics.WriteProcessMetrics(w)
+	writers = append(writers, metrics.WriteProcessMetrics)
+	promtext.Write(w, writers...)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -40,10 +40,12 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	m := get(t, admin+"/metrics").body
 	for _, want := range []string{
-		`sessionproxy_requests_total{code="200"} 2`,
+		`sessionproxy_requests_total{upstream="default",code="200"} 2`,
 		`sessionproxy_backend_up{upstream="default",backend="` + a + `"} 1`,
-		`sessionproxy_request_duration_seconds_bucket{le="`,
-		`sessionproxy_request_duration_seconds_count 2`,
+		`sessionproxy_request_duration_seconds_bucket{upstream="default",le="`,
+		`sessionproxy_request_duration_seconds_count{upstream="default"} 2`,
+		"# TYPE sessionproxy_requests_total counter\n",
+		"# HELP sessionproxy_backend_up ",
 		`sessionproxy_tunnels_active 0`,
 		`process_resident_memory_bytes `, // the process's own
 	} {
@@ -128,8 +130,8 @@ func TestStatusAndMetricsNameUpstreams(t *testing.T) {
 	for _, want := range []string{
 		`sessionproxy_backend_up{upstream="default",backend="` + app.Pool.Backends[0].URL + `"} 1`,
 		`sessionproxy_backend_up{upstream="api",backend="` + api.Pool.Backends[0].URL + `"} 1`,
-		`sessionproxy_requests_total{code="200"} 1`,
-		`sessionproxy_local_cache_entries `, // the store's gauges, once
+		`sessionproxy_requests_total{upstream="api",code="200"} 1`,
+		"\nsessionproxy_local_cache_entries ", // the store's gauges, once
 	} {
 		if n := strings.Count(m, want); n != 1 {
 			t.Errorf("/metrics has %q %d times, want once", want, n)

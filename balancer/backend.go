@@ -30,11 +30,12 @@ type Backend struct {
 
 	inflight  atomic.Int64 // requests and tunnels being served now, unless shared is set
 	served    atomic.Uint64
-	fails     atomic.Int32 // consecutive passive failures
-	lastFail  atomic.Int64 // unix nanos of the last failure
-	downUntil atomic.Int64 // unix nanos; passive failures keep it out until then
-	checkDown atomic.Bool  // the active check failed last time
-	down      atomic.Bool  // the state last logged, so each change is logged once
+	fails     atomic.Int32  // consecutive passive failures
+	failures  atomic.Uint64 // every failure, for a counter
+	lastFail  atomic.Int64  // unix nanos of the last failure
+	downUntil atomic.Int64  // unix nanos; passive failures keep it out until then
+	checkDown atomic.Bool   // the active check failed last time
+	down      atomic.Bool   // the state last logged, so each change is logged once
 
 	// checkClient is the active check's client of a unix: backend.
 	checkClient atomic.Pointer[http.Client]
@@ -101,6 +102,9 @@ func (b *Backend) Adopt(prev *Backend) { b.shared.Store(prev.active()) }
 // Fails returns the current count of consecutive failures.
 func (b *Backend) Fails() int { return int(b.fails.Load()) }
 
+// Failures returns how many failures Fail has recorded, ever.
+func (b *Backend) Failures() uint64 { return b.failures.Load() }
+
 // Served returns how many requests the backend has been given.
 func (b *Backend) Served() uint64 { return b.served.Load() }
 
@@ -154,6 +158,7 @@ func (b *Backend) Fail() {
 		b.fails.Store(0)
 	}
 	n := b.fails.Add(1)
+	b.failures.Add(1)
 	if h == nil || h.MaxFails <= 0 || int(n) < h.MaxFails {
 		return
 	}

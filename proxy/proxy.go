@@ -60,6 +60,7 @@ type Proxy struct {
 	once    sync.Once
 	clients []*fasthttp.HostClient // by Backend.Index
 	gauges  *metrics.Set           // this configuration's backends and nodes
+	counts  *upstreamMetrics       // Metrics' counters of this upstream
 }
 
 // AccessInfo is what the proxy knows about a finished request beyond the
@@ -93,6 +94,7 @@ func (p *Proxy) init() {
 		p.Tunnels = new(Tunnels)
 	}
 	p.Metrics.countTunnels(p.Tunnels)
+	p.counts = p.Metrics.upstream(p.upstream())
 	if p.ClientsFrom != nil {
 		p.shareClients()
 		return
@@ -122,6 +124,13 @@ func (p *Proxy) init() {
 		})
 		p.gauges.NewGauge(fmt.Sprintf(`sessionproxy_backend_active{upstream=%q,backend=%q}`, p.upstream(), b.URL), func() float64 {
 			return float64(b.Inflight())
+		})
+		p.gauges.NewGauge(fmt.Sprintf(`sessionproxy_backend_fails{upstream=%q,backend=%q}`, p.upstream(), b.URL), func() float64 {
+			return float64(b.Fails())
+		})
+		// A counter, which promtext types as one (see metrics.go).
+		p.gauges.NewGauge(fmt.Sprintf(`sessionproxy_backend_failures_total{upstream=%q,backend=%q}`, p.upstream(), b.URL), func() float64 {
+			return float64(b.Failures())
 		})
 	}
 	if p.Sessions != nil {
@@ -426,9 +435,7 @@ func (p *Proxy) applyResponse(ctx *fasthttp.RequestCtx, st *requestState) *Error
 func (p *Proxy) finish(ctx *fasthttp.RequestCtx, st *requestState, start time.Time) {
 	info := &st.info
 	info.Duration = time.Since(start)
-	m := p.Metrics
-	m.code(ctx.Response.StatusCode()).Inc()
-	m.duration.Update(info.Duration.Seconds())
+	p.counts.count(ctx.Response.StatusCode(), info.Duration)
 	if p.AccessLog != nil {
 		logAccess(p.AccessLog, ctx, info)
 	}

@@ -60,6 +60,10 @@ type Route struct {
 	Headers *HeaderRules
 
 	Handler Handler
+
+	// Metrics, if not nil, counts the requests the route matches
+	// (Metrics.Route, found when the configuration is loaded).
+	Metrics *RouteMetrics
 }
 
 // matches reports whether r matches a request for host (its Host header
@@ -287,6 +291,17 @@ func (rt *Router) route(ctx *fasthttp.RequestCtx, host []byte, t *reqTarget) {
 
 // serve hands the request to r, which matched it, n bytes of its path.
 func (rt *Router) serve(ctx *fasthttp.RequestCtx, r *Route, t *reqTarget, n int) {
+	if r.Metrics == nil {
+		rt.serveRoute(ctx, r, t, n)
+		return
+	}
+	start := time.Now()
+	rt.serveRoute(ctx, r, t, n)
+	r.Metrics.count(time.Since(start))
+}
+
+// serveRoute is serve without the route's counting.
+func (rt *Router) serveRoute(ctx *fasthttp.RequestCtx, r *Route, t *reqTarget, n int) {
 	if len(r.Guards) > 0 || r.Headers != nil {
 		rt.serveRuled(ctx, r, t, n) // guards.go
 		return
@@ -379,8 +394,7 @@ func (r *Recorder) finish(ctx *fasthttp.RequestCtx, start time.Time) {
 	ctx.Response.Header.SetCanonical(hdrXRequestID, s.b)
 	if r != nil {
 		d := time.Since(start)
-		r.Metrics.code(ctx.Response.StatusCode()).Inc()
-		r.Metrics.duration.Update(d.Seconds())
+		r.Metrics.none.count(ctx.Response.StatusCode(), d)
 		if r.AccessLog != nil {
 			info := infoPool.Get().(*AccessInfo)
 			*info = AccessInfo{Start: start, Duration: d, Session: "none"}

@@ -47,8 +47,12 @@ func benchUpstream(b *testing.B) *Proxy {
 	return p
 }
 
-// benchRouter serves routes over p as the default upstream.
+// benchRouter serves routes over p as the default upstream. Each route
+// counts its requests, as the configuration's routes do.
 func benchRouter(b *testing.B, p *Proxy, routes []Route) *fasthttp.HostClient {
+	for i := range routes {
+		routes[i].Metrics = p.Metrics.Route(routes[i].Host+routes[i].Path, p.upstream())
+	}
 	rt := &Router{Default: p, Upstreams: []*Proxy{p}, Routes: routes}
 	rt.BuildIndex()
 	proxyLn := fasthttputil.NewInmemoryListener()

@@ -11,6 +11,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"sessionproxy/internal/promtext"
 	"sessionproxy/sessionstore"
 )
 
@@ -60,7 +61,14 @@ func (s *Sessions) init(m *Metrics, gauges *metrics.Set) {
 	s.metrics = m
 	// The store names its own gauges: what is worth watching depends on
 	// its kind, which the request path need not know.
-	s.Store.RegisterGauges(func(name string, value func() float64) { gauges.NewGauge(name, value) })
+	s.Store.RegisterMetrics(func(m sessionstore.Metric) {
+		typ := promtext.Gauge
+		if m.Counter {
+			typ = promtext.Counter
+		}
+		promtext.Describe(promtext.Family(m.Name), typ, m.Help)
+		gauges.NewGauge(m.Name, m.Value) // the library's gauge reads a func; promtext gives it typ
+	})
 	sameSite := s.SameSite
 	if sameSite == "" {
 		sameSite = "Lax"

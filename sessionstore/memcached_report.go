@@ -28,32 +28,29 @@ func (m *Memcached) ReportStatus(st *StoreStatus) {
 	}
 }
 
-// RegisterGauges declares, for each node, whether it serves reads and its
-// handoff and catch-up counters, labelled with its ID. The node list is
-// fixed for the store's life, so each gauge finds its node by position.
-func (m *Memcached) RegisterGauges(gauge func(name string, value func() float64)) {
+// RegisterMetrics declares, for each node, whether it serves reads and
+// its handoff and catch-up counts, labelled with its ID. The node list is
+// fixed for the store's life, so each metric finds its node by position.
+func (m *Memcached) RegisterMetrics(add func(Metric)) {
 	for i, n := range m.Status() {
 		node := func() NodeState { return m.Status()[i] }
-		gauge(fmt.Sprintf(`sessionproxy_memcached_up{node=%q}`, n.ID), func() float64 {
-			if node().Up {
-				return 1
-			}
-			return 0
-		})
-		gauge(fmt.Sprintf(`sessionproxy_handoff_pending{node=%q}`, n.ID), func() float64 {
-			return float64(node().HandoffPending)
-		})
-		gauge(fmt.Sprintf(`sessionproxy_handoff_replayed_total{node=%q}`, n.ID), func() float64 {
-			return float64(node().HandoffReplayed)
-		})
-		gauge(fmt.Sprintf(`sessionproxy_memcached_copied_total{node=%q}`, n.ID), func() float64 {
-			return float64(node().Copied)
-		})
-		gauge(fmt.Sprintf(`sessionproxy_memcached_catchups_total{node=%q}`, n.ID), func() float64 {
-			return float64(node().Catchups)
-		})
-		gauge(fmt.Sprintf(`sessionproxy_memcached_last_catchup_seconds{node=%q}`, n.ID), func() float64 {
-			return node().LastCatchup.Seconds()
-		})
+		label := fmt.Sprintf(`{node=%q}`, n.ID)
+		add(Metric{Name: "sessionproxy_memcached_up" + label, Help: "Whether the memcached node serves reads (1) or not (0).",
+			Value: func() float64 {
+				if node().Up {
+					return 1
+				}
+				return 0
+			}})
+		add(Metric{Name: "sessionproxy_handoff_pending" + label, Help: "Session writes held for the node while it is down, to replay when it is back.",
+			Value: func() float64 { return float64(node().HandoffPending) }})
+		add(Metric{Name: "sessionproxy_handoff_replayed_total" + label, Help: "Held session writes replayed to the node after it came back.", Counter: true,
+			Value: func() float64 { return float64(node().HandoffReplayed) }})
+		add(Metric{Name: "sessionproxy_memcached_copied_total" + label, Help: "Sessions copied to the node by catch-ups.", Counter: true,
+			Value: func() float64 { return float64(node().Copied) }})
+		add(Metric{Name: "sessionproxy_memcached_catchups_total" + label, Help: "Catch-ups run for the node after it came back.", Counter: true,
+			Value: func() float64 { return float64(node().Catchups) }})
+		add(Metric{Name: "sessionproxy_memcached_last_catchup_seconds" + label, Help: "How long the node's last catch-up took.",
+			Value: func() float64 { return node().LastCatchup.Seconds() }})
 	}
 }

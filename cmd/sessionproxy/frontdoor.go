@@ -69,6 +69,11 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 			}
 			route.Handler = p
 		}
+		upstream := r.Upstream // the upstream label: "" (none) for files and fixed answers
+		if r.Static != "" || r.Respond != nil || r.Redirect != nil {
+			upstream = ""
+		}
+		route.Metrics = settings.Metrics.Route(routeName(r.Match), upstream)
 		rt.Routes = append(rt.Routes, route)
 	}
 	rt.BuildIndex()
@@ -90,6 +95,16 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 		rt.RedirectHTTPSPort = port
 	}
 	return rt, nil
+}
+
+// routeName labels a route's metrics: its host and path as configured
+// ("example.com/static/", "~ \\.php$"), "*" for a route matching anything.
+// Routes written alike share their counters.
+func routeName(m config.RouteMatch) string {
+	if m.Host == "" && m.Path == "" {
+		return "*"
+	}
+	return m.Host + m.Path
 }
 
 // newUpstream makes the pool and Proxy of one upstream.

@@ -337,7 +337,7 @@ func TestAsyncWriteThenSIGTERMIsStored(t *testing.T) {
 	}
 	m, _ := io.ReadAll(metrics.Body)
 	metrics.Body.Close()
-	if !strings.Contains(string(m), "sessionproxy_session_async_pending ") {
+	if !strings.Contains(string(m), "\nsessionproxy_session_async_pending ") {
 		t.Fatalf("no async metric in /metrics")
 	}
 	p.signal(syscall.SIGTERM) // at once: the write may still be queued

@@ -16,19 +16,21 @@ func (r *Store) ReportStatus(st *sessionstore.StoreStatus) {
 	}
 }
 
-// RegisterGauges declares sessionproxy_redis_up{server} for each server
-// known now. A Cluster's list can grow (a replica promoted), so each gauge
-// looks its server up by address rather than by position.
-func (r *Store) RegisterGauges(gauge func(name string, value func() float64)) {
+// RegisterMetrics declares sessionproxy_redis_up{server} for each server
+// known now. A Cluster's list can grow (a replica promoted), so each
+// metric looks its server up by address rather than by position.
+func (r *Store) RegisterMetrics(add func(sessionstore.Metric)) {
 	for _, n := range r.Status() {
 		addr := n.Addr
-		gauge(fmt.Sprintf(`sessionproxy_redis_up{server=%q}`, addr), func() float64 {
-			for _, m := range r.Status() {
-				if m.Addr == addr && m.Up {
-					return 1
+		add(sessionstore.Metric{Name: fmt.Sprintf(`sessionproxy_redis_up{server=%q}`, addr),
+			Help: "Whether the Redis server answers (1) or not (0).",
+			Value: func() float64 {
+				for _, m := range r.Status() {
+					if m.Addr == addr && m.Up {
+						return 1
+					}
 				}
-			}
-			return 0
-		})
+				return 0
+			}})
 	}
 }
