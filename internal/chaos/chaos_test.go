@@ -468,6 +468,21 @@ func runChaos(t *testing.T, seed int64, d time.Duration, nNodes, nProxies int) {
 		t.Errorf("only %d operations recorded: the harness did not exercise the proxies", len(rec.ops))
 	}
 	checkHistory(t, rec.ops, seed)
+	if t.Failed() {
+		for i, p := range proxies {
+			b, _ := os.ReadFile(p.logf.Name())
+			var keep []string
+			for _, l := range strings.Split(string(b), "\n") {
+				if l != "" && !strings.Contains(l, "msg=access") {
+					keep = append(keep, l)
+				}
+			}
+			if len(keep) > 200 {
+				keep = keep[len(keep)-200:]
+			}
+			t.Logf("p%d's log but the access lines (%s):\n%s", i, p.logf.Name(), strings.Join(keep, "\n"))
+		}
+	}
 }
 
 func countRunning(ps []*proxy) int {
