@@ -26,6 +26,13 @@ type op struct {
 	// the request runs. A proxy whose hot tier is up to a second behind
 	// shows the backend an older session, but must not store one.
 	part string
+	// only is the attribute a partition of the history is about (set
+	// by the Partition function): the contract's last-write-wins is per
+	// attribute, and a proxy's view merges its own writes with others'
+	// up to a second old, so a view need not be one snapshot of the whole
+	// session; each attribute on its own must be one of the register's
+	// states within the staleness bound.
+	only string
 }
 
 // A result is what the client saw. unknown: the request failed (503,
@@ -120,7 +127,11 @@ func step(st interface{}, in interface{}, out interface{}) (bool, interface{}) {
 		if s != (state{}) || r.unknown {
 			return false, s
 		}
-		return true, state{cur: r.newID, attrs: o.attr + "=" + o.val}
+		st := state{cur: r.newID}
+		if o.only == "" || o.only == o.attr {
+			st.attrs = o.attr + "=" + o.val
+		}
+		return true, st
 	}
 	if o.kind == "read" || o.part == "obs" {
 		if r.unknown {
@@ -172,6 +183,9 @@ func short(id string) string {
 func describe(in, out interface{}) string {
 	o, r := in.(op), out.(result)
 	var b strings.Builder
+	if o.only != "" {
+		fmt.Fprintf(&b, "[%s] ", o.only)
+	}
 	fmt.Fprintf(&b, "p%d %s%s(%s", o.proxy, o.kind, map[string]string{"": "", "obs": ".seen", "eff": ".effect"}[o.part], short(o.id))
 	if o.kind == "write" || o.kind == "create" {
 		fmt.Fprintf(&b, " %s=%s", o.attr, o.val)
@@ -192,16 +206,47 @@ func describe(in, out interface{}) string {
 	return b.String()
 }
 
+// attrNames are the attributes clients write.
+var attrNames = []string{"a", "b", "c"}
+
+func project(attrs, only string) string {
+	v, ok := parseCanon(attrs)[only]
+	if !ok {
+		return ""
+	}
+	return only + "=" + v
+}
+
 var sessionModel = porcupine.Model{
+	// One partition per lineage and attribute: creation, rotation,
+	// invalidation and every observation are in each of the lineage's
+	// partitions (the observation cut down to the one attribute), a
+	// write's effect only in its attribute's.
 	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
-		by := map[int][]porcupine.Operation{}
-		var keys []int
+		type key struct {
+			lineage int
+			attr    string
+		}
+		by := map[key][]porcupine.Operation{}
+		var keys []key
 		for _, o := range h {
-			l := o.Input.(op).lineage
-			if _, ok := by[l]; !ok {
-				keys = append(keys, l)
+			in := o.Input.(op)
+			for _, a := range attrNames {
+				if in.kind == "write" && in.part == "eff" && in.attr != a {
+					continue
+				}
+				k := key{in.lineage, a}
+				if _, ok := by[k]; !ok {
+					keys = append(keys, k)
+				}
+				c := o
+				in.only = a
+				c.Input = in
+				res := o.Output.(result)
+				res.attrs = project(res.attrs, a)
+				c.Output = res
+				by[k] = append(by[k], c)
 			}
-			by[l] = append(by[l], o)
 		}
 		out := make([][]porcupine.Operation, 0, len(keys))
 		for _, k := range keys {
