@@ -131,14 +131,13 @@ type echo struct {
 // proxy is one sessionproxy process that the nemesis may kill, freeze and
 // restart on the same ports and state directory.
 type proxy struct {
-	t      *testing.T
-	conf   string
-	addr   string
-	admin  string
-	logf   *os.File
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	frozen bool
+	t     *testing.T
+	conf  string
+	addr  string
+	admin string
+	logf  *os.File
+	mu    sync.Mutex
+	cmd   *exec.Cmd
 }
 
 func (p *proxy) start() {
