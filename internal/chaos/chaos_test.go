@@ -299,7 +299,7 @@ func runChaos(t *testing.T, seed int64, d time.Duration, nNodes, nProxies int) {
 						up++
 					}
 				}
-				if up >= 1 && up >= countRunning(proxies)-0 {
+				if up >= 1 && up >= countRunning(proxies) {
 					break
 				}
 				time.Sleep(100 * time.Millisecond)
