@@ -6,11 +6,12 @@
 # make bench - Go benchmarks beside the code
 # make bench-wrk   - wrk against nginx on this machine (bench/, a module of its own); ARGS="-rounds 5" to pass flags
 # make bench-fault - the failover scenario over time, with a chart
+# make chaos - the fault harness (internal/chaos) for CHAOS_DURATION per configuration (default 3m), random seed (CHAOS_SEED=n replays one)
 
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test deps build deb bench bench-wrk bench-fault fmt fuzz allocs
+.PHONY: test deps build deb bench bench-wrk bench-fault fmt fuzz allocs chaos
 
 # staticcheck is pinned so that a new release cannot fail a build that passed.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -22,9 +23,22 @@ test: deps
 	$(GO) test -race -count=1 ./...
 	# The proxy's tests again over the pipelined transport (docs/config.md, "pipeline").
 	SESSIONPROXY_TEST_PIPELINE=8 $(GO) test -race -count=1 ./proxy/
+	# The fault harness, short and with a fixed seed (about a minute; `make chaos` runs long ones).
+	$(GO) vet -tags chaos ./internal/chaos/
+	$(GO) test -tags chaos -count=1 ./internal/chaos/
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 	@$(MAKE) --no-print-directory allocs
 	@$(MAKE) --no-print-directory fuzz
+
+# Several proxies over memcached under kills, freezes, partitions and
+# restarts of nodes and proxies; the recorded history is checked against a
+# model of the contract (internal/chaos, docs/guarantees.md). The seed is
+# printed: CHAOS_SEED=<n> make chaos replays its choices.
+CHAOS_SEED ?= random
+CHAOS_DURATION ?= 3m
+
+chaos:
+	CHAOS_SEED=$(CHAOS_SEED) CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -tags chaos -count=1 -v -timeout 60m ./internal/chaos/
 
 # The request path allocates nothing: every benchmark of it must report
 # 0 allocs/op. Enough iterations that pools filling at the start round to 0.
