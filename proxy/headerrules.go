@@ -21,28 +21,27 @@ type HeaderEdit struct {
 type Header struct{ Name, Value string }
 
 func (r *HeaderRules) request(ctx *fasthttp.RequestCtx) {
-	if r == nil {
-		return
-	}
-	h := &ctx.Request.Header
-	e := &r.Request
-	for _, n := range e.Remove {
-		h.Del(n)
-	}
-	for _, kv := range e.Set {
-		h.Set(kv.Name, kv.Value)
-	}
-	for _, kv := range e.Add {
-		h.Add(kv.Name, kv.Value)
+	if r != nil {
+		r.Request.apply(&ctx.Request.Header)
 	}
 }
 
 func (r *HeaderRules) response(ctx *fasthttp.RequestCtx) {
-	if r == nil {
-		return
+	if r != nil {
+		r.Response.apply(&ctx.Response.Header)
 	}
-	h := &ctx.Response.Header
-	e := &r.Response
+}
+
+// headerLines is what fasthttp's request and response headers share of
+// what the rules do (a pointer in an interface: no allocation).
+type headerLines interface {
+	Del(key string)
+	Set(key, value string)
+	Add(key, value string)
+}
+
+// apply removes, then sets, then adds, as the rules are documented.
+func (e *HeaderEdit) apply(h headerLines) {
 	for _, n := range e.Remove {
 		h.Del(n)
 	}

@@ -2,7 +2,6 @@ package static
 
 import (
 	"bytes"
-	"path/filepath"
 	"strings"
 )
 
@@ -12,21 +11,10 @@ import (
 // served, a link out of the directory), so that what it finds is what
 // Serve would answer with a file.
 func (f *Files) Exists(path []byte) bool {
-	if bytes.IndexByte(path, 0) >= 0 || bytes.Contains(path, []byte("/../")) ||
-		bytes.HasSuffix(path, []byte("/..")) || bytes.Contains(path, []byte("%2F")) {
+	if bytes.IndexByte(path, 0) >= 0 || bytes.Contains(path, []byte("/../")) || bytes.HasSuffix(path, []byte("/..")) {
 		return false
 	}
-	file := string(path)
-	if strings.Contains(file, "%25") {
-		file = strings.ReplaceAll(file, "%25", "%")
-	}
-	if RefusedName(file) {
-		return false
-	}
-	if f.prefix != "" && strings.HasPrefix(file, f.prefix) {
-		file = f.replacement + "/" + file[len(f.prefix):]
-	}
-	_, fi, p := f.resolve(filepath.ToSlash(file))
+	file, _, fi, p := f.find(path)
 	if p != nil {
 		return false
 	}

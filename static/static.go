@@ -133,22 +133,7 @@ func (f *Files) serve(ctx *fasthttp.RequestCtx, path []byte) *problem {
 		bytes.IndexByte(path, 0) >= 0 || bytes.Contains(path, []byte("/../")) || bytes.HasSuffix(path, []byte("/..")) {
 		return errForbidden
 	}
-	// A file name holds no "/": an escaped one (%2F, left escaped in the
-	// normalised path) names no file. A "%" is left escaped as %25.
-	if bytes.Contains(path, []byte("%2F")) {
-		return errNotFound
-	}
-	file := string(path)
-	if strings.Contains(file, "%25") {
-		file = strings.ReplaceAll(file, "%25", "%")
-	}
-	if RefusedName(file) {
-		return errNotFound
-	}
-	if f.prefix != "" && strings.HasPrefix(file, f.prefix) {
-		file = f.replacement + "/" + file[len(f.prefix):]
-	}
-	name, fi, p := f.resolve(filepath.ToSlash(file))
+	_, name, fi, p := f.find(path)
 	if p != nil {
 		return p
 	}
@@ -204,6 +189,30 @@ const maxLinks = 40
 // leads to, with what Lstat says of it. A link or ".." that leads out of
 // the root is 403; a name the links lead to that is never served
 // (RefusedName) is 404. Every lookup goes through the Root, so a link
+
+// find maps a normalised request path to what it names below the
+// directory, for Serve and Exists alike: a file name holds no "/", so an
+// escaped one (%2F, left escaped in the normalised path) names no file; a
+// "%" is left escaped as %25; names never served are not found; an alias
+// prefix is replaced; then resolve, which never leaves the root.
+func (f *Files) find(path []byte) (file, name string, fi fs.FileInfo, p *problem) {
+	if bytes.Contains(path, []byte("%2F")) {
+		return "", "", nil, errNotFound
+	}
+	file = string(path)
+	if strings.Contains(file, "%25") {
+		file = strings.ReplaceAll(file, "%25", "%")
+	}
+	if RefusedName(file) {
+		return "", "", nil, errNotFound
+	}
+	if f.prefix != "" && strings.HasPrefix(file, f.prefix) {
+		file = f.replacement + "/" + file[len(f.prefix):]
+	}
+	name, fi, p = f.resolve(filepath.ToSlash(file))
+	return file, name, fi, p
+}
+
 // swapped in meanwhile can make the answer wrong, never reach outside.
 func (f *Files) resolve(name string) (string, fs.FileInfo, *problem) {
 	done, rest := "", name // done: resolved, no links; rest: still to walk
