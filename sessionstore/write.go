@@ -258,20 +258,89 @@ func (s *Store) rotate(w *writeContext, newID []byte) error {
 	if err != nil && !errors.Is(err, ErrNotFound) && !(errors.Is(err, ErrUnavailable) && s.keeps()) {
 		return err
 	}
-	if err := s.base(w, cur); err != nil {
-		return err
+	for try := 1; ; try++ {
+		if err := s.base(w, cur); err != nil {
+			return err
+		}
+		if err := s.build(w); err != nil {
+			return err
+		}
+		w.next.ID = append(w.next.ID[:0], newID...)
+		w.next.Version = uint64(try) // a rebuilt copy replaces the one before
+		w.enc = w.next.AppendEncode(w.enc[:0])
+		if err := s.keep(newID, s.shared.PutIfNewer(newID, w.enc)); err != nil {
+			return err
+		}
+		s.finish(w)
+		// The old ID's tombstone goes only over the copy the rotation
+		// built on: a write another proxy made to the old ID in between
+		// would be lost under it (the fault harness's finding B). Then
+		// the rotation is built again on that newer copy.
+		t := rotationEnd{base: w.base.Version, movedTo: newID, s: s}
+		err := s.shared.Merge(w.id, &t)
+		if errors.Is(err, errRotationRaced) && try < MaxCASTries {
+			cur = t.newer
+			continue
+		}
+		return s.endOld(w.id, &t, err)
 	}
-	if err := s.build(w); err != nil {
-		return err
+}
+
+// errRotationRaced is rotationEnd's answer when the old ID holds a copy
+// newer than the one the rotation built on.
+var errRotationRaced = errors.New("sessionstore: the session changed while it was rotated")
+
+// rotationEnd is the Merger that writes a rotation's tombstone at the old
+// ID: over the copy the rotation built on (or an older one, or none), never
+// over a newer one, which it keeps in newer for the rotation to build on.
+type rotationEnd struct {
+	s       *Store
+	base    uint64 // the version the rotation built on
+	movedTo []byte
+	newer   []byte
+	enc     []byte
+}
+
+// Merge implements Merger.
+func (t *rotationEnd) Merge(cur []byte) ([]byte, error) {
+	if cur != nil {
+		if v, _, err := peekVersion(cur); err == nil && v > t.base {
+			t.newer = append(t.newer[:0], cur...)
+			return nil, errRotationRaced
+		}
 	}
-	w.next.ID = append(w.next.ID[:0], newID...)
-	w.next.Version = 1
-	w.enc = w.next.AppendEncode(w.enc[:0])
-	if err := s.keep(newID, s.shared.PutIfNewer(newID, w.enc)); err != nil {
-		return err
+	t.enc = t.s.tombstoneValue(t.enc[:0], t.base+1, t.movedTo)
+	return t.enc, nil
+}
+
+// endOld finishes a rotation's tombstone as tombstone does: in the hot
+// tier too, and kept there for writing back when no node took it.
+func (s *Store) endOld(id []byte, t *rotationEnd, err error) error {
+	if errors.Is(err, errRotationRaced) {
+		return fmt.Errorf("sessionstore: rotation lost %d races for the old ID", MaxCASTries)
 	}
-	s.finish(w)
-	return s.tombstone(w.id, w.base.Version+1, newID)
+	if t.enc == nil { // the store never called Merge: no node answered
+		t.enc = s.tombstoneValue(nil, t.base+1, t.movedTo)
+	}
+	if s.local != nil && (err == nil || s.keeps()) {
+		var ts Session
+		if ts.Decode(t.enc) == nil {
+			s.local.Set(id, t.enc, s.localExpiry(&ts))
+		}
+	}
+	return s.keep(id, err)
+}
+
+// tombstoneValue appends the encoded tombstone of a session at version;
+// movedTo, if not nil, is the ID a rotation moved it to.
+func (s *Store) tombstoneValue(dst []byte, version uint64, movedTo []byte) []byte {
+	now := time.Now()
+	t := Session{Deleted: true, Version: version, Touched: now.Unix()}
+	t.Expires = s.expires(t.Touched)
+	if movedTo != nil {
+		t.MovedTo, t.MovedAt = movedTo, now.UnixMilli()
+	}
+	return t.AppendEncode(dst)
 }
 
 // keeps reports whether a change the shared store could not take is kept
@@ -324,16 +393,13 @@ func (s *Store) delete(id []byte, begun int64) error {
 // tombstone writes a tombstone at version over id; movedTo, if not nil,
 // is the ID a rotation moved the session to.
 func (s *Store) tombstone(id []byte, version uint64, movedTo []byte) error {
-	now := time.Now()
-	t := Session{Deleted: true, Version: version, Touched: now.Unix()}
-	t.Expires = s.expires(t.Touched)
-	if movedTo != nil {
-		t.MovedTo, t.MovedAt = movedTo, now.UnixMilli()
-	}
-	enc := t.AppendEncode(nil)
+	enc := s.tombstoneValue(nil, version, movedTo)
 	err := s.shared.PutIfNewer(id, enc)
 	if s.local != nil && (err == nil || s.keeps()) {
-		s.local.Set(id, enc, s.localExpiry(&t))
+		var t Session
+		if t.Decode(enc) == nil {
+			s.local.Set(id, enc, s.localExpiry(&t))
+		}
 	}
 	return s.keep(id, err)
 }
