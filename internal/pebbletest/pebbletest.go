@@ -90,6 +90,10 @@ func Start(t testing.TB, o Options) *CA {
 		"PEBBLE_AUTHZREUSE=0",      // every order validates afresh, renewals too
 	}, filepath.Join(bin, "pebble"), "-config", confFile, "-dnsserver", addrs[2])
 	apptest.WaitListen(t, addrs[0], "pebble", 30*time.Second)
+	// The management interface (Roots, Issued) is a listener of its own,
+	// bound by its own goroutine: a test that asked for the roots at once
+	// was refused once in CI.
+	apptest.WaitListen(t, addrs[1], "pebble management", 30*time.Second)
 	return ca
 }
 
