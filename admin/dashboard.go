@@ -61,7 +61,7 @@ type Dashboard struct {
 func serveDashboard(w http.ResponseWriter) {
 	var b [16]byte
 	rand.Read(b[:])
-	nonce := base64.StdEncoding.EncodeToString(b[:])
+	nonce := base64.RawURLEncoding.EncodeToString(b[:]) // no "+", which html/template escapes in an attribute
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
