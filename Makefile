@@ -78,7 +78,8 @@ fuzz:
 # it starts Prometheus on :9090, the packaged sessionproxy.yaml's admin port, and
 # prometheus-node-exporter on :9100; `systemctl disable --now prometheus` on a
 # workstation that runs both).
-DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools python3:python3 node:nodejs npm:npm haproxy:haproxy chromium:chromium promtool:prometheus
+# import-nginx is compared side by side with a real nginx (TestImportNginxSideBySide).
+DEPS := memcached:memcached redis-server:redis-server redis-cli:redis-tools python3:python3 node:nodejs npm:npm haproxy:haproxy chromium:chromium promtool:prometheus nginx:nginx
 # The adapters' tests run the real frameworks and lint the Python adapters: Debian
 # packages that are libraries, not commands, checked with dpkg. They install into
 # /usr/bin/python3, which adapters/python's tests use whatever python3 is first on PATH.

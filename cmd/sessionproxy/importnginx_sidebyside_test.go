@@ -220,7 +220,10 @@ var sideBySides = []sideBySide{
 // plain listeners must redirect every sample to the same https URL.
 func TestImportNginxSideBySide(t *testing.T) {
 	if _, err := exec.LookPath("nginx"); err != nil {
-		t.Skip("nginx is not installed")
+		if os.Getenv("CI") == "true" {
+			t.Fatal("nginx is not installed (make deps installs Debian's nginx)")
+		}
+		t.Skip("nginx is not installed (make deps installs Debian's nginx)")
 	}
 	for _, sb := range sideBySides {
 		t.Run(sb.file, func(t *testing.T) { sb.run(t) })
