@@ -47,7 +47,7 @@ chaos:
 ALLOCBENCH := Proxy|SessionLoadApply|LoadLocal|LoadShared|MemcachedView|MemcachedPut|Decode|ApplyEncode
 
 allocs:
-	@out=$$($(GO) test -run '^$$$$' -bench '$(ALLOCBENCH)' -benchtime 20000x -benchmem ./proxy/ ./sessionstore/) || { echo "$$out"; exit 1; }; \
+	@out=$$($(GO) test -run '^$$$$' -bench '$(ALLOCBENCH)' -benchtime 20000x -benchmem ./proxy/ ./sessionstore/ ./sessionstore/memcached/) || { echo "$$out"; exit 1; }; \
 	echo "$$out" | grep allocs/op; \
 	echo "$$out" | awk '/allocs\/op/ && $$(NF-1) != 0 { print "allocates on the request path: " $$1; bad = 1 } END { exit bad }'
 

@@ -24,6 +24,7 @@ import (
 	"sessionproxy/internal/testutil"
 	"sessionproxy/proxy"
 	"sessionproxy/sessionstore"
+	_ "sessionproxy/sessionstore/memcached" // New builds the memcached store of these tests
 )
 
 func freeAddr(t *testing.T) string { return testutil.FreeAddr(t) }

@@ -35,7 +35,7 @@ func (c *coherence) gen(id []byte) uint64 {
 	if c == nil {
 		return 0
 	}
-	return c.all.Load() + c.slots[hashBytes(fnvOffset, id)%uint64(len(c.slots))].Load()
+	return c.all.Load() + c.slots[hashID(id)%uint64(len(c.slots))].Load()
 }
 
 // watch subscribes the Store to its shared store's invalidations, when it
@@ -61,7 +61,7 @@ func (s *Store) invalidate(id []byte) {
 		s.local.Clear()
 		return
 	}
-	c.slots[hashBytes(fnvOffset, id)%uint64(len(c.slots))].Add(1)
+	c.slots[hashID(id)%uint64(len(c.slots))].Add(1)
 	s.local.Del(id)
 }
 

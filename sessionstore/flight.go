@@ -40,7 +40,7 @@ var flightPool = sync.Pool{New: func() any { return new(flight) }}
 // join returns the flight loading id, and whether the caller leads it and
 // must call land. A follower calls follow.
 func (f *flights) join(id []byte) (fl *flight, lead bool) {
-	h := hashBytes(fnvOffset, id)
+	h := hashID(id)
 	f.mu.Lock()
 	if fl := f.calls[h]; fl != nil && bytes.Equal(fl.id, id) {
 		fl.waiters.Add(1)

@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// gated is a real Memcached store whose reads wait at a gate, so that a
+// gated is a real memcached store whose reads wait at a gate, so that a
 // test can have many loads of one session in flight at once.
 type gated struct {
-	*Memcached
+	Shared
 	gate  chan struct{}
 	reads atomic.Int32
 }
@@ -19,25 +19,25 @@ type gated struct {
 func (g *gated) View(id []byte, to ValueTaker) error {
 	g.reads.Add(1)
 	<-g.gate
-	return g.Memcached.View(id, to)
+	return view(g.Shared, id, to)
 }
 
 func (g *gated) Get(id []byte) ([]byte, error) {
 	g.reads.Add(1)
 	<-g.gate
-	return g.Memcached.Get(id)
+	return g.Shared.Get(id)
 }
 
-// gatedStore is a Store with no hot tier over a gated Memcached, and the
-// same nodes' Memcached to write sessions with.
+// gatedStore is a Store with no hot tier over a gated memcached store, and
+// the same nodes' store to write sessions with.
 func gatedStore(t *testing.T) (*Store, *gated) {
 	t.Helper()
 	c := startCluster(t)
-	m, err := NewMemcached(MemcachedOptions{Nodes: c.nodes(), ProbeInterval: time.Hour, Timeout: time.Second})
+	m, err := opener(KindMemcached)(Options{Memcached: MemcachedOptions{Nodes: c.nodes(), ProbeInterval: time.Hour, Timeout: time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gated{Memcached: m, gate: make(chan struct{})}
+	g := &gated{Shared: m, gate: make(chan struct{})}
 	return newStore(t, Options{Shared: g}), g
 }
 
@@ -45,7 +45,7 @@ func gatedStore(t *testing.T) (*Store, *gated) {
 func (f *flights) waitersOf(id []byte) int32 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if fl := f.calls[hashBytes(fnvOffset, id)]; fl != nil {
+	if fl := f.calls[hashID(id)]; fl != nil {
 		return fl.waiters.Load()
 	}
 	return -1
@@ -117,7 +117,7 @@ func TestColdLoadsShareCorrupt(t *testing.T) {
 	u.applyTo(&sess, &Session{Version: 1})
 	sess.Expires = time.Now().Add(time.Hour).Unix()
 	val := sess.AppendEncode(nil)
-	if err := g.Memcached.Put(id, val[:len(val)-1]); err != nil { // the header reads, the attribute does not
+	if err := g.Shared.Put(id, val[:len(val)-1]); err != nil { // the header reads, the attribute does not
 		t.Fatal(err)
 	}
 	_, errs := loadAll(t, s, g, id, 5)
@@ -137,16 +137,16 @@ func TestFlightHashCollision(t *testing.T) {
 	if !lead {
 		t.Fatal("first join does not lead")
 	}
-	f.calls[hashBytes(fnvOffset, b)] = fa // as if a and b hashed alike
+	f.calls[hashID(b)] = fa // as if a and b hashed alike
 	fb, lead := f.join(b)
 	if !lead || fb == fa {
 		t.Fatal("a load of b joined the load of a")
 	}
-	if f.calls[hashBytes(fnvOffset, b)] != fa {
+	if f.calls[hashID(b)] != fa {
 		t.Fatal("the colliding load replaced the one in flight")
 	}
 	f.land(fb, nil)
-	delete(f.calls, hashBytes(fnvOffset, b))
+	delete(f.calls, hashID(b))
 	f.keep(fa, []byte("value of a"))
 	f.land(fa, nil)
 	if len(f.calls) != 0 {

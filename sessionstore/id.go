@@ -3,6 +3,7 @@ package sessionstore
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"hash/maphash"
 )
 
 // IDLen is the length of a session ID: 16 bytes (128 bits) from
@@ -58,3 +59,12 @@ func base64URLValue(c byte) byte {
 	}
 	return 63
 }
+
+// idSeed seeds hashID for the life of the process.
+var idSeed = maphash.MakeSeed()
+
+// hashID spreads session IDs over the Store's stripes, flights and
+// invalidation counters: within this process only, so any good hash will
+// do (the memcached store's placement hash, which every proxy must agree
+// on, is its own).
+func hashID(id []byte) uint64 { return maphash.Bytes(idSeed, id) }

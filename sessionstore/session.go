@@ -302,19 +302,6 @@ func peek(data []byte) (meta, error) {
 // its last write: the default ttl plus a quarter.
 const legacyLifetime = int64(DefaultTTL/time.Second) * 5 / 4
 
-// versionFlags is the memcached client flags a stored value is written
-// with: the low 32 bits of its version, so that a full copy can tell
-// which sessions two nodes hold at the same version without reading
-// either value (handoff.go). 0 means not known: a value written before
-// the flags were set, or not a session.
-func versionFlags(val []byte) uint32 {
-	m, err := peek(val)
-	if err != nil {
-		return 0
-	}
-	return uint32(m.version)
-}
-
 // ValueMeta is what a shared store reads of a stored value without
 // decoding it: the version its writes compare, and when it expires.
 type ValueMeta struct {
@@ -451,6 +438,11 @@ func appendLower(dst, s []byte) []byte {
 	}
 	return dst
 }
+
+// ApplyTo writes into dst the session base with u's sets and unsets
+// applied (applyTo), and nothing of the lifecycle around a commit: for a
+// shared store's tests, which build stored values of a given size.
+func (u *Update) ApplyTo(dst, base *Session) { u.applyTo(dst, base) }
 
 // applyTo writes into dst the session base with u's sets and unsets
 // applied. Unsets apply first, then sets in order, so a name both set and

@@ -1,6 +1,9 @@
 package sessionstore
 
-import "time"
+import (
+	"math/rand/v2"
+	"time"
+)
 
 // Shared is where sessions live beyond this process, under the Store's
 // hot tier: memcached nodes (Memcached), or another kind of store. The
@@ -68,14 +71,6 @@ func view(s Shared, id []byte, to ValueTaker) error {
 	return to.Take(val)
 }
 
-// valueCopy is a ValueTaker that keeps a copy.
-type valueCopy struct{ val []byte }
-
-func (c *valueCopy) Take(val []byte) error {
-	c.val = append([]byte(nil), val...)
-	return nil
-}
-
 // Merger builds the value a Merge stores.
 type Merger interface {
 	// Merge returns the value to store, given cur, the newest copy held
@@ -112,3 +107,48 @@ func (embedded) PutIfNewer(_, _ []byte) error { return nil }
 func (embedded) Status() []NodeState          { return nil }
 func (embedded) Kind() string                 { return KindLocal }
 func (embedded) Close()                       {}
+
+// Node names one memcached server.
+type Node struct {
+	ID       string // name used in logs, /status and metrics
+	Addr     string // host:port
+	Failover bool   // holds sessions only while regular nodes are missing
+}
+
+// State is a memcached node's place in the failover round trip.
+type State int32
+
+// The states of a node. A node that fails goes down; once it answers again
+// it is catching up: it takes writes while the store copies back what it
+// missed (hinted handoff) and what it lost, and only then is it up and
+// read from. A node that was never read while catching up can never serve
+// a version older than one its replicas have.
+const (
+	StateUp State = iota
+	StateDown
+	StateCatchingUp
+)
+
+// String returns "up", "down" or "catching_up", as /status shows them.
+func (st State) String() string {
+	switch st {
+	case StateDown:
+		return "down"
+	case StateCatchingUp:
+		return "catching_up"
+	}
+	return "up"
+}
+
+// MaxCASTries bounds the retries of a write that loses CAS races to other
+// proxy instances, after which a shared store's Merge gives up with
+// ErrConflict; writers within one process are serialised first.
+const MaxCASTries = 16
+
+// Backoff waits a random while, growing with the tries, before a write
+// that lost a race tries again: proxies that collided on one session would
+// otherwise collide again in lockstep.
+func Backoff(try int) {
+	limit := time.Duration(100<<min(try, 6)) * time.Microsecond // up to 6.4ms
+	time.Sleep(rand.N(limit))
+}

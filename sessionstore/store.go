@@ -233,7 +233,11 @@ func New(o Options) (*Store, error) {
 		if o.Memcached.Logger == nil {
 			o.Memcached.Logger = o.Logger
 		}
-		m, err := NewMemcached(o.Memcached)
+		open := opener(KindMemcached)
+		if open == nil {
+			return nil, errNotLinked(KindMemcached)
+		}
+		m, err := open(o)
 		if err != nil {
 			return nil, err
 		}
@@ -296,8 +300,8 @@ var (
 
 // Register makes New build the shared store of kind with open when the
 // options ask for it. A store in a package of its own registers itself
-// when imported (sessionstore/redis), so that only a program that links
-// it in has its client.
+// when imported (sessionstore/memcached, sessionstore/redis), so that
+// only a program that links it in has its client.
 func Register(kind string, open Opener) {
 	openersMu.Lock()
 	defer openersMu.Unlock()
@@ -458,7 +462,7 @@ func (s *Store) Load(id []byte, out *Session) (Source, error) {
 }
 
 func (s *Store) stripe(id []byte) *sync.Mutex {
-	return &s.stripes[hashBytes(fnvOffset, id)%uint64(len(s.stripes))]
+	return &s.stripes[hashID(id)%uint64(len(s.stripes))]
 }
 
 func tooLarge(size, limit int) error {

@@ -25,6 +25,13 @@ func (c *cluster) nodes() []Node {
 	return []Node{{ID: "n1", Addr: c.n1.Addr}, {ID: "n2", Addr: c.n2.Addr}}
 }
 
+// encodedSession is a stored session of id at version, expiring in an hour.
+func encodedSession(id []byte, version uint64) []byte {
+	now := time.Now()
+	s := Session{ID: id, Created: now.UnixMilli(), Version: version, Touched: now.Unix(), Expires: now.Unix() + 3600}
+	return s.AppendEncode(nil)
+}
+
 func newStore(t *testing.T, o Options) *Store {
 	t.Helper()
 	if o.Memcached.ProbeInterval == 0 {

@@ -26,6 +26,7 @@ import (
 	"sessionproxy/membudget"
 	"sessionproxy/proxy"
 	"sessionproxy/sessionstore"
+	_ "sessionproxy/sessionstore/memcached" // the memcached store, built by sessionstore.New when session.memcached names nodes
 )
 
 func newLogger(w io.Writer) *slog.Logger {

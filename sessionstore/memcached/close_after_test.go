@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"runtime"
@@ -7,6 +7,8 @@ import (
 
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
+
+	"sessionproxy/sessionstore"
 )
 
 // TestRequestAfterCloseLeavesNoConnection: a request that outlives its
@@ -16,8 +18,8 @@ import (
 func TestRequestAfterCloseLeavesNoConnection(t *testing.T) {
 	srv := memcachedtest.Start(t)
 	before := runtime.NumGoroutine()
-	m := idleMemcached(t, 1, Node{ID: "a", Addr: srv.Addr})
-	id := AppendNewID(nil)
+	m := idleMemcached(t, 1, sessionstore.Node{ID: "a", Addr: srv.Addr})
+	id := sessionstore.AppendNewID(nil)
 	if err := m.Put(id, encodedSession(id, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +32,7 @@ func TestRequestAfterCloseLeavesNoConnection(t *testing.T) {
 		if err != nil {
 			t.Fatalf("a read after Close: %v", err)
 		}
-		if have, _, _ := peekVersion(got); have != v {
+		if have, _ := peekVersion(got); have != v {
 			t.Fatalf("read version %d after Close, want %d", have, v)
 		}
 	}

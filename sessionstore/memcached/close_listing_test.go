@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"sessionproxy/internal/memcachedtest"
+
+	"sessionproxy/sessionstore"
 )
 
 // TestCloseStopsAStalledListing: Close stops a full copy whose source hangs
@@ -16,7 +18,7 @@ import (
 func TestCloseStopsAStalledListing(t *testing.T) {
 	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
 	loadSessions(t, a.Addr, 100)
-	m := idleMemcached(t, 2, Node{ID: "a", Addr: a.Addr}, Node{ID: "b", Addr: b.Addr})
+	m := idleMemcached(t, 2, sessionstore.Node{ID: "a", Addr: a.Addr}, sessionstore.Node{ID: "b", Addr: b.Addr})
 	nb := m.nodes[1]
 	a.Freeze()
 	defer a.Thaw()

@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"bufio"
@@ -16,6 +16,8 @@ import (
 	mc "sessionproxy/internal/memcache"
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
+
+	"sessionproxy/sessionstore"
 )
 
 // Full copies (copyAll) over real memcached nodes holding many keys.
@@ -23,9 +25,9 @@ import (
 // idleMemcached is a Memcached over nodes with no monitors: the test plays
 // the monitor's part and calls copyAll itself, so that no start-up
 // reconciliation's metadump runs meanwhile.
-func idleMemcached(t *testing.T, replicas int, nodes ...Node) *Memcached {
+func idleMemcached(t *testing.T, replicas int, nodes ...sessionstore.Node) *Memcached {
 	t.Helper()
-	m := &Memcached{opts: MemcachedOptions{Nodes: nodes, Replicas: replicas, KeyPrefix: DefaultKeyPrefix,
+	m := &Memcached{opts: sessionstore.MemcachedOptions{Nodes: nodes, Replicas: replicas, KeyPrefix: sessionstore.DefaultKeyPrefix,
 		Timeout: time.Second}, closed: make(chan struct{})}
 	for _, n := range nodes {
 		m.nodes = append(m.nodes, newNode(n, time.Second, 8))
@@ -37,7 +39,7 @@ func idleMemcached(t *testing.T, replicas int, nodes ...Node) *Memcached {
 // encodedSession is a stored session of id at version, expiring in an hour.
 func encodedSession(id []byte, version uint64) []byte {
 	now := time.Now()
-	s := Session{ID: id, Created: now.UnixMilli(), Version: version, Touched: now.Unix(), Expires: now.Unix() + 3600}
+	s := sessionstore.Session{ID: id, Created: now.UnixMilli(), Version: version, Touched: now.Unix(), Expires: now.Unix() + 3600}
 	return s.AppendEncode(nil)
 }
 
@@ -144,22 +146,22 @@ func TestFullCopyBringsBackManySessions(t *testing.T) {
 		l := newRawLoader(t, addr)
 		for i := range ids {
 			if ids[i] == "" {
-				ids[i] = string(AppendNewID(nil))
+				ids[i] = string(sessionstore.AppendNewID(nil))
 			}
-			l.set(DefaultKeyPrefix+ids[i], encodedSession([]byte(ids[i]), uint64(1+i%7)))
+			l.set(sessionstore.DefaultKeyPrefix+ids[i], encodedSession([]byte(ids[i]), uint64(1+i%7)))
 		}
 		l.done()
 	}
 	// Not sessions of this store: another prefix, and the prefix without a
 	// valid ID. A full copy leaves them where they are.
-	foreign := []string{"other:" + ids[0], DefaultKeyPrefix + "not-an-id", DefaultKeyPrefix + ids[0][:IDLen-1]}
+	foreign := []string{"other:" + ids[0], sessionstore.DefaultKeyPrefix + "not-an-id", sessionstore.DefaultKeyPrefix + ids[0][:sessionstore.IDLen-1]}
 	for _, k := range foreign {
 		if err := memcachedtest.Set(c.n2.Addr, k, encodedSession([]byte(ids[0]), 9), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: c.nodes(), Timeout: time.Second}})
+	s := newStore(t, sessionstore.Options{Memcached: sessionstore.MemcachedOptions{Nodes: c.nodes(), Timeout: time.Second}})
 	c.n1.Restart()
 	testutil.WaitFor(t, 2*time.Minute, "n1 caught up", func() bool {
 		st := s.Nodes()[0]
@@ -172,7 +174,7 @@ func TestFullCopyBringsBackManySessions(t *testing.T) {
 	for i := 0; i < sessions; i += 500 {
 		keys := make([]string, 0, 500)
 		for _, id := range ids[i:min(i+500, sessions)] {
-			keys = append(keys, DefaultKeyPrefix+id)
+			keys = append(keys, sessionstore.DefaultKeyPrefix+id)
 		}
 		got, err := memcachedtest.GetMulti(c.n1.Addr, keys...)
 		if err != nil {
@@ -184,7 +186,7 @@ func TestFullCopyBringsBackManySessions(t *testing.T) {
 				missing++
 				continue
 			}
-			if v, _, err := peekVersion(it.Value); err != nil || v != uint64(1+(i+j)%7) {
+			if v, err := peekVersion(it.Value); err != nil || v != uint64(1+(i+j)%7) {
 				t.Fatalf("session %d on n1 at version %d (%v), want %d", i+j, v, err, 1+(i+j)%7)
 			}
 		}
@@ -242,19 +244,19 @@ func (h *heapSampler) end() uint64 {
 func copyGrowth(t *testing.T, keys int) uint64 {
 	t.Helper()
 	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
-	m := idleMemcached(t, 1, Node{ID: "a", Addr: a.Addr}, Node{ID: "b", Addr: b.Addr})
+	m := idleMemcached(t, 1, sessionstore.Node{ID: "a", Addr: a.Addr}, sessionstore.Node{ID: "b", Addr: b.Addr})
 	nb := m.nodes[1]
 	l := newRawLoader(t, a.Addr)
 	var forB []string
 	for l.items < keys {
-		id := AppendNewID(nil)
+		id := sessionstore.AppendNewID(nil)
 		if owner(m, id) == nb {
 			if len(forB) >= keys/100 {
 				continue
 			}
-			forB = append(forB, DefaultKeyPrefix+string(id))
+			forB = append(forB, sessionstore.DefaultKeyPrefix+string(id))
 		}
-		l.set(DefaultKeyPrefix+string(id), encodedSession(id, 1))
+		l.set(sessionstore.DefaultKeyPrefix+string(id), encodedSession(id, 1))
 	}
 	l.done()
 
@@ -298,8 +300,8 @@ func loadSessions(t *testing.T, addr string, n int) {
 	t.Helper()
 	l := newRawLoader(t, addr)
 	for i := 0; i < n; i++ {
-		id := AppendNewID(nil)
-		l.set(DefaultKeyPrefix+string(id), encodedSession(id, 1))
+		id := sessionstore.AppendNewID(nil)
+		l.set(sessionstore.DefaultKeyPrefix+string(id), encodedSession(id, 1))
 	}
 	l.done()
 }
@@ -311,7 +313,7 @@ func TestFullCopyBusySourceIsAnError(t *testing.T) {
 	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
 	const sessions = 150000
 	loadSessions(t, a.Addr, sessions)
-	m := idleMemcached(t, 2, Node{ID: "a", Addr: a.Addr}, Node{ID: "b", Addr: b.Addr})
+	m := idleMemcached(t, 2, sessionstore.Node{ID: "a", Addr: a.Addr}, sessionstore.Node{ID: "b", Addr: b.Addr})
 	na, nb := m.nodes[0], m.nodes[1]
 
 	// Another reader's dump that reads nothing keeps a's crawler busy.
@@ -348,7 +350,7 @@ func TestFullCopyStopsWhenANodeDies(t *testing.T) {
 		t.Run(dying, func(t *testing.T) {
 			a, b := memcachedtest.Start(t), memcachedtest.Start(t)
 			loadSessions(t, a.Addr, 20000)
-			m := idleMemcached(t, 2, Node{ID: "a", Addr: a.Addr}, Node{ID: "b", Addr: b.Addr})
+			m := idleMemcached(t, 2, sessionstore.Node{ID: "a", Addr: a.Addr}, sessionstore.Node{ID: "b", Addr: b.Addr})
 			na, nb := m.nodes[0], m.nodes[1]
 			done := make(chan error, 1)
 			go func() { done <- m.copyAll(nb) }()
@@ -374,7 +376,7 @@ func TestFullCopyStopsWhenANodeDies(t *testing.T) {
 			if nb.copied.Load() >= 20000 {
 				t.Fatalf("copied all 20000 sessions: the %s died too late to test anything", dying)
 			}
-			if dying == "destination" && vn.load() != StateDown {
+			if dying == "destination" && vn.load() != sessionstore.StateDown {
 				t.Fatalf("dead destination is %v, want down", vn.load())
 			}
 		})
@@ -386,14 +388,14 @@ func TestFullCopyStopsWhenANodeDies(t *testing.T) {
 // all copied. Listing the LRUs ("metadump all") missed thousands here.
 func TestFullCopyUnderReadsMissesNothing(t *testing.T) {
 	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
-	m := idleMemcached(t, 2, Node{ID: "a", Addr: a.Addr}, Node{ID: "b", Addr: b.Addr})
+	m := idleMemcached(t, 2, sessionstore.Node{ID: "a", Addr: a.Addr}, sessionstore.Node{ID: "b", Addr: b.Addr})
 	nb := m.nodes[1]
 	const sessions = 30000
 	keys := make([]string, sessions)
 	l := newRawLoader(t, a.Addr)
 	for i := range keys {
-		id := AppendNewID(nil)
-		keys[i] = DefaultKeyPrefix + string(id)
+		id := sessionstore.AppendNewID(nil)
+		keys[i] = sessionstore.DefaultKeyPrefix + string(id)
 		l.set(keys[i], encodedSession(id, 1))
 	}
 	l.done()
@@ -436,7 +438,7 @@ func TestCloseStopsTheStartupCopy(t *testing.T) {
 	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
 	const sessions = 100000
 	loadSessions(t, a.Addr, sessions)
-	m, err := NewMemcached(MemcachedOptions{Nodes: []Node{{ID: "a", Addr: a.Addr}, {ID: "b", Addr: b.Addr}},
+	m, err := NewMemcached(sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "a", Addr: a.Addr}, {ID: "b", Addr: b.Addr}},
 		Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -468,26 +470,26 @@ func TestFullCopyOfAgreeingReplicasReadsNoValues(t *testing.T) {
 	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
 	const agree, size = 20000, 2048
 	pad := strings.Repeat("x", size)
-	var u Update
+	var u sessionstore.Update
 	u.Set([]byte("pad"), []byte(pad))
 	session := func(id []byte, version uint64) []byte {
-		var s Session
-		u.applyTo(&s, &Session{ID: id, Version: version, Created: time.Now().UnixMilli(), Touched: time.Now().Unix()})
+		var s sessionstore.Session
+		u.ApplyTo(&s, &sessionstore.Session{ID: id, Version: version, Created: time.Now().UnixMilli(), Touched: time.Now().Unix()})
 		s.Expires = time.Now().Add(time.Hour).Unix()
 		return s.AppendEncode(nil)
 	}
 	la, lb := newRawLoader(t, a.Addr), newRawLoader(t, b.Addr)
 	for i := 0; i < agree; i++ {
-		id := AppendNewID(nil)
+		id := sessionstore.AppendNewID(nil)
 		v := session(id, 3)
-		la.setFlags(DefaultKeyPrefix+string(id), v, versionFlags(v))
-		lb.setFlags(DefaultKeyPrefix+string(id), v, versionFlags(v))
+		la.setFlags(sessionstore.DefaultKeyPrefix+string(id), v, versionFlags(v))
+		lb.setFlags(sessionstore.DefaultKeyPrefix+string(id), v, versionFlags(v))
 	}
 	var newer, missing, legacyOld, legacySame []string
 	for i := 0; i < 50; i++ {
 		for _, group := range []*[]string{&newer, &missing, &legacyOld, &legacySame} {
-			id := AppendNewID(nil)
-			key := DefaultKeyPrefix + string(id)
+			id := sessionstore.AppendNewID(nil)
+			key := sessionstore.DefaultKeyPrefix + string(id)
 			*group = append(*group, key)
 			v3, v4 := session(id, 3), session(id, 4)
 			switch group {
@@ -508,7 +510,7 @@ func TestFullCopyOfAgreeingReplicasReadsNoValues(t *testing.T) {
 	la.done()
 	lb.done()
 
-	m := idleMemcached(t, 2, Node{ID: "a", Addr: a.Addr}, Node{ID: "b", Addr: b.Addr})
+	m := idleMemcached(t, 2, sessionstore.Node{ID: "a", Addr: a.Addr}, sessionstore.Node{ID: "b", Addr: b.Addr})
 	nb := m.nodes[1]
 	before := memcachedStat(t, a.Addr, "bytes_written") + memcachedStat(t, b.Addr, "bytes_written")
 	if err := m.copyAll(nb); err != nil {
@@ -532,7 +534,7 @@ func TestFullCopyOfAgreeingReplicasReadsNoValues(t *testing.T) {
 			if it == nil {
 				t.Fatalf("%s missing on b after the copy", k)
 			}
-			if v, _, err := peekVersion(it.Value); err != nil || v != 4 {
+			if v, err := peekVersion(it.Value); err != nil || v != 4 {
 				t.Fatalf("%s on b at version %d (%v), want 4", k, v, err)
 			}
 		}

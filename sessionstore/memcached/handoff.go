@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sessionproxy/internal/memcache"
+	"sessionproxy/sessionstore"
 )
 
 // Hinted handoff: a write or tombstone that one of a session's nodes
@@ -301,7 +302,7 @@ func (m *Memcached) catchUp(n *node, full bool) (unread []*node) {
 	hints, overflow, recopy := n.handoff.take()
 	full = full || overflow || recopy
 	for i, h := range hints {
-		if n.load() != StateCatchingUp || m.closing() {
+		if n.load() != sessionstore.StateCatchingUp || m.closing() {
 			n.handoff.putBack(hints[i:], overflow, full)
 			return nil
 		}
@@ -333,7 +334,7 @@ func (m *Memcached) catchUp(n *node, full bool) (unread []*node) {
 	for _, h := range late {
 		unread = m.replay(n, h, unread)
 	}
-	if lateOverflow || !n.state.CompareAndSwap(int32(StateCatchingUp), int32(StateUp)) {
+	if lateOverflow || !n.state.CompareAndSwap(int32(sessionstore.StateCatchingUp), int32(sessionstore.StateUp)) {
 		n.handoff.putBack(late, lateOverflow, full)
 		return nil
 	}

@@ -1,8 +1,10 @@
-package sessionstore
+package memcached
 
 import (
 	"testing"
 	"time"
+
+	"sessionproxy/sessionstore"
 )
 
 // A write that chose its nodes while n1 was down, and finished after the
@@ -11,20 +13,20 @@ import (
 func TestWriteRacingTheReturnIsHandedOff(t *testing.T) {
 	c := startCluster(t)
 	// The monitor sleeps through the test: the test plays its part.
-	m, err := NewMemcached(MemcachedOptions{Nodes: c.nodes(), ProbeInterval: time.Hour, Timeout: time.Second})
+	m, err := NewMemcached(sessionstore.MemcachedOptions{Nodes: c.nodes(), ProbeInterval: time.Hour, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
 	n1, n2 := m.nodes[0], m.nodes[1]
-	id := AppendNewID(nil)
+	id := sessionstore.AppendNewID(nil)
 	encode := func(version uint64, v string) []byte {
-		s := Session{ID: id, Version: version, Touched: time.Now().Unix()}
+		s := sessionstore.Session{ID: id, Version: version, Touched: time.Now().Unix()}
 		s.Expires = s.Touched + 3600
-		var u Update
+		var u sessionstore.Update
 		u.Set([]byte("v"), []byte(v))
-		var next Session
-		u.applyTo(&next, &s)
+		var next sessionstore.Session
+		u.ApplyTo(&next, &s)
 		next.Version, next.Touched, next.Expires = s.Version, s.Touched, s.Expires
 		return next.AppendEncode(nil)
 	}
@@ -32,22 +34,22 @@ func TestWriteRacingTheReturnIsHandedOff(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	n1.state.Store(int32(StateDown)) // as after a failed operation
+	n1.state.Store(int32(sessionstore.StateDown)) // as after a failed operation
 	key := m.appendKey(nil, id)
 	val2 := encode(2, "new")
 	err = m.eachWritable(id, val2, func(n *node) bool {
 		// The write is on its way to n2 when n1 answers a probe again.
-		n1.state.Store(int32(StateCatchingUp))
+		n1.state.Store(int32(sessionstore.StateCatchingUp))
 		return m.writeIfNewer(n, key, val2)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.catchUp(n1, false) // what the monitor does next: replay the hints
-	if n1.load() != StateUp {
+	if n1.load() != sessionstore.StateUp {
 		t.Fatalf("n1 is %v after its catch-up", n1.load())
 	}
-	n2.state.Store(int32(StateDown)) // n2 is lost
+	n2.state.Store(int32(sessionstore.StateDown)) // n2 is lost
 	val, err := m.Get(id)
 	if err != nil {
 		t.Fatal(err)

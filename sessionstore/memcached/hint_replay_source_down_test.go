@@ -1,8 +1,10 @@
-package sessionstore
+package memcached
 
 import (
 	"testing"
 	"time"
+
+	"sessionproxy/sessionstore"
 )
 
 // TestHintReplayedWhileTheSourceIsDownIsKept: n1 misses a write (down),
@@ -14,27 +16,27 @@ import (
 func TestHintReplayedWhileTheSourceIsDownIsKept(t *testing.T) {
 	c := startCluster(t)
 	// The monitors sleep through the test: the test plays their part.
-	m, err := NewMemcached(MemcachedOptions{Nodes: c.nodes(), ProbeInterval: time.Hour, Timeout: time.Second})
+	m, err := NewMemcached(sessionstore.MemcachedOptions{Nodes: c.nodes(), ProbeInterval: time.Hour, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
 	m.Reconciled() // the monitors' start-up copies done: they hold no listing
 	n1, n2 := m.nodes[0], m.nodes[1]
-	id := AppendNewID(nil)
-	n1.state.Store(int32(StateDown)) // as after a failed operation
+	id := sessionstore.AppendNewID(nil)
+	n1.state.Store(int32(sessionstore.StateDown)) // as after a failed operation
 	if err := m.Put(id, encodedSession(id, 1)); err != nil {
 		t.Fatal(err)
 	}
 	if n1.handoff.len() != 1 {
 		t.Fatalf("n1 holds %d hints, want 1", n1.handoff.len())
 	}
-	n2.state.Store(int32(StateDown)) // n2 fails
-	n1.state.Store(int32(StateCatchingUp))
+	n2.state.Store(int32(sessionstore.StateDown)) // n2 fails
+	n1.state.Store(int32(sessionstore.StateCatchingUp))
 	unread := m.catchUp(n1, false) // n1 answers first
-	n2.state.Store(int32(StateCatchingUp))
+	n2.state.Store(int32(sessionstore.StateCatchingUp))
 	m.catchUp(n2, false) // n2 answers, not restarted: its hints (none) replayed
-	if n1.load() != StateUp || n2.load() != StateUp {
+	if n1.load() != sessionstore.StateUp || n2.load() != sessionstore.StateUp {
 		t.Fatalf("n1 %v, n2 %v after their catch-ups", n1.load(), n2.load())
 	}
 	// n1's monitor, n1 up: it copies from the nodes its catch-up could

@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"log/slog"
@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sessionproxy/sessionstore"
 )
 
 // hintedStore opens a Memcached over c keeping its hints in dir.
 func hintedStore(t *testing.T, c *cluster, dir string, max int64, logs *syncBuffer) *Memcached {
 	t.Helper()
-	m, err := NewMemcached(MemcachedOptions{Nodes: c.nodes(), StateDir: dir, HintFileMax: max,
+	m, err := NewMemcached(sessionstore.MemcachedOptions{Nodes: c.nodes(), StateDir: dir, HintFileMax: max,
 		ProbeInterval: 20 * time.Millisecond, Timeout: 300 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -34,7 +36,7 @@ func versionOf(t *testing.T, val []byte) uint64 {
 }
 
 // waitState waits until n is in state st.
-func waitState(t *testing.T, n *node, st State) {
+func waitState(t *testing.T, n *node, st sessionstore.State) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for n.load() != st {
@@ -55,12 +57,12 @@ func TestHintSurvivesRestartWhileTheSourceIsDown(t *testing.T) {
 	var logs syncBuffer
 	m := hintedStore(t, c, dir, 0, &logs)
 	m.Reconciled()
-	id := AppendNewID(nil)
+	id := sessionstore.AppendNewID(nil)
 	if err := m.Put(id, encodedSession(id, 1)); err != nil {
 		t.Fatal(err)
 	}
 	c.n2.Freeze()
-	tomb := Session{Deleted: true, Version: 2, Touched: time.Now().Unix(), Expires: time.Now().Unix() + 3600}
+	tomb := sessionstore.Session{Deleted: true, Version: 2, Touched: time.Now().Unix(), Expires: time.Now().Unix() + 3600}
 	if err := m.PutIfNewer(id, tomb.AppendEncode(nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func TestHintSurvivesRestartWhileTheSourceIsDown(t *testing.T) {
 	m2 := hintedStore(t, c, dir, 0, &logs)
 	m2.Reconciled()
 	n2 := m2.nodes[1]
-	waitState(t, n2, StateUp)
+	waitState(t, n2, sessionstore.StateUp)
 	val, err := m2.Get(id)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +103,7 @@ func TestCorruptHintFileIsReportedAndTheRestUsed(t *testing.T) {
 	c := startCluster(t)
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "hints"), 0o700)
-	ids := [][]byte{AppendNewID(nil), AppendNewID(nil), AppendNewID(nil)}
+	ids := [][]byte{sessionstore.AppendNewID(nil), sessionstore.AppendNewID(nil), sessionstore.AppendNewID(nil)}
 	data := appendHintHeader(nil, 0)
 	var offs []int
 	for _, id := range ids {
@@ -117,7 +119,7 @@ func TestCorruptHintFileIsReportedAndTheRestUsed(t *testing.T) {
 	var logs syncBuffer
 	m := hintedStore(t, c, dir, 0, &logs)
 	m.Reconciled()
-	waitState(t, m.nodes[1], StateUp)
+	waitState(t, m.nodes[1], sessionstore.StateUp)
 	for i, id := range ids {
 		c, err := m.nodes[1].pipe.Get(m.appendKey(nil, id))
 		c.Release()
@@ -150,7 +152,7 @@ func TestHintFileOverItsBoundMarksAFullCopyThatSurvivesARestart(t *testing.T) {
 	c.n2.Freeze()
 	var ids [][]byte
 	for range 20 {
-		id := AppendNewID(nil)
+		id := sessionstore.AppendNewID(nil)
 		ids = append(ids, id)
 		if err := m.Put(id, encodedSession(id, 1)); err != nil {
 			t.Fatal(err)
@@ -171,7 +173,7 @@ func TestHintFileOverItsBoundMarksAFullCopyThatSurvivesARestart(t *testing.T) {
 	c.n2.Thaw()
 	m2 := hintedStore(t, c, dir, 1024, &logs)
 	m2.Reconciled()
-	waitState(t, m2.nodes[1], StateUp)
+	waitState(t, m2.nodes[1], sessionstore.StateUp)
 	for _, id := range ids {
 		c, err := m2.nodes[1].pipe.Get(m2.appendKey(nil, id))
 		c.Release()
@@ -198,7 +200,7 @@ func TestMarkedNodeWaitsForItsFullCopy(t *testing.T) {
 	m.Reconciled()
 	c.n2.Freeze()
 	for range 10 {
-		id := AppendNewID(nil)
+		id := sessionstore.AppendNewID(nil)
 		if err := m.Put(id, encodedSession(id, 1)); err != nil {
 			t.Fatal(err)
 		}
@@ -209,11 +211,11 @@ func TestMarkedNodeWaitsForItsFullCopy(t *testing.T) {
 	m2 := hintedStore(t, c, dir, 512, &logs)
 	m2.Reconciled()
 	time.Sleep(300 * time.Millisecond)
-	if st := m2.nodes[1].load(); st == StateUp {
+	if st := m2.nodes[1].load(); st == sessionstore.StateUp {
 		t.Fatalf("n2 serves reads with writes it missed and n1 away:\n%s", logs.String())
 	}
 	c.n1.Thaw()
-	waitState(t, m2.nodes[1], StateUp)
+	waitState(t, m2.nodes[1], sessionstore.StateUp)
 }
 
 // Two instances share a state directory: each one's files are locked and
@@ -228,7 +230,7 @@ func TestSharedStateDirAdoptsOnlyOrphans(t *testing.T) {
 	a.Reconciled()
 	b.Reconciled()
 	c.n2.Freeze()
-	ida, idb := AppendNewID(nil), AppendNewID(nil)
+	ida, idb := sessionstore.AppendNewID(nil), sessionstore.AppendNewID(nil)
 	if err := a.Put(ida, encodedSession(ida, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +253,7 @@ func TestSharedStateDirAdoptsOnlyOrphans(t *testing.T) {
 		t.Fatalf("n2's files %v, want b's and the new instance's", files)
 	}
 	c.n2.Thaw()
-	waitState(t, c3.nodes[1], StateUp)
+	waitState(t, c3.nodes[1], sessionstore.StateUp)
 	cl, err := c3.nodes[1].pipe.Get(c3.appendKey(nil, ida))
 	cl.Release()
 	if err != nil {
@@ -264,7 +266,7 @@ func TestUnwritableStateDir(t *testing.T) {
 	c := startCluster(t)
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o600)
-	_, err := NewMemcached(MemcachedOptions{Nodes: c.nodes(), StateDir: filepath.Join(file, "sub")})
+	_, err := NewMemcached(sessionstore.MemcachedOptions{Nodes: c.nodes(), StateDir: filepath.Join(file, "sub")})
 	if err == nil || !strings.Contains(err.Error(), "state_dir") {
 		t.Fatalf("NewMemcached with a state_dir under a file: %v", err)
 	}
@@ -281,7 +283,7 @@ func TestHintFileCompactsSupersededRecords(t *testing.T) {
 	m := hintedStore(t, c, dir, 1024, &logs)
 	m.Reconciled()
 	c.n2.Freeze()
-	id := AppendNewID(nil)
+	id := sessionstore.AppendNewID(nil)
 	for v := uint64(1); v <= 100; v++ {
 		if err := m.Put(id, encodedSession(id, v)); err != nil {
 			t.Fatal(err)
@@ -299,7 +301,7 @@ func TestHintFileCompactsSupersededRecords(t *testing.T) {
 	c.n2.Thaw()
 	m2 := hintedStore(t, c, dir, 1024, &logs)
 	m2.Reconciled()
-	waitState(t, m2.nodes[1], StateUp)
+	waitState(t, m2.nodes[1], sessionstore.StateUp)
 	val, err := m2.Get(id)
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +339,7 @@ func TestHintFileOnAFullDisk(t *testing.T) {
 	c.n2.Freeze()
 	var ids [][]byte
 	for range 100 { // 100 records of some 80 bytes: more than the page the file has
-		id := AppendNewID(nil)
+		id := sessionstore.AppendNewID(nil)
 		ids = append(ids, id)
 		if err := m.Put(id, encodedSession(id, 1)); err != nil {
 			t.Fatal(err)
@@ -354,7 +356,7 @@ func TestHintFileOnAFullDisk(t *testing.T) {
 	c.n2.Thaw()
 	m2 := hintedStore(t, c, dir, 0, &logs)
 	m2.Reconciled()
-	waitState(t, m2.nodes[1], StateUp)
+	waitState(t, m2.nodes[1], sessionstore.StateUp)
 	if !strings.Contains(logs.String(), "full_copy=true") {
 		t.Fatalf("no full copy after the restart:\n%s", logs.String())
 	}
@@ -377,7 +379,7 @@ func TestReloadedStoreAdoptsTheOldOnesHints(t *testing.T) {
 	var logs syncBuffer
 	old := hintedStore(t, c, dir, 0, &logs)
 	old.Reconciled()
-	id := AppendNewID(nil)
+	id := sessionstore.AppendNewID(nil)
 	if err := old.Put(id, encodedSession(id, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +395,7 @@ func TestReloadedStoreAdoptsTheOldOnesHints(t *testing.T) {
 	old.Close()
 	c.n1.Stop()
 	c.n2.Restart() // empty: it holds version 2 only if the hint reached it
-	waitState(t, cur.nodes[1], StateUp)
+	waitState(t, cur.nodes[1], sessionstore.StateUp)
 	cl, err := cur.nodes[1].pipe.Get(cur.appendKey(nil, id))
 	if err != nil {
 		t.Fatalf("n2 lacks the write the old store's hint held: %v", err)

@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"crypto/rand"

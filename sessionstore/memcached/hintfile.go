@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"encoding/binary"
@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+
+	"sessionproxy/sessionstore"
 )
 
 // Hint files: a node's missed writes kept on disk (MemcachedOptions.StateDir),
@@ -42,11 +44,6 @@ const (
 
 	hintFlagFullCopy = 1
 )
-
-// DefaultHintFileMax is the size a node's hint file may reach (64 MiB:
-// about 64,000 missed writes of 1 KiB sessions) before the node is marked
-// for a full copy instead.
-const DefaultHintFileMax = 64 << 20
 
 var hintCRC = crc32.MakeTable(crc32.Castagnoli)
 
@@ -96,15 +93,15 @@ func decodeHintRecord(b []byte) (id, val []byte, size int, err error) {
 		return nil, nil, 0, errHintShort
 	}
 	n := binary.BigEndian.Uint32(b)
-	if n < 2+IDLen+1 || n > maxHintRecord {
+	if n < 2+sessionstore.IDLen+1 || n > maxHintRecord {
 		return nil, nil, 0, errHintCorrupt
 	}
 	// The cheap checks first, on what is there of the record: the
 	// scanner tries them at every offset of a damaged stretch, and a
 	// checksum over megabytes at each would take hours.
 	p := b[hintRecordHead:]
-	if len(p) >= 1 && p[0] != hintKindWrite || len(p) >= 2 && p[1] != IDLen ||
-		len(p) >= 2+IDLen && !ValidID(p[2:2+IDLen]) {
+	if len(p) >= 1 && p[0] != hintKindWrite || len(p) >= 2 && p[1] != sessionstore.IDLen ||
+		len(p) >= 2+sessionstore.IDLen && !sessionstore.ValidID(p[2:2+sessionstore.IDLen]) {
 		return nil, nil, 0, errHintCorrupt
 	}
 	if uint64(len(p)) < uint64(n) {
@@ -114,7 +111,7 @@ func decodeHintRecord(b []byte) (id, val []byte, size int, err error) {
 	if crc32.Checksum(p, hintCRC) != binary.BigEndian.Uint32(b[4:]) {
 		return nil, nil, 0, errHintCorrupt
 	}
-	return p[2 : 2+IDLen], p[2+IDLen:], hintRecordHead + int(n), nil
+	return p[2 : 2+sessionstore.IDLen], p[2+sessionstore.IDLen:], hintRecordHead + int(n), nil
 }
 
 // hintProblem is a stretch of a hint file that could not be read.

@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"math/rand/v2"
@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"sessionproxy/sessionstore"
 )
 
 func TestHintRecordRoundTrip(t *testing.T) {
-	id := AppendNewID(nil)
+	id := sessionstore.AppendNewID(nil)
 	val := encodedSession(id, 3)
 	rec := appendHintRecord(nil, id, val)
 	gid, gval, size, err := decodeHintRecord(rec)
@@ -31,7 +33,7 @@ func TestScanHintsSkipsDamage(t *testing.T) {
 	var data []byte
 	var ids [][]byte
 	for i := range 5 {
-		id := AppendNewID(nil)
+		id := sessionstore.AppendNewID(nil)
 		ids = append(ids, id)
 		data = appendHintRecord(data, id, encodedSession(id, uint64(i+1)))
 	}
@@ -56,7 +58,7 @@ func TestHintLogBoundAndMark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := AppendNewID(nil)
+	id := sessionstore.AppendNewID(nil)
 	val := encodedSession(id, 1)
 	off, err := l.append(id, val)
 	if err != nil {
@@ -68,7 +70,7 @@ func TestHintLogBoundAndMark(t *testing.T) {
 	for err == nil {
 		_, err = l.append(id, val)
 	}
-	if got, err := l.read(off, string(AppendNewID(nil))); err == nil {
+	if got, err := l.read(off, string(sessionstore.AppendNewID(nil))); err == nil {
 		t.Fatalf("read as another ID's record: %q", got)
 	}
 	if err != errHintFull {
@@ -96,7 +98,7 @@ func TestScanHintsGarbageIsFast(t *testing.T) {
 	for i := range data {
 		data[i] = byte(r.Uint32())
 	}
-	id := AppendNewID(nil)
+	id := sessionstore.AppendNewID(nil)
 	data = appendHintRecord(data, id, encodedSession(id, 1))
 	start := time.Now()
 	var got int

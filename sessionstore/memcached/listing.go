@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"sessionproxy/internal/memcache"
+	"sessionproxy/sessionstore"
 )
 
 // metadumpIdle is how long a node's listing may wait for the next bytes
@@ -29,7 +30,7 @@ func (m *Memcached) eachKey(n *node, fn func(key []byte) error) error {
 	var fnErr error
 	timeout := max(m.opts.Timeout, time.Second)
 	err := memcache.Metadump(n.Addr, timeout, metadumpIdle, m.closed, func(key []byte) error {
-		if !bytes.HasPrefix(key, prefix) || !ValidID(key[len(prefix):]) {
+		if !bytes.HasPrefix(key, prefix) || !sessionstore.ValidID(key[len(prefix):]) {
 			return nil // not a session of this store
 		}
 		fnErr = fn(key)

@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"net"
@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"sessionproxy/internal/memcachedtest"
+
+	"sessionproxy/sessionstore"
 )
 
 // A node's listing hands on the keys of this store's sessions only (its
@@ -21,11 +23,11 @@ func TestListingHandsOnOnlySessionKeys(t *testing.T) {
 		want = append(want, k)
 		l.set(k, []byte("v"))
 	}
-	for _, k := range []string{"other:x", DefaultKeyPrefix + "short", DefaultKeyPrefix + "proxies", "x" + sessionKey()} {
+	for _, k := range []string{"other:x", sessionstore.DefaultKeyPrefix + "short", sessionstore.DefaultKeyPrefix + "proxies", "x" + sessionKey()} {
 		l.set(k, []byte("v"))
 	}
 	l.done()
-	m := idleMemcached(t, 1, Node{ID: "a", Addr: srv.Addr})
+	m := idleMemcached(t, 1, sessionstore.Node{ID: "a", Addr: srv.Addr})
 	var got []string
 	if err := m.eachKey(m.nodes[0], func(k []byte) error { got = append(got, string(k)); return nil }); err != nil {
 		t.Fatal(err)
@@ -42,11 +44,13 @@ func TestListingHandsOnOnlySessionKeys(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	gone := idleMemcached(t, 1, Node{ID: "gone", Addr: addr})
+	gone := idleMemcached(t, 1, sessionstore.Node{ID: "gone", Addr: addr})
 	err = gone.eachKey(gone.nodes[0], func([]byte) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "listing keys of gone") {
 		t.Fatalf("listing a node that refuses: %v, want an error naming it", err)
 	}
 }
 
-func sessionKey() string { return DefaultKeyPrefix + string(AppendNewID(nil)) }
+func sessionKey() string {
+	return sessionstore.DefaultKeyPrefix + string(sessionstore.AppendNewID(nil))
+}

@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"bufio"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"sessionproxy/internal/rawtcp"
+
+	"sessionproxy/sessionstore"
 )
 
 // TestLogIDs: what a log line may hold of a session ID, directly
@@ -15,14 +17,14 @@ import (
 // stream (a stored value, which holds the new ID after a rotation), is
 // never the whole ID (CONTRACT section 12).
 func TestLogIDs(t *testing.T) {
-	id := AppendNewID(nil)
-	if got := LogID(id); got != string(id[:LogIDLen]) {
-		t.Errorf("LogID = %q, want %q", got, id[:LogIDLen])
+	id := sessionstore.AppendNewID(nil)
+	if got := sessionstore.LogID(id); got != string(id[:sessionstore.LogIDLen]) {
+		t.Errorf("LogID = %q, want %q", got, id[:sessionstore.LogIDLen])
 	}
-	if got := LogID([]byte("abc")); got != "abc" {
+	if got := sessionstore.LogID([]byte("abc")); got != "abc" {
 		t.Errorf("LogID of a short value = %q", got)
 	}
-	s := Session{ID: id, MovedTo: AppendNewID(nil), Version: 3}
+	s := sessionstore.Session{ID: id, MovedTo: sessionstore.AppendNewID(nil), Version: 3}
 	value := s.AppendEncode(nil)
 	for _, line := range [][]byte{value, append([]byte("VA 12 "), s.MovedTo...), s.MovedTo} {
 		if err := outOfStepAnswer(t, line); err == nil || strings.Contains(err.Error(), string(s.MovedTo)) {
@@ -41,9 +43,9 @@ func outOfStepAnswer(t *testing.T, line []byte) error {
 		}
 		c.Read(make([]byte, 1)) // until the client hangs up
 	})
-	n := newNode(Node{ID: "fake", Addr: srv.Addr}, time.Second, 0)
+	n := newNode(sessionstore.Node{ID: "fake", Addr: srv.Addr}, time.Second, 0)
 	defer n.dropConns()
-	c, err := n.pipe.Get([]byte("sp:" + string(AppendNewID(nil))))
+	c, err := n.pipe.Get([]byte("sp:" + string(sessionstore.AppendNewID(nil))))
 	c.Release()
 	return err
 }

@@ -1,38 +1,21 @@
-package sessionstore
+// Package memcached keeps sessions on memcached nodes: the shared store
+// behind sessionstore.Options.Memcached (placement, node states, hinted
+// handoff, catch-up, presence marks). Importing it registers it with
+// sessionstore (sessionstore.Register), which builds it for a Store whose
+// options name memcached nodes.
+package memcached
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"sessionproxy/internal/memcache"
+	"sessionproxy/sessionstore"
 )
-
-// MemcachedOptions configure a Memcached store. A zero field means the
-// default in its comment.
-type MemcachedOptions struct {
-	Nodes         []Node        // the memcached servers
-	Replicas      int           // copies of each session on distinct nodes (default 2)
-	KeyPrefix     string        // key prefix (default "sp:")
-	Timeout       time.Duration // per operation and dial (default 100ms)
-	MaxIdleConns  int           // connections kept open to each node, shared pipelined by every get and write (default 1)
-	ProbeInterval time.Duration // how often each node is probed, and presence marks refreshed (default 1s)
-	InstanceID    string        // this process in presence marks (default random; presence.go)
-	Logger        *slog.Logger  // node state changes (default slog.Default())
-
-	// StateDir, when set, keeps the nodes' hints (the writes each missed
-	// while down) in files below it, so that they survive a restart of
-	// the process (hintdir.go). Several processes may share it. Empty:
-	// hints are kept in memory only.
-	StateDir string
-	// HintFileMax bounds each hint file, in bytes (default
-	// DefaultHintFileMax); past it the node is marked for a full copy.
-	HintFileMax int64
-}
 
 // Memcached keeps sessions on memcached nodes, each session on Replicas of
 // them chosen by rendezvous hashing. A node that fails is skipped; the
@@ -41,9 +24,9 @@ type MemcachedOptions struct {
 // read takes the newest of the copies the replicas hold, so a node that
 // returns stale never causes an older version to be served.
 type Memcached struct {
-	opts  MemcachedOptions
+	opts  sessionstore.MemcachedOptions
 	nodes []*node
-	peers PeerCount // other processes with presence marks on the nodes
+	peers sessionstore.PeerCount // other processes with presence marks on the nodes
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -54,19 +37,16 @@ type Memcached struct {
 	hintToken string // names this instance's hint files (hintdir.go)
 }
 
-var _ Shared = (*Memcached)(nil)
+var _ sessionstore.Shared = (*Memcached)(nil)
 
-// Defaults of MemcachedOptions.
-const (
-	DefaultReplicas      = 2
-	DefaultKeyPrefix     = "sp:"
-	DefaultTimeout       = 100 * time.Millisecond
-	DefaultMaxIdleConns  = memcache.DefaultConns // one makes the largest batches (bench/README.md)
-	DefaultProbeInterval = time.Second
-)
+func init() {
+	sessionstore.Register(sessionstore.KindMemcached, func(o sessionstore.Options) (sessionstore.Shared, error) {
+		return NewMemcached(o.Memcached)
+	})
+}
 
 // NewMemcached returns a store over o.Nodes and starts watching them.
-func NewMemcached(o MemcachedOptions) (*Memcached, error) {
+func NewMemcached(o sessionstore.MemcachedOptions) (*Memcached, error) {
 	if len(o.Nodes) == 0 {
 		return nil, errors.New("sessionstore: no memcached nodes")
 	}
@@ -74,28 +54,28 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 		return nil, fmt.Errorf("sessionstore: at most %d memcached nodes", maxNodes)
 	}
 	if o.Replicas <= 0 {
-		o.Replicas = DefaultReplicas
+		o.Replicas = sessionstore.DefaultReplicas
 	}
 	if o.KeyPrefix == "" {
-		o.KeyPrefix = DefaultKeyPrefix
+		o.KeyPrefix = sessionstore.DefaultKeyPrefix
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
+		o.Timeout = sessionstore.DefaultTimeout
 	}
 	if o.MaxIdleConns <= 0 {
-		o.MaxIdleConns = DefaultMaxIdleConns
+		o.MaxIdleConns = sessionstore.DefaultMaxIdleConns
 	}
 	if o.ProbeInterval <= 0 {
-		o.ProbeInterval = DefaultProbeInterval
+		o.ProbeInterval = sessionstore.DefaultProbeInterval
 	}
 	if o.InstanceID == "" {
-		o.InstanceID = NewInstanceID()
+		o.InstanceID = sessionstore.NewInstanceID()
 	}
-	if !ValidInstanceID(o.InstanceID) {
-		return nil, fmt.Errorf("sessionstore: instance ID %q: 1 to %d of [0-9A-Za-z_-]", o.InstanceID, MaxInstanceID)
+	if !sessionstore.ValidInstanceID(o.InstanceID) {
+		return nil, fmt.Errorf("sessionstore: instance ID %q: 1 to %d of [0-9A-Za-z_-]", o.InstanceID, sessionstore.MaxInstanceID)
 	}
 	if o.HintFileMax <= 0 {
-		o.HintFileMax = DefaultHintFileMax
+		o.HintFileMax = sessionstore.DefaultHintFileMax
 	}
 	m := &Memcached{opts: o, closed: make(chan struct{})}
 	for _, n := range o.Nodes {
@@ -109,7 +89,7 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 			if n.handoff.pending() {
 				// It missed writes while an earlier process ran: it
 				// serves no reads until they are replayed (monitor).
-				n.state.Store(int32(StateCatchingUp))
+				n.state.Store(int32(sessionstore.StateCatchingUp))
 			}
 		}
 		m.wg.Add(1)
@@ -118,7 +98,7 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 	// The first presence round before the store is handed out: a proxy
 	// that starts beside others knows them before its first request, and
 	// waits until they know it (presence.go).
-	if wait := SeenBy(m.presenceRound()); wait > 0 {
+	if wait := sessionstore.SeenBy(m.presenceRound()); wait > 0 {
 		m.logger().Info("other proxies on the memcached nodes: waiting until they see this one", "wait", wait)
 		time.Sleep(wait)
 	}
@@ -176,15 +156,15 @@ func (m *Memcached) logger() *slog.Logger {
 
 // Kind returns "memcached", the name lookups from this store go by in
 // metrics and logs.
-func (m *Memcached) Kind() string { return KindMemcached }
+func (m *Memcached) Kind() string { return sessionstore.KindMemcached }
 
 // Status reports every node's state, in configuration order.
-func (m *Memcached) Status() []NodeState {
-	out := make([]NodeState, len(m.nodes))
+func (m *Memcached) Status() []sessionstore.NodeState {
+	out := make([]sessionstore.NodeState, len(m.nodes))
 	for i, n := range m.nodes {
 		st := n.load()
-		out[i] = NodeState{
-			Node: n.Node, State: st, Up: st == StateUp,
+		out[i] = sessionstore.NodeState{
+			Node: n.Node, State: st, Up: st == sessionstore.StateUp,
 			HandoffPending:  n.handoff.len(),
 			HandoffReplayed: n.handoff.replayed.Load(),
 			Copied:          n.copied.Load(),
@@ -254,7 +234,7 @@ func (m *Memcached) readReplicas(key []byte, nodes []*node, out []replicaRead) [
 				// A value we cannot read is treated as absent and
 				// overwritten by the next write.
 				m.logger().Warn("corrupt session value", "node", n.ID,
-					"session", LogID(bytes.TrimPrefix(key, []byte(m.opts.KeyPrefix))))
+					"session", sessionstore.LogID(bytes.TrimPrefix(key, []byte(m.opts.KeyPrefix))))
 			}
 		}
 		out = append(out, r)
@@ -292,11 +272,11 @@ func (m *Memcached) Get(id []byte) ([]byte, error) {
 
 // View is Get without the copy: it hands the newest copy of id to to,
 // whose Take must not keep the value past its return.
-func (m *Memcached) View(id []byte, to ValueTaker) error {
+func (m *Memcached) View(id []byte, to sessionstore.ValueTaker) error {
 	var p placement
 	nodes := m.replicas(id, &p)
 	if len(nodes) == 0 {
-		return ErrUnavailable
+		return sessionstore.ErrUnavailable
 	}
 	var kb [64]byte // on the stack: a cold read allocates nothing
 	key := m.appendKey(kb[:0], id)
@@ -304,11 +284,11 @@ func (m *Memcached) View(id []byte, to ValueTaker) error {
 	reads := m.readReplicas(key, nodes, buf[:])
 	defer releaseReads(reads)
 	if len(reads) == 0 {
-		return ErrUnavailable
+		return sessionstore.ErrUnavailable
 	}
 	best := newest(reads)
 	if best < 0 {
-		return ErrNotFound
+		return sessionstore.ErrNotFound
 	}
 	val := reads[best].val
 	for _, r := range reads {
@@ -393,7 +373,7 @@ func (m *Memcached) Put(id, val []byte) error {
 	}
 	m.hint(id, val, &p)
 	if written == 0 {
-		return ErrUnavailable
+		return sessionstore.ErrUnavailable
 	}
 	return nil
 }
@@ -412,41 +392,28 @@ func (m *Memcached) eachWritable(id, val []byte, write func(*node) bool) error {
 	}
 	m.hint(id, val, &p)
 	if written == 0 {
-		return ErrUnavailable
+		return sessionstore.ErrUnavailable
 	}
 	return nil
-}
-
-// MaxCASTries bounds the retries of a write that loses CAS races to other
-// proxy instances, after which a shared store's Merge gives up with
-// ErrConflict; writers within one process are serialised first.
-const MaxCASTries = 16
-
-// Backoff waits a random while, growing with the tries, before a write
-// that lost a race tries again: proxies that collided on one session would
-// otherwise collide again in lockstep.
-func Backoff(try int) {
-	limit := time.Duration(100<<min(try, 6)) * time.Microsecond // up to 6.4ms
-	time.Sleep(rand.N(limit))
 }
 
 // Merge reads id from its readable replicas, has mg build the new value
 // on the newest copy, and writes it back with CAS; when another process
 // wrote in between, it starts over. Replicas catching up get the value
 // too, unless they hold a newer one.
-func (m *Memcached) Merge(id []byte, mg Merger) error {
+func (m *Memcached) Merge(id []byte, mg sessionstore.Merger) error {
 	var p placement
 	nodes := m.replicas(id, &p)
 	if len(nodes) == 0 {
-		return ErrUnavailable
+		return sessionstore.ErrUnavailable
 	}
 	var kb [64]byte
 	key := m.appendKey(kb[:0], id)
 	var buf [maxNodes]replicaRead
-	for try := 0; try < MaxCASTries; try++ {
+	for try := 0; try < sessionstore.MaxCASTries; try++ {
 		reads := m.readReplicas(key, nodes, buf[:])
 		if len(reads) == 0 {
-			return ErrUnavailable
+			return sessionstore.ErrUnavailable
 		}
 		var cur []byte
 		if i := newest(reads); i >= 0 {
@@ -460,7 +427,7 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 		written, conflict := m.writeReplicas(key, reads, val)
 		releaseReads(reads)
 		if conflict {
-			Backoff(try)
+			sessionstore.Backoff(try)
 			continue
 		}
 		var late [maxNodes]*node
@@ -469,11 +436,11 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 		}
 		m.hint(id, val, &p)
 		if written == 0 {
-			return ErrUnavailable
+			return sessionstore.ErrUnavailable
 		}
 		return nil
 	}
-	return ErrConflict
+	return sessionstore.ErrConflict
 }
 
 // writeReplicas writes val to each node read: CAS where it held a value,

@@ -1,28 +1,17 @@
-package sessionstore
+package memcached
 
-import "fmt"
+import (
+	"fmt"
 
-var _ Reporter = (*Memcached)(nil)
+	"sessionproxy/sessionstore"
+)
 
-// MemcachedStatus describes one memcached node in /status.
-type MemcachedStatus struct {
-	ID       string `json:"id"`
-	Addr     string `json:"addr"`
-	Up       bool   `json:"up"` // serving reads: State is "up"
-	Failover bool   `json:"failover"`
-	// State is "up", "down" or "catching_up".
-	State           string `json:"state"`
-	HandoffPending  int    `json:"handoff_pending"`
-	HandoffReplayed int64  `json:"handoff_replayed"`
-	Copied          int64  `json:"copied"`          // sessions copied back by full copies
-	Catchups        int64  `json:"catchups"`        // completed catch-ups
-	LastCatchupMs   int64  `json:"last_catchup_ms"` // how long the last one took
-}
+var _ sessionstore.Reporter = (*Memcached)(nil)
 
 // ReportStatus lists every node in st.Memcached, in configuration order.
-func (m *Memcached) ReportStatus(st *StoreStatus) {
+func (m *Memcached) ReportStatus(st *sessionstore.StoreStatus) {
 	for _, n := range m.Status() {
-		st.Memcached = append(st.Memcached, MemcachedStatus{ID: n.ID, Addr: n.Addr, Up: n.Up, Failover: n.Failover,
+		st.Memcached = append(st.Memcached, sessionstore.MemcachedStatus{ID: n.ID, Addr: n.Addr, Up: n.Up, Failover: n.Failover,
 			State: n.State.String(), HandoffPending: n.HandoffPending, HandoffReplayed: n.HandoffReplayed,
 			Copied: n.Copied, Catchups: n.Catchups, LastCatchupMs: n.LastCatchup.Milliseconds()})
 	}
@@ -31,26 +20,26 @@ func (m *Memcached) ReportStatus(st *StoreStatus) {
 // RegisterMetrics declares, for each node, whether it serves reads and
 // its handoff and catch-up counts, labelled with its ID. The node list is
 // fixed for the store's life, so each metric finds its node by position.
-func (m *Memcached) RegisterMetrics(add func(Metric)) {
+func (m *Memcached) RegisterMetrics(add func(sessionstore.Metric)) {
 	for i, n := range m.Status() {
-		node := func() NodeState { return m.Status()[i] }
+		node := func() sessionstore.NodeState { return m.Status()[i] }
 		label := fmt.Sprintf(`{node=%q}`, n.ID)
-		add(Metric{Name: "sessionproxy_memcached_up" + label, Help: "Whether the memcached node serves reads (1) or not (0).",
+		add(sessionstore.Metric{Name: "sessionproxy_memcached_up" + label, Help: "Whether the memcached node serves reads (1) or not (0).",
 			Value: func() float64 {
 				if node().Up {
 					return 1
 				}
 				return 0
 			}})
-		add(Metric{Name: "sessionproxy_handoff_pending" + label, Help: "Session writes held for the node while it is down, to replay when it is back.",
+		add(sessionstore.Metric{Name: "sessionproxy_handoff_pending" + label, Help: "Session writes held for the node while it is down, to replay when it is back.",
 			Value: func() float64 { return float64(node().HandoffPending) }})
-		add(Metric{Name: "sessionproxy_handoff_replayed_total" + label, Help: "Held session writes replayed to the node after it came back.", Counter: true,
+		add(sessionstore.Metric{Name: "sessionproxy_handoff_replayed_total" + label, Help: "Held session writes replayed to the node after it came back.", Counter: true,
 			Value: func() float64 { return float64(node().HandoffReplayed) }})
-		add(Metric{Name: "sessionproxy_memcached_copied_total" + label, Help: "Sessions copied to the node by catch-ups.", Counter: true,
+		add(sessionstore.Metric{Name: "sessionproxy_memcached_copied_total" + label, Help: "Sessions copied to the node by catch-ups.", Counter: true,
 			Value: func() float64 { return float64(node().Copied) }})
-		add(Metric{Name: "sessionproxy_memcached_catchups_total" + label, Help: "Catch-ups run for the node after it came back.", Counter: true,
+		add(sessionstore.Metric{Name: "sessionproxy_memcached_catchups_total" + label, Help: "Catch-ups run for the node after it came back.", Counter: true,
 			Value: func() float64 { return float64(node().Catchups) }})
-		add(Metric{Name: "sessionproxy_memcached_last_catchup_seconds" + label, Help: "How long the node's last catch-up took.",
+		add(sessionstore.Metric{Name: "sessionproxy_memcached_last_catchup_seconds" + label, Help: "How long the node's last catch-up took.",
 			Value: func() float64 { return node().LastCatchup.Seconds() }})
 	}
 }

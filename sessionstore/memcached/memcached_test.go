@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	mc "sessionproxy/internal/memcache"
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
+
+	"sessionproxy/sessionstore"
 )
 
 // Every value a node stores carries its version in memcached's client
@@ -19,9 +21,9 @@ import (
 // them too; a value that is not a session carries none.
 func TestStoredValuesCarryTheirVersionInTheFlags(t *testing.T) {
 	srv := memcachedtest.Start(t)
-	n := newNode(Node{ID: "a", Addr: srv.Addr}, time.Second, 0)
+	n := newNode(sessionstore.Node{ID: "a", Addr: srv.Addr}, time.Second, 0)
 	defer n.dropConns()
-	id := AppendNewID(nil)
+	id := sessionstore.AppendNewID(nil)
 	for _, tc := range []struct {
 		op    mc.Op
 		val   []byte
@@ -31,7 +33,7 @@ func TestStoredValuesCarryTheirVersionInTheFlags(t *testing.T) {
 		{mc.OpSet, encodedSession(id, 1<<32+9), 9},
 		{mc.OpSet, []byte("not a session"), 0},
 	} {
-		key := []byte(DefaultKeyPrefix + string(AppendNewID(nil)))
+		key := []byte(sessionstore.DefaultKeyPrefix + string(sessionstore.AppendNewID(nil)))
 		if err := n.store(tc.op, key, tc.val, 0, 0); err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +49,7 @@ func TestStoredValuesCarryTheirVersionInTheFlags(t *testing.T) {
 		c.Release()
 	}
 	c := mc.NewCall(mc.OpFlags, nil, 0, 0, 0)
-	n.pipe.Start(c, []byte(DefaultKeyPrefix+string(AppendNewID(nil))))
+	n.pipe.Start(c, []byte(sessionstore.DefaultKeyPrefix+string(sessionstore.AppendNewID(nil))))
 	if err := c.Wait(); !errors.Is(err, mc.ErrCacheMiss) {
 		t.Fatalf("mg f of a missing key: %v, want a miss", err)
 	}
@@ -57,15 +59,15 @@ func TestStoredValuesCarryTheirVersionInTheFlags(t *testing.T) {
 // benchSessions writes n sessions of about size bytes to m and returns
 // their IDs and one encoded value.
 func benchSessions(b *testing.B, m *Memcached, n, size int) ([][]byte, []byte) {
-	var s Session
-	var u Update
+	var s sessionstore.Session
+	var u sessionstore.Update
 	u.Set([]byte("pad"), bytes.Repeat([]byte("x"), size))
-	u.applyTo(&s, &Session{Version: 1})
+	u.ApplyTo(&s, &sessionstore.Session{Version: 1})
 	s.Expires = time.Now().Add(time.Hour).Unix()
 	val := s.AppendEncode(nil)
 	ids := make([][]byte, n)
 	for i := range ids {
-		ids[i] = AppendNewID(nil)
+		ids[i] = sessionstore.AppendNewID(nil)
 		if err := m.Put(ids[i], val); err != nil {
 			b.Fatal(err)
 		}
@@ -75,7 +77,7 @@ func benchSessions(b *testing.B, m *Memcached, n, size int) ([][]byte, []byte) {
 
 func benchMemcached(b *testing.B) *Memcached {
 	n1, n2 := memcachedtest.Start(b), memcachedtest.Start(b)
-	m, err := NewMemcached(MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}})
+	m, err := NewMemcached(sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -104,7 +106,7 @@ func BenchmarkMemcachedPut(b *testing.B) {
 // BenchmarkMemcachedGet is the cold read: 64 concurrent readers, each a
 // get on both replicas, the newest copy wins.
 func BenchmarkMemcachedGet(b *testing.B) {
-	benchReads(b, func(m *Memcached, id []byte, _ *Session) error {
+	benchReads(b, func(m *Memcached, id []byte, _ *sessionstore.Session) error {
 		_, err := m.Get(id)
 		return err
 	})
@@ -112,7 +114,7 @@ func BenchmarkMemcachedGet(b *testing.B) {
 
 // benchReads runs read over 1,000 sessions of 4 KiB from 64 concurrent
 // readers, each with a session of its own to decode into.
-func benchReads(b *testing.B, read func(m *Memcached, id []byte, into *Session) error) {
+func benchReads(b *testing.B, read func(m *Memcached, id []byte, into *sessionstore.Session) error) {
 	m := benchMemcached(b)
 	ids, _ := benchSessions(b, m, 1000, 4096)
 	var next atomic.Uint32
@@ -120,7 +122,7 @@ func benchReads(b *testing.B, read func(m *Memcached, id []byte, into *Session) 
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		var s Session
+		var s sessionstore.Session
 		for pb.Next() {
 			if err := read(m, ids[next.Add(1)%uint32(len(ids))], &s); err != nil {
 				b.Fatal(err)
@@ -148,19 +150,19 @@ func putOverConns(t *testing.T, conns, want int) {
 	for i, addr := range []string{n1.Addr, n2.Addr} {
 		idle[i] = memcachedStat(t, addr, "curr_connections")
 	}
-	m, err := NewMemcached(MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}},
+	m, err := NewMemcached(sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}},
 		ProbeInterval: time.Hour, MaxIdleConns: conns})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	var s Session
-	var u Update
+	var s sessionstore.Session
+	var u sessionstore.Update
 	u.Set([]byte("user"), []byte("bob"))
-	u.applyTo(&s, &Session{Version: 1})
+	u.ApplyTo(&s, &sessionstore.Session{Version: 1})
 	s.Expires = time.Now().Add(time.Hour).Unix()
 	val := s.AppendEncode(nil)
-	if err := m.Put(AppendNewID(nil), val); err != nil { // dials one pipelined connection per node
+	if err := m.Put(sessionstore.AppendNewID(nil), val); err != nil { // dials one pipelined connection per node
 		t.Fatal(err)
 	}
 	// The start-up probe and reconciliation dial connections of their
@@ -181,7 +183,7 @@ func putOverConns(t *testing.T, conns, want int) {
 	for range 64 {
 		wg.Go(func() {
 			for range 20 {
-				if err := m.Put(AppendNewID(nil), val); err != nil {
+				if err := m.Put(sessionstore.AppendNewID(nil), val); err != nil {
 					t.Error(err)
 					return
 				}
@@ -213,13 +215,13 @@ func totalConnections(t *testing.T, addr string) int {
 // BenchmarkMemcachedView is the cold read as the Store makes it: the
 // newest copy lent to a decoder, not copied out.
 func BenchmarkMemcachedView(b *testing.B) {
-	benchReads(b, func(m *Memcached, id []byte, into *Session) error {
+	benchReads(b, func(m *Memcached, id []byte, into *sessionstore.Session) error {
 		return m.View(id, decodeInto{into})
 	})
 }
 
 // decodeInto is a ValueTaker that decodes into a session.
-type decodeInto struct{ s *Session }
+type decodeInto struct{ s *sessionstore.Session }
 
 func (d decodeInto) Take(val []byte) error { return d.s.Decode(val) }
 
@@ -234,11 +236,11 @@ func freeze(t *testing.T, srv *memcachedtest.Server) {
 // by ID, with their failover state), not servers it finds.
 func TestMemcachedNodesAreConfigured(t *testing.T) {
 	srv := memcachedtest.Start(t)
-	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "a", Addr: srv.Addr}}}})
+	s := newStore(t, sessionstore.Options{Memcached: sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "a", Addr: srv.Addr}}}})
 	if s.FindsServers() || len(s.ConfiguredNodes()) != 1 || s.ConfiguredNodes()[0].ID != "a" {
 		t.Fatalf("finds servers %v, configured nodes %+v: want node a, configured", s.FindsServers(), s.ConfiguredNodes())
 	}
-	if local := newStore(t, Options{LocalSize: 1 << 20}); local.FindsServers() || local.ConfiguredNodes() != nil {
+	if local := newStore(t, sessionstore.Options{LocalSize: 1 << 20}); local.FindsServers() || local.ConfiguredNodes() != nil {
 		t.Fatalf("an embedded store: finds servers %v, nodes %v", local.FindsServers(), local.ConfiguredNodes())
 	}
 }

@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"errors"
@@ -7,45 +7,14 @@ import (
 	"time"
 
 	"sessionproxy/internal/memcache"
+	"sessionproxy/sessionstore"
 )
-
-// Node names one memcached server.
-type Node struct {
-	ID       string // name used in logs, /status and metrics
-	Addr     string // host:port
-	Failover bool   // holds sessions only while regular nodes are missing
-}
-
-// State is a memcached node's place in the failover round trip.
-type State int32
-
-// The states of a node. A node that fails goes down; once it answers again
-// it is catching up: it takes writes while the store copies back what it
-// missed (hinted handoff) and what it lost, and only then is it up and
-// read from. A node that was never read while catching up can never serve
-// a version older than one its replicas have.
-const (
-	StateUp State = iota
-	StateDown
-	StateCatchingUp
-)
-
-// String returns "up", "down" or "catching_up", as /status shows them.
-func (st State) String() string {
-	switch st {
-	case StateDown:
-		return "down"
-	case StateCatchingUp:
-		return "catching_up"
-	}
-	return "up"
-}
 
 // node is a memcached server and its health. Neither client has a notion
 // of a dead server, so each node has its own and the store skips nodes
 // marked down until a background probe finds them answering again.
 type node struct {
-	Node
+	sessionstore.Node
 	pipe *memcache.Client // every get and write, pipelined
 	seed uint64           // rendezvous hash of the node ID
 
@@ -59,7 +28,7 @@ type node struct {
 
 // newNode makes n's state and its client, which spreads its commands over
 // conns connections (memcache.DefaultConns when 0).
-func newNode(n Node, timeout time.Duration, conns int) *node {
+func newNode(n sessionstore.Node, timeout time.Duration, conns int) *node {
 	return &node{Node: n, pipe: memcache.New(n.Addr, timeout, conns), seed: hashString(fnvOffset, n.ID)}
 }
 
@@ -76,13 +45,13 @@ func (n *node) dropConns() {
 	n.pipe.Close()
 }
 
-func (n *node) load() State { return State(n.state.Load()) }
+func (n *node) load() sessionstore.State { return sessionstore.State(n.state.Load()) }
 
 // readable reports whether reads may use the node: only once it is whole.
-func (n *node) readable() bool { return n.load() == StateUp }
+func (n *node) readable() bool { return n.load() == sessionstore.StateUp }
 
 // writable reports whether writes go to the node: up, or catching up.
-func (n *node) writable() bool { return n.load() != StateDown }
+func (n *node) writable() bool { return n.load() != sessionstore.StateDown }
 
 // nodeFailed reports whether err says the node itself is unusable, as
 // opposed to an answer about the key: a miss, a refused store, or
@@ -108,10 +77,10 @@ func (m *Memcached) check(n *node, err error) bool {
 func (m *Memcached) markDown(n *node, err error) {
 	for {
 		old := n.state.Load()
-		if State(old) == StateDown {
+		if sessionstore.State(old) == sessionstore.StateDown {
 			return
 		}
-		if n.state.CompareAndSwap(old, int32(StateDown)) {
+		if n.state.CompareAndSwap(old, int32(sessionstore.StateDown)) {
 			break
 		}
 	}
@@ -156,14 +125,14 @@ func (m *Memcached) monitor(n *node) {
 	m.probed.Wait()
 	if err == nil {
 		last = st
-		if n.load() == StateCatchingUp {
+		if n.load() == sessionstore.StateCatchingUp {
 			// Its hint file says it missed writes while an earlier
 			// process ran: they are replayed before it serves reads.
 			m.logger().Info("memcached node missed writes before this process started: catching up",
 				"node", n.ID, "addr", n.Addr, "handoff_pending", n.handoff.len(), "file", n.handoff.path())
 			waiting = m.catchUp(n, false)
 		}
-		if n.load() == StateUp {
+		if n.load() == sessionstore.StateUp {
 			// What the node missed while no proxy ran is unknown: bring
 			// it the newer versions the others hold, in the background
 			// (it serves reads meanwhile, where the newest replica wins
@@ -186,7 +155,7 @@ func (m *Memcached) monitor(n *node) {
 		// Orphaned hint files are looked for every adoptInterval, and
 		// always before a catch-up: a store that a reload replaced, or
 		// another instance, may have left hints for n just now.
-		if m.opts.StateDir != "" && (n.load() != StateUp || time.Since(lastAdopt) >= adoptInterval) {
+		if m.opts.StateDir != "" && (n.load() != sessionstore.StateUp || time.Since(lastAdopt) >= adoptInterval) {
 			lastAdopt = time.Now()
 			m.adopt(n)
 			if n.readable() && n.handoff.pending() {
@@ -200,27 +169,27 @@ func (m *Memcached) monitor(n *node) {
 		last = st
 		restarted := moved
 		switch n.load() {
-		case StateDown:
+		case sessionstore.StateDown:
 			// Never seen before it went down: whether it lost anything
 			// is unknown, so it is treated as if it had.
 			restarted = moved || !seen
 			n.dropConns() // anything pooled before the probe is suspect
-			if !n.state.CompareAndSwap(int32(StateDown), int32(StateCatchingUp)) {
+			if !n.state.CompareAndSwap(int32(sessionstore.StateDown), int32(sessionstore.StateCatchingUp)) {
 				continue
 			}
-		case StateUp:
+		case sessionstore.StateUp:
 			if !restarted {
 				if len(unread) > 0 {
 					unread = m.reconcile(n, unread, "memcached node: start-up reconciliation incomplete again")
 				}
 				continue
 			}
-			if !n.state.CompareAndSwap(int32(StateUp), int32(StateCatchingUp)) {
+			if !n.state.CompareAndSwap(int32(sessionstore.StateUp), int32(sessionstore.StateCatchingUp)) {
 				continue
 			}
 			n.dropConns()
 			m.logger().Warn("memcached node restarted while up: catching up", "node", n.ID, "addr", n.Addr)
-		case StateCatchingUp:
+		case sessionstore.StateCatchingUp:
 			if len(waiting) > 0 && !anyReadable(waiting) {
 				continue
 			}
@@ -237,7 +206,7 @@ func (m *Memcached) monitor(n *node) {
 		left := m.catchUp(n, full)
 		waiting = nil
 		switch {
-		case n.load() != StateUp:
+		case n.load() != sessionstore.StateUp:
 			waiting = left
 		case full:
 			unread = left // its full copy is done, but for these
@@ -267,7 +236,7 @@ func (m *Memcached) replayWhileUp(n *node, unread []*node) []*node {
 	}
 	if overflow || recopy {
 		n.handoff.putBack(nil, overflow, recopy)
-		if n.state.CompareAndSwap(int32(StateUp), int32(StateCatchingUp)) {
+		if n.state.CompareAndSwap(int32(sessionstore.StateUp), int32(sessionstore.StateCatchingUp)) {
 			m.logger().Warn("memcached node missed writes that no hint records: catching up", "node", n.ID)
 		}
 		return unread

@@ -1,26 +1,17 @@
-package sessionstore
+package memcached
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"sessionproxy/internal/memcache"
+	"sessionproxy/sessionstore"
 )
 
-// Presence marks: every process keeps a short-lived mark of its own on the
-// shared store, so that a process can tell whether it is the only one
-// using it. With LocalTTL AutoTTL, the hot tier is trusted as with 0 (this
-// process is the one writer of its sessions) while no other process's mark
-// is there, and bounded to AutoCrowdedTTL once one is: two proxies over the
-// same nodes with the defaults serve a logout through the other within
-// about a second, instead of for as long as a hot tier keeps the session
-// (issue 22).
+// Presence marks (sessionstore's peers.go says what they are for).
 //
 // On memcached, a process's mark is the key <prefix>proxy:<instance>
 // holding its refresh interval in milliseconds, refreshed every probe
@@ -30,32 +21,6 @@ import (
 // and drops the instances whose marks have expired. Every node that takes
 // writes carries the marks and a roster, so that proxies that share any
 // one node answering see each other.
-//
-// A process that finds others when it starts waits, before it serves, for
-// as long as they take to see it (their refresh interval, from their
-// marks): until then they trust their hot tiers and write sessions over
-// whatever is held, which would undo a change (a logout) made through the
-// new process.
-
-// A PeerWatcher is a Shared store that keeps this process's presence mark
-// on its servers and reports the other processes' marks.
-type PeerWatcher interface {
-	// WatchPeers has fn called with the number of other processes whose
-	// marks are on the store, whenever it changes from what fn was last
-	// told (at once if it is not 0). fn is called from one goroutine at a
-	// time.
-	WatchPeers(fn func(others int))
-}
-
-// MarkTTL is how long a presence mark outlives its last refresh: a few
-// refreshes, so that one slow round does not make the process look gone,
-// and longer than AutoCrowdedTTL plus a refresh, so that when a process
-// is seen to have gone, every hot-tier copy read while it was there has
-// expired (a process going back to trusting its copies must not trust one
-// older than the other's last write).
-func MarkTTL(interval time.Duration) time.Duration {
-	return max(3*time.Second, 3*interval)
-}
 
 // presenceInterval is how often marks are refreshed and read: the probe
 // interval, but not so often that a store tuned for fast failure
@@ -64,36 +29,13 @@ func presenceInterval(probe time.Duration) time.Duration {
 	return max(probe, 100*time.Millisecond)
 }
 
-// NewInstanceID returns a random instance ID (16 hex digits), for
-// Options.InstanceID.
-func NewInstanceID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// Roster limits: an ID is 1 to MaxInstanceID bytes of [0-9A-Za-z_-], and
-// a roster lists at most maxRoster of them (past it, a process is not
+// Roster limits: an ID is 1 to sessionstore.MaxInstanceID bytes of
+// [0-9A-Za-z_-], and a roster lists at most maxRoster of them (past it, a process is not
 // listed, and others see it by no mark: a deployment of more than 256
 // proxies over one set of nodes is far beyond what it is built for).
 const (
-	MaxInstanceID = 64
-	maxRoster     = 256
+	maxRoster = 256
 )
-
-// ValidInstanceID reports whether id may name a process in a roster.
-func ValidInstanceID(id string) bool {
-	if len(id) == 0 || len(id) > MaxInstanceID {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
 
 // errBadRoster is parseRoster's answer to a value that is not a roster;
 // the caller starts a new one over it.
@@ -108,7 +50,7 @@ func parseRoster(b []byte) ([]string, error) {
 	var ids []string
 	for _, f := range bytes.Split(b, []byte{' '}) {
 		id := string(f)
-		if !ValidInstanceID(id) || slices.Contains(ids, id) || len(ids) == maxRoster {
+		if !sessionstore.ValidInstanceID(id) || slices.Contains(ids, id) || len(ids) == maxRoster {
 			return nil, errBadRoster
 		}
 		ids = append(ids, id)
@@ -142,18 +84,18 @@ func appendMark(b []byte, interval time.Duration) []byte {
 // live process, refreshing at DefaultProbeInterval.
 func parseMark(b []byte) time.Duration {
 	if len(b) == 0 || len(b) > 5 {
-		return DefaultProbeInterval
+		return sessionstore.DefaultProbeInterval
 	}
 	ms := 0
 	for _, c := range b {
 		if c < '0' || c > '9' {
-			return DefaultProbeInterval
+			return sessionstore.DefaultProbeInterval
 		}
 		ms = ms*10 + int(c-'0')
 	}
 	d := time.Duration(ms) * time.Millisecond
 	if d <= 0 || d > maxMarkInterval {
-		return DefaultProbeInterval
+		return sessionstore.DefaultProbeInterval
 	}
 	return d
 }
@@ -206,17 +148,6 @@ func (m *Memcached) presenceRound() time.Duration {
 	return longest
 }
 
-// SeenBy is how long a store waits, at start, until the processes that
-// were there before this one have had a presence round since its mark
-// went up: the longest of their intervals, and a margin for the round
-// itself.
-func SeenBy(longest time.Duration) time.Duration {
-	if longest <= 0 {
-		return 0
-	}
-	return longest + max(longest/4, 100*time.Millisecond)
-}
-
 func (m *Memcached) markKey(id string) []byte {
 	return []byte(m.opts.KeyPrefix + "proxy:" + id)
 }
@@ -229,7 +160,7 @@ func (m *Memcached) rosterKey() []byte { return []byte(m.opts.KeyPrefix + "proxi
 // interval they announce, and false if n failed.
 func (m *Memcached) presenceOn(n *node) ([]string, time.Duration, bool) {
 	self := m.opts.InstanceID
-	ttl := int32((MarkTTL(m.opts.ProbeInterval) + time.Second - 1) / time.Second)
+	ttl := int32((sessionstore.MarkTTL(m.opts.ProbeInterval) + time.Second - 1) / time.Second)
 	mark := appendMark(nil, presenceInterval(m.opts.ProbeInterval))
 	if err := n.store(memcache.OpSet, m.markKey(self), mark, 0, ttl); m.check(n, err) || err != nil {
 		return nil, 0, false
@@ -320,95 +251,3 @@ func (m *Memcached) presenceRoster(n *node, self string) (live []string, longest
 // WatchPeers has fn told how many other processes keep presence marks on
 // the nodes (PeerWatcher).
 func (m *Memcached) WatchPeers(fn func(others int)) { m.peers.Watch(fn) }
-
-// PeerCount is the count of other processes last seen, and who is told of
-// its changes: what a shared store that keeps presence marks reports
-// through PeerWatcher. The zero value counts none and tells no one.
-type PeerCount struct {
-	mu sync.Mutex // protects the fields below, and orders calls of fn
-	n  int
-	fn func(others int)
-}
-
-// Set records n and tells the watcher if it changed.
-func (p *PeerCount) Set(n int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n == p.n {
-		return
-	}
-	p.n = n
-	if p.fn != nil {
-		p.fn(n)
-	}
-}
-
-// Watch makes fn the watcher and tells it the count unless it is 0.
-func (p *PeerCount) Watch(fn func(others int)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.fn = fn
-	if p.n != 0 {
-		fn(p.n)
-	}
-}
-
-// watchPeers subscribes the Store to the other processes' presence marks
-// when its shared store keeps them.
-func (s *Store) watchPeers() {
-	if pw, ok := s.shared.(PeerWatcher); ok {
-		pw.WatchPeers(s.peersChanged)
-	}
-}
-
-// peersChanged is told how many other processes keep presence marks on
-// the shared store. Under AutoTTL it bounds the hot tier while there are
-// any; with async writes, which need one proxy per set of sessions, any
-// is an error to log. Each change between none and some is logged once.
-func (s *Store) peersChanged(others int) {
-	crowded := others > 0
-	if crowded == s.crowdedSeen {
-		return
-	}
-	s.crowdedSeen = crowded
-	where := "on the " + s.shared.Kind() + " nodes"
-	switch {
-	case s.opts.Async && crowded:
-		s.logger().Error("another proxy seen "+where+": write: async needs one proxy per set of sessions, or changes made through the others are lost",
-			"others", others)
-	case s.opts.Async:
-		s.logger().Info("no other proxy " + where + " any more")
-	case s.auto && crowded:
-		s.crowded.Store(true)
-		s.boundLocal()
-		s.logger().Warn("another proxy seen "+where+"; local cache ttl "+AutoCrowdedTTL.String(), "others", others)
-	case s.auto:
-		s.crowded.Store(false)
-		s.logger().Info("no other proxy " + where + " any more; local cache trusted again")
-	case crowded && s.mode == trustedMode{}:
-		// A ttl of 0 that was set is kept as set, but it is worth a word.
-		s.logger().Warn("another proxy seen "+where+"; local_cache.ttl: 0 is kept as set, so this proxy serves sessions from its hot tier whatever the others change (ttl: auto bounds it)",
-			"others", others)
-	}
-}
-
-// boundLocal shortens the hot tier's copies to AutoCrowdedTTL, so that
-// those cached while this process was alone are re-read as soon as those
-// cached from now on. A change kept only here while the shared store was
-// down keeps its copy until it is written back.
-func (s *Store) boundLocal() {
-	secs := int((AutoCrowdedTTL + time.Second - 1) / time.Second)
-	it := s.local.NewIterator()
-	for e := it.Next(); e != nil; e = it.Next() {
-		s.mu.Lock()
-		_, dirty := s.dirty[string(e.Key)]
-		s.mu.Unlock()
-		if !dirty {
-			s.local.Touch(e.Key, secs)
-		}
-	}
-}
-
-// Crowded reports whether the hot tier is bounded to AutoCrowdedTTL
-// because another process uses the shared store (LocalTTL AutoTTL).
-func (s *Store) Crowded() bool { return s.crowded.Load() }

@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"log/slog"
@@ -9,6 +9,8 @@ import (
 
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
+
+	"sessionproxy/sessionstore"
 )
 
 // syncBuffer collects log output written from the monitors' goroutines.
@@ -46,7 +48,7 @@ func TestStartupCopyRetriedAfterBusy(t *testing.T) {
 	defer other.Close()
 
 	var logs syncBuffer
-	m, err := NewMemcached(MemcachedOptions{Nodes: []Node{{ID: "a", Addr: a.Addr}, {ID: "b", Addr: b.Addr}},
+	m, err := NewMemcached(sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "a", Addr: a.Addr}, {ID: "b", Addr: b.Addr}},
 		Timeout: time.Second, ProbeInterval: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package sessionstore
+package memcached
 
 import (
 	"testing"
@@ -6,6 +6,8 @@ import (
 
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/internal/testutil"
+
+	"sessionproxy/sessionstore"
 )
 
 // TestStartupReconciliationWaitsForADownSource: b starts without the
@@ -24,7 +26,7 @@ func TestStartupReconciliationWaitsForADownSource(t *testing.T) {
 	t.Cleanup(func() { metadumpIdle = old })
 
 	freeze(t, a)
-	m, err := NewMemcached(MemcachedOptions{Nodes: []Node{{ID: "a", Addr: a.Addr}, {ID: "b", Addr: b.Addr}},
+	m, err := NewMemcached(sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "a", Addr: a.Addr}, {ID: "b", Addr: b.Addr}},
 		Timeout: 200 * time.Millisecond, ProbeInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -32,12 +34,12 @@ func TestStartupReconciliationWaitsForADownSource(t *testing.T) {
 	defer m.Close()
 	na, nb := m.nodes[0], m.nodes[1]
 	m.Reconciled()
-	testutil.WaitFor(t, 10*time.Second, "a marked down", func() bool { return na.load() == StateDown })
+	testutil.WaitFor(t, 10*time.Second, "a marked down", func() bool { return na.load() == sessionstore.StateDown })
 	// Several probe intervals with a down: b's monitor retries (or not)
 	// its reconciliation meanwhile.
 	time.Sleep(time.Second)
 	a.Thaw()
-	testutil.WaitFor(t, 20*time.Second, "a caught up", func() bool { return na.load() == StateUp })
+	testutil.WaitFor(t, 20*time.Second, "a caught up", func() bool { return na.load() == sessionstore.StateUp })
 	testutil.WaitFor(t, 20*time.Second, "b given the sessions only a holds", func() bool {
 		return nb.copied.Load() >= sessions
 	})
