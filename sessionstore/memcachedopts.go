@@ -27,8 +27,8 @@ type MemcachedOptions struct {
 
 	// StateDir, when set, keeps the nodes' hints (the writes each missed
 	// while down) in files below it, so that they survive a restart of
-	// the process (sessionstore/memcached's hintdir.go). Several processes may share it. Empty:
-	// hints are kept in memory only.
+	// the process (sessionstore/memcached's hintdir.go). Several
+	// processes may share it. Empty: hints are kept in memory only.
 	StateDir string
 	// HintFileMax bounds each hint file, in bytes (default
 	// DefaultHintFileMax); past it the node is marked for a full copy.

@@ -32,7 +32,7 @@ type RedisOptions struct {
 	// presence mark (default DefaultRedisProbeInterval).
 	ProbeInterval time.Duration
 	// InstanceID names this process in its presence mark (default random;
-	// presence.go). Marks are kept without ClientCache only: with it, the
+	// peers.go). Marks are kept without ClientCache only: with it, the
 	// servers' invalidations keep every hot tier coherent.
 	InstanceID string
 	Logger     *slog.Logger // server state changes (default slog.Default())

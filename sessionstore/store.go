@@ -37,7 +37,7 @@ type Options struct {
 	// writer); >0 re-reads from the shared store after that long; AutoTTL
 	// trusts it as 0 while no other process's presence mark is on the
 	// shared store, and re-reads after AutoCrowdedTTL once one is
-	// (presence.go). Server-assisted invalidation (Redis client_cache)
+	// (peers.go). Server-assisted invalidation (Redis client_cache)
 	// keeps the tier coherent whatever it is.
 	LocalTTL time.Duration
 
@@ -84,7 +84,7 @@ const (
 
 // AutoTTL, as Options.LocalTTL, trusts the hot tier while this process is
 // the only one on the shared store and bounds it to AutoCrowdedTTL while
-// another is seen there (presence.go).
+// another is seen there (peers.go).
 const AutoTTL time.Duration = -1
 
 // AutoCrowdedTTL is how long the hot tier trusts a copy under AutoTTL
@@ -189,7 +189,7 @@ type Store struct {
 
 	// auto: LocalTTL AutoTTL with a hot tier that nothing else keeps
 	// coherent. crowded: another process's presence mark is on the shared
-	// store, so the hot tier is bounded (presence.go).
+	// store, so the hot tier is bounded (peers.go).
 	auto        bool
 	crowded     atomic.Bool
 	crowdedSeen bool // the last state peersChanged logged; only it uses this

@@ -92,7 +92,7 @@ func (trustedMode) write(s *Store, w *writeContext) error {
 
 // autoMode is trustedMode while this process is the only one on the
 // shared store and casMode while another is seen there (LocalTTL AutoTTL,
-// presence.go): the hot tier is the authoritative copy only when nobody
+// peers.go): the hot tier is the authoritative copy only when nobody
 // else writes.
 type autoMode struct{}
 

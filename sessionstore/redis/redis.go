@@ -263,7 +263,7 @@ return redis.call('ZCARD', KEYS[1]) - 1
 `)
 
 // presence refreshes this process's mark and counts the others'
-// (presence.go); without ClientCache only. When Redis does not answer, the
+// (sessionstore's peers.go); without ClientCache only. When Redis does not answer, the
 // last count stands. It returns the count (-1: unknown).
 func (r *Store) presence() int {
 	if r.opts.ClientCache {
