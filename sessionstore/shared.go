@@ -6,9 +6,10 @@ import (
 )
 
 // Shared is where sessions live beyond this process, under the Store's
-// hot tier: memcached nodes (Memcached), or another kind of store. The
-// Store keeps the codec, the hot tier and the session lifecycle in front
-// of it, written once for every kind.
+// hot tier: memcached nodes (sessionstore/memcached), Redis
+// (sessionstore/redis), or another kind of store. The Store keeps the
+// codec, the hot tier and the session lifecycle in front of it, written
+// once for every kind.
 //
 // Values are encoded sessions. A Shared store orders copies by the version
 // their encoding carries and never replaces a copy with an older one
