@@ -51,8 +51,9 @@ var harmlessNames = map[string]bool{
 	"proxy_cache_revalidate": true, "proxy_cache_background_update": true, "proxy_ignore_headers": false,
 	"fastcgi_cache": true, "fastcgi_cache_path": true, "fastcgi_cache_valid": true, "fastcgi_cache_key": true,
 	"fastcgi_cache_use_stale": true, "fastcgi_cache_bypass": true, "fastcgi_no_cache": true,
-	// FastCGI parameters a fastcgi: pool sets itself (fastcgiParams below)
-	"fastcgi_split_path_info": true, "fastcgi_index": true,
+	// FastCGI parameters a fastcgi: pool sets itself (fastcgiParams
+	// below); fastcgi_split_path_info is translated (script: split)
+	"fastcgi_index": true,
 }
 
 // fastcgiParams are the parameters a fastcgi: pool sets as nginx's

@@ -747,7 +747,11 @@ func (t *translator) passPool(l *location, note bool) (*pool, string, bool) {
 				}
 			}
 		}
-		return t.fastcgiPool(arg(l.fcgi, 0), path.Clean(arg(l.root, 0)), index, l.fcgi, note)
+		script, ok := t.fastcgiScript(l, note)
+		if !ok {
+			return nil, "", false
+		}
+		return t.fastcgiPool(arg(l.fcgi, 0), path.Clean(arg(l.root, 0)), index, script, l.fcgi, note)
 	}
 	tg, err := parseProxyPass(arg(l.pass, 0))
 	if err != nil {
@@ -765,8 +769,8 @@ func (t *translator) passPool(l *location, note bool) (*pool, string, bool) {
 
 // fastcgiPool is the pool of fastcgi_pass ADDR: unix:/path, host:port or
 // an upstream block's name.
-func (t *translator) fastcgiPool(addr, root, index string, at *Directive, note bool) (*pool, string, bool) {
-	tg := target{scheme: "fastcgi", fcgiRoot: root, fcgiIndex: index}
+func (t *translator) fastcgiPool(addr, root, index, script string, at *Directive, note bool) (*pool, string, bool) {
+	tg := target{scheme: "fastcgi", fcgiRoot: root, fcgiIndex: index, fcgiScript: script}
 	switch {
 	case strings.HasPrefix(addr, "unix:"):
 		sock := addr[len("unix:"):]
@@ -790,6 +794,32 @@ func (t *translator) fastcgiPool(addr, root, index string, at *Directive, note b
 		tg.key, tg.host = "fastcgi://"+addr, addr
 	}
 	return t.poolFor(tg, at), "", true
+}
+
+// lazySplit are the fastcgi_split_path_info patterns that split where a
+// fastcgi: pool's "script: split" does, at the first segment ending in
+// ".php" (Debian's snippets/fastcgi-php.conf has the first).
+var lazySplit = map[string]bool{`^(.+?\.php)(/.*)$`: true, `^(.+?\.php)(/.+)$`: true, `^(.+?\.php)(.*)$`: true}
+
+// fastcgiScript is the fastcgi: script rule of a FastCGI location, nginx's
+// meaning kept: without fastcgi_split_path_info the whole path is the
+// script ("path": /a.php/rest is no script, as nginx's
+// $fastcgi_script_name is then the whole URI); with it, the split at the
+// first ".php" segment ("split", section 13's rule). Another pattern (the
+// greedy ^(.+\.php)(/.*)$ splits at the last) is not translated: a
+// split elsewhere could run a script nginx's would not.
+func (t *translator) fastcgiScript(l *location, note bool) (string, bool) {
+	d := l.set.split
+	if d == nil {
+		return "path", true
+	}
+	if len(d.Args) == 1 && lazySplit[d.Args[0]] {
+		return "", true // section 13's split, the default
+	}
+	if note {
+		t.omit(d, "%s: not translated (sessionproxy splits PATH_INFO at the first segment ending in .php, as ^(.+?\\.php)(/.*)$ does)", show(d))
+	}
+	return "", false
 }
 
 // sameList reports whether two inherited lists are the same directives.

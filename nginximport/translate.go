@@ -102,6 +102,7 @@ type settings struct {
 	addHeader  []*Directive // add_header, more_set_headers
 	hide       []*Directive // proxy_hide_header, more_clear_headers
 	reqHeader  []*Directive // proxy_set_header
+	split      *Directive   // fastcgi_split_path_info
 	// own says which lists this block set itself, so that its first
 	// entry replaces the inherited list.
 	own map[string]bool
@@ -342,6 +343,8 @@ func (t *translator) setting(d *Directive, s *settings) bool {
 		s.appendOwn("hide", &s.hide, d)
 	case "proxy_set_header":
 		s.appendOwn("proxy_set_header", &s.reqHeader, d)
+	case "fastcgi_split_path_info":
+		s.split = d
 	default:
 		return false
 	}
@@ -795,8 +798,9 @@ func nginxSize(s string) (config.Size, error) {
 type target struct {
 	key, scheme, host, uri string
 	unix                   bool // host is a socket path
-	// fcgiRoot and fcgiIndex are the fastcgi: of a fastcgi_pass target.
-	fcgiRoot, fcgiIndex string
+	// fcgiRoot, fcgiIndex and fcgiScript are the fastcgi: of a
+	// fastcgi_pass target.
+	fcgiRoot, fcgiIndex, fcgiScript string
 }
 
 // url is the backend URL of a target that names no upstream block.

@@ -134,7 +134,7 @@ func newUpstream(ctx context.Context, c *config.Config, name string, u config.Up
 		Sessions: sessions,
 	}
 	if hasFastCGI(u) {
-		p.FastCGI = &proxy.FastCGI{Root: u.FastCGI.Root, Index: u.FastCGI.IndexOrDefault(), KeepConn: u.FastCGI.KeepConn}
+		p.FastCGI = &proxy.FastCGI{Root: u.FastCGI.Root, Index: u.FastCGI.IndexOrDefault(), KeepConn: u.FastCGI.KeepConn, WholePath: u.FastCGI.WholePath()}
 	}
 	if u.Health.CheckPath != "" && len(backends) > 0 {
 		checker := &balancer.Checker{

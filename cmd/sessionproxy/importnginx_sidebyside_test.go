@@ -91,6 +91,13 @@ type sideBySide struct {
 	// instead (the request goes on as if the file were missing). Less
 	// than nginx, never more.
 	dotfiles map[string]string
+	// stricter are samples sessionproxy refuses and nginx answers, by
+	// design, each with sessionproxy's status: a path segment is read up
+	// to its first ";" (";" or "%3b"), as Tomcat reads path parameters
+	// (proxy/reqline.go normalizePath), so /xmlrpc.php;x is
+	// /xmlrpc.php to every route, which nginx reads as another name.
+	// Less than nginx, never more.
+	stricter map[string]int
 	// tls: the configuration listens on {{listen_tls}} with {{cert}}
 	// and {{key}}, a certificate from internal/tlstest for host and
 	// other.example.com.
@@ -202,12 +209,39 @@ var sideBySides = []sideBySide{
 		host: "php.example.com",
 		paths: []string{"/config.php", "/index.php", "/none.php", "/css/app.css", "/users/1", "/.htaccess", "/private/secret.php",
 			"/healthz", "/favicon.ico", "/.htpasswd", "/.env", "/private/", "/private/notes.txt", "/PRIVATE/secret.php", "/index.php/../config.php", "/css/app.css/",
-			"/css/app.css.php", "/healthz/", "/../app.php", "/CONFIG.PHP", "//other.example.com/config.php", "//other.example.com/private/notes.txt"},
-		// Not /config.php/x nor /config.php/: nginx's try_files sends them to /index.php,
-		// sessionproxy's FastCGI pool runs config.php with PATH_INFO /x
-		// (proxy/fastcgi.go splitScript), a difference in the adapter,
-		// not in the translation; reported on issue 26.
+			"/css/app.css.php", "/healthz/", "/../app.php", "/CONFIG.PHP", "//other.example.com/config.php", "//other.example.com/private/notes.txt",
+			// nginx's try_files runs /index.php for them, and so does
+			// sessionproxy's fallback (proxy.FrontController): before
+			// issue 26 the pool ran config.php with PATH_INFO /x
+			"/config.php/x", "/config.php/", "/private/secret.php/x", "/.htaccess.php/x"},
 		dotfiles: map[string]string{"/.env": "fastcgi /public/index.php"},
+	},
+	{
+		// Scripts refused by regexes ending in \.php$ and by an exact
+		// location: a path going on past the script's name
+		// (/wp-config.php/x) matches none of them, nor "\.php$", so
+		// nginx's try_files runs index.php; it must never run the
+		// refused script (issue 26: the FastCGI pool ran
+		// wp-config.php with PATH_INFO /x). The samples an attacker
+		// would try: encoded dots and slashes, "..", double slashes,
+		// case, trailing dots and slashes.
+		file: "wordpress.conf",
+		edit: []string{"listen 80 default_server;", "listen {{listen}} default_server;", "/var/www/wordpress", "{{dir}}/wordpress", "127.0.0.1:9000", "{{fpm}}",
+			"include fastcgi_params;", "include /etc/nginx/fastcgi_params;"},
+		fastcgi: []string{"fpm"},
+		files: []string{"wordpress/index.php", "wordpress/wp-login.php", "wordpress/wp-config.php", "wordpress/install.php", "wordpress/xmlrpc.php",
+			"wordpress/wp-content/uploads/evil.php", "wordpress/wp-admin/includes/file.php", "wordpress/wp-admin/index.php", "wordpress/readme.html"},
+		host: "wp.example.com",
+		paths: []string{"/", "/readme.html", "/wp-login.php", "/index.php", "/wp-admin/index.php", "/hello-world/",
+			"/wp-config.php", "/wp-config.php/x", "/wp-config.php/", "/wp-config.php/x.php", "/wp-config.php/x/", "/install.php/x",
+			"/xmlrpc.php", "/xmlrpc.php/x", "/xmlrpc.php/", "/wp-content/uploads/evil.php", "/wp-content/uploads/evil.php/x",
+			"/wp-content/uploads/evil.php/x.php", "/wp-admin/includes/file.php", "/wp-admin/includes/file.php/x", "/wp-login.php/x",
+			"/wp-config%2ephp/x", "/wp-config%2Ephp/x", "/wp-config.php%2fx", "/wp-config.php%2Fx", "/wp-content/uploads/evil%2ephp/x",
+			"/wp-content%2fuploads/evil.php/x", "//wp-config.php/x", "/wp-content//uploads/evil.php/x", "/./wp-config.php/x",
+			"/wp-admin/../wp-config.php/x", "/x/../wp-config.php/x", "/WP-CONFIG.PHP/x", "/wp-config.PHP/x", "/wp-config.php./x",
+			"/wp-config.php../x", "/wp-config.php%20/x", "/wp-content/uploads/evil.php./x", "/wp-content/UPLOADS/evil.php/x",
+			"/xmlrpc.php;x", "/xmlrpc.php%3bx", "/wp-config.php;/x", "/wp-config.php%3b/x", "/index.php/wp-config.php", "/index.php/../wp-config.php/x"},
+		stricter: map[string]int{"/xmlrpc.php;x": 403, "/xmlrpc.php%3bx": 403},
 	},
 }
 
@@ -361,6 +395,12 @@ func (sb sideBySide) run(t *testing.T) {
 			if n.status != http.StatusOK || !strings.HasPrefix(n.body, "file ") ||
 				(want == "404") != (s.status == http.StatusNotFound) || want != "404" && (s.status != http.StatusOK || s.body != want) {
 				t.Errorf("%s://%s%s: nginx %d %q, sessionproxy %d %q; want nginx's file and sessionproxy's %q (a dotfile)", scheme, host, path, n.status, n.body, s.status, s.body, want)
+			}
+			continue
+		}
+		if want, ok := sb.stricter[sample]; ok {
+			if n.status != http.StatusOK || s.status != want {
+				t.Errorf("%s://%s%s: nginx %d %q, sessionproxy %d %q; want nginx's 200 and sessionproxy's %d (stricter)", scheme, host, path, n.status, n.body, s.status, s.body, want)
 			}
 			continue
 		}
