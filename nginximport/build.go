@@ -18,9 +18,9 @@ type pool struct {
 	// fcgiRoot, fcgiIndex and fcgiScript are the pool's fastcgi: when
 	// its backends are FastCGI servers (fastcgi_pass).
 	fcgiRoot, fcgiIndex, fcgiScript string
-	origin              string // what it came from, for the output's comment
-	balancer            string
-	backends            []backend
+	origin                          string // what it came from, for the output's comment
+	balancer                        string
+	backends                        []backend
 	// nginx sets these per server, sessionproxy per pool: the last seen.
 	maxFails    *int
 	failTimeout *time.Duration
