@@ -798,8 +798,10 @@ func (t *translator) fastcgiPool(addr, root, index, script string, at *Directive
 
 // lazySplit are the fastcgi_split_path_info patterns that split where a
 // fastcgi: pool's "script: split" does, at the first segment ending in
-// ".php" (Debian's snippets/fastcgi-php.conf has the first).
-var lazySplit = map[string]bool{`^(.+?\.php)(/.*)$`: true, `^(.+?\.php)(/.+)$`: true, `^(.+?\.php)(.*)$`: true}
+// ".php": Debian's snippets/fastcgi-php.conf's, and nginx's PHP FastCGI
+// example's. Others differ somewhere: "(/.+)" leaves /a.php/ whole
+// (a.php/index.php), "(.*)" splits /a.phpx as a.php.
+var lazySplit = map[string]bool{`^(.+?\.php)(/.*)$`: true}
 
 // fastcgiScript is the fastcgi: script rule of a FastCGI location, nginx's
 // meaning kept: without fastcgi_split_path_info the whole path is the
