@@ -49,7 +49,7 @@ func TestImportNginxRefuses(t *testing.T) {
 // section 15's route keys in config/ (branch i26-routes): before they are
 // merged, check refuses them too.
 func TestImportNginxRealConfigsExitZero(t *testing.T) {
-	for _, file := range []string{"php-fpm.conf", "mastodon.conf", "discourse.conf", "gitlab.conf", "netbox.conf", "sentry.conf", "prefix-static.conf", "two-sites.conf"} {
+	for _, file := range []string{"php-fpm.conf", "mastodon.conf", "discourse.conf", "gitlab.conf", "netbox.conf", "sentry.conf", "prefix-static.conf", "two-sites.conf", "wordpress.conf"} {
 		path := filepath.Join("..", "..", "nginximport", "testdata", file)
 		code, out, errOut := run("import-nginx", path)
 		if code == 2 || out == "" {
@@ -68,6 +68,7 @@ func TestImportNginxRealConfigsExitZero(t *testing.T) {
 // sideBySide is one configuration run by nginx and by sessionproxy.
 type sideBySide struct {
 	file string
+	name string // the subtest's name, when not file
 	// edit rewrites the file for the test: addresses to the stubs'
 	// ({{NAME}} is the stub NAME's host:port, {{unix:NAME}} its socket),
 	// directories to the test's ({{dir}}), the listen address ({{listen}}).
@@ -76,6 +77,7 @@ type sideBySide struct {
 	sockets  []string // HTTP stubs on unix sockets (app1 and app2 both answer "backend app": one pool)
 	fastcgi  []string // FastCGI stubs answering "fastcgi SCRIPT_FILENAME"
 	files    []string // files below {{dir}}, each holding "file NAME"
+	copies   []string // pairs: a file of this machine, its copy's name below {{dir}}
 	host     string
 	// paths are the sample requests, on host unless written
 	// "//OTHERHOST/path". On a TLS configuration they go to the HTTPS
@@ -217,6 +219,24 @@ var sideBySides = []sideBySide{
 		dotfiles: map[string]string{"/.env": "fastcgi /public/index.php"},
 	},
 	{
+		// The PHP site with Debian's own snippets/fastcgi-php.conf (and
+		// the fastcgi.conf it includes), read by both: its
+		// fastcgi_split_path_info ^(.+?\.php)(/.*)$ is the pool's
+		// script: split, its try_files $fastcgi_script_name =404 the
+		// pool's 404 for a missing script.
+		file: "php-fpm.conf",
+		name: "php-fpm.conf with Debian's snippet",
+		edit: []string{"listen 80 default_server;", "listen {{listen}} default_server;", "/var/www/app/public", "{{dir}}/public",
+			"127.0.0.1:9000", "{{fpm}}"},
+		copies:  []string{"/etc/nginx/snippets/fastcgi-php.conf", "snippets/fastcgi-php.conf", "/etc/nginx/fastcgi.conf", "fastcgi.conf"},
+		fastcgi: []string{"fpm"},
+		files:   []string{"public/index.php", "public/config.php", "public/css/app.css", "public/private/secret.php", "public/sub.php/a.php"},
+		host:    "php.example.com",
+		paths: []string{"/config.php", "/index.php", "/none.php", "/users/1", "/config.php/x", "/config.php/", "/config.php/x.php",
+			"/none.php/x.php", "/index.php/config.php", "/private/secret.php", "/private/secret.php/x", "/sub.php/a.php", "/sub.php/a.php/x.php",
+			"/CONFIG.PHP", "/config%2ephp/x.php", "//config.php//x.php", "/x/../config.php/x.php", "/css/app.css/x.php"},
+	},
+	{
 		// Scripts refused by regexes ending in \.php$ and by an exact
 		// location: a path going on past the script's name
 		// (/wp-config.php/x) matches none of them, nor "\.php$", so
@@ -260,7 +280,11 @@ func TestImportNginxSideBySide(t *testing.T) {
 		t.Skip("nginx is not installed (make deps installs Debian's nginx)")
 	}
 	for _, sb := range sideBySides {
-		t.Run(sb.file, func(t *testing.T) { sb.run(t) })
+		name := sb.file
+		if sb.name != "" {
+			name = sb.name
+		}
+		t.Run(name, func(t *testing.T) { sb.run(t) })
 	}
 }
 
@@ -277,6 +301,15 @@ func (sb sideBySide) run(t *testing.T) {
 		for d := filepath.Dir(p); d != dir; d = filepath.Dir(d) {
 			os.Chmod(d, 0o755) // MkdirAll's mode is masked by the umask
 		}
+	}
+	for i := 0; i+1 < len(sb.copies); i += 2 {
+		b, err := os.ReadFile(sb.copies[i])
+		if err != nil {
+			t.Skipf("%s: %v", sb.copies[i], err)
+		}
+		p := filepath.Join(dir, sb.copies[i+1])
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, b, 0o644)
 	}
 	vars := map[string]string{"{{dir}}": dir}
 	for _, name := range sb.backends {
