@@ -666,6 +666,21 @@ func (t *translator) tryFiles(r *route, l *location, note bool) bool {
 		if rewrite != "" {
 			return fail("proxy_pass with a URI in the named location")
 		}
+		// A FastCGI fallback runs the pool's index (the front
+		// controller): the named location must run it too. With
+		// $document_root$fastcgi_script_name it runs the path itself,
+		// which a fallback never does.
+		if nl.fcgi != nil {
+			file := ""
+			if nl.fcgiFile != nil {
+				_, file, _ = strings.Cut(arg(nl.fcgiFile, 1), "_root/")
+			}
+			if file != p.fcgiIndex {
+				return fail("the named FastCGI location runs the path as its script; sessionproxy's fallback runs the pool's index " + p.fcgiIndex + ": give the location fastcgi_param SCRIPT_FILENAME $document_root/" + p.fcgiIndex)
+			}
+		} else if nl.fcgiFile != nil {
+			return fail("fastcgi_param SCRIPT_FILENAME without fastcgi_pass")
+		}
 		files = append(files, "@") // the pool's name is final when written
 		r.fallback = p
 	case strings.HasPrefix(last, "/") && strings.Contains(last, ".php"):

@@ -81,6 +81,14 @@ var section15Tests = []struct {
 		omitted: "fastcgi_param SCRIPT_FILENAME $document_root/api.php: not translated"},
 	{name: "the usual SCRIPT_FILENAME and PATH_INFO", conf: `server { root /var/www; location ~ \.php$ { fastcgi_pass 127.0.0.1:9000; fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name; fastcgi_param PATH_INFO $fastcgi_path_info; fastcgi_param SCRIPT_NAME $fastcgi_script_name; } }`,
 		contains: `script: "path"`},
+	// a named FastCGI fallback: nginx runs what its SCRIPT_FILENAME
+	// names, sessionproxy's fallback the pool's index
+	{name: "a named FastCGI fallback running the index", conf: `server { root /var/www; location / { try_files $uri @php; } location @php { include fastcgi_params; fastcgi_param SCRIPT_FILENAME $document_root/index.php; fastcgi_pass 127.0.0.1:9000; } }`,
+		routes: []string{"/ -> static /var/www try $uri @127.0.0.1-9000"}},
+	{name: "a named FastCGI fallback running the path", conf: `server { root /var/www; location / { try_files $uri @php; } location @php { include fastcgi_params; fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name; fastcgi_pass 127.0.0.1:9000; } }`,
+		omitted: "try_files $uri @php: not translated (the named FastCGI location runs the path as its script"},
+	{name: "a named FastCGI fallback running another script", conf: `server { root /var/www; location / { try_files $uri @php; } location @php { fastcgi_param SCRIPT_FILENAME $document_root/admin.php; fastcgi_pass 127.0.0.1:9000; } }`,
+		omitted: "try_files $uri @php: not translated (the named FastCGI location runs the path as its script"},
 	{name: "headers", conf: `server { add_header Strict-Transport-Security "max-age=1" always; location / { proxy_pass http://127.0.0.1:1; proxy_set_header X-Tenant acme; proxy_set_header Accept-Encoding ""; proxy_hide_header X-Powered-By; } }`,
 		contains: `"X-Tenant": "acme"`},
 	{name: "a location's add_header replaces the server's", conf: `server { add_header A 1; location / { add_header B 2; proxy_pass http://127.0.0.1:1; } }`,

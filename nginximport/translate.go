@@ -154,6 +154,10 @@ type location struct {
 	ret    *Directive // return
 	try    *Directive // try_files
 	fcgiIx *Directive // fastcgi_index
+	// fcgiFile is a named location's "fastcgi_param SCRIPT_FILENAME
+	// $document_root/index.php": the front controller a try_files
+	// fallback runs (tryFiles checks it)
+	fcgiFile *Directive
 	set    settings
 	nested bool // inside another location
 	broken bool // a directive in it could not be translated: no route is made
@@ -567,6 +571,13 @@ func (t *translator) location(s *server, d *Directive, outer *location) {
 			loc.fcgi = ld
 		case "fastcgi_index":
 			loc.fcgiIx = ld
+		case "fastcgi_param":
+			if v := arg(ld, 1); loc.mod == "@" && strings.EqualFold(arg(ld, 0), "SCRIPT_FILENAME") && len(ld.Args) == 2 &&
+				(strings.HasPrefix(v, "$document_root/") || strings.HasPrefix(v, "$realpath_root/")) {
+				loc.fcgiFile = ld
+				continue
+			}
+			t.global(ld)
 		case "alias":
 			loc.alias = ld
 		case "return":
