@@ -158,10 +158,10 @@ type location struct {
 	// $document_root/index.php": the front controller a try_files
 	// fallback runs (tryFiles checks it)
 	fcgiFile *Directive
-	set    settings
-	nested bool // inside another location
-	broken bool // a directive in it could not be translated: no route is made
-	server *server
+	set      settings
+	nested   bool // inside another location
+	broken   bool // a directive in it could not be translated: no route is made
+	server   *server
 }
 
 // measured is a value set somewhere in the file.
