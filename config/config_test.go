@@ -153,6 +153,7 @@ var errorTests = []struct {
 	{"fastcgi key without fastcgi backends", "backends: [{url: 'http://a:1'}]\nfastcgi:\n  root: /var/www\n", []string{"line 2: fastcgi is set"}},
 	{"fastcgi relative root", "backends: [{url: 'fastcgi+unix:/run/php.sock'}]\nfastcgi:\n  root: www\n", []string{"line 3: fastcgi.root"}},
 	{"fastcgi bad index", "backends: [{url: 'fastcgi+unix:/run/php.sock'}]\nfastcgi:\n  root: /var/www\n  index: ../x.php\n", []string{"line 4: fastcgi.index"}},
+	{"fastcgi unknown script rule", "backends: [{url: 'fastcgi+unix:/run/php.sock'}]\nfastcgi:\n  root: /var/www\n  script: first\n", []string{"line 4: fastcgi.script \"first\""}},
 	{"fastcgi pipelined", "upstreams:\n  php:\n    pipeline: 4\n    backends: [{url: 'fastcgi://127.0.0.1:9000'}]\n    fastcgi: {root: /var/www}\nbackends: [{url: 'http://a:1'}]\n", []string{"line 3: upstreams.php.pipeline"}},
 	{"unix relative", "backends: [{url: 'unix:app.sock'}]\n", []string{"line 1: backends[0].url: URL \"unix:app.sock\" must name an absolute"}},
 	{"memcached and redis", "backends: [{url: 'http://a:1'}]\nsession:\n  memcached:\n    nodes: ['n1:127.0.0.1:1']\n  redis:\n    addrs: ['127.0.0.1:6379']\n",

@@ -17,7 +17,16 @@ type FastCGI struct {
 	// worker to each kept connection, so turn it on only with
 	// pm.max_children at least the pool's max_conns.
 	KeepConn bool `yaml:"keep_conn"`
+	// Script says how a path names its script: "split" (the default,
+	// section 13: the first segment ending in .php, the rest PATH_INFO)
+	// or "path" (the whole path, as nginx's fastcgi_pass without
+	// fastcgi_split_path_info: /a.php/rest is 404, not a.php; what
+	// import-nginx writes for such a location).
+	Script string `yaml:"script"`
 }
+
+// WholePath reports whether the whole path names the script (script: path).
+func (f FastCGI) WholePath() bool { return f.Script == "path" }
 
 // IsFastCGI reports whether a backend URL names a FastCGI server.
 func IsFastCGI(url string) bool {
@@ -64,6 +73,9 @@ func (v *validator) fastcgi() {
 		}
 		if i := u.FastCGI.Index; i != "" && (strings.HasPrefix(i, "/") || strings.Contains(i, "..") || !strings.HasSuffix(i, ".php")) {
 			v.errf(path+".index", "%s.index %q must be a .php file under root, e.g. index.php", path, i)
+		}
+		if sc := u.FastCGI.Script; sc != "" && sc != "split" && sc != "path" {
+			v.errf(path+".script", "%s.script %q: split (PATH_INFO after the first .php segment) or path (the whole path is the script)", path, sc)
 		}
 		if n > 0 && u.Pipeline > 0 {
 			pp := prefix + "pipeline"

@@ -15,12 +15,12 @@ import (
 // address a proxy_pass names directly.
 type pool struct {
 	name string // sessionproxy's name; "default" for the top-level backends
-	// fcgiRoot and fcgiIndex are the pool's fastcgi: when its backends
-	// are FastCGI servers (fastcgi_pass).
-	fcgiRoot, fcgiIndex string
-	origin              string // what it came from, for the output's comment
-	balancer            string
-	backends            []backend
+	// fcgiRoot, fcgiIndex and fcgiScript are the pool's fastcgi: when
+	// its backends are FastCGI servers (fastcgi_pass).
+	fcgiRoot, fcgiIndex, fcgiScript string
+	origin                          string // what it came from, for the output's comment
+	balancer                        string
+	backends                        []backend
 	// nginx sets these per server, sessionproxy per pool: the last seen.
 	maxFails    *int
 	failTimeout *time.Duration
@@ -365,7 +365,7 @@ func (t *translator) poolFor(tg target, at *Directive) *pool {
 		key = tg.host
 	}
 	if tg.scheme == "fastcgi" {
-		key = "fastcgi " + key + " " + tg.fcgiRoot + " " + tg.fcgiIndex // one pool per script root
+		key = "fastcgi " + key + " " + tg.fcgiRoot + " " + tg.fcgiIndex + " " + tg.fcgiScript // one pool per script rule
 	}
 	if p := t.pools[key]; p != nil {
 		return p
@@ -374,7 +374,7 @@ func (t *translator) poolFor(tg target, at *Directive) *pool {
 	if block != nil {
 		p.name = t.uniqueName(tg.host)
 		if tg.scheme == "fastcgi" {
-			p.fcgiRoot, p.fcgiIndex = tg.fcgiRoot, tg.fcgiIndex
+			p.fcgiRoot, p.fcgiIndex, p.fcgiScript = tg.fcgiRoot, tg.fcgiIndex, tg.fcgiScript
 		}
 		p.origin = fmt.Sprintf("nginx upstream %s (%s:%d)", tg.host, block.File, block.Line)
 		t.upstreamBlock(p, block, tg.scheme)
@@ -386,7 +386,7 @@ func (t *translator) poolFor(tg target, at *Directive) *pool {
 		p.name = t.uniqueName(n)
 		p.origin = fmt.Sprintf("%s %s (%s:%d)", at.Name, arg(at, 0), at.File, at.Line)
 		p.backends = []backend{{url: tg.url(), weight: 1}}
-		p.fcgiRoot, p.fcgiIndex = tg.fcgiRoot, tg.fcgiIndex
+		p.fcgiRoot, p.fcgiIndex, p.fcgiScript = tg.fcgiRoot, tg.fcgiIndex, tg.fcgiScript
 	}
 	t.pools[key] = p
 	t.poolOrder = append(t.poolOrder, p)

@@ -51,8 +51,9 @@ var harmlessNames = map[string]bool{
 	"proxy_cache_revalidate": true, "proxy_cache_background_update": true, "proxy_ignore_headers": false,
 	"fastcgi_cache": true, "fastcgi_cache_path": true, "fastcgi_cache_valid": true, "fastcgi_cache_key": true,
 	"fastcgi_cache_use_stale": true, "fastcgi_cache_bypass": true, "fastcgi_no_cache": true,
-	// FastCGI parameters a fastcgi: pool sets itself (fastcgiParams below)
-	"fastcgi_split_path_info": true, "fastcgi_index": true,
+	// FastCGI parameters a fastcgi: pool sets itself (fastcgiParams
+	// below); fastcgi_split_path_info is translated (script: split)
+	"fastcgi_index": true,
 }
 
 // fastcgiParams are the parameters a fastcgi: pool sets as nginx's
@@ -63,6 +64,19 @@ var fastcgiParams = map[string]bool{
 	"DOCUMENT_ROOT": true, "SERVER_PROTOCOL": true, "REQUEST_SCHEME": true, "HTTPS": true, "GATEWAY_INTERFACE": true,
 	"SERVER_SOFTWARE": true, "REMOTE_ADDR": true, "REMOTE_PORT": true, "SERVER_ADDR": true, "SERVER_PORT": true,
 	"SERVER_NAME": true, "REDIRECT_STATUS": true, "HTTP_PROXY": true, "REMOTE_USER": true,
+}
+
+// scriptParams are the parameters that say which script runs, each with
+// the values (space-separated) that mean what a fastcgi: pool does:
+// "fastcgi_param SCRIPT_FILENAME $document_root/admin.php" runs another
+// script than the path names, which a pool cannot, and is not harmless.
+var scriptParams = map[string]string{
+	"SCRIPT_FILENAME": "$document_root$fastcgi_script_name $realpath_root$fastcgi_script_name $request_filename",
+	"SCRIPT_NAME":     "$fastcgi_script_name",
+	"DOCUMENT_URI":    "$document_uri $uri",
+	"DOCUMENT_ROOT":   "$document_root $realpath_root",
+	"PATH_INFO":       "$fastcgi_path_info $path_info",
+	"PATH_TRANSLATED": "$document_root$fastcgi_path_info $realpath_root$fastcgi_path_info $document_root$path_info",
 }
 
 // harmlessIncludes are include files that, when absent here, hold only
@@ -78,7 +92,15 @@ func harmless(d *Directive) bool {
 	case "fastcgi_param":
 		// every request header goes as HTTP_* (section 13)
 		p := strings.ToUpper(arg(d, 0))
+		if v, ok := scriptParams[p]; ok {
+			// which script runs: only the values a fastcgi: pool sets
+			return len(d.Args) == 2 && strings.Contains(" "+v+" ", " "+arg(d, 1)+" ")
+		}
 		return fastcgiParams[p] || strings.HasPrefix(p, "HTTP_") && p != "HTTP_PROXY" && (arg(d, 1) == "$host" || arg(d, 1) == "$http_"+strings.ToLower(p[5:]))
+	case "set":
+		// Debian's snippets/fastcgi-php.conf keeps the split's PATH_INFO
+		// past try_files: what a pool with script: split sends anyway
+		return len(d.Args) == 2 && arg(d, 0) == "$path_info" && arg(d, 1) == "$fastcgi_path_info"
 	case "listen":
 		return false
 	}

@@ -666,6 +666,21 @@ func (t *translator) tryFiles(r *route, l *location, note bool) bool {
 		if rewrite != "" {
 			return fail("proxy_pass with a URI in the named location")
 		}
+		// A FastCGI fallback runs the pool's index (the front
+		// controller): the named location must run it too. With
+		// $document_root$fastcgi_script_name it runs the path itself,
+		// which a fallback never does.
+		if nl.fcgi != nil {
+			file := ""
+			if nl.fcgiFile != nil {
+				_, file, _ = strings.Cut(arg(nl.fcgiFile, 1), "_root/")
+			}
+			if file != p.fcgiIndex {
+				return fail("the named FastCGI location runs the path as its script; sessionproxy's fallback runs the pool's index " + p.fcgiIndex + ": give the location fastcgi_param SCRIPT_FILENAME $document_root/" + p.fcgiIndex)
+			}
+		} else if nl.fcgiFile != nil {
+			return fail("fastcgi_param SCRIPT_FILENAME without fastcgi_pass")
+		}
 		files = append(files, "@") // the pool's name is final when written
 		r.fallback = p
 	case strings.HasPrefix(last, "/") && strings.Contains(last, ".php"):
@@ -747,7 +762,11 @@ func (t *translator) passPool(l *location, note bool) (*pool, string, bool) {
 				}
 			}
 		}
-		return t.fastcgiPool(arg(l.fcgi, 0), path.Clean(arg(l.root, 0)), index, l.fcgi, note)
+		script, ok := t.fastcgiScript(l, note)
+		if !ok {
+			return nil, "", false
+		}
+		return t.fastcgiPool(arg(l.fcgi, 0), path.Clean(arg(l.root, 0)), index, script, l.fcgi, note)
 	}
 	tg, err := parseProxyPass(arg(l.pass, 0))
 	if err != nil {
@@ -765,8 +784,8 @@ func (t *translator) passPool(l *location, note bool) (*pool, string, bool) {
 
 // fastcgiPool is the pool of fastcgi_pass ADDR: unix:/path, host:port or
 // an upstream block's name.
-func (t *translator) fastcgiPool(addr, root, index string, at *Directive, note bool) (*pool, string, bool) {
-	tg := target{scheme: "fastcgi", fcgiRoot: root, fcgiIndex: index}
+func (t *translator) fastcgiPool(addr, root, index, script string, at *Directive, note bool) (*pool, string, bool) {
+	tg := target{scheme: "fastcgi", fcgiRoot: root, fcgiIndex: index, fcgiScript: script}
 	switch {
 	case strings.HasPrefix(addr, "unix:"):
 		sock := addr[len("unix:"):]
@@ -790,6 +809,34 @@ func (t *translator) fastcgiPool(addr, root, index string, at *Directive, note b
 		tg.key, tg.host = "fastcgi://"+addr, addr
 	}
 	return t.poolFor(tg, at), "", true
+}
+
+// lazySplit are the fastcgi_split_path_info patterns that split where a
+// fastcgi: pool's "script: split" does, at the first segment ending in
+// ".php": Debian's snippets/fastcgi-php.conf's, and nginx's PHP FastCGI
+// example's. Others differ somewhere: "(/.+)" leaves /a.php/ whole
+// (a.php/index.php), "(.*)" splits /a.phpx as a.php.
+var lazySplit = map[string]bool{`^(.+?\.php)(/.*)$`: true}
+
+// fastcgiScript is the fastcgi: script rule of a FastCGI location, nginx's
+// meaning kept: without fastcgi_split_path_info the whole path is the
+// script ("path": /a.php/rest is no script, as nginx's
+// $fastcgi_script_name is then the whole URI); with it, the split at the
+// first ".php" segment ("split", section 13's rule). Another pattern (the
+// greedy ^(.+\.php)(/.*)$ splits at the last) is not translated: a
+// split elsewhere could run a script nginx's would not.
+func (t *translator) fastcgiScript(l *location, note bool) (string, bool) {
+	d := l.set.split
+	if d == nil {
+		return "path", true
+	}
+	if len(d.Args) == 1 && lazySplit[d.Args[0]] {
+		return "", true // section 13's split, the default
+	}
+	if note {
+		t.omit(d, "%s: not translated (sessionproxy splits PATH_INFO at the first segment ending in .php, as ^(.+?\\.php)(/.*)$ does)", show(d))
+	}
+	return "", false
 }
 
 // sameList reports whether two inherited lists are the same directives.

@@ -51,9 +51,44 @@ var section15Tests = []struct {
 	{name: "try_files to a file", conf: `server { root /srv; location / { try_files $uri /index.html; } }`,
 		omitted: "try_files $uri /index.html: not translated"},
 	{name: "fastcgi on a unix socket", conf: `server { root /var/www; index index.php; location ~ \.php$ { fastcgi_pass unix:/run/php/php8.2-fpm.sock; include fastcgi_params; fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name; } location / { try_files $uri /index.php$is_args$args; } }`,
-		routes: []string{`~ \.php$ -> upstream php8.2-fpm`, "/ -> static /var/www try $uri @php8.2-fpm"}, contains: `fastcgi: {root: "/var/www", index: "index.php"}`},
+		routes: []string{`~ \.php$ -> upstream php8.2-fpm`, "/ -> static /var/www try $uri @php8.2-fpm"}, contains: `fastcgi: {root: "/var/www", index: "index.php", script: "path"}`},
+	// nginx's $fastcgi_script_name is the whole URI unless
+	// fastcgi_split_path_info splits it: /a.php/rest is no script
+	// ("script: path"); Debian's lazy split is section 13's ("script"
+	// left out); the greedy one splits at the last .php, which a pool
+	// does not (issue 26).
+	{name: "fastcgi without fastcgi_split_path_info: the whole path is the script", conf: `server { root /var/www; location ~ \.php$ { fastcgi_pass 127.0.0.1:9000; } location ~ ^/admin/.*\.php$ { deny all; } location / { try_files $uri /index.php?$query_string; } }`,
+		routes: []string{`~ \.php$ -> upstream 127.0.0.1-9000`, `~ ^/admin/.*\.php$ -> respond 403`, "/ -> static /var/www try $uri @127.0.0.1-9000"}, contains: `fastcgi: {root: "/var/www", index: "index.php", script: "path"}`},
+	{name: "fastcgi with Debian's lazy split", conf: `server { root /var/www; location ~ [^/]\.php(/|$) { fastcgi_split_path_info ^(.+?\.php)(/.*)$; fastcgi_pass 127.0.0.1:9000; } }`,
+		contains: `fastcgi: {root: "/var/www", index: "index.php"}`},
+	{name: "Debian's snippets/fastcgi-php.conf, as included", conf: `server { root /var/www; location ~ \.php$ { fastcgi_split_path_info ^(.+?\.php)(/.*)$; try_files $fastcgi_script_name =404; set $path_info $fastcgi_path_info; fastcgi_param PATH_INFO $path_info; fastcgi_index index.php; fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name; fastcgi_pass unix:/run/php/php8.2-fpm.sock; } }`,
+		contains: `fastcgi: {root: "/var/www", index: "index.php"}`},
+	{name: "another set", conf: `server { root /var/www; location ~ \.php$ { set $path_info /x; fastcgi_param PATH_INFO $path_info; fastcgi_pass unix:/run/php/php8.2-fpm.sock; } }`,
+		omitted: "set $path_info /x: not translated"},
+	{name: "fastcgi_split_path_info inherited from the server", conf: `server { root /var/www; fastcgi_split_path_info ^(.+?\.php)(/.*)$; location ~ \.php(/|$) { fastcgi_pass 127.0.0.1:9000; } }`,
+		contains: `fastcgi: {root: "/var/www", index: "index.php"}`},
+	{name: "a lazy split that leaves /a.php/ whole", conf: `server { root /var/www; fastcgi_split_path_info ^(.+?\.php)(/.+)$; location ~ \.php(/|$) { fastcgi_pass 127.0.0.1:9000; } }`,
+		omitted: `fastcgi_split_path_info ^(.+?\.php)(/.+)$: not translated`},
+	{name: "fastcgi with a greedy split", conf: `server { root /var/www; location ~ ^/index\.php(/|$) { fastcgi_split_path_info ^(.+\.php)(/.*)$; fastcgi_pass 127.0.0.1:9000; } }`,
+		omitted: `nginx.conf:1: fastcgi_split_path_info ^(.+\.php)(/.*)$: not translated (sessionproxy splits PATH_INFO at the first segment ending in .php`},
+	{name: "one fastcgi_pass with and without a split: two pools", conf: `server { root /var/www; location ~ ^/api\.php(/|$) { fastcgi_split_path_info ^(.+?\.php)(/.*)$; fastcgi_pass 127.0.0.1:9000; } location ~ \.php$ { fastcgi_pass 127.0.0.1:9000; } }`,
+		routes: []string{`~ ^/api\.php(/|$) -> upstream 127.0.0.1-9000`, `~ \.php$ -> upstream 127.0.0.1-9000-2`, "/ -> static /var/www"}},
 	{name: "a custom fastcgi_param", conf: `server { root /var/www; location ~ \.php$ { fastcgi_pass 127.0.0.1:9000; fastcgi_param APP_ENV prod; } }`,
 		omitted: "fastcgi_param APP_ENV prod: not translated"},
+	// which script runs is the pool's rule: a SCRIPT_FILENAME naming
+	// another script would have /api/admin.php run admin.php, not api.php
+	{name: "a fixed SCRIPT_FILENAME", conf: `server { root /var/www; location /api/ { fastcgi_pass 127.0.0.1:9000; include fastcgi_params; fastcgi_param SCRIPT_FILENAME $document_root/api.php; } }`,
+		omitted: "fastcgi_param SCRIPT_FILENAME $document_root/api.php: not translated"},
+	{name: "the usual SCRIPT_FILENAME and PATH_INFO", conf: `server { root /var/www; location ~ \.php$ { fastcgi_pass 127.0.0.1:9000; fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name; fastcgi_param PATH_INFO $fastcgi_path_info; fastcgi_param SCRIPT_NAME $fastcgi_script_name; } }`,
+		contains: `script: "path"`},
+	// a named FastCGI fallback: nginx runs what its SCRIPT_FILENAME
+	// names, sessionproxy's fallback the pool's index
+	{name: "a named FastCGI fallback running the index", conf: `server { root /var/www; location / { try_files $uri @php; } location @php { include fastcgi_params; fastcgi_param SCRIPT_FILENAME $document_root/index.php; fastcgi_pass 127.0.0.1:9000; } }`,
+		routes: []string{"/ -> static /var/www try $uri @127.0.0.1-9000"}},
+	{name: "a named FastCGI fallback running the path", conf: `server { root /var/www; location / { try_files $uri @php; } location @php { include fastcgi_params; fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name; fastcgi_pass 127.0.0.1:9000; } }`,
+		omitted: "try_files $uri @php: not translated (the named FastCGI location runs the path as its script"},
+	{name: "a named FastCGI fallback running another script", conf: `server { root /var/www; location / { try_files $uri @php; } location @php { fastcgi_param SCRIPT_FILENAME $document_root/admin.php; fastcgi_pass 127.0.0.1:9000; } }`,
+		omitted: "try_files $uri @php: not translated (the named FastCGI location runs the path as its script"},
 	{name: "headers", conf: `server { add_header Strict-Transport-Security "max-age=1" always; location / { proxy_pass http://127.0.0.1:1; proxy_set_header X-Tenant acme; proxy_set_header Accept-Encoding ""; proxy_hide_header X-Powered-By; } }`,
 		contains: `"X-Tenant": "acme"`},
 	{name: "a location's add_header replaces the server's", conf: `server { add_header A 1; location / { add_header B 2; proxy_pass http://127.0.0.1:1; } }`,

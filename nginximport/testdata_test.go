@@ -42,6 +42,28 @@ var realConfigs = []struct {
 		},
 	},
 	{
+		// scripts refused by regexes ending in \.php$: the same paths
+		// with "/x" after them run index.php (try_files' fallback), never
+		// the script (sameScript, with scriptPaths' variants)
+		file: "wordpress.conf", complete: true, hosts: []string{"wp.example.com", "other.example"},
+		samples: []sample{
+			{"wp.example.com", "/wp-login.php", "proxy fastcgi://127.0.0.1:9000"},
+			{"wp.example.com", "/wp-config.php", "respond 404"},
+			{"wp.example.com", "/wp-config.php/x", "static /var/www/wordpress else proxy fastcgi://127.0.0.1:9000"},
+			{"wp.example.com", "/wp-config.php/x.php", "proxy fastcgi://127.0.0.1:9000"},
+			{"wp.example.com", "/xmlrpc.php", "respond 403"},
+			{"wp.example.com", "/xmlrpc.php/", "static /var/www/wordpress else proxy fastcgi://127.0.0.1:9000"},
+			{"wp.example.com", "/wp-content/uploads/evil.php", "respond 403"},
+			{"wp.example.com", "/wp-content/UPLOADS/evil.PHP", "respond 403"},
+			{"wp.example.com", "/wp-content/uploads/evil.php/x", "static /var/www/wordpress else proxy fastcgi://127.0.0.1:9000"},
+			{"wp.example.com", "/wp-admin/includes/file.php", "respond 403"},
+			{"wp.example.com", "/wp-admin/includes/file.php/x", "static /var/www/wordpress else proxy fastcgi://127.0.0.1:9000"},
+			{"wp.example.com", "/install.php/x", "static /var/www/wordpress else proxy fastcgi://127.0.0.1:9000"},
+			{"wp.example.com", "/index.php/wp-config.php", "proxy fastcgi://127.0.0.1:9000"},
+			{"wp.example.com", "/.git/config", "respond 403"},
+		},
+	},
+	{
 		file: "php-lookahead.conf", complete: false,
 		omitted: []string{`9: location ~ /\.(?!well-known).* {...}: not translated (not an RE2 regular expression`},
 	},

@@ -102,6 +102,7 @@ type settings struct {
 	addHeader  []*Directive // add_header, more_set_headers
 	hide       []*Directive // proxy_hide_header, more_clear_headers
 	reqHeader  []*Directive // proxy_set_header
+	split      *Directive   // fastcgi_split_path_info
 	// own says which lists this block set itself, so that its first
 	// entry replaces the inherited list.
 	own map[string]bool
@@ -153,10 +154,14 @@ type location struct {
 	ret    *Directive // return
 	try    *Directive // try_files
 	fcgiIx *Directive // fastcgi_index
-	set    settings
-	nested bool // inside another location
-	broken bool // a directive in it could not be translated: no route is made
-	server *server
+	// fcgiFile is a named location's "fastcgi_param SCRIPT_FILENAME
+	// $document_root/index.php": the front controller a try_files
+	// fallback runs (tryFiles checks it)
+	fcgiFile *Directive
+	set      settings
+	nested   bool // inside another location
+	broken   bool // a directive in it could not be translated: no route is made
+	server   *server
 }
 
 // measured is a value set somewhere in the file.
@@ -342,6 +347,8 @@ func (t *translator) setting(d *Directive, s *settings) bool {
 		s.appendOwn("hide", &s.hide, d)
 	case "proxy_set_header":
 		s.appendOwn("proxy_set_header", &s.reqHeader, d)
+	case "fastcgi_split_path_info":
+		s.split = d
 	default:
 		return false
 	}
@@ -564,6 +571,13 @@ func (t *translator) location(s *server, d *Directive, outer *location) {
 			loc.fcgi = ld
 		case "fastcgi_index":
 			loc.fcgiIx = ld
+		case "fastcgi_param":
+			if v := arg(ld, 1); loc.mod == "@" && strings.EqualFold(arg(ld, 0), "SCRIPT_FILENAME") && len(ld.Args) == 2 &&
+				(strings.HasPrefix(v, "$document_root/") || strings.HasPrefix(v, "$realpath_root/")) {
+				loc.fcgiFile = ld
+				continue
+			}
+			t.global(ld)
 		case "alias":
 			loc.alias = ld
 		case "return":
@@ -795,8 +809,9 @@ func nginxSize(s string) (config.Size, error) {
 type target struct {
 	key, scheme, host, uri string
 	unix                   bool // host is a socket path
-	// fcgiRoot and fcgiIndex are the fastcgi: of a fastcgi_pass target.
-	fcgiRoot, fcgiIndex string
+	// fcgiRoot, fcgiIndex and fcgiScript are the fastcgi: of a
+	// fastcgi_pass target.
+	fcgiRoot, fcgiIndex, fcgiScript string
 }
 
 // url is the backend URL of a target that names no upstream block.

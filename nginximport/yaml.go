@@ -149,7 +149,11 @@ func (t *translator) yaml(source string) string {
 }
 
 func fastcgiYAML(p *pool) *yaml.Node {
-	return mapping(true, "root", text(p.fcgiRoot), "index", text(p.fcgiIndex))
+	m := mapping(true, "root", text(p.fcgiRoot), "index", text(p.fcgiIndex))
+	if p.fcgiScript != "" {
+		add(m, "script", text(p.fcgiScript))
+	}
+	return m
 }
 
 // routeYAML writes what a route does, in section 15's keys.

@@ -28,12 +28,42 @@ type FastCGI struct {
 	Root  string // the scripts' directory as the FastCGI server sees it
 	Index string // the front controller under Root (default index.php)
 
+	// WholePath makes the path itself the script, as nginx's fastcgi_pass
+	// without fastcgi_split_path_info: a path whose last segment ends in
+	// ".php" runs that script, a path ending in "/" runs Index in that
+	// directory, and any other path is 404. No PATH_INFO: /a.php/rest
+	// names no script, so a rule that refuses /a.php by a pattern
+	// ending in "\.php$" cannot be walked around by adding "/rest".
+	WholePath bool
+
+	// IndexOnly runs Root/Index for every path, as nginx's try_files
+	// ending in "/index.php?$query_string" does: the Proxy a static
+	// route's try_files falls back to (FrontController). REQUEST_URI
+	// stays the client's, for the front controller to route on.
+	IndexOnly bool
+
 	// KeepConn keeps connections open between requests (FastCGI's
 	// KEEP_CONN, nginx's fastcgi_keep_conn on). Off by default, as in
 	// nginx: PHP-FPM pins a worker to each kept connection until the
 	// proxy closes it, so with more connections than pm.max_children the
 	// extra requests wait in its listen queue behind idle connections.
 	KeepConn bool
+}
+
+// FrontController is the Proxy a static route's try_files falls back to
+// when p's backends are FastCGI servers: p's pool, sessions and settings,
+// running FastCGI.Index whatever the path (FastCGI.IndexOnly), as nginx's
+// "try_files $uri $uri/ /index.php?$query_string" does. A path that is no
+// file is the front controller's to route, never a script's name:
+// /admin/x.php/rest does not run admin/x.php past a rule nginx matched
+// on the path. Any other p is returned as it is.
+func FrontController(p *Proxy) *Proxy {
+	if p == nil || p.FastCGI == nil {
+		return p
+	}
+	f := *p.FastCGI
+	f.IndexOnly, f.WholePath = true, false
+	return &Proxy{Settings: p.Settings, Pool: p.Pool, Sessions: p.Sessions, Upstream: p.Upstream, ClientsFrom: p, FastCGI: &f}
 }
 
 // fastcgiTransport is a FastCGI backend's fasthttp.RoundTripper: it
@@ -222,7 +252,21 @@ func (t *fastcgiTransport[C]) params(a *fcgiAnswer, req *fasthttp.Request) error
 	if err != nil {
 		return errNoScript
 	}
-	script, pathInfo := splitScript(a.path)
+	var script, pathInfo []byte
+	switch {
+	case t.fcgi.IndexOnly:
+	case t.fcgi.WholePath:
+		if script = wholeScript(a.path); script == nil {
+			if len(a.path) == 0 || a.path[len(a.path)-1] != '/' {
+				return errNoScript
+			}
+			// a directory: its index, as nginx's fastcgi_index
+			a.path = append(a.path, t.fcgi.Index...)
+			script = a.path
+		}
+	default:
+		script, pathInfo = splitScript(a.path)
+	}
 	if bytes.IndexByte(script, '%') >= 0 {
 		return errNoScript // an escaped "/" or "%" in a script's name
 	}
@@ -329,6 +373,16 @@ func splitScript(path []byte) (script, pathInfo []byte) {
 		}
 		i = end
 	}
+}
+
+// wholeScript is path when its last segment ends in ".php" with a name
+// before it, else nil: the script of a WholePath pool.
+func wholeScript(path []byte) []byte {
+	i := bytes.LastIndexByte(path, '/')
+	if name := path[i+1:]; len(name) > len(".php") && bytes.HasSuffix(name, []byte(".php")) {
+		return path
+	}
+	return nil
 }
 
 // splitHostPort splits a Host header; a host without a port has none.

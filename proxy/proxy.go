@@ -99,23 +99,9 @@ func (p *Proxy) init() {
 		p.shareClients()
 		return
 	}
-	connect, maxHeader := p.connectTimeout(), p.maxResponseHeader()
-	response, readIdle := p.responseTimeout(), p.readIdle()
+	p.clients = p.newClients()
 	p.gauges = metrics.NewSet()
-	p.clients = make([]*fasthttp.HostClient, len(p.Pool.Backends))
-	for i, b := range p.Pool.Backends {
-		// The balancer keeps requests in flight and tunnels under
-		// b.Limit() together (Pool.Take); HostClient's own cap is the
-		// same number, so its pool, which also holds idle connections,
-		// never refuses a request the balancer let through for want of
-		// a connection slot that Take had already counted.
-		maxConns := b.Limit()
-		t := transportSettings{backend: b, responseTimeout: response, readIdle: readIdle, logger: p.logger(), fastcgi: p.FastCGI}
-		p.clients[i] = newHostClient(b, t, connect, maxConns, maxHeader)
-		if p.Pipeline > 0 && !p.clients[i].IsTLS && p.FastCGI == nil {
-			p.clients[i].Transport = newPipeline(p.clients[i].Transport, t,
-				pipelineSettings{depth: p.Pipeline, maxConns: maxConns, connect: connect, readBuffer: maxHeader})
-		}
+	for _, b := range p.Pool.Backends {
 		p.gauges.NewGauge(fmt.Sprintf(`sessionproxy_backend_up{upstream=%q,backend=%q}`, p.upstream(), b.URL), func() float64 {
 			if b.Available() {
 				return 1
@@ -136,6 +122,28 @@ func (p *Proxy) init() {
 	if p.Sessions != nil {
 		p.Sessions.once.Do(func() { p.Sessions.init(p.Metrics, p.gauges) })
 	}
+}
+
+// newClients makes a HostClient for each backend of the pool.
+func (p *Proxy) newClients() []*fasthttp.HostClient {
+	connect, maxHeader := p.connectTimeout(), p.maxResponseHeader()
+	response, readIdle := p.responseTimeout(), p.readIdle()
+	clients := make([]*fasthttp.HostClient, len(p.Pool.Backends))
+	for i, b := range p.Pool.Backends {
+		// The balancer keeps requests in flight and tunnels under
+		// b.Limit() together (Pool.Take); HostClient's own cap is the
+		// same number, so its pool, which also holds idle connections,
+		// never refuses a request the balancer let through for want of
+		// a connection slot that Take had already counted.
+		maxConns := b.Limit()
+		t := transportSettings{backend: b, responseTimeout: response, readIdle: readIdle, logger: p.logger(), fastcgi: p.FastCGI}
+		clients[i] = newHostClient(b, t, connect, maxConns, maxHeader)
+		if p.Pipeline > 0 && !clients[i].IsTLS && p.FastCGI == nil {
+			clients[i].Transport = newPipeline(clients[i].Transport, t,
+				pipelineSettings{depth: p.Pipeline, maxConns: maxConns, connect: connect, readBuffer: maxHeader})
+		}
+	}
+	return clients
 }
 
 // NewBackend makes a balancer.Backend from a backend URL such as

@@ -422,6 +422,13 @@ func (p *Proxy) shareClients() {
 	src := p.ClientsFrom
 	src.once.Do(src.init)
 	p.clients, p.gauges = src.clients, src.gauges
+	if p.FastCGI != nil && src.FastCGI != nil && *p.FastCGI != *src.FastCGI {
+		// Another script rule (FrontController): the transport holds
+		// it, so p has transports of its own to the same backends,
+		// whose requests Pool.Take counts with src's and whose gauges
+		// src's describe.
+		p.clients = p.newClients()
+	}
 	if p.Sessions != nil {
 		p.Sessions.once.Do(func() { p.Sessions.init(p.Metrics, p.gauges) })
 	}

@@ -170,6 +170,76 @@ func TestFastCGIScriptRules(t *testing.T) {
 	}
 }
 
+// A static route's try_files falls back to a FastCGI pool's front
+// controller whatever the path (nginx's "try_files $uri $uri/
+// /index.php?$query_string"), and a pool with script: path runs the path
+// itself (nginx's fastcgi_pass without fastcgi_split_path_info): a
+// script refused by a regex ending in \.php$ is never run by adding
+// "/x" to its path, however the path is spelt (issue 26). Requests are
+// raw bytes on a socket, so that nothing cleans the path on the way.
+func TestFastCGIFrontControllerAndWholePath(t *testing.T) {
+	fpm := phpSite(t)
+	rt := "routes:\n" +
+		"  - match: {path: '~ ^/sub/.*\\.php$'}\n    respond: {status: 403}\n" +
+		"  - match: {path: '~ \\.php$'}\n    upstream: php\n" +
+		"  - match: {path: '/'}\n    static: '" + fpm.Root + "'\n    try_files: ['$uri', '@php']\n"
+	front := func(uri string) string { return "200 front " + uri + " /index.php" }
+	for _, script := range []string{"path", "split"} {
+		t.Run(script, func(t *testing.T) {
+			conf := fmt.Sprintf("listen: '{{listen}}'\nadmin: '{{admin}}'\nbackends: []\nupstreams:\n  php:\n    backends: [{url: 'fastcgi+unix:%s'}]\n    fastcgi: {root: '%s', script: %s}\n%s", fpm.Socket, fpm.Root, script, rt)
+			p := startProcess(t, conf)
+			want := map[string]string{
+				"/sub/inner.php":                "403",
+				"/sub/inner.php/x":              front("/sub/inner.php/x"),
+				"/sub/inner.php/":               front("/sub/inner.php/"),
+				"/sub/inner.php/x.php":          "403",
+				"/sub/inner%2ephp/x":            front("/sub/inner%2ephp/x"),
+				"/sub/inner%2Ephp/x":            front("/sub/inner%2Ephp/x"),
+				"/sub/inner.php%2fx":            front("/sub/inner.php%2fx"),
+				"/sub/inner.php%2F":             front("/sub/inner.php%2F"),
+				"//sub//inner.php/x":            front("//sub//inner.php/x"),
+				"/./sub/./inner.php/x":          front("/./sub/./inner.php/x"),
+				"/x/../sub/inner.php/x":         front("/x/../sub/inner.php/x"),
+				"/sub/x/..%2finner.php/x":       "400",
+				"/SUB/INNER.PHP/x":              front("/SUB/INNER.PHP/x"),
+				"/sub/inner.PHP/x":              front("/sub/inner.PHP/x"),
+				"/sub/inner.php./x":             front("/sub/inner.php./x"),
+				"/sub/inner.php;/x":             front("/sub/inner.php;/x"),
+				"/sub/inner.php%00/x":           front("/sub/inner.php%00/x"), // a name no file has: the front controller's
+				"/index.php/../sub/inner.php/x": front("/index.php/../sub/inner.php/x"),
+				"/nope/route?a=1":               front("/nope/route?a=1"),
+				"/app.css":                      "200 body{}",
+				"/status.php":                   "418 teapot",
+				// the \.php$ route: the whole path is the script
+				"/index.php/sub/inner.php": "404",
+				"/status.php/x.php":        "404",
+			}
+			if script == "split" {
+				// section 13's split: the first segment ending in .php
+				want["/index.php/sub/inner.php"] = "200 front /index.php/sub/inner.php /index.php"
+				want["/status.php/x.php"] = "418 teapot"
+			}
+			for path, w := range want {
+				c, br := rawGet(t, p.addr, path, "Connection: close\r\n")
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				c.Close()
+				got := fmt.Sprint(resp.StatusCode)
+				if resp.StatusCode < 400 || resp.StatusCode == 418 {
+					got += " " + string(b)
+				}
+				if got != w {
+					t.Errorf("GET %s: %q, want %q", path, got, w)
+				}
+			}
+		})
+	}
+}
+
 // Sessions through headers: a script sets an attribute, the next request
 // of the same client sees it; over the Unix socket pool.
 func TestFastCGISessions(t *testing.T) {

@@ -32,6 +32,12 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 	}
 	rt.Default = upstreams[config.DefaultUpstream]
 	sessionFree := map[string]*proxy.Proxy{}
+	// try_files' fallbacks, one per upstream: a FastCGI upstream's is its
+	// front controller, with transports of its own
+	fallbacks := map[string]*proxy.Proxy{}
+	for name, p := range upstreams {
+		fallbacks[name] = proxy.FrontController(p)
+	}
 	for i, r := range c.Routes {
 		route := proxy.Route{
 			Host:          r.Match.Host,
@@ -57,7 +63,7 @@ func buildRouter(ctx context.Context, c *config.Config, settings proxy.Settings,
 			s.Compression = settings.Compression
 			route.Handler = s
 			if len(r.TryFiles) > 0 {
-				route.Handler = tryFiles(s, r.TryFiles, upstreams)
+				route.Handler = tryFiles(s, r.TryFiles, fallbacks)
 			}
 		case r.Sessions() || sessions == nil:
 			route.Handler = upstreams[r.Upstream]
@@ -134,7 +140,7 @@ func newUpstream(ctx context.Context, c *config.Config, name string, u config.Up
 		Sessions: sessions,
 	}
 	if hasFastCGI(u) {
-		p.FastCGI = &proxy.FastCGI{Root: u.FastCGI.Root, Index: u.FastCGI.IndexOrDefault(), KeepConn: u.FastCGI.KeepConn}
+		p.FastCGI = &proxy.FastCGI{Root: u.FastCGI.Root, Index: u.FastCGI.IndexOrDefault(), KeepConn: u.FastCGI.KeepConn, WholePath: u.FastCGI.WholePath()}
 	}
 	if u.Health.CheckPath != "" && len(backends) > 0 {
 		checker := &balancer.Checker{

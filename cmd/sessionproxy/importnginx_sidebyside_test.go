@@ -49,7 +49,7 @@ func TestImportNginxRefuses(t *testing.T) {
 // section 15's route keys in config/ (branch i26-routes): before they are
 // merged, check refuses them too.
 func TestImportNginxRealConfigsExitZero(t *testing.T) {
-	for _, file := range []string{"php-fpm.conf", "mastodon.conf", "discourse.conf", "gitlab.conf", "netbox.conf", "sentry.conf", "prefix-static.conf", "two-sites.conf"} {
+	for _, file := range []string{"php-fpm.conf", "mastodon.conf", "discourse.conf", "gitlab.conf", "netbox.conf", "sentry.conf", "prefix-static.conf", "two-sites.conf", "wordpress.conf"} {
 		path := filepath.Join("..", "..", "nginximport", "testdata", file)
 		code, out, errOut := run("import-nginx", path)
 		if code == 2 || out == "" {
@@ -68,6 +68,7 @@ func TestImportNginxRealConfigsExitZero(t *testing.T) {
 // sideBySide is one configuration run by nginx and by sessionproxy.
 type sideBySide struct {
 	file string
+	name string // the subtest's name, when not file
 	// edit rewrites the file for the test: addresses to the stubs'
 	// ({{NAME}} is the stub NAME's host:port, {{unix:NAME}} its socket),
 	// directories to the test's ({{dir}}), the listen address ({{listen}}).
@@ -76,6 +77,7 @@ type sideBySide struct {
 	sockets  []string // HTTP stubs on unix sockets (app1 and app2 both answer "backend app": one pool)
 	fastcgi  []string // FastCGI stubs answering "fastcgi SCRIPT_FILENAME"
 	files    []string // files below {{dir}}, each holding "file NAME"
+	copies   []string // pairs: a file of this machine, its copy's name below {{dir}}
 	host     string
 	// paths are the sample requests, on host unless written
 	// "//OTHERHOST/path". On a TLS configuration they go to the HTTPS
@@ -91,6 +93,13 @@ type sideBySide struct {
 	// instead (the request goes on as if the file were missing). Less
 	// than nginx, never more.
 	dotfiles map[string]string
+	// stricter are samples sessionproxy refuses and nginx answers, by
+	// design, each with sessionproxy's status: a path segment is read up
+	// to its first ";" (";" or "%3b"), as Tomcat reads path parameters
+	// (proxy/reqline.go normalizePath), so /xmlrpc.php;x is
+	// /xmlrpc.php to every route, which nginx reads as another name.
+	// Less than nginx, never more.
+	stricter map[string]int
 	// tls: the configuration listens on {{listen_tls}} with {{cert}}
 	// and {{key}}, a certificate from internal/tlstest for host and
 	// other.example.com.
@@ -202,12 +211,57 @@ var sideBySides = []sideBySide{
 		host: "php.example.com",
 		paths: []string{"/config.php", "/index.php", "/none.php", "/css/app.css", "/users/1", "/.htaccess", "/private/secret.php",
 			"/healthz", "/favicon.ico", "/.htpasswd", "/.env", "/private/", "/private/notes.txt", "/PRIVATE/secret.php", "/index.php/../config.php", "/css/app.css/",
-			"/css/app.css.php", "/healthz/", "/../app.php", "/CONFIG.PHP", "//other.example.com/config.php", "//other.example.com/private/notes.txt"},
-		// Not /config.php/x nor /config.php/: nginx's try_files sends them to /index.php,
-		// sessionproxy's FastCGI pool runs config.php with PATH_INFO /x
-		// (proxy/fastcgi.go splitScript), a difference in the adapter,
-		// not in the translation; reported on issue 26.
+			"/css/app.css.php", "/healthz/", "/../app.php", "/CONFIG.PHP", "//other.example.com/config.php", "//other.example.com/private/notes.txt",
+			// nginx's try_files runs /index.php for them, and so does
+			// sessionproxy's fallback (proxy.FrontController): before
+			// issue 26 the pool ran config.php with PATH_INFO /x
+			"/config.php/x", "/config.php/", "/private/secret.php/x", "/.htaccess.php/x"},
 		dotfiles: map[string]string{"/.env": "fastcgi /public/index.php"},
+	},
+	{
+		// The PHP site with Debian's own snippets/fastcgi-php.conf (and
+		// the fastcgi.conf it includes), read by both: its
+		// fastcgi_split_path_info ^(.+?\.php)(/.*)$ is the pool's
+		// script: split, its try_files $fastcgi_script_name =404 the
+		// pool's 404 for a missing script.
+		file: "php-fpm.conf",
+		name: "php-fpm.conf with Debian's snippet",
+		edit: []string{"listen 80 default_server;", "listen {{listen}} default_server;", "/var/www/app/public", "{{dir}}/public",
+			"127.0.0.1:9000", "{{fpm}}"},
+		copies:  []string{"/etc/nginx/snippets/fastcgi-php.conf", "snippets/fastcgi-php.conf", "/etc/nginx/fastcgi.conf", "fastcgi.conf"},
+		fastcgi: []string{"fpm"},
+		files:   []string{"public/index.php", "public/config.php", "public/css/app.css", "public/private/secret.php", "public/sub.php/a.php"},
+		host:    "php.example.com",
+		paths: []string{"/config.php", "/index.php", "/none.php", "/users/1", "/config.php/x", "/config.php/", "/config.php/x.php",
+			"/none.php/x.php", "/index.php/config.php", "/private/secret.php", "/private/secret.php/x", "/sub.php/a.php", "/sub.php/a.php/x.php",
+			"/CONFIG.PHP", "/config%2ephp/x.php", "//config.php//x.php", "/x/../config.php/x.php", "/css/app.css/x.php"},
+	},
+	{
+		// Scripts refused by regexes ending in \.php$ and by an exact
+		// location: a path going on past the script's name
+		// (/wp-config.php/x) matches none of them, nor "\.php$", so
+		// nginx's try_files runs index.php; it must never run the
+		// refused script (issue 26: the FastCGI pool ran
+		// wp-config.php with PATH_INFO /x). The samples an attacker
+		// would try: encoded dots and slashes, "..", double slashes,
+		// case, trailing dots and slashes.
+		file: "wordpress.conf",
+		edit: []string{"listen 80 default_server;", "listen {{listen}} default_server;", "/var/www/wordpress", "{{dir}}/wordpress", "127.0.0.1:9000", "{{fpm}}",
+			"include fastcgi_params;", "include /etc/nginx/fastcgi_params;"},
+		fastcgi: []string{"fpm"},
+		files: []string{"wordpress/index.php", "wordpress/wp-login.php", "wordpress/wp-config.php", "wordpress/install.php", "wordpress/xmlrpc.php",
+			"wordpress/wp-content/uploads/evil.php", "wordpress/wp-admin/includes/file.php", "wordpress/wp-admin/index.php", "wordpress/readme.html"},
+		host: "wp.example.com",
+		paths: []string{"/", "/readme.html", "/wp-login.php", "/index.php", "/wp-admin/index.php", "/hello-world/",
+			"/wp-config.php", "/wp-config.php/x", "/wp-config.php/", "/wp-config.php/x.php", "/wp-config.php/x/", "/install.php/x",
+			"/xmlrpc.php", "/xmlrpc.php/x", "/xmlrpc.php/", "/wp-content/uploads/evil.php", "/wp-content/uploads/evil.php/x",
+			"/wp-content/uploads/evil.php/x.php", "/wp-admin/includes/file.php", "/wp-admin/includes/file.php/x", "/wp-login.php/x",
+			"/wp-config%2ephp/x", "/wp-config%2Ephp/x", "/wp-config.php%2fx", "/wp-config.php%2Fx", "/wp-content/uploads/evil%2ephp/x",
+			"/wp-content%2fuploads/evil.php/x", "//wp-config.php/x", "/wp-content//uploads/evil.php/x", "/./wp-config.php/x",
+			"/wp-admin/../wp-config.php/x", "/x/../wp-config.php/x", "/WP-CONFIG.PHP/x", "/wp-config.PHP/x", "/wp-config.php./x",
+			"/wp-config.php../x", "/wp-config.php%20/x", "/wp-content/uploads/evil.php./x", "/wp-content/UPLOADS/evil.php/x",
+			"/xmlrpc.php;x", "/xmlrpc.php%3bx", "/wp-config.php;/x", "/wp-config.php%3b/x", "/index.php/wp-config.php", "/index.php/../wp-config.php/x"},
+		stricter: map[string]int{"/xmlrpc.php;x": 403, "/xmlrpc.php%3bx": 403},
 	},
 }
 
@@ -226,7 +280,11 @@ func TestImportNginxSideBySide(t *testing.T) {
 		t.Skip("nginx is not installed (make deps installs Debian's nginx)")
 	}
 	for _, sb := range sideBySides {
-		t.Run(sb.file, func(t *testing.T) { sb.run(t) })
+		name := sb.file
+		if sb.name != "" {
+			name = sb.name
+		}
+		t.Run(name, func(t *testing.T) { sb.run(t) })
 	}
 }
 
@@ -243,6 +301,15 @@ func (sb sideBySide) run(t *testing.T) {
 		for d := filepath.Dir(p); d != dir; d = filepath.Dir(d) {
 			os.Chmod(d, 0o755) // MkdirAll's mode is masked by the umask
 		}
+	}
+	for i := 0; i+1 < len(sb.copies); i += 2 {
+		b, err := os.ReadFile(sb.copies[i])
+		if err != nil {
+			t.Skipf("%s: %v", sb.copies[i], err)
+		}
+		p := filepath.Join(dir, sb.copies[i+1])
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, b, 0o644)
 	}
 	vars := map[string]string{"{{dir}}": dir}
 	for _, name := range sb.backends {
@@ -361,6 +428,12 @@ func (sb sideBySide) run(t *testing.T) {
 			if n.status != http.StatusOK || !strings.HasPrefix(n.body, "file ") ||
 				(want == "404") != (s.status == http.StatusNotFound) || want != "404" && (s.status != http.StatusOK || s.body != want) {
 				t.Errorf("%s://%s%s: nginx %d %q, sessionproxy %d %q; want nginx's file and sessionproxy's %q (a dotfile)", scheme, host, path, n.status, n.body, s.status, s.body, want)
+			}
+			continue
+		}
+		if want, ok := sb.stricter[sample]; ok {
+			if n.status != http.StatusOK || s.status != want {
+				t.Errorf("%s://%s%s: nginx %d %q, sessionproxy %d %q; want nginx's 200 and sessionproxy's %d (stricter)", scheme, host, path, n.status, n.body, s.status, s.body, want)
 			}
 			continue
 		}

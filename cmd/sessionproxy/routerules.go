@@ -96,13 +96,15 @@ func headerRules(h config.HeaderRules) *proxy.HeaderRules {
 }
 
 // tryFiles makes the try_files handler of static route s: each entry but
-// a last "@upstream" or "=CODE" is a file template.
-func tryFiles(s *proxy.Static, items []string, upstreams map[string]*proxy.Proxy) *proxy.TryFiles {
+// a last "@upstream" or "=CODE" is a file template. fallbacks are the
+// upstreams as a fallback: a FastCGI upstream's front controller
+// (proxy.FrontController), as nginx's "try_files ... /index.php?$query_string".
+func tryFiles(s *proxy.Static, items []string, fallbacks map[string]*proxy.Proxy) *proxy.TryFiles {
 	t := &proxy.TryFiles{Static: s}
 	for _, item := range items {
 		switch {
 		case strings.HasPrefix(item, "@"):
-			t.Fallback = upstreams[item[1:]]
+			t.Fallback = fallbacks[item[1:]]
 		case strings.HasPrefix(item, "="):
 			t.Code, _ = strconv.Atoi(item[1:])
 		default:
