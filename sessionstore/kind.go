@@ -25,6 +25,10 @@ type Kind struct {
 	Default bool
 	// Settings returns new settings that hold the kind's defaults.
 	Settings func() Settings
+	// Open, if not nil, builds the store when Options name it: RegisterKind
+	// registers it as Register does, so that a store's package registers
+	// once.
+	Open Opener
 }
 
 // Settings are one kind's section of the configuration file. They are a
@@ -71,9 +75,9 @@ var (
 	kinds   = map[string]Kind{}
 )
 
-// RegisterKind makes a kind of shared store known to the configuration.
-// A store's package registers its kind when imported, as its store
-// (Register). It panics on a kind without a name, key or settings, or
+// RegisterKind makes a kind of shared store known to the configuration
+// and, with Open, to New. A store's package registers its kind when
+// imported. It panics on a kind without a name, key or settings, or
 // registered twice: a program that links two is built wrong.
 func RegisterKind(k Kind) {
 	if k.Name == "" || k.Key == "" || k.Settings == nil {
@@ -85,6 +89,9 @@ func RegisterKind(k Kind) {
 		panic("sessionstore: kind " + k.Name + " registered twice")
 	}
 	kinds[k.Name] = k
+	if k.Open != nil {
+		Register(k.Name, k.Open)
+	}
 }
 
 // Kinds returns the registered kinds, by name.

@@ -28,6 +28,9 @@ func init() {
 		Name:     sessionstore.KindRedis,
 		Key:      "addrs",
 		Settings: func() sessionstore.Settings { return DefaultSettings() },
+		Open: func(o sessionstore.Options) (sessionstore.Shared, error) {
+			return New(o.Redis)
+		},
 	})
 }
 
