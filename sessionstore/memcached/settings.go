@@ -1,6 +1,8 @@
-// Package memcached is the memcached store's part of sessionproxy's
-// configuration: the session.memcached section, its defaults and rules,
-// registered with sessionstore (RegisterKind) on import.
+// The memcached store's part of sessionproxy's configuration: the
+// session.memcached section, its defaults and rules, registered with
+// sessionstore (RegisterKind) on import. (Not the package comment: that is
+// the store's, beside it.)
+
 package memcached
 
 import (
