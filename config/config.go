@@ -116,8 +116,10 @@ type Session struct {
 	MaxSize        Size       `yaml:"max_size"`         // encoded size of one session (default 64KiB)
 	StoreDown      string     `yaml:"store_down"`       // reject | new (default reject)
 	LocalCache     LocalCache `yaml:"local_cache"`      //
-	Memcached      Memcached  `yaml:"memcached"`        //
-	Redis          Redis      `yaml:"redis"`            // instead of memcached (config/redis.go)
+	// Stores are the shared stores' sections (memcached:, redis:), which
+	// their packages declare (config/stores.go); Default fills in each
+	// registered kind's defaults.
+	Stores Stores `yaml:"-"`
 
 	// Principal names the attribute that holds the logged-in user: sessions
 	// are indexed by it (config/principal.go). MaxPerPrincipal > 0 limits
@@ -135,18 +137,8 @@ type LocalCache struct {
 	TTL AutoDuration `yaml:"ttl"`
 }
 
-// Memcached configures the shared session store.
-type Memcached struct {
-	Nodes         []string `yaml:"nodes"`          // "id:host:port" or "host:port"; none = local tier only
-	FailoverNodes []string `yaml:"failover_nodes"` // node IDs used only while regular nodes are missing
-	Replicas      int      `yaml:"replicas"`       // copies of each session, primary included (default 2)
-	KeyPrefix     string   `yaml:"key_prefix"`     // (default "sp:")
-	Timeout       Duration `yaml:"timeout"`        // per operation and dial (default 100ms)
-	MaxIdleConns  int      `yaml:"max_idle_conns"` // connections kept open per node, shared pipelined (default 1)
-	ProbeInterval Duration `yaml:"probe_interval"` // how often a down node is probed (default 1s)
-}
-
-// DefaultConfig holds every default. Parse starts from a copy of it.
+// DefaultConfig holds every default but the shared stores', which are
+// their packages' (Session.Stores). Parse starts from Default.
 var DefaultConfig = Config{
 	Listen:   ":8080",
 	Balancer: "round_robin",
@@ -179,14 +171,6 @@ var DefaultConfig = Config{
 		MaxSize:        64 << 10,
 		StoreDown:      "reject",
 		LocalCache:     LocalCache{Size: 64 << 20, TTL: Auto},
-		Memcached: Memcached{
-			Replicas:      2,
-			KeyPrefix:     "sp:",
-			Timeout:       Duration(100 * time.Millisecond),
-			MaxIdleConns:  1,
-			ProbeInterval: Duration(time.Second),
-		},
-		Redis: DefaultRedis,
 	},
 
 	MaxConns:    balancer.DefaultMaxConns,
@@ -199,6 +183,7 @@ func Default() *Config {
 	c := DefaultConfig
 	c.Backends = nil
 	c.Compression = defaultCompression() // slices of its own, never the default's
+	c.Session.Stores = defaultStores()
 	return &c
 }
 
@@ -207,7 +192,6 @@ func Default() *Config {
 type Error struct {
 	Line int
 	Msg  string
-	path string // field path, for errors found before a line was known
 }
 
 // Error returns "line N: message", or the message alone when the line is unknown.

@@ -68,16 +68,16 @@ func TestLoadFull(t *testing.T) {
 		{"same_site default", c.Session.CookieSameSite, "lax"},
 		{"max_size", c.Session.MaxSize, Size(32 << 10)},
 		{"local size 0 kept", c.Session.LocalCache.Size, Size(0)},
-		{"replicas default", c.Session.Memcached.Replicas, 2},
-		{"key_prefix default", c.Session.Memcached.KeyPrefix, "sp:"},
-		{"memcached timeout", c.Session.Memcached.Timeout.Std(), 50 * time.Millisecond},
+		{"replicas default", memcachedOf(c).Replicas, 2},
+		{"key_prefix default", memcachedOf(c).KeyPrefix, "sp:"},
+		{"memcached timeout", memcachedOf(c).Timeout, 50 * time.Millisecond},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
 			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
 		}
 	}
-	nodes, err := c.Session.Memcached.NodeList()
+	nodes, err := memcachedOf(c).NodeList()
 	if err != nil || len(nodes) != 2 || nodes[0].ID != "n1" || nodes[1].Addr != "127.0.0.1:11212" || !nodes[1].Failover || nodes[0].Failover {
 		t.Fatalf("NodeList = %+v, %v", nodes, err)
 	}
@@ -90,7 +90,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Listen != ":8080" || c.Balancer != "round_robin" || c.Retries != 1 || c.MaxBody != 10<<20 ||
 		c.Session.TTL.Std() != 30*time.Minute || c.Session.LocalCache.Size != 64<<20 ||
-		c.Session.Memcached.MaxIdleConns != 1 || c.Session.Create != "on_write" || c.AccessLog.Format != "text" {
+		memcachedOf(c).MaxIdleConns != 1 || c.Session.Create != "on_write" || c.AccessLog.Format != "text" {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 }
@@ -255,27 +255,6 @@ func TestParseSize(t *testing.T) {
 		got, err := ParseSize(tt.in)
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}
-
-var nodeTests = []struct {
-	in, id, addr string
-	ok           bool
-}{
-	{"127.0.0.1:11211", "127.0.0.1:11211", "127.0.0.1:11211", true},
-	{"n1:127.0.0.1:11211", "n1", "127.0.0.1:11211", true},
-	{"n1:[::1]:11211", "n1", "[::1]:11211", true},
-	{"[::1]:11211", "[::1]:11211", "[::1]:11211", true},
-	{"localhost", "", "", false},
-	{"n1:host:port", "", "", false},
-}
-
-func TestParseNode(t *testing.T) {
-	for _, tt := range nodeTests {
-		n, err := ParseNode(tt.in)
-		if (err == nil) != tt.ok || n.ID != tt.id || n.Addr != tt.addr {
-			t.Errorf("ParseNode(%q) = %+v, %v; want id %q addr %q ok=%v", tt.in, n, err, tt.id, tt.addr, tt.ok)
 		}
 	}
 }

@@ -2,22 +2,16 @@ package config
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"net"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"sessionproxy/balancer"
 	"sessionproxy/sessionstore"
 )
-
-// maxItemSize keeps a session under memcached's default 1 MiB item limit with
-// room for the key and the item header.
-const maxItemSize = 1<<20 - 4<<10
 
 // minLocalCache is freecache's own minimum; smaller sizes are raised to it.
 const minLocalCache = 512 << 10
@@ -176,8 +170,8 @@ func (v *validator) session() {
 	}
 	v.oneOf("session.create", s.Create, "on_write", "always")
 	v.oneOf("session.write", s.Write, "sync", "async")
-	if s.MaxSize < 64 || s.MaxSize > maxItemSize {
-		v.errf("session.max_size", "session.max_size must be between 64 and %d bytes (memcached's item limit), got %d", maxItemSize, s.MaxSize)
+	if s.MaxSize < 64 || s.MaxSize > sessionstore.SizeLimit {
+		v.errf("session.max_size", "session.max_size must be between 64 and %d bytes (%s), got %d", sessionstore.SizeLimit, sessionstore.SizeLimitReason, s.MaxSize)
 	}
 	v.oneOf("session.store_down", s.StoreDown, "reject", "new")
 	v.sessionLifetime()
@@ -185,58 +179,7 @@ func (v *validator) session() {
 	if lc := s.LocalCache; lc.Size != 0 && lc.Size < minLocalCache {
 		v.errf("session.local_cache.size", "session.local_cache.size must be 0 (off) or at least 512KiB, got %d", lc.Size)
 	}
-	// The store owns which of its settings go together: config asks it,
-	// and says where in the file each answer points.
-	o := sessionstore.Options{Async: s.Write == "async", LocalSize: int(s.LocalCache.Size), LocalTTL: s.LocalCache.TTL.Std()}
-	o.Memcached.Nodes = make([]sessionstore.Node, len(s.Memcached.Nodes))
-	o.Redis.Addrs, o.Redis.ClientCache, o.Redis.WaitReplicas = s.Redis.Addrs, s.Redis.ClientCache, s.Redis.WaitReplicas
-	err := o.Check()
-	v.memcached()
-	if errors.Is(err, sessionstore.ErrTwoStores) {
-		v.errf("session.redis.addrs", "session.redis.addrs and session.memcached.nodes exclude each other: choose one shared store")
-	}
-	v.redis()
-	switch {
-	case errors.Is(err, sessionstore.ErrAsyncNeedsLocal):
-		v.errf("session.write", "session.write: %v", err)
-	case errors.Is(err, sessionstore.ErrAsyncClientCache):
-		v.errf("session.write", "session.write: async needs the hot tier as the one authoritative copy, which session.redis.client_cache (several proxies writing) rules out: use sync, or client_cache: false")
-	case errors.Is(err, sessionstore.ErrAsyncWaitReplicas):
-		v.errf("session.write", "session.write: async answers a write before it reaches redis, which session.redis.wait_replicas rules out: use sync, or wait_replicas: 0")
-	case errors.Is(err, sessionstore.ErrNowhere):
-		v.errf("session.local_cache.size", "session.local_cache.size is 0 and there are no memcached nodes: sessions would be kept nowhere")
-	}
-}
-
-func (v *validator) memcached() {
-	m := v.c.Session.Memcached
-	nodes, err := m.NodeList()
-	if es, ok := err.(Errors); ok {
-		for _, e := range es {
-			e.Line = v.c.Line(e.path)
-			v.errs = append(v.errs, e)
-		}
-	}
-	regular := 0
-	for _, n := range nodes {
-		if !n.Failover {
-			regular++
-		}
-	}
-	if len(nodes) > 0 && regular == 0 {
-		v.errf("session.memcached.failover_nodes", "session.memcached: every node is a failover node; at least one must be regular")
-	}
-	if m.Replicas < 1 {
-		v.errf("session.memcached.replicas", "session.memcached.replicas must be 1 or more, got %d", m.Replicas)
-	}
-	if len(m.KeyPrefix) > 64 || strings.IndexFunc(m.KeyPrefix, badKeyRune) >= 0 {
-		v.errf("session.memcached.key_prefix", "session.memcached.key_prefix %q: at most 64 printable characters without spaces", m.KeyPrefix)
-	}
-	v.positive("session.memcached.timeout", m.Timeout)
-	if m.MaxIdleConns < 1 {
-		v.errf("session.memcached.max_idle_conns", "session.memcached.max_idle_conns must be 1 or more")
-	}
-	v.positive("session.memcached.probe_interval", m.ProbeInterval)
+	v.stores()
 }
 
 // LoopbackAddr reports whether the host of a host:port address is on
@@ -252,64 +195,4 @@ func LoopbackAddr(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-func badKeyRune(r rune) bool { return r <= ' ' || r >= 0x7f }
-
-// NodeList parses Nodes and marks the failover ones. Its error is Errors.
-func (m Memcached) NodeList() ([]sessionstore.Node, error) {
-	var es Errors
-	var nodes []sessionstore.Node
-	ids := map[string]int{}
-	for i, s := range m.Nodes {
-		n, err := ParseNode(s)
-		if err != nil {
-			es = append(es, nodeErr(fmt.Sprintf("session.memcached.nodes[%d]", i), "%v", err))
-			continue
-		}
-		if _, dup := ids[n.ID]; dup {
-			es = append(es, nodeErr(fmt.Sprintf("session.memcached.nodes[%d]", i), "node %q is listed twice", n.ID))
-			continue
-		}
-		ids[n.ID] = len(nodes)
-		nodes = append(nodes, n)
-	}
-	for i, id := range m.FailoverNodes {
-		j, ok := ids[id]
-		if !ok {
-			es = append(es, nodeErr(fmt.Sprintf("session.memcached.failover_nodes[%d]", i), "%q is not the id of a node in session.memcached.nodes", id))
-			continue
-		}
-		nodes[j].Failover = true
-	}
-	if len(es) > 0 {
-		return nodes, es
-	}
-	return nodes, nil
-}
-
-func nodeErr(path, format string, args ...any) Error {
-	return Error{Msg: path + ": " + fmt.Sprintf(format, args...), path: path}
-}
-
-// ParseNode parses "id:host:port" or "host:port" (the ID is then the
-// address). IPv6 hosts go in brackets: "n1:[::1]:11211".
-func ParseNode(s string) (sessionstore.Node, error) {
-	id, addr := "", s
-	if !strings.HasPrefix(s, "[") {
-		if i := strings.IndexByte(s, ':'); i >= 0 && strings.Count(s, ":") == 2 || (i >= 0 && strings.Contains(s[i+1:], "[")) {
-			id, addr = s[:i], s[i+1:]
-		}
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || host == "" || port == "" {
-		return sessionstore.Node{}, fmt.Errorf("%q is not host:port or id:host:port", s)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return sessionstore.Node{}, fmt.Errorf("%q has an invalid port", s)
-	}
-	if id == "" {
-		id = addr
-	}
-	return sessionstore.Node{ID: id, Addr: addr}, nil
 }

@@ -12,6 +12,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"sessionproxy/config"
+	// The session.memcached section the translation writes is the
+	// memcached store's; cmd links it in, config alone does not.
+	_ "sessionproxy/sessionstore/memcached"
 )
 
 // realisticConf is a multi-site nginx.conf as sites run it: plain HTTP

@@ -221,27 +221,7 @@ var instanceID = sessionstore.NewInstanceID()
 // nil, is the store it replaces.
 func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logger) (*sessionstore.Store, error) {
 	sc := c.Session
-	nodes, err := sc.Memcached.NodeList()
-	if err != nil {
-		return nil, err
-	}
-	var stateDir string // only a shared store with hints of its own needs one
-	if len(nodes) > 0 {
-		if stateDir, err = c.StateDirPath(); err != nil {
-			return nil, err
-		}
-	}
-	store, err := sessionstore.New(sessionstore.Options{
-		Memcached: sessionstore.MemcachedOptions{
-			Nodes:         nodes,
-			Replicas:      sc.Memcached.Replicas,
-			KeyPrefix:     sc.Memcached.KeyPrefix,
-			Timeout:       sc.Memcached.Timeout.Std(),
-			MaxIdleConns:  sc.Memcached.MaxIdleConns,
-			ProbeInterval: sc.Memcached.ProbeInterval.Std(),
-			StateDir:      stateDir,
-		},
-		Redis:            redisOptions(sc.Redis),
+	o := sessionstore.Options{
 		TTL:              sc.TTL.Std(),
 		MaxAge:           sc.MaxAge.Std(),
 		MaxSize:          int(sc.MaxSize),
@@ -254,7 +234,18 @@ func newStore(c *config.Config, previous *sessionstore.Store, logger *slog.Logge
 		Principal:        sessionstore.PrincipalOptions{Attr: sc.PrincipalAttr(), Max: sc.MaxPerPrincipal},
 		Previous:         previous,
 		Logger:           logger,
-	})
+	}
+	if err := sc.Stores.Apply(&o); err != nil {
+		return nil, err
+	}
+	if len(o.Memcached.Nodes) > 0 { // only a shared store with hints of its own needs one
+		stateDir, err := c.StateDirPath()
+		if err != nil {
+			return nil, err
+		}
+		o.Memcached.StateDir = stateDir
+	}
+	store, err := sessionstore.New(o)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +261,7 @@ func sameStore(a, b *config.Config) bool {
 	x, y := a.Session, b.Session
 	return a.StateDir == b.StateDir && x.TTL == y.TTL && x.MaxAge == y.MaxAge && x.MaxSize == y.MaxSize && x.LocalCache == y.LocalCache && x.Write == y.Write &&
 		x.PrincipalAttr() == y.PrincipalAttr() && x.MaxPerPrincipal == y.MaxPerPrincipal &&
-		fmt.Sprint(x.Memcached) == fmt.Sprint(y.Memcached) && fmt.Sprint(x.Redis) == fmt.Sprint(y.Redis)
+		x.Stores.Equal(y.Stores)
 }
 
 func newSessions(c *config.Config, store *sessionstore.Store, logger *slog.Logger) (*proxy.Sessions, error) {

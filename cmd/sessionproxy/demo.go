@@ -127,7 +127,7 @@ func demoConfig(listen, memcached string, backends []string) *config.Config {
 	}
 	c.Session.Ignore = `^/favicon\.ico$`
 	if memcached != "" {
-		c.Session.Memcached.Nodes = strings.Split(memcached, ",")
+		memcachedSettings(c).Nodes = strings.Split(memcached, ",")
 	}
 	return c
 }

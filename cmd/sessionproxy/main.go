@@ -100,11 +100,11 @@ func (f *runFlags) load() (*config.Config, error) {
 		c.Forget("backends")
 	}
 	if f.memcached != "" {
-		c.Session.Memcached.Nodes = strings.Split(f.memcached, ",")
+		memcachedSettings(c).Nodes = strings.Split(f.memcached, ",")
 		c.Forget("session.memcached.nodes")
 	}
 	if f.redis != "" {
-		c.Session.Redis.Addrs = strings.Split(f.redis, ",")
+		redisSettings(c).Addrs = strings.Split(f.redis, ",")
 		c.Forget("session.redis.addrs")
 	}
 	return c, c.Validate()

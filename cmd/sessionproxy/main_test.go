@@ -92,7 +92,7 @@ func TestFlagsOverrideFile(t *testing.T) {
 	}
 	if c.Listen != "127.0.0.1:3" || c.Admin != "127.0.0.1:2" || len(c.Backends) != 1 ||
 		c.Backends[0].URL != "http://127.0.0.1:9100" || c.Backends[0].Weight != 1 ||
-		strings.Join(c.Session.Memcached.Nodes, ",") != "a:127.0.0.1:1,127.0.0.1:2" {
+		strings.Join(memcachedSettings(c).Nodes, ",") != "a:127.0.0.1:1,127.0.0.1:2" {
 		t.Fatalf("flags not applied over the file: %+v", c)
 	}
 	// A bad flag value is reported without a file line.

@@ -1,7 +1,8 @@
 // Package redis keeps sessions on Redis or a Redis Cluster: the shared
 // store behind sessionstore.Options.Redis. Importing it registers it with
-// sessionstore (sessionstore.Register), which builds it for a Store whose
-// options name Redis addresses.
+// sessionstore (sessionstore.RegisterKind, settings.go): config then reads
+// the session.redis section, and sessionstore.New builds the store for
+// options that name Redis addresses.
 package redis
 
 import (
@@ -61,12 +62,6 @@ var (
 	_ sessionstore.Invalidator  = (*Store)(nil)
 	_ sessionstore.ServerFinder = (*Store)(nil)
 )
-
-func init() {
-	sessionstore.Register(sessionstore.KindRedis, func(o sessionstore.Options) (sessionstore.Shared, error) {
-		return New(o.Redis)
-	})
-}
 
 // New returns a store over o.Addrs. It does not wait for a server:
 // until one answers, reads and writes fail with sessionstore.ErrUnavailable and a
