@@ -3,8 +3,6 @@ package sessionstore
 import (
 	"log/slog"
 	"time"
-
-	"sessionproxy/internal/memcache"
 )
 
 // MemcachedOptions are here, not in sessionstore/memcached, so that what
@@ -40,7 +38,7 @@ const (
 	DefaultReplicas      = 2
 	DefaultKeyPrefix     = "sp:"
 	DefaultTimeout       = 100 * time.Millisecond
-	DefaultMaxIdleConns  = memcache.DefaultConns // one makes the largest batches (bench/README.md)
+	DefaultMaxIdleConns  = 1 // one makes the largest batches (bench/README.md); memcache.DefaultConns, pinned by a test, so config links no memcached client
 	DefaultProbeInterval = time.Second
 )
 

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"sessionproxy/internal/memcache"
 	"sessionproxy/sessionstore"
 )
 
@@ -72,5 +73,13 @@ func TestDefaultsAreTheStores(t *testing.T) {
 	}
 	if ps := s.Check(&o); len(ps) != 0 {
 		t.Fatalf("defaults have problems: %+v", ps)
+	}
+}
+
+// sessionstore keeps its own copy of the client's default so that config
+// does not link internal/memcache; the two must agree.
+func TestDefaultMaxIdleConnsIsTheClients(t *testing.T) {
+	if sessionstore.DefaultMaxIdleConns != memcache.DefaultConns {
+		t.Fatalf("sessionstore.DefaultMaxIdleConns = %d, memcache.DefaultConns = %d", sessionstore.DefaultMaxIdleConns, memcache.DefaultConns)
 	}
 }
