@@ -1,7 +1,7 @@
 // Package memcached keeps sessions on memcached nodes: the shared store
 // behind sessionstore.Options.Memcached (placement, node states, hinted
 // handoff, catch-up, presence marks). Importing it registers it with
-// sessionstore (sessionstore.Register), which builds it for a Store whose
+// sessionstore (sessionstore.RegisterKind, settings.go), which builds it for a Store whose
 // options name memcached nodes.
 package memcached
 
@@ -38,12 +38,6 @@ type Memcached struct {
 }
 
 var _ sessionstore.Shared = (*Memcached)(nil)
-
-func init() {
-	sessionstore.Register(sessionstore.KindMemcached, func(o sessionstore.Options) (sessionstore.Shared, error) {
-		return NewMemcached(o.Memcached)
-	})
-}
 
 // NewMemcached returns a store over o.Nodes and starts watching them.
 func NewMemcached(o sessionstore.MemcachedOptions) (*Memcached, error) {

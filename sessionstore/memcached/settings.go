@@ -36,9 +36,9 @@ func init() {
 		Key:      "nodes",
 		Default:  true, // the store of CONTRACT section 2; a file that names none lacks its nodes
 		Settings: func() sessionstore.Settings { return DefaultSettings() },
-		// No Open yet: sessionstore.New still builds the memcached store
-		// itself from Options.Memcached. Once the store is this
-		// package's, its Opener goes here.
+		Open: func(o sessionstore.Options) (sessionstore.Shared, error) {
+			return NewMemcached(o.Memcached)
+		},
 	})
 }
 
