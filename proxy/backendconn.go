@@ -20,9 +20,13 @@ import (
 // connection sat idle for idlePeekAfter or longer since its answer. fasthttp uses a
 // connection from one goroutine at a time and hands it over through its
 // pool's lock, so the fields need no lock of their own.
+//
+// Its deadlines are set lazily (lazyDeadline): a request asking for
+// about the deadline the previous one set leaves the timer alone.
 type idleCheckConn struct {
 	*net.TCPConn // keeps SetKeepAlive, CloseWrite and the rest
 	idleCheck
+	rd, wd lazyDeadline
 }
 
 // idleCheckUnixConn is idleCheckConn over a Unix socket (unix: backends,
@@ -30,6 +34,7 @@ type idleCheckConn struct {
 type idleCheckUnixConn struct {
 	*net.UnixConn
 	idleCheck
+	rd, wd lazyDeadline
 }
 
 // idleCheck is the state of the check, for either kind of connection.
@@ -160,6 +165,55 @@ func (c *idleCheckUnixConn) Write(b []byte) (int, error) {
 		}
 	}
 	return c.UnixConn.Write(b)
+}
+
+// SetReadDeadline sets the read deadline unless the one armed does
+// (lazyDeadline).
+func (c *idleCheckConn) SetReadDeadline(t time.Time) error {
+	if t, ok := c.rd.next(t); ok {
+		return c.rd.set(c.TCPConn.SetReadDeadline(t))
+	}
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline unless the one armed does.
+func (c *idleCheckConn) SetWriteDeadline(t time.Time) error {
+	if t, ok := c.wd.next(t); ok {
+		return c.wd.set(c.TCPConn.SetWriteDeadline(t))
+	}
+	return nil
+}
+
+// SetDeadline sets both deadlines, each unless the one armed does.
+func (c *idleCheckConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline sets the read deadline unless the one armed does.
+func (c *idleCheckUnixConn) SetReadDeadline(t time.Time) error {
+	if t, ok := c.rd.next(t); ok {
+		return c.rd.set(c.UnixConn.SetReadDeadline(t))
+	}
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline unless the one armed does.
+func (c *idleCheckUnixConn) SetWriteDeadline(t time.Time) error {
+	if t, ok := c.wd.next(t); ok {
+		return c.wd.set(c.UnixConn.SetWriteDeadline(t))
+	}
+	return nil
+}
+
+// SetDeadline sets both deadlines, each unless the one armed does.
+func (c *idleCheckUnixConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
 }
 
 // stale reports whether the socket holds unread bytes, end of file or an
