@@ -65,6 +65,7 @@ type result struct {
 	P90      int64   `json:"p90_us"`
 	P99      int64   `json:"p99_us"`
 	Errors   int64   `json:"errors"`
+	costs            // measured by the runner when the target is metered (procstat.go)
 }
 
 type env struct {
@@ -76,6 +77,11 @@ type env struct {
 	sp      map[string]string
 	anchors anchors  // HAProxy, the classic stack, -baseline (anchors.go)
 	nodes   []string // the memcached nodes, "id:host:port"
+
+	backendPgids, memcachedPgids []int
+	// meters maps a front end's address to the process groups whose
+	// cost wrk's runs against it report (procstat.go, meters.go).
+	meters map[string]meterGroups
 }
 
 func main() {
@@ -103,6 +109,9 @@ func main() {
 	}
 	if *h2Mode {
 		os.Exit(runH2()) // h2bench.go
+	}
+	if *abMode {
+		os.Exit(runAB()) // ab.go
 	}
 	if *redraw {
 		var t table
@@ -278,34 +287,8 @@ func listening(addr string, d time.Duration) error {
 }
 
 func (e *env) start() {
-	var err error
-	if e.dir, err = os.MkdirTemp("", "sessionproxy-bench"); err != nil {
-		log.Fatal(err)
-	}
-	sp, be := filepath.Join(e.dir, "sessionproxy"), filepath.Join(e.dir, "backend")
-	for bin, pkg := range map[string]string{sp: "./cmd/sessionproxy", be: "./bench/backend"} {
-		if out, err := goBuild(bin, pkg); err != nil {
-			log.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
-
-	for i := 0; i < 2; i++ {
-		addr := freeAddr()
-		e.spawn(be, "-listen", addr)
-		e.backend = append(e.backend, addr)
-	}
-	var nodes []string
-	for i := 1; i <= 2; i++ {
-		addr := freeAddr()
-		_, port, _ := net.SplitHostPort(addr)
-		args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "256", "-t", "2"}
-		if os.Geteuid() == 0 {
-			args = append(args, "-u", "root")
-		}
-		e.spawn("memcached", args...)
-		nodes = append(nodes, fmt.Sprintf("n%d:%s", i, addr))
-	}
-	e.nodes = nodes
+	sp := filepath.Join(e.startCore(true), "sessionproxy")
+	nodes := e.nodes
 	for _, target := range []string{"hot", "async", "cold"} {
 		addr := freeAddr()
 		local, write := hotTier, "sync"
@@ -331,11 +314,62 @@ func (e *env) start() {
 	for _, a := range append(append([]string{}, e.backend...), e.nginx, e.sp["hot"], e.sp["async"], e.sp["cold"]) {
 		waitListening(a)
 	}
-	for _, n := range nodes {
-		waitListening(n[strings.IndexByte(n, ':')+1:])
-	}
 	e.startAnchors(nodes)
 	e.startRedis()
+}
+
+// startCore builds bench/backend (and cmd/sessionproxy when withProxy) into a
+// new e.dir, which it returns, and starts what every comparison shares: the two
+// backends and the two memcached nodes, each in a process group of its
+// own whose id e.backendPgids and e.memcachedPgids keep (the whole stack's
+// CPU is theirs plus the proxy's, procstat.go).
+func (e *env) startCore(withProxy bool) string {
+	var err error
+	if e.dir, err = os.MkdirTemp("", "sessionproxy-bench"); err != nil {
+		log.Fatal(err)
+	}
+	be := filepath.Join(e.dir, "backend")
+	bins := map[string]string{be: "./bench/backend"}
+	if withProxy {
+		bins[filepath.Join(e.dir, "sessionproxy")] = "./cmd/sessionproxy"
+	}
+	for bin, pkg := range bins {
+		if out, err := goBuild(bin, pkg); err != nil {
+			log.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		addr := freeAddr()
+		e.backendPgids = append(e.backendPgids, e.spawnPid(be, "-listen", addr))
+		e.backend = append(e.backend, addr)
+	}
+	for i := 1; i <= 2; i++ {
+		addr := freeAddr()
+		_, port, _ := net.SplitHostPort(addr)
+		args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "256", "-t", "2"}
+		if os.Geteuid() == 0 {
+			args = append(args, "-u", "root")
+		}
+		e.memcachedPgids = append(e.memcachedPgids, e.spawnPid("memcached", args...))
+		e.nodes = append(e.nodes, fmt.Sprintf("n%d:%s", i, addr))
+	}
+	for _, a := range e.backend {
+		waitListening(a)
+	}
+	for _, n := range e.nodes {
+		waitListening(n[strings.IndexByte(n, ':')+1:])
+	}
+	return e.dir
+}
+
+// spawnPid is spawn that returns the process's pid, which is also its
+// process group's id.
+func (e *env) spawnPid(name string, args ...string) int {
+	cmd, err := e.spawnLog(filepath.Base(name), name, args...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return cmd.Process.Pid
 }
 
 func (e *env) stop() {
@@ -356,6 +390,10 @@ func (e *env) stop() {
 
 // wrk runs one measurement and returns its result.
 func (e *env) wrk(addr, path string, d time.Duration) result {
+	var m *meter
+	if g, ok := e.meters[addr]; ok {
+		m = startMeter(g.proxy, g.stack)
+	}
 	out, err := exec.Command("wrk", fmt.Sprintf("-t%d", *threads), fmt.Sprintf("-c%d", *connections),
 		fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency", "-s", "bench/session.lua",
 		url(addr)+sized(path), "--", fmt.Sprint(slotsPerThread())).CombinedOutput()
@@ -367,6 +405,9 @@ func (e *env) wrk(addr, path string, d time.Duration) result {
 		if line := sc.Text(); strings.HasPrefix(line, "{") {
 			var r result
 			if err := json.Unmarshal([]byte(line), &r); err == nil {
+				if m != nil {
+					r.costs = m.stop(r.Requests)
+				}
 				return r
 			}
 		}
@@ -391,9 +432,18 @@ type table struct {
 	Date, Commit, Machine, Config string
 }
 
+// median sorts xs and returns its middle value, the mean of the two
+// middle ones when len(xs) is even (an A/B of 6 rounds), 0 when empty.
 func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
 	sort.Float64s(xs)
-	return xs[len(xs)/2]
+	n := len(xs)
+	if n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[n/2]
 }
 
 func summarize(target, name string, rs []result) row {
