@@ -39,6 +39,7 @@ var (
 	outDir      = flag.String("out", "bench/results", "where the table and chart go")
 	bigBodyOnly = flag.Bool("bigbody", false, "only the 1 GiB download and upload (bigbody.go)")
 	redraw      = flag.Bool("redraw", false, "only redraw the charts from the latest.json in -out")
+	gibRun      = flag.Bool("gib", true, "end the full run with the 1 GiB download and upload (bigbody.go)")
 )
 
 // scenario is one measured workload.
@@ -78,7 +79,7 @@ type env struct {
 	anchors anchors  // HAProxy, the classic stack, -baseline (anchors.go)
 	nodes   []string // the memcached nodes, "id:host:port"
 
-	backendPgids, memcachedPgids []int
+	backendPgids, memcachedPgids, redisPgids []int
 	// meters maps a front end's address to the process groups whose
 	// cost wrk's runs against it report (procstat.go, meters.go).
 	meters map[string]meterGroups
@@ -165,10 +166,15 @@ func main() {
 		e.redisRound(add)
 	}
 	t := buildTable(runs)
+	t.Fixed = e.runFixedRate(t.Rows[1].RPS * *fixedFraction) // fixedrate.go
+	t.Targets = targetRows(t.Rows, t.Fixed)
 	t.RSS = e.rss()
 	t.Targets = append(t.Targets, rssTargets(t.RSS, *connections)...)
-	log.Printf("1 GiB each way through sessionproxy")
-	md := t.markdown() + e.bigBody(filepath.Join(e.dir, "sessionproxy")).markdown()
+	md := t.markdown()
+	if *gibRun {
+		log.Printf("1 GiB each way through sessionproxy")
+		md += e.bigBody(filepath.Join(e.dir, "sessionproxy")).markdown()
+	}
 	fmt.Print(md)
 	writeResults(t, md)
 }
@@ -300,7 +306,7 @@ func (e *env) start() {
 		}
 		conf := filepath.Join(e.dir, target+".yaml")
 		os.WriteFile(conf, []byte(spConfig(addr, write, local, e.backend, nodes)), 0o600)
-		e.spawn(sp, "run", "-config", conf)
+		e.meter(addr, e.spawnPid(sp, "run", "-config", conf), e.sharedStack()...)
 		e.sp[target] = addr
 	}
 	e.nginx = freeAddr()
@@ -310,7 +316,7 @@ func (e *env) start() {
 	if err != nil {
 		nginxBin = "/usr/sbin/nginx"
 	}
-	e.spawn(nginxBin, "-c", nginxConf, "-p", e.dir, "-g", "daemon off;")
+	e.meter(e.nginx, e.spawnPid(nginxBin, "-c", nginxConf, "-p", e.dir, "-g", "daemon off;"), e.sharedStack()...)
 	for _, a := range append(append([]string{}, e.backend...), e.nginx, e.sp["hot"], e.sp["async"], e.sp["cold"]) {
 		waitListening(a)
 	}
@@ -423,12 +429,19 @@ type row struct {
 	P50, P99         float64 // ms
 	Errors           int64
 	Ratio            float64 // RPS / nginx plain RPS
+	// Medians of the cost per request (procstat.go), 0 where the target
+	// is not metered: proxy CPU µs, whole stack CPU µs, the proxy's
+	// context switches and system calls.
+	CPU, StackCPU, Ctx, Sys float64
+	SysPerf                 bool    // Sys counted by perf (else syscr+syscw)
+	CPURatio                float64 // CPU / nginx plain CPU
 }
 
 type table struct {
 	Rows                          []row
 	Targets                       []targetRow // the speed issue's targets, with the ratios reached (anchors.go)
 	RSS                           []rssRow    // resident memory after the run (anchors.go)
+	Fixed                         []fixedRow  // the fixed-rate latency table (fixedrate.go)
 	Date, Commit, Machine, Config string
 }
 
@@ -447,15 +460,20 @@ func median(xs []float64) float64 {
 }
 
 func summarize(target, name string, rs []result) row {
-	var rps, p50, p99 []float64
+	var rps, p50, p99, cpu, stack, ctx, sys []float64
 	var errs int64
+	perf := len(rs) > 0
 	for _, r := range rs {
 		rps = append(rps, r.RPS)
 		p50 = append(p50, float64(r.P50)/1000)
 		p99 = append(p99, float64(r.P99)/1000)
+		cpu, stack = append(cpu, r.CPU), append(stack, r.StackCPU)
+		ctx, sys = append(ctx, r.Ctx), append(sys, r.Sys)
+		perf = perf && r.SysPerf
 		errs += r.Errors
 	}
-	return row{Target: target, Scenario: name, RPS: median(rps), P50: median(p50), P99: median(p99), Errors: errs}
+	return row{Target: target, Scenario: name, RPS: median(rps), P50: median(p50), P99: median(p99), Errors: errs,
+		CPU: median(cpu), StackCPU: median(stack), Ctx: median(ctx), Sys: median(sys), SysPerf: perf}
 }
 
 func buildTable(runs map[string][]result) table {
@@ -472,22 +490,18 @@ func buildTable(runs map[string][]result) table {
 	}
 	t.Rows = append(t.Rows, anchorRows(runs)...)
 	t.Rows = append(t.Rows, redisRows(runs)...)
-	base := t.Rows[1].RPS // nginx, plain proxy
+	base := t.Rows[1] // nginx, plain proxy
 	for i := range t.Rows {
-		t.Rows[i].Ratio = t.Rows[i].RPS / base
+		t.Rows[i].Ratio = t.Rows[i].RPS / base.RPS
+		t.Rows[i].CPURatio = ratio(t.Rows[i].CPU, base.CPU)
 	}
-	t.Targets = targetRows(t.Rows)
 	return t
 }
 
 func (t table) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s on %s, commit %s; %s.\n", t.Date, t.Machine, t.Commit, t.Config)
-	b.WriteString("Ratio is req/s over nginx's plain proxy in the same run.\n\n")
-	b.WriteString("| target | scenario | req/s | p50 ms | p99 ms | errors | ratio |\n|---|---|---:|---:|---:|---:|---:|\n")
-	for _, r := range t.Rows {
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %.2f | %d | %.2f |\n", r.Target, r.Scenario, r.RPS, r.P50, r.P99, r.Errors, r.Ratio)
-	}
+	t.costMarkdown(&b) // costtable.go
+	fixedMarkdown(&b, t.Fixed)
 	t.anchorMarkdown(&b)
 	return b.String()
 }
@@ -534,6 +548,11 @@ func writeResults(t table, md string) {
 func drawCharts(t table) {
 	for _, name := range []string{"latest.svg", "latest.png"} {
 		if err := drawChart(t, filepath.Join(*outDir, name)); err != nil {
+			log.Printf("chart: %v", err)
+		}
+	}
+	for _, name := range []string{"latest-cpu.svg", "latest-cpu.png"} {
+		if err := drawCostChart(t, filepath.Join(*outDir, name)); err != nil { // costchart.go
 			log.Printf("chart: %v", err)
 		}
 	}
