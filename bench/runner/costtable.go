@@ -94,7 +94,7 @@ func targetRows(rows []row, fixed []fixedRow) []targetRow {
 // what a request cost and what wrk measured.
 func (t table) costMarkdown(b *strings.Builder) {
 	fmt.Fprintf(b, "Measured %s on %s, commit %s; %s.\n", t.Date, t.Machine, t.Commit, t.Config)
-	sys := "perf stat -e raw_syscalls:sys_enter"
+	sys := sysSource()
 	for _, r := range t.Rows {
 		if r.CPU > 0 && !r.SysPerf {
 			sys = "syscr+syscw of /proc/<pid>/io where perf did not count (a lower bound)"

@@ -178,7 +178,7 @@ func (e *env) runFixedRate(rate float64) []fixedRow {
 		for i, t := range ts {
 			var m *meter
 			if g, ok := e.meters[t.Addr]; ok {
-				m = startMeter(g.proxy, nil)
+				m = startMeter(g.proxy, nil, false)
 			}
 			res := openLoop(openLoopOptions{Addr: t.Addr, Path: sized(t.Path), Rate: rate, Conns: *connections,
 				Warmup: time.Second, Duration: *fixedDuration})

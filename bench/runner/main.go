@@ -39,6 +39,7 @@ var (
 	outDir      = flag.String("out", "bench/results", "where the table and chart go")
 	bigBodyOnly = flag.Bool("bigbody", false, "only the 1 GiB download and upload (bigbody.go)")
 	redraw      = flag.Bool("redraw", false, "only redraw the charts from the latest.json in -out")
+	keepDir     = flag.Bool("keep", false, "keep the run's directory (configurations and each process's log) instead of removing it")
 	gibRun      = flag.Bool("gib", true, "end the full run with the 1 GiB download and upload (bigbody.go)")
 )
 
@@ -80,6 +81,12 @@ type env struct {
 	nodes   []string // the memcached nodes, "id:host:port"
 
 	backendPgids, memcachedPgids, redisPgids []int
+	profileAdmin                             string // the hot instance's admin listener, with -profile
+	// countSyscalls has perf count system calls in wrk's runs: on in the
+	// warm-up, off in the measured rounds (startMeter says why); sysSeen
+	// keeps each front end and path's count for the rounds' results.
+	countSyscalls bool
+	sysSeen       map[string]float64
 	// meters maps a front end's address to the process groups whose
 	// cost wrk's runs against it report (procstat.go, meters.go).
 	meters map[string]meterGroups
@@ -145,7 +152,8 @@ func main() {
 		return
 	}
 
-	log.Printf("warming up")
+	log.Printf("warming up; system calls counted by %s", sysSource())
+	e.countSyscalls = true
 	for _, t := range []string{e.nginx, e.sp["hot"], e.sp["async"], e.sp["cold"]} {
 		for _, s := range scenarios {
 			e.wrk(t, s.Path, 2*time.Second)
@@ -153,6 +161,7 @@ func main() {
 	}
 	e.warmAnchors()
 	e.warmRedis()
+	e.countSyscalls = false
 	runs := map[string][]result{}
 	add := func(key string, r result) { runs[key] = append(runs[key], r) }
 	for r := 1; r <= *rounds; r++ {
@@ -165,6 +174,7 @@ func main() {
 		e.anchorRound(add)
 		e.redisRound(add)
 	}
+	e.profileHot() // profile.go
 	t := buildTable(runs)
 	t.Fixed = e.runFixedRate(t.Rows[1].RPS * *fixedFraction) // fixedrate.go
 	t.Targets = targetRows(t.Rows, t.Fixed)
@@ -305,7 +315,7 @@ func (e *env) start() {
 			write = "async"
 		}
 		conf := filepath.Join(e.dir, target+".yaml")
-		os.WriteFile(conf, []byte(spConfig(addr, write, local, e.backend, nodes)), 0o600)
+		os.WriteFile(conf, []byte(spConfig(addr, write, local, e.backend, nodes)+e.adminFor(target)), 0o600)
 		e.meter(addr, e.spawnPid(sp, "run", "-config", conf), e.sharedStack()...)
 		e.sp[target] = addr
 	}
@@ -389,8 +399,10 @@ func (e *env) stop() {
 		p.Wait()
 	}
 	e.procs = nil
-	if e.dir != "" {
+	if e.dir != "" && !*keepDir {
 		os.RemoveAll(e.dir)
+	} else if e.dir != "" {
+		log.Printf("kept %s (its *.log are the processes' output)", e.dir)
 	}
 }
 
@@ -398,7 +410,7 @@ func (e *env) stop() {
 func (e *env) wrk(addr, path string, d time.Duration) result {
 	var m *meter
 	if g, ok := e.meters[addr]; ok {
-		m = startMeter(g.proxy, g.stack)
+		m = startMeter(g.proxy, g.stack, e.countSyscalls)
 	}
 	out, err := exec.Command("wrk", fmt.Sprintf("-t%d", *threads), fmt.Sprintf("-c%d", *connections),
 		fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency", "-s", "bench/session.lua",
@@ -413,6 +425,7 @@ func (e *env) wrk(addr, path string, d time.Duration) result {
 			if err := json.Unmarshal([]byte(line), &r); err == nil {
 				if m != nil {
 					r.costs = m.stop(r.Requests)
+					e.keepSyscalls(addr, path, &r)
 				}
 				return r
 			}

@@ -123,3 +123,22 @@ func TestReadCountersOwnProcess(t *testing.T) {
 		t.Errorf("no context switches read over the threads: %+v", before)
 	}
 }
+
+// TestKeepSyscalls: the count perf made in a warm-up run is what the
+// rounds without perf report, per front end and path; a front end never
+// counted by perf keeps its /proc lower bound.
+func TestKeepSyscalls(t *testing.T) {
+	e := &env{}
+	warm := result{costs: costs{Sys: 6.5, SysPerf: true}}
+	e.keepSyscalls("127.0.0.1:1", "/plain", &warm)
+	round := result{costs: costs{CPU: 20, Sys: 4}} // syscr+syscw of the round
+	e.keepSyscalls("127.0.0.1:1", "/plain", &round)
+	if round.Sys != 6.5 || !round.SysPerf || round.CPU != 20 {
+		t.Errorf("round after a perf warm-up: got %+v", round.costs)
+	}
+	other := result{costs: costs{Sys: 4}}
+	e.keepSyscalls("127.0.0.1:1", "/write", &other)
+	if other.Sys != 4 || other.SysPerf {
+		t.Errorf("another path took the plain path's count: %+v", other.costs)
+	}
+}
