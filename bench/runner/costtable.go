@@ -31,14 +31,41 @@ func sessionStack(target string) bool {
 	return strings.HasPrefix(target, "sessionproxy") || target == "classic"
 }
 
-// stackRatio is r's whole-stack CPU over the classic stack's in its
-// scenario, 0 where there is none to compare.
-func stackRatio(rows []row, r row) float64 {
-	c := classicFor(rows, r.Scenario)
-	if c == nil || !sessionStack(r.Target) {
-		return 0
+// fillRatios sets each row's CPURatio (its proxy CPU over nginx's plain
+// proxy's) and StackRatio (its whole stack's over the classic stack's in
+// its scenario; only for stacks that keep sessions). With runs, each is
+// the median of the rounds' ratios, each round's run over the reference's
+// run of the same round, so that the load of the moment, which moves
+// both, cancels; a row without runs gets the ratio of the medians.
+func fillRatios(rows []row, runs map[string][]result) {
+	ngx := find(rows, "nginx", "1 ")
+	cpu := func(r result) float64 { return r.CPU }
+	stack := func(r result) float64 { return r.StackCPU }
+	for i := range rows {
+		r := &rows[i]
+		own := runs[r.Target+"|"+r.Scenario]
+		if ngx != nil && r.CPU > 0 {
+			r.CPURatio = pairedOr(runs["nginx|"+ngx.Scenario], own, cpu, ratio(r.CPU, ngx.CPU))
+		}
+		if c := classicFor(rows, r.Scenario); c != nil && sessionStack(r.Target) && r.StackCPU > 0 {
+			r.StackRatio = pairedOr(runs[c.Target+"|"+c.Scenario], own, stack, ratio(r.StackCPU, c.StackCPU))
+		}
 	}
-	return ratio(r.StackCPU, c.StackCPU)
+}
+
+// pairedOr is the median of b's over a's per round when both have rounds
+// with f measured, else or.
+func pairedOr(a, b []result, f func(result) float64, or float64) float64 {
+	var xs []float64
+	for _, x := range pairedRatios(a, b, f) {
+		if x > 0 {
+			xs = append(xs, x)
+		}
+	}
+	if len(xs) == 0 {
+		return or
+	}
+	return median(xs)
 }
 
 // targetRows are issue #30's targets with what this run reached: proxy
@@ -55,12 +82,12 @@ func targetRows(rows []row, fixed []fixedRow) []targetRow {
 	}
 	cpu := func(scenario string, r *row, target float64) {
 		if r != nil && ngx != nil {
-			add(scenario, "proxy CPU/req × nginx plain", ratio(r.CPU, ngx.CPU), target)
+			add(scenario, "proxy CPU/req × nginx plain", r.CPURatio, target)
 		}
 	}
 	stack := func(scenario string, r *row, target float64) {
 		if r != nil {
-			add(scenario, "whole stack CPU/req × classic", stackRatio(rows, *r), target)
+			add(scenario, "whole stack CPU/req × classic", r.StackRatio, target)
 		}
 	}
 	sp := func(prefix string) *row { return find(rows, "sessionproxy", prefix) }
@@ -104,14 +131,13 @@ func (t table) costMarkdown(b *strings.Builder) {
 	b.WriteString("Proxy CPU is utime+stime of the proxy's own processes (nginx: master and workers) from /proc over each wrk run, ÷ the requests wrk counted; " +
 		"whole stack adds the backends and memcached (for the classic stack: its nginx, its two session-keeping backends, memcached); " +
 		"context switches are summed over the proxy's threads; system calls: " + sys + ". " +
-		"× nginx plain: over nginx's plain proxy CPU in this run; × classic: whole stack over the classic stack's in the same session scenario (reads against its read, writes against its write). " +
+		"× nginx plain: over nginx's plain proxy CPU; × classic: whole stack over the classic stack's in the same session scenario (reads against its read, writes against its write); both are medians of the per-round ratios (each run over the reference's run in the same round). " +
 		"req/s and its ratio are secondary: they move with how the two cores are shared.\n\n")
 	b.WriteString("| target | scenario | proxy CPU µs/req | × nginx plain | whole stack µs/req | × classic | ctx sw/req | syscalls/req | req/s | req/s × nginx plain | p50 ms | p99 ms | errors |\n" +
 		"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range t.Rows {
-		sr := stackRatio(t.Rows, r)
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %d |\n", r.Target, r.Scenario,
-			num(r.CPU, 1), num(r.CPURatio, 2), num(r.StackCPU, 1), num(sr, 2), num(r.Ctx, 2), num(r.Sys, 2),
+			num(r.CPU, 1), num(r.CPURatio, 2), num(r.StackCPU, 1), num(r.StackRatio, 2), num(r.Ctx, 2), num(r.Sys, 2),
 			r.RPS, r.Ratio, r.P50, r.P99, r.Errors)
 	}
 }

@@ -31,8 +31,15 @@ func costRows() []row {
 	}
 }
 
-func TestStackRatio(t *testing.T) {
+// filledRows are costRows with their ratios from the medians (no rounds).
+func filledRows() []row {
 	rows := costRows()
+	fillRatios(rows, nil)
+	return rows
+}
+
+func TestStackRatio(t *testing.T) {
+	rows := filledRows()
 	for _, c := range []struct {
 		target, scenario string
 		want             float64
@@ -46,7 +53,7 @@ func TestStackRatio(t *testing.T) {
 		{"classic", "3 ", 1},
 	} {
 		r := find(rows, c.target, c.scenario)
-		if got := stackRatio(rows, *r); !near(got, c.want) {
+		if got := r.StackRatio; !near(got, c.want) {
 			t.Errorf("%s %s: got %v, want %v", c.target, c.scenario, got, c.want)
 		}
 	}
@@ -59,7 +66,7 @@ func TestTargetRows(t *testing.T) {
 		{Target: "sessionproxy", Scenario: "3 session write (sync, 2 replicas)", P99: 5, P99Ratio: 2.5},
 	}
 	got := map[string]targetRow{}
-	for _, tr := range targetRows(costRows(), fixed) {
+	for _, tr := range targetRows(filledRows(), fixed) {
 		got[tr.Scenario+" | "+tr.Against] = tr
 	}
 	for key, want := range map[string]struct {
@@ -92,11 +99,7 @@ func TestTargetRows(t *testing.T) {
 }
 
 func TestCostMarkdown(t *testing.T) {
-	tb := table{Rows: costRows()}
-	base := tb.Rows[1]
-	for i := range tb.Rows {
-		tb.Rows[i].CPURatio = ratio(tb.Rows[i].CPU, base.CPU)
-	}
+	tb := table{Rows: filledRows()}
 	var b strings.Builder
 	tb.costMarkdown(&b)
 	// sessionproxy's write: 44 µs, 2.20× nginx plain, stack 120 µs, 0.40× classic.
@@ -151,5 +154,32 @@ func TestOpenLoop(t *testing.T) {
 	}
 	if res.P50 <= 0 || res.P99 < res.P50 || res.P999 < res.P99 {
 		t.Errorf("percentiles out of order: %+v", res)
+	}
+}
+
+// TestPairedRatios: with rounds, a ratio is the median of the rounds'
+// ratios, not the ratio of the medians. Round 2 ran while the machine
+// was loaded, which doubled both nginx's and sessionproxy's cost.
+func TestPairedRatios(t *testing.T) {
+	runs := map[string][]result{
+		"nginx|1 plain proxy":                     {{costs: costs{CPU: 20}}, {costs: costs{CPU: 40}}, {costs: costs{CPU: 21}}},
+		"sessionproxy|1 plain proxy":              {{costs: costs{CPU: 24}}, {costs: costs{CPU: 44}}, {costs: costs{CPU: 42}}},
+		"classic|2 session read":                  {{costs: costs{StackCPU: 100}}, {costs: costs{StackCPU: 200}}, {costs: costs{StackCPU: 100}}},
+		"sessionproxy|2 session read (local hit)": {{costs: costs{CPU: 1, StackCPU: 30}}, {costs: costs{CPU: 1, StackCPU: 70}}, {costs: costs{CPU: 1, StackCPU: 40}}},
+	}
+	var rows []row
+	for _, k := range []string{"nginx|1 plain proxy", "sessionproxy|1 plain proxy", "classic|2 session read", "sessionproxy|2 session read (local hit)"} {
+		target, name, _ := strings.Cut(k, "|")
+		rows = append(rows, summarize(target, name, runs[k]))
+	}
+	fillRatios(rows, runs)
+	// Rounds: 24/20 = 1.2, 44/40 = 1.1, 42/21 = 2.0: median 1.2. The
+	// medians' ratio would be 42/21 = 2.0.
+	if got := find(rows, "sessionproxy", "1 ").CPURatio; !near(got, 1.2) {
+		t.Errorf("paired CPU ratio: got %v, want 1.2", got)
+	}
+	// 0.3, 0.35, 0.4: median 0.35 (the medians' ratio: 40/100 = 0.4).
+	if got := find(rows, "sessionproxy", "2 ").StackRatio; !near(got, 0.35) {
+		t.Errorf("paired stack ratio: got %v, want 0.35", got)
 	}
 }

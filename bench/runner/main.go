@@ -447,7 +447,8 @@ type row struct {
 	// context switches and system calls.
 	CPU, StackCPU, Ctx, Sys float64
 	SysPerf                 bool    // Sys counted by perf (else syscr+syscw)
-	CPURatio                float64 // CPU / nginx plain CPU
+	CPURatio                float64 // CPU / nginx plain CPU (costtable.go's fillRatios)
+	StackRatio              float64 // StackCPU / the classic stack's in the scenario
 }
 
 type table struct {
@@ -506,8 +507,8 @@ func buildTable(runs map[string][]result) table {
 	base := t.Rows[1] // nginx, plain proxy
 	for i := range t.Rows {
 		t.Rows[i].Ratio = t.Rows[i].RPS / base.RPS
-		t.Rows[i].CPURatio = ratio(t.Rows[i].CPU, base.CPU)
 	}
+	fillRatios(t.Rows, runs) // costtable.go
 	return t
 }
 
