@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/prefork"
 
 	"sessionproxy/admin"
 	"sessionproxy/certs"
@@ -299,19 +298,6 @@ func (a *app) serve() int {
 	// Handle signals before the port opens: an unhandled SIGHUP (a reload
 	// sent as soon as the proxy answers) would otherwise kill the process.
 	signal.Notify(a.signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
-	if os.Getenv("SESSIONPROXY_PREFORK") != "" {
-		// The A/B of issue #30's lever d: fasthttp/prefork, one process
-		// per core sharing the port (SO_REUSEPORT), each with its own
-		// sessions, hot tier and backend pools. The master serves
-		// nothing; each child runs this same binary up to here.
-		p := prefork.New(a.server)
-		p.Reuseport = true
-		if err := p.ListenAndServe(a.cfg.Listen); err != nil {
-			a.logger.Error("prefork", "error", err)
-			return 1
-		}
-		return 0
-	}
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		a.logger.Error("cannot listen", "addr", a.cfg.Listen, "error", err)
