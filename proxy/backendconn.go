@@ -17,9 +17,9 @@ import (
 // A write that follows a read starts a new request on a connection that
 // has carried one before; only then is the socket peeked, without
 // blocking, and, when the transport asks (checkBeforeUse), only if the
-// connection sat idle for idlePeekAfter or longer since its answer. fasthttp uses a
-// connection from one goroutine at a time and hands it over through its
-// pool's lock, so the fields need no lock of their own.
+// connection sat idle for idlePeekAfter or longer since its answer.
+// fasthttp uses a connection from one goroutine at a time and hands it
+// over through its pool's lock, so the fields need no lock of their own.
 //
 // Its deadlines are set lazily (lazyDeadline): a request asking for
 // about the deadline the previous one set leaves the timer alone.
