@@ -5,6 +5,7 @@ package proxy
 import (
 	"net"
 	"syscall"
+	"time"
 )
 
 // idleCheckConn is a backend connection that carries no further request
@@ -15,12 +16,17 @@ import (
 //
 // A write that follows a read starts a new request on a connection that
 // has carried one before; only then is the socket peeked, without
-// blocking. fasthttp uses a connection from one goroutine at a time and
-// hands it over through its pool's lock, so the fields need no lock of
-// their own.
+// blocking, and, when the transport asks (checkBeforeUse), only if the
+// connection sat idle for idlePeekAfter or longer since its answer.
+// fasthttp uses a connection from one goroutine at a time and hands it
+// over through its pool's lock, so the fields need no lock of their own.
+//
+// Its deadlines are set lazily (lazyDeadline): a request asking for
+// about the deadline the previous one set leaves the timer alone.
 type idleCheckConn struct {
 	*net.TCPConn // keeps SetKeepAlive, CloseWrite and the rest
 	idleCheck
+	rd, wd lazyDeadline
 }
 
 // idleCheckUnixConn is idleCheckConn over a Unix socket (unix: backends,
@@ -28,6 +34,7 @@ type idleCheckConn struct {
 type idleCheckUnixConn struct {
 	*net.UnixConn
 	idleCheck
+	rd, wd lazyDeadline
 }
 
 // idleCheck is the state of the check, for either kind of connection.
@@ -35,8 +42,12 @@ type idleCheck struct {
 	raw      syscall.RawConn
 	peekFn   func(fd uintptr) // c.peek, bound once: a method value made per check would allocate
 	answered bool             // read since the last write: the next write starts a new request
-	peekErr  error
-	peekBuf  [1]byte
+	// answeredAt is when the transport read the last answer whole, zero
+	// when it did not say: a connection back in the pool for less than
+	// idlePeekAfter since then is not peeked.
+	answeredAt time.Time
+	peekErr    error
+	peekBuf    [1]byte
 }
 
 // newIdleCheckConn wraps a TCP connection to a backend; other kinds of
@@ -75,15 +86,41 @@ func idleCheckOf(c net.Conn) *idleCheck {
 	return nil
 }
 
+// idlePeekAfter is how long a backend connection must have sat idle
+// since its last answer before it is peeked again. The peek is a system
+// call per request that finds nothing on a healthy connection
+// (bench/README.md, "Plain-path levers"); what it looks for mostly comes
+// late: a backend closing a connection at the end of its keep-alive
+// timeout (seconds), or writing to it long after its answer. A
+// connection taken again within this time of its answer is used
+// unpeeked: a stray answer or a close within that window shows up as
+// the next request's answer or error, as one arriving just after a
+// peek always could.
+const idlePeekAfter = 10 * time.Millisecond
+
 // checkBeforeUse runs the check of c, if it has one, when it carried a
-// request before: see staleBeforeUse.
+// request before, unless its answer was marked (answeredAt) less than
+// idlePeekAfter ago: see staleBeforeUse.
 func checkBeforeUse(c net.Conn) bool {
 	ic := idleCheckOf(c)
 	if ic == nil || !ic.answered {
 		return false
 	}
 	ic.answered = false
+	at := ic.answeredAt
+	ic.answeredAt = time.Time{} // an answer not marked again is peeked after
+	if !at.IsZero() && time.Since(at) < idlePeekAfter {
+		return false
+	}
 	return ic.stale()
+}
+
+// answeredAt records that c's answer was read whole at now, as it goes
+// back to the pool: see checkBeforeUse.
+func answeredAt(c net.Conn, now time.Time) {
+	if ic := idleCheckOf(c); ic != nil {
+		ic.answeredAt = now
+	}
 }
 
 // handshakeDone tells the idle check of c that the reads so far were a TLS
@@ -128,6 +165,55 @@ func (c *idleCheckUnixConn) Write(b []byte) (int, error) {
 		}
 	}
 	return c.UnixConn.Write(b)
+}
+
+// SetReadDeadline sets the read deadline unless the one armed does
+// (lazyDeadline).
+func (c *idleCheckConn) SetReadDeadline(t time.Time) error {
+	if t, ok := c.rd.next(t); ok {
+		return c.rd.set(c.TCPConn.SetReadDeadline(t))
+	}
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline unless the one armed does.
+func (c *idleCheckConn) SetWriteDeadline(t time.Time) error {
+	if t, ok := c.wd.next(t); ok {
+		return c.wd.set(c.TCPConn.SetWriteDeadline(t))
+	}
+	return nil
+}
+
+// SetDeadline sets both deadlines, each unless the one armed does.
+func (c *idleCheckConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline sets the read deadline unless the one armed does.
+func (c *idleCheckUnixConn) SetReadDeadline(t time.Time) error {
+	if t, ok := c.rd.next(t); ok {
+		return c.rd.set(c.UnixConn.SetReadDeadline(t))
+	}
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline unless the one armed does.
+func (c *idleCheckUnixConn) SetWriteDeadline(t time.Time) error {
+	if t, ok := c.wd.next(t); ok {
+		return c.wd.set(c.UnixConn.SetWriteDeadline(t))
+	}
+	return nil
+}
+
+// SetDeadline sets both deadlines, each unless the one armed does.
+func (c *idleCheckUnixConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
 }
 
 // stale reports whether the socket holds unread bytes, end of file or an

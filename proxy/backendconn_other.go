@@ -2,7 +2,10 @@
 
 package proxy
 
-import "net"
+import (
+	"net"
+	"time"
+)
 
 // newIdleCheckConn returns c as it is: the check for bytes a backend wrote
 // to an idle connection peeks with MSG_PEEK|MSG_DONTWAIT, a unix call.
@@ -13,3 +16,6 @@ func handshakeDone(net.Conn) {}
 
 // checkBeforeUse has no idle check to run.
 func checkBeforeUse(net.Conn) bool { return false }
+
+// answeredAt has no idle check to tell.
+func answeredAt(net.Conn, time.Time) {}

@@ -134,3 +134,47 @@ func TestTLSBackendIdleCheck(t *testing.T) {
 		t.Fatalf("backend saw %d TLS connections, want 3", conns.Load())
 	}
 }
+
+// TestIdleCheckOnlyAfterIdle: a connection taken again within
+// idlePeekAfter of its answer is not peeked (the lever of issue #30: the
+// peek is a system call per request that finds nothing on a healthy
+// connection); one idle longer is, and is refused for the bytes its peer
+// wrote to it.
+func TestIdleCheckOnlyAfterIdle(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	conn := newIdleCheckConn(c)
+	if _, err := io.WriteString(peer, "stray"); err != nil {
+		t.Fatal(err)
+	}
+	ic := idleCheckOf(conn)
+	waitFor(t, "the stray bytes", func() bool { return ic.stale() })
+
+	ic.answered = true // an answer was read, just now
+	answeredAt(conn, time.Now())
+	if checkBeforeUse(conn) {
+		t.Fatal("a connection answered less than idlePeekAfter ago was peeked")
+	}
+	ic.answered = true
+	answeredAt(conn, time.Now().Add(-2*idlePeekAfter))
+	if !checkBeforeUse(conn) {
+		t.Fatal("a connection idle for longer than idlePeekAfter, with stray bytes, was not refused")
+	}
+	ic.answered = true // an answer never marked (a streamed body) is peeked
+	if !checkBeforeUse(conn) {
+		t.Fatal("a connection whose answer was not marked was not peeked")
+	}
+}

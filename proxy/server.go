@@ -66,7 +66,13 @@ func NewServer(h fasthttp.RequestHandler, o ServerOptions) *fasthttp.Server {
 		HeaderReceived:     bodies.headerReceived,
 		// fasthttp's read buffer also caps the request header; nginx
 		// accepts 8 KiB lines and cookies grow, so allow 16 KiB.
-		ReadBufferSize:                16 << 10,
+		ReadBufferSize: 16 << 10,
+		// A response's head and body go to the client in one write when
+		// they fit in the write buffer; fasthttp's 4 KiB default took two
+		// for any body over about 4 KiB (bench/README.md, "Plain-path
+		// levers"). Pooled between requests (ReduceMemoryUsage): only a
+		// connection being written to holds one.
+		WriteBufferSize:               16 << 10,
 		ReadTimeout:                   o.ReadTimeout,
 		IdleTimeout:                   o.IdleTimeout,
 		NoDefaultServerHeader:         true,

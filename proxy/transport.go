@@ -181,6 +181,7 @@ func (t *transport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 	if closeConn {
 		t.closeConn(cc)
 	} else {
+		markAnswered(conn)
 		t.releaseConn(cc)
 	}
 	return false, nil
@@ -212,6 +213,16 @@ func staleBeforeUse(c net.Conn) bool {
 		c = tc.NetConn()
 	}
 	return checkBeforeUse(c)
+}
+
+// markAnswered tells the idle check of a backend connection, under TLS
+// too, that its answer was read whole just now, as it goes back to the
+// pool.
+func markAnswered(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	answeredAt(c, time.Now())
 }
 
 // readResponseHeader reads a response head, passing over informational

@@ -8,6 +8,7 @@
 //	/read      sets one only when the session is new (X-Session-New), so
 //	           later requests of that session only read it
 //	/peek      sets nothing and answers with the value of "last"
+//	/kib?n=N   answers N KiB (the write-buffer lever of issue #30)
 //	other      plain answer
 //
 // On /read and /write, ?pad=N also sets an attribute of N bytes when the
@@ -105,6 +106,9 @@ func proxied() fasthttp.RequestHandler {
 		case "/peek":
 			ctx.SetContentType("text/plain")
 			ctx.SetBody(ctx.Request.Header.Peek("X-Session-Attr-Last"))
+		case "/kib":
+			ctx.SetContentType("application/octet-stream")
+			ctx.SetBody(padBytes(ctx.QueryArgs().GetUintOrZero("n") << 10))
 		case "/mib":
 			// Above the proxy's 64 KiB whole-body limit: relayed as a stream.
 			ctx.SetContentType("application/octet-stream")
