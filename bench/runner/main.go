@@ -5,6 +5,14 @@
 //
 //	make bench-wrk ARGS="[-rounds 3] [-duration 8s] [-connections 64] [-threads 2]"
 //
+// Every wrk run against a front end reports what a request cost its
+// processes (CPU, context switches, system calls; procstat.go) beside
+// req/s, and after the rounds an open-loop generator measures latency at a
+// fixed rate (fixedrate.go). With -ab it compares two sessionproxy builds
+// instead (ab.go):
+//
+//	make bench-wrk ARGS="-ab -a /tmp/sp-a -b /tmp/sp-b -scenarios plain,read,write,cold -rounds 6"
+//
 // With -fault it runs the fault scenario instead (fault.go): its own
 // clients write their sessions second by second while memcached nodes and
 // a backend are killed, frozen and restarted, and it charts req/s, p99 and
