@@ -183,8 +183,13 @@ func sysSource() string {
 // abStats are the medians of one side in one scenario.
 type abStats struct {
 	RPS, CPU, Stack, Ctx, Sys, P99 float64
-	Errors                         int64
+	Errors, Requests               int64 // over all rounds
 }
+
+// erratic says whether more than 1% of the requests failed: a failed
+// request (a memcached node marked down by a slow answer, say) costs less
+// than a served one, so CPU per request no longer compares.
+func (s abStats) erratic() bool { return s.Errors*100 > s.Requests }
 
 func abSummary(rs []result) abStats {
 	var s abStats
@@ -203,6 +208,7 @@ func abSummary(rs []result) abStats {
 	s.P99 = col(func(r result) float64 { return float64(r.P99) / 1000 })
 	for _, r := range rs {
 		s.Errors += r.Errors
+		s.Requests += r.Requests
 	}
 	return s
 }
@@ -230,6 +236,7 @@ func abMarkdown(a, b string, scs []abScenario, runs map[string][]result) string 
 		"CPU is utime+stime of the proxy's process from /proc over each wrk run, divided by the requests wrk counted; "+
 		"the stack adds the two backends and two memcached nodes; system calls: %s.\n\n",
 		time.Now().UTC().Format(time.RFC3339), machine(), gitCommit(), a, b, *threads, *connections, *duration, *rounds, sysSource())
+	erratic := false
 	w.WriteString("| scenario | CPU µs/req A | B | **B/A** | paired B/A by round | req/s A | B | B/A | p99 ms A | B | errors A/B |\n|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|\n")
 	for _, sc := range scs {
 		ra, rb := runs["A|"+sc.Name], runs["B|"+sc.Name]
@@ -239,9 +246,16 @@ func abMarkdown(a, b string, scs []abScenario, runs map[string][]result) string 
 		for _, x := range pr {
 			ps = append(ps, fmt.Sprintf("%.2f", x))
 		}
-		fmt.Fprintf(&w, "| %s (%s) | %.1f | %.1f | **%.2f** | %s (median %.2f) | %.0f | %.0f | %.2f | %.2f | %.2f | %d/%d |\n",
-			sc.Name, sc.About, sa.CPU, sb.CPU, ratio(sb.CPU, sa.CPU), strings.Join(ps, " "), median(append([]float64{}, pr...)),
+		warn := ""
+		if sa.erratic() || sb.erratic() {
+			warn, erratic = " ⚠", true
+		}
+		fmt.Fprintf(&w, "| %s (%s)%s | %.1f | %.1f | **%.2f** | %s (median %.2f) | %.0f | %.0f | %.2f | %.2f | %.2f | %d/%d |\n",
+			sc.Name, sc.About, warn, sa.CPU, sb.CPU, ratio(sb.CPU, sa.CPU), strings.Join(ps, " "), median(append([]float64{}, pr...)),
 			sa.RPS, sb.RPS, ratio(sb.RPS, sa.RPS), sa.P99, sb.P99, sa.Errors, sb.Errors)
+	}
+	if erratic {
+		w.WriteString("\n⚠ More than 1% of one side's requests failed: a failed request costs less than a served one, so its CPU per request does not compare. Look for `memcached node down` in the logs (-keep): on a loaded machine a memcached answer slower than the 100 ms timeout marks a node down.\n")
 	}
 	w.WriteString("\n| scenario | ctx switches/req A | B | B/A | syscalls/req A | B | B/A | whole stack CPU µs/req A | B | B/A |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, sc := range scs {

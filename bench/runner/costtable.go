@@ -135,10 +135,18 @@ func (t table) costMarkdown(b *strings.Builder) {
 		"req/s and its ratio are secondary: they move with how the two cores are shared.\n\n")
 	b.WriteString("| target | scenario | proxy CPU µs/req | × nginx plain | whole stack µs/req | × classic | ctx sw/req | syscalls/req | req/s | req/s × nginx plain | p50 ms | p99 ms | errors |\n" +
 		"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	erratic := false
 	for _, r := range t.Rows {
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %d |\n", r.Target, r.Scenario,
+		name := r.Scenario
+		if r.Errors*100 > r.Requests && r.Requests > 0 {
+			name, erratic = name+" ⚠", true
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %d |\n", r.Target, name,
 			num(r.CPU, 1), num(r.CPURatio, 2), num(r.StackCPU, 1), num(r.StackRatio, 2), num(r.Ctx, 2), num(r.Sys, 2),
 			r.RPS, r.Ratio, r.P50, r.P99, r.Errors)
+	}
+	if erratic {
+		b.WriteString("\n⚠ More than 1% of the requests failed: a failed request costs less than a served one, so the row's CPU per request flatters it.\n")
 	}
 }
 

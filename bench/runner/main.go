@@ -5,6 +5,14 @@
 //
 //	make bench-wrk ARGS="[-rounds 3] [-duration 8s] [-connections 64] [-threads 2]"
 //
+// Every wrk run against a front end reports what a request cost its
+// processes (CPU, context switches, system calls; procstat.go) beside
+// req/s, and after the rounds an open-loop generator measures latency at a
+// fixed rate (fixedrate.go). With -ab it compares two sessionproxy builds
+// instead (ab.go):
+//
+//	make bench-wrk ARGS="-ab -a /tmp/sp-a -b /tmp/sp-b -scenarios plain,read,write,cold -rounds 6"
+//
 // With -fault it runs the fault scenario instead (fault.go): its own
 // clients write their sessions second by second while memcached nodes and
 // a backend are killed, frozen and restarted, and it charts req/s, p99 and
@@ -441,6 +449,7 @@ type row struct {
 	RPS              float64
 	P50, P99         float64 // ms
 	Errors           int64
+	Requests         int64   // over all rounds
 	Ratio            float64 // RPS / nginx plain RPS
 	// Medians of the cost per request (procstat.go), 0 where the target
 	// is not metered: proxy CPU µs, whole stack CPU µs, the proxy's
@@ -475,7 +484,7 @@ func median(xs []float64) float64 {
 
 func summarize(target, name string, rs []result) row {
 	var rps, p50, p99, cpu, stack, ctx, sys []float64
-	var errs int64
+	var errs, reqs int64
 	perf := len(rs) > 0
 	for _, r := range rs {
 		rps = append(rps, r.RPS)
@@ -485,8 +494,9 @@ func summarize(target, name string, rs []result) row {
 		ctx, sys = append(ctx, r.Ctx), append(sys, r.Sys)
 		perf = perf && r.SysPerf
 		errs += r.Errors
+		reqs += r.Requests
 	}
-	return row{Target: target, Scenario: name, RPS: median(rps), P50: median(p50), P99: median(p99), Errors: errs,
+	return row{Target: target, Scenario: name, RPS: median(rps), P50: median(p50), P99: median(p99), Errors: errs, Requests: reqs,
 		CPU: median(cpu), StackCPU: median(stack), Ctx: median(ctx), Sys: median(sys), SysPerf: perf}
 }
 

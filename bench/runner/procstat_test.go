@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -140,5 +141,22 @@ func TestKeepSyscalls(t *testing.T) {
 	e.keepSyscalls("127.0.0.1:1", "/write", &other)
 	if other.Sys != 4 || other.SysPerf {
 		t.Errorf("another path took the plain path's count: %+v", other.costs)
+	}
+}
+
+// TestABErratic: a side with more than 1% failed requests is flagged in
+// the A/B table, where its CPU per request would look cheaper.
+func TestABErratic(t *testing.T) {
+	ok := []result{{Requests: 10000, Errors: 50, costs: costs{CPU: 30}}, {Requests: 10000, Errors: 0, costs: costs{CPU: 31}}}
+	bad := []result{{Requests: 10000, Errors: 900, costs: costs{CPU: 20}}, {Requests: 10000, Errors: 0, costs: costs{CPU: 21}}}
+	if abSummary(ok).erratic() {
+		t.Error("0.25% errors flagged")
+	}
+	if !abSummary(bad).erratic() {
+		t.Error("4.5% errors not flagged")
+	}
+	md := abMarkdown("a", "b", []abScenario{abAll[0], abAll[2]}, map[string][]result{"A|plain": ok, "B|plain": ok, "A|write": ok, "B|write": bad})
+	if !strings.Contains(md, "| write (session write, sync, 2 replicas) ⚠ |") || strings.Contains(md, "no session work) ⚠") {
+		t.Errorf("flags wrong:\n%s", md)
 	}
 }
