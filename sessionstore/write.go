@@ -380,9 +380,17 @@ func (s *Store) delete(id []byte, begun int64) error {
 	defer mu.Unlock()
 	var cur, other Session
 	found := s.local != nil && s.local.GetFn(id, cur.Decode) == nil
-	if v, err := s.shared.Get(id); err == nil && other.Decode(v) == nil && (!found || other.Version > cur.Version) {
+	v, err := s.shared.Get(id)
+	if err == nil && other.Decode(v) == nil && (!found || other.Version > cur.Version) {
 		cur.CopyFrom(&other)
 		found = true
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) && !(found && s.keeps()) {
+		// The held version is unknown: a tombstone at a guessed one may
+		// be older than the session held, which the conditional write
+		// takes as superseded and answers as done (finding D,
+		// docs/guarantees.md), and the logout would not happen.
+		return err
 	}
 	if found && cur.Deleted {
 		return follows(&cur, begun)
