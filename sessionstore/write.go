@@ -103,6 +103,15 @@ func (autoMode) write(s *Store, w *writeContext) error {
 	return trustedMode{}.write(s, w)
 }
 
+// holds reports whether the hot tier has a copy of id (a tombstone too).
+func (s *Store) holds(id []byte) bool {
+	if s.local == nil {
+		return false
+	}
+	_, err := s.local.Get(id)
+	return err == nil
+}
+
 // fromLocal fills w.base from the hot tier and reports whether it held a
 // live copy.
 func (s *Store) fromLocal(w *writeContext) bool {
@@ -255,7 +264,11 @@ func (s *Store) rotate(w *writeContext, newID []byte) error {
 		return fmt.Errorf("sessionstore: rotate needs a valid new ID")
 	}
 	cur, err := s.shared.Get(w.id)
-	if err != nil && !errors.Is(err, ErrNotFound) && !(errors.Is(err, ErrUnavailable) && s.keeps()) {
+	if err != nil && !errors.Is(err, ErrNotFound) && !(errors.Is(err, ErrUnavailable) && s.keeps() && s.holds(w.id)) {
+		// Without a copy here to build on, the unread session would
+		// count as missing: the client's cookie expired while the
+		// session stays under the ID it was to leave (finding E,
+		// docs/guarantees.md).
 		return err
 	}
 	for try := 1; ; try++ {
