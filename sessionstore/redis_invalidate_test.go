@@ -44,7 +44,7 @@ func refusingGets(t *testing.T) (relayAddr string, refuse *atomic.Bool) {
 	return relay.Addr, refuse
 }
 
-// TestInvalidateWhenTheReadFails is the fault harness's finding D
+// TestInvalidateWhenTheReadFails is the fault harness's finding R2
 // (docs/guarantees.md): an invalidation whose read of the session failed
 // (a timeout right after a Redis failover) wrote its tombstone at version
 // 1, which the conditional write takes as already superseded by the
@@ -54,7 +54,7 @@ func refusingGets(t *testing.T) (relayAddr string, refuse *atomic.Bool) {
 // proxies reach Redis through a relay that ends any connection carrying
 // a GET while armed, so that reads fail and scripted writes do not; no
 // hot tier, which would hold a copy of its own (the keeping of changes
-// during an outage is another matter, finding C).
+// during an outage is another matter, finding R1).
 func TestInvalidateWhenTheReadFails(t *testing.T) {
 	addr, refuseGets := refusingGets(t)
 	s := newRedisStore(t, Options{Redis: RedisOptions{Addrs: []string{addr}}})
@@ -82,7 +82,7 @@ func TestInvalidateWhenTheReadFails(t *testing.T) {
 	}
 }
 
-// TestRotateWhenTheReadFails is the fault harness's finding E
+// TestRotateWhenTheReadFails is the fault harness's finding R3
 // (docs/guarantees.md): a rotation whose read of the session failed went
 // on as if the session were missing when the hot tier did not hold it
 // (another proxy made it, or the hot tier was flushed when the connection

@@ -267,7 +267,7 @@ func (s *Store) rotate(w *writeContext, newID []byte) error {
 	if err != nil && !errors.Is(err, ErrNotFound) && !(errors.Is(err, ErrUnavailable) && s.keeps() && s.holds(w.id)) {
 		// Without a copy here to build on, the unread session would
 		// count as missing: the client's cookie expired while the
-		// session stays under the ID it was to leave (finding E,
+		// session stays under the ID it was to leave (finding R3,
 		// docs/guarantees.md).
 		return err
 	}
@@ -401,7 +401,7 @@ func (s *Store) delete(id []byte, begun int64) error {
 	if err != nil && !errors.Is(err, ErrNotFound) && !(found && s.keeps()) {
 		// The held version is unknown: a tombstone at a guessed one may
 		// be older than the session held, which the conditional write
-		// takes as superseded and answers as done (finding D,
+		// takes as superseded and answers as done (finding R2,
 		// docs/guarantees.md), and the logout would not happen.
 		return err
 	}

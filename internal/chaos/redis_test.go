@@ -111,7 +111,7 @@ type redisReplStore struct {
 	claimStrict bool // check as if they did (the self-check)
 	// noCache turns the hot tier off (local_cache.size 0), a default
 	// changed on purpose: without a hot tier a change Redis does not take
-	// is never kept in the proxy and answered as done (finding C in
+	// is never kept in the proxy and answered as done (finding R1 in
 	// docs/guarantees.md), so the only losses left with wait_replicas 0
 	// are the promotions' own, which the model must accept and the
 	// self-check must flag.
