@@ -359,9 +359,13 @@ func (s *Store) tombstoneValue(dst []byte, version uint64, movedTo []byte) []byt
 // keeps reports whether a change the shared store could not take is kept
 // in the hot tier and written back later (answered as done): when there
 // is a hot tier, and no Redis WaitReplicas, whose whole point is that an
-// answered write is on the replicas.
+// answered write is on the replicas. Nor with a hot tier the server keeps
+// coherent (Redis client_cache): it is there so that several proxies see
+// each other's changes at once, with no presence marks to say whether
+// they are there, and a change kept in one of them is one the others
+// cannot see (finding R1, docs/guarantees.md).
 func (s *Store) keeps() bool {
-	return s.local != nil && s.opts.Redis.WaitReplicas == 0
+	return s.local != nil && s.opts.Redis.WaitReplicas == 0 && s.coherent == nil
 }
 
 // keep turns the shared store's ErrUnavailable into a change kept in the
