@@ -6,7 +6,7 @@
 # make bench - Go benchmarks beside the code
 # make bench-wrk   - wrk against nginx on this machine (bench/, a module of its own); ARGS="-rounds 5" to pass flags
 # make bench-fault - the failover scenario over time, with a chart
-# make chaos - the fault harness (internal/chaos) for CHAOS_DURATION per configuration (default 3m), random seed (CHAOS_SEED=n replays one)
+# make chaos - the fault harness (internal/chaos: memcached, Redis master+replica and Cluster) for CHAOS_DURATION per configuration (default 3m), random seed (CHAOS_SEED=n replays one)
 
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -103,6 +103,15 @@ func (autoMode) write(s *Store, w *writeContext) error {
 	return trustedMode{}.write(s, w)
 }
 
+// holds reports whether the hot tier has a copy of id (a tombstone too).
+func (s *Store) holds(id []byte) bool {
+	if s.local == nil {
+		return false
+	}
+	_, err := s.local.Get(id)
+	return err == nil
+}
+
 // fromLocal fills w.base from the hot tier and reports whether it held a
 // live copy.
 func (s *Store) fromLocal(w *writeContext) bool {
@@ -255,7 +264,11 @@ func (s *Store) rotate(w *writeContext, newID []byte) error {
 		return fmt.Errorf("sessionstore: rotate needs a valid new ID")
 	}
 	cur, err := s.shared.Get(w.id)
-	if err != nil && !errors.Is(err, ErrNotFound) && !(errors.Is(err, ErrUnavailable) && s.keeps()) {
+	if err != nil && !errors.Is(err, ErrNotFound) && !(errors.Is(err, ErrUnavailable) && s.keeps() && s.holds(w.id)) {
+		// Without a copy here to build on, the unread session would
+		// count as missing: the client's cookie expired while the
+		// session stays under the ID it was to leave (finding R3,
+		// docs/guarantees.md).
 		return err
 	}
 	for try := 1; ; try++ {
@@ -346,9 +359,13 @@ func (s *Store) tombstoneValue(dst []byte, version uint64, movedTo []byte) []byt
 // keeps reports whether a change the shared store could not take is kept
 // in the hot tier and written back later (answered as done): when there
 // is a hot tier, and no Redis WaitReplicas, whose whole point is that an
-// answered write is on the replicas.
+// answered write is on the replicas. Nor with a hot tier the server keeps
+// coherent (Redis client_cache): it is there so that several proxies see
+// each other's changes at once, with no presence marks to say whether
+// they are there, and a change kept in one of them is one the others
+// cannot see (finding R1, docs/guarantees.md).
 func (s *Store) keeps() bool {
-	return s.local != nil && s.opts.Redis.WaitReplicas == 0
+	return s.local != nil && s.opts.Redis.WaitReplicas == 0 && s.coherent == nil
 }
 
 // keep turns the shared store's ErrUnavailable into a change kept in the
@@ -380,9 +397,17 @@ func (s *Store) delete(id []byte, begun int64) error {
 	defer mu.Unlock()
 	var cur, other Session
 	found := s.local != nil && s.local.GetFn(id, cur.Decode) == nil
-	if v, err := s.shared.Get(id); err == nil && other.Decode(v) == nil && (!found || other.Version > cur.Version) {
+	v, err := s.shared.Get(id)
+	if err == nil && other.Decode(v) == nil && (!found || other.Version > cur.Version) {
 		cur.CopyFrom(&other)
 		found = true
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) && !(found && s.keeps()) {
+		// The held version is unknown: a tombstone at a guessed one may
+		// be older than the session held, which the conditional write
+		// takes as superseded and answers as done (finding R2,
+		// docs/guarantees.md), and the logout would not happen.
+		return err
 	}
 	if found && cur.Deleted {
 		return follows(&cur, begun)

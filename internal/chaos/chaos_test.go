@@ -90,7 +90,7 @@ func TestChaosMemcached(t *testing.T) {
 	for _, nodes := range []int{2, 3} {
 		t.Run(fmt.Sprintf("nodes%d", nodes), func(t *testing.T) {
 			t.Logf("seed %d, %v, %d memcached nodes, 3 proxies (replay: CHAOS_SEED=%d)", seed, d, nodes, seed)
-			runChaos(t, seed+int64(nodes), d, nodes, 3)
+			runChaos(t, seed+int64(nodes), d, newMemcachedStore(t, nodes), 3)
 		})
 	}
 }
@@ -198,6 +198,7 @@ type recorder struct {
 	mu    sync.Mutex
 	ops   []porcupine.Operation
 	start time.Time
+	stale time.Duration // how far back a read may see (the store's bound)
 }
 
 // add records one request: a read (or create) as one operation whose
@@ -215,29 +216,103 @@ func (r *recorder) add(client int, o op, res result, call, ret time.Time) {
 	defer r.mu.Unlock()
 	switch o.kind {
 	case "read", "create":
-		r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: o, Call: c - int64(stale), Output: res, Return: rt})
+		r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: o, Call: c - int64(r.stale), Output: res, Return: rt})
 	default:
 		if !res.unknown {
 			obs := o
 			obs.part = "obs"
-			r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: obs, Call: c - int64(stale), Output: res, Return: rt})
+			r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: obs, Call: c - int64(r.stale), Output: res, Return: rt})
 		}
 		o.part = "eff"
 		r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: o, Call: c, Output: res, Return: rt})
 	}
 }
 
-func runChaos(t *testing.T, seed int64, d time.Duration, nNodes, nProxies int) {
-	app := backend(t)
-	var mcs []*memcachedtest.Server
-	var relays []*relay
-	var nodeList []string
+// A store is what a run's proxies share, with its own nemesis: memcached
+// nodes (memcachedStore) or Redis (redis_test.go).
+type store interface {
+	// section is the store's lines under session: in a proxy's YAML.
+	section() string
+	// stale is how far back a read may see (recorder.stale).
+	stale() time.Duration
+	// settled reports whether the next fault may start: the store has
+	// recovered from the last one, as far as the proxies can see.
+	settled(proxies []*proxy) bool
+	// fault breaks something, holds it for a while and heals it, noting
+	// what it did; a fault that may lose acknowledged writes by the
+	// store's own documented rules (a Redis promotion) is recorded in rec.
+	fault(rnd *rand.Rand, note func(string, ...interface{}), rec *recorder)
+	// model is what the history is checked against.
+	model() porcupine.Model
+}
+
+// memcachedStore is nodes memcached servers, each behind a relay, with
+// replicas 2.
+type memcachedStore struct {
+	mcs    []*memcachedtest.Server
+	relays []*relay
+	nodes  []string
+}
+
+func newMemcachedStore(t *testing.T, nNodes int) *memcachedStore {
+	m := &memcachedStore{}
 	for i := 0; i < nNodes; i++ {
-		m := memcachedtest.Start(t)
-		r := startRelay(t, m.Addr)
-		mcs, relays = append(mcs, m), append(relays, r)
-		nodeList = append(nodeList, fmt.Sprintf("%q", fmt.Sprintf("n%d:%s", i+1, r.addr())))
+		mc := memcachedtest.Start(t)
+		r := startRelay(t, mc.Addr)
+		m.mcs, m.relays = append(m.mcs, mc), append(m.relays, r)
+		m.nodes = append(m.nodes, fmt.Sprintf("%q", fmt.Sprintf("n%d:%s", i+1, r.addr())))
 	}
+	return m
+}
+
+func (m *memcachedStore) section() string {
+	return fmt.Sprintf("  memcached:\n    nodes: [%s]\n    replicas: 2\n", strings.Join(m.nodes, ", "))
+}
+
+func (m *memcachedStore) stale() time.Duration { return stale }
+
+func (m *memcachedStore) model() porcupine.Model { return sessionModel }
+
+// settled: every proxy that runs sees every node up again (catching up
+// done), so that no session legitimately loses all its replicas.
+func (m *memcachedStore) settled(proxies []*proxy) bool {
+	up := 0
+	for _, p := range proxies {
+		if p.nodesUp(len(m.mcs)) {
+			up++
+		}
+	}
+	return up >= 1 && up >= countRunning(proxies)
+}
+
+// fault: one node killed (restarted empty), frozen or partitioned.
+func (m *memcachedStore) fault(rnd *rand.Rand, note func(string, ...interface{}), _ *recorder) {
+	i := rnd.Intn(len(m.mcs))
+	hold := time.Duration(300+rnd.Intn(2500)) * time.Millisecond
+	switch rnd.Intn(3) {
+	case 0:
+		note("kill memcached n%d for %v", i+1, hold)
+		m.mcs[i].Stop()
+		time.Sleep(hold)
+		m.mcs[i].Restart()
+		note("restarted n%d (empty)", i+1)
+	case 1:
+		note("freeze memcached n%d for %v", i+1, hold)
+		m.mcs[i].Freeze()
+		time.Sleep(hold)
+		m.mcs[i].Thaw()
+		note("thawed n%d", i+1)
+	case 2:
+		note("partition n%d from the proxies for %v", i+1, hold)
+		m.relays[i].setCut(true)
+		time.Sleep(hold)
+		m.relays[i].setCut(false)
+		note("healed n%d", i+1)
+	}
+}
+
+func runChaos(t *testing.T, seed int64, d time.Duration, st store, nProxies int) {
+	app := backend(t)
 	dir := t.TempDir()
 	addrs := apptest.FreeAddrs(t, 2*nProxies)
 	var proxies []*proxy
@@ -246,8 +321,8 @@ func runChaos(t *testing.T, seed int64, d time.Duration, nNodes, nProxies int) {
 		// admin listener (/status, to pace the nemesis) and a state
 		// directory of each proxy's own that outlives its restarts.
 		conf := filepath.Join(dir, fmt.Sprintf("p%d.yaml", i))
-		yaml := fmt.Sprintf("listen: %q\nadmin: %q\nstate_dir: %q\nbackends:\n  - url: %q\nsession:\n  memcached:\n    nodes: [%s]\n    replicas: 2\n",
-			addrs[2*i], addrs[2*i+1], filepath.Join(dir, fmt.Sprintf("state%d", i)), app.URL, strings.Join(nodeList, ", "))
+		yaml := fmt.Sprintf("listen: %q\nadmin: %q\nstate_dir: %q\nbackends:\n  - url: %q\nsession:\n",
+			addrs[2*i], addrs[2*i+1], filepath.Join(dir, fmt.Sprintf("state%d", i)), app.URL) + st.section()
 		// CHAOS_LOCAL_CACHE_TTL checks the harness itself: a ttl beyond
 		// the bound the model allows (e.g. 10s) must make it fail.
 		if ttl := os.Getenv("CHAOS_LOCAL_CACHE_TTL"); ttl != "" {
@@ -272,7 +347,7 @@ func runChaos(t *testing.T, seed int64, d time.Duration, nNodes, nProxies int) {
 		apptest.WaitListen(t, p.addr, "sessionproxy", 30*time.Second)
 	}
 
-	rec := &recorder{start: time.Now()}
+	rec := &recorder{start: time.Now(), stale: st.stale()}
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	var nlog sync.Mutex
@@ -283,52 +358,21 @@ func runChaos(t *testing.T, seed int64, d time.Duration, nNodes, nProxies int) {
 		nlog.Unlock()
 	}
 
-	// Store nemesis: one node faulty at a time; the next fault waits
-	// until every proxy that runs sees every node up again (catching up
-	// done), so that no session legitimately loses all its replicas.
+	// Store nemesis: one fault at a time; the next waits (up to 10s)
+	// until the store has recovered (store.settled).
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		rnd := rand.New(rand.NewSource(seed * 7))
 		for time.Now().Before(deadline) {
 			time.Sleep(time.Duration(500+rnd.Intn(1500)) * time.Millisecond)
-			for w := 0; w < 100 && time.Now().Before(deadline); w++ {
-				up := 0
-				for _, p := range proxies {
-					if p.nodesUp(nNodes) {
-						up++
-					}
-				}
-				if up >= 1 && up >= countRunning(proxies) {
-					break
-				}
+			for w := 0; w < 100 && time.Now().Before(deadline) && !st.settled(proxies); w++ {
 				time.Sleep(100 * time.Millisecond)
 			}
 			if !time.Now().Before(deadline) {
 				return
 			}
-			i := rnd.Intn(nNodes)
-			hold := time.Duration(300+rnd.Intn(2500)) * time.Millisecond
-			switch rnd.Intn(3) {
-			case 0:
-				note("kill memcached n%d for %v", i+1, hold)
-				mcs[i].Stop()
-				time.Sleep(hold)
-				mcs[i].Restart()
-				note("restarted n%d (empty)", i+1)
-			case 1:
-				note("freeze memcached n%d for %v", i+1, hold)
-				mcs[i].Freeze()
-				time.Sleep(hold)
-				mcs[i].Thaw()
-				note("thawed n%d", i+1)
-			case 2:
-				note("partition n%d from the proxies for %v", i+1, hold)
-				relays[i].setCut(true)
-				time.Sleep(hold)
-				relays[i].setCut(false)
-				note("healed n%d", i+1)
-			}
+			st.fault(rnd, note, rec)
 		}
 	}()
 
@@ -471,7 +515,7 @@ func runChaos(t *testing.T, seed int64, d time.Duration, nNodes, nProxies int) {
 	if len(rec.ops) < 100 {
 		t.Errorf("only %d operations recorded: the harness did not exercise the proxies", len(rec.ops))
 	}
-	checkHistory(t, rec.ops, seed)
+	checkHistory(t, st.model(), st.stale(), rec.ops, seed)
 	if t.Failed() {
 		for i, p := range proxies {
 			b, _ := os.ReadFile(p.logf.Name())
@@ -543,9 +587,9 @@ func do(cl *http.Client, addr, query, id string) (result, bool) {
 // the model, prints its whole history (the smallest that shows the
 // violation: a lineage is one client's session) and writes porcupine's
 // visualization.
-func checkHistory(t *testing.T, ops []porcupine.Operation, seed int64) {
-	parts := sessionModel.Partition(ops)
-	single := sessionModel
+func checkHistory(t *testing.T, model porcupine.Model, staleness time.Duration, ops []porcupine.Operation, seed int64) {
+	parts := model.Partition(ops)
+	single := model
 	single.Partition = nil
 	bad := 0
 	for _, part := range parts {
@@ -564,14 +608,14 @@ func checkHistory(t *testing.T, ops []porcupine.Operation, seed int64) {
 			if o.Return != math.MaxInt64 {
 				ret = fmt.Sprintf("%.3fs", float64(o.Return)/1e9)
 			}
-			fmt.Fprintf(&b, "  [%.3fs, %s] client %d: %s\n", float64(o.Call)/1e9, ret, o.ClientId, describe(o.Input, o.Output))
+			fmt.Fprintf(&b, "  [%.3fs, %s] client %d: %s\n", float64(o.Call)/1e9, ret, o.ClientId, model.DescribeOperation(o.Input, o.Output))
 		}
 		path := filepath.Join(os.TempDir(), fmt.Sprintf("chaos-seed%d-lineage%d-%s.html", seed, part[0].Input.(op).lineage, part[0].Input.(op).only))
 		if err := porcupine.VisualizePath(single, info, path); err != nil {
 			t.Logf("visualization: %v", err)
 		}
 		t.Errorf("lineage %d, attribute %s: %v against the contract's model (seed %d); visualization %s; history (a read's start, and what a change was shown, moved back by %v; its effect not):\n%s",
-			part[0].Input.(op).lineage, part[0].Input.(op).only, res, seed, path, stale, b.String())
+			part[0].Input.(op).lineage, part[0].Input.(op).only, res, seed, path, staleness, b.String())
 	}
 	if bad > 0 {
 		t.Errorf("%d of %d partitions (lineage × attribute) violate the model", bad, len(parts))

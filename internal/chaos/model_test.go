@@ -15,7 +15,8 @@ import (
 // it is invalidated (or the client loses track of it).
 type op struct {
 	lineage int
-	kind    string // create read write rotate invalidate
+	kind    string // create read write rotate invalidate; promote (Redis, redismodel_test.go)
+	shard   int    // promote: the Redis shard (master and its replicas) failed over
 	id      string // the cookie sent ("" for create)
 	attr    string // write: the attribute set
 	val     string // write: its value (unique in a run)

@@ -15,12 +15,12 @@ import (
 // without answering (a blackhole, as a dropped link looks to the proxy:
 // dials succeed, operations time out).
 type relay struct {
-	ln     net.Listener
-	target string
+	ln net.Listener
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	target string // moveTo changes it, as a VIP or DNS move would
+	cut    bool
+	conns  map[net.Conn]struct{}
 }
 
 func startRelay(t *testing.T, target string) *relay {
@@ -65,6 +65,18 @@ func (r *relay) setCut(cut bool) {
 	r.conns = map[net.Conn]struct{}{}
 }
 
+// moveTo points the relay at target and ends every connection it
+// carries, so that clients dial anew and reach the new target.
+func (r *relay) moveTo(target string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.target = target
+	for c := range r.conns {
+		c.Close()
+	}
+	r.conns = map[net.Conn]struct{}{}
+}
+
 func (r *relay) isCut() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -101,7 +113,10 @@ func (r *relay) handle(c net.Conn) {
 		r.untrack(c)
 		return
 	}
-	u, err := net.Dial("tcp", r.target)
+	r.mu.Lock()
+	target := r.target
+	r.mu.Unlock()
+	u, err := net.Dial("tcp", target)
 	if err != nil {
 		c.Close()
 		r.untrack(c)
