@@ -378,10 +378,14 @@ func (m *Memcached) Put(id, val []byte) error {
 	m.place(id, &p)
 	nodes := p.write[:p.nWrit]
 	var calls [maxNodes]*memcache.Call
-	for i, n := range nodes {
+	for i := range nodes {
 		calls[i] = memcache.NewCall(memcache.OpSet, val, 0, versionFlags(val), exp)
+	}
+	memcache.Join(calls[:len(nodes)]) // one wake-up for all the answers
+	for i, n := range nodes {
 		n.pipe.Start(calls[i], key)
 	}
+	memcache.WaitAll(calls[:len(nodes)])
 	written := 0
 	for i, n := range nodes {
 		err := calls[i].Wait()

@@ -92,6 +92,7 @@ func BenchmarkMemcachedPut(b *testing.B) {
 	b.SetParallelism(32) // 64 writers on 2 cores
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportRusage(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := m.Put(ids[next.Add(1)%uint32(len(ids))], val); err != nil {
@@ -119,6 +120,7 @@ func benchReads(b *testing.B, read func(m *Memcached, id []byte, into *Session) 
 	b.SetParallelism(32)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportRusage(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		var s Session
 		for pb.Next() {

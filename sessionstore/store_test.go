@@ -275,6 +275,7 @@ func BenchmarkUpdateMemcached(b *testing.B) {
 	s.change(id, &u, true, nil, nil)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportRusage(b)()
 	for i := 0; i < b.N; i++ {
 		if err := s.change(id, &u, false, nil, nil); err != nil {
 			b.Fatal(err)
