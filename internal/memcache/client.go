@@ -455,12 +455,11 @@ func (l *link) fail(err error) {
 // read answers the calls in write order until the link is dropped.
 func (l *link) read(timeout time.Duration) {
 	defer l.conn.Close()
-	br := bufio.NewReaderSize(l.conn, 64<<10)
+	br := bufio.NewReaderSize(&deadlineReader{l.conn, timeout}, 64<<10)
 	for c := range l.inflight {
 		if e := l.failed.Load(); e != nil {
 			c.err = *e
 		} else {
-			l.conn.SetReadDeadline(time.Now().Add(timeout))
 			if err := readAnswer(br, c); err != nil && !IsAnswer(err) {
 				l.fail(err)
 				c.err = err
@@ -468,6 +467,21 @@ func (l *link) read(timeout time.Duration) {
 		}
 		c.answered()
 	}
+}
+
+// deadlineReader bounds each read from the connection by the timeout:
+// the read deadline is set once per read system call, which brings in a
+// batch's answers at once, rather than once per answer. The reader reads
+// only while a call waits for its answer, so a node that stops answering
+// still fails that call after the timeout.
+type deadlineReader struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (r *deadlineReader) Read(b []byte) (int, error) {
+	r.conn.SetReadDeadline(time.Now().Add(r.timeout))
+	return r.conn.Read(b)
 }
 
 // readAnswer reads the answer to c from br and sets c.err (and, for a
