@@ -134,6 +134,7 @@ type anchors struct {
 	pids    map[string]*exec.Cmd
 	tls     tlsAnchors // -tls (tlsbench.go)
 	routed  string     // sessionproxy with a route table (routebench.go)
+	thin    string     // bench/thinproxy: the thinnest fasthttp proxy
 }
 
 func (e *env) startAnchors(nodes []string) {
@@ -163,20 +164,39 @@ func (e *env) startAnchors(nodes []string) {
 		log.Fatal(err)
 	}
 	a.pids["haproxy"] = cmd
+	e.meter(a.haproxy, cmd.Process.Pid, e.sharedStack()...)
 	wait = append(wait, a.haproxy)
+
+	// The thinnest fasthttp proxy (fasthttp.Server + HostClient.Do): what
+	// any fasthttp proxy costs before it does anything of its own.
+	thin := filepath.Join(e.dir, "thinproxy")
+	if out, err := goBuild(thin, "./bench/thinproxy"); err != nil {
+		log.Fatalf("go build thinproxy: %v\n%s", err, out)
+	}
+	a.thin = freeAddr()
+	tcmd, err := e.spawnLog("thinproxy", thin, "-listen", a.thin, "-backend", e.backend[0], "-backend", e.backend[1])
+	if err != nil {
+		log.Fatal(err)
+	}
+	a.pids["thinproxy"] = tcmd
+	e.meter(a.thin, tcmd.Process.Pid, e.sharedStack()...)
+	wait = append(wait, a.thin)
 
 	var mc []string
 	for _, n := range nodes {
 		mc = append(mc, n[strings.IndexByte(n, ':')+1:])
 	}
 	var cbe []string
+	classicStack := append([]int{}, e.memcachedPgids...)
 	for i := 1; i <= 2; i++ {
 		addr := freeAddr()
-		if _, err := e.spawnLog(fmt.Sprintf("classic-backend%d", i), filepath.Join(e.dir, "backend"),
-			"-listen", addr, "-classic", "-memcached", strings.Join(mc, ",")); err != nil {
+		cmd, err := e.spawnLog(fmt.Sprintf("classic-backend%d", i), filepath.Join(e.dir, "backend"),
+			"-listen", addr, "-classic", "-memcached", strings.Join(mc, ","))
+		if err != nil {
 			log.Fatal(err)
 		}
 		cbe = append(cbe, addr)
+		classicStack = append(classicStack, cmd.Process.Pid)
 	}
 	a.classic = freeAddr()
 	cdir := filepath.Join(e.dir, "classic")
@@ -187,9 +207,13 @@ func (e *env) startAnchors(nodes []string) {
 	if err != nil {
 		nbin = "/usr/sbin/nginx"
 	}
-	if _, err := e.spawnLog("nginx-classic", nbin, "-c", cconf, "-p", cdir, "-g", "daemon off;"); err != nil {
+	ccmd, err := e.spawnLog("nginx-classic", nbin, "-c", cconf, "-p", cdir, "-g", "daemon off;")
+	if err != nil {
 		log.Fatal(err)
 	}
+	// The classic stack's proxy is its front nginx; its stack, that
+	// nginx, the two backends that keep the sessions and memcached.
+	e.meter(a.classic, ccmd.Process.Pid, classicStack...)
 	wait = append(wait, append(cbe, a.classic)...)
 
 	if *baseline != "" {
@@ -209,6 +233,7 @@ func (e *env) startAnchors(nodes []string) {
 			}
 			a.base[t] = addr
 			a.pids["sessionproxy@"+*baseline+" "+t] = cmd
+			e.meter(addr, cmd.Process.Pid, e.sharedStack()...)
 			wait = append(wait, addr)
 		}
 	}
@@ -242,6 +267,7 @@ func (e *env) anchorRuns() [][3]string {
 	a := e.anchors
 	runs := [][3]string{
 		{"haproxy|1 plain proxy", a.haproxy, "/plain"},
+		{"thinproxy|1 plain proxy", a.thin, "/plain"},
 		{"classic|2 session read", a.classic, "/read"},
 		{"classic|3 session write (sync, 2 copies)", a.classic, "/write"},
 	}
@@ -284,7 +310,7 @@ func anchorRows(runs map[string][]result) []row {
 
 func anchorKeys(runs map[string][]result) []string {
 	var keys []string
-	for _, k := range []string{"haproxy|1 plain proxy", "classic|2 session read", "classic|3 session write (sync, 2 copies)"} {
+	for _, k := range []string{"haproxy|1 plain proxy", "thinproxy|1 plain proxy", "classic|2 session read", "classic|3 session write (sync, 2 copies)"} {
 		if _, ok := runs[k]; ok {
 			keys = append(keys, k)
 		}
@@ -318,48 +344,6 @@ func find(rows []row, target, scenarioPrefix string) *row {
 		}
 	}
 	return nil
-}
-
-// targetRows compares sessionproxy's medians with the anchors'.
-func targetRows(rows []row) []targetRow {
-	var out []targetRow
-	rps := func(scenario, againstName string, sp, against *row, target float64) {
-		if sp == nil || against == nil || against.RPS == 0 {
-			return
-		}
-		r := sp.RPS / against.RPS
-		out = append(out, targetRow{Scenario: scenario, Against: againstName, Reached: r, Target: target, Met: r >= target})
-	}
-	ngx := find(rows, "nginx", "1 ")
-	cr, cw := find(rows, "classic", "2 "), find(rows, "classic", "3 ")
-	sp := func(prefix string) *row { return find(rows, "sessionproxy", prefix) }
-	rps("plain proxy", "nginx plain", sp("1 "), ngx, 1.2)
-	rps("plain proxy", "HAProxy plain", sp("1 "), find(rows, "haproxy", "1 "), 0)
-	rps("session read, hot tier", "nginx plain", sp("2 "), ngx, 1.2)
-	rps("session read, hot tier", "classic read", sp("2 "), cr, 3)
-	rps("session write, sync, 2 replicas", "nginx plain", sp("3 "), ngx, 0.8)
-	rps("session write, sync, 2 replicas", "classic write", sp("3 "), cw, 2.5)
-	rps("cold read", "nginx plain", sp("4 "), ngx, 0.8)
-	rps("cold read", "classic read", sp("4 "), cr, 1.5)
-	pp := func(prefix string) *row { return find(rows, pipelineRow, prefix) }
-	rps("plain proxy, `pipeline: 8`", "nginx plain", pp("1 "), ngx, 1.2)
-	rps("session read, hot tier, `pipeline: 8`", "nginx plain", pp("2 "), ngx, 1.2)
-	rps("session read, hot tier, `pipeline: 8`", "classic read", pp("2 "), cr, 3)
-	for _, s := range pipelineScenarios {
-		if p, n := pp(s.Name[:2]), find(rows, "nginx", s.Name[:2]); p != nil && n != nil && n.P99 > 0 {
-			r := p.P99 / n.P99
-			out = append(out, targetRow{Scenario: "p99, " + s.Name + ", `pipeline: 8`", Against: "nginx's p99", Reached: r, Target: 1, AtMost: true, Met: r <= 1})
-		}
-	}
-	for _, s := range scenarios {
-		p, n := sp(s.Name[:2]), find(rows, "nginx", s.Name[:2])
-		if p == nil || n == nil || n.P99 == 0 {
-			continue
-		}
-		r := p.P99 / n.P99
-		out = append(out, targetRow{Scenario: "p99, " + s.Name, Against: "nginx's p99", Reached: r, Target: 1, AtMost: true, Met: r <= 1})
-	}
-	return out
 }
 
 // hotTierMiB is local_cache.size of every sessionproxy instance measured
@@ -397,7 +381,7 @@ type rssRow struct {
 // rss reads the resident memory of each proxy, workers included.
 func (e *env) rss() []rssRow {
 	var out []rssRow
-	for _, name := range []string{"sessionproxy hot", "sessionproxy async", "sessionproxy cold", "nginx", "haproxy"} {
+	for _, name := range []string{"sessionproxy hot", "sessionproxy async", "sessionproxy cold", "nginx", "haproxy", "thinproxy"} {
 		if c, ok := e.anchors.pids[name]; ok && c.Process != nil {
 			out = append(out, rssRow{name, treeRSS(c.Process.Pid)})
 		}
@@ -418,7 +402,7 @@ func vmRSS(pid int) int64 { return procKiB(pid, "VmRSS:") }
 
 func (t table) anchorMarkdown(b *strings.Builder) {
 	if len(t.Targets) > 0 {
-		b.WriteString("\nTargets of the speed issue (medians of this run; classic = nginx in front of backends keeping sessions in memcached themselves):\n\n")
+		b.WriteString("\nTargets of issue #30 (medians of this run; classic = nginx in front of backends keeping sessions in memcached themselves; reference rows have no target):\n\n")
 		b.WriteString("| scenario | against | reached | target | met |\n|---|---|---:|---:|---|\n")
 		for _, r := range t.Targets {
 			target, met := "(reference)", ""
@@ -427,7 +411,7 @@ func (t table) anchorMarkdown(b *strings.Builder) {
 				if r.AtMost {
 					op = "≤"
 				}
-				target, met = fmt.Sprintf("%s %.1f", op, r.Target), "no"
+				target, met = fmt.Sprintf("%s %g", op, r.Target), "no"
 				if r.Met {
 					met = "yes"
 				}

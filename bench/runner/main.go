@@ -39,6 +39,8 @@ var (
 	outDir      = flag.String("out", "bench/results", "where the table and chart go")
 	bigBodyOnly = flag.Bool("bigbody", false, "only the 1 GiB download and upload (bigbody.go)")
 	redraw      = flag.Bool("redraw", false, "only redraw the charts from the latest.json in -out")
+	keepDir     = flag.Bool("keep", false, "keep the run's directory (configurations and each process's log) instead of removing it")
+	gibRun      = flag.Bool("gib", true, "end the full run with the 1 GiB download and upload (bigbody.go)")
 )
 
 // scenario is one measured workload.
@@ -65,6 +67,7 @@ type result struct {
 	P90      int64   `json:"p90_us"`
 	P99      int64   `json:"p99_us"`
 	Errors   int64   `json:"errors"`
+	costs            // measured by the runner when the target is metered (procstat.go)
 }
 
 type env struct {
@@ -76,6 +79,17 @@ type env struct {
 	sp      map[string]string
 	anchors anchors  // HAProxy, the classic stack, -baseline (anchors.go)
 	nodes   []string // the memcached nodes, "id:host:port"
+
+	backendPgids, memcachedPgids, redisPgids []int
+	profileAdmin                             string // the hot instance's admin listener, with -profile
+	// countSyscalls has perf count system calls in wrk's runs: on in the
+	// warm-up, off in the measured rounds (startMeter says why); sysSeen
+	// keeps each front end and path's count for the rounds' results.
+	countSyscalls bool
+	sysSeen       map[string]float64
+	// meters maps a front end's address to the process groups whose
+	// cost wrk's runs against it report (procstat.go, meters.go).
+	meters map[string]meterGroups
 }
 
 func main() {
@@ -103,6 +117,9 @@ func main() {
 	}
 	if *h2Mode {
 		os.Exit(runH2()) // h2bench.go
+	}
+	if *abMode {
+		os.Exit(runAB()) // ab.go
 	}
 	if *redraw {
 		var t table
@@ -135,7 +152,8 @@ func main() {
 		return
 	}
 
-	log.Printf("warming up")
+	log.Printf("warming up; system calls counted by %s", sysSource())
+	e.countSyscalls = true
 	for _, t := range []string{e.nginx, e.sp["hot"], e.sp["async"], e.sp["cold"]} {
 		for _, s := range scenarios {
 			e.wrk(t, s.Path, 2*time.Second)
@@ -143,6 +161,7 @@ func main() {
 	}
 	e.warmAnchors()
 	e.warmRedis()
+	e.countSyscalls = false
 	runs := map[string][]result{}
 	add := func(key string, r result) { runs[key] = append(runs[key], r) }
 	for r := 1; r <= *rounds; r++ {
@@ -155,11 +174,17 @@ func main() {
 		e.anchorRound(add)
 		e.redisRound(add)
 	}
+	e.profileHot() // profile.go
 	t := buildTable(runs)
+	t.Fixed = e.runFixedRate(t.Rows[1].RPS * *fixedFraction) // fixedrate.go
+	t.Targets = targetRows(t.Rows, t.Fixed)
 	t.RSS = e.rss()
 	t.Targets = append(t.Targets, rssTargets(t.RSS, *connections)...)
-	log.Printf("1 GiB each way through sessionproxy")
-	md := t.markdown() + e.bigBody(filepath.Join(e.dir, "sessionproxy")).markdown()
+	md := t.markdown()
+	if *gibRun {
+		log.Printf("1 GiB each way through sessionproxy")
+		md += e.bigBody(filepath.Join(e.dir, "sessionproxy")).markdown()
+	}
 	fmt.Print(md)
 	writeResults(t, md)
 }
@@ -278,34 +303,8 @@ func listening(addr string, d time.Duration) error {
 }
 
 func (e *env) start() {
-	var err error
-	if e.dir, err = os.MkdirTemp("", "sessionproxy-bench"); err != nil {
-		log.Fatal(err)
-	}
-	sp, be := filepath.Join(e.dir, "sessionproxy"), filepath.Join(e.dir, "backend")
-	for bin, pkg := range map[string]string{sp: "./cmd/sessionproxy", be: "./bench/backend"} {
-		if out, err := goBuild(bin, pkg); err != nil {
-			log.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
-
-	for i := 0; i < 2; i++ {
-		addr := freeAddr()
-		e.spawn(be, "-listen", addr)
-		e.backend = append(e.backend, addr)
-	}
-	var nodes []string
-	for i := 1; i <= 2; i++ {
-		addr := freeAddr()
-		_, port, _ := net.SplitHostPort(addr)
-		args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "256", "-t", "2"}
-		if os.Geteuid() == 0 {
-			args = append(args, "-u", "root")
-		}
-		e.spawn("memcached", args...)
-		nodes = append(nodes, fmt.Sprintf("n%d:%s", i, addr))
-	}
-	e.nodes = nodes
+	sp := filepath.Join(e.startCore(true), "sessionproxy")
+	nodes := e.nodes
 	for _, target := range []string{"hot", "async", "cold"} {
 		addr := freeAddr()
 		local, write := hotTier, "sync"
@@ -316,8 +315,8 @@ func (e *env) start() {
 			write = "async"
 		}
 		conf := filepath.Join(e.dir, target+".yaml")
-		os.WriteFile(conf, []byte(spConfig(addr, write, local, e.backend, nodes)), 0o600)
-		e.spawn(sp, "run", "-config", conf)
+		os.WriteFile(conf, []byte(spConfig(addr, write, local, e.backend, nodes)+e.adminFor(target)), 0o600)
+		e.meter(addr, e.spawnPid(sp, "run", "-config", conf), e.sharedStack()...)
 		e.sp[target] = addr
 	}
 	e.nginx = freeAddr()
@@ -327,15 +326,66 @@ func (e *env) start() {
 	if err != nil {
 		nginxBin = "/usr/sbin/nginx"
 	}
-	e.spawn(nginxBin, "-c", nginxConf, "-p", e.dir, "-g", "daemon off;")
+	e.meter(e.nginx, e.spawnPid(nginxBin, "-c", nginxConf, "-p", e.dir, "-g", "daemon off;"), e.sharedStack()...)
 	for _, a := range append(append([]string{}, e.backend...), e.nginx, e.sp["hot"], e.sp["async"], e.sp["cold"]) {
 		waitListening(a)
 	}
-	for _, n := range nodes {
-		waitListening(n[strings.IndexByte(n, ':')+1:])
-	}
 	e.startAnchors(nodes)
 	e.startRedis()
+}
+
+// startCore builds bench/backend (and cmd/sessionproxy when withProxy) into a
+// new e.dir, which it returns, and starts what every comparison shares: the two
+// backends and the two memcached nodes, each in a process group of its
+// own whose id e.backendPgids and e.memcachedPgids keep (the whole stack's
+// CPU is theirs plus the proxy's, procstat.go).
+func (e *env) startCore(withProxy bool) string {
+	var err error
+	if e.dir, err = os.MkdirTemp("", "sessionproxy-bench"); err != nil {
+		log.Fatal(err)
+	}
+	be := filepath.Join(e.dir, "backend")
+	bins := map[string]string{be: "./bench/backend"}
+	if withProxy {
+		bins[filepath.Join(e.dir, "sessionproxy")] = "./cmd/sessionproxy"
+	}
+	for bin, pkg := range bins {
+		if out, err := goBuild(bin, pkg); err != nil {
+			log.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		addr := freeAddr()
+		e.backendPgids = append(e.backendPgids, e.spawnPid(be, "-listen", addr))
+		e.backend = append(e.backend, addr)
+	}
+	for i := 1; i <= 2; i++ {
+		addr := freeAddr()
+		_, port, _ := net.SplitHostPort(addr)
+		args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "256", "-t", "2"}
+		if os.Geteuid() == 0 {
+			args = append(args, "-u", "root")
+		}
+		e.memcachedPgids = append(e.memcachedPgids, e.spawnPid("memcached", args...))
+		e.nodes = append(e.nodes, fmt.Sprintf("n%d:%s", i, addr))
+	}
+	for _, a := range e.backend {
+		waitListening(a)
+	}
+	for _, n := range e.nodes {
+		waitListening(n[strings.IndexByte(n, ':')+1:])
+	}
+	return e.dir
+}
+
+// spawnPid is spawn that returns the process's pid, which is also its
+// process group's id.
+func (e *env) spawnPid(name string, args ...string) int {
+	cmd, err := e.spawnLog(filepath.Base(name), name, args...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return cmd.Process.Pid
 }
 
 func (e *env) stop() {
@@ -349,13 +399,19 @@ func (e *env) stop() {
 		p.Wait()
 	}
 	e.procs = nil
-	if e.dir != "" {
+	if e.dir != "" && !*keepDir {
 		os.RemoveAll(e.dir)
+	} else if e.dir != "" {
+		log.Printf("kept %s (its *.log are the processes' output)", e.dir)
 	}
 }
 
 // wrk runs one measurement and returns its result.
 func (e *env) wrk(addr, path string, d time.Duration) result {
+	var m *meter
+	if g, ok := e.meters[addr]; ok {
+		m = startMeter(g.proxy, g.stack, e.countSyscalls)
+	}
 	out, err := exec.Command("wrk", fmt.Sprintf("-t%d", *threads), fmt.Sprintf("-c%d", *connections),
 		fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency", "-s", "bench/session.lua",
 		url(addr)+sized(path), "--", fmt.Sprint(slotsPerThread())).CombinedOutput()
@@ -367,6 +423,10 @@ func (e *env) wrk(addr, path string, d time.Duration) result {
 		if line := sc.Text(); strings.HasPrefix(line, "{") {
 			var r result
 			if err := json.Unmarshal([]byte(line), &r); err == nil {
+				if m != nil {
+					r.costs = m.stop(r.Requests)
+					e.keepSyscalls(addr, path, &r)
+				}
 				return r
 			}
 		}
@@ -382,30 +442,52 @@ type row struct {
 	P50, P99         float64 // ms
 	Errors           int64
 	Ratio            float64 // RPS / nginx plain RPS
+	// Medians of the cost per request (procstat.go), 0 where the target
+	// is not metered: proxy CPU µs, whole stack CPU µs, the proxy's
+	// context switches and system calls.
+	CPU, StackCPU, Ctx, Sys float64
+	SysPerf                 bool    // Sys counted by perf (else syscr+syscw)
+	CPURatio                float64 // CPU / nginx plain CPU (costtable.go's fillRatios)
+	StackRatio              float64 // StackCPU / the classic stack's in the scenario
 }
 
 type table struct {
 	Rows                          []row
 	Targets                       []targetRow // the speed issue's targets, with the ratios reached (anchors.go)
 	RSS                           []rssRow    // resident memory after the run (anchors.go)
+	Fixed                         []fixedRow  // the fixed-rate latency table (fixedrate.go)
 	Date, Commit, Machine, Config string
 }
 
+// median sorts xs and returns its middle value, the mean of the two
+// middle ones when len(xs) is even (an A/B of 6 rounds), 0 when empty.
 func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
 	sort.Float64s(xs)
-	return xs[len(xs)/2]
+	n := len(xs)
+	if n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[n/2]
 }
 
 func summarize(target, name string, rs []result) row {
-	var rps, p50, p99 []float64
+	var rps, p50, p99, cpu, stack, ctx, sys []float64
 	var errs int64
+	perf := len(rs) > 0
 	for _, r := range rs {
 		rps = append(rps, r.RPS)
 		p50 = append(p50, float64(r.P50)/1000)
 		p99 = append(p99, float64(r.P99)/1000)
+		cpu, stack = append(cpu, r.CPU), append(stack, r.StackCPU)
+		ctx, sys = append(ctx, r.Ctx), append(sys, r.Sys)
+		perf = perf && r.SysPerf
 		errs += r.Errors
 	}
-	return row{Target: target, Scenario: name, RPS: median(rps), P50: median(p50), P99: median(p99), Errors: errs}
+	return row{Target: target, Scenario: name, RPS: median(rps), P50: median(p50), P99: median(p99), Errors: errs,
+		CPU: median(cpu), StackCPU: median(stack), Ctx: median(ctx), Sys: median(sys), SysPerf: perf}
 }
 
 func buildTable(runs map[string][]result) table {
@@ -422,22 +504,18 @@ func buildTable(runs map[string][]result) table {
 	}
 	t.Rows = append(t.Rows, anchorRows(runs)...)
 	t.Rows = append(t.Rows, redisRows(runs)...)
-	base := t.Rows[1].RPS // nginx, plain proxy
+	base := t.Rows[1] // nginx, plain proxy
 	for i := range t.Rows {
-		t.Rows[i].Ratio = t.Rows[i].RPS / base
+		t.Rows[i].Ratio = t.Rows[i].RPS / base.RPS
 	}
-	t.Targets = targetRows(t.Rows)
+	fillRatios(t.Rows, runs) // costtable.go
 	return t
 }
 
 func (t table) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s on %s, commit %s; %s.\n", t.Date, t.Machine, t.Commit, t.Config)
-	b.WriteString("Ratio is req/s over nginx's plain proxy in the same run.\n\n")
-	b.WriteString("| target | scenario | req/s | p50 ms | p99 ms | errors | ratio |\n|---|---|---:|---:|---:|---:|---:|\n")
-	for _, r := range t.Rows {
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %.2f | %d | %.2f |\n", r.Target, r.Scenario, r.RPS, r.P50, r.P99, r.Errors, r.Ratio)
-	}
+	t.costMarkdown(&b) // costtable.go
+	fixedMarkdown(&b, t.Fixed)
 	t.anchorMarkdown(&b)
 	return b.String()
 }
@@ -484,6 +562,11 @@ func writeResults(t table, md string) {
 func drawCharts(t table) {
 	for _, name := range []string{"latest.svg", "latest.png"} {
 		if err := drawChart(t, filepath.Join(*outDir, name)); err != nil {
+			log.Printf("chart: %v", err)
+		}
+	}
+	for _, name := range []string{"latest-cpu.svg", "latest-cpu.png"} {
+		if err := drawCostChart(t, filepath.Join(*outDir, name)); err != nil { // costchart.go
 			log.Printf("chart: %v", err)
 		}
 	}

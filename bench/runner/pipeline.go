@@ -37,7 +37,7 @@ func (e *env) startPipelined() {
 	addr := freeAddr()
 	conf := filepath.Join(e.dir, pipelineTarget+".yaml")
 	os.WriteFile(conf, []byte(spConfig(addr, "sync", hotTier, e.backend, nodes)+"pipeline: 8\n"), 0o600)
-	e.spawn(filepath.Join(e.dir, "sessionproxy"), "run", "-config", conf)
+	e.meter(addr, e.spawnPid(filepath.Join(e.dir, "sessionproxy"), "run", "-config", conf), e.sharedStack()...)
 	e.sp[pipelineTarget] = addr
 	waitListening(addr)
 }

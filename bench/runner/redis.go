@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"log"
 	"os"
@@ -18,6 +19,8 @@ import (
 
 // redisTarget is the Target of the Redis rows in the table.
 const redisTarget = "sessionproxy redis"
+
+var redisBench = flag.Bool("redis", true, "also measure sessionproxy over Redis (redis.go)")
 
 // redisScenarios share the names of the memcached scenarios they repeat,
 // so that rows of the same number compare.
@@ -43,6 +46,9 @@ func redisConfig(addr, local string, wait int, backends []string, redis string) 
 // startRedis starts the master, its replica and the Redis instances of
 // sessionproxy.
 func (e *env) startRedis() {
+	if !*redisBench {
+		return
+	}
 	master := e.redisServer("redis-master", "--appendonly", "yes", "--appendfsync", "everysec")
 	_, port, _ := strings.Cut(master, ":")
 	replica := e.redisServer("redis-replica", "--replicaof", "127.0.0.1", port)
@@ -55,7 +61,7 @@ func (e *env) startRedis() {
 		addr := freeAddr()
 		conf := filepath.Join(e.dir, t.name+".yaml")
 		os.WriteFile(conf, []byte(redisConfig(addr, t.local, t.wait, e.backend, master)), 0o600)
-		e.spawn(sp, "run", "-config", conf)
+		e.meter(addr, e.spawnPid(sp, "run", "-config", conf), append(append([]int{}, e.backendPgids...), e.redisPgids...)...)
 		e.sp[t.name] = addr
 	}
 	for _, s := range redisScenarios {
@@ -74,9 +80,11 @@ func (e *env) redisServer(name string, args ...string) string {
 	}
 	base := []string{"--bind", "127.0.0.1", "--port", port, "--dir", dir, "--save", "",
 		"--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"}
-	if _, err := e.spawnLog(name, "redis-server", append(base, args...)...); err != nil {
+	cmd, err := e.spawnLog(name, "redis-server", append(base, args...)...)
+	if err != nil {
 		log.Fatal(err)
 	}
+	e.redisPgids = append(e.redisPgids, cmd.Process.Pid)
 	waitListening(addr)
 	return addr
 }
@@ -97,6 +105,9 @@ func waitReplica(addr string) {
 }
 
 func (e *env) warmRedis() {
+	if !*redisBench {
+		return
+	}
 	for _, s := range redisScenarios {
 		e.wrk(e.sp[s.Target], s.Path, 2*time.Second)
 	}
@@ -104,6 +115,9 @@ func (e *env) warmRedis() {
 
 // redisRound measures every Redis scenario once.
 func (e *env) redisRound(add func(string, result)) {
+	if !*redisBench {
+		return
+	}
 	for _, s := range redisScenarios {
 		add(redisTarget+"|"+s.Name, e.wrk(e.sp[s.Target], s.Path, *duration))
 	}

@@ -30,9 +30,11 @@ func (e *env) startRouted(nodes []string) {
 	conf := spConfig(addr, "sync", hotTier, e.backend, nodes) + fmt.Sprintf(routedTable, e.backend[0])
 	file := filepath.Join(e.dir, "routed.yaml")
 	os.WriteFile(file, []byte(conf), 0o600)
-	if _, err := e.spawnLog("sessionproxy-routed", filepath.Join(e.dir, "sessionproxy"), "run", "-config", file); err != nil {
+	cmd, err := e.spawnLog("sessionproxy-routed", filepath.Join(e.dir, "sessionproxy"), "run", "-config", file)
+	if err != nil {
 		log.Fatal(err)
 	}
+	e.meter(addr, cmd.Process.Pid, e.sharedStack()...)
 	waitListening(addr)
 	e.anchors.routed = addr
 }

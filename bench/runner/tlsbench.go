@@ -57,7 +57,8 @@ func (e *env) startTLS(nodes []string) {
 	if err != nil {
 		nbin = "/usr/sbin/nginx"
 	}
-	if _, err := e.spawnLog("nginx-tls", nbin, "-c", nconf, "-p", dir, "-g", "daemon off;"); err != nil {
+	ncmd, err := e.spawnLog("nginx-tls", nbin, "-c", nconf, "-p", dir, "-g", "daemon off;")
+	if err != nil {
 		log.Fatal(err)
 	}
 
@@ -66,12 +67,15 @@ func (e *env) startTLS(nodes []string) {
 		fmt.Sprintf("listen_tls: %q\ntls:\n  certificates: [{cert: %q, key: %q}]\n", sp, cert, key)
 	sconf := filepath.Join(dir, "sessionproxy.yaml")
 	os.WriteFile(sconf, []byte(spconf), 0o600)
-	if _, err := e.spawnLog("sessionproxy-tls", filepath.Join(e.dir, "sessionproxy"), "run", "-config", sconf); err != nil {
+	scmd, err := e.spawnLog("sessionproxy-tls", filepath.Join(e.dir, "sessionproxy"), "run", "-config", sconf)
+	if err != nil {
 		log.Fatal(err)
 	}
 	waitListening(ngx)
 	waitListening(sp)
 	e.anchors.tls = tlsAnchors{nginx: "https://" + ngx, sp: "https://" + sp}
+	e.meter(e.anchors.tls.nginx, ncmd.Process.Pid, e.sharedStack()...)
+	e.meter(e.anchors.tls.sp, scmd.Process.Pid, e.sharedStack()...)
 }
 
 // tlsRuns is what each round measures over TLS: key, URL, path.
