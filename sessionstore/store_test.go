@@ -237,7 +237,7 @@ func BenchmarkLoadLocal(b *testing.B) {
 // both replicas read, the newest decoded, no allocation.
 func BenchmarkLoadShared(b *testing.B) {
 	n1, n2 := memcachedtest.Start(b), memcachedtest.Start(b)
-	s, err := New(Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}}})
+	s, err := New(Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}, Timeout: benchTimeout}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func BenchmarkLoadShared(b *testing.B) {
 
 func BenchmarkUpdateMemcached(b *testing.B) {
 	n1, n2 := memcachedtest.Start(b), memcachedtest.Start(b)
-	s, _ := New(Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}}, LocalSize: 16 << 20})
+	s, _ := New(Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}, Timeout: benchTimeout}, LocalSize: 16 << 20})
 	defer s.Close()
 	id := AppendNewID(nil)
 	var u Update
