@@ -81,6 +81,7 @@ const benchTimeout = 2 * time.Second
 
 func benchMemcached(b *testing.B) *Memcached {
 	n1, n2 := memcachedtest.Start(b), memcachedtest.Start(b)
+	benchNodes = []*memcachedtest.Server{n1, n2}
 	m, err := NewMemcached(MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}, Timeout: benchTimeout})
 	if err != nil {
 		b.Fatal(err)

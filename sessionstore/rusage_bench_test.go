@@ -5,22 +5,33 @@ package sessionstore
 import (
 	"bytes"
 	"os"
+	"runtime/metrics"
 	"strconv"
 	"syscall"
 	"testing"
+
+	"sessionproxy/internal/memcachedtest"
 )
+
+// benchNodes are the memcached servers of the benchmark running, whose
+// CPU reportRusage reports too.
+var benchNodes []*memcachedtest.Server
 
 // reportRusage starts counting this process's CPU time, context switches
 // and read and write system calls (every thread; not the memcached
 // servers the benchmark started) and returns what reports them per op, as
 // the bench runner does per request: cpu-ns/op, vcsw/op (voluntary
 // switches: a thread that blocked, mostly for want of a goroutine to run),
-// ivcsw/op (preempted) and rwsys/op (read-like and write-like system
-// calls, /proc/self/io). Call it after the set-up, defer what it returns.
+// ivcsw/op (preempted), rwsys/op (read-like and write-like system calls,
+// /proc/self/io), sched/op (goroutines made to run after waiting
+// runnable: wake-ups, new goroutines and yields; the runtime samples one
+// in 8, counted here times 8) and mc-cpu-ns/op (the memcached servers of
+// benchNodes, in 10ms ticks: coarse unless the run is long). Call it after
+// the set-up, defer what it returns.
 func reportRusage(b *testing.B) func() {
 	var before syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-	rw := readWriteCalls()
+	rw, sched, mc := readWriteCalls(), schedRuns(), nodesCPU()
 	return func() {
 		var after syscall.Rusage
 		syscall.Getrusage(syscall.RUSAGE_SELF, &after)
@@ -32,6 +43,8 @@ func reportRusage(b *testing.B) func() {
 		b.ReportMetric(float64(after.Nvcsw-before.Nvcsw)/n, "vcsw/op")
 		b.ReportMetric(float64(after.Nivcsw-before.Nivcsw)/n, "ivcsw/op")
 		b.ReportMetric(float64(readWriteCalls()-rw)/n, "rwsys/op")
+		b.ReportMetric(float64(schedRuns()-sched)*8/n, "sched/op")
+		b.ReportMetric(float64(nodesCPU()-mc)/n, "mc-cpu-ns/op")
 	}
 }
 
@@ -51,4 +64,39 @@ func readWriteCalls() int64 {
 		}
 	}
 	return n
+}
+
+// schedRuns is the runtime's sampled count of goroutines run after
+// waiting runnable.
+func schedRuns() uint64 {
+	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return 0
+	}
+	var n uint64
+	for _, c := range s[0].Value.Float64Histogram().Counts {
+		n += c
+	}
+	return n
+}
+
+// nodesCPU is the CPU time of benchNodes so far, in ns (utime+stime).
+func nodesCPU() int64 {
+	var ns int64
+	for _, srv := range benchNodes {
+		b, err := os.ReadFile("/proc/" + srv.PID() + "/stat")
+		if err != nil {
+			continue
+		}
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 {
+			f := bytes.Fields(b[i+1:])
+			if len(f) > 13 {
+				u, _ := strconv.ParseInt(string(f[11]), 10, 64)
+				s, _ := strconv.ParseInt(string(f[12]), 10, 64)
+				ns += (u + s) * 10_000_000 // USER_HZ 100
+			}
+		}
+	}
+	return ns
 }

@@ -267,6 +267,7 @@ func BenchmarkLoadShared(b *testing.B) {
 
 func BenchmarkUpdateMemcached(b *testing.B) {
 	n1, n2 := memcachedtest.Start(b), memcachedtest.Start(b)
+	benchNodes = []*memcachedtest.Server{n1, n2}
 	s, _ := New(Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}, Timeout: benchTimeout}, LocalSize: 16 << 20})
 	defer s.Close()
 	id := AppendNewID(nil)
