@@ -63,8 +63,6 @@ type conn struct {
 	buf     []byte     // commands queued, not yet written
 	queue   []*Call    // their calls, in order
 	writing bool       // a caller is writing: others only queue
-	quiet   bool       // quiet sets queued since the last no-op (quiet.go)
-	token   uint32     // the opaque token of the next quiet set
 
 	spareBuf   []byte  // the last batch written, for the next queue
 	spareQueue []*Call // its calls' slice
@@ -105,9 +103,6 @@ type Call struct {
 	buf  []byte // a get's read buffer, kept with the pooled call
 	end  int    // where its command ends in the batch it is written in
 
-	quiet bool   // sent quiet: answered by silence, or a failure naming token
-	token uint32 // its opaque token (O), when quiet
-
 	// lead is the first call of c's group (Join), whose done channel
 	// the group's one wake-up goes to; nil when c is alone. In the lead,
 	// pending counts the group's calls not answered yet.
@@ -123,7 +118,7 @@ var calls = sync.Pool{New: func() any { return &Call{done: make(chan struct{}, 1
 func NewCall(op Op, val []byte, cas uint64, flags uint32, exp int32) *Call {
 	c := calls.Get().(*Call)
 	c.op, c.val, c.cas, c.flag, c.exp, c.err, c.seen = op, val, cas, flags, exp, nil, false
-	c.lead, c.quiet = nil, false
+	c.lead = nil
 	if op == OpGet || op == OpFlags {
 		c.val, c.cas, c.flag, c.exp = nil, 0, 0, 0
 	}
@@ -280,7 +275,9 @@ func (p *Client) Start(c *Call, key []byte) {
 		c.answered()
 		return
 	}
-	mc.add(c, key)
+	mc.buf = c.encode(mc.buf, key)
+	c.end = len(mc.buf)
+	mc.queue = append(mc.queue, c)
 	mc.write(p)
 }
 
@@ -298,7 +295,9 @@ func (p *Client) StartAll(calls []*Call, keys [][]byte) {
 		return
 	}
 	for i, c := range calls {
-		mc.add(c, keys[i])
+		mc.buf = c.encode(mc.buf, keys[i])
+		c.end = len(mc.buf)
+		mc.queue = append(mc.queue, c)
 	}
 	mc.write(p)
 }
@@ -320,23 +319,6 @@ func (mc *conn) write(p *Client) {
 	runtime.Gosched()
 	mc.mu.Lock()
 	mc.flush(p) // unlocks
-}
-
-// add queues c's command for key. mc.mu is held.
-func (mc *conn) add(c *Call, key []byte) {
-	switch {
-	case c.op.stores() && len(key)+len(c.val) <= quietMax:
-		c.quiet, c.token = true, mc.token
-		mc.token++
-		mc.quiet = true
-	case c.op.stores():
-		// A store that may draw an error without its token is never
-		// preceded by quiet sets waiting for their no-op (quiet.go).
-		mc.endQuiet()
-	}
-	mc.buf = c.encode(mc.buf, key)
-	c.end = len(mc.buf)
-	mc.queue = append(mc.queue, c)
 }
 
 // encode appends c's command for key to b.
@@ -367,10 +349,6 @@ func (c *Call) encode(b, key []byte) []byte {
 		b = strconv.AppendUint(b, c.cas, 10)
 	case OpAdd:
 		b = append(b, " ME"...)
-	}
-	if c.quiet {
-		b = append(b, " q O"...)
-		b = strconv.AppendUint(b, uint64(c.token), 10)
 	}
 	b = append(b, "\r\n"...)
 	b = append(b, c.val...)
@@ -404,7 +382,6 @@ func (mc *conn) connect(p *Client) error {
 // same two of each instead of allocating a batch's worth per write.
 func (mc *conn) flush(p *Client) {
 	timeout := p.timeout
-	mc.endQuiet()
 	for len(mc.queue) > 0 {
 		l := mc.link
 		out, calls := mc.buf, mc.queue
@@ -439,7 +416,6 @@ func (mc *conn) flush(p *Client) {
 		}
 		mc.mu.Lock()
 		mc.spareBuf, mc.spareQueue = out[:0], calls[:0]
-		mc.endQuiet()
 	}
 	mc.writing = false
 	if l := mc.link; l != nil && (l.failed.Load() != nil || p.shut.Load()) {
@@ -479,29 +455,18 @@ func (l *link) fail(err error) {
 // read answers the calls in write order until the link is dropped.
 func (l *link) read(timeout time.Duration) {
 	defer l.conn.Close()
-	l.serve(&answers{br: bufio.NewReaderSize(&deadlineReader{l.conn, timeout}, 64<<10)})
-}
-
-// serve answers the calls in inflight from r until the channel is closed.
-func (l *link) serve(r *answers) {
+	br := bufio.NewReaderSize(&deadlineReader{l.conn, timeout}, 64<<10)
 	for c := range l.inflight {
 		if e := l.failed.Load(); e != nil {
-			r.fail(*e)
 			c.err = *e
-		} else if err := r.answer(c); err != nil {
-			l.fail(err)
-			r.fail(err)
-			c.err = err
-		} else if c.quiet {
-			continue // answered by a later answer (quiet.go)
-		}
-		if c.op == opNoop {
-			c.Release() // the reader's own
-			continue
+		} else {
+			if err := readAnswer(br, c); err != nil && !IsAnswer(err) {
+				l.fail(err)
+				c.err = err
+			}
 		}
 		c.answered()
 	}
-	r.fail(ErrClosed) // none waits: each batch ends with its no-op
 }
 
 // deadlineReader bounds each read from the connection by the timeout:
@@ -525,28 +490,14 @@ func (r *deadlineReader) Read(b []byte) (int, error) {
 // (not stored), "EX" (CAS mismatch) or "NF" (no item to swap). The error
 // returned is c.err, or one that leaves the connection out of step.
 func readAnswer(br *bufio.Reader, c *Call) error {
-	line, err := readLine(br)
+	line, err := br.ReadSlice('\n')
 	if err != nil {
 		return err
 	}
-	return parseAnswer(br, line, c)
-}
-
-// readLine reads an answer line, without its CRLF. It is valid until the
-// next read from br.
-func readLine(br *bufio.Reader) ([]byte, error) {
-	line, err := br.ReadSlice('\n')
-	if err != nil {
-		return nil, err
-	}
 	if len(line) < 2 || line[len(line)-2] != '\r' {
-		return nil, fmt.Errorf("memcache: answer not terminated: %q", answerForLog(line))
+		return fmt.Errorf("memcache: answer not terminated: %q", answerForLog(line))
 	}
-	return line[:len(line)-2], nil
-}
-
-// parseAnswer is readAnswer once the answer's line is read.
-func parseAnswer(br *bufio.Reader, line []byte, c *Call) error {
+	line = line[:len(line)-2]
 	get := c.op == OpGet || c.op == OpFlags
 	switch {
 	case c.op == OpFlags && len(line) >= 2 && string(line[:2]) == "HD":
