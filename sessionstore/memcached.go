@@ -223,8 +223,7 @@ type replicaRead struct {
 
 // readReplicas gets key, with its CAS id, from each readable node. The
 // gets are in flight on every node at once (pipelined, no goroutine per
-// replica), so a cold read waits for one round trip, not one per replica,
-// and is woken once, by the last answer (memcache.Join).
+// replica), so a cold read waits for one round trip, not one per replica.
 // The values stay in the calls' buffers: release them with releaseReads.
 func (m *Memcached) readReplicas(key []byte, nodes []*node, out []replicaRead) []replicaRead {
 	var calls [maxNodes]*memcache.Call
@@ -234,14 +233,11 @@ func (m *Memcached) readReplicas(key []byte, nodes []*node, out []replicaRead) [
 		if !n.readable() {
 			continue
 		}
-		calls[k], asked[k] = memcache.NewCall(memcache.OpGet, nil, 0, 0, 0), n
+		c := memcache.NewCall(memcache.OpGet, nil, 0, 0, 0)
+		n.pipe.Start(c, key)
+		calls[k], asked[k] = c, n
 		k++
 	}
-	memcache.Join(calls[:k]) // one wake-up for all the answers
-	for i := range k {
-		asked[i].pipe.Start(calls[i], key)
-	}
-	memcache.WaitAll(calls[:k])
 	out = out[:0]
 	for i := range k {
 		c, n := calls[i], asked[i]
@@ -370,8 +366,7 @@ func (m *Memcached) PutIfNewer(id, val []byte) error {
 
 // Put sets val on every replica of id that takes writes, whatever they
 // hold: only for a caller whose copy is the authoritative one. The sets
-// are in flight on every replica at once, and the caller is woken once,
-// by the last answer (memcache.Join).
+// are in flight on every replica at once.
 func (m *Memcached) Put(id, val []byte) error {
 	mt, err := peek(val)
 	if err != nil {
