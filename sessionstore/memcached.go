@@ -366,7 +366,8 @@ func (m *Memcached) PutIfNewer(id, val []byte) error {
 
 // Put sets val on every replica of id that takes writes, whatever they
 // hold: only for a caller whose copy is the authoritative one. The sets
-// are in flight on every replica at once.
+// are in flight on every replica at once, and the caller is woken once,
+// by the last answer (memcache.Join).
 func (m *Memcached) Put(id, val []byte) error {
 	mt, err := peek(val)
 	if err != nil {
