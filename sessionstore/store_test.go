@@ -244,7 +244,7 @@ func BenchmarkLoadLocal(b *testing.B) {
 // both replicas read, the newest decoded, no allocation.
 func BenchmarkLoadShared(b *testing.B) {
 	n1, n2 := memcachedtest.Start(b), memcachedtest.Start(b)
-	s, err := New(Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}}})
+	s, err := New(Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}, Timeout: memcachedtest.BenchTimeout}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func BenchmarkLoadShared(b *testing.B) {
 
 func BenchmarkUpdateMemcached(b *testing.B) {
 	n1, n2 := memcachedtest.Start(b), memcachedtest.Start(b)
-	s, _ := New(Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}}, LocalSize: 16 << 20})
+	s, _ := New(Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}, Timeout: memcachedtest.BenchTimeout}, LocalSize: 16 << 20})
 	defer s.Close()
 	id := AppendNewID(nil)
 	var u Update
@@ -282,6 +282,7 @@ func BenchmarkUpdateMemcached(b *testing.B) {
 	s.change(id, &u, true, nil, nil)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer memcachedtest.ReportRusage(b, n1, n2)()
 	for i := 0; i < b.N; i++ {
 		if err := s.change(id, &u, false, nil, nil); err != nil {
 			b.Fatal(err)

@@ -102,6 +102,12 @@ type Call struct {
 	seen bool   // Wait has had the answer
 	buf  []byte // a get's read buffer, kept with the pooled call
 	end  int    // where its command ends in the batch it is written in
+
+	// lead is the first call of c's group (Join), whose done channel
+	// the group's one wake-up goes to; nil when c is alone. In the lead,
+	// pending counts the group's calls not answered yet.
+	lead    *Call
+	pending atomic.Int32
 }
 
 var calls = sync.Pool{New: func() any { return &Call{done: make(chan struct{}, 1)} }}
@@ -112,6 +118,7 @@ var calls = sync.Pool{New: func() any { return &Call{done: make(chan struct{}, 1
 func NewCall(op Op, val []byte, cas uint64, flags uint32, exp int32) *Call {
 	c := calls.Get().(*Call)
 	c.op, c.val, c.cas, c.flag, c.exp, c.err, c.seen = op, val, cas, flags, exp, nil, false
+	c.lead = nil
 	if op == OpGet || op == OpFlags {
 		c.val, c.cas, c.flag, c.exp = nil, 0, 0, 0
 	}
@@ -135,13 +142,59 @@ const maxKeptValue = 64 << 10
 // Wait blocks until c is answered and returns its error: nil, one of
 // ErrCacheMiss, ErrNotStored, ErrCASConflict or ErrServer (answers about
 // the key, see IsAnswer), or the failure of the connection or server.
-// Once answered, Wait returns the same error again at once.
+// Once answered, Wait returns the same error again at once. A call of a
+// group (Join) waits for the whole group.
 func (c *Call) Wait() error {
 	if !c.seen {
-		<-c.done
+		w := c
+		if c.lead != nil {
+			w = c.lead
+		}
+		if !w.seen {
+			<-w.done
+			w.seen = true
+		}
 		c.seen = true
 	}
 	return c.err
+}
+
+// Join makes calls one group, waited for together (WaitAll): the waiter
+// is woken once, by the last answer, instead of once per answer. A write
+// to two replicas is two calls on two connections, answered by two
+// readers a few microseconds apart; waited for one by one, the second
+// answer often finds the waiter parked again, and each wake-up is a trip
+// through the scheduler. Join them before starting them, and release
+// none before WaitAll (or every call's Wait) has returned.
+func Join(calls []*Call) {
+	if len(calls) < 2 {
+		return
+	}
+	lead := calls[0]
+	lead.pending.Store(int32(len(calls)))
+	for _, c := range calls {
+		c.lead = lead
+	}
+}
+
+// WaitAll waits until every call of calls is answered; their Wait then
+// returns at once. calls are a group made by Join, or calls alone.
+func WaitAll(calls []*Call) {
+	for _, c := range calls {
+		c.Wait()
+	}
+}
+
+// answered hands c's answer (c.err, and a get's value) to its waiter, or
+// counts it in its group and wakes the group's waiter once all are in.
+// c must not be touched afterwards: its waiter may release it.
+func (c *Call) answered() {
+	l := c.lead
+	if l == nil {
+		c.done <- struct{}{}
+	} else if l.pending.Add(-1) == 0 {
+		l.done <- struct{}{}
+	}
 }
 
 // Value is the value an OpGet read, valid until c is released.
@@ -219,7 +272,7 @@ func (p *Client) Start(c *Call, key []byte) {
 	if err := mc.connect(p); err != nil {
 		mc.mu.Unlock()
 		c.err = err
-		c.done <- struct{}{}
+		c.answered()
 		return
 	}
 	mc.buf = c.encode(mc.buf, key)
@@ -237,7 +290,7 @@ func (p *Client) StartAll(calls []*Call, keys [][]byte) {
 		mc.mu.Unlock()
 		for _, c := range calls {
 			c.err = err
-			c.done <- struct{}{}
+			c.answered()
 		}
 		return
 	}
@@ -402,19 +455,33 @@ func (l *link) fail(err error) {
 // read answers the calls in write order until the link is dropped.
 func (l *link) read(timeout time.Duration) {
 	defer l.conn.Close()
-	br := bufio.NewReaderSize(l.conn, 64<<10)
+	br := bufio.NewReaderSize(&deadlineReader{l.conn, timeout}, 64<<10)
 	for c := range l.inflight {
 		if e := l.failed.Load(); e != nil {
 			c.err = *e
 		} else {
-			l.conn.SetReadDeadline(time.Now().Add(timeout))
 			if err := readAnswer(br, c); err != nil && !IsAnswer(err) {
 				l.fail(err)
 				c.err = err
 			}
 		}
-		c.done <- struct{}{}
+		c.answered()
 	}
+}
+
+// deadlineReader bounds each read from the connection by the timeout:
+// the read deadline is set once per read system call, which brings in a
+// batch's answers at once, rather than once per answer. The reader reads
+// only while a call waits for its answer, so a node that stops answering
+// still fails that call after the timeout.
+type deadlineReader struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (r *deadlineReader) Read(b []byte) (int, error) {
+	r.conn.SetReadDeadline(time.Now().Add(r.timeout))
+	return r.conn.Read(b)
 }
 
 // readAnswer reads the answer to c from br and sets c.err (and, for a

@@ -340,7 +340,8 @@ func (m *Memcached) PutIfNewer(id, val []byte) error {
 
 // Put sets val on every replica of id that takes writes, whatever they
 // hold: only for a caller whose copy is the authoritative one. The sets
-// are in flight on every replica at once.
+// are in flight on every replica at once, and the caller is woken once,
+// by the last answer (memcache.Join).
 func (m *Memcached) Put(id, val []byte) error {
 	mt, err := peek(val)
 	if err != nil {
@@ -352,10 +353,14 @@ func (m *Memcached) Put(id, val []byte) error {
 	m.place(id, &p)
 	nodes := p.write[:p.nWrit]
 	var calls [maxNodes]*memcache.Call
-	for i, n := range nodes {
+	for i := range nodes {
 		calls[i] = memcache.NewCall(memcache.OpSet, val, 0, versionFlags(val), exp)
+	}
+	memcache.Join(calls[:len(nodes)]) // one wake-up for all the answers
+	for i, n := range nodes {
 		n.pipe.Start(calls[i], key)
 	}
+	memcache.WaitAll(calls[:len(nodes)])
 	written := 0
 	for i, n := range nodes {
 		err := calls[i].Wait()
