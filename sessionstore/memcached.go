@@ -49,7 +49,6 @@ type Memcached struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	startup   sync.WaitGroup // the nodes' start-up reconciliations not yet over
-	probed    sync.WaitGroup // the nodes' first probes not yet over
 
 	hintToken string // names this instance's hint files (hintdir.go)
 }
@@ -115,6 +114,9 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 		m.wg.Add(1)
 		go m.syncHints()
 	}
+	// Each node's first probe, before anything else reads or writes it
+	// (startprobe.go).
+	first := m.startProbe()
 	// The first presence round before the store is handed out: a proxy
 	// that starts beside others knows them before its first request, and
 	// waits until they know it (presence.go).
@@ -125,10 +127,9 @@ func NewMemcached(o MemcachedOptions) (*Memcached, error) {
 	m.wg.Add(1)
 	go m.presence()
 	m.startup.Add(len(m.nodes))
-	m.probed.Add(len(m.nodes))
-	for _, n := range m.nodes {
+	for i, n := range m.nodes {
 		m.wg.Add(1)
-		go m.monitor(n)
+		go m.monitor(n, first[i])
 	}
 	return m, nil
 }

@@ -124,8 +124,9 @@ func (m *Memcached) markDown(n *node, err error) {
 // never one from the pool, so that a node that answers again leaves down
 // within one interval whatever the pool held. A node that answers after
 // being down, or that restarted while it looked up (its start time moved),
-// catches up before it serves reads again.
-func (m *Memcached) monitor(n *node) {
+// catches up before it serves reads again. first is the node's first
+// probe (startProbe), taken before the store's first presence round.
+func (m *Memcached) monitor(n *node, first startProbeResult) {
 	defer m.wg.Done()
 	t := time.NewTicker(m.opts.ProbeInterval)
 	defer t.Stop()
@@ -143,17 +144,10 @@ func (m *Memcached) monitor(n *node) {
 	// useless.
 	var waiting []*node
 	lastAdopt := time.Now()
-	st, err := memcache.ReadStats(n.Addr, m.opts.Timeout)
-	if err != nil {
-		// Away when this process started: what it holds is unknown until
-		// it returns and catches up in full.
-		m.markDown(n, err)
-	}
-	// A start-up catch-up reads the other nodes: only once each has
-	// answered its first probe or been marked down, so that it never
-	// waits on a node that hangs.
-	m.probed.Done()
-	m.probed.Wait()
+	// A node away at start was marked down by startProbe. Every node has
+	// had its first probe, so a start-up catch-up, which reads the
+	// others, never waits on a node that hangs.
+	st, err := first.stats, first.err
 	if err == nil {
 		last = st
 		if n.load() == StateCatchingUp {
