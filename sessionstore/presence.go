@@ -367,6 +367,7 @@ func (s *Store) watchPeers() {
 // is an error to log. Each change between none and some is logged once.
 func (s *Store) peersChanged(others int) {
 	crowded := others > 0
+	s.others.Store(crowded)
 	if crowded == s.crowdedSeen {
 		return
 	}

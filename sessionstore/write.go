@@ -346,9 +346,18 @@ func (s *Store) tombstoneValue(dst []byte, version uint64, movedTo []byte) []byt
 // keeps reports whether a change the shared store could not take is kept
 // in the hot tier and written back later (answered as done): when there
 // is a hot tier, and no Redis WaitReplicas, whose whole point is that an
-// answered write is on the replicas.
+// answered write is on the replicas; and only while this process is the
+// one writer of its sessions (no other process's presence mark seen), or
+// its hot tier is trusted as configured (local_cache.ttl: 0, one proxy
+// instance). With other proxies on the store (auto, or a ttl), a change
+// kept here is one they cannot see: the contract's `write: sync` is
+// "stored before the client gets the response", and a change through one
+// proxy is seen by the others within the ttl (CONTRACT 2, 11, 12). So
+// there it is not acknowledged: ErrUnavailable, which the proxy answers
+// 503 with Retry-After (docs/guarantees.md, finding A).
 func (s *Store) keeps() bool {
-	return s.local != nil && s.opts.Redis.WaitReplicas == 0
+	return s.local != nil && s.opts.Redis.WaitReplicas == 0 &&
+		(!s.others.Load() || s.mode == trustedMode{})
 }
 
 // keep turns the shared store's ErrUnavailable into a change kept in the
