@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -402,7 +403,7 @@ func (l *link) fail(err error) {
 // read answers the calls in write order until the link is dropped.
 func (l *link) read(timeout time.Duration) {
 	defer l.conn.Close()
-	br := bufio.NewReaderSize(l.conn, 64<<10)
+	br := bufio.NewReaderSize(lateReader{l.conn, timeout}, 64<<10)
 	for c := range l.inflight {
 		if e := l.failed.Load(); e != nil {
 			c.err = *e
@@ -415,6 +416,40 @@ func (l *link) read(timeout time.Duration) {
 		}
 		c.done <- struct{}{}
 	}
+}
+
+// lateGrace is how long a read whose deadline passed waits, once more,
+// for bytes that may already be there (lateReader).
+const lateGrace = 2 * time.Millisecond
+
+// lateReader reads a link's answers, and tells a server that did not
+// answer in time from a process that did not run in time. When a process
+// is not scheduled for longer than the timeout (a loaded machine, a
+// stop), its deadline timer and the answer that came meanwhile are both
+// due when it runs again, and the timer is seen first: the read fails
+// with the answer in the socket's buffer, and the node, healthy, is
+// counted down. Every call in flight on every node fails at once that
+// way (the fault harness saw a proxy count all three nodes down in the
+// same millisecond). So a read that timed out having read nothing tries
+// once more, for lateGrace: bytes already there are read, a server that
+// is silent still fails the read, lateGrace later.
+type lateReader struct {
+	c       net.Conn
+	timeout time.Duration // the link's, given again after a late read
+}
+
+func (r lateReader) Read(p []byte) (int, error) {
+	n, err := r.c.Read(p)
+	if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, err
+	}
+	r.c.SetReadDeadline(time.Now().Add(lateGrace))
+	if n, err = r.c.Read(p); n > 0 {
+		// The answer's rest, if it spans reads, has the time an
+		// answer has.
+		r.c.SetReadDeadline(time.Now().Add(r.timeout))
+	}
+	return n, err
 }
 
 // readAnswer reads the answer to c from br and sets c.err (and, for a
