@@ -309,7 +309,7 @@ func (m *Memcached) View(id []byte, to ValueTaker) error {
 	}
 	best := newest(reads)
 	if best < 0 {
-		return ErrNotFound
+		return m.missing(reads, &p)
 	}
 	val := reads[best].val
 	for _, r := range reads {
@@ -455,6 +455,9 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 		}
 		val, err := mg.Merge(cur)
 		if err != nil {
+			if cur == nil && errors.Is(err, ErrNotFound) {
+				err = m.missing(reads, &p)
+			}
 			releaseReads(reads)
 			return err
 		}

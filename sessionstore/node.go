@@ -416,3 +416,21 @@ func (p *placement) holds(n *node, replicas int) bool {
 	}
 	return false
 }
+
+// missing is the answer to a key that every node read lacks: ErrNotFound
+// when one of them is an owner of the key (one of its first Replicas
+// nodes, which hold it whenever they are up), ErrUnavailable when only
+// stand-ins answered, the owners being down. A stand-in holds a session
+// only if it was written while an owner was down; one written while both
+// owners were up is on them alone, and a stand-in's miss says nothing of
+// it. Taken for "not found", it gave the client a fresh session (and
+// logged the user out) whenever both owners were away in this proxy's
+// view, as a loaded machine's timeouts made them in the fault harness.
+func (m *Memcached) missing(reads []replicaRead, p *placement) error {
+	for _, r := range reads {
+		if p.holds(r.node, m.opts.Replicas) {
+			return ErrNotFound
+		}
+	}
+	return ErrUnavailable
+}
