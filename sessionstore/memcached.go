@@ -44,6 +44,9 @@ type Memcached struct {
 	opts  MemcachedOptions
 	nodes []*node
 	peers PeerCount // other processes with presence marks on the nodes
+	// peersKnown: a presence round has answered since the start (only
+	// the presence rounds use it, one at a time).
+	peersKnown bool
 
 	closed    chan struct{}
 	closeOnce sync.Once

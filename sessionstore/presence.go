@@ -41,9 +41,9 @@ import (
 // on its servers and reports the other processes' marks.
 type PeerWatcher interface {
 	// WatchPeers has fn called with the number of other processes whose
-	// marks are on the store, whenever it changes from what fn was last
-	// told (at once if it is not 0). fn is called from one goroutine at a
-	// time.
+	// marks are on the store (PeersUnknown while no server has answered
+	// since the start), whenever it changes from what fn was last told (at
+	// once if it is not 0). fn is called from one goroutine at a time.
 	WatchPeers(fn func(others int))
 }
 
@@ -200,11 +200,24 @@ func (m *Memcached) presenceRound() time.Duration {
 			}
 		}
 	}
-	if answered {
+	switch {
+	case answered:
+		m.peersKnown = true
 		m.peers.Set(len(others))
+	case !m.peersKnown:
+		// No node has answered since this process started: whether
+		// others use the nodes is unknown, and they are assumed. Taken
+		// for alone, a proxy that started on a loaded machine trusted
+		// its hot tier for good and kept changes that no replica took,
+		// while others served the same sessions (docs/guarantees.md).
+		m.peers.Set(PeersUnknown)
 	}
 	return longest
 }
+
+// PeersUnknown is the count of other processes a PeerCount holds while
+// no presence round has answered: others are assumed, as if seen.
+const PeersUnknown = -1
 
 // SeenBy is how long a store waits, at start, until the processes that
 // were there before this one have had a presence round since its mark
@@ -366,7 +379,7 @@ func (s *Store) watchPeers() {
 // any; with async writes, which need one proxy per set of sessions, any
 // is an error to log. Each change between none and some is logged once.
 func (s *Store) peersChanged(others int) {
-	crowded := others > 0
+	crowded := others != 0 // PeersUnknown too
 	s.others.Store(crowded)
 	if crowded == s.crowdedSeen {
 		return
@@ -374,6 +387,13 @@ func (s *Store) peersChanged(others int) {
 	s.crowdedSeen = crowded
 	where := "on the " + s.shared.Kind() + " nodes"
 	switch {
+	case others == PeersUnknown && s.auto:
+		s.crowded.Store(true)
+		s.boundLocal()
+		s.logger().Warn("no " + s.shared.Kind() + " node answered yet: other proxies are assumed until one does; local cache ttl " + AutoCrowdedTTL.String())
+	case others == PeersUnknown:
+		// Not auto: the ttl is as set, and s.others keeps changes from
+		// being kept (keeps); nothing to log until a node answers.
 	case s.opts.Async && crowded:
 		s.logger().Error("another proxy seen "+where+": write: async needs one proxy per set of sessions, or changes made through the others are lost",
 			"others", others)
