@@ -47,6 +47,10 @@ type Memcached struct {
 	// peersKnown: a presence round has answered since the start (only
 	// the presence rounds use it, one at a time).
 	peersKnown bool
+	// lastOthers, noneSince: the last count of others seen above none,
+	// and since when none has been (settle; the presence rounds only).
+	lastOthers int
+	noneSince  time.Time
 
 	closed    chan struct{}
 	closeOnce sync.Once
