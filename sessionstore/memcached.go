@@ -316,7 +316,19 @@ func (m *Memcached) View(id []byte, to ValueTaker) error {
 	}
 	best := newest(reads)
 	if best < 0 {
-		return m.missing(reads, &p)
+		// Held by no replica read: perhaps only by a stand-in, where a
+		// proxy that counted the owners down wrote it (standIns).
+		var sbuf [maxNodes]replicaRead
+		more := m.standIns(key, nodes, &p, sbuf[:])
+		defer releaseReads(more)
+		i := newest(more)
+		if i < 0 {
+			return m.missing(reads, &p)
+		}
+		for _, r := range reads {
+			m.writeIfNewer(r.node, key, more[i].val)
+		}
+		return to.Take(more[i].val)
 	}
 	val := reads[best].val
 	for _, r := range reads {
@@ -457,10 +469,18 @@ func (m *Memcached) Merge(id []byte, mg Merger) error {
 			return ErrUnavailable
 		}
 		var cur []byte
+		var sbuf [maxNodes]replicaRead
+		var more []replicaRead
 		if i := newest(reads); i >= 0 {
 			cur = reads[i].val
+		} else {
+			more = m.standIns(key, nodes, &p, sbuf[:]) // as View
+			if i := newest(more); i >= 0 {
+				cur = more[i].val
+			}
 		}
 		val, err := mg.Merge(cur)
+		releaseReads(more)
 		if err != nil {
 			if cur == nil && errors.Is(err, ErrNotFound) {
 				err = m.missing(reads, &p)

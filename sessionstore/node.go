@@ -434,3 +434,26 @@ func (m *Memcached) missing(reads []replicaRead, p *placement) error {
 	}
 	return ErrUnavailable
 }
+
+// standIns reads key from the readable nodes of p that read did not
+// include: the stand-ins, asked only when no replica read holds the key.
+// Each proxy decides on its own which nodes are down, so a session
+// another proxy wrote while it counted the owners down is on stand-ins
+// only until that proxy's hints reach the owners; read from the owners
+// alone, it was "not found", and the client got a fresh session from
+// this proxy moments after another created or rotated it (the fault
+// harness under load). Release the reads after use.
+func (m *Memcached) standIns(key []byte, read []*node, p *placement, out []replicaRead) []replicaRead {
+	var rest [maxNodes]*node
+	k := 0
+	for _, n := range p.all[:p.n] {
+		if n.readable() && !slices.Contains(read, n) {
+			rest[k] = n
+			k++
+		}
+	}
+	if k == 0 {
+		return out[:0]
+	}
+	return m.readReplicas(key, rest[:k], out)
+}
