@@ -418,21 +418,26 @@ func (p *placement) holds(n *node, replicas int) bool {
 }
 
 // missing is the answer to a key that every node read lacks: ErrNotFound
-// when one of them is an owner of the key (one of its first Replicas
-// nodes, which hold it whenever they are up), ErrUnavailable when only
-// stand-ins answered, the owners being down. A stand-in holds a session
-// only if it was written while an owner was down; one written while both
-// owners were up is on them alone, and a stand-in's miss says nothing of
-// it. Taken for "not found", it gave the client a fresh session (and
-// logged the user out) whenever both owners were away in this proxy's
-// view, as a loaded machine's timeouts made them in the fault harness.
+// only when every owner of the key (its first Replicas nodes, which hold
+// it whenever they are up) answered, ErrUnavailable otherwise. A
+// stand-in holds a session only if it was written while an owner was
+// down; one written while both owners were up is on them alone, and a
+// stand-in's miss says nothing of it. And each proxy decides on its own
+// which nodes are down: one that counted an owner down wrote a new or
+// rotated session to the other owner alone (and stand-ins), and a proxy
+// that counts that other owner down reads only the first, which never had
+// it. Taken for "not found", either gave the client a fresh session (the
+// user logged out) whenever an owner was away in a proxy's view, as a
+// loaded machine's timeouts made them in the fault harness. Unavailable,
+// it is what any session this proxy cannot load gets: 503 under
+// store_down: reject (new: a fresh one).
 func (m *Memcached) missing(reads []replicaRead, p *placement) error {
-	for _, r := range reads {
-		if p.holds(r.node, m.opts.Replicas) {
-			return ErrNotFound
+	for _, o := range p.owners(m.opts.Replicas) {
+		if !slices.ContainsFunc(reads, func(r replicaRead) bool { return r.node == o }) {
+			return ErrUnavailable
 		}
 	}
-	return ErrUnavailable
+	return ErrNotFound
 }
 
 // standIns reads key from the readable nodes of p that read did not

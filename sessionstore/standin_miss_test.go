@@ -54,3 +54,36 @@ func TestStandInMissIsNotNotFound(t *testing.T) {
 	// A new session is still created on the stand-in.
 	set(t, s, AppendNewID(nil), true, "b", "1")
 }
+
+// TestMissWithAnOwnerDownIsUnavailable: two nodes, replicas 2. A session
+// another proxy wrote to n1 alone (it counted n2 down) is missed by a
+// proxy that counts n1 down and reads n2: unavailable (503), never "not
+// found" (a fresh session: the user logged out). The fault harness under
+// load: a session rotated through p1 and read five times was "fresh"
+// through p2 (docs/guarantees.md).
+func TestMissWithAnOwnerDownIsUnavailable(t *testing.T) {
+	n1, n2 := memcachedtest.Start(t), memcachedtest.Start(t)
+	s := newStore(t, Options{Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}}})
+	id := AppendNewID(nil)
+	val := encodedSession(id, 2)
+	if err := memcachedtest.Set(n1.Addr, DefaultKeyPrefix+string(id), val, versionFlags(val)); err != nil {
+		t.Fatal(err)
+	}
+	n1.Stop()
+	m := s.shared.(*Memcached)
+	waitFor(t, "n1 down", func() bool {
+		var out Session
+		s.Load(AppendNewID(nil), &out) // traffic takes nodes down
+		return !m.nodes[0].readable()
+	})
+	var out Session
+	if _, err := s.Load(id, &out); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Load of a session n2 lacks, n1 down = %v, want ErrUnavailable", err)
+	}
+	// With both owners up, a miss is a miss.
+	n1.Restart()
+	waitFor(t, "n1 back", func() bool { return m.nodes[0].readable() })
+	if _, err := s.Load(AppendNewID(nil), &out); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Load of an unknown ID, every owner up = %v, want ErrNotFound", err)
+	}
+}
