@@ -29,9 +29,9 @@ import (
 // on its servers and reports the other processes' marks.
 type PeerWatcher interface {
 	// WatchPeers has fn called with the number of other processes whose
-	// marks are on the store, whenever it changes from what fn was last
-	// told (at once if it is not 0). fn is called from one goroutine at a
-	// time.
+	// marks are on the store (PeersUnknown while no server has answered
+	// since the start), whenever it changes from what fn was last told (at
+	// once if it is not 0). fn is called from one goroutine at a time.
 	WatchPeers(fn func(others int))
 }
 
@@ -70,6 +70,10 @@ func ValidInstanceID(id string) bool {
 	}
 	return true
 }
+
+// PeersUnknown is the count of other processes a PeerCount holds while
+// no presence round has answered: others are assumed, as if seen.
+const PeersUnknown = -1
 
 // SeenBy is how long a store waits, at start, until the processes that
 // were there before this one have had a presence round since its mark
@@ -127,13 +131,21 @@ func (s *Store) watchPeers() {
 // any; with async writes, which need one proxy per set of sessions, any
 // is an error to log. Each change between none and some is logged once.
 func (s *Store) peersChanged(others int) {
-	crowded := others > 0
+	crowded := others != 0 // PeersUnknown too
+	s.others.Store(crowded)
 	if crowded == s.crowdedSeen {
 		return
 	}
 	s.crowdedSeen = crowded
 	where := "on the " + s.shared.Kind() + " nodes"
 	switch {
+	case others == PeersUnknown && s.auto:
+		s.crowded.Store(true)
+		s.boundLocal()
+		s.logger().Warn("no " + s.shared.Kind() + " node answered yet: other proxies are assumed until one does; local cache ttl " + AutoCrowdedTTL.String())
+	case others == PeersUnknown:
+		// Not auto: the ttl is as set, and s.others keeps changes from
+		// being kept (keeps); nothing to log until a node answers.
 	case s.opts.Async && crowded:
 		s.logger().Error("another proxy seen "+where+": write: async needs one proxy per set of sessions, or changes made through the others are lost",
 			"others", others)

@@ -193,6 +193,9 @@ type Store struct {
 	auto        bool
 	crowded     atomic.Bool
 	crowdedSeen bool // the last state peersChanged logged; only it uses this
+	// others: another process's presence mark was on the shared store at
+	// the last look, whatever the ttl (keeps).
+	others atomic.Bool
 
 	closed    chan struct{}
 	closeOnce sync.Once

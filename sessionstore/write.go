@@ -363,9 +363,18 @@ func (s *Store) tombstoneValue(dst []byte, version uint64, movedTo []byte) []byt
 // coherent (Redis client_cache): it is there so that several proxies see
 // each other's changes at once, with no presence marks to say whether
 // they are there, and a change kept in one of them is one the others
-// cannot see (finding R1, docs/guarantees.md).
+// cannot see (finding R1, docs/guarantees.md). Otherwise only while this
+// process is the one writer of its sessions (no other process's presence
+// mark seen), or its hot tier is trusted as configured (local_cache.ttl:
+// 0, one proxy instance). With other proxies on the store (auto, or a
+// ttl), a change kept here is one they cannot see: the contract's `write:
+// sync` is "stored before the client gets the response", and a change
+// through one proxy is seen by the others within the ttl (CONTRACT 2, 11,
+// 12). So there it is not acknowledged: ErrUnavailable, which the proxy
+// answers 503 with Retry-After (docs/guarantees.md, finding A).
 func (s *Store) keeps() bool {
-	return s.local != nil && s.opts.Redis.WaitReplicas == 0 && s.coherent == nil
+	return s.local != nil && s.opts.Redis.WaitReplicas == 0 && s.coherent == nil &&
+		(!s.others.Load() || s.mode == trustedMode{})
 }
 
 // keep turns the shared store's ErrUnavailable into a change kept in the

@@ -528,7 +528,11 @@ func runChaos(t *testing.T, seed int64, d time.Duration, st store, nProxies int)
 			if len(keep) > 200 {
 				keep = keep[len(keep)-200:]
 			}
-			t.Logf("p%d's log but the access lines (%s):\n%s", i, p.logf.Name(), strings.Join(keep, "\n"))
+			// The whole log, access lines too, outlives the test's
+			// directory: a violation is read against what each proxy did.
+			kept := filepath.Join(os.TempDir(), fmt.Sprintf("chaos-seed%d-p%d.log", seed, i))
+			os.WriteFile(kept, b, 0o644)
+			t.Logf("p%d's log but the access lines (whole log: %s):\n%s", i, kept, strings.Join(keep, "\n"))
 		}
 	}
 }

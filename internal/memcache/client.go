@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -469,11 +470,26 @@ func (l *link) read(timeout time.Duration) {
 	}
 }
 
+// lateGrace is how long a read whose deadline passed waits, once more,
+// for bytes that may already be there.
+const lateGrace = 2 * time.Millisecond
+
 // deadlineReader bounds each read from the connection by the timeout:
 // the read deadline is set once per read system call, which brings in a
 // batch's answers at once, rather than once per answer. The reader reads
 // only while a call waits for its answer, so a node that stops answering
 // still fails that call after the timeout.
+//
+// It also tells a server that did not answer in time from a process that
+// did not run in time. When a process is not scheduled for longer than
+// the timeout (a loaded machine, a stop), its deadline timer and the
+// answer that came meanwhile are both due when it runs again, and the
+// timer is seen first: the read fails with the answer in the socket's
+// buffer, and the node, healthy, is counted down. Every call in flight on
+// every node fails at once that way (the fault harness saw a proxy count
+// all three nodes down in the same millisecond). So a read that timed out
+// having read nothing tries once more, for lateGrace: bytes already there
+// are read, a server that is silent still fails the read, lateGrace later.
 type deadlineReader struct {
 	conn    net.Conn
 	timeout time.Duration
@@ -481,6 +497,11 @@ type deadlineReader struct {
 
 func (r *deadlineReader) Read(b []byte) (int, error) {
 	r.conn.SetReadDeadline(time.Now().Add(r.timeout))
+	n, err := r.conn.Read(b)
+	if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, err
+	}
+	r.conn.SetReadDeadline(time.Now().Add(lateGrace))
 	return r.conn.Read(b)
 }
 

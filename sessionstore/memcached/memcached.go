@@ -27,12 +27,22 @@ type Memcached struct {
 	opts  sessionstore.MemcachedOptions
 	nodes []*node
 	peers sessionstore.PeerCount // other processes with presence marks on the nodes
+	// peersKnown: a presence round has answered since the start (only
+	// the presence rounds use it, one at a time).
+	peersKnown bool
+	// lastOthers, noneSince: the last count of others seen above none,
+	// and since when none has been (settle; the presence rounds only).
+	lastOthers int
+	noneSince  time.Time
+	// started, outageGrace: when the store started, and how long a miss
+	// with an owner away is unavailable (missing).
+	started     time.Time
+	outageGrace time.Duration
 
 	closed    chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	startup   sync.WaitGroup // the nodes' start-up reconciliations not yet over
-	probed    sync.WaitGroup // the nodes' first probes not yet over
 
 	hintToken string // names this instance's hint files (hintdir.go)
 }
@@ -71,7 +81,7 @@ func NewMemcached(o sessionstore.MemcachedOptions) (*Memcached, error) {
 	if o.HintFileMax <= 0 {
 		o.HintFileMax = sessionstore.DefaultHintFileMax
 	}
-	m := &Memcached{opts: o, closed: make(chan struct{})}
+	m := &Memcached{opts: o, closed: make(chan struct{}), started: time.Now(), outageGrace: outageGrace}
 	for _, n := range o.Nodes {
 		m.nodes = append(m.nodes, newNode(n, o.Timeout, o.MaxIdleConns))
 	}
@@ -89,6 +99,9 @@ func NewMemcached(o sessionstore.MemcachedOptions) (*Memcached, error) {
 		m.wg.Add(1)
 		go m.syncHints()
 	}
+	// Each node's first probe, before anything else reads or writes it
+	// (startprobe.go).
+	first := m.startProbe()
 	// The first presence round before the store is handed out: a proxy
 	// that starts beside others knows them before its first request, and
 	// waits until they know it (presence.go).
@@ -99,10 +112,9 @@ func NewMemcached(o sessionstore.MemcachedOptions) (*Memcached, error) {
 	m.wg.Add(1)
 	go m.presence()
 	m.startup.Add(len(m.nodes))
-	m.probed.Add(len(m.nodes))
-	for _, n := range m.nodes {
+	for i, n := range m.nodes {
 		m.wg.Add(1)
-		go m.monitor(n)
+		go m.monitor(n, first[i])
 	}
 	return m, nil
 }
@@ -282,7 +294,19 @@ func (m *Memcached) View(id []byte, to sessionstore.ValueTaker) error {
 	}
 	best := newest(reads)
 	if best < 0 {
-		return sessionstore.ErrNotFound
+		// Held by no replica read: perhaps only by a stand-in, where a
+		// proxy that counted the owners down wrote it (standIns).
+		var sbuf [maxNodes]replicaRead
+		more := m.standIns(key, nodes, &p, sbuf[:])
+		defer releaseReads(more)
+		i := newest(more)
+		if i < 0 {
+			return m.missing(reads, &p)
+		}
+		for _, r := range reads {
+			m.writeIfNewer(r.node, key, more[i].val)
+		}
+		return to.Take(more[i].val)
 	}
 	val := reads[best].val
 	for _, r := range reads {
@@ -415,11 +439,22 @@ func (m *Memcached) Merge(id []byte, mg sessionstore.Merger) error {
 			return sessionstore.ErrUnavailable
 		}
 		var cur []byte
+		var sbuf [maxNodes]replicaRead
+		var more []replicaRead
 		if i := newest(reads); i >= 0 {
 			cur = reads[i].val
+		} else {
+			more = m.standIns(key, nodes, &p, sbuf[:]) // as View
+			if i := newest(more); i >= 0 {
+				cur = more[i].val
+			}
 		}
 		val, err := mg.Merge(cur)
+		releaseReads(more)
 		if err != nil {
+			if cur == nil && errors.Is(err, sessionstore.ErrNotFound) {
+				err = m.missing(reads, &p)
+			}
 			releaseReads(reads)
 			return err
 		}

@@ -19,6 +19,7 @@ type node struct {
 	seed uint64           // rendezvous hash of the node ID
 
 	state   atomic.Int32 // a State
+	awayAt  atomic.Int64 // when it last left StateUp (unix ns); 0: never since the start
 	handoff handoff
 
 	catchups      atomic.Int64 // completed catch-ups
@@ -81,6 +82,9 @@ func (m *Memcached) markDown(n *node, err error) {
 			return
 		}
 		if n.state.CompareAndSwap(old, int32(sessionstore.StateDown)) {
+			if sessionstore.State(old) == sessionstore.StateUp {
+				n.awayAt.Store(time.Now().UnixNano())
+			}
 			break
 		}
 	}
@@ -93,8 +97,9 @@ func (m *Memcached) markDown(n *node, err error) {
 // never one from the pool, so that a node that answers again leaves down
 // within one interval whatever the pool held. A node that answers after
 // being down, or that restarted while it looked up (its start time moved),
-// catches up before it serves reads again.
-func (m *Memcached) monitor(n *node) {
+// catches up before it serves reads again. first is the node's first
+// probe (startProbe), taken before the store's first presence round.
+func (m *Memcached) monitor(n *node, first startProbeResult) {
 	defer m.wg.Done()
 	t := time.NewTicker(m.opts.ProbeInterval)
 	defer t.Stop()
@@ -112,17 +117,10 @@ func (m *Memcached) monitor(n *node) {
 	// useless.
 	var waiting []*node
 	lastAdopt := time.Now()
-	st, err := memcache.ReadStats(n.Addr, m.opts.Timeout)
-	if err != nil {
-		// Away when this process started: what it holds is unknown until
-		// it returns and catches up in full.
-		m.markDown(n, err)
-	}
-	// A start-up catch-up reads the other nodes: only once each has
-	// answered its first probe or been marked down, so that it never
-	// waits on a node that hangs.
-	m.probed.Done()
-	m.probed.Wait()
+	// A node away at start was marked down by startProbe. Every node has
+	// had its first probe, so a start-up catch-up, which reads the
+	// others, never waits on a node that hangs.
+	st, err := first.stats, first.err
 	if err == nil {
 		last = st
 		if n.load() == sessionstore.StateCatchingUp {
@@ -187,6 +185,7 @@ func (m *Memcached) monitor(n *node) {
 			if !n.state.CompareAndSwap(int32(sessionstore.StateUp), int32(sessionstore.StateCatchingUp)) {
 				continue
 			}
+			n.awayAt.Store(time.Now().UnixNano())
 			n.dropConns()
 			m.logger().Warn("memcached node restarted while up: catching up", "node", n.ID, "addr", n.Addr)
 		case sessionstore.StateCatchingUp:
@@ -237,6 +236,7 @@ func (m *Memcached) replayWhileUp(n *node, unread []*node) []*node {
 	if overflow || recopy {
 		n.handoff.putBack(nil, overflow, recopy)
 		if n.state.CompareAndSwap(int32(sessionstore.StateUp), int32(sessionstore.StateCatchingUp)) {
+			n.awayAt.Store(time.Now().UnixNano())
 			m.logger().Warn("memcached node missed writes that no hint records: catching up", "node", n.ID)
 		}
 		return unread
@@ -390,4 +390,76 @@ func (p *placement) holds(n *node, replicas int) bool {
 		}
 	}
 	return false
+}
+
+// missing is the answer to a key that every node read lacks: ErrNotFound
+// only when every owner of the key (its first Replicas nodes, which hold
+// it whenever they are up) answered, ErrUnavailable otherwise. A
+// stand-in holds a session only if it was written while an owner was
+// down; one written while both owners were up is on them alone, and a
+// stand-in's miss says nothing of it. And each proxy decides on its own
+// which nodes are down: one that counted an owner down wrote a new or
+// rotated session to the other owner alone (and stand-ins), and a proxy
+// that counts that other owner down reads only the first, which never had
+// it. Taken for "not found", either gave the client a fresh session (the
+// user logged out) whenever an owner was away in a proxy's view, as a
+// loaded machine's timeouts made them in the fault harness. Unavailable,
+// it is what any session this proxy cannot load gets: 503 under
+// store_down: reject (new: a fresh one).
+//
+// Only while the owner has been away for less than outageGrace, though.
+// Views diverge for as long as timeouts or a partition last; a node that
+// is really gone is counted down by every proxy within a few probe
+// intervals, every write then goes to the owners that are up, and a miss
+// there is a miss. Without the bound, every stale cookie (a session that
+// expired while the browser kept its cookie) was refused with 503 for as
+// long as a dead node stayed dead, where MSM and the classic stack start
+// a fresh session.
+func (m *Memcached) missing(reads []replicaRead, p *placement) error {
+	for _, o := range p.owners(m.opts.Replicas) {
+		if !slices.ContainsFunc(reads, func(r replicaRead) bool { return r.node == o }) && m.recentlyAway(o) {
+			return sessionstore.ErrUnavailable
+		}
+	}
+	return sessionstore.ErrNotFound
+}
+
+// outageGrace is how long after a node leaves service a miss on the other
+// owners of a key is taken for unavailable rather than not found
+// (missing): longer than the fault harness's faults and the catch-up
+// after them, far shorter than an outage someone has to fix.
+const outageGrace = 10 * time.Second
+
+// recentlyAway reports whether n, not read, left service less than
+// m.outageGrace ago, or has not served since the store started less than
+// that ago.
+func (m *Memcached) recentlyAway(n *node) bool {
+	since := m.started
+	if at := n.awayAt.Load(); at != 0 {
+		since = time.Unix(0, at)
+	}
+	return time.Since(since) < m.outageGrace
+}
+
+// standIns reads key from the readable nodes of p that read did not
+// include: the stand-ins, asked only when no replica read holds the key.
+// Each proxy decides on its own which nodes are down, so a session
+// another proxy wrote while it counted the owners down is on stand-ins
+// only until that proxy's hints reach the owners; read from the owners
+// alone, it was "not found", and the client got a fresh session from
+// this proxy moments after another created or rotated it (the fault
+// harness under load). Release the reads after use.
+func (m *Memcached) standIns(key []byte, read []*node, p *placement, out []replicaRead) []replicaRead {
+	var rest [maxNodes]*node
+	k := 0
+	for _, n := range p.all[:p.n] {
+		if n.readable() && !slices.Contains(read, n) {
+			rest[k] = n
+			k++
+		}
+	}
+	if k == 0 {
+		return out[:0]
+	}
+	return m.readReplicas(key, rest[:k], out)
 }

@@ -142,10 +142,44 @@ func (m *Memcached) presenceRound() time.Duration {
 			}
 		}
 	}
-	if answered {
-		m.peers.Set(len(others))
+	switch {
+	case answered:
+		m.peersKnown = true
+		m.peers.Set(m.settle(len(others)))
+	case !m.peersKnown:
+		// No node has answered since this process started: whether
+		// others use the nodes is unknown, and they are assumed. Taken
+		// for alone, a proxy that started on a loaded machine trusted
+		// its hot tier for good and kept changes that no replica took,
+		// while others served the same sessions (docs/guarantees.md).
+		m.peers.Set(sessionstore.PeersUnknown)
 	}
 	return longest
+}
+
+// settle is the count of other processes a round that saw n of them
+// reports: n, but none only once no other mark has been seen for MarkTTL.
+// A process that misses its refreshes for a while (its rounds time out on
+// a loaded machine) has its marks expire although it still serves; one
+// round that saw none of the others made a proxy trust its hot tier
+// again, beside proxies that were changing its sessions (the fault
+// harness, load average 50: "no other proxy ... any more" 0.6 s after
+// "another proxy seen", with three running). Only the presence rounds
+// call it, one at a time.
+func (m *Memcached) settle(n int) int {
+	switch {
+	case n > 0:
+		m.lastOthers, m.noneSince = n, time.Time{}
+	case m.lastOthers > 0:
+		if m.noneSince.IsZero() {
+			m.noneSince = time.Now()
+		}
+		if time.Since(m.noneSince) < sessionstore.MarkTTL(m.opts.ProbeInterval) {
+			return m.lastOthers
+		}
+		m.lastOthers = 0
+	}
+	return n
 }
 
 func (m *Memcached) markKey(id string) []byte {
