@@ -26,9 +26,11 @@ test: deps
 	# The fault harness's short run: seed 1, 25s per memcached configuration
 	# (docs/guarantees.md); its long runs are `make chaos`.
 	$(GO) vet -tags chaos ./internal/chaos/
-	CHAOS_SEED=1 CHAOS_DURATION=25s $(GO) test -tags chaos -count=1 -run 'TestChaosMemcached' ./internal/chaos/
-	# Redis: the shipped defaults' configuration (master + replica, client_cache) and the model's own checks.
-	CHAOS_SEED=1 CHAOS_DURATION=60s $(GO) test -tags chaos -count=1 -run 'TestChaosRedis/replica$$|TestRedisModel' ./internal/chaos/
+	CHAOS_SEED=1 CHAOS_DURATION=25s $(GO) test -tags chaos -count=1 -run 'TestChaosMemcached|TestRedisModel' ./internal/chaos/
+	# Redis, the shipped defaults' configuration (master + replica, client_cache).
+	# TestRedisModel (the checker's own test) runs in the line above: -run
+	# splits at '/', so it cannot share this pattern.
+	CHAOS_SEED=1 CHAOS_DURATION=60s $(GO) test -tags chaos -count=1 -run 'TestChaosRedis/^replica$$' ./internal/chaos/
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 	@$(MAKE) --no-print-directory allocs
 	@$(MAKE) --no-print-directory fuzz
