@@ -108,6 +108,14 @@ func (p *PeerCount) Set(n int) {
 	}
 }
 
+// Others returns the count last set: 0 while this process is alone on the
+// store, PeersUnknown while that is not known.
+func (p *PeerCount) Others() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
 // Watch makes fn the watcher and tells it the count unless it is 0.
 func (p *PeerCount) Watch(fn func(others int)) {
 	p.mu.Lock()

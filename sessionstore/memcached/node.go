@@ -407,7 +407,9 @@ func (p *placement) holds(n *node, replicas int) bool {
 // it is what any session this proxy cannot load gets: 503 under
 // store_down: reject (new: a fresh one).
 //
-// Only while the owner has been away for less than outageGrace, though.
+// Only with other proxies on the nodes (or not yet known), whose writes
+// this process's view does not follow, and only while the owner has been
+// away for less than outageGrace.
 // Views diverge for as long as timeouts or a partition last; a node that
 // is really gone is counted down by every proxy within a few probe
 // intervals, every write then goes to the owners that are up, and a miss
@@ -416,6 +418,12 @@ func (p *placement) holds(n *node, replicas int) bool {
 // long as a dead node stayed dead, where MSM and the classic stack start
 // a fresh session.
 func (m *Memcached) missing(reads []replicaRead, p *placement) error {
+	if m.peers.Others() == 0 {
+		// Alone on the nodes: every write went through this process, and
+		// an owner that missed some serves reads only once its hints are
+		// replayed, so the owners it reads hold all of them.
+		return sessionstore.ErrNotFound
+	}
 	for _, o := range p.owners(m.opts.Replicas) {
 		if !slices.ContainsFunc(reads, func(r replicaRead) bool { return r.node == o }) && m.recentlyAway(o) {
 			return sessionstore.ErrUnavailable
