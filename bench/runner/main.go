@@ -153,7 +153,7 @@ func main() {
 		return
 	}
 	if !*bigBodyOnly {
-		e.startPipelined() // its rows run with the anchors' (anchors.go)
+		e.startPipelined(true) // its rows run with the anchors' (anchors.go)
 	}
 	if *bigBodyOnly {
 		fmt.Print(e.bigBody(filepath.Join(e.dir, "sessionproxy")).markdown())
