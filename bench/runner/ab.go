@@ -42,6 +42,8 @@ var abAll = []abScenario{
 	{"cold", "/read", "cold", "cold read, no hot tier"},
 	{"pplain", "/plain", "pipeline", "plain proxy, pipeline: 8"},
 	{"pread", "/read", "pipeline", "session read, hot tier, pipeline: 8"},
+	{"pwrite", "/write", "pipeline", "session write, sync, 2 replicas, pipeline: 8"},
+	{"pcold", "/read", "pcold", "cold read, no hot tier, pipeline: 8"},
 }
 
 func abScenarioNames() string {
@@ -84,6 +86,8 @@ func abConfig(name, addr string, backends, nodes []string) string {
 		return spConfig(addr, "async", hotTier, backends, nodes)
 	case "pipeline":
 		return spConfig(addr, "sync", hotTier, backends, nodes) + "pipeline: 8\n"
+	case "pcold":
+		return spConfig(addr, "sync", "0", backends, nodes) + "pipeline: 8\n"
 	}
 	return spConfig(addr, "sync", hotTier, backends, nodes)
 }

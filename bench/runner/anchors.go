@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -281,11 +282,18 @@ func (e *env) anchorRuns() [][3]string {
 	runs := [][3]string{
 		{"haproxy|1 plain proxy", a.haproxy, "/plain"},
 		{"thinproxy|1 plain proxy", a.thin, "/plain"},
-		{"classic|2 session read", a.classic, "/read"},
-		{"classic|3 session write (sync, 2 copies)", a.classic, "/write"},
 	}
-	if addr, ok := e.sp[pipelineTarget]; ok {
-		for _, s := range pipelineScenarios {
+	// HAProxy and the thin proxy pass the session scenarios' requests
+	// through, as nginx does; one run per path serves every scenario
+	// that sends it (passThroughScenarios).
+	for _, s := range passThroughScenarios(scenarios) {
+		runs = append(runs, [3]string{"haproxy|" + s.Name, a.haproxy, s.Path}, [3]string{"thinproxy|" + s.Name, a.thin, s.Path})
+	}
+	runs = append(runs,
+		[3]string{"classic|2 session read", a.classic, "/read"},
+		[3]string{"classic|3 session write (sync, 2 copies)", a.classic, "/write"})
+	for _, s := range fullRunPipelined {
+		if addr, ok := e.sp[s.Target]; ok {
 			runs = append(runs, [3]string{pipelineRow + "|" + s.Name, addr, s.Path})
 		}
 	}
@@ -323,12 +331,18 @@ func anchorRows(runs map[string][]result) []row {
 
 func anchorKeys(runs map[string][]result) []string {
 	var keys []string
-	for _, k := range []string{"haproxy|1 plain proxy", "thinproxy|1 plain proxy", "classic|2 session read", "classic|3 session write (sync, 2 copies)"} {
+	fixed := []string{"haproxy|1 plain proxy", "thinproxy|1 plain proxy"}
+	for _, target := range []string{"haproxy", "thinproxy"} {
+		for _, s := range passThroughScenarios(scenarios) {
+			fixed = append(fixed, target+"|"+s.Name)
+		}
+	}
+	for _, k := range append(fixed, "classic|2 session read", "classic|3 session write (sync, 2 copies)") {
 		if _, ok := runs[k]; ok {
 			keys = append(keys, k)
 		}
 	}
-	for _, s := range pipelineScenarios {
+	for _, s := range fullRunPipelined {
 		if k := pipelineRow + "|" + s.Name; runs[k] != nil {
 			keys = append(keys, k)
 		}
@@ -340,6 +354,56 @@ func anchorKeys(runs map[string][]result) []string {
 		}
 	}
 	return append(append(keys, routedKeys(runs)...), tlsKeys(runs)...)
+}
+
+// passThroughScenarios are the session scenarios as a proxy without
+// sessions sees them: one per path, named after every scenario that sends
+// it ("2,4 /read, passed through"), since to HAProxy or the thin proxy the
+// hot and the cold read (or the sync and the async write) are the same
+// requests; measuring each once keeps the run shorter by a run per path
+// and round. The plain path and the streamed 1 MiB are left out.
+func passThroughScenarios(ss []scenario) []scenario {
+	var out []scenario
+	at := map[string]int{}
+	for _, s := range ss {
+		if s.Path == "/plain" || s.Path == "/mib" {
+			continue
+		}
+		num, _, _ := strings.Cut(s.Name, " ")
+		if i, ok := at[s.Path]; ok {
+			out[i].Name += "," + num
+			continue
+		}
+		at[s.Path] = len(out)
+		out = append(out, scenario{Name: num, Path: s.Path})
+	}
+	for i := range out {
+		out[i].Name += " " + out[i].Path + ", passed through"
+	}
+	return out
+}
+
+// scenarioNumbers are the numbers a row's scenario name starts with:
+// ["2"] for "2 session read (local hit)", ["3", "3b"] for a pass-through
+// row "3,3b /write, passed through".
+func scenarioNumbers(name string) []string {
+	num, _, _ := strings.Cut(name, " ")
+	return strings.Split(num, ",")
+}
+
+// findScenario is find, or else target's pass-through row that serves
+// the scenario prefix names (for HAProxy and the thin proxy).
+func findScenario(rows []row, target, prefix string) *row {
+	if r := find(rows, target, prefix); r != nil {
+		return r
+	}
+	want := strings.TrimSpace(prefix)
+	for i, r := range rows {
+		if r.Target == target && slices.Contains(scenarioNumbers(r.Scenario), want) {
+			return &rows[i]
+		}
+	}
+	return nil
 }
 
 // targetRow is one target of the speed issue with the ratio reached.

@@ -50,7 +50,7 @@ func drawCostChart(t table, file string) error {
 	for i, s := range series {
 		vals := make(plotter.Values, len(groups))
 		for j, g := range groups {
-			if r := find(t.Rows, s.target, g.prefix); r != nil {
+			if r := findScenario(t.Rows, s.target, g.prefix); r != nil {
 				vals[j] = r.CPU
 				top = max(top, r.CPU)
 			}

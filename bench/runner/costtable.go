@@ -102,8 +102,12 @@ func targetRows(rows []row, fixed []fixedRow) []targetRow {
 	stack("session read, hot tier, `pipeline: 8`", pp("2 "), 0.3)
 	cpu("session write, sync, 2 replicas", sp("3 "), 1.6)
 	stack("session write, sync, 2 replicas", sp("3 "), 0.35)
+	cpu("session write, sync, 2 replicas, `pipeline: 8`", pp("3 "), 1.6)
+	stack("session write, sync, 2 replicas, `pipeline: 8`", pp("3 "), 0.35)
 	cpu("cold read", sp("4 "), 1.4)
 	stack("cold read", sp("4 "), 0.35)
+	cpu("cold read, `pipeline: 8`", pp("4 "), 1.4)
+	stack("cold read, `pipeline: 8`", pp("4 "), 0.35)
 	cpu("classic stack's front nginx, session read", find(rows, "classic", "2 "), 0)
 	for _, f := range fixed {
 		if f.Target == "sessionproxy" || f.Target == pipelineRow {

@@ -28,6 +28,9 @@ func costRows() []row {
 		{Target: "classic", Scenario: "2 session read", CPU: 22, StackCPU: 200},
 		{Target: "classic", Scenario: "3 session write (sync, 2 copies)", CPU: 23, StackCPU: 300},
 		{Target: pipelineRow, Scenario: "1 plain proxy", CPU: 17},
+		{Target: pipelineRow, Scenario: "3 session write (sync, 2 replicas)", CPU: 40, StackCPU: 90},
+		{Target: pipelineRow, Scenario: "4 cold read (no local tier)", CPU: 36, StackCPU: 80},
+		{Target: "haproxy", Scenario: "3,3b /write, passed through", CPU: 24, StackCPU: 50},
 	}
 }
 
@@ -51,6 +54,9 @@ func TestStackRatio(t *testing.T) {
 		{"sessionproxy", "1 ", 0},           // no classic plain path
 		{"nginx", "2 ", 0},                  // nginx only passes a session path through
 		{"classic", "3 ", 1},
+		{pipelineRow, "3 ", 90.0 / 300}, // the pipelined write against the classic write
+		{pipelineRow, "4 ", 80.0 / 200},
+		{"haproxy", "3,", 0}, // HAProxy passes sessions through: no whole-stack ratio
 	} {
 		r := find(rows, c.target, c.scenario)
 		if got := r.StackRatio; !near(got, c.want) {
@@ -81,6 +87,10 @@ func TestTargetRows(t *testing.T) {
 		"session write, sync, 2 replicas | proxy CPU/req × nginx plain":                            {44.0 / 20, 1.6, false},
 		"session write, sync, 2 replicas | whole stack CPU/req × classic":                          {0.4, 0.35, false},
 		"cold read | whole stack CPU/req × classic":                                                {0.45, 0.35, false},
+		"session write, sync, 2 replicas, `pipeline: 8` | proxy CPU/req × nginx plain":             {40.0 / 20, 1.6, false},
+		"session write, sync, 2 replicas, `pipeline: 8` | whole stack CPU/req × classic":           {0.3, 0.35, true},
+		"cold read, `pipeline: 8` | proxy CPU/req × nginx plain":                                   {36.0 / 20, 1.4, false},
+		"cold read, `pipeline: 8` | whole stack CPU/req × classic":                                 {0.4, 0.35, false},
 		"p99 at the fixed rate, 1 plain proxy | nginx's p99 at the same rate":                      {0.75, 1, true},
 		"p99 at the fixed rate, 3 session write (sync, 2 replicas) | nginx's p99 at the same rate": {2.5, 1, false},
 	} {

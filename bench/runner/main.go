@@ -153,7 +153,7 @@ func main() {
 		return
 	}
 	if !*bigBodyOnly {
-		e.startPipelined() // its rows run with the anchors' (anchors.go)
+		e.startPipelined(true) // its rows run with the anchors' (anchors.go)
 	}
 	if *bigBodyOnly {
 		fmt.Print(e.bigBody(filepath.Join(e.dir, "sessionproxy")).markdown())
@@ -370,7 +370,12 @@ func (e *env) startCore(withProxy bool) string {
 	for i := 1; i <= 2; i++ {
 		addr := freeAddr()
 		_, port, _ := net.SplitHostPort(addr)
-		args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "256", "-t", "2"}
+		// -c: every sessionproxy instance keeps up to max_idle_conns (256)
+		// connections to each node under the cold read, and the runs start
+		// four to a dozen instances: at memcached's default of 1024 the
+		// last one started was refused ("ERROR Too many open connections"),
+		// its nodes marked down, and an A/B's B side failed every cold read.
+		args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "256", "-t", "2", "-c", "8192"}
 		if os.Geteuid() == 0 {
 			args = append(args, "-u", "root")
 		}

@@ -31,21 +31,42 @@ var pipelineScenarios = []scenario{
 	{"2 session read (local hit)", "/read", pipelineTarget},
 }
 
-// startPipelined starts the hot instance again with pipeline: 8.
-func (e *env) startPipelined() {
-	nodes := e.nodes
-	addr := freeAddr()
-	conf := filepath.Join(e.dir, pipelineTarget+".yaml")
-	os.WriteFile(conf, []byte(spConfig(addr, "sync", hotTier, e.backend, nodes)+"pipeline: 8\n"), 0o600)
-	e.meter(addr, e.spawnPid(filepath.Join(e.dir, "sessionproxy"), "run", "-config", conf), e.sharedStack()...)
-	e.sp[pipelineTarget] = addr
-	waitListening(addr)
+// coldPipelineTarget is the instance without a hot tier with pipeline: 8,
+// for the full run's pipelined cold read.
+const coldPipelineTarget = "cold-pipeline"
+
+// fullRunPipelined are the pipelined rows of the full run: every
+// scenario of the sync instances ("hot", whose write is sync, and "cold"),
+// on the pipelined instance of the same configuration. The async write
+// (3b) has none: pipelining is the backend side's, which 3 measures.
+var fullRunPipelined = []scenario{
+	{"1 plain proxy", "/plain", pipelineTarget},
+	{"2 session read (local hit)", "/read", pipelineTarget},
+	{"3 session write (sync, 2 replicas)", "/write", pipelineTarget},
+	{"4 cold read (no local tier)", "/read", coldPipelineTarget},
+}
+
+// startPipelined starts the hot instance again with pipeline: 8 (its
+// write is sync, as the hot instance's), and with cold also the cold one.
+func (e *env) startPipelined(cold bool) {
+	targets := map[string]string{pipelineTarget: hotTier}
+	if cold {
+		targets[coldPipelineTarget] = "0"
+	}
+	for target, local := range targets {
+		addr := freeAddr()
+		conf := filepath.Join(e.dir, target+".yaml")
+		os.WriteFile(conf, []byte(spConfig(addr, "sync", local, e.backend, e.nodes)+"pipeline: 8\n"), 0o600)
+		e.meter(addr, e.spawnPid(filepath.Join(e.dir, "sessionproxy"), "run", "-config", conf), e.sharedStack()...)
+		e.sp[target] = addr
+		waitListening(addr)
+	}
 }
 
 // runPipeline is the -pipeline mode: the A/B alone, printed and written
 // to pipeline-latest.md in -out.
 func (e *env) runPipeline() {
-	e.startPipelined()
+	e.startPipelined(false)
 	md := e.pipelineAB()
 	fmt.Print(md)
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
