@@ -3,16 +3,12 @@ package main
 import (
 	"fmt"
 	"image/color"
-	"io"
 	"os"
-	"path/filepath"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
-	"gonum.org/v1/plot/vg/vgsvg"
 )
 
 // drawCostChart draws issue #30's measure in two panels: the proxy's own
@@ -118,18 +114,9 @@ func drawCostChart(t table, file string) error {
 	p2.Y.Min, p2.Y.Max = 0, 1.35*top
 	p2.Legend.Top, p2.Legend.Left = true, true
 
-	const cw, ch = 11 * vg.Inch, 9 * vg.Inch
-	var c interface {
-		vg.CanvasSizer
-		io.WriterTo
-	}
-	switch filepath.Ext(file) {
-	case ".svg":
-		c = vgsvg.New(cw, ch)
-	case ".png":
-		c = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(cw, ch), vgimg.UseDPI(96))}
-	default:
-		return fmt.Errorf("chart: unknown format %s", file)
+	c, err := newCanvas(file, 11*vg.Inch, 9*vg.Inch, 96)
+	if err != nil {
+		return err
 	}
 	dc := draw.New(c)
 	tiles := draw.Tiles{Rows: 2, Cols: 1, PadTop: 6, PadBottom: 6, PadLeft: 6, PadRight: 12, PadY: 18}

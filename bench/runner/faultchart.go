@@ -61,17 +61,9 @@ func drawFaultChart(rep faultReport, file string) error {
 		return err
 	}
 
-	var c interface {
-		vg.CanvasSizer
-		io.WriterTo
-	}
-	switch filepath.Ext(file) {
-	case ".svg":
-		c = vgsvg.New(chartW, chartH)
-	case ".png":
-		c = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(chartW, chartH), vgimg.UseDPI(110))}
-	default:
-		return fmt.Errorf("chart: unknown format %s", file)
+	c, err := newCanvas(file, chartW, chartH, 110)
+	if err != nil {
+		return err
 	}
 	dc := draw.New(c)
 	tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadTop: titleBand + labelBand, PadBottom: 6, PadLeft: 6, PadRight: 12, PadY: 10}
@@ -425,4 +417,22 @@ func drawEventLabels(dc, top draw.Canvas, p *plot.Plot, events []event, xmax flo
 		}
 		dc.FillText(sty, vg.Point{X: g.x, Y: top.Max.Y + labelMargin}, label)
 	}
+}
+
+// A canvas is what a chart is drawn on and written out from.
+type canvas interface {
+	vg.CanvasSizer
+	io.WriterTo
+}
+
+// newCanvas returns a w×h canvas for file, SVG or PNG (at dpi) by its
+// extension.
+func newCanvas(file string, w, h vg.Length, dpi int) (canvas, error) {
+	switch filepath.Ext(file) {
+	case ".svg":
+		return vgsvg.New(w, h), nil
+	case ".png":
+		return vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(dpi))}, nil
+	}
+	return nil, fmt.Errorf("chart: unknown format %s", file)
 }
