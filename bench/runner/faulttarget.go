@@ -136,7 +136,6 @@ session:
   memcached:
     nodes: [%s]
     replicas: 2
-    max_idle_conns: 256
     probe_interval: 1s
 `, addr, admin, s.backends[0], s.backends[1], nodes)), 0o600)
 	if err != nil {

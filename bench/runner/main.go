@@ -370,11 +370,13 @@ func (e *env) startCore(withProxy bool) string {
 	for i := 1; i <= 2; i++ {
 		addr := freeAddr()
 		_, port, _ := net.SplitHostPort(addr)
-		// -c: every sessionproxy instance keeps up to max_idle_conns (256)
-		// connections to each node under the cold read, and the runs start
-		// four to a dozen instances: at memcached's default of 1024 the
-		// last one started was refused ("ERROR Too many open connections"),
-		// its nodes marked down, and an A/B's B side failed every cold read.
+		// -c: while the runner's configs set max_idle_conns: 256 (until
+		// 2026-12-08), each instance kept up to 256 connections to each
+		// node under the cold read, and the runs start four to a dozen
+		// instances: at memcached's default of 1024 the last one started
+		// was refused ("ERROR Too many open connections"), its nodes
+		// marked down, and an A/B's B side failed every cold read. Kept
+		// for configurations that raise max_idle_conns again.
 		args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "256", "-t", "2", "-c", "8192"}
 		if os.Geteuid() == 0 {
 			args = append(args, "-u", "root")
