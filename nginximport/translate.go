@@ -59,6 +59,7 @@ var ErrNothing = errors.New("nginximport: no server with proxy_pass or root: not
 // omitted directive could have kept someone from seeing something.
 func Translate(source string, ds []*Directive) (*Result, error) {
 	t := &translator{pools: map[string]*pool{}, blocks: map[string]*Directive{}}
+	t.misplacedBlocks(ds)
 	t.top(ds)
 	err := t.build()
 	var yaml string
@@ -66,6 +67,36 @@ func Translate(source string, ds []*Directive) (*Result, error) {
 		yaml = t.yaml(source)
 	}
 	return &Result{YAML: yaml, Notes: t.sortedNotes()}, err
+}
+
+// misplacedBlocks omits each directive with a block that nginx takes
+// with none: nginx refuses such a file ("directive is not terminated by
+// ;"), and a server_name or proxy_pass read for its arguments alone, its
+// block dropped, would route what nginx never served (FuzzTranslate:
+// "server_name x { ... }" made its server the default one's route).
+func (t *translator) misplacedBlocks(ds []*Directive) {
+	for _, d := range ds {
+		if d.HasBlock && !takesBlock(d.Name) {
+			t.omit(d, "%s takes no block in nginx (nginx refuses the file: a \";\" is missing)", d.Name)
+		}
+		t.misplacedBlocks(d.Block)
+	}
+}
+
+// blockDirectives are the directives nginx's own modules declare with a
+// block (NGX_CONF_BLOCK); a module's "..._block" directives (ngx_lua's
+// content_by_lua_block and the like) take one too.
+var blockDirectives = map[string]bool{
+	"http": true, "server": true, "location": true, "upstream": true,
+	"events": true, "if": true, "limit_except": true, "map": true,
+	"geo": true, "split_clients": true, "types": true, "stream": true,
+	"mail": true, "match": true, "charset_map": true,
+}
+
+// takesBlock reports whether nginx accepts a block after the directive
+// name.
+func takesBlock(name string) bool {
+	return blockDirectives[name] || strings.HasSuffix(name, "_block")
 }
 
 // sortedNotes puts the notes in file order: files as they were first
