@@ -66,6 +66,11 @@ func FuzzStoreSections(f *testing.F) {
 		if redisSection {
 			name = "redis"
 		}
+		// YAML breaks lines at \r too: written as \n, every line of the
+		// text stays indented inside the section (a bare \r made "s:" a
+		// top-level key, which the reference below, session: alone,
+		// cannot judge).
+		text = strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(text)
 		doc := "session:\n  " + name + ":"
 		if strings.ContainsAny(text, "\n") || text == "" {
 			doc += "\n    " + strings.ReplaceAll(text, "\n", "\n    ") + "\n"
