@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -93,6 +94,9 @@ func TestReadCountersOwnProcess(t *testing.T) {
 	pid := os.Getpid()
 	b, err := os.ReadFile("/proc/self/stat")
 	if err != nil {
+		if runtime.GOOS == "linux" {
+			t.Fatal(err) // the runner's measure: a skip would hide it where it runs
+		}
 		t.Skip("no /proc")
 	}
 	st, err := parseStat(b)
