@@ -64,9 +64,11 @@ func sessionLike(lower string) bool {
 }
 
 // mustGoRequest is the model of cleanRequest: what no backend may see.
+// Proxy is a client's claim a CGI-style backend reads as HTTP_PROXY, its
+// outgoing proxy (httpoxy).
 func (m headerModel) mustGoRequest(lower string, underscores bool) bool {
 	return isHopName(lower) || m.connNamed[lower] || sessionLike(lower) || !plainModel(lower, underscores) ||
-		forwardingAlias(lower)
+		forwardingAlias(lower) || lower == "proxy"
 }
 
 // forwardingAlias reports whether a name with "_" reads as one of the
