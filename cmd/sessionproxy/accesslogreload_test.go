@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sessionproxy/config"
 )
 
 // TestReloadMovesAccessLog: a reload that changes access_log's path, or
@@ -174,4 +176,61 @@ func fileLacks(t *testing.T, path string, unwanted ...string) {
 			t.Errorf("%s holds %q:\n%s", path, u, b)
 		}
 	}
+}
+
+// TestFailedReloadClosesItsAccessLog: a reload whose new access_log file
+// was opened but whose build then failed (here a static route's
+// directory gone between check and build) closes that file: the old
+// configuration keeps serving and the new file was left open for good.
+func TestFailedReloadClosesItsAccessLog(t *testing.T) {
+	app, _ := namedBackend(t, "A", 0)
+	dir := t.TempDir()
+	site := filepath.Join(dir, "site")
+	if err := os.Mkdir(site, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := func(logName string) *config.Config {
+		t.Helper()
+		c, err := config.Load([]byte(fmt.Sprintf("listen: 127.0.0.1:0\naccess_log:\n  format: combined\n  path: %q\nbackends:\n  - url: %q\nroutes:\n  - match: {path: /files/}\n    static: %q\n",
+			filepath.Join(dir, logName), app.URL, site)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	logger := newLogger(io.Discard)
+	prev, err := build(conf("a.log"), logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { prev.stop(); prev.store.Close(); prev.accessLog.Close() }()
+	next := conf("b.log")
+	if err := os.Remove(site); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := build(next, logger, prev); err == nil {
+		g.stop()
+		t.Fatal("build succeeded without the static route's directory")
+	}
+	if selfHolds(t, filepath.Join(dir, "b.log")) {
+		t.Fatal("the failed reload left its access log file open")
+	}
+	if !selfHolds(t, filepath.Join(dir, "a.log")) {
+		t.Fatal("the configuration in service lost its access log file")
+	}
+}
+
+// selfHolds reports whether this process holds a descriptor on path.
+func selfHolds(t *testing.T, path string) bool {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && target == path {
+			return true
+		}
+	}
+	return false
 }

@@ -151,9 +151,9 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 }
 
 // build makes a proxy from a configuration. prev, if not nil, is the
-// generation being replaced, whose parts may be kept.
-func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation, error) {
-	var err error
+// generation being replaced, whose parts may be kept. On failure it
+// closes the access log it opened: a reload that fails keeps the old one.
+func build(c *config.Config, logger *slog.Logger, prev *generation) (g *generation, err error) {
 	var metrics *proxy.Metrics
 	var tunnels *proxy.Tunnels
 	if prev != nil {
@@ -179,6 +179,12 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		accessLog = prev.accessLog
 	} else if accessLog, err = proxy.OpenAccessLog(c.AccessLog.Format, c.AccessLog.Path); err != nil {
 		return nil, err
+	} else {
+		defer func() {
+			if err != nil {
+				accessLog.Close()
+			}
+		}()
 	}
 	settings, err := proxySettings(c, logger, metrics, tunnels, accessLog)
 	if err != nil {
