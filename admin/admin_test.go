@@ -107,12 +107,12 @@ func TestStatusAndMetricsNameUpstreams(t *testing.T) {
 	app, api := newUpstream(t, "", store, appURL), newUpstream(t, "api", store, apiURL)
 	api.Metrics = proxy.NewMetrics()
 	app.Metrics, app.Sessions = api.Metrics, api.Sessions // one process: shared counters and sessions
-	apiPlain := &proxy.Proxy{Pool: api.Pool, ClientsFrom: api, Upstream: "api", Settings: proxy.Settings{Metrics: api.Metrics, AccessLog: testAccessLog.Log}}
+	apiPlain := &proxy.Proxy{Pool: api.Pool, ClientsFrom: api, Upstream: "api", Settings: proxy.Settings{Metrics: api.Metrics, AccessLog: testAccessLog}}
 	rt := &proxy.Router{
 		Default:   app,
 		Upstreams: []*proxy.Proxy{app, api},
 		Routes:    []proxy.Route{{Host: "api.example.com", Path: "/v1/", Handler: apiPlain}},
-		Recorder:  &proxy.Recorder{Metrics: api.Metrics, AccessLog: testAccessLog.Log},
+		Recorder:  &proxy.Recorder{Metrics: api.Metrics, AccessLog: testAccessLog},
 	}
 	base := serve(t, rt)
 	if r := rawRequest(t, base, "GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(r, "200\n") {

@@ -69,7 +69,7 @@ func TestDashboardJSON(t *testing.T) {
 		Default:   app,
 		Upstreams: []*proxy.Proxy{app, api},
 		Routes:    []proxy.Route{{Path: "/api/", Handler: api}},
-		Recorder:  &proxy.Recorder{Metrics: api.Metrics, AccessLog: testAccessLog.Log},
+		Recorder:  &proxy.Recorder{Metrics: api.Metrics, AccessLog: testAccessLog},
 	}
 	base := serve(t, rt)
 	r := get(t, base+"/?set=user:ann")

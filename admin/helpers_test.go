@@ -55,7 +55,7 @@ func newUpstream(t *testing.T, name string, store *sessionstore.Store, urls ...s
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy.Proxy{Pool: pool, Upstream: name, Settings: proxy.Settings{Retries: 1, AccessLog: testAccessLog.Log}}
+	p := &proxy.Proxy{Pool: pool, Upstream: name, Settings: proxy.Settings{Retries: 1, AccessLog: testAccessLog}}
 	if store != nil {
 		p.Sessions = &proxy.Sessions{Store: store}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -25,11 +26,34 @@ import (
 // request; a logWriter takes them and writes them from a goroutine of
 // its own, so that logging puts no write system call on a request. Safe
 // for concurrent use by multiple goroutines.
+//
+// A reload replaces the log while requests that began under it may still
+// write their lines (a streamed answer is logged when its body ends), so
+// its file is closed only when the last of its users lets go: the owner
+// (Close) and each request that may still write (Hold, Release).
 type AccessLog struct {
 	format logFormat
 	parts  []logformat.Part // formatTemplate's, parsed once
 	out    *logWriter
+	users  atomic.Int64 // the owner until Close, plus each Hold not yet released
 }
+
+// An AccessLogger records finished requests. *AccessLog is one;
+// AccessLogFunc makes one of a function.
+type AccessLogger interface {
+	// Log records one finished request: when the response is ready, or
+	// for a streamed body once it is relayed (AccessInfo.Bytes). It runs
+	// on the client connection's goroutine and must not keep ctx or info.
+	Log(ctx *fasthttp.RequestCtx, info *AccessInfo)
+}
+
+// AccessLogFunc is a function used as an AccessLogger.
+type AccessLogFunc func(*fasthttp.RequestCtx, *AccessInfo)
+
+// Log calls f(ctx, info).
+func (f AccessLogFunc) Log(ctx *fasthttp.RequestCtx, info *AccessInfo) { f(ctx, info) }
+
+var _ AccessLogger = (*AccessLog)(nil)
 
 // logFormat is an access log's line format.
 type logFormat uint8
@@ -88,16 +112,20 @@ func newAccessLog(format string) (*AccessLog, error) {
 		if err != nil {
 			return nil, fmt.Errorf("proxy: access log format: %w", err)
 		}
-		return &AccessLog{format: formatTemplate, parts: parts}, nil
+		l := &AccessLog{format: formatTemplate, parts: parts}
+		l.users.Store(1)
+		return l, nil
 	default:
 		return nil, fmt.Errorf("proxy: unknown access log format %q", format)
 	}
-	return &AccessLog{format: f}, nil
+	l := &AccessLog{format: f}
+	l.users.Store(1)
+	return l, nil
 }
 
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// Log records one finished request. Proxy.AccessLog is set to it.
+// Log records one finished request. Settings.AccessLog is set to it.
 func (l *AccessLog) Log(ctx *fasthttp.RequestCtx, info *AccessInfo) {
 	bp := linePool.Get().(*[]byte)
 	b := (*bp)[:0]
@@ -286,7 +314,7 @@ func appendJSONString(b []byte, s string) []byte {
 // the log: fasthttp's Response.Body reads a stream whole, which would
 // hold an event stream until it ends, a large file in memory, and turn
 // a range into the whole file.
-func logAccess(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.RequestCtx, info *AccessInfo) {
+func logAccess(log AccessLogger, ctx *fasthttp.RequestCtx, info *AccessInfo) {
 	resp := &ctx.Response
 	if resp.IsBodyStream() {
 		switch b := resp.BodyStream().(type) {
@@ -305,7 +333,7 @@ func logAccess(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.Reques
 	} else {
 		info.Bytes = fixedBodyBytes(ctx)
 	}
-	log(ctx, info)
+	log.Log(ctx, info)
 }
 
 // fixedBodyBytes is what a response held in memory sends of its body.
@@ -327,7 +355,7 @@ type observedBody interface {
 // countedBody is a response body stream that counts the bytes it
 // relays and logs its request once the server closes it.
 type countedBody interface {
-	logWhenRelayed(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.RequestCtx, info *AccessInfo)
+	logWhenRelayed(log AccessLogger, ctx *fasthttp.RequestCtx, info *AccessInfo)
 }
 
 // pendingLog is the access-log call of a streamed response, made when
@@ -335,14 +363,22 @@ type countedBody interface {
 // once it is written (or the response dropped) and before the request
 // and response are reset for the next request on the connection, so
 // ctx still describes this request then. Its zero value logs nothing.
+//
+// An *AccessLog is held until the line is written: the line may come
+// long after a reload replaced the log, and it belongs in the file the
+// request began with, which must stay open for it.
 type pendingLog struct {
-	log  func(*fasthttp.RequestCtx, *AccessInfo)
+	log  AccessLogger
+	held *AccessLog // log, when it is one and held
 	ctx  *fasthttp.RequestCtx
 	info AccessInfo
 }
 
-func (l *pendingLog) set(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.RequestCtx, info *AccessInfo) {
+func (l *pendingLog) set(log AccessLogger, ctx *fasthttp.RequestCtx, info *AccessInfo) {
 	l.log, l.ctx, l.info = log, ctx, *info
+	if al, ok := log.(*AccessLog); ok && al.Hold() {
+		l.held = al
+	}
 }
 
 // done logs the request with sent bytes relayed, once. The duration is
@@ -353,7 +389,8 @@ func (l *pendingLog) done(sent int64) {
 	}
 	l.info.Bytes = sent
 	l.info.Duration = time.Since(l.info.Start)
-	l.log(l.ctx, &l.info)
+	l.log.Log(l.ctx, &l.info)
+	l.held.Release()
 	*l = pendingLog{}
 }
 
@@ -418,10 +455,44 @@ func appendEscaped(b, v []byte) []byte {
 	return b
 }
 
-// Close writes out what is buffered and stops the writer's goroutine.
-func (l *AccessLog) Close() {
-	if l != nil {
+// Close lets go of the owner's hold on l, once: when no request holds it
+// either, what is buffered is written out, the writer's goroutine stops
+// and the file, if l has one, is closed. A nil l does nothing.
+func (l *AccessLog) Close() { l.Release() }
+
+// Hold keeps l open for a request that may still write a line, until
+// Release. It reports false, holding nothing, when l is already closed
+// (the request should use the log that replaced it). A nil l (the log
+// off) holds nothing and reports true. The request path calls it on
+// every request: it does not allocate.
+func (l *AccessLog) Hold() bool {
+	if l == nil {
+		return true
+	}
+	for {
+		n := l.users.Load()
+		if n <= 0 {
+			return false
+		}
+		if l.users.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Release lets go of a Hold (or, as Close, of the owner's). The last one
+// closes l. A nil l does nothing.
+func (l *AccessLog) Release() {
+	if l != nil && l.users.Add(-1) == 0 {
 		l.out.Close()
+	}
+}
+
+// Flush writes out the lines waiting now, to the file open now. Shutdown
+// calls it after Close, for the lines of requests that still hold l.
+func (l *AccessLog) Flush() {
+	if l != nil {
+		l.out.Flush()
 	}
 }
 

@@ -217,12 +217,12 @@ func TestAccessLogBytes(t *testing.T) {
 		}
 	})
 	logged := &loggedRequests{bytes: map[string][]int64{}}
-	st, err := NewStatic(site.root, &Recorder{Metrics: NewMetrics(), AccessLog: logged.log})
+	st, err := NewStatic(site.root, &Recorder{Metrics: NewMetrics(), AccessLog: AccessLogFunc(logged.log)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt := &Router{
-		Default: &Proxy{Pool: newPool(t, "round_robin", nil, site.app.url()), Settings: Settings{AccessLog: logged.log}},
+		Default: &Proxy{Pool: newPool(t, "round_robin", nil, site.app.url()), Settings: Settings{AccessLog: AccessLogFunc(logged.log)}},
 		Routes:  []Route{{Path: "/static/", Handler: st}},
 	}
 	url := startHandler(t, rt, ServerOptions{})

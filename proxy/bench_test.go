@@ -135,7 +135,7 @@ func BenchmarkProxyAccessLogOn(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(log.Close)
-	runBench(b, startBenchProxy(b, &Proxy{Settings: Settings{AccessLog: log.Log}}, false), "/plain", false)
+	runBench(b, startBenchProxy(b, &Proxy{Settings: Settings{AccessLog: log}}, false), "/plain", false)
 }
 
 // BenchmarkProxyAccessLogOff is BenchmarkProxyAccessLogOn's baseline:

@@ -116,6 +116,45 @@ func (a *fcgiAnswer) logStderr(b []byte) {
 	a.logger("fastcgi stderr", "backend", a.url, "text", string(bytes.TrimSpace(b)))
 }
 
+// hdrFastCGIConn carries what nginx's fastcgi_params take from the
+// client's connection rather than from the request, from Proxy.prepare to
+// the FastCGI transport (a RoundTripper is given the request alone):
+// "SERVER_ADDR SERVER_PORT REMOTE_PORT", the address and port of the
+// listener that accepted the connection and the client's port (empty
+// when the client's address came from X-Forwarded-For). A client's own
+// line of it is deleted first, and it never becomes an HTTP_* parameter:
+// PHP apps build absolute URLs from SERVER_PORT, and taking it from Host
+// let a client choose it.
+var hdrFastCGIConn = []byte("X-Sessionproxy-Fastcgi-Conn")
+
+// setFastCGIConn sets hdrFastCGIConn from ctx's connection, using buf.
+// Without a TCP listener (an in-memory one) there is none: SERVER_PORT
+// is then the scheme's.
+func setFastCGIConn(ctx *fasthttp.RequestCtx, buf []byte) []byte {
+	h := &ctx.Request.Header
+	h.DelBytes(hdrFastCGIConn)
+	la, ok := ctx.LocalAddr().(*net.TCPAddr)
+	if !ok {
+		return buf
+	}
+	buf = appendIP(buf[:0], la)
+	buf = append(buf, ' ')
+	buf = strconv.AppendInt(buf, int64(la.Port), 10)
+	buf = append(buf, ' ')
+	if ra, ok := ctx.RemoteAddr().(*net.TCPAddr); ok && ra.Port > 0 {
+		buf = strconv.AppendInt(buf, int64(ra.Port), 10)
+	}
+	h.SetCanonical(hdrFastCGIConn, buf)
+	return buf
+}
+
+// fastcgiConn splits hdrFastCGIConn's value.
+func fastcgiConn(v []byte) (serverAddr, serverPort, remotePort []byte) {
+	serverAddr, rest, _ := bytes.Cut(v, []byte(" "))
+	serverPort, remotePort, _ = bytes.Cut(rest, []byte(" "))
+	return serverAddr, serverPort, remotePort
+}
+
 // errNoScript is a .php path whose script does not exist: the proxy's 404.
 var errNoScript = errors.New("proxy: no such script")
 
@@ -319,15 +358,28 @@ func (t *fastcgiTransport[C]) params(a *fcgiAnswer, req *fasthttp.Request) error
 	// X-Forwarded-Proto as setForwarded left them.
 	p = fastcgi.AppendParamBytes(p, []byte("REMOTE_ADDR"), h.PeekBytes(hdrXRealIP))
 	https := equalFold(h.PeekBytes(hdrXForwardedProto), "https")
-	host, port := splitHostPort(h.Host())
+	// As nginx's fastcgi_params: SERVER_ADDR, SERVER_PORT and REMOTE_PORT
+	// are the connection's ($server_addr, $server_port, $remote_port),
+	// never the Host header's port, which the client writes; SERVER_NAME
+	// is the host the client asked for, without its port (nginx's
+	// $server_name when the server block names none).
+	serverAddr, port, remotePort := fastcgiConn(h.PeekBytes(hdrFastCGIConn))
 	if len(port) == 0 {
 		port = []byte("80")
 		if https {
 			port = []byte("443")
 		}
 	}
+	host, _ := splitHostPort(h.Host())
+	p = fastcgi.AppendParamBytes(p, []byte("REMOTE_PORT"), remotePort)
 	p = fastcgi.AppendParamBytes(p, []byte("SERVER_NAME"), host)
+	if len(serverAddr) > 0 {
+		p = fastcgi.AppendParamBytes(p, []byte("SERVER_ADDR"), serverAddr)
+	}
 	p = fastcgi.AppendParamBytes(p, []byte("SERVER_PORT"), port)
+	// fastcgi_params' own: php-cgi built with force-cgi-redirect runs
+	// nothing without it.
+	p = fastcgi.AppendParam(p, "REDIRECT_STATUS", "200")
 	if https {
 		p = fastcgi.AppendParam(p, "HTTPS", "on")
 		p = fastcgi.AppendParam(p, "REQUEST_SCHEME", "https")
@@ -338,7 +390,7 @@ func (t *fastcgiTransport[C]) params(a *fcgiAnswer, req *fasthttp.Request) error
 	// Content-Length are CONTENT_TYPE and CONTENT_LENGTH.
 	var name []byte
 	for k, v := range h.All() {
-		if equalFold(k, "content-type") || equalFold(k, "content-length") {
+		if equalFold(k, "content-type") || equalFold(k, "content-length") || bytes.EqualFold(k, hdrFastCGIConn) {
 			continue
 		}
 		name = append(name[:0], "HTTP_"...)

@@ -1,8 +1,13 @@
 package proxy
 
 import (
+	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Which script a normalised path runs: the first ".php" that ends a
@@ -89,6 +94,47 @@ func FuzzWholeScript(f *testing.F) {
 		name := path[strings.LastIndexByte(path, '/')+1:]
 		if string(s) != path || !strings.HasSuffix(name, ".php") || len(name) < 5 {
 			t.Fatalf("%q: script %q", path, s)
+		}
+	})
+}
+
+// addrConn is a connection that has only its two addresses.
+type addrConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (c addrConn) LocalAddr() net.Addr  { return c.local }
+func (c addrConn) RemoteAddr() net.Addr { return c.remote }
+
+// FuzzFastCGIConn: whatever the listener's and the client's addresses
+// and whatever line of the header a client sent, the transport reads
+// back the listener's address and port and the client's port
+// (SERVER_ADDR, SERVER_PORT, REMOTE_PORT), never the client's line; and
+// no value of the header makes fastcgiConn panic.
+func FuzzFastCGIConn(f *testing.F) {
+	f.Add([]byte{127, 0, 0, 1}, uint16(8080), uint16(50000), "10.9.9.9 1 2")
+	f.Add([]byte(net.IPv6loopback), uint16(443), uint16(0), "")
+	f.Add([]byte{0, 0, 0, 0}, uint16(0), uint16(1), "  ")
+	f.Fuzz(func(t *testing.T, ip []byte, port, remotePort uint16, forged string) {
+		fastcgiConn([]byte(forged))
+		addr, ok := netip.AddrFromSlice(ip)
+		if !ok {
+			return
+		}
+		var ctx fasthttp.RequestCtx
+		ctx.Init2(addrConn{local: &net.TCPAddr{IP: ip, Port: int(port)}, remote: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: int(remotePort)}}, nil, false)
+		if forged != "" && !strings.ContainsAny(forged, "\r\n\x00") {
+			ctx.Request.Header.Set("X-Sessionproxy-Fastcgi-Conn", forged)
+		}
+		setFastCGIConn(&ctx, nil)
+		sa, sp, rp := fastcgiConn(ctx.Request.Header.PeekBytes(hdrFastCGIConn))
+		wantRemote := ""
+		if remotePort > 0 {
+			wantRemote = strconv.Itoa(int(remotePort))
+		}
+		if string(sa) != addr.Unmap().String() || string(sp) != strconv.Itoa(int(port)) || string(rp) != wantRemote {
+			t.Fatalf("%v:%d from %d: read back %q %q %q", addr, port, remotePort, sa, sp, rp)
 		}
 	})
 }

@@ -93,7 +93,7 @@ func startForwarded(t *testing.T, ri *RealIP, proxyProto bool) *forwardedSetup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, headEchoBackend(t)), Pipeline: testPipeline, Settings: Settings{AccessLog: log.Log}}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, headEchoBackend(t)), Pipeline: testPipeline, Settings: Settings{AccessLog: log}}
 	rt := &Router{Default: p, RealIP: ri}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -128,21 +128,21 @@ func withDefaultLog(h Handler) {
 	switch h := h.(type) {
 	case *Proxy:
 		if h.AccessLog == nil {
-			h.AccessLog = testAccessLog.Log
+			h.AccessLog = testAccessLog
 		}
 	case *Static:
 		if h.recorder == nil {
 			h.recorder = &Recorder{Metrics: NewMetrics()}
 		}
 		if h.recorder.AccessLog == nil {
-			h.recorder.AccessLog = testAccessLog.Log
+			h.recorder.AccessLog = testAccessLog
 		}
 	case *Router:
 		if h.Recorder == nil {
 			h.Recorder = &Recorder{Metrics: NewMetrics()}
 		}
 		if h.Recorder.AccessLog == nil {
-			h.Recorder.AccessLog = testAccessLog.Log
+			h.Recorder.AccessLog = testAccessLog
 		}
 		if h.Default != nil {
 			withDefaultLog(h.Default)

@@ -36,6 +36,7 @@ type logWriter struct {
 
 	wake   chan struct{} // a buffer is half full
 	reopen chan chan error
+	sync   chan chan struct{} // Flush
 	stop   chan struct{}
 	done   chan struct{}
 }
@@ -44,7 +45,7 @@ func newLogWriter(out io.Writer, file *os.File, path string) *logWriter {
 	w := &logWriter{
 		buf: make([]byte, 0, logBufferSize), spare: make([]byte, 0, logBufferSize),
 		out: out, file: file, path: path,
-		wake: make(chan struct{}, 1), reopen: make(chan chan error), stop: make(chan struct{}), done: make(chan struct{}),
+		wake: make(chan struct{}, 1), reopen: make(chan chan error), sync: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	w.room.L = &w.mu
 	go w.run()
@@ -98,6 +99,9 @@ func (w *logWriter) run() {
 		case reply := <-w.reopen:
 			w.flush() // what came before the signal goes to the old file
 			reply <- w.swapFile()
+		case reply := <-w.sync:
+			w.flush()
+			close(reply)
 		case <-w.stop:
 			w.flush()
 			return
@@ -154,10 +158,21 @@ func (w *logWriter) Reopen() error {
 	}
 }
 
-// Close writes out what is waiting and stops the goroutine. Lines
-// written after Close go out at once: a streamed answer is logged when
-// its body ends, which may be long after a reload replaced this log. The
-// file stays open for them.
+// Flush writes out what is waiting now and returns once it is written.
+func (w *logWriter) Flush() {
+	reply := make(chan struct{})
+	select {
+	case w.sync <- reply:
+		<-reply
+	case <-w.done:
+	}
+}
+
+// Close writes out what is waiting, stops the goroutine and closes the
+// file (never standard error or a writer it was given). AccessLog calls
+// it once no request can still write a line (AccessLog.Hold); a line
+// written after it goes out at once to the writer it was given, or is
+// lost with the closed file.
 func (w *logWriter) Close() {
 	close(w.stop)
 	<-w.done
@@ -169,5 +184,8 @@ func (w *logWriter) Close() {
 	if len(w.buf) > 0 {
 		w.out.Write(w.buf)
 		w.buf = w.buf[:0]
+	}
+	if w.file != nil {
+		w.file.Close() // a failed close has lost nothing: every write went out whole
 	}
 }

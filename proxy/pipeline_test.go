@@ -599,7 +599,7 @@ func withAccessLog(t *testing.T, p *Proxy) *Proxy {
 		t.Fatal(err)
 	}
 	t.Cleanup(al.Close)
-	p.AccessLog = al.Log
+	p.AccessLog = al
 	return p
 }
 

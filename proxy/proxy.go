@@ -403,6 +403,9 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, st *requestState, start time.T
 	// body that came without one; the backend gets what the client sent.
 	req.Header.SetNoDefaultContentType(true)
 	st.hdr.setForwarded(ctx)
+	if p.FastCGI != nil {
+		st.hdr.buf = setFastCGIConn(ctx, st.hdr.buf) // fastcgi.go
+	}
 	// The id is copied: a Peek'd slice would move as headers change.
 	if requestID := req.Header.Peek("X-Request-Id"); len(requestID) > 0 {
 		st.idBuf = append(st.idBuf[:0], requestID...)

@@ -234,7 +234,7 @@ func TestProxyAloneSpeaksHTTP11(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Pool: newPool(t, "round_robin", nil, be.url()), Settings: Settings{AccessLog: al.Log}}
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, be.url()), Settings: Settings{AccessLog: al}}
 	url := startProxy(t, p, ServerOptions{})
 	raw := rawRequest(t, url, "GET /ten HTTP/1.0\r\nHost: a\r\n\r\n")
 	if !strings.HasPrefix(raw, "200\n") {

@@ -376,8 +376,8 @@ var hdrLocation = []byte("Location")
 // Recorder counts and logs the requests that no Proxy answers: static
 // files and redirects. A nil Recorder records nothing.
 type Recorder struct {
-	Metrics   *Metrics                                // required
-	AccessLog func(*fasthttp.RequestCtx, *AccessInfo) // nil: not logged
+	Metrics   *Metrics     // required
+	AccessLog AccessLogger // nil: not logged
 }
 
 var infoPool = sync.Pool{New: func() any { return new(AccessInfo) }}

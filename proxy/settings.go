@@ -4,8 +4,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"sessionproxy/compress"
 	"sessionproxy/proxy/defaults"
 	"sessionproxy/sessionstore"
@@ -100,11 +98,11 @@ type Settings struct {
 	// them (default: a registry of p's own).
 	Tunnels *Tunnels
 
-	// AccessLog, if not nil, is called once per request: when the
-	// response is ready, or for a streamed body once it is relayed
-	// (AccessInfo.Bytes). It runs on the client connection's goroutine
-	// and must not keep ctx or info.
-	AccessLog func(*fasthttp.RequestCtx, *AccessInfo)
+	// AccessLog, if not nil, logs each request once (AccessLogger): when
+	// the response is ready, or for a streamed body once it is relayed.
+	// An *AccessLog is held (AccessLog.Hold) until a streamed body's line
+	// is written.
+	AccessLog AccessLogger
 
 	// ErrorPages, if not nil, gives the proxy's own errors HTML bodies.
 	ErrorPages *ErrorPages

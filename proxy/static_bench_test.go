@@ -23,7 +23,7 @@ func BenchmarkStatic(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(dir, "static", "app.css"), []byte(strings.Repeat("x", 4096)), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	s, err := NewStatic(dir, &Recorder{Metrics: NewMetrics(), AccessLog: testAccessLog.Log})
+	s, err := NewStatic(dir, &Recorder{Metrics: NewMetrics(), AccessLog: testAccessLog})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -313,7 +313,7 @@ func (a *answerBody) Close() error {
 	return nil
 }
 
-func (a *answerBody) logWhenRelayed(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.RequestCtx, info *AccessInfo) {
+func (a *answerBody) logWhenRelayed(log AccessLogger, ctx *fasthttp.RequestCtx, info *AccessInfo) {
 	a.log.set(log, ctx, info)
 }
 

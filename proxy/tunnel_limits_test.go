@@ -115,7 +115,7 @@ func defaultLogProxy(t *testing.T, p *Proxy) *syncBuffer {
 		t.Fatal(err)
 	}
 	t.Cleanup(l.Close)
-	p.AccessLog = l.Log
+	p.AccessLog = l
 	return out
 }
 

@@ -72,7 +72,7 @@ func (b *upstreamBody[C]) relayTo(client *fasthttp.RequestCtx) { b.client = clie
 
 // logWhenRelayed makes the access-log call once the body is relayed,
 // with the bytes that went to the client.
-func (b *upstreamBody[C]) logWhenRelayed(log func(*fasthttp.RequestCtx, *AccessInfo), ctx *fasthttp.RequestCtx, info *AccessInfo) {
+func (b *upstreamBody[C]) logWhenRelayed(log AccessLogger, ctx *fasthttp.RequestCtx, info *AccessInfo) {
 	b.log.set(log, ctx, info)
 }
 

@@ -70,19 +70,42 @@ type generation struct {
 	cfg       *config.Config
 }
 
-// retire releases what g does not share with next, once the requests that
-// started on g have had time to finish.
+// retire releases what g does not share with next: its store once the
+// requests that started on g have had time to finish, its access log's
+// file once the last of them has written its line (serveHTTP holds it
+// for each request, a streamed body until it is relayed), as nginx's
+// old workers keep their log files until their last request.
 func (g *generation) retire(next *generation, grace time.Duration) {
 	g.stop()
+	if g.accessLog != next.accessLog {
+		g.accessLog.Close()
+	}
 	time.AfterFunc(grace, func() {
 		if g.store != next.store {
 			g.store.Flush(context.Background())
 			g.store.Close()
 		}
-		if g.accessLog != next.accessLog {
-			g.accessLog.Close()
-		}
 	})
+}
+
+// serveHTTP serves one request with the generation in service, holding
+// that generation's access log until the request is done with it.
+func (a *app) serveHTTP(ctx *fasthttp.RequestCtx) {
+	for {
+		g := a.current.Load()
+		if g.accessLog.Hold() {
+			defer g.accessLog.Release()
+			g.router.ServeHTTP(ctx)
+			return
+		}
+		// g was retired between Load and Hold and its log closed: the
+		// generation that replaced it is in service. Only after shutdown
+		// has closed the last log is there none to hold.
+		if a.current.Load() == g {
+			g.router.ServeHTTP(ctx)
+			return
+		}
+	}
 }
 
 func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
@@ -102,7 +125,7 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 	if err := a.newACME(c); err != nil {
 		return nil, err
 	}
-	handler := a.withACME(func(ctx *fasthttp.RequestCtx) { a.current.Load().router.ServeHTTP(ctx) })
+	handler := a.withACME(a.serveHTTP)
 	handler = withAltSvc(c, handler) // h2.go
 	a.server = proxy.NewServer(handler, proxy.ServerOptions{
 		MaxBody:          int64(c.MaxBody),
@@ -128,9 +151,9 @@ func newApp(c *config.Config, f runFlags, logger *slog.Logger) (*app, error) {
 }
 
 // build makes a proxy from a configuration. prev, if not nil, is the
-// generation being replaced, whose parts may be kept.
-func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation, error) {
-	var err error
+// generation being replaced, whose parts may be kept. On failure it
+// closes the access log it opened: a reload that fails keeps the old one.
+func build(c *config.Config, logger *slog.Logger, prev *generation) (g *generation, err error) {
 	var metrics *proxy.Metrics
 	var tunnels *proxy.Tunnels
 	if prev != nil {
@@ -156,6 +179,12 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (*generation
 		accessLog = prev.accessLog
 	} else if accessLog, err = proxy.OpenAccessLog(c.AccessLog.Format, c.AccessLog.Path); err != nil {
 		return nil, err
+	} else {
+		defer func() {
+			if err != nil {
+				accessLog.Close()
+			}
+		}()
 	}
 	settings, err := proxySettings(c, logger, metrics, tunnels, accessLog)
 	if err != nil {
@@ -207,7 +236,7 @@ func proxySettings(c *config.Config, logger *slog.Logger, metrics *proxy.Metrics
 		Compression:          compression,
 	}
 	if accessLog != nil {
-		s.AccessLog = accessLog.Log
+		s.AccessLog = accessLog
 	}
 	return s, nil
 }
@@ -448,6 +477,7 @@ func (a *app) shutdown(sig os.Signal, sigs <-chan os.Signal) int {
 	g.stop()
 	g.store.Close()
 	g.accessLog.Close()
+	g.accessLog.Flush() // the lines of requests still holding it, cut by timeouts.shutdown
 	a.logger.Info("stopped")
 	return 0
 }

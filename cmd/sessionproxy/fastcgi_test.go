@@ -23,8 +23,8 @@ var phpScripts = map[string]string{
 header('Content-Type: text/plain');
 error_log('echo.php ran: stderr, not the body');
 foreach (['REQUEST_METHOD','QUERY_STRING','REQUEST_URI','CONTENT_TYPE','CONTENT_LENGTH','REMOTE_ADDR',
-  'SERVER_NAME','SERVER_PORT','HTTPS','SCRIPT_NAME','SCRIPT_FILENAME','PATH_INFO','DOCUMENT_ROOT',
-  'HTTP_HOST','HTTP_X_CUSTOM','HTTP_PROXY','HTTP_X_SESSION_ID'] as $k) {
+  'SERVER_NAME','SERVER_ADDR','SERVER_PORT','REMOTE_PORT','REDIRECT_STATUS','HTTPS','SCRIPT_NAME','SCRIPT_FILENAME','PATH_INFO','DOCUMENT_ROOT',
+  'HTTP_HOST','HTTP_X_CUSTOM','HTTP_X_SESSIONPROXY_FASTCGI_CONN','HTTP_PROXY','HTTP_X_SESSION_ID'] as $k) {
   echo $k, '=', $_SERVER[$k] ?? '-', "\n";
 }
 $in = file_get_contents('php://input');
