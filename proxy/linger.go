@@ -73,33 +73,14 @@ type lingerConn struct {
 	l       *LingerListener
 	reading atomic.Bool // a Read is in progress
 	closed  atomic.Bool
-	rd      readDeadline // clientdeadline.go
 }
 
-// Read reads from the client, noting that a read is in progress. A read
-// stopped by an armed deadline earlier than the one asked for starts
-// again (readDeadline).
+// Read reads from the client, noting that a read is in progress.
 func (c *lingerConn) Read(b []byte) (int, error) {
 	c.reading.Store(true)
 	n, err := c.TCPConn.Read(b)
-	for n == 0 && err != nil && c.rd.retry(c.TCPConn, err) {
-		n, err = c.TCPConn.Read(b)
-	}
 	c.reading.Store(false)
 	return n, err
-}
-
-// SetReadDeadline sets the read deadline, on the socket only when the one
-// armed would fire too late (readDeadline).
-func (c *lingerConn) SetReadDeadline(t time.Time) error { return c.rd.set(c.TCPConn, t) }
-
-// SetDeadline sets the read deadline as SetReadDeadline does and the
-// write deadline as asked.
-func (c *lingerConn) SetDeadline(t time.Time) error {
-	if err := c.rd.set(c.TCPConn, t); err != nil {
-		return err
-	}
-	return c.TCPConn.SetWriteDeadline(t)
 }
 
 // Close sends a FIN after what was written and drains the client in the
