@@ -26,6 +26,8 @@ var (
 	abA         = flag.String("a", "", "with -ab: the A sessionproxy binary, or a git revision to build")
 	abB         = flag.String("b", "", "with -ab: the B sessionproxy binary, or a git revision to build")
 	abScenarios = flag.String("scenarios", "plain,read,write,cold", "with -ab: comma-separated, of "+abScenarioNames())
+	abAConns    = flag.Int("a-conns", 0, "with -ab: session.memcached.max_idle_conns of the A side's instances (0: left out, the shipped default)")
+	abBConns    = flag.Int("b-conns", 0, "with -ab: the same for the B side; with -a and -b the same binary, an A/B of a setting")
 )
 
 // abScenario is one workload of the A/B: a path through an instance of
@@ -77,8 +79,12 @@ func parseABScenarios(list string) ([]abScenario, error) {
 	return out, nil
 }
 
-// abConfig is the YAML of a sessionproxy instance of configuration name.
-func abConfig(name, addr string, backends, nodes []string) string {
+// abConfig is the YAML of a sessionproxy instance of configuration name,
+// with conns set as session.memcached.max_idle_conns unless it is 0.
+func abConfig(name, addr string, conns int, backends, nodes []string) string {
+	if conns > 0 {
+		return withConns(abConfig(name, addr, 0, backends, nodes), conns)
+	}
 	switch name {
 	case "cold":
 		return spConfig(addr, "sync", "0", backends, nodes)
@@ -92,9 +98,16 @@ func abConfig(name, addr string, backends, nodes []string) string {
 	return spConfig(addr, "sync", hotTier, backends, nodes)
 }
 
-// abSide is one of the two builds.
+// withConns sets max_idle_conns in conf's memcached block, which spConfig
+// writes with replicas as its last key before anything appended.
+func withConns(conf string, conns int) string {
+	return strings.Replace(conf, "    replicas: 2\n", fmt.Sprintf("    replicas: 2\n    max_idle_conns: %d\n", conns), 1)
+}
+
+// abSide is one of the two builds (or one build with two settings).
 type abSide struct {
 	label, bin string
+	conns      int               // max_idle_conns, 0 for the default
 	addr       map[string]string // configuration → listen address
 }
 
@@ -116,7 +129,7 @@ func runAB() int {
 	e := &env{sp: map[string]string{}}
 	defer e.stop()
 	e.startCore(false)
-	sides := []*abSide{{label: "A", bin: *abA}, {label: "B", bin: *abB}}
+	sides := []*abSide{{label: "A", bin: *abA, conns: *abAConns}, {label: "B", bin: *abB, conns: *abBConns}}
 	for _, s := range sides {
 		if _, err := os.Stat(s.bin); err != nil {
 			log.Printf("%s: %s is no file; building it as a git revision", s.label, s.bin)
@@ -129,7 +142,7 @@ func runAB() int {
 			}
 			addr := freeAddr()
 			conf := filepath.Join(e.dir, s.label+"-"+sc.Config+".yaml")
-			os.WriteFile(conf, []byte(abConfig(sc.Config, addr, e.backend, e.nodes)), 0o600)
+			os.WriteFile(conf, []byte(abConfig(sc.Config, addr, s.conns, e.backend, e.nodes)), 0o600)
 			cmd, err := e.spawnLog("sessionproxy-"+s.label+"-"+sc.Config, s.bin, "run", "-config", conf)
 			if err != nil {
 				log.Print(err)
@@ -162,7 +175,7 @@ func runAB() int {
 			}
 		}
 	}
-	md := abMarkdown(*abA, *abB, scs, runs)
+	md := abMarkdown(sideName(*abA, *abAConns), sideName(*abB, *abBConns), scs, runs)
 	fmt.Print(md)
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		log.Print(err)
@@ -174,6 +187,15 @@ func runAB() int {
 	}
 	log.Printf("wrote %s", filepath.Join(*outDir, "ab-latest.md"))
 	return 0
+}
+
+// sideName is how the report names a side: its build as given, and its
+// max_idle_conns when set.
+func sideName(build string, conns int) string {
+	if conns > 0 {
+		return fmt.Sprintf("%s` with `max_idle_conns: %d", build, conns)
+	}
+	return build
 }
 
 // sysSource says where the system call counts come from.
