@@ -297,6 +297,8 @@ func refusal(req *fasthttp.Request) *Error {
 		return errConnect
 	case !forwardable(req):
 		return errNoHost
+	case hasUserinfo(req):
+		return errUserinfo
 	}
 	return nil
 }

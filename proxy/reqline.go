@@ -222,6 +222,30 @@ func splitTarget(target []byte) (origin []byte, form targetForm) {
 	return rest[len(rest):], absoluteForm
 }
 
+// hasUserinfo reports whether the request's host, in Host or an
+// absolute-form target, carries userinfo, for a Proxy served without a
+// Router. fasthttp parses the target's
+// "@" into its URI's user name; Host is checked as sent.
+func hasUserinfo(req *fasthttp.Request) bool {
+	return bytes.IndexByte(req.Header.Host(), '@') >= 0 || len(req.URI().Username()) > 0
+}
+
+// authorityHasUserinfo reports whether the request's host carries
+// userinfo: an "@" in Host, or in the authority of an absolute-form
+// target (origin is the target's tail from splitTarget). Checked before
+// the request line's host replaces Host: fasthttp's parse of that host
+// drops the userinfo but keeps it for an Authorization header.
+func authorityHasUserinfo(h *fasthttp.RequestHeader, origin []byte, form targetForm) bool {
+	if bytes.IndexByte(h.Host(), '@') >= 0 {
+		return true
+	}
+	if form != absoluteForm {
+		return false
+	}
+	target := h.RequestURI()
+	return bytes.IndexByte(target[:len(target)-len(origin)], '@') >= 0
+}
+
 // pathOf is the raw path of an origin part: up to its query or fragment.
 func pathOf(origin []byte) []byte {
 	for i, c := range origin {
