@@ -66,7 +66,17 @@ func sessionLike(lower string) bool {
 // mustGoRequest is the model of cleanRequest: what no backend may see.
 func (m headerModel) mustGoRequest(lower string, underscores bool) bool {
 	return isHopName(lower) || m.connNamed[lower] || sessionLike(lower) || !plainModel(lower, underscores) ||
-		forwardingAlias(lower)
+		forwardingAlias(lower) || clientForwarding(lower)
+}
+
+// clientForwarding reports whether a name reads as a forwarding header the
+// proxy does not set, which an untrusted peer may not send on.
+func clientForwarding(lower string) bool {
+	switch strings.ReplaceAll(lower, "_", "-") {
+	case "forwarded", "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-ssl", "x-forwarded-scheme":
+		return true
+	}
+	return false
 }
 
 // forwardingAlias reports whether a name with "_" reads as one of the
@@ -135,6 +145,9 @@ var requestSeeds = []string{
 	// Underscore spellings.
 	"GET / HTTP/1.1\r\nHost: a\r\nX_Session_Attr_User: admin\r\nx_session-id: f\r\nX-Session_New: 1\r\nX-Api_Key: k\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\nx_real_ip: 6.6.6.6\r\nX-Forwarded_Proto: https\r\nX_Forwarded-Host: e\r\n\r\n",
+	// Forwarding headers the proxy does not set, as a client forges them.
+	"GET / HTTP/1.1\r\nHost: a\r\nForwarded: host=evil\r\nX-Forwarded-Port: 1\r\nX_Forwarded_Prefix: /p\r\n" +
+		"x-forwarded-ssl: on\r\nX-Forwarded-Scheme: https\r\nX-Forwarded-Server: kept\r\n\r\n",
 	// Headers named in Connection, in one field or several.
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Private, X-Session-Foo\r\nX-Private: 1\r\nX-Keep: 2\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nConnection: X-Second\r\nX-Second: s\r\n\r\n",
@@ -164,8 +177,8 @@ func FuzzCleanRequest(f *testing.F) {
 		h := &req.Header
 		before := modelOf(h.All())
 		var e headerEditor
-		e.cleanRequest(h, underscores)
-		h.ResetConnectionClose() // as ServeHTTP does next
+		e.cleanRequest(h, underscores, false) // an untrusted peer, the default
+		h.ResetConnectionClose()              // as ServeHTTP does next
 		after := modelOf(h.All())
 		mustGo := func(name string) bool { return before.mustGoRequest(name, underscores) }
 		for _, p := range after.pairs {
