@@ -222,3 +222,52 @@ func TestUserinfoInHostRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionCookieFirstWellFormed(t *testing.T) {
+	// A user moved from Tomcat (cookie: JSESSIONID) still holds Tomcat's
+	// JSESSIONID for Path=/app, which the browser sends before the
+	// proxy's Path=/ one: the first value, no ID, stood for "no session"
+	// and the user could not stay logged in on /app. Raw bytes: the
+	// order of the two values is the test.
+	cb := newCaptureBackend(t)
+	store, err := sessionstore.New(sessionstore.Options{LocalSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, cb.url), Sessions: &Sessions{Store: store, Cookie: "JSESSIONID"}}
+	base := startProxy(t, p, ServerOptions{})
+	login := rawRequest(t, base, "GET /login HTTP/1.1\r\nHost: x\r\n\r\n")
+	_, rest, _ := strings.Cut(login, "Set-Cookie: JSESSIONID=")
+	id, _, _ := strings.Cut(rest, ";")
+	if !sessionstore.ValidID([]byte(id)) {
+		t.Fatalf("login gave no session cookie:\n%s", login)
+	}
+	for _, cookie := range []string{
+		"JSESSIONID=4F3A6C0E8B1D2F7A9C5E3B1D0F2A4C6E.node1; JSESSIONID=" + id,
+		"JSESSIONID=; JSESSIONID=x; other=1; JSESSIONID=" + id,
+		"JSESSIONID=" + id + "; JSESSIONID=" + string(sessionstore.AppendNewID(nil)),
+	} {
+		got := rawRequest(t, base, "GET /app/ HTTP/1.1\r\nHost: x\r\nCookie: "+cookie+"\r\n\r\n")
+		if !strings.HasPrefix(got, "200\n") {
+			t.Fatalf("%s:\n%s", cookie, got)
+		}
+		if h := cb.last(t).header; h.Get("X-Session-Id") != id || h.Get("X-Session-Attr-User") != "bob" {
+			t.Errorf("Cookie: %s: backend got session %q user %q, want %q bob", cookie, h.Get("X-Session-Id"), h.Get("X-Session-Attr-User"), id)
+		}
+	}
+	// A malformed value alone still means no session, without a lookup.
+	got := rawRequest(t, base, "GET /app/ HTTP/1.1\r\nHost: x\r\nCookie: JSESSIONID=x\r\n\r\n")
+	if h := cb.last(t).header; !strings.HasPrefix(got, "200\n") || h.Get("X-Session-Attr-User") != "" || h.Get("X-Session-New") != "1" {
+		t.Fatalf("malformed alone: %s\n%v", got, h)
+	}
+}
+
+func TestSessionCookieIDAllocatesNothing(t *testing.T) {
+	s := &Sessions{Cookie: "SPSESSIONID"}
+	var h fasthttp.RequestHeader
+	h.Set("Cookie", "_ga=GA1.2.3; SPSESSIONID=x; theme=dark")
+	if n := testing.AllocsPerRun(100, func() { s.cookieID(&h) }); n != 0 {
+		t.Fatalf("cookieID allocates %v times a request", n)
+	}
+}
