@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -371,5 +372,20 @@ func TestClientForwardingHeadersDropped(t *testing.T) {
 	if lower := strings.ToLower(heads[0]); !strings.Contains(lower, "\nforwarded: for=192.0.2.1\r\n") ||
 		!strings.Contains(lower, "\nx-forwarded-port: 443\r\n") {
 		t.Errorf("trusted peer: Forwarded and X-Forwarded-Port must pass:\n%s", heads[0])
+	}
+}
+
+func TestConnectionHostKeepsHost(t *testing.T) {
+	// "Connection: Host" named Host as hop-by-hop: it was deleted before
+	// X-Forwarded-Host was set from it, and the backend got an empty
+	// X-Forwarded-Host beside the Host line fasthttp wrote anyway.
+	s := startForwarded(t, nil, false)
+	heads := exchange(t, s.addr, "GET / HTTP/1.1\r\nHost: shop.example\r\nConnection: Host\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: shop.example\r\nConnection: keep-alive, HOST , X-Forwarded-Host\r\nX-Forwarded-Host: evil\r\n\r\n")
+	for i, head := range heads {
+		wantForwarding(t, fmt.Sprintf("request %d", i), head, "127.0.0.1", "127.0.0.1", "http", "shop.example")
+		if !strings.Contains(head, "\r\nHost: shop.example\r\n") {
+			t.Errorf("request %d: Host lost:\n%s", i, head)
+		}
 	}
 }

@@ -114,7 +114,11 @@ func (e *headerEditor) copy(b []byte) []byte {
 }
 
 // connectionTokens calls del for every header named in a Connection header
-// value other than close and keep-alive (RFC 7230 section 6.1).
+// value other than close and keep-alive (RFC 7230 section 6.1), and Host:
+// no hop owns it, and a client's "Connection: Host" took it away from
+// what the proxy read next, so the backend got an empty X-Forwarded-Host
+// beside the Host fasthttp still wrote (nginx removes no header that a
+// Connection field names).
 func connectionTokens(v []byte, del func([]byte)) {
 	for len(v) > 0 {
 		i := 0
@@ -122,7 +126,7 @@ func connectionTokens(v []byte, del func([]byte)) {
 			i++
 		}
 		tok := trimSpace(v[:i])
-		if len(tok) > 0 && !equalFold(tok, "close") && !equalFold(tok, "keep-alive") {
+		if len(tok) > 0 && !equalFold(tok, "close") && !equalFold(tok, "keep-alive") && !equalFold(tok, "host") {
 			del(tok)
 		}
 		if i == len(v) {

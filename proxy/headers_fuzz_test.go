@@ -39,7 +39,7 @@ func modelOf(all func(yield func(k, v []byte) bool)) headerModel {
 		if name == "connection" {
 			for _, tok := range strings.Split(string(v), ",") {
 				tok = strings.ToLower(strings.Trim(tok, " \t"))
-				if tok != "" && tok != "close" && tok != "keep-alive" {
+				if tok != "" && tok != "close" && tok != "keep-alive" && tok != "host" {
 					m.connNamed[tok] = true
 				}
 			}
@@ -153,6 +153,7 @@ var requestSeeds = []string{
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nConnection: X-Second\r\nX-Second: s\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: X-Second\r\nX-Second: s\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: Cookie, User-Agent\r\nCookie: a=b\r\nUser-Agent: u\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nConnection: Host, X-Forwarded-Host\r\nX-Forwarded-Host: e\r\n\r\n",
 	// Mixed case and hop-by-hop headers.
 	"GET / HTTP/1.1\r\nHost: a\r\nx-SeSsIoN-aTtR-role: admin\r\nX-SESSION-ID: f\r\nKeep-Alive: 300\r\nTE: trailers\r\n" +
 		"Upgrade: h2c\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eA==\r\nX-Ok: 1\r\n\r\n",
