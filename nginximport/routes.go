@@ -614,10 +614,13 @@ func (t *translator) tryFiles(r *route, l *location, note bool) bool {
 		return fail("")
 	}
 	index := []string{"index.html"}
+	var phpIndex []string // index entries a static route cannot run
 	if l.set.index != nil {
 		index = nil
 		for _, a := range l.set.index.Args {
-			if !strings.HasSuffix(a, ".php") {
+			if strings.HasSuffix(a, ".php") {
+				phpIndex = append(phpIndex, a)
+			} else {
 				index = append(index, a)
 			}
 		}
@@ -630,6 +633,14 @@ func (t *translator) tryFiles(r *route, l *location, note bool) bool {
 		case "$uri/":
 			for _, ix := range index {
 				files = append(files, "$uri/"+ix)
+			}
+			if note && len(phpIndex) > 0 {
+				// nginx runs /dir/index.php for /dir/; a static route
+				// never hands a .php name on, so /dir/ falls through to
+				// the last entry: the pool's own index, not the
+				// directory's (a PHP app in a subdirectory).
+				t.note(d, "%s: $uri/ does not try %s: a directory's PHP index is not run, /dir/ gets %s instead",
+					show(d), strings.Join(phpIndex, ", "), d.Args[len(d.Args)-1])
 			}
 		default:
 			return fail("entries other than $uri, $uri/, $uri.html, $uri/index.html")

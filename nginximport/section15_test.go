@@ -149,3 +149,27 @@ func TestSection15(t *testing.T) {
 		})
 	}
 }
+
+func TestTryFilesDirectoryPHPIndexNoted(t *testing.T) {
+	// nginx runs /blog/index.php for /blog/ (index index.php, then
+	// try_files $uri/); the translation's $uri/ tries index.html alone and
+	// /blog/ runs the site's front controller: said, not silent.
+	conf := `server { root /var/www; index index.php index.html;
+		location / { try_files $uri $uri/ /index.php?$query_string; }
+		location ~ \.php$ { fastcgi_pass unix:/run/php/php8.2-fpm.sock; include fastcgi_params; } }`
+	ds, err := Parse("nginx.conf", []byte(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Translate("nginx.conf", ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Complete() {
+		t.Fatalf("not complete:\n%s", notesText(res.Notes))
+	}
+	want := "nginx.conf:2: try_files $uri $uri/ /index.php?$query_string: $uri/ does not try index.php"
+	if !strings.Contains(notesText(res.Notes), want) {
+		t.Fatalf("notes, want %q:\n%s", want, notesText(res.Notes))
+	}
+}

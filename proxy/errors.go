@@ -54,6 +54,12 @@ func (e *Error) quiet() bool {
 // allows leaving out Host, a backend request may not.
 var errNoHost = &Error{fasthttp.StatusBadRequest, "malformed request: no Host header"}
 
+// errUserinfo answers a host with userinfo ("u:p@host"), which no Host
+// or request target may carry (RFC 9110, sections 4.2.4 and 7.2):
+// fasthttp would send it on as an Authorization header the client never
+// wrote, and routes would not match the host the backend reads.
+var errUserinfo = &Error{fasthttp.StatusBadRequest, "malformed request: userinfo in host"}
+
 // errConnect answers CONNECT: the proxy makes no tunnels.
 var errConnect = &Error{fasthttp.StatusBadRequest, "malformed request: CONNECT is not proxied"}
 

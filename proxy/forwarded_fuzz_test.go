@@ -156,7 +156,7 @@ func FuzzForwarded(f *testing.F) {
 
 			ri.apply(&ctx) // as Router.ServeHTTP, then Proxy.prepare
 			e.readForwarded(h)
-			e.cleanRequest(h, false)
+			e.cleanRequest(h, false, peerTrusted(&ctx))
 			e.setForwarded(&ctx)
 
 			after := modelOf(h.All())

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -331,4 +332,60 @@ func TestForwardingOrderSurvivesCleaning(t *testing.T) {
 	s = startForwarded(t, &RealIP{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, false)
 	heads = exchange(t, s.addr, req)
 	wantForwarding(t, "trusted peer", heads[0], "6.6.6.6, 203.0.113.7, 127.0.0.1", "203.0.113.7", "https", "www.example")
+}
+
+// clientForwardingHeaders are forwarding headers the proxy does not set,
+// each as a client forges it, with "_" spellings.
+const clientForwardingHeaders = "Forwarded: for=6.6.6.6;host=evil.example;proto=https\r\n" +
+	"X-Forwarded-Port: 443\r\nx-forwarded-prefix: //evil.example\r\nX-Forwarded-Ssl: on\r\n" +
+	"X-Forwarded-Scheme: https\r\nX_Forwarded_Port: 444\r\nX-Forwarded_Prefix: /p\r\nX-Other: kept\r\n"
+
+func TestClientForwardingHeadersDropped(t *testing.T) {
+	// Spring's ForwardedHeaderFilter and Rack read Forwarded before
+	// X-Forwarded-*, so a client's host=evil.example would undo the
+	// X-Forwarded-Host the proxy set; X-Forwarded-Port and -Prefix go into
+	// the links and redirects of Spring, Tomcat's RemoteIpValve and
+	// Werkzeug's ProxyFix. From an untrusted peer none reaches a backend,
+	// in either spelling (underscores_in_headers on: off drops "_" names
+	// anyway), on the plain and the WebSocket path.
+	rt := &Router{Default: &Proxy{Pool: newPool(t, "round_robin", nil, headEchoBackend(t)), Settings: Settings{UnderscoresInHeaders: true}}}
+	url := startHandler(t, rt, ServerOptions{})
+	heads := exchange(t, strings.TrimPrefix(url, "http://"),
+		"GET / HTTP/1.1\r\nHost: a\r\n"+clientForwardingHeaders+"\r\n",
+		"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"+clientForwardingHeaders+"\r\n")
+	for i, head := range heads {
+		lower := strings.ToLower(head)
+		for _, name := range []string{"forwarded:", "x-forwarded-port:", "x-forwarded-prefix:", "x-forwarded-ssl:",
+			"x-forwarded-scheme:", "x_forwarded_port:", "x-forwarded_prefix:"} {
+			if strings.Contains(lower, "\n"+name) {
+				t.Errorf("request %d: the backend got %s from an untrusted client:\n%s", i, name, head)
+			}
+		}
+		if !strings.Contains(lower, "\nx-other: kept\r\n") {
+			t.Errorf("request %d: X-Other must pass:\n%s", i, head)
+		}
+	}
+	// A trusted balancer's are its own, kept as its X-Forwarded-Proto is.
+	s := startForwarded(t, &RealIP{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, false)
+	heads = exchange(t, s.addr, "GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=192.0.2.1\r\nX-Forwarded-Port: 443\r\n\r\n")
+	if lower := strings.ToLower(heads[0]); !strings.Contains(lower, "\nforwarded: for=192.0.2.1\r\n") ||
+		!strings.Contains(lower, "\nx-forwarded-port: 443\r\n") {
+		t.Errorf("trusted peer: Forwarded and X-Forwarded-Port must pass:\n%s", heads[0])
+	}
+}
+
+func TestConnectionHostKeepsHost(t *testing.T) {
+	// "Connection: Host" named Host as hop-by-hop: it was deleted before
+	// X-Forwarded-Host was set from it, and the backend got an empty
+	// X-Forwarded-Host beside the Host line fasthttp wrote anyway.
+	s := startForwarded(t, nil, false)
+	heads := exchange(t, s.addr, "GET / HTTP/1.1\r\nHost: shop.example\r\nConnection: Host\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: shop.example\r\nConnection: keep-alive, HOST , X-Forwarded-Host\r\nX-Forwarded-Host: evil\r\n\r\n")
+	for i, head := range heads {
+		wantForwarding(t, fmt.Sprintf("request %d", i), head, "127.0.0.1", "127.0.0.1", "http", "shop.example")
+		if !strings.Contains(head, "\r\nHost: shop.example\r\n") {
+			t.Errorf("request %d: Host lost:\n%s", i, head)
+		}
+	}
 }

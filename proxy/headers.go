@@ -114,7 +114,11 @@ func (e *headerEditor) copy(b []byte) []byte {
 }
 
 // connectionTokens calls del for every header named in a Connection header
-// value other than close and keep-alive (RFC 7230 section 6.1).
+// value other than close and keep-alive (RFC 7230 section 6.1), and Host:
+// no hop owns it, and a client's "Connection: Host" took it away from
+// what the proxy read next, so the backend got an empty X-Forwarded-Host
+// beside the Host fasthttp still wrote (nginx removes no header that a
+// Connection field names).
 func connectionTokens(v []byte, del func([]byte)) {
 	for len(v) > 0 {
 		i := 0
@@ -122,7 +126,7 @@ func connectionTokens(v []byte, del func([]byte)) {
 			i++
 		}
 		tok := trimSpace(v[:i])
-		if len(tok) > 0 && !equalFold(tok, "close") && !equalFold(tok, "keep-alive") {
+		if len(tok) > 0 && !equalFold(tok, "close") && !equalFold(tok, "keep-alive") && !equalFold(tok, "host") {
 			del(tok)
 		}
 		if i == len(v) {
@@ -150,8 +154,9 @@ func equalFold(b []byte, lower string) bool {
 // trailer section of a chunked body, every X-Session-* header a client sent
 // (a client never sets session data) and every header whose name is not
 // plain (plainName: letters, digits, "-", and "_" only if underscores is
-// set).
-func (e *headerEditor) cleanRequest(h *fasthttp.RequestHeader, underscores bool) {
+// set). Unless the peer is trusted (real_ip_from), it also removes the
+// client's other forwarding headers (isClientForwarding).
+func (e *headerEditor) cleanRequest(h *fasthttp.RequestHeader, underscores, trusted bool) {
 	e.dropTrailers(h)
 	e.reset()
 	conn := false
@@ -162,7 +167,7 @@ func (e *headerEditor) cleanRequest(h *fasthttp.RequestHeader, underscores bool)
 			// returns: each may name headers.
 			connectionTokens(v, e.remember)
 			conn = true
-		case dropRequestHeader(k, underscores):
+		case dropRequestHeader(k, underscores), !trusted && isClientForwarding(k):
 			e.remember(k)
 		}
 	}
@@ -183,6 +188,30 @@ func dropRequestHeader(k []byte, underscores bool) bool {
 		return true
 	}
 	return underscores && isForwardingAlias(k)
+}
+
+// isClientForwarding reports whether k, with "_" read as "-", names a
+// forwarding header the proxy does not set but backends' proxy support
+// reads as the proxy's word: Forwarded (RFC 7239; Spring's
+// ForwardedHeaderFilter and Rack read it before X-Forwarded-*, so a
+// client's host=evil would undo the X-Forwarded-Host the proxy set),
+// X-Forwarded-Port (Tomcat's RemoteIpValve as Spring Boot configures it,
+// Werkzeug's ProxyFix), X-Forwarded-Prefix (Spring, ProxyFix: the base of
+// the links and redirects the app writes), X-Forwarded-Ssl and
+// X-Forwarded-Scheme (Rack's scheme). From a client they are its word
+// alone; a trusted balancer's are kept, as its X-Forwarded-Proto is.
+func isClientForwarding(k []byte) bool {
+	switch len(k) {
+	case len("forwarded"):
+		return equalFold(k, "forwarded")
+	case len("x-forwarded-ssl"):
+		return equalFoldDash(k, "x-forwarded-ssl")
+	case len("x-forwarded-port"):
+		return equalFoldDash(k, "x-forwarded-port")
+	case len("x-forwarded-prefix"):
+		return equalFoldDash(k, "x-forwarded-prefix") || equalFoldDash(k, "x-forwarded-scheme")
+	}
+	return false
 }
 
 // isForwardingAlias reports whether k, with an "_" in it, names one of the

@@ -39,7 +39,7 @@ func modelOf(all func(yield func(k, v []byte) bool)) headerModel {
 		if name == "connection" {
 			for _, tok := range strings.Split(string(v), ",") {
 				tok = strings.ToLower(strings.Trim(tok, " \t"))
-				if tok != "" && tok != "close" && tok != "keep-alive" {
+				if tok != "" && tok != "close" && tok != "keep-alive" && tok != "host" {
 					m.connNamed[tok] = true
 				}
 			}
@@ -68,7 +68,17 @@ func sessionLike(lower string) bool {
 // outgoing proxy (httpoxy).
 func (m headerModel) mustGoRequest(lower string, underscores bool) bool {
 	return isHopName(lower) || m.connNamed[lower] || sessionLike(lower) || !plainModel(lower, underscores) ||
-		forwardingAlias(lower) || lower == "proxy"
+		forwardingAlias(lower) || clientForwarding(lower) || lower == "proxy"
+}
+
+// clientForwarding reports whether a name reads as a forwarding header the
+// proxy does not set, which an untrusted peer may not send on.
+func clientForwarding(lower string) bool {
+	switch strings.ReplaceAll(lower, "_", "-") {
+	case "forwarded", "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-ssl", "x-forwarded-scheme":
+		return true
+	}
+	return false
 }
 
 // forwardingAlias reports whether a name with "_" reads as one of the
@@ -137,11 +147,15 @@ var requestSeeds = []string{
 	// Underscore spellings.
 	"GET / HTTP/1.1\r\nHost: a\r\nX_Session_Attr_User: admin\r\nx_session-id: f\r\nX-Session_New: 1\r\nX-Api_Key: k\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\nx_real_ip: 6.6.6.6\r\nX-Forwarded_Proto: https\r\nX_Forwarded-Host: e\r\n\r\n",
+	// Forwarding headers the proxy does not set, as a client forges them.
+	"GET / HTTP/1.1\r\nHost: a\r\nForwarded: host=evil\r\nX-Forwarded-Port: 1\r\nX_Forwarded_Prefix: /p\r\n" +
+		"x-forwarded-ssl: on\r\nX-Forwarded-Scheme: https\r\nX-Forwarded-Server: kept\r\n\r\n",
 	// Headers named in Connection, in one field or several.
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Private, X-Session-Foo\r\nX-Private: 1\r\nX-Keep: 2\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nConnection: X-Second\r\nX-Second: s\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: X-Second\r\nX-Second: s\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: Cookie, User-Agent\r\nCookie: a=b\r\nUser-Agent: u\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nConnection: Host, X-Forwarded-Host\r\nX-Forwarded-Host: e\r\n\r\n",
 	// Mixed case and hop-by-hop headers.
 	"GET / HTTP/1.1\r\nHost: a\r\nx-SeSsIoN-aTtR-role: admin\r\nX-SESSION-ID: f\r\nKeep-Alive: 300\r\nTE: trailers\r\n" +
 		"Upgrade: h2c\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eA==\r\nX-Ok: 1\r\n\r\n",
@@ -166,8 +180,8 @@ func FuzzCleanRequest(f *testing.F) {
 		h := &req.Header
 		before := modelOf(h.All())
 		var e headerEditor
-		e.cleanRequest(h, underscores)
-		h.ResetConnectionClose() // as ServeHTTP does next
+		e.cleanRequest(h, underscores, false) // an untrusted peer, the default
+		h.ResetConnectionClose()              // as ServeHTTP does next
 		after := modelOf(h.All())
 		mustGo := func(name string) bool { return before.mustGoRequest(name, underscores) }
 		for _, p := range after.pairs {

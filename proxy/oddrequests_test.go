@@ -173,3 +173,101 @@ func TestExpectContinueOverMaxBody(t *testing.T) {
 		t.Fatalf("small body with Expect: %d (%v)", resp.StatusCode(), err)
 	}
 }
+
+func TestUserinfoInHostRefused(t *testing.T) {
+	// A host may not carry userinfo (RFC 9110, sections 4.2.4 and 7.2).
+	// fasthttp reads "u:p@" in Host, or in an absolute-form target, as
+	// credentials and writes them to the backend as an Authorization
+	// header the client never sent (past a headers.request rule that
+	// removes Authorization, since fasthttp adds it as it writes), and a
+	// host route for "x" would not match "u:p@x" while the backend reads
+	// that Host as x. Each is refused before any route or backend.
+	cb := newCaptureBackend(t)
+	store, err := sessionstore.New(sessionstore.Options{LocalSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, cb.url), Sessions: &Sessions{Store: store}}
+	for name, base := range map[string]string{
+		"router": startHandler(t, &Router{Default: p}, ServerOptions{}),
+		"proxy":  startProxy(t, p, ServerOptions{}),
+	} {
+		for _, raw := range []string{
+			"GET /a HTTP/1.1\r\nHost: u:p@x\r\n\r\n",
+			"GET /a HTTP/1.1\r\nHost: evil@x\r\n\r\n",
+			"GET /a HTTP/1.1\r\nHost: @x\r\n\r\n",
+			"GET http://u:p@x/a HTTP/1.1\r\nHost: x\r\n\r\n",
+			"GET http://u@x/a HTTP/1.1\r\nHost: x\r\n\r\n",
+			"GET /ws HTTP/1.1\r\nHost: u:p@x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+				"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+		} {
+			got := rawRequest(t, base, raw)
+			if !strings.HasPrefix(got, "400\n") {
+				t.Errorf("%s: %q:\n%s", name, raw, got)
+			}
+		}
+		if s := cb.rawBytes(); s != "" {
+			t.Fatalf("%s: the backend got:\n%s", name, s)
+		}
+	}
+	// The same requests without userinfo go on, with no Authorization.
+	base := startHandler(t, &Router{Default: p}, ServerOptions{})
+	for _, raw := range []string{"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", "GET http://x/a HTTP/1.1\r\nHost: y\r\n\r\n"} {
+		if got := rawRequest(t, base, raw); !strings.HasPrefix(got, "200\n") {
+			t.Fatalf("%q:\n%s", raw, got)
+		}
+		if h := cb.last(t).header; h.Get("Authorization") != "" {
+			t.Errorf("%q: backend got Authorization %q", raw, h.Get("Authorization"))
+		}
+	}
+}
+
+func TestSessionCookieFirstWellFormed(t *testing.T) {
+	// A user moved from Tomcat (cookie: JSESSIONID) still holds Tomcat's
+	// JSESSIONID for Path=/app, which the browser sends before the
+	// proxy's Path=/ one: the first value, no ID, stood for "no session"
+	// and the user could not stay logged in on /app. Raw bytes: the
+	// order of the two values is the test.
+	cb := newCaptureBackend(t)
+	store, err := sessionstore.New(sessionstore.Options{LocalSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	p := &Proxy{Pool: newPool(t, "round_robin", nil, cb.url), Sessions: &Sessions{Store: store, Cookie: "JSESSIONID"}}
+	base := startProxy(t, p, ServerOptions{})
+	login := rawRequest(t, base, "GET /login HTTP/1.1\r\nHost: x\r\n\r\n")
+	_, rest, _ := strings.Cut(login, "Set-Cookie: JSESSIONID=")
+	id, _, _ := strings.Cut(rest, ";")
+	if !sessionstore.ValidID([]byte(id)) {
+		t.Fatalf("login gave no session cookie:\n%s", login)
+	}
+	for _, cookie := range []string{
+		"JSESSIONID=4F3A6C0E8B1D2F7A9C5E3B1D0F2A4C6E.node1; JSESSIONID=" + id,
+		"JSESSIONID=; JSESSIONID=x; other=1; JSESSIONID=" + id,
+		"JSESSIONID=" + id + "; JSESSIONID=" + string(sessionstore.AppendNewID(nil)),
+	} {
+		got := rawRequest(t, base, "GET /app/ HTTP/1.1\r\nHost: x\r\nCookie: "+cookie+"\r\n\r\n")
+		if !strings.HasPrefix(got, "200\n") {
+			t.Fatalf("%s:\n%s", cookie, got)
+		}
+		if h := cb.last(t).header; h.Get("X-Session-Id") != id || h.Get("X-Session-Attr-User") != "bob" {
+			t.Errorf("Cookie: %s: backend got session %q user %q, want %q bob", cookie, h.Get("X-Session-Id"), h.Get("X-Session-Attr-User"), id)
+		}
+	}
+	// A malformed value alone still means no session, without a lookup.
+	got := rawRequest(t, base, "GET /app/ HTTP/1.1\r\nHost: x\r\nCookie: JSESSIONID=x\r\n\r\n")
+	if h := cb.last(t).header; !strings.HasPrefix(got, "200\n") || h.Get("X-Session-Attr-User") != "" || h.Get("X-Session-New") != "1" {
+		t.Fatalf("malformed alone: %s\n%v", got, h)
+	}
+}
+
+func TestSessionCookieIDAllocatesNothing(t *testing.T) {
+	s := &Sessions{Cookie: "SPSESSIONID"}
+	var h fasthttp.RequestHeader
+	h.Set("Cookie", "_ga=GA1.2.3; SPSESSIONID=x; theme=dark")
+	if n := testing.AllocsPerRun(100, func() { s.cookieID(&h) }); n != 0 {
+		t.Fatalf("cookieID allocates %v times a request", n)
+	}
+}

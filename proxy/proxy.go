@@ -297,6 +297,8 @@ func refusal(req *fasthttp.Request) *Error {
 		return errConnect
 	case !forwardable(req):
 		return errNoHost
+	case hasUserinfo(req):
+		return errUserinfo
 	}
 	return nil
 }
@@ -388,7 +390,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, st *requestState, start time.Time) *Error {
 	req := &ctx.Request
 	st.hdr.readForwarded(&req.Header) // before cleaning reorders the lines
-	st.hdr.cleanRequest(&req.Header, p.UnderscoresInHeaders)
+	st.hdr.cleanRequest(&req.Header, p.UnderscoresInHeaders, peerTrusted(ctx))
 	req.Header.ResetConnectionClose()
 	// fasthttp's server has answered 100 Continue already (or refused
 	// the request before it reached a handler): sent on, the expectation

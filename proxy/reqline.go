@@ -27,14 +27,20 @@ var (
 	errPathClimbs    = errors.New("path climbs above /")
 	errPathEscape    = errors.New("invalid %-escape in path")
 	errPathAmbiguous = errors.New("an escaped / hides a dot segment")
+	errPathDotParams = errors.New("a dot segment with parameters")
 )
 
 // normalizePath appends to dst the normalised form of raw, the path of a
 // request target (from its first "/" up to "?"), and returns it. Every
 // %XX is decoded once (%252e is "%2e", never "."); a segment is read up
-// to its first ";", as Tomcat reads path parameters (so "..;x" is ".."
-// and "a;jsessionid=1" is "a"); empty segments ("//") are dropped, and
-// "." and ".." resolved. A ".." with nothing left to remove climbs above
+// to its first ";", as Tomcat reads path parameters ("a;jsessionid=1" is
+// "a"); empty segments ("//") are dropped, and "." and ".." resolved.
+// A segment that is "." or ".." only once its parameters are cut ("..;",
+// "..;x", ".;") is refused (errPathDotParams): Tomcat climbs there, Go's
+// ServeMux, Express, Werkzeug and nginx read a name, so whichever reading
+// the routes took, one kind of backend would read another path than the
+// one the routes checked (a deny on /admin/ passed /admin/..;/x to a Go
+// backend's /admin/ handler). A ".." with nothing left to remove climbs above
 // "/": the error is errPathClimbs.
 //
 // The result is decoded except for two bytes: a decoded "/" is written
@@ -68,12 +74,15 @@ func normalizeSegments(dst, raw []byte) ([]byte, error) {
 		start := len(dst)
 		dst = append(dst, '/')
 		var err error
-		var slashes bool
-		dst, slashes, err = appendSegment(dst, raw[i:j])
+		var slashes, params bool
+		dst, slashes, params, err = appendSegment(dst, raw[i:j])
 		if err != nil {
 			return dst[:root], err
 		}
 		seg := dst[start+1:]
+		if params && isDotSegment(seg) {
+			return dst[:root], errPathDotParams
+		}
 		switch {
 		case len(seg) == 0 || len(seg) == 1 && seg[0] == '.':
 			dst = dst[:start]
@@ -126,17 +135,17 @@ func plainPath(raw []byte) bool {
 
 // appendSegment appends seg decoded up to its first ";", literal or
 // escaped, with a decoded "/" or "%" escaped again; slashes reports
-// whether it wrote an escaped "/".
-func appendSegment(dst, seg []byte) (_ []byte, slashes bool, _ error) {
+// whether it wrote an escaped "/", params whether it stopped at a ";".
+func appendSegment(dst, seg []byte) (_ []byte, slashes, params bool, _ error) {
 	for k := 0; k < len(seg); k++ {
 		c := seg[k]
 		if c == '%' {
 			if k+2 >= len(seg) {
-				return dst, false, errPathEscape
+				return dst, false, false, errPathEscape
 			}
 			hi, lo := unhex(seg[k+1]), unhex(seg[k+2])
 			if hi < 0 || lo < 0 {
-				return dst, false, errPathEscape
+				return dst, false, false, errPathEscape
 			}
 			c = byte(hi<<4 | lo)
 			k += 2
@@ -151,11 +160,16 @@ func appendSegment(dst, seg []byte) (_ []byte, slashes bool, _ error) {
 			}
 		}
 		if c == ';' {
-			break
+			return dst, slashes, true, nil
 		}
 		dst = append(dst, c)
 	}
-	return dst, slashes, nil
+	return dst, slashes, false, nil
+}
+
+// isDotSegment reports whether a normalised segment is "." or "..".
+func isDotSegment(seg []byte) bool {
+	return len(seg) == 1 && seg[0] == '.' || len(seg) == 2 && seg[0] == '.' && seg[1] == '.'
 }
 
 func unhex(c byte) int {
@@ -220,6 +234,30 @@ func splitTarget(target []byte) (origin []byte, form targetForm) {
 		}
 	}
 	return rest[len(rest):], absoluteForm
+}
+
+// hasUserinfo reports whether the request's host, in Host or an
+// absolute-form target, carries userinfo, for a Proxy served without a
+// Router. fasthttp parses the target's
+// "@" into its URI's user name; Host is checked as sent.
+func hasUserinfo(req *fasthttp.Request) bool {
+	return bytes.IndexByte(req.Header.Host(), '@') >= 0 || len(req.URI().Username()) > 0
+}
+
+// authorityHasUserinfo reports whether the request's host carries
+// userinfo: an "@" in Host, or in the authority of an absolute-form
+// target (origin is the target's tail from splitTarget). Checked before
+// the request line's host replaces Host: fasthttp's parse of that host
+// drops the userinfo but keeps it for an Authorization header.
+func authorityHasUserinfo(h *fasthttp.RequestHeader, origin []byte, form targetForm) bool {
+	if bytes.IndexByte(h.Host(), '@') >= 0 {
+		return true
+	}
+	if form != absoluteForm {
+		return false
+	}
+	target := h.RequestURI()
+	return bytes.IndexByte(target[:len(target)-len(origin)], '@') >= 0
 }
 
 // pathOf is the raw path of an origin part: up to its query or fragment.

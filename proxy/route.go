@@ -225,6 +225,10 @@ func (rt *Router) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	origin, form := splitTarget(h.RequestURI())
+	if authorityHasUserinfo(h, origin, form) {
+		rt.refuse(ctx, errUserinfo)
+		return
+	}
 	if form == absoluteForm {
 		// The request line's host wins over Host (RFC 9112, section
 		// 3.2.2), for the routes and for the backend; fasthttp's parse

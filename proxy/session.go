@@ -43,7 +43,7 @@ type Sessions struct {
 
 	// Ignore, if not nil, matches request paths that get no session at all
 	// (memcached-session-manager's requestUriIgnorePattern). It is matched
-	// against the normalised path ("%2e%2e", "..;x" and "//" resolved),
+	// against the normalised path ("%2e%2e" and "//" resolved),
 	// after a route's rewrite_prefix.
 	Ignore *regexp.Regexp
 
@@ -101,6 +101,28 @@ func (st *sessionState) lookup() string {
 	return st.req.Lookup.String()
 }
 
+// cookieID returns the session cookie's value: the first that is a
+// well-formed ID when the client sent several of the name, else the first.
+// A browser sends every cookie of the name that matches the request, the
+// most specific path first, so one a sibling subdomain tossed
+// (Domain=.example.com; Path=/app) with a value that is no ID came first
+// and stood for "no session": the user seemed logged out on those paths
+// while the real cookie was sent too. Tomcat likewise reads past an ID it
+// cannot use. A first value that is an ID, the usual case, is taken as
+// fasthttp finds it; the walk over the cookies does not allocate.
+func (s *Sessions) cookieID(h *fasthttp.RequestHeader) []byte {
+	v := h.Cookie(s.Cookie)
+	if sessionstore.ValidID(v) {
+		return v
+	}
+	for k, w := range h.Cookies() {
+		if string(k) == s.Cookie && sessionstore.ValidID(w) {
+			return w
+		}
+	}
+	return v
+}
+
 // load resolves the request's session and adds the X-Session-* request
 // headers (the client's own were removed before).
 func (s *Sessions) load(ctx *fasthttp.RequestCtx, st *sessionState) *Error {
@@ -116,7 +138,7 @@ func (s *Sessions) load(ctx *fasthttp.RequestCtx, st *sessionState) *Error {
 		return nil
 	}
 	r := &st.req
-	err := s.Store.Open(r, ctx.Request.Header.Cookie(s.Cookie))
+	err := s.Store.Open(r, s.cookieID(&ctx.Request.Header))
 	if r.Lookup != sessionstore.LookupNone {
 		s.metrics.lookups[r.Lookup].Inc()
 	}
