@@ -27,20 +27,14 @@ var (
 	errPathClimbs    = errors.New("path climbs above /")
 	errPathEscape    = errors.New("invalid %-escape in path")
 	errPathAmbiguous = errors.New("an escaped / hides a dot segment")
-	errPathDotParams = errors.New("a dot segment with parameters")
 )
 
 // normalizePath appends to dst the normalised form of raw, the path of a
 // request target (from its first "/" up to "?"), and returns it. Every
 // %XX is decoded once (%252e is "%2e", never "."); a segment is read up
-// to its first ";", as Tomcat reads path parameters ("a;jsessionid=1" is
-// "a"); empty segments ("//") are dropped, and "." and ".." resolved.
-// A segment that is "." or ".." only once its parameters are cut ("..;",
-// "..;x", ".;") is refused (errPathDotParams): Tomcat climbs there, Go's
-// ServeMux, Express, Werkzeug and nginx read a name, so whichever reading
-// the routes took, one kind of backend would read another path than the
-// one the routes checked (a deny on /admin/ passed /admin/..;/x to a Go
-// backend's /admin/ handler). A ".." with nothing left to remove climbs above
+// to its first ";", as Tomcat reads path parameters (so "..;x" is ".."
+// and "a;jsessionid=1" is "a"); empty segments ("//") are dropped, and
+// "." and ".." resolved. A ".." with nothing left to remove climbs above
 // "/": the error is errPathClimbs.
 //
 // The result is decoded except for two bytes: a decoded "/" is written
@@ -74,15 +68,12 @@ func normalizeSegments(dst, raw []byte) ([]byte, error) {
 		start := len(dst)
 		dst = append(dst, '/')
 		var err error
-		var slashes, params bool
-		dst, slashes, params, err = appendSegment(dst, raw[i:j])
+		var slashes bool
+		dst, slashes, err = appendSegment(dst, raw[i:j])
 		if err != nil {
 			return dst[:root], err
 		}
 		seg := dst[start+1:]
-		if params && isDotSegment(seg) {
-			return dst[:root], errPathDotParams
-		}
 		switch {
 		case len(seg) == 0 || len(seg) == 1 && seg[0] == '.':
 			dst = dst[:start]
@@ -135,17 +126,17 @@ func plainPath(raw []byte) bool {
 
 // appendSegment appends seg decoded up to its first ";", literal or
 // escaped, with a decoded "/" or "%" escaped again; slashes reports
-// whether it wrote an escaped "/", params whether it stopped at a ";".
-func appendSegment(dst, seg []byte) (_ []byte, slashes, params bool, _ error) {
+// whether it wrote an escaped "/".
+func appendSegment(dst, seg []byte) (_ []byte, slashes bool, _ error) {
 	for k := 0; k < len(seg); k++ {
 		c := seg[k]
 		if c == '%' {
 			if k+2 >= len(seg) {
-				return dst, false, false, errPathEscape
+				return dst, false, errPathEscape
 			}
 			hi, lo := unhex(seg[k+1]), unhex(seg[k+2])
 			if hi < 0 || lo < 0 {
-				return dst, false, false, errPathEscape
+				return dst, false, errPathEscape
 			}
 			c = byte(hi<<4 | lo)
 			k += 2
@@ -160,16 +151,11 @@ func appendSegment(dst, seg []byte) (_ []byte, slashes, params bool, _ error) {
 			}
 		}
 		if c == ';' {
-			return dst, slashes, true, nil
+			break
 		}
 		dst = append(dst, c)
 	}
-	return dst, slashes, false, nil
-}
-
-// isDotSegment reports whether a normalised segment is "." or "..".
-func isDotSegment(seg []byte) bool {
-	return len(seg) == 1 && seg[0] == '.' || len(seg) == 2 && seg[0] == '.' && seg[1] == '.'
+	return dst, slashes, nil
 }
 
 func unhex(c byte) int {

@@ -26,15 +26,8 @@ var normalizePathTests = []struct {
 	{"/a/../..", "", errPathClimbs},
 	{"/static/%2e%2e/%2e%2e/etc/passwd", "", errPathClimbs},
 	{"/static/%2E%2E/x", "/x", nil},
-	{"/static/..;x/..;y/etc/passwd", "", errPathDotParams},
-	{"/static/..;x/app.css", "", errPathDotParams}, // Tomcat climbs, Go's ServeMux reads a name
-	{"/admin/..;/x", "", errPathDotParams},
-	{"/admin/.;/../x", "", errPathDotParams},
-	{"/admin/%2e%2e%3bx/y", "", errPathDotParams},
-	{"/admin/..%3b/y", "", errPathDotParams},
-	{"/a/..;x", "", errPathDotParams},
-	{"/a/...;x/b", "/a/.../b", nil},
-	{"/a/..x;y/b", "/a/..x/b", nil},
+	{"/static/..;x/..;y/etc/passwd", "", errPathClimbs},
+	{"/static/..;x/app.css", "/app.css", nil},
 	{"/a;jsessionid=1/b;v=2", "/a/b", nil},
 	{"/a%3Bx/b", "/a/b", nil}, // an escaped ";" is a ";" once decoded
 	{"/;x/a", "/a", nil},
@@ -102,7 +95,6 @@ func FuzzNormalizePath(f *testing.F) {
 		f.Add(tc.raw)
 	}
 	f.Add("/a/%2e%2E/%2e/..;/b")
-	f.Add("/a/%2e%2E;/b")
 	f.Add("/%2F..%2F/x")
 	f.Fuzz(func(t *testing.T, raw string) {
 		got, err := normalizePath(nil, []byte(raw))

@@ -43,7 +43,7 @@ type Sessions struct {
 
 	// Ignore, if not nil, matches request paths that get no session at all
 	// (memcached-session-manager's requestUriIgnorePattern). It is matched
-	// against the normalised path ("%2e%2e" and "//" resolved),
+	// against the normalised path ("%2e%2e", "..;x" and "//" resolved),
 	// after a route's rewrite_prefix.
 	Ignore *regexp.Regexp
 
