@@ -425,7 +425,7 @@ func (m *Memcached) missing(reads []replicaRead, p *placement) error {
 		return sessionstore.ErrNotFound
 	}
 	for _, o := range p.owners(m.opts.Replicas) {
-		if !slices.ContainsFunc(reads, func(r replicaRead) bool { return r.node == o }) && m.recentlyAway(o) {
+		if !slices.ContainsFunc(reads, func(r replicaRead) bool { return r.node == o && !r.late }) && m.recentlyAway(o) {
 			return sessionstore.ErrUnavailable
 		}
 	}
@@ -469,5 +469,5 @@ func (m *Memcached) standIns(key []byte, read []*node, p *placement, out []repli
 	if k == 0 {
 		return out[:0]
 	}
-	return m.readReplicas(key, rest[:k], out)
+	return m.readReplicas(key, rest[:k], nil, out)
 }
