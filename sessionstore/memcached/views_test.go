@@ -2,6 +2,7 @@ package memcached
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,4 +123,36 @@ func TestDivergingViewsMissIsNotNotFound(t *testing.T) {
 	if _, err := b.Get(id); err != nil {
 		t.Errorf("b's read of a session a created on n1 alone = %v, want it found", err)
 	}
+}
+
+// BenchmarkMemcachedViewOwnerCatchingUp is BenchmarkMemcachedView while
+// one of the two owners catches up in this proxy's view and another
+// proxy is on the nodes: every cold read also asks that owner
+// (lateOwners), three gets in flight instead of two, no more round
+// trips, and nothing allocated (make allocs).
+func BenchmarkMemcachedViewOwnerCatchingUp(b *testing.B) {
+	n1, n2 := memcachedtest.Start(b), memcachedtest.Start(b)
+	// No probe within the run: it would end the catch-up.
+	m, err := NewMemcached(sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}},
+		Timeout: memcachedtest.BenchTimeout, ProbeInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(m.Close)
+	ids, _ := benchSessions(b, m, 1000, 4096)
+	m.nodes[0].state.Store(int32(sessionstore.StateCatchingUp))
+	m.peers.Set(1)
+	var next atomic.Uint32
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer memcachedtest.ReportRusage(b, n1, n2)()
+	b.RunParallel(func(pb *testing.PB) {
+		var s sessionstore.Session
+		for pb.Next() {
+			if err := m.View(ids[next.Add(1)%uint32(len(ids))], decodeInto{&s}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
