@@ -289,8 +289,10 @@ func answered(reads []replicaRead) bool {
 // n1 catching up (its own timeouts; its catch-up not over) and n2 up read
 // n2 alone and served the older version, or changed it and lost the
 // write (the fault harness under load, docs/guarantees.md). A node that
-// catches up answers this process's probes; it lacks only this process's
-// missed writes, which the replicas read hold. A node counted down is
+// catches up answers this process's probes. What it lacks (this
+// process's missed writes; everything, if it restarted) the replicas read
+// hold as before: read beside them, it can only bring a newer copy, and
+// it is never read alone (answered). A node counted down is
 // not asked: it did not answer, and a dead one would cost every cold read
 // a timeout. Alone on the nodes, every write went through this process,
 // and the replicas read hold them all. The common path (no owner catching
