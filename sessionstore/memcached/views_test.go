@@ -47,7 +47,10 @@ func divergingViews(t *testing.T) (a, b *Memcached, id []byte, srv [2]*memcached
 	if err := a.Put(id, encodedSession(id, 1)); err != nil {
 		t.Fatal(err)
 	}
-	a.markDown(a.nodes[1], errors.New("test: a's view: n2 timed out"))
+	// a's view: n2 down (set, not through check, whose probe would find
+	// it answering and end the view at once).
+	a.nodes[1].state.Store(int32(sessionstore.StateDown))
+	a.nodes[1].awayAt.Store(time.Now().UnixNano())
 	b.nodes[0].state.Store(int32(sessionstore.StateCatchingUp))
 	b.nodes[0].awayAt.Store(time.Now().UnixNano())
 	return a, b, id, srv
@@ -158,4 +161,30 @@ func BenchmarkMemcachedViewOwnerCatchingUp(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestTrafficDownIsProbedAtOnce: a node that traffic takes down (a timeout
+// on a loaded machine) but that answers is probed at once and catches up,
+// not left down until the monitor's next tick: while it is down, no read
+// asks it, and a write another proxy made to it alone goes unseen
+// (lateOwners, docs/guarantees.md). The probe interval here is an hour.
+func TestTrafficDownIsProbedAtOnce(t *testing.T) {
+	m := openStill(t, memcachedtest.Start(t), memcachedtest.Start(t))
+	if !m.check(m.nodes[0], errors.New("test: a timeout on a loaded machine")) {
+		t.Fatal("n1 not counted down")
+	}
+	for end := time.Now().Add(10 * time.Second); m.nodes[0].load() == sessionstore.StateDown; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("n1, answering, still counted down 10 s after traffic took it down")
+		}
+	}
+	// A node that does not answer stays down.
+	srv := memcachedtest.Start(t)
+	m2 := openStill(t, srv, memcachedtest.Start(t))
+	srv.Stop()
+	m2.check(m2.nodes[0], errors.New("test: refused"))
+	time.Sleep(200 * time.Millisecond)
+	if st := m2.nodes[0].load(); st != sessionstore.StateDown {
+		t.Errorf("a stopped node is %v after its probe, want down", st)
+	}
 }
