@@ -412,7 +412,7 @@ func (m *Memcached) copyOne(n *node, id []byte) bool {
 	var kb [64]byte
 	key := m.appendKey(kb[:0], id)
 	var buf [maxNodes]replicaRead
-	reads := m.readReplicas(key, m.replicas(id, &p), buf[:])
+	reads := m.readReplicas(key, m.replicas(id, &p), nil, buf[:])
 	defer releaseReads(reads)
 	i := newest(reads)
 	if i < 0 {

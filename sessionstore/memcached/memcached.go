@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -205,24 +206,35 @@ type replicaRead struct {
 	cas     uint64 // its CAS id
 	version uint64
 	call    *memcache.Call // holds val until releaseReads
+	// late: an owner read while it catches up (lateOwners); its miss
+	// says nothing of whether the key exists (missing).
+	late bool
 }
 
-// readReplicas gets key, with its CAS id, from each readable node. The
-// gets are in flight on every node at once (pipelined, no goroutine per
-// replica), so a cold read waits for one round trip, not one per replica.
-// The values stay in the calls' buffers: release them with releaseReads.
-func (m *Memcached) readReplicas(key []byte, nodes []*node, out []replicaRead) []replicaRead {
+// readReplicas gets key, with its CAS id, from each readable node of
+// nodes and each node of late that is not down (lateOwners). The gets are
+// in flight on every node at once (pipelined, no goroutine per replica),
+// so a cold read waits for one round trip, not one per replica. The
+// values stay in the calls' buffers: release them with releaseReads.
+func (m *Memcached) readReplicas(key []byte, nodes, late []*node, out []replicaRead) []replicaRead {
 	var calls [maxNodes]*memcache.Call
 	var asked [maxNodes]*node
 	k := 0
-	for _, n := range nodes {
-		if !n.readable() {
-			continue
-		}
+	ask := func(n *node) {
 		c := memcache.NewCall(memcache.OpGet, nil, 0, 0, 0)
 		n.pipe.Start(c, key)
 		calls[k], asked[k] = c, n
 		k++
+	}
+	for _, n := range nodes {
+		if n.readable() {
+			ask(n)
+		}
+	}
+	for _, n := range late {
+		if n.writable() {
+			ask(n)
+		}
 	}
 	out = out[:0]
 	for i := range k {
@@ -232,7 +244,7 @@ func (m *Memcached) readReplicas(key []byte, nodes []*node, out []replicaRead) [
 			c.Release()
 			continue
 		}
-		r := replicaRead{node: n, call: c}
+		r := replicaRead{node: n, call: c, late: !n.readable()}
 		if err == nil {
 			if mt, perr := peek(c.Value()); perr == nil {
 				r.found, r.val, r.cas, r.version = true, c.Value(), c.CAS(), mt.version
@@ -255,6 +267,46 @@ func releaseReads(reads []replicaRead) {
 		reads[i].call.Release()
 		reads[i] = replicaRead{}
 	}
+}
+
+// answered reports whether a node read that serves reads answered: a
+// catching-up owner alone may lack this process's own missed writes.
+func answered(reads []replicaRead) bool {
+	for _, r := range reads {
+		if !r.late {
+			return true
+		}
+	}
+	return false
+}
+
+// lateOwners returns the owners of p that take writes but do not serve
+// reads in this process's view (catching up), when other processes use
+// the nodes: they are read too, beside the replicas, and the newest copy
+// wins. Each process decides alone which nodes are down, and the writes a
+// node missed in one process's view are hints in that process only: a
+// process that counted n2 down wrote to n1 alone, and another that counts
+// n1 catching up (its own timeouts; its catch-up not over) and n2 up read
+// n2 alone and served the older version, or changed it and lost the
+// write (the fault harness under load, docs/guarantees.md). A node that
+// catches up answers this process's probes. What it lacks (this
+// process's missed writes; everything, if it restarted) the replicas read
+// hold as before: read beside them, it can only bring a newer copy, and
+// it is never read alone (answered). A node counted down is
+// not asked: it did not answer, and a dead one would cost every cold read
+// a timeout. Alone on the nodes, every write went through this process,
+// and the replicas read hold them all. The common path (no owner catching
+// up) costs two atomic loads.
+func (m *Memcached) lateOwners(p *placement, dst []*node) []*node {
+	for _, o := range p.owners(m.opts.Replicas) {
+		if o.load() == sessionstore.StateCatchingUp {
+			dst = append(dst, o)
+		}
+	}
+	if len(dst) == 0 || m.peers.Others() == 0 {
+		return dst[:0]
+	}
+	return dst
 }
 
 // newest returns the index of the read with the highest version, or -1.
@@ -286,10 +338,12 @@ func (m *Memcached) View(id []byte, to sessionstore.ValueTaker) error {
 	}
 	var kb [64]byte // on the stack: a cold read allocates nothing
 	key := m.appendKey(kb[:0], id)
+	var lb [maxNodes]*node
+	late := m.lateOwners(&p, lb[:0])
 	var buf [maxNodes]replicaRead
-	reads := m.readReplicas(key, nodes, buf[:])
+	reads := m.readReplicas(key, nodes, late, buf[:])
 	defer releaseReads(reads)
-	if len(reads) == 0 {
+	if !answered(reads) {
 		return sessionstore.ErrUnavailable
 	}
 	best := newest(reads)
@@ -434,8 +488,11 @@ func (m *Memcached) Merge(id []byte, mg sessionstore.Merger) error {
 	key := m.appendKey(kb[:0], id)
 	var buf [maxNodes]replicaRead
 	for try := 0; try < sessionstore.MaxCASTries; try++ {
-		reads := m.readReplicas(key, nodes, buf[:])
-		if len(reads) == 0 {
+		var lb [maxNodes]*node
+		late := m.lateOwners(&p, lb[:0]) // as View
+		reads := m.readReplicas(key, nodes, late, buf[:])
+		if !answered(reads) {
+			releaseReads(reads)
 			return sessionstore.ErrUnavailable
 		}
 		var cur []byte
@@ -464,9 +521,11 @@ func (m *Memcached) Merge(id []byte, mg sessionstore.Merger) error {
 			sessionstore.Backoff(try)
 			continue
 		}
-		var late [maxNodes]*node
-		for _, n := range p.catchingUp(late[:0]) {
-			m.writeIfNewer(n, key, val)
+		var cb [maxNodes]*node
+		for _, n := range p.catchingUp(cb[:0]) {
+			if !slices.Contains(late, n) { // the late owners read were written
+				m.writeIfNewer(n, key, val)
+			}
 		}
 		m.hint(id, val, &p)
 		if written == 0 {

@@ -21,6 +21,9 @@ type node struct {
 	state   atomic.Int32 // a State
 	awayAt  atomic.Int64 // when it last left StateUp (unix ns); 0: never since the start
 	handoff handoff
+	// probeNow asks the monitor for a probe before its next tick: traffic
+	// took the node down (check). Buffered, one.
+	probeNow chan struct{}
 
 	catchups      atomic.Int64 // completed catch-ups
 	lastCatchupMs atomic.Int64 // how long the last one took
@@ -30,7 +33,8 @@ type node struct {
 // newNode makes n's state and its client, which spreads its commands over
 // conns connections (memcache.DefaultConns when 0).
 func newNode(n sessionstore.Node, timeout time.Duration, conns int) *node {
-	return &node{Node: n, pipe: memcache.New(n.Addr, timeout, conns), seed: hashString(fnvOffset, n.ID)}
+	return &node{Node: n, pipe: memcache.New(n.Addr, timeout, conns), seed: hashString(fnvOffset, n.ID),
+		probeNow: make(chan struct{}, 1)}
 }
 
 // store runs a set, CAS or add of val under key on n and waits for it. The
@@ -62,24 +66,35 @@ func nodeFailed(err error) bool {
 }
 
 // check marks the node down if err says it failed, and reports whether it
-// did.
+// did. A node traffic took down is probed at once, not at the monitor's
+// next tick: a node that answers (a timeout on a loaded machine, not a
+// dead node) then catches up, and while it does, reads with other proxies
+// on the nodes ask it beside the replicas (lateOwners); counted down, it
+// is asked by none of them, and another proxy's write it alone took went
+// unseen for up to a probe interval (docs/guarantees.md).
 func (m *Memcached) check(n *node, err error) bool {
 	if !nodeFailed(err) {
 		return false
 	}
-	m.markDown(n, err)
+	if m.markDown(n, err) {
+		select {
+		case n.probeNow <- struct{}{}:
+		default:
+		}
+	}
 	return true
 }
 
 // markDown takes n out of service, from up or from catching up. The idle
 // connections its client pools died with the node (or will be refused by
 // a restarted one): they are dropped now, or every operation after the
-// node returns would take one and fail again.
-func (m *Memcached) markDown(n *node, err error) {
+// node returns would take one and fail again. It reports whether it
+// took n out (false: n was down already).
+func (m *Memcached) markDown(n *node, err error) bool {
 	for {
 		old := n.state.Load()
 		if sessionstore.State(old) == sessionstore.StateDown {
-			return
+			return false
 		}
 		if n.state.CompareAndSwap(old, int32(sessionstore.StateDown)) {
 			if sessionstore.State(old) == sessionstore.StateUp {
@@ -90,6 +105,7 @@ func (m *Memcached) markDown(n *node, err error) {
 	}
 	n.dropConns()
 	m.logger().Warn("memcached node down", "node", n.ID, "addr", n.Addr, "error", err)
+	return true
 }
 
 // monitor watches one node for as long as the store is open. Every probe
@@ -145,6 +161,7 @@ func (m *Memcached) monitor(n *node, first startProbeResult) {
 		case <-m.closed:
 			return
 		case <-t.C:
+		case <-n.probeNow:
 		}
 		st, err := memcache.ReadStats(n.Addr, m.opts.Timeout)
 		if err != nil {
@@ -425,7 +442,7 @@ func (m *Memcached) missing(reads []replicaRead, p *placement) error {
 		return sessionstore.ErrNotFound
 	}
 	for _, o := range p.owners(m.opts.Replicas) {
-		if !slices.ContainsFunc(reads, func(r replicaRead) bool { return r.node == o }) && m.recentlyAway(o) {
+		if !slices.ContainsFunc(reads, func(r replicaRead) bool { return r.node == o && !r.late }) && m.recentlyAway(o) {
 			return sessionstore.ErrUnavailable
 		}
 	}
@@ -469,5 +486,5 @@ func (m *Memcached) standIns(key []byte, read []*node, p *placement, out []repli
 	if k == 0 {
 		return out[:0]
 	}
-	return m.readReplicas(key, rest[:k], out)
+	return m.readReplicas(key, rest[:k], nil, out)
 }
