@@ -60,16 +60,27 @@ func TestStartupCopyRetriedAfterBusy(t *testing.T) {
 	}
 	other.Close() // memcached notices within about a second
 
-	// The copy is given time as long as it moves: at load 10 to 50 on
-	// two cores it moved about 400 sessions a second under -race, and
-	// took minutes. A copy given up on makes no progress at all.
-	last, moved := nb.copied.Load(), time.Now()
-	for nb.copied.Load() < sessions*99/100 {
-		if c := nb.copied.Load(); c != last {
+	waitCopied(t, nb, sessions*99/100, "b given a's sessions once a's crawler is free", logs.String)
+}
+
+// waitCopied waits until n has been copied want sessions, for as long as
+// the copy moves: at load 10 to 50 on two cores under -race a copy moved
+// about 400 sessions a second, and a destination timed out mid-copy
+// starts its part again from where the monitor resumes it. It fails the
+// test after 30s without progress, with logs (if not nil).
+func waitCopied(t *testing.T, n *node, want int64, what string, logs func() string) {
+	t.Helper()
+	last, moved := n.copied.Load(), time.Now()
+	for n.copied.Load() < want {
+		if c := n.copied.Load(); c != last {
 			last, moved = c, time.Now()
 		}
 		if time.Since(moved) > 30*time.Second {
-			t.Fatalf("b given %d of a's %d sessions, none for 30s, once a's crawler is free; logs:\n%s", last, sessions, logs.String())
+			var l string
+			if logs != nil {
+				l = logs()
+			}
+			t.Fatalf("timed out waiting: %s: %d of %d copied, none for 30s; logs:\n%s", what, last, want, l)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
