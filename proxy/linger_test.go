@@ -79,28 +79,41 @@ func TestOversizedBodyGetsReadable413(t *testing.T) {
 	}
 }
 
-func TestLingeringCloseIsBounded(t *testing.T) {
+// lingerServer starts a proxy behind a LingerListener with the timings
+// given and returns its address.
+func lingerServer(t *testing.T, timeout, idle time.Duration) string {
+	t.Helper()
 	a := newTestBackend(t, "A")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ll := &LingerListener{Listener: ln, Timeout: 600 * time.Millisecond, Idle: 200 * time.Millisecond}
+	ll := &LingerListener{Listener: ln, Timeout: timeout, Idle: idle}
 	srv := NewServer((&Proxy{Pool: newPool(t, "round_robin", nil, a.url())}).ServeHTTP, ServerOptions{MaxBody: 1000})
 	go srv.Serve(ll)
 	t.Cleanup(func() { srv.Shutdown() })
-	addr := ln.Addr().String()
+	return ln.Addr().String()
+}
+
+// TestLingeringCloseIsBounded: a lingering close ends after Timeout in all
+// however the client keeps sending, and after Idle once it goes silent.
+// Each bound is tested with the other one far off, so that a loaded
+// machine that pauses the test's client (load 10 to 50 on two cores) can
+// neither end the linger early by the other bound nor make a test of one
+// pass by the other.
+func TestLingeringCloseIsBounded(t *testing.T) {
 	head := "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
 
-	// A client that keeps sending is cut off after Timeout in all.
-	c, err := net.Dial("tcp", addr)
+	// A client that keeps sending is cut off after Timeout in all. Idle
+	// is far above the client's 10ms pauses, however late they run.
+	c, err := net.Dial("tcp", lingerServer(t, 600*time.Millisecond, time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	start := time.Now()
 	io.WriteString(c, head)
-	for time.Since(start) < 5*time.Second {
+	for time.Since(start) < 30*time.Second {
 		if _, err = c.Write([]byte("x")); err != nil {
 			break
 		}
@@ -110,16 +123,20 @@ func TestLingeringCloseIsBounded(t *testing.T) {
 		t.Fatalf("a client sending forever: write error %v after %v, want one after 600ms", err, time.Since(start))
 	}
 
-	// A client that goes silent is cut off after Idle. The proxy's FIN
-	// comes with the 413; what the client still sends is read, not reset;
-	// the close after Idle shows as a reset to the next write.
-	c2, err := net.Dial("tcp", addr)
+	// A client that goes silent is cut off after Idle; Timeout is far
+	// off, so only Idle can end it. The proxy's FIN comes with the 413;
+	// what the client still sends is read, not reset; the close after
+	// Idle shows as a reset to the next write. Idle is 1s, not less, so
+	// that the two writes made while the proxy lingers come within it
+	// even when the machine pauses the test between them.
+	const idle = time.Second
+	c2, err := net.Dial("tcp", lingerServer(t, time.Minute, idle))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c2.Close()
 	io.WriteString(c2, head)
-	c2.SetReadDeadline(time.Now().Add(2 * time.Second))
+	c2.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if got, err := io.ReadAll(c2); err != nil || !strings.Contains(string(got), " 413 ") {
 		t.Fatalf("silent client: %v %q", err, got)
 	}
@@ -129,10 +146,20 @@ func TestLingeringCloseIsBounded(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(400 * time.Millisecond)
-	c2.Write([]byte("late"))
-	time.Sleep(50 * time.Millisecond)
-	if _, err := c2.Write([]byte("late")); err == nil {
-		t.Fatal("the proxy still held a silent client's connection after Idle")
+	// Each probe is a write after a silence of Idle, then one to see the
+	// reset; a probe that finds the proxy still lingering (its goroutine
+	// may itself wait for a core) restarts its Idle, so the next waits
+	// again. A close before Timeout (a minute) is Idle's.
+	start = time.Now()
+	for {
+		time.Sleep(idle)
+		c2.Write([]byte("late"))
+		time.Sleep(50 * time.Millisecond)
+		if _, err := c2.Write([]byte("late")); err != nil {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("the proxy still held a silent client's connection long after Idle")
+		}
 	}
 }

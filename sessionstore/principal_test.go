@@ -13,11 +13,20 @@ import (
 // principalStores returns two Stores (two proxies) over the same two
 // memcached nodes, each with the principal index on attribute "user",
 // and the ended reasons they counted.
+// loadedTimeout is the memcached timeout of the principal tests' stores.
+// With the default 100ms a loaded machine (load 10 to 50 on two cores)
+// timed out healthy nodes: an index read that failed left the least
+// recently used session unknown, and both nodes marked down before the
+// freeze of TestPrincipalIndexAfterOutage. A frozen node is still found
+// down, a second later.
+const loadedTimeout = time.Second
+
 func principalStores(t testing.TB, max int, nodes ...*memcachedtest.Server) (a, b *Store, ended func() []string) {
 	var mu sync.Mutex
 	var reasons []string
 	o := Options{
-		Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: nodes[0].Addr}, {ID: "n2", Addr: nodes[1].Addr}}},
+		Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: nodes[0].Addr}, {ID: "n2", Addr: nodes[1].Addr}},
+			Timeout: loadedTimeout},
 		LocalSize: 4 << 20,
 		LocalTTL:  AutoTTL,
 		Principal: PrincipalOptions{Attr: "user", Max: max, OnEnded: func(r string) {
@@ -330,7 +339,7 @@ func TestPrincipalIndexAfterOutage(t *testing.T) {
 	n1, n2 := memcachedtest.Start(t), memcachedtest.Start(t)
 	_, b, _ := principalStores(t, 0, n1, n2)
 	a, err := New(Options{
-		Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}},
+		Memcached: MemcachedOptions{Nodes: []Node{{ID: "n1", Addr: n1.Addr}, {ID: "n2", Addr: n2.Addr}}, Timeout: loadedTimeout},
 		LocalSize: 4 << 20,
 		Principal: PrincipalOptions{Attr: "user"},
 	})

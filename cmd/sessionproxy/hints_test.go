@@ -217,7 +217,12 @@ func TestHintFileBoundMarksAFullCopyAcrossARestart(t *testing.T) {
 		w.Header().Set("X-Session-Set-V", big)
 	}))
 	t.Cleanup(app.Close)
-	cfg := hintsConfig(app.URL, n1, n2)
+	// Not the shipped 100ms timeout: at load 10 to 50 on two cores the
+	// healthy n1 timed out now and then under these 60 kB writes, and
+	// with n2 away too every node was down, so the writes went to the hot
+	// tier, not to n2's hint file, and it never reached its bound. The
+	// frozen n2 is still found down, at its first write.
+	cfg := hintsConfig(app.URL, n1, n2) + "    timeout: 2s\n"
 	p := startProcess(t, cfg)
 	n2.Freeze()
 	var last string

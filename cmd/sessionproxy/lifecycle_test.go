@@ -85,8 +85,33 @@ func startProcess(t *testing.T, config string) *process {
 	return startBinary(t, binary, config)
 }
 
-// startBinary is startProcess with another build of sessionproxy.
+// startBinary is startProcess with another build of sessionproxy. It
+// returns once the proxy accepts connections on its listener and, if the
+// config has one, its admin listener.
+//
+// The addresses are free when chosen but not held: another process on the
+// machine (an outgoing connection takes its port from the same range) may
+// take one before the proxy binds it, and the proxy then exits with
+// "address already in use". It is started again on fresh addresses, as a
+// loaded CI machine running every package at once does now and then.
 func startBinary(t *testing.T, bin, config string) *process {
+	t.Helper()
+	for try := 1; ; try++ {
+		p, inUse := tryStartBinary(t, bin, config)
+		if p != nil {
+			return p
+		}
+		if !inUse || try == 3 {
+			t.Fatalf("sessionproxy did not start (try %d)", try)
+		}
+	}
+}
+
+// tryStartBinary starts bin on fresh addresses and waits for it to
+// listen. It returns nil, and whether an address was taken meanwhile, if
+// the proxy exits first; it fails the test if it neither listens nor
+// exits within 30s.
+func tryStartBinary(t *testing.T, bin, config string) (_ *process, inUse bool) {
 	t.Helper()
 	p := &process{t: t, addr: freeAddr(t), admin: freeAddr(t), exited: make(chan int, 1)}
 	p.config = filepath.Join(t.TempDir(), "sp.yaml")
@@ -98,7 +123,9 @@ func startBinary(t *testing.T, bin, config string) *process {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(errPipe)
 		for sc.Scan() {
 			p.mu.Lock()
@@ -107,6 +134,7 @@ func startBinary(t *testing.T, bin, config string) *process {
 		}
 	}()
 	go func() {
+		<-scanned // Wait closes the pipe: read it to its end first
 		p.cmd.Wait()
 		p.exited <- p.cmd.ProcessState.ExitCode()
 	}()
@@ -116,17 +144,41 @@ func startBinary(t *testing.T, bin, config string) *process {
 			t.Logf("sessionproxy stderr:\n%s", p.stderr())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
+	addrs := []string{p.addr}
+	if strings.Contains(config, "{{admin}}") {
+		addrs = append(addrs, p.admin)
+	}
+	// 30s: a -race build starting at load 10 to 50 on two cores.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if c, err := net.Dial("tcp", p.addr); err == nil {
-			c.Close()
-			return p
+		select {
+		case code := <-p.exited:
+			p.exited <- code // for wait, should a caller want it
+			log := p.stderr()
+			t.Logf("sessionproxy exited %d before it listened:\n%s", code, log)
+			return nil, strings.Contains(log, "address already in use")
+		default:
+		}
+		if listening(addrs) {
+			return p, false
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("sessionproxy did not start:\n%s", p.stderr())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// listening reports whether every one of addrs accepts a connection.
+func listening(addrs []string) bool {
+	for _, a := range addrs {
+		c, err := net.Dial("tcp", a)
+		if err != nil {
+			return false
+		}
+		c.Close()
+	}
+	return true
 }
 
 var stateHomes sync.Map // *testing.T -> string

@@ -40,7 +40,5 @@ func TestStartupReconciliationWaitsForADownSource(t *testing.T) {
 	time.Sleep(time.Second)
 	a.Thaw()
 	testutil.WaitFor(t, 20*time.Second, "a caught up", func() bool { return na.load() == sessionstore.StateUp })
-	testutil.WaitFor(t, 20*time.Second, "b given the sessions only a holds", func() bool {
-		return nb.copied.Load() >= sessions
-	})
+	waitCopied(t, nb, sessions, "b given the sessions only a holds", nil)
 }
