@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sessionproxy/config"
+	"sessionproxy/internal/memcachedtest"
 )
 
 // TestReloadMovesAccessLog: a reload that changes access_log's path, or
@@ -233,4 +234,53 @@ func selfHolds(t *testing.T, path string) bool {
 		}
 	}
 	return false
+}
+
+// TestFailedReloadClosesItsStore: a reload to other memcached nodes that
+// fails after the new store was opened (a static route's directory gone)
+// closes that store; its connections to the new node, and the presence
+// rounds that keep them busy, stayed for the life of the process.
+func TestFailedReloadClosesItsStore(t *testing.T) {
+	app, _ := namedBackend(t, "A", 0)
+	n1, n2 := memcachedtest.Start(t), memcachedtest.Start(t)
+	dir := t.TempDir()
+	site := filepath.Join(dir, "site")
+	if err := os.Mkdir(site, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := func(node string) *config.Config {
+		t.Helper()
+		c, err := config.Load([]byte(fmt.Sprintf("listen: 127.0.0.1:0\nstate_dir: %q\nsession:\n  memcached:\n    nodes: [%q]\nbackends:\n  - url: %q\nroutes:\n  - match: {path: /files/}\n    static: %q\n",
+			dir, node, app.URL, site)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	logger := newLogger(io.Discard)
+	prev, err := build(conf(n1.Addr), logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { prev.stop(); prev.store.Close(); prev.accessLog.Close() }()
+	idle := memcachedtest.Stat(t, n2.Addr, "curr_connections") // memcached's own, and the Stat's
+	next := conf(n2.Addr)
+	if err := os.Remove(site); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := build(next, logger, prev); err == nil {
+		g.stop()
+		t.Fatal("build succeeded without the static route's directory")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := memcachedtest.Stat(t, n2.Addr, "curr_connections")
+		if n <= idle {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the failed reload's store still holds %d connections to its node", n-idle)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -173,6 +173,14 @@ func build(c *config.Config, logger *slog.Logger, prev *generation) (g *generati
 		if store, err = newStore(c, previous, logger); err != nil {
 			return nil, err
 		}
+		// A reload that fails after this keeps the old store in service:
+		// the new one's node connections, presence marks and probes would
+		// otherwise run for the life of the process.
+		defer func() {
+			if err != nil {
+				store.Close()
+			}
+		}()
 	}
 	var accessLog *proxy.AccessLog
 	if prev != nil && prev.cfg.AccessLog == c.AccessLog {
