@@ -76,13 +76,15 @@ type Options struct {
 // Manager keeps the certificates of one tls.acme block. Safe for
 // concurrent use by multiple goroutines.
 type Manager struct {
-	cfg    *certmagic.Config
-	issuer *certmagic.ACMEIssuer
-	cache  *certmagic.Cache
-	names  map[string]bool
-	opts   Options
-	cancel context.CancelFunc
-	stop   sync.Once
+	cfg     *certmagic.Config
+	issuer  *certmagic.ACMEIssuer
+	cache   *certmagic.Cache
+	names   map[string]bool
+	opts    Options
+	cancel  context.CancelFunc
+	load    sync.Once // LoadStored
+	loadErr error
+	stop    sync.Once
 }
 
 // New prepares a Manager; Start begins obtaining certificates. It returns
@@ -168,19 +170,33 @@ func splitPort(addr string) (host string, port int) {
 	return h, port
 }
 
-// Start loads the certificates already in the state directory and, in the
-// background, obtains those missing and renews those due, until Stop.
-// Loading is done before it returns: certmagic's ManageAsync loads in the
-// background too, and a handshake in between would get no certificate
-// (or a configured one) from a proxy that has the right one on disk.
+// LoadStored loads the certificates already in the state directory, so
+// that a TLS listener serves them from its first handshake: call it
+// before serving. Start calls it if it was not called.
+func (m *Manager) LoadStored() error {
+	m.load.Do(func() {
+		for _, d := range m.opts.Domains {
+			if _, err := m.cfg.CacheManagedCertificate(context.Background(), d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				m.loadErr = fmt.Errorf("acme: loading the stored certificate of %s: %w", d, err)
+				return
+			}
+		}
+	})
+	return m.loadErr
+}
+
+// Start loads the certificates already in the state directory (unless
+// LoadStored did) and, in the background, obtains those missing and
+// renews those due, until Stop. Loading is done before it returns:
+// certmagic's ManageAsync loads in the background too, and a handshake in
+// between would get no certificate (or a configured one) from a proxy
+// that has the right one on disk.
 func (m *Manager) Start() error {
+	if err := m.LoadStored(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	for _, d := range m.opts.Domains {
-		if _, err := m.cfg.CacheManagedCertificate(ctx, d); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("acme: loading the stored certificate of %s: %w", d, err)
-		}
-	}
 	// Those loaded are managed now, and ManageAsync leaves them to the
 	// maintenance ticker, whose first tick is RenewCheck away: renew the
 	// ones already due now.

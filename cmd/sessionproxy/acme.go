@@ -39,6 +39,14 @@ func (a *app) newACME(c *config.Config) error {
 	return nil
 }
 
+// loadACME loads the stored certificates of tls.acme, if any; an error is
+// left to startACME, which meets it again.
+func (a *app) loadACME() {
+	if a.acme != nil {
+		a.acme.LoadStored()
+	}
+}
+
 // startACME loads the stored certificates and starts obtaining and
 // renewing in the background.
 func (a *app) startACME() {

@@ -83,6 +83,31 @@ func httpsGet(addr, name string, roots *x509.CertPool) (string, *x509.Certificat
 	return string(b), leaf, err
 }
 
+// firstServedName dials addr until it accepts (its backlog does once the
+// listener is open, before anything serves it), handshakes as name and
+// returns the first DNS name of the certificate served, or the error.
+func firstServedName(addr, name string) string {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		raw, err := net.Dial("tcp", addr)
+		if err != nil {
+			if time.Now().After(deadline) {
+				return err.Error()
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		c := tls.Client(raw, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		err = c.Handshake()
+		c.Close()
+		if err != nil {
+			return err.Error()
+		}
+		return c.ConnectionState().PeerCertificates[0].DNSNames[0]
+	}
+}
+
 func portOf(t *testing.T, addr string) int {
 	_, p, _ := net.SplitHostPort(addr)
 	n, err := strconv.Atoi(p)
@@ -168,8 +193,19 @@ backends:
 				t.Fatalf("plain HTTP got %d, want the redirect to HTTPS", resp.StatusCode)
 			}
 
-			p.stop(t)
-			startACMEProxy(t, conf, listen)
+			// Restarts, each met by a handshake that waits in the TLS
+			// listener's backlog from the moment it opens: the stored
+			// certificate must be served from the first handshake, not
+			// the configured one for every name until it is loaded.
+			for i := 0; i < 3; i++ {
+				p.stop(t)
+				first := make(chan string, 1)
+				go func() { first <- firstServedName(listenTLS, "a.test") }()
+				p = startACMEProxy(t, conf, listen)
+				if got := <-first; got != "a.test" {
+					t.Fatalf("restart %d: the first handshake got %s", i+1, got)
+				}
+			}
 			_, again, err := httpsGet(listenTLS, "a.test", roots)
 			if err != nil {
 				t.Fatalf("after the restart: %v", err)

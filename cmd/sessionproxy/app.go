@@ -367,6 +367,11 @@ func (a *app) serveOn(ln net.Listener) int {
 	// reads the 413 instead of a reset.
 	go func() { serveErr <- a.server.Serve(a.wrap(ln)) }()
 	if a.tlsLn != nil {
+		// The stored certificates before the first handshake, not from
+		// startACME's ordering below: a client that connected at once
+		// after a restart got the configured fallback for its name. An
+		// error here is startACME's to report.
+		a.loadACME()
 		a.serveTLS(serveErr) // h2.go
 		a.logger.Info("sessionproxy listening for TLS", "addr", a.tlsLn.Addr().String(),
 			"certificates", len(a.cfg.TLS.Certificates))
