@@ -55,8 +55,13 @@ func TestStartupCopyRetriedAfterBusy(t *testing.T) {
 	defer m.Close()
 	nb := m.nodes[1]
 	m.Reconciled()
-	if !strings.Contains(logs.String(), "BUSY") {
-		t.Fatalf("b's start-up copy was not refused BUSY, nothing to test; logs:\n%s", logs.String())
+	// Mostly memcached refuses the second dump BUSY. Now and then (seen
+	// in a clean-clone CI run) it takes it while the first one's crawler
+	// is stuck behind its unread output, and sends nothing: the listing's
+	// idle timeout (30s) ends that try. Either way the first try failed
+	// because another dump held the source, which is what is tested.
+	if l := logs.String(); !strings.Contains(l, "BUSY") && !strings.Contains(l, "nothing received") {
+		t.Fatalf("b's start-up copy was neither refused BUSY nor left unanswered, nothing to test; logs:\n%s", l)
 	}
 	other.Close() // memcached notices within about a second
 
