@@ -2,6 +2,7 @@ package sessionstore
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,8 +21,10 @@ type clusterLoad struct {
 	acked []atomic.Int64
 	ok    atomic.Int64 // acknowledged writes
 	fail  atomic.Int64 // writes that failed (store unavailable)
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	// lastErr is the last failure, for a test that fails on them.
+	lastErr atomic.Value
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 func startClusterLoad(t *testing.T, s *Store, sessions int) *clusterLoad {
@@ -62,6 +65,7 @@ func startClusterLoad(t *testing.T, s *Store, sessions int) *clusterLoad {
 					u.Set([]byte("n"), strconv.AppendInt(nil, n, 10))
 					if err := s.change(l.ids[i], &u, false, nil, nil); err != nil {
 						l.fail.Add(1)
+						l.lastErr.Store(fmt.Sprintf("session %d: %v", i, err))
 						continue
 					}
 					l.acked[i].Store(n)
@@ -141,7 +145,7 @@ func TestRedisClusterFailover(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("writes still failing %v after the kill", time.Since(killed))
+				t.Fatalf("writes still failing %v after the kill, the last: %v", time.Since(killed), l.lastErr.Load())
 			}
 		}
 		l.halt()
