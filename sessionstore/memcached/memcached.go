@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -516,14 +515,15 @@ func (m *Memcached) Merge(id []byte, mg sessionstore.Merger) error {
 			return err
 		}
 		written, conflict := m.writeReplicas(key, reads, val)
+		var cb [maxNodes]*node
+		rest := p.notRead(reads, cb[:0])
 		releaseReads(reads)
 		if conflict {
 			sessionstore.Backoff(try)
 			continue
 		}
-		var cb [maxNodes]*node
-		for _, n := range p.catchingUp(cb[:0]) {
-			if !slices.Contains(late, n) { // the late owners read were written
+		for _, n := range rest {
+			if n.writable() {
 				m.writeIfNewer(n, key, val)
 			}
 		}
