@@ -61,6 +61,30 @@ func (h *handoff) add(id, val []byte) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.addLocked(id, val, version)
+}
+
+// addIfDown is add if state (the node's) is still StateDown, and reports
+// whether it was. The look and the hint are one step under h.mu, which
+// catchUp's takes hold too: a hint added once the node left down is
+// never replayed by the catch-up that its last take has ended (it waits
+// for the next one, while the node, up, serves the version before the
+// write). Not added, the caller writes the node itself (hint).
+func (h *handoff) addIfDown(state *atomic.Int32, id, val []byte) (bool, error) {
+	var version uint64
+	if mt, err := peek(val); err == nil {
+		version = mt.version
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if sessionstore.State(state.Load()) != sessionstore.StateDown {
+		return false, nil
+	}
+	return true, h.addLocked(id, val, version)
+}
+
+// addLocked is add with h.mu held; version is val's.
+func (h *handoff) addLocked(id, val []byte, version uint64) error {
 	if h.refs == nil {
 		h.refs = map[string]hintRef{}
 	}
@@ -255,13 +279,17 @@ func (h *handoff) closeLog() error {
 // one that was down when the write chose its nodes but answers again
 // since. The monitor may have taken that one's hints and even marked it up
 // meanwhile, so it is brought the newest copy at once; a hint is left only
-// if that fails. It costs a few atomic loads when all are up.
-func (m *Memcached) hint(id, val []byte, p *placement) {
+// if that fails. So is one the write chose that failed it (failed) and
+// answers again since, the catch-up that took it back perhaps over:
+// judged by its state alone, it took the write. A node seen down that
+// leaves down before its hint is added (addIfDown) is one of those. It
+// costs a few atomic loads when all took the write.
+func (m *Memcached) hint(id, val []byte, p *placement, failed []*node) {
 	for _, n := range p.owners(m.opts.Replicas) {
-		switch {
-		case !n.writable():
-			m.addHint(n, id, val)
-		case !p.writes(n) && !m.copyOne(n, id):
+		if !n.writable() && m.addHintIfDown(n, id, val) {
+			continue
+		}
+		if (!p.writes(n) || slices.Contains(failed, n)) && !m.copyOne(n, id) {
 			m.addHint(n, id, val)
 		}
 	}
@@ -269,7 +297,20 @@ func (m *Memcached) hint(id, val []byte, p *placement) {
 
 // addHint records a hint for n, and says so when it could not be kept.
 func (m *Memcached) addHint(n *node, id, val []byte) {
-	if err := n.handoff.add(id, val); err != nil {
+	m.hintKept(n, n.handoff.add(id, val))
+}
+
+// addHintIfDown is addHint if n is still down (handoff.addIfDown), and
+// reports whether it was.
+func (m *Memcached) addHintIfDown(n *node, id, val []byte) bool {
+	added, err := n.handoff.addIfDown(&n.state, id, val)
+	m.hintKept(n, err)
+	return added
+}
+
+// hintKept says so when a hint could not be kept (err).
+func (m *Memcached) hintKept(n *node, err error) {
+	if err != nil {
 		m.logger().Error("memcached node: missed writes no longer recorded; it gets a full copy before it serves reads again",
 			"node", n.ID, "file", n.handoff.path(), "error", err)
 	}

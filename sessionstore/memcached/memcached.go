@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -440,15 +439,19 @@ func (m *Memcached) Put(id, val []byte) error {
 	}
 	memcache.WaitAll(calls[:len(nodes)])
 	written := 0
+	var fb [maxNodes]*node
+	failed := fb[:0]
 	for i, n := range nodes {
 		err := calls[i].Wait()
 		calls[i].Release()
-		m.check(n, err)
+		if m.check(n, err) {
+			failed = append(failed, n)
+		}
 		if err == nil {
 			written++
 		}
 	}
-	m.hint(id, val, &p)
+	m.hint(id, val, &p, failed)
 	if written == 0 {
 		return sessionstore.ErrUnavailable
 	}
@@ -462,12 +465,16 @@ func (m *Memcached) eachWritable(id, val []byte, write func(*node) bool) error {
 	var p placement
 	m.place(id, &p)
 	written := 0
+	var fb [maxNodes]*node
+	failed := fb[:0]
 	for _, n := range p.write[:p.nWrit] {
 		if write(n) {
 			written++
+		} else {
+			failed = append(failed, n)
 		}
 	}
-	m.hint(id, val, &p)
+	m.hint(id, val, &p, failed)
 	if written == 0 {
 		return sessionstore.ErrUnavailable
 	}
@@ -515,19 +522,21 @@ func (m *Memcached) Merge(id []byte, mg sessionstore.Merger) error {
 			releaseReads(reads)
 			return err
 		}
-		written, conflict := m.writeReplicas(key, reads, val)
+		var fb [maxNodes]*node
+		written, failed, conflict := m.writeReplicas(key, reads, val, fb[:0])
+		var cb [maxNodes]*node
+		rest := p.notRead(reads, cb[:0])
 		releaseReads(reads)
 		if conflict {
 			sessionstore.Backoff(try)
 			continue
 		}
-		var cb [maxNodes]*node
-		for _, n := range p.catchingUp(cb[:0]) {
-			if !slices.Contains(late, n) { // the late owners read were written
-				m.writeIfNewer(n, key, val)
+		for _, n := range rest {
+			if !n.writable() || !m.writeIfNewer(n, key, val) {
+				failed = append(failed, n)
 			}
 		}
-		m.hint(id, val, &p)
+		m.hint(id, val, &p, failed)
 		if written == 0 {
 			return sessionstore.ErrUnavailable
 		}
@@ -538,8 +547,9 @@ func (m *Memcached) Merge(id []byte, mg sessionstore.Merger) error {
 
 // writeReplicas writes val to each node read: CAS where it held a value,
 // add where it held none. A CAS conflict or failed add on the first means
-// another process wrote in between, and the caller starts over.
-func (m *Memcached) writeReplicas(key []byte, reads []replicaRead, val []byte) (written int, conflict bool) {
+// another process wrote in between, and the caller starts over. The
+// nodes that failed the write are appended to failed.
+func (m *Memcached) writeReplicas(key []byte, reads []replicaRead, val []byte, failed []*node) (written int, _ []*node, conflict bool) {
 	mt, _ := peek(val)
 	exp := exptime(mt.expires)
 	for i, r := range reads {
@@ -553,15 +563,18 @@ func (m *Memcached) writeReplicas(key []byte, reads []replicaRead, val []byte) (
 		case err == nil:
 			written++
 		case m.check(r.node, err):
+			failed = append(failed, r.node)
 		case i == 0:
-			return written, true
+			return written, failed, true
 		default:
 			// The first replica took the write; only this one moved on.
 			// Repair it unless it already holds something newer.
 			if m.writeIfNewer(r.node, key, val) {
 				written++
+			} else {
+				failed = append(failed, r.node)
 			}
 		}
 	}
-	return written, false
+	return written, failed, false
 }

@@ -372,13 +372,24 @@ func (m *Memcached) replicas(id []byte, p *placement) []*node {
 	return p.read[:p.nRead]
 }
 
-// catchingUp returns the nodes of a placement that take writes but are not
-// read yet (they are catching up), to be written after the readable ones.
-func (p *placement) catchingUp(dst []*node) []*node {
+// notRead returns the nodes of a placement that take writes but are not
+// among reads, the nodes a merge read and so wrote (writeReplicas): those
+// catching up when the placement was made, or that left up since. The
+// merge writes them after the others. It goes by the reads, not by the
+// nodes' state now: a node whose catch-up ended while the write was in
+// flight is up by then, and judged by that it was neither written nor
+// hinted (hint: it takes writes and the placement wrote it), and held
+// the version before the write for good, the one it then served once
+// the other replica was lost (TestMergeRacingTheEndOfACatchUpReachesTheNode).
+func (p *placement) notRead(reads []replicaRead, dst []*node) []*node {
+outer:
 	for _, n := range p.write[:p.nWrit] {
-		if !n.readable() {
-			dst = append(dst, n)
+		for i := range reads {
+			if reads[i].node == n {
+				continue outer
+			}
 		}
+		dst = append(dst, n)
 	}
 	return dst
 }
