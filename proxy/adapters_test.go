@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"sessionproxy/internal/apptest"
 	"sessionproxy/internal/storetest"
 	"sessionproxy/sessionstore"
 )
@@ -78,7 +79,7 @@ func testRotateToBackendID(t *testing.T, d *storetest.Deployment) {
 // with 502 and the generic reason; the details go to the log, and the
 // session is as it was.
 func testRotateToUnusableID(t *testing.T, d *storetest.Deployment) {
-	var logs lockedBuffer
+	var logs apptest.Output
 	e := startSessionEnv(t, envOptions{shared: d, local: 1 << 20, sessions: &Sessions{Logger: newTestLogger(&logs)}})
 	victim, victimID := e.loggedIn(t, "/?set=user:victim")
 	ended, endedID := e.loggedIn(t, "/?set=user:gone")

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"sessionproxy/internal/apptest"
 	"sessionproxy/internal/storetest"
 	"sessionproxy/sessionstore"
 )
@@ -238,7 +239,7 @@ func testConcurrentRequestsKeepAllAttributes(t *testing.T, d *storetest.Deployme
 }
 
 func testBadUpdatesRejected(t *testing.T, d *storetest.Deployment) {
-	var logs lockedBuffer
+	var logs apptest.Output
 	e := startSessionEnv(t, envOptions{shared: d, local: 1 << 20, store: sessionstore.Options{MaxSize: 2048},
 		sessions: &Sessions{Logger: newTestLogger(&logs)}})
 	u, _ := e.loggedIn(t, "/?set=user:bob")

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"sessionproxy/internal/apptest"
 	"sessionproxy/internal/rawtcp"
 	"sessionproxy/proxyproto"
 )
@@ -63,25 +63,8 @@ func forwardingLines(head string) map[string][]string {
 type forwardedSetup struct {
 	addr  string
 	log   *AccessLog
-	out   *syncBuffer
+	out   *apptest.Output
 	close sync.Once
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startForwarded serves a Router with real IP settings ri (nil: no
@@ -89,7 +72,7 @@ func (s *syncBuffer) String() string {
 // PROXY header, trusted as cmd/sessionproxy trusts it.
 func startForwarded(t *testing.T, ri *RealIP, proxyProto bool) *forwardedSetup {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &apptest.Output{}
 	log, err := NewAccessLog("text", out)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"sessionproxy/balancer"
+	"sessionproxy/internal/apptest"
 	"sessionproxy/internal/rawtcp"
 )
 
@@ -355,8 +356,8 @@ func queuedBehind(t *testing.T, p *Proxy, h *balancer.Health, first func(c net.C
 
 // chargeLogged returns a Proxy whose pool logs "backend down" at the
 // first failure charged to a backend.
-func chargeLogged() (*balancer.Health, *lockedBuffer) {
-	log := &lockedBuffer{}
+func chargeLogged() (*balancer.Health, *apptest.Output) {
+	log := &apptest.Output{}
 	return &balancer.Health{MaxFails: 1, FailTimeout: time.Minute, Logger: slog.New(slog.NewTextHandler(log, nil))}, log
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"sessionproxy/internal/apptest"
 )
 
 var normalizePathTests = []struct {
@@ -229,7 +231,7 @@ func FuzzRouterRequestLine(f *testing.F) {
 // answers other versions 505 itself.
 func TestProxyAloneSpeaksHTTP11(t *testing.T) {
 	be := newTestBackend(t, "a")
-	var logged lockedBuffer
+	var logged apptest.Output
 	al, err := NewAccessLog("combined", &logged)
 	if err != nil {
 		t.Fatal(err)

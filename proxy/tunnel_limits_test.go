@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"sessionproxy/internal/apptest"
 )
 
 // rawTunnel is a WebSocket opened through the proxy with raw bytes on a
@@ -107,9 +109,9 @@ func openRaw(t *testing.T, base string) (*rawTunnel, string) {
 
 // defaultLogProxy is p with the shipped default access log (text) on, to
 // a buffer the test can read.
-func defaultLogProxy(t *testing.T, p *Proxy) *syncBuffer {
+func defaultLogProxy(t *testing.T, p *Proxy) *apptest.Output {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &apptest.Output{}
 	l, err := NewAccessLog("text", out)
 	if err != nil {
 		t.Fatal(err)
@@ -193,9 +195,7 @@ func TestMaxTunnels(t *testing.T) {
 		t.Fatalf("the backend saw %d handshakes, want 4", n)
 	}
 	waitFor(t, "the access log of the 503", func() bool {
-		log.mu.Lock()
-		defer log.mu.Unlock()
-		return strings.Contains(log.b.String(), "status=503")
+		return strings.Contains(log.String(), "status=503")
 	})
 }
 

@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"sessionproxy/internal/apptest"
 	"sessionproxy/sessionstore"
 )
 
 // hintedStore opens a Memcached over c keeping its hints in dir.
-func hintedStore(t *testing.T, c *cluster, dir string, max int64, logs *syncBuffer) *Memcached {
+func hintedStore(t *testing.T, c *cluster, dir string, max int64, logs *apptest.Output) *Memcached {
 	t.Helper()
 	m, err := NewMemcached(sessionstore.MemcachedOptions{Nodes: c.nodes(), StateDir: dir, HintFileMax: max,
 		ProbeInterval: 20 * time.Millisecond, Timeout: 300 * time.Millisecond,
@@ -54,7 +55,7 @@ func waitState(t *testing.T, n *node, st sessionstore.State) {
 func TestHintSurvivesRestartWhileTheSourceIsDown(t *testing.T) {
 	c := startCluster(t)
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs apptest.Output
 	m := hintedStore(t, c, dir, 0, &logs)
 	m.Reconciled()
 	id := sessionstore.AppendNewID(nil)
@@ -116,7 +117,7 @@ func TestCorruptHintFileIsReportedAndTheRestUsed(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs apptest.Output
 	m := hintedStore(t, c, dir, 0, &logs)
 	m.Reconciled()
 	waitState(t, m.nodes[1], sessionstore.StateUp)
@@ -146,7 +147,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func TestHintFileOverItsBoundMarksAFullCopyThatSurvivesARestart(t *testing.T) {
 	c := startCluster(t)
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs apptest.Output
 	m := hintedStore(t, c, dir, 1024, &logs)
 	m.Reconciled()
 	c.n2.Freeze()
@@ -195,7 +196,7 @@ func TestHintFileOverItsBoundMarksAFullCopyThatSurvivesARestart(t *testing.T) {
 func TestMarkedNodeWaitsForItsFullCopy(t *testing.T) {
 	c := startCluster(t)
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs apptest.Output
 	m := hintedStore(t, c, dir, 512, &logs)
 	m.Reconciled()
 	c.n2.Freeze()
@@ -224,7 +225,7 @@ func TestMarkedNodeWaitsForItsFullCopy(t *testing.T) {
 func TestSharedStateDirAdoptsOnlyOrphans(t *testing.T) {
 	c := startCluster(t)
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs apptest.Output
 	a := hintedStore(t, c, dir, 0, &logs)
 	b := hintedStore(t, c, dir, 0, &logs)
 	a.Reconciled()
@@ -279,7 +280,7 @@ func TestUnwritableStateDir(t *testing.T) {
 func TestHintFileCompactsSupersededRecords(t *testing.T) {
 	c := startCluster(t)
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs apptest.Output
 	m := hintedStore(t, c, dir, 1024, &logs)
 	m.Reconciled()
 	c.n2.Freeze()
@@ -326,7 +327,7 @@ func TestHintFileOnAFullDisk(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
 	c := startCluster(t)
-	var logs syncBuffer
+	var logs apptest.Output
 	m := hintedStore(t, c, dir, 0, &logs)
 	m.Reconciled()
 	filler, err := os.Create(filepath.Join(dir, "filler"))
@@ -376,7 +377,7 @@ func TestHintFileOnAFullDisk(t *testing.T) {
 func TestReloadedStoreAdoptsTheOldOnesHints(t *testing.T) {
 	c := startCluster(t)
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs apptest.Output
 	old := hintedStore(t, c, dir, 0, &logs)
 	old.Reconciled()
 	id := sessionstore.AppendNewID(nil)

@@ -3,32 +3,14 @@ package memcached
 import (
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"sessionproxy/internal/apptest"
 	"sessionproxy/internal/memcachedtest"
 
 	"sessionproxy/sessionstore"
 )
-
-// syncBuffer collects log output written from the monitors' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestStartupCopyRetriedAfterBusy: a start-up reconciliation whose listing
 // memcached refuses with BUSY (another metadump runs on the source: another
@@ -46,7 +28,7 @@ func TestStartupCopyRetriedAfterBusy(t *testing.T) {
 	other := busyListing(t, a.Addr)
 	defer other.Close()
 
-	var logs syncBuffer
+	var logs apptest.Output
 	m, err := NewMemcached(sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "a", Addr: a.Addr}, {ID: "b", Addr: b.Addr}},
 		Timeout: time.Second, ProbeInterval: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {

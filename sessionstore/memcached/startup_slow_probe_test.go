@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"sessionproxy/internal/apptest"
 	"sessionproxy/internal/memcachedtest"
 	"sessionproxy/sessionstore"
 )
@@ -30,7 +31,7 @@ func TestStartupSlowAnswerIsNotDown(t *testing.T) {
 		b.Thaw()
 		close(thawed)
 	}()
-	var logs syncBuffer
+	var logs apptest.Output
 	m, err := NewMemcached(sessionstore.MemcachedOptions{Nodes: []sessionstore.Node{{ID: "a", Addr: a.Addr}, {ID: "b", Addr: b.Addr}},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
