@@ -51,11 +51,45 @@ func Start(t testing.TB, o Options) *Server {
 	t.Helper()
 	need(t, "redis-server")
 	need(t, "redis-cli")
-	s := &Server{Addr: testutil.FreeAddr(t), Dir: t.TempDir(), opts: o, t: t}
-	_, s.Port, _ = net.SplitHostPort(s.Addr)
-	s.start()
+	s := &Server{Dir: t.TempDir(), opts: o, t: t}
 	t.Cleanup(s.Stop)
-	return s
+	// A free port is not held: another process may take it, or, for a
+	// cluster node, its bus port (the port + 10000, seen taken in a
+	// clean-clone CI run), before redis-server binds them. Such a start
+	// is tried again on other ports.
+	for try := 1; ; try++ {
+		s.Addr = freeAddr(t, o.Cluster)
+		_, s.Port, _ = net.SplitHostPort(s.Addr)
+		if s.tryStart() {
+			return s
+		}
+		log, _ := os.ReadFile(s.Dir + "/redis.log")
+		if try == 5 || !strings.Contains(string(log), "Address already in use") {
+			t.Fatalf("redis-server on %s did not start: %s", s.Addr, log)
+		}
+		os.Remove(s.Dir + "/redis.log")
+	}
+}
+
+// freeAddr returns a free loopback address; for a cluster node, one whose
+// bus port (the port + 10000) is free too.
+func freeAddr(t testing.TB, cluster bool) string {
+	t.Helper()
+	for {
+		a := testutil.FreeAddr(t)
+		if !cluster {
+			return a
+		}
+		_, p, _ := net.SplitHostPort(a)
+		port, _ := strconv.Atoi(p)
+		if port+10000 > 65535 {
+			continue
+		}
+		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+10000))); err == nil {
+			ln.Close()
+			return a
+		}
+	}
 }
 
 func (s *Server) args() []string {
@@ -78,6 +112,16 @@ func (s *Server) args() []string {
 
 func (s *Server) start() {
 	s.t.Helper()
+	if !s.tryStart() {
+		log, _ := os.ReadFile(s.Dir + "/redis.log")
+		s.t.Fatalf("redis-server on %s did not start: %s", s.Addr, log)
+	}
+}
+
+// tryStart starts redis-server on s.Addr, three times if it does not
+// answer, and reports whether it does.
+func (s *Server) tryStart() bool {
+	s.t.Helper()
 	for try := 0; try < 3; try++ {
 		cmd := exec.Command("redis-server", s.args()...)
 		cmd.Dir = s.Dir
@@ -87,13 +131,15 @@ func (s *Server) start() {
 		}
 		s.cmd = cmd
 		if s.waitReady(5 * time.Second) {
-			return
+			return true
 		}
 		s.Stop()
+		if log, _ := os.ReadFile(s.Dir + "/redis.log"); strings.Contains(string(log), "Address already in use") {
+			return false // the same port again would fail the same way
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	log, _ := os.ReadFile(s.Dir + "/redis.log")
-	s.t.Fatalf("redis-server on %s did not start: %s", s.Addr, log)
+	return false
 }
 
 func (s *Server) waitReady(d time.Duration) bool {
